@@ -1,0 +1,19 @@
+{
+  "targets": [
+    {
+      "target_name": "ipckit",
+      "sources": [
+        "native/addon.c",
+        "native/common.c",
+        "native/mapping.c",
+        "native/sab.cc",
+        "native/shm.c",
+        "native/shm_sysv.c"
+      ],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
+      "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],
+      "defines": ["_GNU_SOURCE"],
+      "libraries": ["-lpthread", "-lrt"]
+    }
+  ]
+}

@@ -1,0 +1,28 @@
+/* Module entry. Each mechanism group registers its functions here; any state
+ * must live in per-environment instance data (ipck_env), never in globals,
+ * because every worker thread loads its own copy of the exports. */
+#include "common.h"
+#include "mapping.h"
+
+static void env_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  ipck_env *state = calloc(1, sizeof *state);
+  if (state == NULL || napi_set_instance_data(env, state, env_finalize, NULL) != napi_ok) {
+    free(state);
+    napi_throw_error(env, "ERR_IPCKIT_NATIVE", "ipckit: cannot allocate per-environment state");
+    return NULL;
+  }
+  if (!ipck_init_mapping(env, exports) || !ipck_init_shm(env, exports) ||
+      !ipck_init_shm_sysv(env, exports)) {
+    ipck_throw_napi_failure(env, "module registration");
+    return NULL;
+  }
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

@@ -1,0 +1,21 @@
+#ifndef IPCKIT_SAB_H
+#define IPCKIT_SAB_H
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Called once the JS side can no longer reach the memory (garbage
+ * collection, or the isolate's teardown); may run on any thread. */
+typedef void (*ipck_sab_deleter)(void *data, size_t len, void *hint);
+
+/* Wraps [data, data+len) as a SharedArrayBuffer; len must be > 0. */
+napi_status ipck_sab_create(napi_env env, void *data, size_t len,
+                            ipck_sab_deleter deleter, void *hint,
+                            napi_value *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

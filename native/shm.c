@@ -1,0 +1,89 @@
+/* POSIX shared memory (shm_open), memfd, and mmap of any descriptor.
+ * Validation lives in src/shm.ts and src/mmap.ts; size/fstat/ftruncate/close
+ * go through Node's fs, which already wraps them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mapping.h"
+
+/* shmOpen(name, oflag, mode) -> fd */
+static napi_value js_shm_open(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 3);
+  char name[NAME_MAX + 2];
+  int32_t oflag = 0;
+  uint32_t mode = 0;
+  if (!ipck_get_string(env, argv[0], name, sizeof name) ||
+      !ipck_get_i32(env, argv[1], &oflag) || !ipck_get_u32(env, argv[2], &mode))
+    return ipck_throw_errno(env, EINVAL, "shm_open");
+  int fd = shm_open(name, oflag, (mode_t)mode);
+  if (fd < 0) return ipck_throw_errno(env, errno, "shm_open");
+  return ipck_i64(env, fd);
+}
+
+/* shmUnlink(name) */
+static napi_value js_shm_unlink(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 1);
+  char name[NAME_MAX + 2];
+  if (!ipck_get_string(env, argv[0], name, sizeof name))
+    return ipck_throw_errno(env, EINVAL, "shm_unlink");
+  if (shm_unlink(name) != 0) return ipck_throw_errno(env, errno, "shm_unlink");
+  return ipck_undefined(env);
+}
+
+/* memfdCreate(name, flags) -> fd */
+static napi_value js_memfd_create(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 2);
+  char name[250];
+  uint32_t flags = 0;
+  if (!ipck_get_string(env, argv[0], name, sizeof name) ||
+      !ipck_get_u32(env, argv[1], &flags))
+    return ipck_throw_errno(env, EINVAL, "memfd_create");
+  int fd = memfd_create(name, flags);
+  if (fd < 0) return ipck_throw_errno(env, errno, "memfd_create");
+  return ipck_i64(env, fd);
+}
+
+/* mapFd(fd, length, offset, writable, shared) -> { buffer, handle } */
+static napi_value js_map_fd(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 5);
+  int32_t fd = -1;
+  int64_t length = 0, offset = 0;
+  bool writable = false, shared = true;
+  if (!ipck_get_i32(env, argv[0], &fd) || !ipck_get_i64(env, argv[1], &length) ||
+      !ipck_get_i64(env, argv[2], &offset) || !ipck_get_bool(env, argv[3], &writable) ||
+      !ipck_get_bool(env, argv[4], &shared) || length <= 0 || offset < 0)
+    return ipck_throw_errno(env, EINVAL, "mmap");
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void *p = mmap(NULL, (size_t)length, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd,
+                 (off_t)offset);
+  if (p == MAP_FAILED) return ipck_throw_errno(env, errno, "mmap");
+  return ipck_mapping_expose(env, p, (size_t)length);
+}
+
+/* fdAccessMode(fd) -> O_RDONLY | O_WRONLY | O_RDWR */
+static napi_value js_fd_access_mode(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 1);
+  int32_t fd = -1;
+  if (!ipck_get_i32(env, argv[0], &fd)) return ipck_throw_errno(env, EBADF, "fcntl");
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return ipck_throw_errno(env, errno, "fcntl");
+  return ipck_i64(env, fl & O_ACCMODE);
+}
+
+bool ipck_init_shm(napi_env env, napi_value exports) {
+  napi_value c;
+  if (napi_create_object(env, &c) != napi_ok) return false;
+  ipck_set_i64(env, c, "MFD_CLOEXEC", MFD_CLOEXEC);
+  ipck_set_i64(env, c, "MFD_ALLOW_SEALING", MFD_ALLOW_SEALING);
+  ipck_set_i64(env, c, "PAGE_SIZE", sysconf(_SC_PAGESIZE));
+  ipck_set_value(env, exports, "shmConstants", c);
+  return ipck_export(env, exports, "shmOpen", js_shm_open) &&
+         ipck_export(env, exports, "shmUnlink", js_shm_unlink) &&
+         ipck_export(env, exports, "memfdCreate", js_memfd_create) &&
+         ipck_export(env, exports, "mapFd", js_map_fd) &&
+         ipck_export(env, exports, "fdAccessMode", js_fd_access_mode);
+}

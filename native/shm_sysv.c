@@ -1,0 +1,126 @@
+/* System V shared memory: shmget, shmat, shmctl, and ftok (shared by every
+ * System V mechanism). Validation lives in src/shm-sysv.ts. */
+#include <errno.h>
+#include <limits.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "mapping.h"
+
+/* shmget(key, size, flags) -> id */
+static napi_value js_shmget(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 3);
+  int32_t key = 0, flags = 0;
+  int64_t size = 0;
+  if (!ipck_get_i32(env, argv[0], &key) || !ipck_get_i64(env, argv[1], &size) ||
+      !ipck_get_i32(env, argv[2], &flags) || size < 0)
+    return ipck_throw_errno(env, EINVAL, "shmget");
+  int id = shmget((key_t)key, (size_t)size, flags);
+  if (id < 0) return ipck_throw_errno(env, errno, "shmget");
+  return ipck_i64(env, id);
+}
+
+/* shmat(id, readOnly) -> { buffer, handle }; the length is the segment size. */
+static napi_value js_shmat(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 2);
+  int32_t id = -1;
+  bool read_only = false;
+  if (!ipck_get_i32(env, argv[0], &id) || !ipck_get_bool(env, argv[1], &read_only))
+    return ipck_throw_errno(env, EINVAL, "shmat");
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return ipck_throw_errno(env, errno, "shmctl");
+  void *p = shmat(id, NULL, read_only ? SHM_RDONLY : 0);
+  if (p == (void *)-1) return ipck_throw_errno(env, errno, "shmat");
+  /* munmap of an attached segment is equivalent to shmdt for the whole
+   * segment, so the generic mapping record can own it. */
+  return ipck_mapping_expose(env, p, ds.shm_segsz);
+}
+
+static void set_perm(napi_env env, napi_value obj, const struct ipc_perm *perm) {
+  ipck_set_i64(env, obj, "key", (int32_t)perm->__key);
+  ipck_set_i64(env, obj, "uid", perm->uid);
+  ipck_set_i64(env, obj, "gid", perm->gid);
+  ipck_set_i64(env, obj, "cuid", perm->cuid);
+  ipck_set_i64(env, obj, "cgid", perm->cgid);
+  ipck_set_i64(env, obj, "mode", perm->mode);
+  ipck_set_i64(env, obj, "seq", perm->__seq);
+}
+
+/* shmStat(id) -> every shmid_ds field, times in seconds */
+static napi_value js_shm_stat(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 1);
+  int32_t id = -1;
+  if (!ipck_get_i32(env, argv[0], &id)) return ipck_throw_errno(env, EINVAL, "shmctl");
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return ipck_throw_errno(env, errno, "shmctl");
+  napi_value out;
+  IPCK_CALL(env, napi_create_object(env, &out));
+  set_perm(env, out, &ds.shm_perm);
+  ipck_set_i64(env, out, "size", (int64_t)ds.shm_segsz);
+  ipck_set_i64(env, out, "atime", ds.shm_atime);
+  ipck_set_i64(env, out, "dtime", ds.shm_dtime);
+  ipck_set_i64(env, out, "ctime", ds.shm_ctime);
+  ipck_set_i64(env, out, "cpid", ds.shm_cpid);
+  ipck_set_i64(env, out, "lpid", ds.shm_lpid);
+  ipck_set_i64(env, out, "nattch", (int64_t)ds.shm_nattch);
+  return out;
+}
+
+/* shmSet(id, uid, gid, mode): IPC_SET of the permission fields. */
+static napi_value js_shm_set(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 4);
+  int32_t id = -1;
+  uint32_t uid = 0, gid = 0, mode = 0;
+  if (!ipck_get_i32(env, argv[0], &id) || !ipck_get_u32(env, argv[1], &uid) ||
+      !ipck_get_u32(env, argv[2], &gid) || !ipck_get_u32(env, argv[3], &mode))
+    return ipck_throw_errno(env, EINVAL, "shmctl");
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return ipck_throw_errno(env, errno, "shmctl");
+  ds.shm_perm.uid = uid;
+  ds.shm_perm.gid = gid;
+  ds.shm_perm.mode = (unsigned short)mode;
+  if (shmctl(id, IPC_SET, &ds) != 0) return ipck_throw_errno(env, errno, "shmctl");
+  return ipck_undefined(env);
+}
+
+/* shmRemove(id): IPC_RMID; the segment goes once the last attachment does. */
+static napi_value js_shm_remove(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 1);
+  int32_t id = -1;
+  if (!ipck_get_i32(env, argv[0], &id)) return ipck_throw_errno(env, EINVAL, "shmctl");
+  if (shmctl(id, IPC_RMID, NULL) != 0) return ipck_throw_errno(env, errno, "shmctl");
+  return ipck_undefined(env);
+}
+
+/* ftok(path, projId) -> key, computed by libc so it matches C programs. */
+static napi_value js_ftok(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 2);
+  char path[PATH_MAX];
+  int32_t proj = 0;
+  if (!ipck_get_string(env, argv[0], path, sizeof path) ||
+      !ipck_get_i32(env, argv[1], &proj))
+    return ipck_throw_errno(env, ENAMETOOLONG, "ftok");
+  errno = 0;
+  key_t key = ftok(path, proj);
+  if (key == (key_t)-1) return ipck_throw_errno(env, errno ? errno : EINVAL, "ftok");
+  return ipck_i64(env, (int32_t)key);
+}
+
+bool ipck_init_shm_sysv(napi_env env, napi_value exports) {
+  napi_value c;
+  if (napi_create_object(env, &c) != napi_ok) return false;
+  ipck_set_i64(env, c, "IPC_PRIVATE", IPC_PRIVATE);
+  ipck_set_i64(env, c, "IPC_CREAT", IPC_CREAT);
+  ipck_set_i64(env, c, "IPC_EXCL", IPC_EXCL);
+  ipck_set_i64(env, c, "SHM_DEST", SHM_DEST);
+  ipck_set_i64(env, c, "SHM_LOCKED", SHM_LOCKED);
+  ipck_set_value(env, exports, "sysvConstants", c);
+  return ipck_export(env, exports, "shmget", js_shmget) &&
+         ipck_export(env, exports, "shmat", js_shmat) &&
+         ipck_export(env, exports, "shmStat", js_shm_stat) &&
+         ipck_export(env, exports, "shmSet", js_shm_set) &&
+         ipck_export(env, exports, "shmRemove", js_shm_remove) &&
+         ipck_export(env, exports, "ftok", js_ftok);
+}

@@ -1,0 +1,68 @@
+// Runs the compiled test suite with node:test and fails the run if it left
+// IPC objects behind (POSIX shm/semaphores in /dev/shm, POSIX queues in
+// /dev/mqueue, System V objects in /proc/sysvipc).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const testDir = join(root, 'dist-test');
+
+// POSIX message queues are only listed where the mqueue filesystem is mounted.
+if (process.getuid?.() === 0 && !existsSync('/dev/mqueue/.') && existsSync('/dev')) {
+  spawnSync('sh', ['-c', 'mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue'], { stdio: 'ignore' });
+}
+
+function listDir(dir) {
+  try {
+    return readdirSync(dir).map((n) => `${dir}/${n}`);
+  } catch {
+    return [];
+  }
+}
+
+function sysvIds(kind) {
+  try {
+    return readFileSync(`/proc/sysvipc/${kind}`, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => {
+        const f = line.trim().split(/\s+/);
+        return `sysv-${kind} key=0x${(Number(f[0]) >>> 0).toString(16)} id=${f[1]}`;
+      });
+  } catch {
+    return [];
+  }
+}
+
+function snapshot() {
+  return new Set([...listDir('/dev/shm'), ...listDir('/dev/mqueue'), ...sysvIds('shm'), ...sysvIds('sem'), ...sysvIds('msg')]);
+}
+
+function findTests(dir) {
+  const out = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory() && entry.name !== 'fixtures') out.push(...findTests(p));
+    else if (entry.isFile() && entry.name.endsWith('.test.js')) out.push(p);
+  }
+  return out.sort();
+}
+
+const only = process.argv.slice(2);
+const files = only.length ? only : findTests(testDir);
+const before = snapshot();
+const run = spawnSync(
+  process.execPath,
+  ['--test', '--test-reporter=spec', '--test-timeout=180000', ...files],
+  { stdio: 'inherit', cwd: root },
+);
+const leaked = [...snapshot()].filter((x) => !before.has(x));
+if (leaked.length) {
+  console.error(`\nleak check: the test run left ${leaked.length} IPC object(s) behind:`);
+  for (const x of leaked) console.error(`  ${x}`);
+} else {
+  console.log('leak check: no IPC objects left behind (/dev/shm, /dev/mqueue, System V)');
+}
+process.exit(run.status === 0 && leaked.length === 0 ? 0 : run.status || 1);

@@ -1,0 +1,112 @@
+// mmap(2) of regular files (and character devices such as /dev/zero).
+// The checks here are the pitfalls C programmers meet: an empty file cannot
+// be mapped, the offset must be a multiple of the page size, the mapping's
+// protection cannot exceed how the file was opened, and touching pages past
+// the end of the file raises SIGBUS.
+import { closeSync, constants as fsc, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { rangeError, sys, typeError } from './errors.js';
+import { native, PAGE_SIZE } from './native.js';
+import { SharedRegion } from './region.js';
+import { checkBoolean, checkMode, checkObject, checkSize, checkString } from './validate.js';
+
+export interface MmapFileOptions {
+  /** MAP_SHARED (writes reach the file and other mappers) or MAP_PRIVATE (copy-on-write). Default true. */
+  shared?: boolean;
+  /** Bytes to map. Default: from `offset` to the end of the file. */
+  size?: number;
+  /** Where the mapping starts in the file; a multiple of the page size. Default 0. */
+  offset?: number;
+  /** Open O_RDONLY and map PROT_READ. Default false. */
+  readOnly?: boolean;
+  /** Create the file if missing (O_CREAT, with `mode`). Default false. */
+  create?: boolean;
+  /** Extend the file (ftruncate) when it is shorter than offset + size. Default false. */
+  grow?: boolean;
+  /** Permission bits for a created file. Default 0o600. */
+  mode?: number | string;
+}
+
+/** A mapped file. */
+export class MappedFile extends SharedRegion {
+  readonly path: string;
+  readonly offset: number;
+  readonly shared: boolean;
+
+  /** @internal */
+  constructor(token: symbol, path: string, mapping: ReturnType<typeof native.mapFd>, readOnly: boolean, offset: number, shared: boolean) {
+    super(token, mapping, readOnly, { path });
+    this.path = path;
+    this.offset = offset;
+    this.shared = shared;
+  }
+
+  /**
+   * msync: writes dirty pages of a shared mapping back to the file. With
+   * `async`, schedules it (MS_ASYNC) instead of waiting (MS_SYNC).
+   */
+  sync(options?: { async?: boolean; offset?: number; length?: number }): void {
+    const o = checkObject(options, 'options') as { async?: boolean; offset?: number; length?: number };
+    const async = checkBoolean(o.async, 'options.async', false);
+    const start = checkSize(o.offset, 'options.offset', 0, 0);
+    if (start > this.size) throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `options.offset ${start} is past the mapping's ${this.size} bytes`);
+    const length = checkSize(o.length, 'options.length', 0, this.size - start);
+    if (length > this.size - start) throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `options.length ${length} runs past the mapping's end`);
+    sys(() => this.syncMapping(start, length, async), { path: this.path });
+  }
+}
+
+/** Maps `path` into memory. */
+export function file(path: string, options?: MmapFileOptions): MappedFile {
+  checkString(path, 'path');
+  const o = checkObject(options, 'options') as MmapFileOptions;
+  const shared = checkBoolean(o.shared, 'options.shared', true);
+  const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
+  const create = checkBoolean(o.create, 'options.create', false);
+  const grow = checkBoolean(o.grow, 'options.grow', false);
+  const mode = checkMode(o.mode);
+  const offset = checkSize(o.offset, 'options.offset', 0, 0);
+  const size = checkSize(o.size, 'options.size', 1, undefined);
+  if (offset % PAGE_SIZE !== 0) {
+    throw rangeError('ERR_IPCKIT_UNALIGNED_OFFSET', `options.offset must be a multiple of the page size (${PAGE_SIZE}), got ${offset}`);
+  }
+  if (readOnly && grow) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.grow cannot be used with options.readOnly');
+
+  // A shared writable mapping needs the file open for writing; a private one
+  // only needs read access, since its writes never reach the file.
+  const needsWrite = (shared && !readOnly) || grow;
+  const flags = (needsWrite ? fsc.O_RDWR : fsc.O_RDONLY) | (create ? fsc.O_CREAT : 0);
+  const ctx = { path };
+  const fd = sys(() => openSync(path, flags, mode), ctx);
+  try {
+    const st = sys(() => fstatSync(fd), ctx);
+    const isFile = st.isFile();
+    let length = size ?? st.size - offset;
+    if (isFile) {
+      if (size === undefined && st.size === 0) {
+        throw rangeError('ERR_IPCKIT_EMPTY_FILE', `cannot map '${path}': the file is empty (a mapping needs at least 1 byte; write to it, or pass size with grow: true)`);
+      }
+      if (size === undefined && offset >= st.size) {
+        throw rangeError('ERR_IPCKIT_BEYOND_EOF', `options.offset ${offset} is at or past the end of '${path}' (${st.size} bytes)`);
+      }
+      if (offset + length > st.size) {
+        if (!grow) {
+          throw rangeError(
+            'ERR_IPCKIT_BEYOND_EOF',
+            `'${path}' is ${st.size} bytes; mapping ${length} bytes at offset ${offset} would reach past its end, where access raises SIGBUS (pass grow: true to extend the file)`,
+          );
+        }
+        sys(() => ftruncateSync(fd, offset + length), ctx);
+      }
+    } else if (size === undefined) {
+      throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `'${path}' is not a regular file: options.size is required`);
+    }
+    length = Math.max(length, 0);
+    const mapping = sys(() => native.mapFd(fd, length, offset, !readOnly, shared), ctx);
+    return new MappedFile(SharedRegion.token, path, mapping, readOnly, offset, shared);
+  } finally {
+    // The mapping holds its own reference to the file.
+    closeSync(fd);
+  }
+}
+
+export const mmap = { file } as const;

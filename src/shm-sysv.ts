@@ -1,0 +1,227 @@
+// System V shared memory: shmget/shmat/shmdt/shmctl.
+import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { native } from './native.js';
+import { SharedRegion } from './region.js';
+import { checkKey, ftok, type SysvKey } from './sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkObject, checkSize } from './validate.js';
+
+export interface SysvShmStat {
+  key: number;
+  /** Bytes in the segment (shm_segsz). */
+  size: number;
+  /** Permission bits, e.g. 0o600. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Creator's uid/gid. */
+  cuid: number;
+  cgid: number;
+  /** Pid of the creator and of the last shmat/shmdt. */
+  cpid: number;
+  lpid: number;
+  /** Number of current attaches. */
+  nattch: number;
+  /** Last attach/detach/change; null when it never happened. */
+  atime: Date | null;
+  dtime: Date | null;
+  ctime: Date | null;
+  /** IPC_RMID was called; the segment goes when the last process detaches. */
+  markedForRemoval: boolean;
+  /** SHM_LOCK is in effect. */
+  locked: boolean;
+}
+
+export interface SysvShmGetOptions {
+  /** Create the segment if the key has none (IPC_CREAT). Needs `size`. Default false. */
+  create?: boolean;
+  /** With create: fail with EEXIST if it exists (IPC_EXCL). Default false. */
+  exclusive?: boolean;
+  /** Segment size in bytes when creating; when opening, the minimum it must have. */
+  size?: number;
+  /** Permission bits of a new segment. Default 0o600. */
+  mode?: number | string;
+}
+
+export interface AttachOptions {
+  /** Attach SHM_RDONLY. Default false. */
+  readOnly?: boolean;
+}
+
+const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
+
+/** A System V shared memory segment. Attach it to get its SharedArrayBuffer. */
+export class SysvSegment implements Disposable {
+  readonly id: number;
+  readonly key: number;
+  #region: SharedRegion | null = null;
+
+  /** @internal */
+  constructor(id: number, key: number) {
+    this.id = id;
+    this.key = key;
+  }
+
+  get #context(): IpcErrorContext {
+    return { id: this.id };
+  }
+
+  /** Whether this handle is attached. */
+  get attached(): boolean {
+    return this.#region !== null;
+  }
+
+  /**
+   * Attaches the segment (shmat) and returns its memory. Attaching again
+   * returns the same buffer. With readOnly the pages are mapped read-only:
+   * reading is fine, a write through the buffer ends the process with SIGSEGV
+   * (as in C) — use segment.write(), which checks.
+   */
+  attach(options?: AttachOptions): SharedArrayBuffer {
+    const o = checkObject(options, 'options') as AttachOptions;
+    const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
+    if (this.#region) {
+      if (this.#region.readOnly !== readOnly) {
+        throw stateError(
+          'ERR_IPCKIT_ALREADY_ATTACHED',
+          `segment id ${this.id} is already attached ${this.#region.readOnly ? 'read-only' : 'read-write'}; detach() first`,
+        );
+      }
+      return this.#region.buffer;
+    }
+    const mapping = sys(() => native.shmat(this.id, readOnly), this.#context);
+    this.#region = new SharedRegion(SharedRegion.token, mapping, readOnly, this.#context);
+    return this.#region.buffer;
+  }
+
+  /** The attached memory; throws if not attached. */
+  get buffer(): SharedArrayBuffer {
+    return this.#attachedRegion().buffer;
+  }
+
+  /** Copies bytes out of the attached segment. */
+  read(offset?: number, length?: number): Buffer {
+    return this.#attachedRegion().read(offset, length);
+  }
+
+  /** Copies bytes into the attached segment; refuses if attached read-only. */
+  write(data: string | ArrayBufferView, offset?: number): number {
+    return this.#attachedRegion().write(data, offset);
+  }
+
+  /** Detaches (shmdt); views on the old buffer see zeros afterwards. Idempotent. */
+  detach(): void {
+    const region = this.#region;
+    this.#region = null;
+    region?.close();
+  }
+
+  /** Same as detach(): never removes the segment. */
+  close(): void {
+    this.detach();
+  }
+
+  [Symbol.dispose](): void {
+    this.detach();
+  }
+
+  /** shmctl(IPC_STAT): every shmid_ds field. */
+  stat(): SysvShmStat {
+    const ds = sys(() => native.shmStat(this.id), this.#context);
+    const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
+    return {
+      key: ds.key,
+      size: ds.size,
+      mode: ds.mode & 0o777,
+      uid: ds.uid,
+      gid: ds.gid,
+      cuid: ds.cuid,
+      cgid: ds.cgid,
+      cpid: ds.cpid,
+      lpid: ds.lpid,
+      nattch: ds.nattch,
+      atime: toDate(ds.atime),
+      dtime: toDate(ds.dtime),
+      ctime: toDate(ds.ctime),
+      markedForRemoval: (ds.mode & SHM_DEST) !== 0,
+      locked: (ds.mode & SHM_LOCKED) !== 0,
+    };
+  }
+
+  /** shmctl(IPC_SET): change owner and permission bits. */
+  set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
+    const c = checkObject(changes, 'changes') as { mode?: number | string; uid?: number; gid?: number };
+    const current = sys(() => native.shmStat(this.id), this.#context);
+    const mode = checkMode(c.mode, current.mode & 0o777);
+    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
+    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    sys(() => native.shmSet(this.id, uid, gid, mode), this.#context);
+  }
+
+  /** shmctl(IPC_RMID): the segment is destroyed once every process has detached. */
+  remove(): void {
+    sys(() => native.shmRemove(this.id), this.#context);
+  }
+
+  #attachedRegion(): SharedRegion {
+    if (!this.#region) throw stateError('ERR_IPCKIT_CLOSED', `segment id ${this.id} is not attached; call attach() first`);
+    return this.#region;
+  }
+}
+
+/** Gets (and optionally creates) the segment for `key`; 'private' always creates a new one. */
+export function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
+  const k = checkKey(key);
+  const o = checkObject(options, 'options') as SysvShmGetOptions;
+  const isPrivate = key === 'private';
+  const create = checkBoolean(o.create, 'options.create', isPrivate);
+  const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
+  const size = checkSize(o.size, 'options.size', 1, undefined);
+  const mode = checkMode(o.mode);
+  if (exclusive && !create) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.exclusive needs options.create');
+  if (create && size === undefined) {
+    throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.size is needed to create a System V segment');
+  }
+  const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
+  const flags = (create ? IPC_CREAT | mode : 0) | (exclusive ? IPC_EXCL : 0);
+  const ctx = isPrivate ? {} : { key: k };
+  let id: number;
+  try {
+    id = native.shmget(k, size ?? 0, flags);
+  } catch (e) {
+    throw explainShmgetFailure(e, k, size, ctx);
+  }
+  return new SysvSegment(id, isPrivate ? 0 : k);
+}
+
+function explainShmgetFailure(e: unknown, key: number, size: number | undefined, ctx: IpcErrorContext): unknown {
+  const err = toIpcError(e, ctx);
+  if (!(err instanceof IpcError)) return err;
+  if (err.code === 'ENOSPC') {
+    const mni = readLimit('/proc/sys/kernel/shmmni');
+    return new IpcError(err.errno, 'shmget', { ...ctx, limit: mni }, 'no segment id left, or the system-wide page total /proc/sys/kernel/shmall is reached');
+  }
+  if (err.code === 'EINVAL' && size !== undefined) {
+    const max = readLimit('/proc/sys/kernel/shmmax');
+    if (typeof max.value === 'number' && size > max.value) return new IpcError(err.errno, 'shmget', { ...ctx, limit: max });
+    if (key !== native.sysvConstants.IPC_PRIVATE) {
+      try {
+        const existing = native.shmStat(native.shmget(key, 0, 0));
+        if (existing.size < size) {
+          return rangeError('ERR_IPCKIT_SIZE_MISMATCH', `segment for key ${key} is ${existing.size} bytes, smaller than the requested size ${size}`);
+        }
+      } catch {
+        // Fall through to the kernel's own answer.
+      }
+    }
+  }
+  return err;
+}
+
+/** Opens the segment with identifier `id` (as `ipcs -m` and `ipcmk -M` print it). */
+export function fromId(id: number): SysvSegment {
+  checkInteger(id, 'id', 0, 0x7fffffff);
+  const ds = sys(() => native.shmStat(id), { id });
+  return new SysvSegment(id, ds.key);
+}
+
+export const sysv = { get, fromId, ftok } as const;

@@ -1,0 +1,248 @@
+// POSIX shared memory (shm_open), anonymous shared memory (memfd_create), and
+// mapping a descriptor received from elsewhere. System V segments live in
+// shm-sysv.ts and are exposed here as shm.sysv.
+import { closeSync, constants as fsc, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
+import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { native } from './native.js';
+import { SharedRegion } from './region.js';
+import { sysv } from './shm-sysv.js';
+import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, checkSize, checkString } from './validate.js';
+
+export interface ShmStat {
+  /** Size of the object in bytes (may differ from the mapped `size` if someone resized it). */
+  size: number;
+  /** Permission bits, e.g. 0o600. */
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  atime: Date;
+  mtime: Date;
+  ctime: Date;
+}
+
+/** Shared memory reached through a descriptor: memfd, shm.fromFd(), and the base of named POSIX regions. */
+export class FdRegion extends SharedRegion {
+  #fd: number;
+  readonly #ownsFd: boolean;
+
+  /** @internal */
+  constructor(token: symbol, fd: number, ownsFd: boolean, size: number, readOnly: boolean, context: IpcErrorContext) {
+    const mapping = size > 0 ? sys(() => native.mapFd(fd, size, 0, !readOnly, true), context) : null;
+    super(token, mapping, readOnly, context);
+    this.#fd = fd;
+    this.#ownsFd = ownsFd;
+  }
+
+  /** The descriptor; pass it to a child in `spawn(..., { stdio })` and map it there with shm.fromFd(). */
+  get fd(): number {
+    this.assertOpen();
+    return this.#fd;
+  }
+
+  /**
+   * Sets the object's size (ftruncate) and maps it again at the new size.
+   * `buffer` is a new SharedArrayBuffer afterwards; views on the old one see
+   * zeros. Other processes keep their old mapping: they must map again, and
+   * if the object shrank, touching their pages past the end raises SIGBUS.
+   */
+  resize(size: number): void {
+    this.assertOpen();
+    const n = checkSize(size, 'size');
+    if (this.readOnly) throw stateError('ERR_IPCKIT_READ_ONLY', `cannot resize: ${this.describe()} was opened read-only`);
+    sys(() => ftruncateSync(this.#fd, n), this.context);
+    const mapping = n > 0 ? sys(() => native.mapFd(this.#fd, n, 0, true, true), this.context) : null;
+    this.replaceMapping(mapping);
+  }
+
+  /** fstat of the object. */
+  stat(): ShmStat {
+    this.assertOpen();
+    const st = sys(() => fstatSync(this.#fd), this.context);
+    return {
+      size: st.size,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      ino: st.ino,
+      atime: st.atime,
+      mtime: st.mtime,
+      ctime: st.ctime,
+    };
+  }
+
+  protected override releaseResources(): void {
+    if (this.#ownsFd) sys(() => closeSync(this.#fd), this.context);
+    this.#fd = -1;
+  }
+}
+
+/** A named POSIX shared memory object (shm_open) and its mapping. */
+export class ShmRegion extends FdRegion {
+  readonly name: string;
+
+  /** @internal */
+  constructor(token: symbol, name: string, fd: number, size: number, readOnly: boolean) {
+    super(token, fd, true, size, readOnly, { path: name });
+    this.name = name;
+  }
+
+  /** Removes the name (shm_unlink); mappings stay valid until closed. */
+  unlink(): void {
+    unlink(this.name);
+  }
+}
+
+export interface ShmOpenOptions {
+  /** Create the object if it does not exist (O_CREAT). Default false. */
+  create?: boolean;
+  /** With create: fail with EEXIST if it exists (O_EXCL). Default false. */
+  exclusive?: boolean;
+  /**
+   * Bytes to map. A new (or still empty) object is sized to this; an existing
+   * larger object is mapped in part; a smaller one is an error. Default: the
+   * object's current size.
+   */
+  size?: number;
+  /** Permission bits of a new object, applied exactly (not filtered by umask). Default 0o600. */
+  mode?: number | string;
+  /** Open O_RDONLY and map PROT_READ. Default false. */
+  readOnly?: boolean;
+}
+
+const OPTIONS = 'options';
+
+function fileLimit(code: string): IpcLimit | undefined {
+  if (code === 'EMFILE') return { name: 'RLIMIT_NOFILE (ulimit -n)' };
+  if (code === 'ENFILE') return readLimit('/proc/sys/fs/file-max');
+  return undefined;
+}
+
+/** Opens (and optionally creates) the POSIX shared memory object `name` and maps it. */
+export function open(name: string, options?: ShmOpenOptions): ShmRegion {
+  checkPosixName(name);
+  const o = checkObject(options, OPTIONS) as ShmOpenOptions;
+  const create = checkBoolean(o.create, 'options.create', false);
+  const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
+  const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
+  const size = checkSize(o.size, 'options.size', 0, undefined);
+  const mode = checkMode(o.mode);
+  if (exclusive && !create) {
+    throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.exclusive needs options.create');
+  }
+  const ctx = { path: name };
+  const access = readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
+  const openIt = (flags: number) => sys(() => native.shmOpen(name, access | flags, mode), ctx, fileLimit);
+
+  // Create with O_EXCL first so we know whether this call made the object:
+  // only then do we set its exact mode, and only then remove it on failure.
+  let fd = -1;
+  let created = false;
+  if (!create) {
+    fd = openIt(0);
+  } else {
+    for (let attempt = 0; fd < 0; attempt++) {
+      try {
+        fd = openIt(fsc.O_CREAT | fsc.O_EXCL);
+        created = true;
+      } catch (e) {
+        if (exclusive || !(e instanceof IpcError) || e.code !== 'EEXIST' || attempt > 8) throw e;
+        try {
+          fd = openIt(0);
+        } catch (e2) {
+          // Removed between our two calls: try creating again.
+          if (!(e2 instanceof IpcError) || e2.code !== 'ENOENT') throw e2;
+        }
+      }
+    }
+  }
+
+  try {
+    if (created) sys(() => fchmodSync(fd, mode), ctx);
+    const current = sys(() => fstatSync(fd), ctx).size;
+    let length = current;
+    if (size !== undefined) {
+      if (current === 0 && size > 0) {
+        // A fresh object, or one whose creator has not sized it yet: both
+        // sides asking for the same size makes this race harmless.
+        if (readOnly) {
+          throw stateError('ERR_IPCKIT_READ_ONLY', `cannot size '${name}' to ${size} bytes through a read-only descriptor`);
+        }
+        sys(() => ftruncateSync(fd, size), ctx);
+      } else if (current < size) {
+        throw rangeError(
+          'ERR_IPCKIT_SIZE_MISMATCH',
+          `'${name}' is ${current} bytes, smaller than the requested size ${size}; resize() it first`,
+        );
+      }
+      length = size;
+    }
+    return new ShmRegion(SharedRegion.token, name, fd, length, readOnly);
+  } catch (e) {
+    closeSync(fd);
+    if (created) native.shmUnlink(name);
+    throw e;
+  }
+}
+
+/** Removes the name `name` (shm_unlink). Existing mappings stay valid. */
+export function unlink(name: string): void {
+  checkPosixName(name);
+  sys(() => native.shmUnlink(name), { path: name });
+}
+
+export interface AnonymousOptions {
+  /** Shown in /proc/PID/fd and /proc/PID/maps as `memfd:NAME`. Default 'ipckit'. */
+  name?: string;
+}
+
+/**
+ * Anonymous shared memory of `size` bytes (memfd_create): no name anyone can
+ * open, freed when the last descriptor and mapping go. Share it by handing
+ * `region.fd` to a child's stdio or over a Unix socket; map it there with
+ * shm.fromFd().
+ */
+export function anonymous(size: number, options?: AnonymousOptions): FdRegion {
+  const n = checkSize(size, 'size', 1);
+  const o = checkObject(options, OPTIONS) as AnonymousOptions;
+  const label = o.name === undefined ? 'ipckit' : checkString(o.name, 'options.name');
+  if (Buffer.byteLength(label) > 249 || label.includes('\0')) {
+    throw typeError('ERR_IPCKIT_INVALID_NAME', 'options.name must be at most 249 bytes without NUL');
+  }
+  const ctx = { path: `memfd:${label}` };
+  const fd = sys(() => native.memfdCreate(label, native.shmConstants.MFD_CLOEXEC), ctx, fileLimit);
+  try {
+    sys(() => ftruncateSync(fd, n), ctx);
+    return new FdRegion(SharedRegion.token, fd, true, n, false, ctx);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+export interface FromFdOptions {
+  /** Map PROT_READ. Default: read-only exactly when the descriptor is. */
+  readOnly?: boolean;
+  /** Bytes to map. Default: the object's size. */
+  size?: number;
+  /** Close the descriptor when the region is closed. Default false (the caller owns it). */
+  closeFd?: boolean;
+}
+
+/** Maps shared memory given as a descriptor (memfd, shm_open, or a file). */
+export function fromFd(fd: number, options?: FromFdOptions): FdRegion {
+  checkInteger(fd, 'fd', 0, 0x7fffffff);
+  const o = checkObject(options, OPTIONS) as FromFdOptions;
+  const closeFd = checkBoolean(o.closeFd, 'options.closeFd', false);
+  const ctx = { path: `fd:${fd}` };
+  const accessMode = sys(() => native.fdAccessMode(fd), ctx);
+  const readOnly = checkBoolean(o.readOnly, 'options.readOnly', accessMode === fsc.O_RDONLY);
+  const current = sys(() => fstatSync(fd), ctx).size;
+  const size = checkSize(o.size, 'options.size', 0, current);
+  if (size > current) {
+    throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `fd ${fd} refers to ${current} bytes, fewer than the requested size ${size}`);
+  }
+  return new FdRegion(SharedRegion.token, fd, closeFd, size, readOnly, ctx);
+}
+
+export { sysv };

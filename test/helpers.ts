@@ -1,0 +1,108 @@
+// Shared test utilities: unique names, peer processes speaking JSON lines,
+// and small C programs compiled on the fly as independent peers.
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+/** A POSIX IPC name no other test or run will use. */
+export function uniqueName(tag: string): string {
+  return `/ipckit-test-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** A System V key unlikely to collide (random, never 0). */
+export function uniqueKey(): number {
+  return (randomBytes(4).readUInt32BE(0) | 0x10000000) >>> 0;
+}
+
+export interface Peer {
+  child: ChildProcess;
+  /** Resolves with the next JSON line the peer prints on stdout. */
+  next<T = Record<string, unknown>>(): Promise<T>;
+  /** Sends one JSON line to the peer's stdin. */
+  send(message: unknown): void;
+  /** Resolves when the peer exits. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts a fixture script (test/fixtures/NAME.js) or any command as a peer process. */
+export function startPeer(command: string, args: string[] = [], options: SpawnOptions = {}): Peer {
+  const isFixture = !command.includes('/') && !['python3', 'sh', 'setpriv'].includes(command) && !command.startsWith('cc-');
+  const [cmd, argv] = isFixture ? [process.execPath, [join(fixturesDir, `${command}.js`), ...args]] : [command, args];
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'], ...options });
+  const queue: unknown[] = [];
+  const waiting: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
+  let ended: Error | null = null;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal }));
+  });
+  if (child.stdout) {
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      let msg: unknown;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        msg = { text: line };
+      }
+      const w = waiting.shift();
+      if (w) w.resolve(msg);
+      else queue.push(msg);
+    });
+    lines.on('close', () => {
+      ended = new Error(`peer ${command} closed its output before answering`);
+      for (const w of waiting.splice(0)) w.reject(ended);
+    });
+  }
+  return {
+    child,
+    exited,
+    next<T>() {
+      if (queue.length) return Promise.resolve(queue.shift() as T);
+      if (ended) return Promise.reject(ended);
+      return new Promise<T>((resolve, reject) => waiting.push({ resolve: resolve as (v: unknown) => void, reject }));
+    },
+    send(message: unknown) {
+      child.stdin?.write(`${JSON.stringify(message)}\n`);
+    },
+  };
+}
+
+/** Runs a command to completion and returns its output; throws on failure. */
+export function run(cmd: string, args: string[], input?: string): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+export function has(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Compiles a C program into a temporary directory; returns the binary's path and a cleanup. */
+export function compileC(source: string): { path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'ipckit-cc-'));
+  const src = join(dir, 'peer.c');
+  const bin = join(dir, 'peer');
+  writeFileSync(src, source);
+  run('cc', ['-O1', '-o', bin, src, '-lrt', '-lpthread']);
+  return { path: bin, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Whether this process may drop capabilities to prove permission checks (needs root). */
+export const canDropPrivileges = process.getuid?.() === 0 && has('setpriv');
+
+/**
+ * Arguments that run a command as root *without* capabilities, so that
+ * permission bits apply to it as to any unprivileged process. Unlike switching
+ * to another uid, this keeps access to the checkout wherever it lives.
+ */
+export function withoutCapabilities(cmd: string, args: string[]): [string, string[]] {
+  return ['setpriv', ['--inh-caps=-all', '--bounding-set=-all', '--', cmd, ...args]];
+}
