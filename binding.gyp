@@ -6,7 +6,9 @@
         "native/addon.c",
         "native/common.c",
         "native/mapping.c",
+        "native/poller.c",
         "native/sab.cc",
+        "native/signals.c",
         "native/shm.c",
         "native/shm_sysv.c"
       ],
