@@ -9,6 +9,7 @@
         "native/poller.c",
         "native/sab.cc",
         "native/signals.c",
+        "native/doorbell.c",
         "native/shm.c",
         "native/shm_sysv.c"
       ],

@@ -66,6 +66,11 @@ export interface Native {
   signalSend(pid: number, signal: number, hasValue: boolean, value: number): boolean;
   pidfdOpen(pid: number): number;
   pidfdSend(fd: number, signal: number, hasValue: boolean, value: number): boolean;
+
+  doorbellPipe(): [number, number];
+  eventfdCreate(initval: number): number;
+  doorbellRing(fd: number, isEventfd: boolean): boolean;
+  doorbellDrain(fd: number): number;
 }
 
 export interface ThreadMaskReport {
