@@ -51,3 +51,26 @@ export const signals = {
   SIGRTMIN: signalsModule.SIGRTMIN,
   SIGRTMAX: signalsModule.SIGRTMAX,
 } as const;
+
+import * as channelModule from './channel.js';
+export { Channel, ChannelServer } from './channel.js';
+export type {
+  ChannelOptions,
+  ListenOptions as ChannelListenOptions,
+  ChannelForkOptions,
+  ForkedChannel,
+  Codec,
+  CodecName,
+  CloseInfo,
+  CloseReason,
+  RequestOptions,
+  RequestHandler,
+} from './channel.js';
+
+/** Channels: typed messages over shm:, unix:, unix-abstract:, tcp://, pipe: — one API, the transport is the URL. */
+export const channel = {
+  connect: channelModule.connect,
+  listen: channelModule.listen,
+  fork: channelModule.fork,
+  parent: channelModule.parent,
+} as const;

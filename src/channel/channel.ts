@@ -1,0 +1,379 @@
+// Channel<T>: typed messages over any Link, with send backpressure, an
+// async-iterator receive side with a bounded queue, and request-reply.
+import { EventEmitter } from 'node:events';
+import { rangeError, stateError, typeError } from '../errors.js';
+import type { Codec } from './codec.js';
+import {
+  KIND_ERROR,
+  KIND_MESSAGE,
+  KIND_REPLY,
+  KIND_REQUEST,
+  MESSAGE_HEADER,
+  badFrame,
+  checkFrame,
+  correlatedHeader,
+  headerLength,
+  readId,
+} from './frame.js';
+import type { CloseInfo, Link } from './link.js';
+
+export interface RequestOptions {
+  /** Milliseconds before the request rejects with ERR_IPCKIT_TIMEOUT. Default: the channel's requestTimeout (none). */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export type RequestHandler<T> = (message: T) => T | Promise<T>;
+
+interface PendingSend {
+  header: Uint8Array;
+  body: Uint8Array;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface PendingRequest<T> {
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+  cleanup: () => void;
+}
+
+export interface ChannelSettings<T> {
+  codec: Codec<T>;
+  maxMessageSize: number;
+  highWaterMark: number;
+  requestTimeout?: number;
+}
+
+const RESOLVED = Promise.resolve();
+
+function closedError(info: CloseInfo | null): Error {
+  const why = info ? ` (${info.reason}${info.error ? `: ${info.error.message}` : ''})` : '';
+  const err = stateError(info?.reason === 'peer-lost' ? 'ERR_IPCKIT_PEER_LOST' : 'ERR_IPCKIT_CLOSED', `channel is closed${why}`);
+  if (info?.error) (err as Error).cause = info.error;
+  return err;
+}
+
+/**
+ * One end of a message channel. Events: 'message' (when listened to, messages
+ * go there instead of the iterator), 'error' (protocol or system error; the
+ * channel closes right after), 'close' ({ reason, error? }).
+ */
+export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<T>, AsyncDisposable {
+  readonly #link: Link;
+  readonly #codec: Codec<T>;
+  readonly #maxMessageSize: number;
+  readonly #hwm: number;
+  readonly #requestTimeout: number | undefined;
+
+  #sendQueue: PendingSend[] = [];
+  #inbox: T[] = [];
+  #inboxHead = 0;
+  #readers: Array<{ resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void }> = [];
+  #paused = false;
+  #nextId = 1;
+  #requests = new Map<number, PendingRequest<T>>();
+  #handler: RequestHandler<T> | null = null;
+  #closeInfo: CloseInfo | null = null;
+  #closing: Promise<void> | null = null;
+  #iteratorError: Error | null = null;
+
+  /** @internal Channels come from channel.connect(), channel.listen(), channel.fork(). */
+  constructor(link: Link, settings: ChannelSettings<T>) {
+    super();
+    this.#link = link;
+    this.#codec = settings.codec;
+    this.#maxMessageSize = Math.min(settings.maxMessageSize, link.maxFrame - 5);
+    this.#hwm = settings.highWaterMark;
+    this.#requestTimeout = settings.requestTimeout;
+    link.start({
+      onFrame: (frame) => this.#onFrame(frame),
+      onWritable: () => this.#flush(),
+      onClose: (info) => this.#onClose(info),
+    });
+  }
+
+  /** Transport scheme: 'shm', 'unix', 'tcp', 'pipe', ... */
+  get transport(): string {
+    return this.#link.transport;
+  }
+
+  get codec(): string {
+    return this.#codec.name;
+  }
+
+  get maxMessageSize(): number {
+    return this.#maxMessageSize;
+  }
+
+  /** Null while open; then why it closed. */
+  get closeInfo(): CloseInfo | null {
+    return this.#closeInfo;
+  }
+
+  get closed(): boolean {
+    return this.#closeInfo !== null || this.#closing !== null;
+  }
+
+  /** @internal */
+  get link(): Link {
+    return this.#link;
+  }
+
+  /**
+   * Sends one message. Resolves once the transport accepted it (it is in the
+   * ring / socket buffer, in order); while the transport is full the promise
+   * waits, which is the backpressure: await it (or every Nth) to bound memory.
+   */
+  send(message: T): Promise<void> {
+    return this.#sendFrame(MESSAGE_HEADER, message);
+  }
+
+  /** Sends `message` as a request and resolves with the peer's onRequest() answer. */
+  request(message: T, options: RequestOptions = {}): Promise<T> {
+    if (typeof options !== 'object' || options === null) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'options must be an object');
+    const timeout = options.timeout ?? this.#requestTimeout;
+    if (timeout !== undefined && (!Number.isFinite(timeout) || timeout < 0)) {
+      throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'options.timeout must be a non-negative number of milliseconds');
+    }
+    if (this.closed) return Promise.reject(closedError(this.#closeInfo));
+    options.signal?.throwIfAborted();
+    const id = this.#nextId;
+    this.#nextId = (this.#nextId + 1) >>> 0 || 1;
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        this.#requests.get(id)?.cleanup();
+        reject(options.signal!.reason);
+      };
+      const cleanup = () => {
+        this.#requests.delete(id);
+        if (timer) clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
+      this.#requests.set(id, { resolve, reject, cleanup });
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(stateError('ERR_IPCKIT_TIMEOUT', `request ${id} got no reply within ${timeout} ms`));
+        }, timeout);
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#sendFrame(correlatedHeader(KIND_REQUEST, id), message).catch((e: Error) => {
+        cleanup();
+        reject(e);
+      });
+    });
+  }
+
+  /** Answers the peer's request() calls; a throw (or rejection) becomes the requester's rejection. One handler; null removes it. */
+  onRequest(handler: RequestHandler<T> | null): this {
+    if (handler !== null && typeof handler !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'handler must be a function');
+    this.#handler = handler;
+    return this;
+  }
+
+  #sendFrame(header: Uint8Array, message: T): Promise<void> {
+    if (this.#closeInfo || (this.#closing && header === MESSAGE_HEADER)) return Promise.reject(closedError(this.#closeInfo));
+    let body: Uint8Array;
+    try {
+      body = this.#codec.encode(message);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (body.byteLength > this.#maxMessageSize) {
+      return Promise.reject(
+        rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `message of ${body.byteLength} bytes exceeds maxMessageSize ${this.#maxMessageSize}`),
+      );
+    }
+    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return RESOLVED;
+    return new Promise<void>((resolve, reject) => {
+      // The codec may hand back a view it reuses (raw: the caller's buffer): keep a copy while queued.
+      this.#sendQueue.push({ header, body: body.slice(), resolve, reject });
+    });
+  }
+
+  #flush(): void {
+    const q = this.#sendQueue;
+    let i = 0;
+    while (i < q.length && this.#link.tryWrite(q[i]!.header, q[i]!.body)) {
+      q[i]!.resolve();
+      i++;
+    }
+    if (i > 0) q.splice(0, i);
+    if (q.length === 0 && this.#flushed) {
+      this.#flushed();
+      this.#flushed = null;
+    }
+  }
+
+  #flushed: (() => void) | null = null;
+
+  #onFrame(frame: Uint8Array): void {
+    if (this.#closeInfo) return;
+    const problem = checkFrame(frame);
+    if (problem) return this.#fail(badFrame(`corrupt frame on ${this.transport}: channel: ${problem}`));
+    const kind = frame[0]!;
+    const hl = headerLength(kind);
+    let value: T;
+    let payload: unknown;
+    try {
+      const bytes = frame.subarray(hl);
+      if (kind === KIND_ERROR) payload = JSON.parse(Buffer.from(bytes).toString('utf8'));
+      else value = this.#codec.decode(bytes);
+    } catch (e) {
+      const err = stateError('ERR_IPCKIT_CODEC', `cannot decode a ${frame.byteLength}-byte frame with the ${this.#codec.name} codec: ${(e as Error).message}`);
+      err.cause = e;
+      return this.#fail(err);
+    }
+    if (kind === KIND_MESSAGE) return this.#deliver(value!);
+    const id = readId(frame);
+    if (kind === KIND_REQUEST) return this.#answer(id, value!);
+    const pending = this.#requests.get(id);
+    if (!pending) return; // timed out or aborted: a late reply is dropped
+    pending.cleanup();
+    if (kind === KIND_REPLY) pending.resolve(value!);
+    else {
+      const p = (payload ?? {}) as { message?: string; code?: string; name?: string };
+      const err = stateError('ERR_IPCKIT_REMOTE', `request failed in the peer: ${p.message ?? 'unknown error'}`);
+      Object.assign(err, { remoteCode: p.code, remoteName: p.name });
+      pending.reject(err);
+    }
+  }
+
+  #answer(id: number, request: T): void {
+    const handler = this.#handler;
+    const fail = (e: unknown) => {
+      if (this.closed) return;
+      const err = e instanceof Error ? e : new Error(String(e));
+      const body = Buffer.from(JSON.stringify({ message: err.message, code: (err as { code?: unknown }).code, name: err.name }));
+      this.#sendFrameBytes(correlatedHeader(KIND_ERROR, id), body);
+    };
+    if (!handler) return fail(new Error('no onRequest() handler on this channel'));
+    let result: T | Promise<T>;
+    try {
+      result = handler(request);
+    } catch (e) {
+      return fail(e);
+    }
+    Promise.resolve(result).then(
+      (answer) => {
+        if (!this.closed) this.#sendFrame(correlatedHeader(KIND_REPLY, id), answer).catch(fail);
+      },
+      fail,
+    );
+  }
+
+  #sendFrameBytes(header: Uint8Array, body: Uint8Array): void {
+    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return;
+    this.#sendQueue.push({ header, body, resolve: () => {}, reject: () => {} });
+  }
+
+  #deliver(value: T): void {
+    if (this.listenerCount('message') > 0) {
+      this.emit('message', value);
+      return;
+    }
+    const reader = this.#readers.shift();
+    if (reader) return reader.resolve({ value, done: false });
+    this.#inbox.push(value);
+    if (!this.#paused && this.#inbox.length - this.#inboxHead >= this.#hwm) {
+      this.#paused = true;
+      this.#link.pause();
+    }
+  }
+
+  /** Next message, or done once the channel is closed and everything received was read. */
+  next(): Promise<IteratorResult<T>> {
+    if (this.#inboxHead < this.#inbox.length) {
+      const value = this.#inbox[this.#inboxHead]!;
+      this.#inbox[this.#inboxHead++] = undefined as T;
+      const left = this.#inbox.length - this.#inboxHead;
+      if (left === 0) {
+        this.#inbox = [];
+        this.#inboxHead = 0;
+      } else if (this.#inboxHead > 1024 && this.#inboxHead * 2 > this.#inbox.length) {
+        this.#inbox = this.#inbox.slice(this.#inboxHead);
+        this.#inboxHead = 0;
+      }
+      if (this.#paused && left <= this.#hwm >> 1 && !this.#closeInfo) {
+        this.#paused = false;
+        this.#link.resume();
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#iteratorError) {
+      const e = this.#iteratorError;
+      this.#iteratorError = null;
+      return Promise.reject(e);
+    }
+    if (this.#closeInfo) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.#readers.push({ resolve, reject }));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => this.next(),
+      // Breaking out of `for await` does not close the channel: it stays usable.
+      return: async () => ({ value: undefined, done: true }),
+    };
+  }
+
+  #fail(error: Error): void {
+    if (this.#closeInfo) return;
+    this.#link.destroy(error);
+  }
+
+  #onClose(info: CloseInfo): void {
+    if (this.#closeInfo) return;
+    this.#closeInfo = info;
+    const err = closedError(info);
+    for (const p of this.#sendQueue.splice(0)) p.reject(err);
+    this.#flushed?.();
+    this.#flushed = null;
+    for (const r of [...this.#requests.values()]) {
+      r.cleanup();
+      r.reject(err);
+    }
+    if (info.error) {
+      // Errors end the iteration with a throw, so `for await` users see them;
+      // 'error' listeners get them too. Without either, the error is in closeInfo.
+      if (this.#readers.length > 0) this.#readers.shift()!.reject(info.error);
+      else if (info.reason === 'error') this.#iteratorError = info.error;
+      if (this.listenerCount('error') > 0) this.emit('error', info.error);
+    }
+    for (const r of this.#readers.splice(0)) r.resolve({ value: undefined, done: true });
+    this.emit('close', info);
+  }
+
+  /**
+   * Closes this end: later send() calls reject, messages already accepted
+   * still reach the peer, the iterator ends after what was received. Resolves
+   * once the transport is down. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    if (this.#closeInfo) return (this.#closing = RESOLVED);
+    this.#closing = (async () => {
+      // Messages send() is still waiting to place go out first (or fail if the link dies).
+      if (this.#sendQueue.length > 0) await new Promise<void>((resolve) => (this.#flushed = resolve));
+      await this.#link.close();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Whether this channel keeps the process alive (default true). */
+  ref(): this {
+    this.#link.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.#link.unref();
+    return this;
+  }
+}

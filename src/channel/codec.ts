@@ -1,0 +1,71 @@
+// Message codecs: how a value becomes the bytes of one frame and back.
+// Built-ins: raw (bytes as they are), json, v8 (structured clone: Map, Date,
+// typed arrays, BigInt...), msgpack (msgpackr). Any { name, encode, decode }
+// object plugs in.
+import { deserialize, serialize } from 'node:v8';
+import { Packr } from 'msgpackr';
+import { typeError } from '../errors.js';
+
+export interface Codec<T = unknown> {
+  readonly name: string;
+  /** The bytes of one message. May return a view; it is copied before the call returns to the caller's next send. */
+  encode(value: T): Uint8Array;
+  /**
+   * The message in `bytes`. `bytes` may be a view into shared memory that is
+   * reused once decode returns: copy what you keep (json/v8/msgpack do by nature).
+   */
+  decode(bytes: Uint8Array): T;
+}
+
+export type CodecName = 'raw' | 'json' | 'v8' | 'msgpack';
+
+const raw: Codec<ArrayBufferView> = {
+  name: 'raw',
+  encode(value) {
+    if (!ArrayBuffer.isView(value)) {
+      throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'the raw codec sends Buffer, TypedArray or DataView messages');
+    }
+    return value instanceof Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  },
+  // A copy: the bytes may live in a ring that the next message overwrites.
+  decode: (bytes) => Buffer.from(bytes),
+};
+
+const json: Codec<unknown> = {
+  name: 'json',
+  encode(value) {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw typeError('ERR_IPCKIT_CODEC', 'the json codec cannot send undefined or a function');
+    return Buffer.from(text, 'utf8');
+  },
+  decode: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')),
+};
+
+const v8: Codec<unknown> = {
+  name: 'v8',
+  encode: (value) => serialize(value),
+  decode: (bytes) => deserialize(bytes),
+};
+
+let packr: Packr | undefined;
+const msgpack: Codec<unknown> = {
+  name: 'msgpack',
+  encode: (value) => (packr ??= new Packr({ useRecords: false })).pack(value),
+  // msgpackr may keep references into the input for strings/binary: copy first.
+  decode: (bytes) => (packr ??= new Packr({ useRecords: false })).unpack(Buffer.from(bytes)),
+};
+
+const builtins: Record<CodecName, Codec<any>> = { raw, json, v8, msgpack };
+
+export function resolveCodec<T>(codec: CodecName | Codec<T> | undefined, fallback: CodecName = 'json'): Codec<T> {
+  if (codec === undefined) return builtins[fallback];
+  if (typeof codec === 'string') {
+    const c = builtins[codec as CodecName];
+    if (!c) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `unknown codec '${codec}' (raw, json, v8, msgpack, or a { name, encode, decode } object)`);
+    return c;
+  }
+  if (typeof codec !== 'object' || codec === null || typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
+    throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'options.codec must be a codec name or an object with encode() and decode()');
+  }
+  return codec;
+}

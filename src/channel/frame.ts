@@ -1,0 +1,102 @@
+// What travels in one frame, on every transport:
+//   byte 0      kind: 0 message, 1 request, 2 reply, 3 error reply
+//   bytes 1..4  correlation id (u32 LE), requests and replies only
+//   rest        the codec's bytes (error replies: JSON { message, code })
+// Stream transports (unix:, tcp:, pipe:) prefix each frame with its length
+// (u32 LE); the shm: ring stores the length in the record header instead.
+import { stateError } from '../errors.js';
+
+export const KIND_MESSAGE = 0;
+export const KIND_REQUEST = 1;
+export const KIND_REPLY = 2;
+export const KIND_ERROR = 3;
+
+/** The one-byte header of a plain message, shared by every send (never mutated). */
+export const MESSAGE_HEADER = new Uint8Array([KIND_MESSAGE]);
+
+export function correlatedHeader(kind: number, id: number): Uint8Array {
+  const h = new Uint8Array(5);
+  h[0] = kind;
+  h[1] = id & 0xff;
+  h[2] = (id >>> 8) & 0xff;
+  h[3] = (id >>> 16) & 0xff;
+  h[4] = id >>> 24;
+  return h;
+}
+
+export function headerLength(kind: number): number {
+  return kind === KIND_MESSAGE ? 1 : 5;
+}
+
+export function readId(frame: Uint8Array): number {
+  return (frame[1]! | (frame[2]! << 8) | (frame[3]! << 16) | (frame[4]! << 24)) >>> 0;
+}
+
+export function badFrame(message: string): Error & { code: 'ERR_IPCKIT_BAD_FRAME' } {
+  return stateError('ERR_IPCKIT_BAD_FRAME', message) as Error & { code: 'ERR_IPCKIT_BAD_FRAME' };
+}
+
+/** Checks kind and minimum length; returns an error message, or null when the frame is well formed. */
+export function checkFrame(frame: Uint8Array): string | null {
+  if (frame.byteLength < 1) return 'empty frame';
+  const kind = frame[0]!;
+  if (kind > KIND_ERROR) return `unknown frame kind ${kind}`;
+  if (frame.byteLength < headerLength(kind)) return `frame of kind ${kind} is ${frame.byteLength} bytes, shorter than its header`;
+  return null;
+}
+
+/**
+ * Cuts a byte stream into length-prefixed frames without ever allocating more
+ * than one frame of at most `maxFrame` bytes: a larger length prefix is an
+ * error before anything is allocated for it.
+ */
+export class StreamFramer {
+  readonly #maxFrame: number;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #need = -1; // length of the frame being assembled, -1 while reading the prefix
+
+  constructor(maxFrame: number) {
+    this.#maxFrame = maxFrame;
+  }
+
+  /** Calls onFrame for each complete frame; throws ERR_IPCKIT_BAD_FRAME on an impossible length. */
+  push(chunk: Buffer, onFrame: (frame: Buffer) => void): void {
+    let buf = chunk;
+    if (this.#buffered > 0) {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      const want = this.#need < 0 ? 4 : this.#need + 4;
+      if (this.#buffered < want) return;
+      buf = Buffer.concat(this.#chunks, this.#buffered);
+      this.#chunks = [];
+      this.#buffered = 0;
+    }
+    let pos = 0;
+    const end = buf.length;
+    while (end - pos >= 4) {
+      const len = buf.readUInt32LE(pos);
+      if (len === 0) throw badFrame('zero-length frame');
+      if (len > this.#maxFrame) {
+        throw badFrame(`incoming frame of ${len} bytes exceeds maxMessageSize (${this.#maxFrame - 5} bytes of payload)`);
+      }
+      if (end - pos - 4 < len) {
+        this.#need = len;
+        break;
+      }
+      onFrame(buf.subarray(pos + 4, pos + 4 + len));
+      pos += 4 + len;
+      this.#need = -1;
+    }
+    if (pos < end) {
+      if (end - pos < 4) this.#need = -1;
+      this.#chunks.push(buf.subarray(pos));
+      this.#buffered = end - pos;
+    }
+  }
+
+  /** Bytes of an incomplete frame still buffered (a peer that hung up mid-frame). */
+  get pending(): number {
+    return this.#buffered;
+  }
+}

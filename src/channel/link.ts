@@ -1,0 +1,48 @@
+// The contract between a Channel and a transport. A link moves opaque frames
+// (see frame.ts) in order, reliably, with flow control in both directions;
+// the Channel adds codecs, request-reply and the async-iterator API on top.
+
+export type CloseReason =
+  /** close() on this side. */
+  | 'closed'
+  /** The peer closed its side cleanly. */
+  | 'peer-closed'
+  /** The peer went away without closing: killed, crashed, or the connection broke. */
+  | 'peer-lost'
+  /** A protocol or system error on this channel (see `error`). */
+  | 'error';
+
+export interface CloseInfo {
+  reason: CloseReason;
+  error?: Error;
+}
+
+export interface LinkEvents {
+  /** One frame. It may be a view into memory that is reused after the call returns. */
+  onFrame(frame: Uint8Array): void;
+  /** tryWrite() returned false earlier and there is room again. */
+  onWritable(): void;
+  /** The link is down; called once. No onFrame after it. */
+  onClose(info: CloseInfo): void;
+}
+
+export interface Link {
+  /** The transport scheme, e.g. 'unix', 'shm'. */
+  readonly transport: string;
+  /** Largest frame (header + payload) this link accepts. */
+  readonly maxFrame: number;
+  /** Installs the receiver; frames start flowing after this call. */
+  start(events: LinkEvents): void;
+  /** Writes header+body as one frame if there is room now; false (nothing written) otherwise. */
+  tryWrite(header: Uint8Array, body: Uint8Array): boolean;
+  /** Stop / restart delivering frames (receiver backpressure). */
+  pause(): void;
+  resume(): void;
+  /** Graceful close: frames already written still reach the peer. Resolves when done. */
+  close(): Promise<void>;
+  /** Immediate teardown after an error. */
+  destroy(error?: Error): void;
+  /** Keep the process alive for this link (default) or not. */
+  ref(): void;
+  unref(): void;
+}

@@ -1,0 +1,520 @@
+// shm: transport. Data goes through two SPSC rings in a memfd (ring.ts); the
+// kernel is only involved to wake a sleeping peer (a doorbell pipe watched by
+// uv_poll) and to tell us when the peer is gone (the control socket).
+//
+// Rendezvous: the listener owns the abstract Unix socket "\0ipckit-shm/NAME"
+// (no file, gone with the process, so a restarted peer can listen again at
+// once). A connector creates the memfd and its doorbell pipe and sends
+// { pid, memfd, bell } over the socket; the listener opens
+// /proc/PID/fd/{memfd,bell} (same user, no names anywhere), answers with its
+// own { pid, bell }, and both close the memfd descriptor once mapped. Nothing
+// is ever created in /dev/shm, so a kill -9 at any moment leaks nothing.
+//
+// Waiting: after any activity a side spins on Atomics.load for `spin`
+// microseconds, in short microtask slices so its own code keeps running;
+// then it raises its "sleeping" flag, re-checks, and sleeps on its doorbell.
+// A producer rings only when the flag is up (compare-exchange, so once).
+import { closeSync, constants as fsc, openSync } from 'node:fs';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { IpcError, stateError, sys } from '../errors.js';
+import { native } from '../native.js';
+import { READABLE, watchFd, type FdWatcher } from '../poller.js';
+import type { SharedRegion } from '../region.js';
+import { anonymous, fromFd } from '../shm.js';
+import { badFrame } from './frame.js';
+import type { CloseInfo, Link, LinkEvents } from './link.js';
+import {
+  CONTROL_BYTES,
+  MAGIC,
+  VERSION,
+  W_MAGIC,
+  W_MAX_FRAME,
+  W_RING_SIZE,
+  W_VERSION,
+  WRAP,
+  recordBytes,
+  ringSizeFor,
+  ringWords,
+  totalBytes,
+  type RingWords,
+} from './ring.js';
+
+export interface ShmLinkOptions {
+  /** Microseconds to spin after activity before sleeping; 'auto' = 50; false = never spin. */
+  spin?: 'auto' | number | false;
+  /** Bytes per direction (rounded up to a power of two). Default 4 MiB, or enough for maxMessageSize. */
+  ringSize?: number;
+}
+
+const AUTO_SPIN_US = 50;
+/** Longest run of microtask-driven pumping before yielding to the event loop once. */
+const MAX_SLICE_US = 2000;
+const SPIN_LOADS = 64;
+const DEFAULT_RING = 4 * 1024 * 1024;
+
+export function socketPath(name: string): string {
+  return `\0ipckit-shm/${name}`;
+}
+
+function spinMicros(spin: ShmLinkOptions['spin']): number {
+  if (spin === undefined || spin === 'auto') return AUTO_SPIN_US;
+  if (spin === false) return 0;
+  return spin;
+}
+
+class ShmLink implements Link {
+  readonly transport = 'shm';
+  readonly maxFrame: number;
+  readonly #region: SharedRegion;
+  readonly #i32: Int32Array;
+  readonly #u8: Uint8Array;
+  readonly #R: number;
+  readonly #mask: number;
+  readonly #out: RingWords;
+  readonly #in: RingWords;
+  #outHead: number;
+  #inRead: number;
+  readonly #bellRead: number;
+  readonly #bellWrite: number;
+  readonly #peerBell: number;
+  readonly #socket: Socket;
+  readonly #spinUs: number;
+  #watch: FdWatcher | null = null;
+  #events: LinkEvents | null = null;
+  #paused = false;
+  #wantWritable = false;
+  #scheduled = false;
+  #sleeping = false;
+  #lastActivity = 0;
+  #sliceStart = 0;
+  #finished = false;
+  #closing: Promise<void> | null = null;
+  #failure: Error | undefined;
+  #socketClosed = false;
+
+  constructor(
+    region: SharedRegion,
+    side: 'listener' | 'connector',
+    bell: [number, number],
+    peerBell: number,
+    socket: Socket,
+    spinUs: number,
+  ) {
+    this.#region = region;
+    const buf = region.buffer;
+    this.#i32 = new Int32Array(buf);
+    this.#u8 = new Uint8Array(buf);
+    this.#R = this.#i32[W_RING_SIZE]!;
+    this.#mask = this.#R - 1;
+    this.maxFrame = this.#i32[W_MAX_FRAME]!;
+    this.#out = ringWords(side === 'connector' ? 0 : 1, this.#R);
+    this.#in = ringWords(side === 'connector' ? 1 : 0, this.#R);
+    this.#outHead = Atomics.load(this.#i32, this.#out.head);
+    this.#inRead = Atomics.load(this.#i32, this.#in.tail);
+    [this.#bellRead, this.#bellWrite] = bell;
+    this.#peerBell = peerBell;
+    this.#socket = socket;
+    this.#spinUs = spinUs;
+  }
+
+  start(events: LinkEvents): void {
+    this.#events = events;
+    // The socket carries no data after the handshake: it is the liveness wire.
+    this.#socket.on('data', () => {});
+    this.#socket.on('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ECONNRESET' && code !== 'EPIPE') this.#failure ??= e;
+    });
+    this.#socket.on('end', () => {
+      if (!this.#closing) this.#socket.end();
+    });
+    this.#socket.on('close', () => {
+      this.#socketClosed = true;
+      this.#finish();
+    });
+    // The socket keeps the process alive; the doorbell watch does not need to.
+    this.#watch = watchFd(this.#bellRead, READABLE, () => this.#onBell(), { ref: false });
+    this.#lastActivity = performance.now();
+    this.#schedule();
+  }
+
+  #onBell(): void {
+    native.doorbellDrain(this.#bellRead);
+    this.#sleeping = false;
+    Atomics.store(this.#i32, this.#in.consumerSleeping, 0);
+    Atomics.store(this.#i32, this.#out.producerSleeping, 0);
+    this.#lastActivity = performance.now();
+    this.#sliceStart = this.#lastActivity;
+    this.#pump();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#finished) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#pumpTask);
+  }
+
+  readonly #pumpTask = (): void => {
+    this.#scheduled = false;
+    this.#pump();
+  };
+
+  readonly #immediateTask = (): void => {
+    this.#scheduled = false;
+    this.#sliceStart = performance.now();
+    this.#pump();
+  };
+
+  #pump(): void {
+    if (this.#finished) return;
+    let progress = this.#readBatch() > 0;
+    if (this.#wantWritable && this.#hasSpaceFor(0)) {
+      this.#wantWritable = false;
+      progress = true;
+      this.#events!.onWritable();
+    }
+    if (this.#finished) return;
+    const now = performance.now();
+    if (progress) this.#lastActivity = now;
+    const waitingForInput = !this.#paused && !this.#closing;
+    if (!waitingForInput && !this.#wantWritable) return; // idle: resume()/tryWrite() restart us
+    if (this.#spinUs > 0 && (now - this.#lastActivity) * 1000 < this.#spinUs) {
+      // Spin a little, then come back as a microtask so that the code we just
+      // delivered to (and its awaits) runs in between.
+      const i32 = this.#i32;
+      const head = this.#in.head;
+      const read = this.#inRead;
+      for (let k = 0; k < SPIN_LOADS && Atomics.load(i32, head) === read; k++);
+      if ((now - this.#sliceStart) * 1000 > MAX_SLICE_US) {
+        this.#scheduled = true;
+        setImmediate(this.#immediateTask);
+      } else this.#schedule();
+      return;
+    }
+    this.#sleep();
+  }
+
+  #sleep(): void {
+    const i32 = this.#i32;
+    if (!this.#paused) Atomics.store(i32, this.#in.consumerSleeping, 1);
+    if (this.#wantWritable) Atomics.store(i32, this.#out.producerSleeping, 1);
+    // Re-check after raising the flags: the peer may have written just before.
+    if ((!this.#paused && Atomics.load(i32, this.#in.head) !== this.#inRead) || (this.#wantWritable && this.#hasSpaceFor(0))) {
+      Atomics.store(i32, this.#in.consumerSleeping, 0);
+      Atomics.store(i32, this.#out.producerSleeping, 0);
+      this.#lastActivity = performance.now();
+      this.#schedule();
+      return;
+    }
+    this.#sleeping = true;
+    this.#sliceStart = 0;
+  }
+
+  /** Wakes this side out of its sleep to spin (we just did something the peer will answer). */
+  #wakeSelf(): void {
+    this.#lastActivity = performance.now();
+    if (this.#sleeping) {
+      this.#sleeping = false;
+      if (this.#spinUs > 0) {
+        Atomics.store(this.#i32, this.#in.consumerSleeping, 0);
+        this.#sliceStart = this.#lastActivity;
+        this.#schedule();
+      } else this.#sleeping = true;
+    }
+  }
+
+  #readBatch(): number {
+    if (this.#paused && !this.#socketClosed) return 0;
+    const i32 = this.#i32;
+    const u8 = this.#u8;
+    const R = this.#R;
+    const base = this.#in.data;
+    let read = this.#inRead;
+    let head = Atomics.load(i32, this.#in.head);
+    let n = 0;
+    while (read !== head) {
+      const off = read & this.#mask;
+      const at = base + off;
+      const len = i32[at >> 2]!;
+      if (len === WRAP) {
+        read = (read + (R - off)) | 0;
+        continue;
+      }
+      if (len <= 0 || len > this.maxFrame || 4 + len > R - off) {
+        this.destroy(badFrame(`corrupt record in the shm: ring (length ${len} at offset ${off})`));
+        return n;
+      }
+      const frame = u8.subarray(at + 4, at + 4 + len);
+      read = (read + recordBytes(len)) | 0;
+      this.#inRead = read;
+      this.#events!.onFrame(frame);
+      // onFrame decoded (copied) the frame: its space can go back now.
+      Atomics.store(i32, this.#in.tail, read);
+      n++;
+      if (this.#finished || (this.#paused && !this.#socketClosed)) break;
+      if (read === head) head = Atomics.load(i32, this.#in.head);
+    }
+    if (n > 0 && Atomics.load(i32, this.#in.producerSleeping) === 1 && Atomics.compareExchange(i32, this.#in.producerSleeping, 1, 0) === 1) {
+      this.#ring();
+    }
+    return n;
+  }
+
+  #ring(): void {
+    try {
+      native.doorbellRing(this.#peerBell, false);
+    } catch {
+      // EPIPE: the peer is gone; its socket hang-up reports that.
+    }
+  }
+
+  #hasSpaceFor(frameLength: number): boolean {
+    const total = recordBytes(frameLength);
+    const used = (this.#outHead - Atomics.load(this.#i32, this.#out.tail)) >>> 0;
+    const off = this.#outHead & this.#mask;
+    const contiguous = this.#R - off;
+    const need = total <= contiguous ? total : contiguous + total;
+    return this.#R - used >= need;
+  }
+
+  tryWrite(header: Uint8Array, body: Uint8Array): boolean {
+    if (this.#closing || this.#finished) return false;
+    const len = header.byteLength + body.byteLength;
+    const total = recordBytes(len);
+    const i32 = this.#i32;
+    let head = this.#outHead;
+    const used = (head - Atomics.load(i32, this.#out.tail)) >>> 0;
+    let off = head & this.#mask;
+    const contiguous = this.#R - off;
+    const need = total <= contiguous ? total : contiguous + total;
+    if (this.#R - used < need) {
+      this.#wantWritable = true;
+      this.#wakeSelf();
+      if (this.#sleeping) {
+        // Raise the producer flag and re-check, as in #sleep().
+        Atomics.store(i32, this.#out.producerSleeping, 1);
+        if (this.#hasSpaceFor(len)) {
+          Atomics.store(i32, this.#out.producerSleeping, 0);
+          this.#schedule();
+        }
+      }
+      return false;
+    }
+    const base = this.#out.data;
+    if (total > contiguous) {
+      i32[(base + off) >> 2] = WRAP;
+      head = (head + contiguous) | 0;
+      off = 0;
+    }
+    const at = base + off;
+    i32[at >> 2] = len;
+    const u8 = this.#u8;
+    if (header.byteLength === 1) u8[at + 4] = header[0]!;
+    else u8.set(header, at + 4);
+    u8.set(body, at + 4 + header.byteLength);
+    head = (head + total) | 0;
+    this.#outHead = head;
+    Atomics.store(i32, this.#out.head, head);
+    if (Atomics.load(i32, this.#out.consumerSleeping) === 1 && Atomics.compareExchange(i32, this.#out.consumerSleeping, 1, 0) === 1) {
+      this.#ring();
+    }
+    if (this.#sleeping) this.#wakeSelf();
+    return true;
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#lastActivity = performance.now();
+    this.#sleeping = false;
+    this.#schedule();
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = new Promise<void>((resolve) => {
+      if (this.#finished) return resolve();
+      Atomics.store(this.#i32, this.#out.closed, 1);
+      this.#ring();
+      this.#socket.once('close', () => resolve());
+      this.#socket.end();
+    });
+    return this.#closing;
+  }
+
+  destroy(error?: Error): void {
+    if (error) this.#failure ??= error;
+    this.#socket.destroy();
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    // Whatever the peer wrote before it went away is still in the ring.
+    if (!this.#failure) this.#readBatch();
+    this.#finished = true;
+    const peerClosed = Atomics.load(this.#i32, this.#in.closed) === 1;
+    const info: CloseInfo = this.#failure
+      ? { reason: 'error', error: this.#failure }
+      : this.#closing
+        ? { reason: 'closed' }
+        : peerClosed
+          ? { reason: 'peer-closed' }
+          : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', 'the shm: peer went away without closing (killed or crashed)') };
+    this.#watch?.stop();
+    for (const fd of [this.#bellRead, this.#bellWrite, this.#peerBell]) {
+      try {
+        closeSync(fd);
+      } catch {}
+    }
+    this.#region.close();
+    this.#events?.onClose(info);
+  }
+
+  ref(): void {
+    this.#socket.ref();
+  }
+
+  unref(): void {
+    this.#socket.unref();
+  }
+}
+
+/** Reads one JSON line from a socket (the handshake), leaving the socket paused-free for later use. */
+function readLine(socket: Socket, what: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const done = (err: Error | null, value?: Record<string, unknown>) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.off('error', onError);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      if (text.length > 4096) return done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: handshake line too long`));
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        done(null, JSON.parse(text.slice(0, nl)));
+      } catch {
+        done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: malformed handshake`));
+      }
+    };
+    const onClose = () => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: peer hung up during the handshake`));
+    const onError = (e: Error) => done(e);
+    const timer = setTimeout(() => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: no handshake within ${timeoutMs} ms`)), timeoutMs);
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.on('error', onError);
+  });
+}
+
+function openPeerFd(pid: number, fd: number, flags: number, what: string): number {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || !Number.isSafeInteger(fd) || fd < 0) {
+    throw stateError('ERR_IPCKIT_HANDSHAKE', `${what}: bad handshake values`);
+  }
+  const path = `/proc/${pid}/fd/${fd}`;
+  return sys(() => openSync(path, flags), { path });
+}
+
+const HANDSHAKE_MS = 10_000;
+
+export async function connectShm(name: string, maxMessageSize: number, options: ShmLinkOptions): Promise<Link> {
+  const maxFrame = maxMessageSize + 5;
+  const R = ringSizeFor(maxFrame, options.ringSize ?? DEFAULT_RING);
+  const url = `shm:${name}`;
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = netConnect(socketPath(name));
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'connect', { path: url }) : e));
+  });
+  let region: SharedRegion | null = null;
+  let bell: [number, number] | null = null;
+  let peerBell = -1;
+  try {
+    const mem = anonymous(totalBytes(R), { name: `ipckit-shm:${name}` });
+    region = mem;
+    const i32 = new Int32Array(mem.buffer, 0, CONTROL_BYTES / 4);
+    i32[W_VERSION] = VERSION;
+    i32[W_RING_SIZE] = R;
+    i32[W_MAX_FRAME] = maxFrame;
+    Atomics.store(i32, W_MAGIC, MAGIC);
+    bell = sys(() => native.doorbellPipe(), { path: url });
+    socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, memfd: mem.fd, bell: bell[1] })}\n`);
+    const reply = await readLine(socket, url, HANDSHAKE_MS);
+    if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
+    peerBell = openPeerFd(Number(reply.pid), Number(reply.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
+    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin));
+  } catch (e) {
+    socket.destroy();
+    region?.close();
+    for (const fd of [...(bell ?? []), peerBell]) if (fd >= 0) closeSync(fd);
+    throw e;
+  }
+}
+
+export interface ShmServer {
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Listens on shm:NAME; `onLink` gets one Link per connecting peer. */
+export async function listenShm(
+  name: string,
+  maxMessageSize: number,
+  options: ShmLinkOptions,
+  onLink: (link: Link) => void,
+  onError: (e: Error) => void,
+): Promise<Server> {
+  const url = `shm:${name}`;
+  const server = createServer((socket) => {
+    accept(socket).then(onLink, (e: Error) => {
+      socket.destroy();
+      onError(e);
+    });
+  });
+  const accept = async (socket: Socket): Promise<Link> => {
+    const hello = await readLine(socket, url, HANDSHAKE_MS);
+    const pid = Number(hello.pid);
+    let memfd = -1;
+    let peerBell = -1;
+    let bell: [number, number] | null = null;
+    try {
+      memfd = openPeerFd(pid, Number(hello.memfd), fsc.O_RDWR, url);
+      const region = fromFd(memfd, { closeFd: true });
+      memfd = -1;
+      const i32 = new Int32Array(region.buffer);
+      if (region.size < CONTROL_BYTES || Atomics.load(i32, W_MAGIC) !== MAGIC || i32[W_VERSION] !== VERSION || region.size !== totalBytes(i32[W_RING_SIZE]!)) {
+        region.close();
+        socket.end(`${JSON.stringify({ error: 'unsupported shm: layout' })}\n`);
+        throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer offered an unsupported ring layout`);
+      }
+      peerBell = openPeerFd(pid, Number(hello.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
+      bell = sys(() => native.doorbellPipe(), { path: url });
+      socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, bell: bell[1] })}\n`);
+      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin));
+      return link;
+    } catch (e) {
+      for (const fd of [memfd, peerBell, ...(bell ?? [])]) if (fd >= 0) closeSync(fd);
+      throw e;
+    }
+  };
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'bind', { path: url }) : e));
+    server.listen(socketPath(name), () => {
+      server.removeAllListeners('error');
+      resolve();
+    });
+  });
+  return server;
+}

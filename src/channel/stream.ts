@@ -1,0 +1,143 @@
+// Stream transports on Node's own `net` (epoll, no threadpool): unix:/path,
+// unix-abstract:NAME, tcp://host:port, and pipe:FD (an inherited socketpair
+// or pipe descriptor). Each frame goes out as u32-LE length + frame.
+import type { Socket } from 'node:net';
+import { StreamFramer } from './frame.js';
+import type { CloseInfo, Link, LinkEvents } from './link.js';
+
+/** Bytes queued in the socket before tryWrite() says "not now". */
+const WRITE_HIGH_WATER = 256 * 1024;
+/** Below this, length prefix and frame go out as one buffer (one copy beats two writes). */
+const COALESCE_LIMIT = 64 * 1024;
+
+export class StreamLink implements Link {
+  readonly transport: string;
+  readonly maxFrame: number;
+  readonly #socket: Socket;
+  readonly #framer: StreamFramer;
+  #events: LinkEvents | null = null;
+  #wantWritable = false;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #paused = false;
+
+  constructor(transport: string, socket: Socket, maxFrame: number) {
+    this.transport = transport;
+    this.#socket = socket;
+    this.maxFrame = maxFrame;
+    this.#framer = new StreamFramer(maxFrame);
+    socket.setNoDelay?.(true);
+  }
+
+  start(events: LinkEvents): void {
+    this.#events = events;
+    const s = this.#socket;
+    let endedCleanly = false;
+    let failure: Error | undefined;
+    s.on('data', (chunk: Buffer) => {
+      try {
+        this.#framer.push(chunk, (frame) => events.onFrame(frame));
+      } catch (e) {
+        this.destroy(e as Error);
+      }
+    });
+    s.on('drain', () => {
+      if (this.#wantWritable) {
+        this.#wantWritable = false;
+        events.onWritable();
+      }
+    });
+    s.on('end', () => {
+      endedCleanly = this.#framer.pending === 0;
+      // Half-close from the peer: finish our side too.
+      if (!this.#closed) s.end();
+    });
+    s.on('error', (e) => {
+      failure = e;
+    });
+    s.on('close', () => {
+      const wasClosed = this.#closed;
+      this.#closed = true;
+      if (this.#failure) return this.#finish({ reason: 'error', error: this.#failure });
+      if (wasClosed && this.#closing) return this.#finish({ reason: 'closed' });
+      const code = (failure as NodeJS.ErrnoException | undefined)?.code;
+      if (endedCleanly && !failure) return this.#finish({ reason: 'peer-closed' });
+      this.#finish({ reason: 'peer-lost', ...(failure && code !== 'ECONNRESET' && code !== 'EPIPE' ? { error: failure } : {}) });
+    });
+  }
+
+  #failure: Error | undefined;
+  #finished = false;
+  #finish(info: CloseInfo): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#events?.onClose(info);
+  }
+
+  tryWrite(header: Uint8Array, body: Uint8Array): boolean {
+    const s = this.#socket;
+    if (this.#closed || s.writableLength >= WRITE_HIGH_WATER) {
+      this.#wantWritable = true;
+      return false;
+    }
+    const len = header.byteLength + body.byteLength;
+    if (len < COALESCE_LIMIT) {
+      const buf = Buffer.allocUnsafe(4 + len);
+      buf.writeUInt32LE(len, 0);
+      buf.set(header, 4);
+      buf.set(body, 4 + header.byteLength);
+      s.write(buf);
+    } else {
+      const prefix = Buffer.allocUnsafe(4 + header.byteLength);
+      prefix.writeUInt32LE(len, 0);
+      prefix.set(header, 4);
+      s.cork();
+      s.write(prefix);
+      // A copy: the caller may reuse its buffer once send() resolves.
+      s.write(Buffer.from(body));
+      s.uncork();
+    }
+    return true;
+  }
+
+  pause(): void {
+    if (!this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  resume(): void {
+    if (this.#paused) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = new Promise<void>((resolve) => {
+      if (this.#socket.destroyed) return resolve();
+      this.#socket.once('close', () => resolve());
+      this.#closed = true;
+      this.#socket.end();
+      // Keep reading so the peer's FIN (and its last frames) arrive.
+      this.resume();
+    });
+    return this.#closing;
+  }
+
+  destroy(error?: Error): void {
+    if (error && !this.#failure) this.#failure = error;
+    this.#closed = true;
+    this.#socket.destroy();
+  }
+
+  ref(): void {
+    this.#socket.ref();
+  }
+
+  unref(): void {
+    this.#socket.unref();
+  }
+}
