@@ -36,7 +36,11 @@ export interface ChannelOptions<T = unknown> extends ShmLinkOptions {
 }
 
 export interface ListenOptions<T = unknown> extends ChannelOptions<T> {
-  /** unix: remove the socket file on close() (and a stale one left by a dead server before listening). Default true. */
+  /**
+   * unix: replace a stale socket file left by a server that died (nobody
+   * accepts on it) instead of failing with EADDRINUSE. Default true. (The
+   * file is always removed by close(): libuv unlinks it.)
+   */
   unlink?: boolean;
 }
 
@@ -161,7 +165,10 @@ export class ChannelServer<T = unknown> extends EventEmitter implements AsyncIte
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = new Promise<void>((resolve) => {
-      this.#server.close(() => resolve());
+      // net's close callback waits for every accepted connection to end; the
+      // listening socket itself is closed at once, which is all we promise.
+      this.#server.close();
+      setImmediate(resolve);
       this.#cleanup();
       for (const w of this.#waiting.splice(0)) w({ value: undefined, done: true });
     });
@@ -243,7 +250,10 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
       unlinkSync(ep.path);
     } catch {}
   };
-  cs = new ChannelServer<T>(url, server, cleanup);
+  const addr = server.address();
+  // tcp://host:0 asks for any free port: report the one we got.
+  const actualUrl = ep.scheme === 'tcp' && addr && typeof addr === 'object' ? `tcp://${ep.host.includes(':') ? `[${ep.host}]` : ep.host}:${addr.port}` : url;
+  cs = new ChannelServer<T>(actualUrl, server, cleanup);
   return cs;
 }
 
@@ -277,8 +287,7 @@ export async function fork<T = unknown>(modulePath: string, args: string[] = [],
 
   if (transport === 'pipe') {
     env.IPCKIT_CHANNEL = 'pipe:3';
-    const stdio = base.stdio && Array.isArray(base.stdio) ? base.stdio.slice(0, 3) : ['inherit', 'inherit', 'inherit'];
-    const child = forkProcess(modulePath, args, { ...base, env, stdio: [...stdio, 'pipe', 'ipc'] as NodeForkOptions['stdio'] });
+    const child = forkProcess(modulePath, args, { ...base, env, stdio: [...std3(base), 'pipe', 'ipc'] as NodeForkOptions['stdio'] });
     // The 'ipc' slot is required by fork(); we never use it. Keep it from holding the loop.
     child.channel?.unref();
     const socket = child.stdio[3] as Socket;
@@ -291,7 +300,8 @@ export async function fork<T = unknown>(modulePath: string, args: string[] = [],
   const url = `${transport}:${name}`;
   const server = await listen<T>(url, options);
   env.IPCKIT_CHANNEL = url;
-  const child = forkProcess(modulePath, args, { stdio: 'inherit', ...base, env });
+  const child = forkProcess(modulePath, args, { ...base, env, stdio: [...std3(base), 'ipc'] as NodeForkOptions['stdio'] });
+  child.channel?.unref();
   try {
     const channel = await new Promise<Channel<T>>((resolve, reject) => {
       const timer = setTimeout(() => reject(stateError('ERR_IPCKIT_TIMEOUT', `child ${modulePath} did not call channel.parent() within ${timeout} ms`)), timeout);
@@ -315,10 +325,20 @@ export async function fork<T = unknown>(modulePath: string, args: string[] = [],
   }
 }
 
+/** stdio 0-2 from the caller's fork options (fork() itself needs an 'ipc' slot, which we add and never use). */
+function std3(base: NodeForkOptions): unknown[] {
+  const s = base.stdio;
+  if (Array.isArray(s)) return s.slice(0, 3).concat(['inherit', 'inherit', 'inherit']).slice(0, 3);
+  if (typeof s === 'string') return [s, s, s];
+  return ['inherit', 'inherit', 'inherit'];
+}
+
 /** In a process started by channel.fork(): the channel to the parent. */
 export function parent<T = unknown>(options: ChannelOptions<T> = {}): Promise<Channel<T>> {
   const url = process.env.IPCKIT_CHANNEL;
   if (!url) return Promise.reject(stateError('ERR_IPCKIT_HANDSHAKE', 'channel.parent(): this process was not started by channel.fork() (no IPCKIT_CHANNEL)'));
+  // fork() always opens Node's own IPC channel; it must not keep this process alive.
+  process.channel?.unref();
   const codec = options.codec ?? (process.env.IPCKIT_CHANNEL_CODEC as CodecName | undefined);
   const max = options.maxMessageSize ?? (process.env.IPCKIT_CHANNEL_MAX ? Number(process.env.IPCKIT_CHANNEL_MAX) : undefined);
   return connect<T>(url, { ...options, ...(codec ? { codec } : {}), ...(max ? { maxMessageSize: max } : {}) });

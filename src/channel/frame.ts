@@ -1,5 +1,5 @@
 // What travels in one frame, on every transport:
-//   byte 0      kind: 0 message, 1 request, 2 reply, 3 error reply
+//   byte 0      kind: 0 message, 1 request, 2 reply, 3 error reply, 4 bye (streams)
 //   bytes 1..4  correlation id (u32 LE), requests and replies only
 //   rest        the codec's bytes (error replies: JSON { message, code })
 // Stream transports (unix:, tcp:, pipe:) prefix each frame with its length
@@ -10,6 +10,8 @@ export const KIND_MESSAGE = 0;
 export const KIND_REQUEST = 1;
 export const KIND_REPLY = 2;
 export const KIND_ERROR = 3;
+/** Stream transports only: "I am closing on purpose", so EOF without it means the peer died. Never reaches the Channel. */
+export const KIND_BYE = 4;
 
 /** The one-byte header of a plain message, shared by every send (never mutated). */
 export const MESSAGE_HEADER = new Uint8Array([KIND_MESSAGE]);

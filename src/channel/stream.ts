@@ -2,13 +2,15 @@
 // unix-abstract:NAME, tcp://host:port, and pipe:FD (an inherited socketpair
 // or pipe descriptor). Each frame goes out as u32-LE length + frame.
 import type { Socket } from 'node:net';
-import { StreamFramer } from './frame.js';
+import { KIND_BYE, StreamFramer } from './frame.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
 
 /** Bytes queued in the socket before tryWrite() says "not now". */
 const WRITE_HIGH_WATER = 256 * 1024;
 /** Below this, length prefix and frame go out as one buffer (one copy beats two writes). */
 const COALESCE_LIMIT = 64 * 1024;
+
+const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
 
 export class StreamLink implements Link {
   readonly transport: string;
@@ -20,6 +22,7 @@ export class StreamLink implements Link {
   #closed = false;
   #closing: Promise<void> | null = null;
   #paused = false;
+  #peerSaidBye = false;
 
   constructor(transport: string, socket: Socket, maxFrame: number) {
     this.transport = transport;
@@ -36,7 +39,10 @@ export class StreamLink implements Link {
     let failure: Error | undefined;
     s.on('data', (chunk: Buffer) => {
       try {
-        this.#framer.push(chunk, (frame) => events.onFrame(frame));
+        this.#framer.push(chunk, (frame) => {
+          if (frame.length === 1 && frame[0] === KIND_BYE) this.#peerSaidBye = true;
+          else events.onFrame(frame);
+        });
       } catch (e) {
         this.destroy(e as Error);
       }
@@ -48,7 +54,8 @@ export class StreamLink implements Link {
       }
     });
     s.on('end', () => {
-      endedCleanly = this.#framer.pending === 0;
+      // EOF is clean only after the peer's bye: a killed process's socket also ends with a FIN.
+      endedCleanly = this.#peerSaidBye && this.#framer.pending === 0;
       // Half-close from the peer: finish our side too.
       if (!this.#closed) s.end();
     });
@@ -120,7 +127,7 @@ export class StreamLink implements Link {
       if (this.#socket.destroyed) return resolve();
       this.#socket.once('close', () => resolve());
       this.#closed = true;
-      this.#socket.end();
+      this.#socket.end(BYE);
       // Keep reading so the peer's FIN (and its last frames) arrive.
       this.resume();
     });

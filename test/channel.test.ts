@@ -1,0 +1,360 @@
+// Channels: the same behaviour over every transport, between real processes.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, describe, test } from 'node:test';
+import { channel, shm, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
+import { fixturesDir, run, startPeer } from './helpers.js';
+// Protocol-level tests forge a hostile shm: peer with the addon's doorbell pipe.
+import { native } from '../dist/native.js';
+
+const T = { timeout: 60_000 };
+const TRANSPORTS = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe'] as const;
+type Transport = (typeof TRANSPORTS)[number];
+
+const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
+function urlFor(t: Exclude<Transport, 'pipe'>): string {
+  switch (t) {
+    case 'shm':
+      return `shm:ipckit-test-${tag()}`;
+    case 'unix':
+      return `unix:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`;
+    case 'unix-abstract':
+      return `unix-abstract:ipckit-test-${tag()}`;
+    case 'tcp':
+      return 'tcp://127.0.0.1:0';
+  }
+}
+
+interface Control {
+  child: ChildProcess;
+  next<T = any>(): Promise<T>;
+  send(cmd: unknown): void;
+  exited: Promise<unknown>;
+}
+
+function control(child: ChildProcess): Control {
+  const queue: unknown[] = [];
+  const waiting: Array<(v: unknown) => void> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const v = JSON.parse(line);
+    const w = waiting.shift();
+    if (w) w(v);
+    else queue.push(v);
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    child,
+    exited,
+    next: () => (queue.length ? Promise.resolve(queue.shift() as any) : new Promise((r) => waiting.push(r as (v: unknown) => void))),
+    send: (cmd) => child.stdin!.write(`${JSON.stringify(cmd)}\n`),
+  };
+}
+
+const live = new Set<ChildProcess>();
+const servers = new Set<ChannelServer<any>>();
+after(async () => {
+  for (const c of live) c.kill('SIGKILL');
+  for (const s of servers) await s.close();
+});
+
+interface Pair {
+  ch: Channel<any>;
+  peer: Control;
+  server: ChannelServer<any> | null;
+  url: string;
+  done(): Promise<void>;
+}
+
+/** This process's end of a channel to a fresh peer process over transport `t`. */
+async function pair(t: Transport, options: ChannelOptions<any> = {}): Promise<Pair> {
+  if (t === 'pipe') {
+    const { child, channel: ch } = await channel.fork(join(fixturesDir, 'channel-peer.js'), ['forked', '', JSON.stringify(options)], {
+      ...options,
+      transport: 'pipe',
+      fork: { stdio: ['pipe', 'pipe', 'inherit'] },
+    });
+    live.add(child);
+    const peer = control(child);
+    assert.equal((await peer.next()).ready, true);
+    return { ch, peer, server: null, url: 'pipe:', done: () => finish(ch, peer, null) };
+  }
+  const server = await channel.listen<any>(urlFor(t), options);
+  servers.add(server);
+  const peerProc = startPeer('channel-peer', ['connect', server.url, JSON.stringify(options)]);
+  live.add(peerProc.child);
+  const peer = control(peerProc.child);
+  const it = server[Symbol.asyncIterator]();
+  const [conn, hello] = await Promise.all([it.next(), peer.next()]);
+  assert.equal(hello.ready, true);
+  return { ch: conn.value as Channel<any>, peer, server, url: server.url, done: () => finish(conn.value, peer, server) };
+}
+
+async function finish(ch: Channel<any>, peer: Control, server: ChannelServer<any> | null): Promise<void> {
+  await ch.close();
+  peer.child.stdin!.end();
+  await peer.exited;
+  live.delete(peer.child);
+  if (server) {
+    await server.close();
+    servers.delete(server);
+  }
+}
+
+function seq(i: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt32LE(i, 0);
+  b.writeUInt32LE(~i >>> 0, 4);
+  return b;
+}
+
+/** Resolves with a promise's outcome, or 'pending' if it has not settled after `ms` (detects a stall, not a wait for a peer). */
+function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<'pending'>((r) => (timer = setTimeout(() => r('pending'), ms)))]).finally(() => clearTimeout(timer));
+}
+
+for (const t of TRANSPORTS) {
+  describe(`channel over ${t}`, () => {
+    test('1,000,000 messages each way: in order, none lost, none duplicated', T, async () => {
+      const N = 1_000_000;
+      const { ch, peer, done } = await pair(t, { codec: 'raw' });
+      peer.send({ op: 'expect', count: N });
+      let last: Promise<void> = Promise.resolve();
+      for (let i = 0; i < N; i++) {
+        last = ch.send(seq(i));
+        if ((i & 4095) === 4095) await last;
+      }
+      await last;
+      assert.deepEqual(await peer.next(), { op: 'expect', received: N, firstError: null });
+
+      peer.send({ op: 'emit', count: N, size: 8 });
+      let i = 0;
+      for await (const m of ch) {
+        const n = (m as Buffer).readUInt32LE(0);
+        if (n !== i) assert.fail(`message ${i} arrived as ${n}`);
+        if (++i === N) break;
+      }
+      assert.deepEqual(await peer.next(), { op: 'emit', sent: N });
+      // Nothing after the last one: a duplicate would show up here first.
+      peer.send({ op: 'close' });
+      assert.deepEqual(await ch.next(), { value: undefined, done: true });
+      assert.equal(ch.closeInfo?.reason, 'peer-closed');
+      await done();
+    });
+
+    test('request-reply: 2000 concurrent requests each get their own answer; errors and timeouts', T, async () => {
+      const { ch, peer, done } = await pair(t, { codec: 'json' });
+      const answers = await Promise.all(Array.from({ length: 2000 }, (_, n) => ch.request({ n })));
+      answers.forEach((a: any, n) => assert.deepEqual(a, { re: n, pid: peer.child.pid }));
+      await assert.rejects(ch.request({ fail: 'no such job' }), (e: any) => e.code === 'ERR_IPCKIT_REMOTE' && /no such job/.test(e.message) && e.remoteCode === 'E_TEST');
+      await assert.rejects(ch.request({ hang: true }, { timeout: 50 }), { code: 'ERR_IPCKIT_TIMEOUT' });
+      // Plain messages and requests share the channel without mixing.
+      peer.send({ op: 'echo' });
+      await peer.next();
+      const [echo, reply] = await Promise.all([(await ch.send({ plain: 1 }), ch.next()), ch.request({ n: 7 })]);
+      assert.deepEqual(echo.value, { plain: 1 });
+      assert.deepEqual(reply, { re: 7, pid: peer.child.pid });
+      await done();
+    });
+
+    test('backpressure: a consumer that stops reading stalls send() at a bounded number of bytes', T, async () => {
+      const size = 4096;
+      const { ch, peer, done } = await pair(t, { codec: 'raw', highWaterMark: 64 });
+      // The peer does not read. Keep sending until a send() stays pending.
+      const limit = 16384; // 64 MiB if nothing pushed back
+      let accepted = 0;
+      let stalled: Promise<void> | null = null;
+      for (; accepted < limit; accepted++) {
+        const p = ch.send(seq(accepted).length ? Buffer.alloc(size, accepted & 0xff) : Buffer.alloc(0));
+        if ((await settledWithin(p, 300)) === 'pending') {
+          stalled = p;
+          break;
+        }
+      }
+      assert.ok(stalled, `all ${limit} sends of ${size} bytes were accepted with nobody reading`);
+      // Ring/socket buffers plus the peer's 64-message inbox: well under 32 MiB.
+      assert.ok(accepted * size < 32 * 1024 * 1024, `${accepted} messages (${(accepted * size) >> 20} MiB) in flight`);
+      peer.send({ op: 'expect', count: accepted + 1 });
+      await stalled;
+      const r = await peer.next();
+      assert.equal(r.received, accepted + 1);
+      await done();
+    });
+
+    test('peer killed with SIGKILL: close with reason peer-lost within 1 s, and a new peer can connect', T, async (tt) => {
+      const { ch, peer, server, done } = await pair(t, { codec: 'json' });
+      const closed = new Promise<any>((resolve) => ch.once('close', resolve));
+      const pending = ch.request({ hang: true });
+      const start = performance.now();
+      peer.child.kill('SIGKILL');
+      const info = await closed;
+      const ms = performance.now() - start;
+      assert.equal(info.reason, 'peer-lost');
+      assert.ok(ms < 1000, `close after ${ms.toFixed(0)} ms`);
+      await assert.rejects(pending, { code: 'ERR_IPCKIT_PEER_LOST' });
+      await assert.rejects(ch.send(1), { code: 'ERR_IPCKIT_PEER_LOST' });
+      await done();
+      if (!server) return tt.diagnostic('pipe: has no listener to reconnect to');
+    });
+
+    if (t !== 'pipe') {
+      test('a restarted peer reconnects to the same name', T, async () => {
+        const server = await channel.listen<any>(urlFor(t), { codec: 'json' });
+        servers.add(server);
+        const it = server[Symbol.asyncIterator]();
+        for (let round = 0; round < 2; round++) {
+          const p = startPeer('channel-peer', ['connect', server.url, '{"codec":"json"}']);
+          const peer = control(p.child);
+          const [conn] = await Promise.all([it.next(), peer.next()]);
+          const ch = conn.value as Channel<any>;
+          assert.deepEqual(await ch.request({ n: round }), { re: round, pid: p.child.pid });
+          const closed = new Promise<any>((r) => ch.once('close', r));
+          p.child.kill('SIGKILL');
+          assert.equal((await closed).reason, 'peer-lost');
+          await p.exited;
+        }
+        await server.close();
+        servers.delete(server);
+      });
+    }
+
+    test('an oversized or corrupt incoming frame is an error on that channel, not an allocation or a crash', T, async () => {
+      const { ch, peer, server, done } = await pair(t, { codec: 'raw', maxMessageSize: 1024 });
+      await assert.rejects(ch.send(Buffer.alloc(1025)), { code: 'ERR_IPCKIT_MESSAGE_TOO_LARGE' });
+      if (t === 'pipe') {
+        const closed = new Promise<any>((r) => ch.once('close', r));
+        peer.send({ op: 'garbage', length: 0xfffffff0 });
+        const info = await closed;
+        assert.equal(info.reason, 'error');
+        assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
+        assert.match(info.error.message, /exceeds maxMessageSize/);
+        await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
+      } else {
+        const victim = await (t === 'shm' ? forgeShmPeer(server!) : forgeStreamPeer(server!, t));
+        assert.equal(victim.reason, 'error');
+        assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
+      }
+      // The good channel next to it is unaffected.
+      if (t !== 'pipe') {
+        peer.send({ op: 'echo' });
+        await peer.next();
+        await ch.send(Buffer.from('still fine'));
+        assert.equal(String((await ch.next()).value), 'still fine');
+      }
+      await done();
+    });
+  });
+}
+
+/** Connects a raw socket to a stream listener and sends a frame header claiming 4 GiB. */
+async function forgeStreamPeer(server: ChannelServer<any>, t: string): Promise<any> {
+  const conn = server[Symbol.asyncIterator]().next();
+  const target =
+    t === 'tcp' ? { port: Number(new URL(server.url).port), host: '127.0.0.1' } : { path: t === 'unix' ? server.url.slice(5) : `\0${server.url.slice(14)}` };
+  const sock = netConnect(target as any);
+  sock.on('error', () => {});
+  const ch = (await conn).value as Channel<any>;
+  const closed = new Promise<any>((r) => ch.once('close', r));
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(0xfffffff0, 0);
+  sock.write(b);
+  const info = await closed;
+  sock.destroy();
+  return info;
+}
+
+/** Speaks the shm: handshake by hand and puts a record with an impossible length in the ring. */
+async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
+  const name = server.url.slice(4);
+  const R = 8192;
+  const mem = shm.anonymous(4096 + 2 * R);
+  const i32 = new Int32Array(mem.buffer);
+  i32[1] = 1;
+  i32[2] = R;
+  i32[3] = 1029;
+  Atomics.store(i32, 0, 0x69706b63);
+  i32[4096 / 4] = 0x7ffffff0; // record length far beyond maxFrame
+  Atomics.store(i32, 16, 16); // head of ring 0
+  const [r, w] = native.doorbellPipe();
+  const conn = server[Symbol.asyncIterator]().next();
+  const sock = netConnect({ path: `\0ipckit-shm/${name}` });
+  sock.on('error', () => {});
+  sock.on('data', () => {});
+  sock.write(`${JSON.stringify({ v: 1, pid: process.pid, memfd: mem.fd, bell: w })}\n`);
+  const ch = (await conn).value as Channel<any>;
+  const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
+  sock.destroy();
+  mem.close();
+  closeSync(r);
+  closeSync(w);
+  return info;
+}
+
+describe('channel codecs and API', () => {
+  test('v8 carries Map, Date, BigInt and typed arrays; msgpack and json round-trip', T, async () => {
+    for (const codec of ['v8', 'msgpack', 'json'] as const) {
+      const { ch, peer, done } = await pair('shm', { codec });
+      peer.send({ op: 'echo' });
+      await peer.next();
+      const value =
+        codec === 'v8'
+          ? { m: new Map([[1, 'a']]), d: new Date(1e12), b: 2n ** 70n, f: new Float64Array([1.5, -2]) }
+          : { s: 'héllo', n: [1, 2.5, null], nested: { ok: true } };
+      await ch.send(value);
+      assert.deepEqual((await ch.next()).value, value);
+      await done();
+    }
+  });
+
+  test('invalid URLs and options are TypeErrors/RangeErrors before any system call', T, async () => {
+    await assert.rejects(channel.connect('carrier-pigeon:x'), { code: 'ERR_IPCKIT_INVALID_URL' });
+    await assert.rejects(channel.connect('tcp://host'), { code: 'ERR_IPCKIT_INVALID_URL' });
+    await assert.rejects(channel.listen('shm:x', { codec: 'yaml' as any }), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+    await assert.rejects(channel.listen('shm:x', { spin: -1 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+    await assert.rejects(channel.connect(`shm:nobody-${tag()}`), { code: 'ECONNREFUSED' });
+  });
+
+  test('unix: the server removes its socket file on close, and replaces a stale one', T, async () => {
+    const url = urlFor('unix');
+    const path = url.slice(5);
+    const s1 = await channel.listen(url);
+    assert.ok(existsSync(path));
+    await s1.close();
+    assert.ok(!existsSync(path));
+    // A file left by a server that died: Python binds and exits without unlinking.
+    run('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path]);
+    assert.ok(existsSync(path));
+    await assert.rejects(channel.listen(url, { unlink: false }), { code: 'EADDRINUSE' });
+    const s2 = await channel.listen(url);
+    await s2.close();
+    assert.ok(!existsSync(path));
+  });
+
+  test('fork() over shm: a child and a ready channel; close() is idempotent and async-disposable', T, async () => {
+    const { child, channel: ch } = await channel.fork<any>(join(fixturesDir, 'channel-peer.js'), ['forked'], { fork: { stdio: ['pipe', 'pipe', 'inherit'] } });
+    live.add(child);
+    const peer = control(child);
+    assert.equal((await peer.next()).transport, 'shm');
+    assert.equal(ch.transport, 'shm');
+    assert.deepEqual(await ch.request({ n: 2 }), { re: 2, pid: child.pid });
+    {
+      await using c = ch;
+      void c;
+    }
+    await ch.close();
+    assert.equal(ch.closeInfo?.reason, 'closed');
+    assert.equal((await peer.next()).reason, 'peer-closed');
+    child.stdin!.end();
+    await peer.exited;
+    live.delete(child);
+  });
+});
+
+// Nothing for shm: may remain in /dev/shm (it uses memfd only); run-tests.mjs checks too.
+
