@@ -10,6 +10,7 @@
         "native/sab.cc",
         "native/signals.c",
         "native/doorbell.c",
+        "native/ring.c",
         "native/shm.c",
         "native/shm_sysv.c"
       ],

@@ -26,7 +26,7 @@ static napi_value init(napi_env env, napi_value exports) {
     ipck_throw_napi_failure(env, "module registration");
     return NULL;
   }
-  if (!ipck_init_doorbell(env, exports)) {
+  if (!ipck_init_doorbell(env, exports) || !ipck_init_ring(env, exports)) {
     ipck_throw_napi_failure(env, "module registration");
     return NULL;
   }

@@ -70,6 +70,7 @@ bool ipck_init_shm_sysv(napi_env env, napi_value exports);
 bool ipck_init_poller(napi_env env, napi_value exports);
 bool ipck_init_signals(napi_env env, napi_value exports);
 bool ipck_init_doorbell(napi_env env, napi_value exports);
+bool ipck_init_ring(napi_env env, napi_value exports);
 
 #ifdef __cplusplus
 }

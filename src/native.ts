@@ -71,6 +71,8 @@ export interface Native {
   eventfdCreate(initval: number): number;
   doorbellRing(fd: number, isEventfd: boolean): boolean;
   doorbellDrain(fd: number): number;
+  ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
+  ringYield(): void;
 }
 
 export interface ThreadMaskReport {

@@ -2,7 +2,7 @@
 // async-iterator receive side with a bounded queue, and request-reply.
 import { EventEmitter } from 'node:events';
 import { rangeError, stateError, typeError } from '../errors.js';
-import type { Codec } from './codec.js';
+import { raw as rawCodec, type Codec } from './codec.js';
 import {
   KIND_ERROR,
   KIND_MESSAGE,
@@ -87,7 +87,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     this.#hwm = settings.highWaterMark;
     this.#requestTimeout = settings.requestTimeout;
     link.start({
-      onFrame: (frame) => this.#onFrame(frame),
+      onFrame: (frame, owned) => this.#onFrame(frame, owned === true),
       onWritable: () => this.#flush(),
       onClose: (info) => this.#onClose(info),
     });
@@ -209,7 +209,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   #flushed: (() => void) | null = null;
 
-  #onFrame(frame: Uint8Array): void {
+  #onFrame(frame: Uint8Array, owned: boolean): void {
     if (this.#closeInfo) return;
     const problem = checkFrame(frame);
     if (problem) return this.#fail(badFrame(`corrupt frame on ${this.transport}: channel: ${problem}`));
@@ -220,6 +220,8 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     try {
       const bytes = frame.subarray(hl);
       if (kind === KIND_ERROR) payload = JSON.parse(Buffer.from(bytes).toString('utf8'));
+      // raw needs no second copy of a frame the link already copied for us.
+      else if (owned && this.#codec === (rawCodec as Codec<unknown>)) value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as T;
       else value = this.#codec.decode(bytes);
     } catch (e) {
       const err = stateError('ERR_IPCKIT_CODEC', `cannot decode a ${frame.byteLength}-byte frame with the ${this.#codec.name} codec: ${(e as Error).message}`);

@@ -19,7 +19,7 @@ export interface Codec<T = unknown> {
 
 export type CodecName = 'raw' | 'json' | 'v8' | 'msgpack';
 
-const raw: Codec<ArrayBufferView> = {
+export const raw: Codec<ArrayBufferView> = {
   name: 'raw',
   encode(value) {
     if (!ArrayBuffer.isView(value)) {

@@ -18,8 +18,11 @@ export interface CloseInfo {
 }
 
 export interface LinkEvents {
-  /** One frame. It may be a view into memory that is reused after the call returns. */
-  onFrame(frame: Uint8Array): void;
+  /**
+   * One frame. Unless `owned`, it may be a view into memory that is reused
+   * after the call returns; `owned` frames are fresh and may be kept as they are.
+   */
+  onFrame(frame: Uint8Array, owned?: boolean): void;
   /** tryWrite() returned false earlier and there is room again. */
   onWritable(): void;
   /** The link is down; called once. No onFrame after it. */
