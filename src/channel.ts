@@ -66,7 +66,9 @@ function settings<T>(options: ChannelOptions<T> | undefined, ep: Endpoint): Sett
     throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', "options.spin must be 'auto', false, or microseconds 0..1000000");
   }
   const ringSize = o.ringSize === undefined ? undefined : checkInteger(o.ringSize, 'options.ringSize', 4096, 1 << 30);
-  const shm: ShmLinkOptions = { spin: o.spin ?? 'auto', ...(ringSize !== undefined ? { ringSize } : {}) };
+  const zeroCopy = checkBoolean(o.zeroCopy, 'options.zeroCopy', false);
+  if (zeroCopy && codec.name !== 'raw') throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.zeroCopy needs codec: 'raw'");
+  const shm: ShmLinkOptions = { spin: o.spin ?? 'auto', zeroCopy, ...(ringSize !== undefined ? { ringSize } : {}) };
   return { codec, maxMessageSize, highWaterMark, ...(requestTimeout !== undefined ? { requestTimeout } : {}), shm };
 }
 

@@ -312,6 +312,46 @@ describe('channel codecs and API', () => {
     }
   });
 
+  test('zero-copy over shm: loan/publish, views released in any order, sizes 64 B..1 MiB', T, async () => {
+    const options = { codec: 'raw' as const, zeroCopy: true, maxMessageSize: 1 << 20 };
+    const { ch, peer, done } = await pair('shm', options);
+    peer.send({ op: 'zc-echo' });
+    await peer.next();
+    const held: Array<Uint8Array & { release(): void }> = [];
+    for (const size of [64, 4096, 65536, 1 << 20, 64, 1 << 20, 100]) {
+      const view = await ch.loan(size);
+      for (let i = 0; i < size; i += 4096) view[i] = (i / 4096 + size) & 0xff;
+      view[size - 1] = 0x5a;
+      await ch.publish(view);
+      const back = (await ch.next()).value as Uint8Array & { release(): void };
+      assert.equal(back.byteLength, size);
+      assert.ok(back.buffer instanceof SharedArrayBuffer, 'the received message is a view into the ring');
+      assert.equal(back[size - 1], 0x5a);
+      for (let i = 0; i < size; i += 4096) assert.equal(back[i], (i / 4096 + size) & 0xff);
+      held.push(back);
+    }
+    // Release out of order; then the ring must be fully usable again (4 MiB of 1 MiB messages).
+    for (const v of held.reverse()) v.release();
+    for (let k = 0; k < 8; k++) {
+      const view = await ch.loan(1 << 20);
+      view[0] = k;
+      await ch.publish(view);
+      const back = (await ch.next()).value as Uint8Array & { release(): void };
+      assert.equal(back[0], k);
+      back.release();
+    }
+    // publish() of a shorter length, and misuse.
+    const v = await ch.loan(1000);
+    v[0] = 7;
+    await ch.publish(v, 1);
+    const short = (await ch.next()).value as Uint8Array & { release(): void };
+    assert.equal(short.byteLength, 1);
+    short.release();
+    assert.throws(() => ch.publish(new Uint8Array(4)), { code: 'ERR_IPCKIT_LOAN' });
+    assert.throws(() => ch.loan((1 << 20) + 1), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+    await done();
+  });
+
   test('invalid URLs and options are TypeErrors/RangeErrors before any system call', T, async () => {
     await assert.rejects(channel.connect('carrier-pigeon:x'), { code: 'ERR_IPCKIT_INVALID_URL' });
     await assert.rejects(channel.connect('tcp://host'), { code: 'ERR_IPCKIT_INVALID_URL' });

@@ -87,7 +87,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     this.#hwm = settings.highWaterMark;
     this.#requestTimeout = settings.requestTimeout;
     link.start({
-      onFrame: (frame, owned) => this.#onFrame(frame, owned === true),
+      onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as T) : this.#onFrame(frame, owned === true)),
       onWritable: () => this.#flush(),
       onClose: (info) => this.#onClose(info),
     });
@@ -201,6 +201,14 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       i++;
     }
     if (i > 0) q.splice(0, i);
+    if (q.length === 0 && this.#loanWaiter) {
+      const w = this.#loanWaiter;
+      const view = this.#link.loan!(w.size);
+      if (view) {
+        this.#loanWaiter = null;
+        w.resolve(view);
+      }
+    }
     if (q.length === 0 && this.#flushed) {
       this.#flushed();
       this.#flushed = null;
@@ -208,6 +216,60 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   }
 
   #flushed: (() => void) | null = null;
+  #loanWaiter: { size: number; resolve: (v: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  #loaned: Uint8Array | null = null;
+
+  /**
+   * Zero-copy send: resolves with a writable view of `size` bytes. Fill it,
+   * then publish(view). On shm: the view is inside the ring, so nothing is
+   * copied; elsewhere it is a plain Buffer sent by publish(). One loan at a
+   * time; other sends wait behind it. The receiver decodes it with its codec
+   * (use 'raw', or zeroCopy on the receiving shm: end to get a view).
+   */
+  loan(size: number): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(size) || size < 0 || size > this.#maxMessageSize) {
+      throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `size must be an integer 0..${this.#maxMessageSize} (maxMessageSize)`);
+    }
+    if (this.#loaned || this.#loanWaiter) return Promise.reject(stateError('ERR_IPCKIT_LOAN', 'publish() the current loan before taking another'));
+    if (this.closed) return Promise.reject(closedError(this.#closeInfo));
+    if (!this.#link.loan) {
+      const view = Buffer.allocUnsafe(size);
+      this.#loaned = view;
+      return Promise.resolve(view);
+    }
+    const view = this.#sendQueue.length === 0 ? this.#link.loan(size) : null;
+    if (view) {
+      this.#loaned = view;
+      return Promise.resolve(view);
+    }
+    return new Promise((resolve, reject) => {
+      this.#loanWaiter = {
+        size,
+        resolve: (v) => {
+          this.#loaned = v;
+          resolve(v);
+        },
+        reject,
+      };
+    });
+  }
+
+  /** Sends the view from loan() (its first `length` bytes, default all). */
+  publish(view: Uint8Array, length: number = view.byteLength): Promise<void> {
+    if (view !== this.#loaned) throw stateError('ERR_IPCKIT_LOAN', 'publish() takes the view returned by the last loan()');
+    if (!Number.isSafeInteger(length) || length < 0 || length > view.byteLength) {
+      throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `length must be an integer 0..${view.byteLength}`);
+    }
+    this.#loaned = null;
+    if (this.closed) return Promise.reject(closedError(this.#closeInfo));
+    if (!this.#link.publish) {
+      const body = view.subarray(0, length);
+      if (this.#sendQueue.length === 0 && this.#link.tryWrite(MESSAGE_HEADER, body)) return RESOLVED;
+      return new Promise<void>((resolve, reject) => this.#sendQueue.push({ header: MESSAGE_HEADER, body, resolve, reject }));
+    }
+    this.#link.publish(view, length);
+    return RESOLVED;
+  }
 
   #onFrame(frame: Uint8Array, owned: boolean): void {
     if (this.#closeInfo) return;
@@ -331,6 +393,8 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     this.#closeInfo = info;
     const err = closedError(info);
     for (const p of this.#sendQueue.splice(0)) p.reject(err);
+    this.#loanWaiter?.reject(err);
+    this.#loanWaiter = null;
     this.#flushed?.();
     this.#flushed = null;
     for (const r of [...this.#requests.values()]) {

@@ -17,12 +17,15 @@ export interface CloseInfo {
   error?: Error;
 }
 
+/** A received message left in shared memory: read it, then release() it to give the space back. */
+export type LoanedView = Uint8Array & { release(): void };
+
 export interface LinkEvents {
   /**
    * One frame. Unless `owned`, it may be a view into memory that is reused
    * after the call returns; `owned` frames are fresh and may be kept as they are.
    */
-  onFrame(frame: Uint8Array, owned?: boolean): void;
+  onFrame(frame: Uint8Array, owned?: boolean, loaned?: LoanedView): void;
   /** tryWrite() returned false earlier and there is room again. */
   onWritable(): void;
   /** The link is down; called once. No onFrame after it. */
@@ -38,6 +41,13 @@ export interface Link {
   start(events: LinkEvents): void;
   /** Writes header+body as one frame if there is room now; false (nothing written) otherwise. */
   tryWrite(header: Uint8Array, body: Uint8Array): boolean;
+  /**
+   * Zero-copy send (shm: only): a writable view of `size` bytes inside the
+   * ring, or null when there is no room yet (onWritable follows).
+   */
+  loan?(size: number): Uint8Array | null;
+  /** Makes the loaned view (its first `length` bytes) visible to the peer. */
+  publish?(view: Uint8Array, length: number): void;
   /** Stop / restart delivering frames (receiver backpressure). */
   pause(): void;
   resume(): void;

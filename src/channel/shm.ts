@@ -22,7 +22,8 @@ import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import type { SharedRegion } from '../region.js';
 import { anonymous, fromFd } from '../shm.js';
-import { badFrame } from './frame.js';
+import { KIND_MESSAGE, badFrame } from './frame.js';
+import type { LoanedView } from './link.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
 import {
   CONTROL_BYTES,
@@ -45,6 +46,8 @@ export interface ShmLinkOptions {
   spin?: 'auto' | number | false;
   /** Bytes per direction (rounded up to a power of two). Default 4 MiB, or enough for maxMessageSize. */
   ringSize?: number;
+  /** Receive messages as views into the ring that you release() (raw codec only). Default false. */
+  zeroCopy?: boolean;
 }
 
 const AUTO_SPIN_US = 50;
@@ -96,6 +99,11 @@ class ShmLink implements Link {
   #closing: Promise<void> | null = null;
   #failure: Error | undefined;
   #socketClosed = false;
+  readonly #zeroCopy: boolean;
+  /** Zero-copy views not yet released, oldest first (with already-consumed records after them). */
+  #held: Array<{ end: number; released: boolean }> = [];
+  /** The outstanding loan(): where its record starts and the head after it. */
+  #loan: { view: Uint8Array; at: number; len: number; headAfter: number } | null = null;
 
   constructor(
     region: SharedRegion,
@@ -104,7 +112,9 @@ class ShmLink implements Link {
     peerBell: number,
     socket: Socket,
     spinUs: number,
+    zeroCopy: boolean,
   ) {
+    this.#zeroCopy = zeroCopy;
     this.#region = region;
     const buf = region.buffer;
     this.#i32 = new Int32Array(buf);
@@ -255,34 +265,67 @@ class ShmLink implements Link {
         this.destroy(badFrame(`corrupt record in the shm: ring (length ${len} at offset ${off})`));
         return n;
       }
-      let frame: Uint8Array;
-      let owned = false;
-      if (len >= NATIVE_COPY_MIN) {
-        // Out of shared memory with memcpy (native/ring.c): much faster than V8's SAB copy.
-        frame = Buffer.allocUnsafeSlow(len);
-        native.ringCopy(frame, 0, u8, at + 4, len);
-        owned = true;
-      } else frame = u8.subarray(at + 4, at + 4 + len);
-      read = (read + recordBytes(len)) | 0;
+      const recordEnd = (read + recordBytes(len)) | 0;
+      read = recordEnd;
       this.#inRead = read;
-      this.#events!.onFrame(frame, owned);
-      // onFrame decoded (copied) the frame: its space can go back now.
-      Atomics.store(i32, this.#in.tail, read);
+      if (this.#zeroCopy && len > 1 && u8[at + 4] === KIND_MESSAGE) {
+        // Zero-copy: hand out a view into the ring; its space is returned by release().
+        const entry = { end: recordEnd, released: false };
+        this.#held.push(entry);
+        const view = new Uint8Array(u8.buffer, at + 5, len - 1) as LoanedView;
+        view.release = () => {
+          if (entry.released) return;
+          entry.released = true;
+          this.#releaseHeld();
+        };
+        this.#events!.onFrame(u8.subarray(at + 4, at + 4 + len), false, view);
+      } else {
+        let frame: Uint8Array;
+        let owned = false;
+        if (len >= NATIVE_COPY_MIN) {
+          // Out of shared memory with memcpy (native/ring.c): much faster than V8's SAB copy.
+          frame = Buffer.allocUnsafeSlow(len);
+          native.ringCopy(frame, 0, u8, at + 4, len);
+          owned = true;
+        } else frame = u8.subarray(at + 4, at + 4 + len);
+        this.#events!.onFrame(frame, owned);
+        // onFrame decoded (copied) the frame: its space can go back now,
+        // unless zero-copy views handed out before it are still held.
+        if (this.#held.length === 0) Atomics.store(i32, this.#in.tail, read);
+        else this.#held.push({ end: recordEnd, released: true });
+      }
       n++;
       if (this.#finished || (this.#paused && !this.#socketClosed)) break;
       if (read === head) head = Atomics.load(i32, this.#in.head);
     }
-    // Wake a producer waiting for room only once half the ring is free (or
-    // all of it): one wake-up per many frames instead of one per frame.
+    if (n > 0) this.#wakeProducer();
+    return n;
+  }
+
+  /** Advances the tail over released zero-copy views (they may be released in any order). */
+  #releaseHeld(): void {
+    const held = this.#held;
+    let i = 0;
+    while (i < held.length && held[i]!.released) i++;
+    if (i === 0 || this.#finished) return;
+    Atomics.store(this.#i32, this.#in.tail, held[i - 1]!.end);
+    held.splice(0, i);
+    this.#wakeProducer();
+  }
+
+  /**
+   * Wakes a producer waiting for room only once half the ring is free (or
+   * all of it): one wake-up per many frames instead of one per frame.
+   */
+  #wakeProducer(): void {
+    const i32 = this.#i32;
     if (
-      n > 0 &&
       Atomics.load(i32, this.#in.producerSleeping) === 1 &&
-      ((Atomics.load(i32, this.#in.head) - read) >>> 0) * 2 <= R &&
+      ((Atomics.load(i32, this.#in.head) - Atomics.load(i32, this.#in.tail)) >>> 0) * 2 <= this.#R &&
       Atomics.compareExchange(i32, this.#in.producerSleeping, 1, 0) === 1
     ) {
       this.#ring();
     }
-    return n;
   }
 
   #ring(): void {
@@ -305,6 +348,12 @@ class ShmLink implements Link {
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
     if (this.#closing || this.#finished) return false;
     const len = header.byteLength + body.byteLength;
+    if (this.#loan) {
+      // A loaned record sits at the head: later frames queue behind it.
+      this.#wantWritable = true;
+      this.#wantBytes = len;
+      return false;
+    }
     const total = recordBytes(len);
     const i32 = this.#i32;
     let head = this.#outHead;
@@ -347,6 +396,56 @@ class ShmLink implements Link {
     }
     if (this.#sleeping) this.#wakeSelf();
     return true;
+  }
+
+  loan(size: number): Uint8Array | null {
+    if (this.#loan) throw stateError('ERR_IPCKIT_LOAN', 'publish() the current loan before taking another');
+    if (this.#closing || this.#finished) return null;
+    const len = 1 + size;
+    if (!this.#hasSpaceFor(len)) {
+      this.#wantWritable = true;
+      this.#wantBytes = len;
+      this.#wakeSelf();
+      if (this.#sleeping) Atomics.store(this.#i32, this.#out.producerSleeping, 1);
+      if (this.#hasSpaceFor(len)) Atomics.store(this.#i32, this.#out.producerSleeping, 0);
+      else return null;
+    }
+    const i32 = this.#i32;
+    let head = this.#outHead;
+    let off = head & this.#mask;
+    const total = recordBytes(len);
+    if (total > this.#R - off) {
+      i32[(this.#out.data + off) >> 2] = WRAP;
+      head = (head + (this.#R - off)) | 0;
+      off = 0;
+    }
+    const at = this.#out.data + off;
+    i32[at >> 2] = len;
+    this.#u8[at + 4] = KIND_MESSAGE;
+    // The wrap marker is private until publish() moves the head past it.
+    this.#outHead = head;
+    const view = new Uint8Array(this.#u8.buffer, at + 5, size);
+    this.#loan = { view, at, len, headAfter: (head + total) | 0 };
+    return view;
+  }
+
+  publish(view: Uint8Array, length: number): void {
+    const loan = this.#loan;
+    if (!loan || view.buffer !== loan.view.buffer || view.byteOffset !== loan.view.byteOffset) {
+      throw stateError('ERR_IPCKIT_LOAN', 'publish() takes the view returned by the last loan()');
+    }
+    if (length !== loan.len - 1) {
+      // Shrink the record: fewer bytes used than loaned.
+      this.#i32[loan.at >> 2] = 1 + length;
+      loan.headAfter = (this.#outHead + recordBytes(1 + length)) | 0;
+    }
+    this.#loan = null;
+    this.#outHead = loan.headAfter;
+    Atomics.store(this.#i32, this.#out.head, loan.headAfter);
+    const i32 = this.#i32;
+    if (Atomics.load(i32, this.#out.consumerSleeping) === 1 && Atomics.compareExchange(i32, this.#out.consumerSleeping, 1, 0) === 1) this.#ring();
+    if (this.#sleeping) this.#wakeSelf();
+    if (this.#wantWritable) this.#schedule();
   }
 
   pause(): void {
@@ -480,7 +579,7 @@ export async function connectShm(name: string, maxMessageSize: number, options: 
     const reply = await readLine(socket, url, HANDSHAKE_MS);
     if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
     peerBell = openPeerFd(Number(reply.pid), Number(reply.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
-    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin));
+    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true);
   } catch (e) {
     socket.destroy();
     region?.close();
@@ -528,7 +627,7 @@ export async function listenShm(
       peerBell = openPeerFd(pid, Number(hello.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
       bell = sys(() => native.doorbellPipe(), { path: url });
       socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, bell: bell[1] })}\n`);
-      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin));
+      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true);
       return link;
     } catch (e) {
       for (const fd of [memfd, peerBell, ...(bell ?? [])]) if (fd >= 0) closeSync(fd);
