@@ -582,8 +582,8 @@ class Watch implements SignalWatch {
 
   #fail(reason: unknown): void {
     if (this.#closed) return;
-    this.close();
     const waiters = this.#waiters.splice(0);
+    this.close();
     if (waiters.length) {
       holdLoop(-waiters.length);
       for (const w of waiters) w.reject(reason);
