@@ -60,6 +60,27 @@ function threadMasks(pid: number): Map<string, bigint> {
 }
 const bit = (n: number) => 1n << BigInt(n - 1);
 
+/** sigqueue()s SIGRTMIN+K with values 1..N to a pid, waiting while the receiver's queue is full. */
+let rtSenderPath: string | undefined;
+const rtSenderSource = `
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+  int pid = atoi(argv[1]), sig = SIGRTMIN + atoi(argv[2]), n = atoi(argv[3]);
+  for (int i = 1; i <= n; i++) {
+    union sigval v = { .sival_int = i };
+    while (sigqueue(pid, sig, v) != 0) {
+      if (errno != EAGAIN) { perror("sigqueue"); return 1; }
+      sched_yield(); /* the receiver's queue is full (RLIMIT_SIGPENDING): let it drain */
+    }
+  }
+  return 0;
+}`;
+const rtSender = (): string => (rtSenderPath ??= cc(rtSenderSource));
+
 const CLI = 'signal-cli';
 const RT1 = signals.SIGRTMIN + 1;
 
@@ -250,23 +271,7 @@ int main(int argc, char **argv) {
 
 describe('receiving', () => {
   test('1000 realtime signals sigqueued by a C program arrive all, in order, with its pid and uid', T, async () => {
-    const sender = cc(`
-#include <errno.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-int main(int argc, char **argv) {
-  int pid = atoi(argv[1]), n = atoi(argv[2]);
-  for (int i = 1; i <= n; i++) {
-    union sigval v = { .sival_int = i };
-    while (sigqueue(pid, SIGRTMIN + 1, v) != 0) {
-      if (errno != EAGAIN) { perror("sigqueue"); return 1; }
-      sched_yield(); /* the receiver's queue is full (RLIMIT_SIGPENDING): let it drain */
-    }
-  }
-  return 0;
-}`);
+    const sender = rtSender();
     const receiver = startPeer(CLI, ['signal', 'wait', 'SIGRTMIN+1', '--count', '1000', '--json']);
     const ready = await receiver.next<{ ready: boolean; pid: number }>();
     assert.deepEqual(ready, { ready: true, pid: receiver.child.pid });
@@ -275,7 +280,7 @@ int main(int argc, char **argv) {
     assert.ok(masks.size > 3, 'a Node process has several threads');
     for (const [tid, mask] of masks) assert.ok(mask & bit(RT1), `thread ${tid} blocks SIGRTMIN+1`);
 
-    const child = spawn(sender, [String(ready.pid), '1000'], { stdio: 'inherit' });
+    const child = spawn(sender, [String(ready.pid), '1', '1000'], { stdio: 'inherit' });
     const values: number[] = [];
     for (let i = 0; i < 1000; i++) {
       const info = await receiver.next<SignalInfo>();
@@ -287,6 +292,21 @@ int main(int argc, char **argv) {
     }
     assert.deepEqual(values, Array.from({ length: 1000 }, (_, i) => i + 1));
     assert.equal((await receiver.exited).code, 0);
+  });
+
+  test('a loop of once() calls loses nothing and never lets the default action through', T, async () => {
+    const peer = await signalPeer();
+    try {
+      await request(peer, { op: 'once-loop', signal: 'SIGRTMIN+4', count: 300 });
+      const child = spawn(rtSender(), [String(peer.pid), '4', '300'], { stdio: 'inherit' });
+      for (let i = 1; i <= 300; i++) {
+        const l = await expectLine(peer, 'signal', (x) => x.event === 'signal');
+        assert.deepEqual([l.value, l.pid], [i, child.pid]);
+      }
+      assert.deepEqual(await peer.next(), { reply: true, loopDone: 300 });
+    } finally {
+      await stop(peer);
+    }
   });
 
   test("`kill -USR1` from a shell arrives with code SI_USER and the shell's pid", T, async () => {
