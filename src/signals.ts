@@ -158,8 +158,8 @@ export function toNumber(signal: SignalSpec, what = 'signal'): number {
 function unknown(signal: SignalSpec, what: string): Error {
   return rangeError(
     'ERR_IPCKIT_UNKNOWN_SIGNAL',
-    `${what} ${show(signal)} is not a signal on this system (1-31 except those missing here, and ` +
-      `SIGRTMIN=${SIGRTMIN}..SIGRTMAX=${SIGRTMAX}; see signals.list())`,
+    `${what} ${show(signal)} is not a signal on this system (signals are 1-31 and ` +
+      `SIGRTMIN..SIGRTMAX = ${SIGRTMIN}..${SIGRTMAX}; see signals.list())`,
   );
 }
 

@@ -3,23 +3,20 @@
 import type { Command } from 'commander';
 import * as signals from '../signals.js';
 import type { SignalInfo } from '../signals.js';
+import { UsageError } from './args.js';
+import { formatTable } from './table.js';
 
-function integer(text: string, what: string, command: Command): number {
-  if (!/^-?\d+$/.test(text.trim())) command.error(`ipckit: ${what} must be an integer, got '${text}'`);
+function integer(text: string, what: string): number {
+  if (!/^-?\d+$/.test(text.trim())) throw new UsageError(`${what} must be an integer, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
-function signalNumber(text: string, command: Command): number {
+function signalNumber(text: string): number {
   try {
     return signals.toNumber(text);
   } catch (e) {
-    return command.error(`ipckit: ${(e as Error).message}`);
+    throw new UsageError((e as Error).message);
   }
-}
-
-function pad(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 function list(o: { json?: boolean }): void {
@@ -28,15 +25,15 @@ function list(o: { json?: boolean }): void {
     process.stdout.write(`${JSON.stringify(table, null, 2)}\n`);
     return;
   }
-  const rows = [['NUM', 'NAME', 'ACTION', 'CATCHABLE', 'DESCRIPTION']];
-  for (const r of table) rows.push([String(r.number), r.name, r.action, r.catchable ? 'yes' : 'no', r.description]);
-  process.stdout.write(pad(rows));
+  const columns = [{ header: 'NUM', align: 'right' as const }, { header: 'NAME' }, { header: 'ACTION' }, { header: 'CATCHABLE' }, { header: 'DESCRIPTION' }];
+  const rows = table.map((r) => [String(r.number), r.name, r.action, r.catchable ? 'yes' : 'no', r.description]);
+  process.stdout.write(formatTable(columns, rows));
 }
 
-function send(this: Command, pidText: string, signalText: string, o: { value?: string }): void {
-  const pid = integer(pidText, 'pid', this);
-  const signal = signalText === '0' ? 0 : signalNumber(signalText, this);
-  const value = o.value === undefined ? undefined : integer(o.value, '--value', this);
+function send(pidText: string, signalText: string, o: { value?: string }): void {
+  const pid = integer(pidText, 'pid');
+  const signal = signalText === '0' ? 0 : signalNumber(signalText);
+  const value = o.value === undefined ? undefined : integer(o.value, '--value');
   if (!signals.send(pid, signal, value === undefined ? {} : { value })) {
     process.stderr.write(`ipckit: no such process ${pid}\n`);
     process.exitCode = 1;
@@ -53,17 +50,18 @@ function describe(info: SignalInfo): string {
 const TIMED_OUT = 124;
 
 async function wait(
-  this: Command,
   names: string[],
   o: { count: string; timeout?: string; json?: boolean },
 ): Promise<void> {
-  const numbers = names.map((n) => signalNumber(n, this));
-  const count = integer(o.count, '--count', this);
-  if (count < 0) this.error('ipckit: --count must be 0 (no limit) or more');
+  const numbers = names.map((n) => signalNumber(n));
+  const count = integer(o.count, '--count');
+  if (count < 0) throw new UsageError('--count must be 0 (no limit) or more');
   let seconds: number | undefined;
   if (o.timeout !== undefined) {
     seconds = Number(o.timeout);
-    if (!Number.isFinite(seconds) || seconds <= 0) this.error(`ipckit: --timeout must be a positive number of seconds, got '${o.timeout}'`);
+    if (!Number.isFinite(seconds) || seconds <= 0) {
+      throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(o.timeout)}`);
+    }
   }
   const abort = new AbortController();
   const timedOut = new Error('timed out');
