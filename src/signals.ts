@@ -523,8 +523,16 @@ export function on(signal: SignalSpec, listener: SignalListener): () => void {
 export function off(signal: SignalSpec, listener: SignalListener): void {
   mainThreadOnly('off');
   const n = toNumber(signal);
-  unsubscribe(n, listener);
+  const list = consumers.get(n) ?? [];
+  if (list.includes(listener)) {
+    unsubscribe(n, listener);
+    return;
+  }
+  // A listener given to once() is registered inside a wrapper.
+  (list.find((l) => (l as OnceWrapper).original === listener) as OnceWrapper | undefined)?.remove();
 }
+
+type OnceWrapper = SignalListener & { original: SignalListener; remove: () => void };
 
 export interface OnceOptions {
   /** Give up after this many milliseconds: the promise rejects with IpcError ETIMEDOUT. */
@@ -543,10 +551,14 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
   mainThreadOnly('once');
   const n = receivable(signal);
   if (typeof arg === 'function') {
-    const off = subscribe(n, (info) => {
-      remove();
-      arg(info);
-    });
+    const wrapper: OnceWrapper = Object.assign(
+      (info: SignalInfo) => {
+        remove();
+        arg(info);
+      },
+      { original: arg, remove: () => remove() },
+    );
+    const off = subscribe(n, wrapper);
     oneShots++;
     let live = true;
     const remove = () => {

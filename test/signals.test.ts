@@ -375,6 +375,23 @@ describe('receiving', () => {
     } finally {
       await stop(peer);
     }
+    // And Ctrl+C (SIGINT) still ends a process that took other signals.
+    const other = await signalPeer();
+    await request(other, { op: 'on', signal: 'SIGUSR1' });
+    await request(other, { op: 'on', signal: 'SIGRTMIN+1' });
+    process.kill(other.pid, 'SIGINT');
+    assert.deepEqual(await other.exited, { code: null, signal: 'SIGINT' });
+  });
+
+  test('off() removes a once() listener and gives the signal back', T, async () => {
+    const peer = await signalPeer();
+    try {
+      await request(peer, { op: 'once-then-off', signal: 'SIGUSR2' });
+      process.kill(peer.pid, 'SIGUSR2');
+      assert.deepEqual(await peer.exited, { code: null, signal: 'SIGUSR2' });
+    } finally {
+      await stop(peer);
+    }
   });
 
   test('SIGCHLD is received with the child pid and Node still sees its children exit', T, async () => {
