@@ -426,6 +426,10 @@ describe('receiving', () => {
       assert.ok(BigInt(`0x${reply.worker.sigblk}`) & bit(signals.toNumber('SIGUSR2')), 'a new thread starts with the signal blocked');
       assert.equal(reply.exitCode, 0);
       assert.deepEqual({ pid: info.pid, code: info.code, value: info.value }, { pid: peer.pid, code: 'SI_QUEUE', value: 42 });
+      // The worker's exit (its own copy of the addon shutting down) left the main thread's delivery alone.
+      signals.send(peer.pid, 'SIGUSR2', { value: 43 });
+      const later = await expectLine(peer, 'signal', (l) => l.event === 'signal');
+      assert.deepEqual([later.value, later.pid], [43, process.pid]);
     } finally {
       await stop(peer);
     }
