@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { IpcError } from '../errors.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
+import { register as registerSignal } from './signal.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 const debug = process.env.IPCKIT_DEBUG === '1';
@@ -38,5 +39,6 @@ const program = new Command()
 
 registerShm(program);
 registerLs(program);
+registerSignal(program);
 
 program.parseAsync(process.argv).catch(report);
