@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseSizes } from '../dist/bench/command.js';
 import { CASES } from '../dist/bench/registry.js';
 import { runBench, trialParams, type BenchRow } from '../dist/bench/run.js';
+import { combineTrials } from '../dist/bench/stats.js';
 
 const T = { timeout: 60_000 };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,7 +90,7 @@ function assertRow(row: BenchRow, transport: string, size: number): void {
 
 describe('bench harness', () => {
   test('every registered case yields a well-formed row from fresh processes, and leaves nothing', T, async () => {
-    const rows = await runBench({ count: 200, quiet: true });
+    const rows = await runBench({ count: 200, trials: 1, quiet: true });
     const expected = CASES.filter((c) => !c.unavailable?.()).map((c) => c.transport);
     assert.ok(expected.includes('shm-atomics') && expected.includes('baseline:net-unix'));
     assert.deepEqual(
@@ -101,8 +102,8 @@ describe('bench harness', () => {
     assert.deepEqual(leftovers(process.pid), []);
   });
 
-  test('several sizes give one row per transport and size', T, async () => {
-    const rows = await runBench({ transports: ['shm-atomics', 'baseline:net-unix'], sizes: [1, 4096], count: 100, quiet: true });
+  test('several sizes and trials give one row per transport and size', T, async () => {
+    const rows = await runBench({ transports: ['shm-atomics', 'baseline:net-unix'], sizes: [1, 4096], count: 100, trials: 2, quiet: true });
     assert.deepEqual(
       rows.map((r) => [r.transport, r.size]),
       [
@@ -117,7 +118,7 @@ describe('bench harness', () => {
   });
 
   test('--json prints exactly one array of rows', T, async () => {
-    const child = spawn(process.execPath, [mainPath, '--transports', 'baseline:net-unix', '--count', '100', '--json'], {
+    const child = spawn(process.execPath, [mainPath, '--transports', 'baseline:net-unix', '--count', '100', '--trials', '1', '--json'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -133,9 +134,15 @@ describe('bench harness', () => {
     await assert.rejects(runBench({ transports: ['no-such-thing'], quiet: true }), /unknown transport 'no-such-thing'.*shm-atomics/);
     await assert.rejects(runBench({ sizes: [0], quiet: true }), RangeError);
     await assert.rejects(runBench({ count: 1.5, quiet: true }), RangeError);
+    await assert.rejects(runBench({ trials: 0, quiet: true }), RangeError);
     assert.deepEqual(parseSizes('64,4k,64KiB,1m'), [64, 4096, 65536, 1048576]);
     assert.throws(() => parseSizes('64,x'), /not a size/);
     assert.deepEqual(benchPeers(), []);
+  });
+
+  test('trials combine figure by figure into their median', T, () => {
+    const row = (rtt: number, rate: number): BenchRow => ({ transport: 'x', size: 64, rttMedianUs: rtt, rttP99Us: rtt * 2, msgsPerSec: rate, mbPerSec: (rate * 64) / 1e6 });
+    assert.deepEqual(combineTrials([row(90, 1000), row(20, 3000), row(21, 2000)]), row(21, 2000));
   });
 
   test('large messages get fewer rounds, small counts are honoured', T, () => {
@@ -149,7 +156,7 @@ describe('bench harness', () => {
 
   test('a hung trial is killed at its timeout with its files', T, async (t) => {
     // Stopping the echo makes the spinning driver wait forever.
-    const run = runBench({ transports: ['shm-atomics'], count: 2_000_000, timeoutMs: 4000, quiet: true });
+    const run = runBench({ transports: ['shm-atomics'], count: 2_000_000, trials: 1, timeoutMs: 4000, quiet: true });
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e.message,
@@ -166,7 +173,7 @@ describe('bench harness', () => {
   });
 
   test('killing the harness mid-trial: the peers notice, exit and clean up by themselves', T, async (t) => {
-    const harness = spawn(process.execPath, [mainPath, '--transports', 'shm-atomics', '--count', '2000000', '--json'], {
+    const harness = spawn(process.execPath, [mainPath, '--transports', 'shm-atomics', '--count', '2000000', '--trials', '1', '--json'], {
       stdio: 'ignore',
     });
     let peers: PeerProcess[] = [];

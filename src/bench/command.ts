@@ -3,7 +3,7 @@
 // `program.addCommand(benchCommand())`.
 import { Command, InvalidArgumentError } from 'commander';
 import { CASES } from './registry.js';
-import { DEFAULT_COUNT, DEFAULT_SIZES, runBench } from './run.js';
+import { DEFAULT_COUNT, DEFAULT_SIZES, DEFAULT_TRIALS, runBench } from './run.js';
 
 /** "64,4096,64k,1m" → bytes (k and m mean KiB and MiB). */
 export function parseSizes(text: string): number[] {
@@ -33,6 +33,7 @@ interface CommandOptions {
   transports?: string[];
   size: number[];
   count: number;
+  trials: number;
   json?: boolean;
   markdown?: boolean;
   pin?: boolean;
@@ -45,6 +46,7 @@ export function benchCommand(name = 'bench'): Command {
     .option('--transports <names>', 'comma-separated transports (default: all; see --list)', parseList)
     .option('--size <bytes>', 'comma-separated message sizes, e.g. 64,4096,64k,1m', parseSizes, DEFAULT_SIZES)
     .option('--count <n>', 'timed round trips per trial (fewer for large sizes)', parseCount, DEFAULT_COUNT)
+    .option('--trials <n>', 'trials per transport and size, each in fresh processes; figures are medians over trials', parseCount, DEFAULT_TRIALS)
     .option('--json', 'print one JSON array of rows instead of the table')
     .option('--markdown', 'print the table as Markdown')
     .option('--pin', 'pin the two peers to different CPUs with taskset (default: not pinned)')
@@ -54,7 +56,7 @@ export function benchCommand(name = 'bench'): Command {
         for (const c of CASES) process.stdout.write(`${c.transport.padEnd(24)} ${c.description}\n`);
         return;
       }
-      const { transports, size: sizes, count, json, markdown, pin } = opts;
-      await runBench({ transports, sizes, count, json, markdown, pin });
+      const { transports, size: sizes, count, trials, json, markdown, pin } = opts;
+      await runBench({ transports, sizes, count, trials, json, markdown, pin });
     });
 }

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatMarkdown, formatSize, formatTable } from './format.js';
+import { combineTrials } from './stats.js';
 import { allowedCpus, hasTaskset, machineInfo, machineLine, type MachineInfo } from './machine.js';
 import { CASES, findCase } from './registry.js';
 import { sweepTrial } from './trial-files.js';
@@ -26,6 +27,12 @@ export interface BenchOptions {
   sizes?: number[];
   /** Timed round trips per trial (default DEFAULT_COUNT); scaled down for large sizes, see trialParams(). */
   count?: number;
+  /**
+   * Trials per transport and size (default DEFAULT_TRIALS), each in fresh
+   * processes, interleaved across transports; every figure in a row is the
+   * median over its trials, so one disturbed trial does not move the table.
+   */
+  trials?: number;
   /** Print one JSON array of rows instead of the table. */
   json?: boolean;
   /** Print a Markdown table (for docs) instead of the box table. */
@@ -38,8 +45,9 @@ export interface BenchOptions {
   timeoutMs?: number;
 }
 
-/** Chosen so the default run (4 transports, 64 B) takes about half a minute on the 2-core dev machine. */
-export const DEFAULT_COUNT = 100_000;
+/** Chosen so the default run (4 transports × 3 trials, 64 B) takes about half a minute on the 2-core dev machine. */
+export const DEFAULT_COUNT = 30_000;
+export const DEFAULT_TRIALS = 3;
 export const DEFAULT_SIZES = [64];
 const DEFAULT_TIMEOUT_MS = 120_000;
 /** Large messages get fewer rounds: at most this many bytes each way per phase... */
@@ -174,6 +182,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
     checkCount(s, 'size', 1 << 30),
   );
   const count = checkCount(options.count ?? DEFAULT_COUNT, 'count', 100_000_000);
+  const trials = checkCount(options.trials ?? DEFAULT_TRIALS, 'trials', 1000);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const cases = selectCases(options.transports);
   const pin = pinning(options.pin);
@@ -192,12 +201,19 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const rows: BenchRow[] = [];
-  const total = cases.length * sizes.length;
+  // Trial t of every (transport, size) runs before trial t+1 of any, so a
+  // burst of load elsewhere on the machine hits all transports alike.
+  const plan = cases.flatMap((benchCase) => sizes.map((size) => ({ benchCase, size, results: [] as BenchRow[] })));
+  const total = plan.length * trials;
+  let done = 0;
   try {
-    for (const benchCase of cases) {
-      for (const size of sizes) {
-        if (progress) process.stderr.write(`\r\x1b[K[${rows.length + 1}/${total}] ${benchCase.transport} ${formatSize(size)}`);
+    for (let t = 0; t < trials; t++) {
+      for (const entry of plan) {
+        const { benchCase, size } = entry;
+        done++;
+        if (progress) {
+          process.stderr.write(`\r\x1b[K[${done}/${total}] ${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
+        }
         const id = `ipckit-bench-${process.pid}-${randomBytes(4).toString('hex')}`;
         const params: TrialParams = {
           ...trialParams(benchCase.transport, size, count),
@@ -208,7 +224,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
         const trial: Active = { child: startDriver(params), params, benchCase };
         active = trial;
         try {
-          rows.push(await runTrial(trial, timeoutMs));
+          entry.results.push(await runTrial(trial, timeoutMs));
         } finally {
           cleanUp(trial);
           active = null;
@@ -222,12 +238,16 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
     process.off('SIGTERM', onSignal);
   }
 
-  if (!options.quiet) process.stdout.write(`${render(rows, machine, count, options)}\n`);
+  const rows = plan.map((entry) => combineTrials(entry.results));
+  if (!options.quiet) process.stdout.write(`${render(rows, machine, count, trials, options)}\n`);
   return rows;
 }
 
-function render(rows: BenchRow[], machine: MachineInfo, count: number, options: BenchOptions): string {
+function render(rows: BenchRow[], machine: MachineInfo, count: number, trials: number, options: BenchOptions): string {
   if (options.json) return JSON.stringify(rows, null, 2);
-  const header = `${machineLine(machine)}\n${count.toLocaleString('en-US')} timed round trips per trial (fewer for large sizes), warm-up excluded; each trial in fresh processes`;
+  const header =
+    `${machineLine(machine)}\n` +
+    `${trials} trial${trials === 1 ? '' : 's'} per row, each in fresh processes, ${count.toLocaleString('en-US')} timed round trips per trial ` +
+    `(fewer for large sizes), warm-up excluded; each figure is the median over the trials`;
   return `${header}\n\n${options.markdown ? formatMarkdown(rows) : formatTable(rows)}`;
 }

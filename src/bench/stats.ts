@@ -31,3 +31,18 @@ export function summarize(params: TrialParams, result: TrialResult): BenchRow {
     mbPerSec: Number(((msgsPerSec * params.size) / 1e6).toPrecision(4)),
   };
 }
+
+/** One row from several trials of the same transport and size: the median of each figure. */
+export function combineTrials(trials: readonly BenchRow[]): BenchRow {
+  if (trials.length === 0) throw new Error('combineTrials: no trials');
+  const mid = (pick: (r: BenchRow) => number) => median(Float64Array.from(trials, pick).sort());
+  const { transport, size } = trials[0];
+  return {
+    transport,
+    size,
+    rttMedianUs: round(mid((r) => r.rttMedianUs), 3),
+    rttP99Us: round(mid((r) => r.rttP99Us), 3),
+    msgsPerSec: Math.round(mid((r) => r.msgsPerSec)),
+    mbPerSec: Number(mid((r) => r.mbPerSec).toPrecision(4)),
+  };
+}
