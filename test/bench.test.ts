@@ -150,6 +150,8 @@ describe('bench harness', () => {
     assert.equal(trialParams('x', 1 << 20, 100_000).count, 256);
     assert.equal(trialParams('x', 1 << 30, 100_000).count, 100);
     assert.equal(trialParams('x', 1 << 20, 5).count, 5);
+    assert.equal(trialParams('x', 64, 1000, 20).onewayCount, 20_000);
+    assert.equal(trialParams('x', 1 << 20, 1000, 20).onewayCount, 512);
     const p = trialParams('x', 64, 10);
     assert.ok(p.warmup >= 1 && p.onewayWarmup >= 1 && p.onewayCount === 10);
   });

@@ -63,9 +63,14 @@ function scaled(count: number, bytes: number, size: number): number {
 }
 
 /** The numbers of one trial; see TrialParams for the protocol they drive. */
-export function trialParams(transport: string, size: number, count: number): Omit<TrialParams, 'workDir' | 'namePrefix'> {
+export function trialParams(
+  transport: string,
+  size: number,
+  count: number,
+  onewayFactor = 1,
+): Omit<TrialParams, 'workDir' | 'namePrefix'> {
   const rounds = scaled(count, PINGPONG_BYTES, size);
-  const oneway = scaled(count, ONEWAY_BYTES, size);
+  const oneway = scaled(Math.min(count * onewayFactor, 1e9), ONEWAY_BYTES, size);
   const warm = (n: number) => Math.min(10_000, Math.max(10, Math.floor(n / 10)));
   return { transport, size, warmup: warm(rounds), count: rounds, onewayWarmup: warm(oneway), onewayCount: oneway };
 }
@@ -216,7 +221,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
         }
         const id = `ipckit-bench-${process.pid}-${randomBytes(4).toString('hex')}`;
         const params: TrialParams = {
-          ...trialParams(benchCase.transport, size, count),
+          ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor),
           workDir: mkdtempSync(join(tmpdir(), `${id}-`)),
           namePrefix: id,
           ...(pin ?? {}),
