@@ -14,7 +14,7 @@ function formatUs(us: number): string {
 }
 
 function formatRatio(r: number): string {
-  return r >= 10 ? r.toFixed(0) : r >= 1 ? String(Number(r.toFixed(1))) : String(Number(r.toPrecision(2)));
+  return r >= 10 ? r.toFixed(0) : r.toPrecision(2);
 }
 
 const REFERENCE_NAME = REFERENCE_TRANSPORT.replace(/^baseline:/, '');
@@ -25,6 +25,7 @@ export function ratioText(row: BenchRow, rows: readonly BenchRow[]): string {
   const ref = rows.find((r) => r.transport === REFERENCE_TRANSPORT && r.size === row.size);
   if (!ref || !(ref.rttMedianUs > 0) || !(row.rttMedianUs > 0)) return '-';
   const r = row.rttMedianUs / ref.rttMedianUs;
+  if (Math.abs(r - 1) < 0.05) return `${formatRatio(r)}× (about the same)`;
   return r < 1 ? `${formatRatio(r)}× (${formatRatio(1 / r)}× faster)` : `${formatRatio(r)}× (${formatRatio(r)}× slower)`;
 }
 
