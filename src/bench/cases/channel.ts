@@ -1,0 +1,141 @@
+// channel:* cases: the Channel API (src/channel.ts) over its transports, with
+// the raw codec so the figures show transport + framing cost, not JSON.
+//   channel:shm            shm: rings, spin 'auto' (spin briefly, then doorbell)
+//   channel:shm-nospin     shm: rings, spin:false (every wait is a doorbell wake-up)
+//   channel:shm-zerocopy   shm:, loan()/publish() to send, zeroCopy views received and released
+//   channel:unix           unix: stream socket with length-prefixed frames
+// The driver listens, the echo connects; the shm: rendezvous is an abstract
+// socket and the rings live in a memfd, so nothing can be left behind.
+import { join } from 'node:path';
+import { channel, type Channel, type ChannelOptions } from '../../index.js';
+import { payload, RttRecorder, unlessExited } from '../kit.js';
+import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';
+
+type View = Uint8Array & { release?: () => void };
+
+interface Flavour {
+  transport: string;
+  description: string;
+  url(params: TrialParams): string;
+  options: ChannelOptions<Uint8Array>;
+  zeroCopy: boolean;
+  onewayFactor?: number;
+}
+
+function opts(f: Flavour, size: number): ChannelOptions<Uint8Array> {
+  return { codec: 'raw', maxMessageSize: Math.max(size, 1024), ...f.options };
+}
+
+async function sendOne(ch: Channel<Uint8Array>, msg: Uint8Array, zeroCopy: boolean): Promise<void> {
+  if (!zeroCopy) return ch.send(msg);
+  const view = await ch.loan(msg.byteLength);
+  view.set(msg);
+  return ch.publish(view);
+}
+
+async function receive(ch: Channel<Uint8Array>): Promise<View> {
+  const r = await ch.next();
+  if (r.done) throw new Error('channel closed early');
+  return r.value as View;
+}
+
+function makeCase(f: Flavour): BenchCase {
+  async function driver(ctx: DriverContext): Promise<TrialResult> {
+    const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
+    const server = await channel.listen<Uint8Array>(f.url(ctx.params), opts(f, size));
+    const echo = ctx.startEcho();
+    const first = await unlessExited(server[Symbol.asyncIterator]().next(), echo.exited);
+    await server.close();
+    const ch = first.value as Channel<Uint8Array>;
+    const msg = payload(size);
+    const rtt = new RttRecorder(warmup, count);
+    await unlessExited(
+      (async () => {
+        do {
+          rtt.start();
+          await sendOne(ch, msg, f.zeroCopy);
+          (await receive(ch)).release?.();
+        } while (!rtt.stop());
+      })(),
+      echo.exited,
+    );
+    const batch = async (n: number) => {
+      let last: Promise<void> = Promise.resolve();
+      for (let i = 0; i < n; i++) {
+        last = sendOne(ch, msg, f.zeroCopy);
+        // Await now and then: enough to follow backpressure without a promise per message.
+        if (f.zeroCopy || (i & 1023) === 1023) await last;
+      }
+      await last;
+      (await receive(ch)).release?.();
+    };
+    await unlessExited(batch(onewayWarmup), echo.exited);
+    const t0 = process.hrtime.bigint();
+    await unlessExited(batch(onewayCount), echo.exited);
+    const onewayNs = Number(process.hrtime.bigint() - t0);
+    await ch.close();
+    await echo.exited;
+    return { rttNs: rtt.samples, onewayNs };
+  }
+
+  async function echo(ctx: EchoContext): Promise<void> {
+    const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
+    const ch = await channel.connect<Uint8Array>(f.url(ctx.params), opts(f, size));
+    for (let i = 0; i < warmup + count; i++) {
+      const m = await receive(ch);
+      await sendOne(ch, m, f.zeroCopy);
+      m.release?.();
+    }
+    for (const n of [onewayWarmup, onewayCount]) {
+      for (let i = 0; i < n; i++) (await receive(ch)).release?.();
+      await ch.send(Buffer.from('k'));
+    }
+    // The driver closes once it has the last acknowledgement.
+    while (!(await ch.next()).done);
+    await ch.close();
+  }
+
+  return {
+    transport: f.transport,
+    description: f.description,
+    ...(f.onewayFactor ? { onewayFactor: f.onewayFactor } : {}),
+    driver,
+    echo,
+  };
+}
+
+const shmUrl = (p: TrialParams) => `shm:${p.namePrefix}-ch`;
+
+export const channelShm = makeCase({
+  transport: 'channel:shm',
+  description: "Channel over shm: (SPSC rings in a memfd), raw codec, spin 'auto' then eventfd-style doorbell on uv_poll",
+  url: shmUrl,
+  options: { spin: 'auto' },
+  zeroCopy: false,
+  onewayFactor: 4,
+});
+
+export const channelShmNoSpin = makeCase({
+  transport: 'channel:shm-nospin',
+  description: 'Channel over shm:, spin:false: every wait sleeps on the doorbell (pipe watched by uv_poll)',
+  url: shmUrl,
+  options: { spin: false },
+  zeroCopy: false,
+  onewayFactor: 4,
+});
+
+export const channelShmZeroCopy = makeCase({
+  transport: 'channel:shm-zerocopy',
+  description: 'Channel over shm:, loan()/publish() in place, received as ring views released after use',
+  url: shmUrl,
+  options: { spin: 'auto', zeroCopy: true },
+  zeroCopy: true,
+});
+
+export const channelUnix = makeCase({
+  transport: 'channel:unix',
+  description: 'Channel over unix: (net stream socket, u32 length prefix per frame), raw codec',
+  url: (p) => `unix:${join(p.workDir, 'channel.sock')}`,
+  options: {},
+  zeroCopy: false,
+});
