@@ -1,6 +1,6 @@
 // Channels: the same behaviour over every transport, between real processes.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -350,6 +350,56 @@ describe('channel codecs and API', () => {
     assert.throws(() => ch.publish(new Uint8Array(4)), { code: 'ERR_IPCKIT_LOAN' });
     assert.throws(() => ch.loan((1 << 20) + 1), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     await done();
+  });
+
+  test('ipckit send / recv talk to a program using the library', T, async () => {
+    const cli = join(fixturesDir, '..', '..', 'dist', 'cli', 'main.js');
+    const exec = (args: string[], input?: string) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+        live.add(child);
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.stdin.end(input ?? '');
+        child.on('exit', (code) => {
+          live.delete(child);
+          resolve({ code, out, err });
+        });
+      });
+    for (const t of ['shm', 'unix'] as const) {
+      const server = await channel.listen<any>(urlFor(t), { codec: 'json' });
+      servers.add(server);
+      const it = server[Symbol.asyncIterator]();
+      // send: argument, stdin, and a request whose reply is printed.
+      const sent = exec(['send', server.url, '{"n":1}', '--codec', 'json']);
+      const ch1 = (await it.next()).value as Channel<any>;
+      assert.deepEqual((await ch1.next()).value, { n: 1 });
+      assert.equal((await sent).code, 0);
+      const piped = exec(['send', server.url, '--codec', 'json'], '[1,"two"]');
+      const ch2 = (await it.next()).value as Channel<any>;
+      assert.deepEqual((await ch2.next()).value, [1, 'two']);
+      assert.equal((await piped).code, 0);
+      const asked = exec(['send', server.url, '{"q":5}', '--codec', 'json', '--request']);
+      const ch3 = (await it.next()).value as Channel<any>;
+      ch3.onRequest((m) => ({ answer: m.q * 2 }));
+      assert.deepEqual(JSON.parse((await asked).out), { answer: 10 });
+      // recv --connect: prints what we send, one JSON line each, and stops at --count.
+      const got = exec(['recv', server.url, '--connect', '--count', '2', '--codec', 'json']);
+      const ch4 = (await it.next()).value as Channel<any>;
+      await ch4.send({ a: 1 });
+      await ch4.send('b');
+      const r = await got;
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, '{"a":1}\n"b"\n');
+      for (const ch of [ch1, ch2, ch3, ch4]) await ch.close();
+      await server.close();
+      servers.delete(server);
+    }
+    const bad = await exec(['send', `shm:nobody-${tag()}`, 'x']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /ECONNREFUSED/);
   });
 
   test('invalid URLs and options are TypeErrors/RangeErrors before any system call', T, async () => {
