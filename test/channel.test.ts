@@ -402,6 +402,27 @@ describe('channel codecs and API', () => {
     assert.match(bad.err, /ECONNREFUSED/);
   });
 
+  test('shm: a connector that claims another process\'s pid is refused (SO_PEERCRED)', T, async () => {
+    const server = await channel.listen<any>(urlFor('shm'));
+    servers.add(server);
+    const refused = new Promise<any>((r) => server.once('error', r));
+    const mem = shm.anonymous(4096 + 2 * 8192);
+    const sock = netConnect({ path: `\0ipckit-shm/${server.url.slice(4)}` });
+    sock.on('error', () => {});
+    let reply = '';
+    sock.on('data', (d) => (reply += d));
+    // pid 1 owns no descriptor we should ever open on a stranger's say-so.
+    sock.write(`${JSON.stringify({ v: 1, pid: 1, memfd: mem.fd, bell: 0 })}\n`);
+    const err = await refused;
+    assert.equal(err.code, 'ERR_IPCKIT_HANDSHAKE');
+    assert.match(err.message, /claimed pid 1/);
+    await new Promise((r) => sock.once('close', r));
+    assert.match(reply, /does not match/);
+    mem.close();
+    await server.close();
+    servers.delete(server);
+  });
+
   test('invalid URLs and options are TypeErrors/RangeErrors before any system call', T, async () => {
     await assert.rejects(channel.connect('carrier-pigeon:x'), { code: 'ERR_IPCKIT_INVALID_URL' });
     await assert.rejects(channel.connect('tcp://host'), { code: 'ERR_IPCKIT_INVALID_URL' });

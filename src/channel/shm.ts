@@ -611,6 +611,15 @@ export async function listenShm(
   const accept = async (socket: Socket): Promise<Link> => {
     const hello = await readLine(socket, url, HANDSHAKE_MS);
     const pid = Number(hello.pid);
+    // Abstract sockets have no permissions: anyone may connect. Believe the
+    // claimed pid only if the kernel says it is the connecting process, so a
+    // peer cannot make us open another process's descriptors.
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const cred = typeof fd === 'number' && fd >= 0 ? sys(() => native.peerCredentials(fd), { path: url }) : null;
+    if (!cred || cred.pid !== pid) {
+      socket.end(`${JSON.stringify({ error: 'pid does not match the socket credentials' })}\n`);
+      throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer claimed pid ${pid} but is pid ${cred?.pid ?? 'unknown'}`);
+    }
     let memfd = -1;
     let peerBell = -1;
     let bell: [number, number] | null = null;
