@@ -21,13 +21,13 @@
 //      waits in unlessExited(promise, echo.exited).
 //   2. Import it below and append it to CASES. Order here is the order of the table.
 //   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
-import { channelShm, channelShmNoSpin, channelShmZeroCopy, channelUnix } from './cases/channel.js';
+import { channelShm, channelShmJson, channelShmNoSpin, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { netUnix } from './cases/net-unix.js';
 import { shmAtomics } from './cases/shm-atomics.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, channelShm, channelShmNoSpin, channelShmZeroCopy, channelUnix];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, channelShm, channelShmNoSpin, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';

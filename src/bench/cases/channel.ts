@@ -4,6 +4,8 @@
 //   channel:shm-nospin     shm: rings, spin:false (every wait is a doorbell wake-up)
 //   channel:shm-zerocopy   shm:, loan()/publish() to send, zeroCopy views received and released
 //   channel:unix           unix: stream socket with length-prefixed frames
+//   channel:shm-json, channel:unix-json   the json codec with a string of `size`
+//                          characters, as baseline:fork-json sends
 // The driver listens, the echo connects; the shm: rendezvous is an abstract
 // socket and the rings live in a memfd, so nothing can be left behind.
 import { join } from 'node:path';
@@ -20,10 +22,11 @@ interface Flavour {
   options: ChannelOptions<Uint8Array>;
   zeroCopy: boolean;
   onewayFactor?: number;
+  json?: boolean;
 }
 
 function opts(f: Flavour, size: number): ChannelOptions<Uint8Array> {
-  return { codec: 'raw', maxMessageSize: Math.max(size, 1024), ...f.options };
+  return { codec: f.json ? 'json' : 'raw', maxMessageSize: Math.max(size + 16, 1024), ...f.options };
 }
 
 async function sendOne(ch: Channel<Uint8Array>, msg: Uint8Array, zeroCopy: boolean): Promise<void> {
@@ -47,7 +50,7 @@ function makeCase(f: Flavour): BenchCase {
     const first = await unlessExited(server[Symbol.asyncIterator]().next(), echo.exited);
     await server.close();
     const ch = first.value as Channel<Uint8Array>;
-    const msg = payload(size);
+    const msg = (f.json ? 'x'.repeat(size) : payload(size)) as unknown as Uint8Array;
     const rtt = new RttRecorder(warmup, count);
     await unlessExited(
       (async () => {
@@ -88,7 +91,7 @@ function makeCase(f: Flavour): BenchCase {
     }
     for (const n of [onewayWarmup, onewayCount]) {
       for (let i = 0; i < n; i++) (await receive(ch)).release?.();
-      await ch.send(Buffer.from('k'));
+      await ch.send((f.json ? 'k' : Buffer.from('k')) as unknown as Uint8Array);
     }
     // The driver closes once it has the last acknowledgement.
     while (!(await ch.next()).done);
@@ -138,4 +141,24 @@ export const channelUnix = makeCase({
   url: (p) => `unix:${join(p.workDir, 'channel.sock')}`,
   options: {},
   zeroCopy: false,
+});
+
+export const channelShmJson = makeCase({
+  transport: 'channel:shm-json',
+  description: "Channel over shm:, json codec, a string of `size` characters (compare baseline:fork-json)",
+  url: shmUrl,
+  options: { spin: 'auto' },
+  zeroCopy: false,
+  json: true,
+  onewayFactor: 4,
+});
+
+export const channelUnixJson = makeCase({
+  transport: 'channel:unix-json',
+  description: 'Channel over unix:, json codec, a string of `size` characters (compare baseline:fork-json)',
+  url: (p) => `unix:${join(p.workDir, 'channel.sock')}`,
+  options: {},
+  zeroCopy: false,
+  json: true,
+  onewayFactor: 4,
 });
