@@ -9,6 +9,8 @@ import type { CloseInfo, Link, LinkEvents } from './link.js';
 const WRITE_HIGH_WATER = 256 * 1024;
 /** Below this, length prefix and frame go out as one buffer (one copy beats two writes). */
 const COALESCE_LIMIT = 64 * 1024;
+/** Frames at least this long are handed to the Channel without a copy (see start()). */
+const OWN_LIMIT = 16 * 1024;
 
 const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
 
@@ -41,7 +43,11 @@ export class StreamLink implements Link {
       try {
         this.#framer.push(chunk, (frame) => {
           if (frame.length === 1 && frame[0] === KIND_BYE) this.#peerSaidBye = true;
-          else events.onFrame(frame);
+          // A large frame may be kept as it is (no second copy by the raw
+          // codec): it is most of the chunk it lives in, so holding it costs
+          // little extra memory. Small frames are copied so that they do not
+          // pin a whole 64 KiB read buffer each.
+          else events.onFrame(frame, frame.length >= OWN_LIMIT);
         });
       } catch (e) {
         this.destroy(e as Error);
