@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,6 +204,30 @@ for (const t of TRANSPORTS) {
     });
 
     if (t !== 'pipe') {
+      test('listener killed with SIGKILL: the connected side gets peer-lost within 1 s; a restarted listener takes the same name', T, async () => {
+        // unix: the dead listener leaves its socket file; the new one replaces it. tcp: a fixed port from round 1.
+        let url = t === 'tcp' ? 'tcp://127.0.0.1:0' : urlFor(t);
+        for (let round = 0; round < 2; round++) {
+          const p = startPeer('channel-peer', ['listen', url, '{"codec":"json"}']);
+          live.add(p.child);
+          const peer = control(p.child);
+          url = (await peer.next()).listening;
+          const ch = await channel.connect<any>(url, { codec: 'json' });
+          assert.equal((await peer.next()).ready, true);
+          assert.deepEqual(await ch.request({ n: round }), { re: round, pid: p.child.pid });
+          const closed = new Promise<any>((r) => ch.once('close', r));
+          const start = performance.now();
+          p.child.kill('SIGKILL');
+          const info = await closed;
+          const ms = performance.now() - start;
+          assert.equal(info.reason, 'peer-lost');
+          assert.ok(ms < 1000, `close after ${ms.toFixed(0)} ms`);
+          await p.exited;
+          live.delete(p.child);
+        }
+        if (t === 'unix') rmSync(url.slice(5), { force: true });
+      });
+
       test('a restarted peer reconnects to the same name', T, async () => {
         const server = await channel.listen<any>(urlFor(t), { codec: 'json' });
         servers.add(server);
