@@ -447,6 +447,21 @@ describe('channel codecs and API', () => {
     servers.delete(server);
   });
 
+  test('close() completes even when the peer stopped reading (grace period, then cut)', T, async () => {
+    for (const t of ['unix', 'shm'] as const) {
+      const { ch, peer, done } = await pair(t, { codec: 'raw', highWaterMark: 4 });
+      // Fill everything between us and the peer's paused inbox.
+      let p: Promise<void> = Promise.resolve();
+      for (let i = 0; (await settledWithin(p, 200)) !== 'pending' && i < 100_000; i++) p = ch.send(Buffer.alloc(65536));
+      p.catch(() => {});
+      const start = performance.now();
+      await ch.close();
+      assert.ok(performance.now() - start < 10_000);
+      assert.equal(ch.closeInfo?.reason, 'closed');
+      await done();
+    }
+  });
+
   test('invalid URLs and options are TypeErrors/RangeErrors before any system call', T, async () => {
     await assert.rejects(channel.connect('carrier-pigeon:x'), { code: 'ERR_IPCKIT_INVALID_URL' });
     await assert.rejects(channel.connect('tcp://host'), { code: 'ERR_IPCKIT_INVALID_URL' });

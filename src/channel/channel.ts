@@ -16,6 +16,7 @@ import {
   readId,
 } from './frame.js';
 import type { CloseInfo, Link } from './link.js';
+import { CLOSE_GRACE_MS } from './stream.js';
 
 export interface RequestOptions {
   /** Milliseconds before the request rejects with ERR_IPCKIT_TIMEOUT. Default: the channel's requestTimeout (none). */
@@ -307,8 +308,9 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   #answer(id: number, request: T): void {
     const handler = this.#handler;
+    // Replies still go out while close() is flushing; only a closed link stops them.
     const fail = (e: unknown) => {
-      if (this.closed) return;
+      if (this.#closeInfo) return;
       const err = e instanceof Error ? e : new Error(String(e));
       const body = Buffer.from(JSON.stringify({ message: err.message, code: (err as { code?: unknown }).code, name: err.name }));
       this.#sendFrameBytes(correlatedHeader(KIND_ERROR, id), body);
@@ -322,7 +324,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     Promise.resolve(result).then(
       (answer) => {
-        if (!this.closed) this.#sendFrame(correlatedHeader(KIND_REPLY, id), answer).catch(fail);
+        if (!this.#closeInfo) this.#sendFrame(correlatedHeader(KIND_REPLY, id), answer).catch(fail);
       },
       fail,
     );
@@ -421,8 +423,19 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (this.#closing) return this.#closing;
     if (this.#closeInfo) return (this.#closing = RESOLVED);
     this.#closing = (async () => {
-      // Messages send() is still waiting to place go out first (or fail if the link dies).
-      if (this.#sendQueue.length > 0) await new Promise<void>((resolve) => (this.#flushed = resolve));
+      // Messages send() is still waiting to place go out first — for a grace
+      // period: a peer that stopped reading would otherwise hold close() forever.
+      if (this.#sendQueue.length > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          this.#flushed = resolve;
+          timer = setTimeout(resolve, CLOSE_GRACE_MS).unref();
+        });
+        clearTimeout(timer);
+        this.#flushed = null;
+        const err = stateError('ERR_IPCKIT_CLOSED', `channel closed before the peer took this message (it stopped reading for ${CLOSE_GRACE_MS} ms)`);
+        for (const p of this.#sendQueue.splice(0)) p.reject(err);
+      }
       await this.#link.close();
     })();
     return this.#closing;

@@ -23,6 +23,7 @@ import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import type { SharedRegion } from '../region.js';
 import { anonymous, fromFd } from '../shm.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
+import { CLOSE_GRACE_MS } from './stream.js';
 import type { LoanedView } from './link.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
 import {
@@ -478,7 +479,12 @@ class ShmLink implements Link {
       if (this.#finished) return resolve();
       Atomics.store(this.#i32, this.#out.closed, 1);
       this.#ring();
-      this.#socket.once('close', () => resolve());
+      // The peer answers our FIN from its event loop; if that loop is stuck, cut after a grace period.
+      const timer = setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS).unref();
+      this.#socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
       this.#socket.end();
     });
     return this.#closing;

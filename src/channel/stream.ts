@@ -11,6 +11,8 @@ const WRITE_HIGH_WATER = 256 * 1024;
 const COALESCE_LIMIT = 64 * 1024;
 /** Frames at least this long are handed to the Channel without a copy (see start()). */
 const OWN_LIMIT = 16 * 1024;
+/** How long close() waits for the peer to finish its side before destroying the socket. */
+export const CLOSE_GRACE_MS = 2000;
 
 const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
 
@@ -131,7 +133,13 @@ export class StreamLink implements Link {
     if (this.#closing) return this.#closing;
     this.#closing = new Promise<void>((resolve) => {
       if (this.#socket.destroyed) return resolve();
-      this.#socket.once('close', () => resolve());
+      // A peer that never reads (paused, or its loop is stuck) never sees our
+      // FIN and never ends its side: give it a grace period, then cut.
+      const timer = setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS).unref();
+      this.#socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
       this.#closed = true;
       this.#socket.end(BYE);
       // Keep reading so the peer's FIN (and its last frames) arrive.
