@@ -168,7 +168,10 @@ type MisuseCode =
   | 'ERR_IPCKIT_SIZE_MISMATCH'
   | 'ERR_IPCKIT_READ_ONLY'
   | 'ERR_IPCKIT_CLOSED'
-  | 'ERR_IPCKIT_ALREADY_ATTACHED';
+  | 'ERR_IPCKIT_ALREADY_ATTACHED'
+  | 'ERR_IPCKIT_NOT_OWNER'
+  | 'ERR_IPCKIT_DEADLOCK'
+  | 'ERR_IPCKIT_UNSUPPORTED';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

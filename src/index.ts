@@ -1,6 +1,7 @@
 // ipckit: Linux IPC as real kernel objects for Node.js.
 import * as shmPosix from './shm.js';
 import { mmap } from './mmap.js';
+import * as futexApi from './futex.js';
 
 export { IpcError, type IpcLimit, type IpcMisuseError } from './errors.js';
 export { SharedRegion } from './region.js';
@@ -19,3 +20,12 @@ export const shm = {
 } as const;
 
 export { mmap };
+
+/** Cross-process futex wait/notify on an Int32Array over any ipckit SharedArrayBuffer. */
+export const futex = {
+  wait: futexApi.wait,
+  waitAsync: futexApi.waitAsync,
+  notify: futexApi.notify,
+} as const;
+export type { FutexResult, FutexWaitOptions } from './futex.js';
+export type { WaitOptions } from './waiter.js';
