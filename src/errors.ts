@@ -72,6 +72,7 @@ function describe(errno: number): string {
 }
 
 const LIBUV_TEXT: Record<string, string> = {
+  E2BIG: 'argument list too long',
   EACCES: 'permission denied',
   EAGAIN: 'resource temporarily unavailable',
   EBADF: 'bad file descriptor',
@@ -89,6 +90,7 @@ const LIBUV_TEXT: Record<string, string> = {
   ENODEV: 'no such device',
   ENOENT: 'no such file or directory',
   ENOMEM: 'not enough memory',
+  ENOMSG: 'no message of desired type',
   ENOSPC: 'no space left on device',
   ENOSYS: 'function not implemented',
   EOVERFLOW: 'value too large for defined data type',

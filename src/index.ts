@@ -60,3 +60,17 @@ export const signals = {
   SIGRTMIN: signalsModule.SIGRTMIN,
   SIGRTMAX: signalsModule.SIGRTMAX,
 } as const;
+
+import * as mqPosix from './mq-posix.js';
+import * as mqSysv from './mq-sysv.js';
+export type { PosixQueue, MqMessage, MqOpenOptions, MqSendOptions, MqReceiveOptions, MqAttributes, MqListEntry, MessageData } from './mq-posix.js';
+export type { SysvQueue, SysvMessage, SysvMqGetOptions, SysvSendOptions, SysvReceiveOptions, SysvMqStat, SysvMqSetOptions, SysvMqListEntry } from './mq-sysv.js';
+
+/** Message queues: POSIX (priorities, timed, async, notify) and System V (typed receive). */
+export const mq = {
+  open: mqPosix.open,
+  unlink: mqPosix.unlink,
+  list: mqPosix.list,
+  mountPoint: mqPosix.mountPoint,
+  sysv: mqSysv.sysv,
+} as const;
