@@ -239,9 +239,9 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   /** Sends, blocking this thread while the queue is full (for worker threads). */
   sendSync(data: MessageData, options?: { priority?: number; timeout?: number }): void {
     const bytes = messageBytes(data);
-    const o = checkObject(options, 'options') as { priority?: number; timeout?: number };
+    const o = checkObject(options, 'options') as { priority?: number; timeout?: number; signal?: AbortSignal };
     const priority = checkPriority(o.priority);
-    const { timeoutNs } = checkWaitOptions({ timeout: o.timeout }, false);
+    const { timeoutNs } = checkWaitOptions({ timeout: o.timeout, signal: o.signal }, false);
     this.#assertCan('send');
     this.#sys(() => native.mqSendSync(this.#fd, bytes, priority, timeoutNs), 'mq_timedsend', [bytes]);
   }

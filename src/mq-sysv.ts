@@ -187,9 +187,9 @@ export class SysvQueue implements Disposable {
   sendSync(type: number, data: MessageData, options?: { nowait?: boolean; timeout?: number }): void {
     const t = checkType(type);
     const bytes = messageBytes(data);
-    const o = checkObject(options, 'options') as { nowait?: boolean; timeout?: number };
+    const o = checkObject(options, 'options') as { nowait?: boolean; timeout?: number; signal?: AbortSignal };
     const nowait = checkBoolean(o.nowait, 'options.nowait', false);
-    const { timeoutNs } = checkWaitOptions({ timeout: o.timeout }, false);
+    const { timeoutNs } = checkWaitOptions({ timeout: o.timeout, signal: o.signal }, false);
     if (this.#sys(() => native.msgTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength)) return;
     if (nowait) throw this.#full(EAGAIN, 'msgsnd');
     this.#sys(() => native.msgSendSync(this.id, t, bytes, timeoutNs), 'msgsnd', bytes.byteLength);
@@ -230,7 +230,7 @@ export class SysvQueue implements Disposable {
   /** Like receive(), blocking this thread (for worker threads). */
   receiveSync(options?: Omit<SysvReceiveOptions, 'signal'>): SysvMessage {
     const r = checkReceive(options);
-    const { timeoutNs } = checkWaitOptions({ timeout: r.o.timeout }, false);
+    const { timeoutNs } = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal }, false);
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
     if (r.nowait) throw new IpcError(42, 'msgrcv', this.#context, 'no message of the requested type');
