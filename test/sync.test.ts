@@ -200,6 +200,37 @@ describe('waiter threads', () => {
   });
 });
 
+describe('worker environments', () => {
+  test('a worker terminated with pending async waits cancels only its own waits', T, async () => {
+    const words = new Int32Array(new SharedArrayBuffer(16));
+    const mine = futex.waitAsync(words, 0, 0, { timeout: 20_000 });
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       import(workerData.entry).then(({ futex, sem }) => {
+         const w = new Int32Array(workerData.buffer);
+         for (let i = 0; i < 4; i++) futex.waitAsync(w, 1, 0);
+         const set = sem.sysv.get('private', { count: 1 });
+         set.op([{ index: 0, delta: -1 }]).catch(() => {});
+         parentPort.postMessage(set.id);
+       });`,
+      { eval: true, workerData: { buffer: words.buffer, entry: import.meta.resolve('ipckit') } },
+    );
+    const id = await new Promise<number>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    const set = sem.sysv.fromId(id);
+    sets.add(set);
+    while (set.waitingCount(0) === 0) await new Promise((res) => setTimeout(res, 2));
+    assert.equal(await worker.terminate(), 1);
+    assert.equal(set.waitingCount(0), 0, "the worker's semop was woken at teardown");
+    // The main thread's own wait is still pending and still works.
+    Atomics.store(words, 0, 1);
+    while (futex.notify(words, 0) === 0) await new Promise((res) => setTimeout(res, 1));
+    assert.equal(await mine, 'ok');
+  });
+});
+
 describe('POSIX named semaphores', () => {
   test('a C program posts, ipckit waits; ipckit posts, C waits', T, async () => {
     const n = semName('c');
