@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -19,6 +20,13 @@ export function uniqueName(tag: string): string {
 export function uniqueKey(): number {
   return (randomBytes(4).readUInt32BE(0) | 0x10000000) >>> 0;
 }
+
+// Peers still running when a test file ends (a failed assertion skipped their
+// shutdown) would keep the runner waiting: end them in teardown.
+const livePeers = new Set<ChildProcess>();
+after(() => {
+  for (const child of livePeers) child.kill('SIGKILL');
+});
 
 export interface Peer {
   child: ChildProcess;
@@ -35,11 +43,15 @@ export function startPeer(command: string, args: string[] = [], options: SpawnOp
   const isFixture = !command.includes('/') && !['python3', 'sh', 'setpriv'].includes(command) && !command.startsWith('cc-');
   const [cmd, argv] = isFixture ? [process.execPath, [join(fixturesDir, `${command}.js`), ...args]] : [command, args];
   const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'], ...options });
+  livePeers.add(child);
   const queue: unknown[] = [];
   const waiting: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
   let ended: Error | null = null;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }));
+    child.on('exit', (code, signal) => {
+      livePeers.delete(child);
+      resolve({ code, signal });
+    });
   });
   if (child.stdout) {
     const lines = createInterface({ input: child.stdout });
