@@ -58,12 +58,24 @@ export class IpcError extends Error {
 }
 
 function errnoName(errno: number): string {
+  const extra = ERRNO_NAMES_LIBUV_LACKS[errno];
+  if (extra) return extra;
   try {
     return getSystemErrorName(-errno);
   } catch {
     return `E${errno}`;
   }
 }
+
+/** Linux errno values libuv has no name for (getSystemErrorName says "Unknown system error"). */
+const ERRNO_NAMES_LIBUV_LACKS: Record<number, string> = {
+  35: 'EDEADLK',
+  42: 'ENOMSG',
+  43: 'EIDRM',
+  62: 'ETIME',
+  130: 'EOWNERDEAD',
+  131: 'ENOTRECOVERABLE',
+};
 
 function describe(errno: number): string {
   // libuv's messages are the ones Node users already know from fs errors.
@@ -80,9 +92,11 @@ const LIBUV_TEXT: Record<string, string> = {
   EEXIST: 'already exists',
   EFAULT: 'bad address in system call argument',
   EFBIG: 'file too large',
-  EIDRM: 'identifier removed',
   EINTR: 'interrupted system call',
   EINVAL: 'invalid argument',
+  EIDRM: 'identifier removed',
+  ENOMSG: 'no message of desired type',
+  EDEADLK: 'resource deadlock avoided',
   EMFILE: 'too many open files',
   EMSGSIZE: 'message too long',
   ENAMETOOLONG: 'name too long',
@@ -90,7 +104,6 @@ const LIBUV_TEXT: Record<string, string> = {
   ENODEV: 'no such device',
   ENOENT: 'no such file or directory',
   ENOMEM: 'not enough memory',
-  ENOMSG: 'no message of desired type',
   ENOSPC: 'no space left on device',
   ENOSYS: 'function not implemented',
   EOVERFLOW: 'value too large for defined data type',

@@ -2,6 +2,8 @@
 import * as shmPosix from './shm.js';
 import { mmap } from './mmap.js';
 import * as futexApi from './futex.js';
+import * as semPosix from './sem.js';
+import * as semSysv from './sem-sysv.js';
 
 export { IpcError, type IpcLimit, type IpcMisuseError } from './errors.js';
 export { SharedRegion } from './region.js';
@@ -74,3 +76,18 @@ export const mq = {
   mountPoint: mqPosix.mountPoint,
   sysv: mqSysv.sysv,
 } as const;
+
+/** Semaphores: POSIX named and in-memory (process-shared sem_t), and System V sets. */
+export const sem = {
+  open: semPosix.open,
+  unlink: semPosix.unlink,
+  inMemory: semPosix.inMemory,
+  /** sizeof(sem_t): bytes an in-memory semaphore occupies. */
+  SIZE: semPosix.SEM_SIZE,
+  /** Alignment its byte offset needs. */
+  ALIGN: semPosix.SEM_ALIGN,
+  sysv: semSysv.sysv,
+} as const;
+export type { Semaphore, SemOpenOptions, InMemoryOptions } from './sem.js';
+export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions } from './sem-sysv.js';
+export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './mutex.js';

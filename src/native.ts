@@ -70,7 +70,7 @@ export interface Native {
   futexWaitAsync(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
   futexNotify(array: Int32Array, index: number, count: number): number;
 
-  semConstants: { SEM_VALUE_MAX: number; SIZEOF_SEM_T: number; O_CREAT: number; O_EXCL: number };
+  semConstants: { SEM_VALUE_MAX: number; SIZEOF_SEM_T: number; ALIGNOF_SEM_T: number; O_CREAT: number; O_EXCL: number };
   semOpen(name: string, oflag: number, mode: number, value: number): object;
   semInMemory(view: Uint8Array, init: number): object;
   semClose(handle: object): void;
@@ -79,7 +79,7 @@ export interface Native {
   semTryWait(handle: object): boolean;
   semGetValue(handle: object): number;
   semWaitSync(handle: object, timeoutNs: number): number;
-  semWaitAsync(handle: object, timeoutNs: number): NativeWaitHandle;
+  semWaitAsync(handle: object, timeoutNs: number, keepAlive: object): NativeWaitHandle;
 
   semSysvConstants: { SEM_UNDO: number; IPC_NOWAIT: number; SEMVMX: number };
   semget(key: number, nsems: number, flags: number): number;
@@ -97,7 +97,7 @@ export interface Native {
   semRemove(id: number): void;
 
   mutexConstants: { SIZE: number; ALIGN: number; robustOffset: number };
-  mutexTryLock(words: Int32Array): number;
+  mutexTryLock(words: Int32Array, waited: boolean): number;
   mutexLockSync(words: Int32Array, timeoutNs: number): number;
   mutexWaitAsync(words: Int32Array, timeoutNs: number): NativeWaitHandle;
   mutexUnlock(words: Int32Array): void;
