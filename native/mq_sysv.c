@@ -187,16 +187,32 @@ static send_ctx *make_send(napi_env env, napi_value *argv) {
   return c;
 }
 
+/* One IPC_NOWAIT msgsnd of `data` as a message of `type`. 0, EAGAIN, or an errno. */
+static int send_nowait(int id, long type, const void *data, size_t len) {
+  _Alignas(long) char stack[sizeof(long) + 4096];
+  struct msgbuf_long *m = len <= 4096 ? (struct msgbuf_long *)stack : malloc(sizeof(long) + len);
+  if (m == NULL) return ENOMEM;
+  m->mtype = type;
+  if (len) memcpy(m->mtext, data, len);
+  int r;
+  while ((r = msgsnd(id, m, len, IPC_NOWAIT)) != 0 && errno == EINTR) {
+  }
+  int err = r == 0 ? 0 : errno;
+  if ((char *)m != stack) free(m);
+  return err;
+}
+
 /* msgTrySend(id, type, data) -> true, or false when the queue is full. */
 static napi_value js_msg_try_send(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 3);
-  send_ctx *c = make_send(env, argv);
-  if (c == NULL) return ipck_throw_errno(env, EINVAL, "msgsnd");
-  int r;
-  while ((r = msgsnd(c->id, c->msg, c->len, IPC_NOWAIT)) != 0 && errno == EINTR) {
-  }
-  int err = r == 0 ? 0 : errno;
-  free_send(c);
+  int32_t id = -1;
+  int64_t type = 0;
+  void *data = NULL;
+  size_t len = 0;
+  if (!ipck_get_i32(env, argv[0], &id) || !ipck_get_i64(env, argv[1], &type) ||
+      !ipck_get_bytes(env, argv[2], &data, &len))
+    return ipck_throw_errno(env, EINVAL, "msgsnd");
+  int err = send_nowait(id, (long)type, data, len);
   if (err != 0 && err != EAGAIN) return ipck_throw_errno(env, err, "msgsnd");
   napi_value out;
   napi_get_boolean(env, err == 0, &out);
@@ -213,7 +229,6 @@ static napi_value js_msg_send_many(napi_env env, napi_callback_info info) {
   if (!ipck_get_i32(env, argv[0], &id) || !ipck_get_i64(env, argv[1], &type) ||
       napi_get_array_length(env, argv[2], &n) != napi_ok || !ipck_get_u32(env, argv[3], &start))
     return ipck_throw_errno(env, EINVAL, "msgsnd");
-  char stack[sizeof(long) + 4096];
   uint32_t i = start;
   for (; i < n; i++) {
     napi_value item;
@@ -221,15 +236,7 @@ static napi_value js_msg_send_many(napi_env env, napi_callback_info info) {
     size_t len = 0;
     if (napi_get_element(env, argv[2], i, &item) != napi_ok || !ipck_get_bytes(env, item, &data, &len))
       return ipck_throw_errno(env, EINVAL, "msgsnd");
-    struct msgbuf_long *m = len <= 4096 ? (struct msgbuf_long *)stack : malloc(sizeof(long) + len);
-    if (m == NULL) return ipck_throw_errno(env, ENOMEM, "msgsnd");
-    m->mtype = (long)type;
-    memcpy(m->mtext, data, len);
-    int r;
-    while ((r = msgsnd(id, m, len, IPC_NOWAIT)) != 0 && errno == EINTR) {
-    }
-    int err = r == 0 ? 0 : errno;
-    if ((char *)m != stack) free(m);
+    int err = send_nowait(id, (long)type, data, len);
     if (err == EAGAIN) break;
     if (err != 0) return ipck_throw_errno(env, err, "msgsnd");
   }

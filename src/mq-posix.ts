@@ -7,7 +7,7 @@
 // Sync variants block the calling thread (for worker threads) in ppoll.
 import { closeSync, constants as fsc, fchmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
-import { native, type MqMessage as NativeMqMessage } from './native.js';
+import { native } from './native.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
 import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
