@@ -8,6 +8,8 @@ import { IpcError, mq } from 'ipckit';
 import { canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueName, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
+/** Absolute path of a command, so startPeer runs it rather than a fixture. */
+const which = (cmd: string) => run('sh', ['-c', `command -v ${cmd}`]).trim();
 const made = new Set<string>();
 function name(tag: string): string {
   const n = uniqueName(tag);
@@ -146,6 +148,29 @@ describe('POSIX message queues', () => {
     assert.deepEqual(r2.error.limit, { name: '/proc/sys/fs/mqueue/msg_max', value: procLimit('msg_max') });
     peer.send({ op: 'exit' });
     await peer.exited;
+  });
+
+  test('RLIMIT_MSGQUEUE and queues_max are named when they stop a create', { ...T, skip: (process.getuid?.() !== 0 || !has('prlimit') || !has('unshare')) && 'needs root, prlimit and unshare' }, async () => {
+    // RLIMIT_MSGQUEUE: a peer whose budget is 4096 bytes asks for a 10 x 1024-byte queue.
+    const peer = startPeer(which('prlimit'), ['--msgqueue=4096:4096', process.execPath, `${fixturesDir}/mq-peer.js`]);
+    await peer.next();
+    peer.send({ op: 'open', name: name('rlimit'), options: { create: true, maxMessages: 10, messageSize: 1024 } });
+    const r = await peer.next<{ error: { code: string; limit: unknown; message: string } }>();
+    assert.equal(r.error.code, 'EMFILE');
+    assert.deepEqual(r.error.limit, { name: 'RLIMIT_MSGQUEUE (ulimit -q)', value: 4096 });
+    peer.send({ op: 'exit' });
+    await peer.exited;
+    // queues_max: in a private IPC namespace (so the rest of the machine is untouched) lowered to 3.
+    const ns = startPeer(which('unshare'), ['-i', 'sh', '-c', `echo 3 > /proc/sys/fs/mqueue/queues_max && exec "${process.execPath}" "${fixturesDir}/mq-peer.js"`]);
+    const ready = await ns.next<{ ready?: boolean; text?: string }>();
+    if (!ready.ready) return; // no permission to make an IPC namespace here
+    ns.send({ op: 'fill', kind: 'posix', prefix: uniqueName('fill'), max: 10 });
+    const f = await ns.next<{ created: number; error: { code: string; limit: unknown } }>();
+    assert.equal(f.created, 3);
+    assert.equal(f.error.code, 'ENOSPC');
+    assert.deepEqual(f.error.limit, { name: '/proc/sys/fs/mqueue/queues_max', value: 3 });
+    ns.send({ op: 'exit' });
+    await ns.exited;
   });
 
   test('receive() waits without blocking the loop and wakes when another process sends', T, async () => {

@@ -8,6 +8,8 @@ import { IpcError, mq } from 'ipckit';
 import { canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueKey, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
+/** Absolute path of a command, so startPeer runs it rather than a fixture. */
+const which = (cmd: string) => run('sh', ['-c', `command -v ${cmd}`]).trim();
 const made: number[] = [];
 function track<Q extends { id: number }>(q: Q): Q {
   made.push(q.id);
@@ -240,6 +242,20 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
     peer.send({ op: 'exit' });
     await peer.exited;
     q.remove();
+  });
+
+  test('running out of queue ids names /proc/sys/kernel/msgmni', { ...T, skip: (process.getuid?.() !== 0 || !has('unshare')) && 'needs root and unshare' }, async () => {
+    // In a private IPC namespace with msgmni lowered to 2, so the rest of the machine is untouched.
+    const ns = startPeer(which('unshare'), ['-i', 'sh', '-c', `echo 2 > /proc/sys/kernel/msgmni && exec "${process.execPath}" "${fixturesDir}/mq-peer.js"`]);
+    const ready = await ns.next<{ ready?: boolean }>();
+    if (!ready.ready) return; // no permission to make an IPC namespace here
+    ns.send({ op: 'fill', kind: 'sysv', prefix: '', max: 10 });
+    const f = await ns.next<{ created: number; error: { code: string; limit: unknown } }>();
+    assert.equal(f.created, 2);
+    assert.equal(f.error.code, 'ENOSPC');
+    assert.deepEqual(f.error.limit, { name: '/proc/sys/kernel/msgmni', value: 2 });
+    ns.send({ op: 'exit' });
+    await ns.exited;
   });
 
   test('a blocking receive waits on a waiter thread and wakes when another process sends', T, async () => {
