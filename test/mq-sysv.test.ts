@@ -330,6 +330,35 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
     q.remove();
   });
 
+  test('a worker ending with POSIX and System V receives pending cancels only its own waits', T, async () => {
+    using q = track(mq.sysv.get('private'));
+    using pq = mq.open(`/ipckit-test-wterm-${process.pid}`, { create: true, maxMessages: 2, messageSize: 16 });
+    const mine = q.receive({ type: 1 });
+    const myPosix = pq.receive();
+    const worker = new Worker(
+      `(async () => {
+         const { mq } = await import('ipckit');
+         const { parentPort, workerData } = await import('node:worker_threads');
+         const q = mq.sysv.fromId(workerData.id);
+         const pq = mq.open(workerData.name);
+         q.receive({ type: 2 }).catch(() => {});
+         pq.receive().catch(() => {});
+         parentPort.postMessage('waiting');
+       })();`,
+      { eval: true, workerData: { id: q.id, name: pq.name } },
+    );
+    await new Promise<void>((r) => worker.once('message', () => r()));
+    await worker.terminate();
+    // The main thread's waits are untouched by the worker's teardown.
+    q.trySend(1, 'still mine');
+    pq.trySend('still mine too');
+    assert.equal((await mine).data.toString(), 'still mine');
+    assert.equal((await myPosix).data.toString(), 'still mine too');
+    assert.equal(q.stat().qnum, 0);
+    pq.unlink();
+    q.remove();
+  });
+
   test('process.exit() does not hang on a pending receive', T, async () => {
     using q = track(mq.sysv.get('private'));
     const peer = startPeer('mq-peer');
