@@ -423,12 +423,12 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
     const events = (this.#receivers.length ? READABLE : 0) | (this.#senders.length ? WRITABLE : 0);
     if (events === this.#watching) return;
     this.#watching = events;
-    if (events === 0) {
-      this.#watch?.stop();
-      this.#watch = null;
-    } else if (this.#watch) {
+    if (this.#watch) {
+      // Pausing (0) keeps the libuv handle for the next wait: making one per
+      // message would cost more than the message. A paused handle does not
+      // keep the process alive.
       this.#watch.update(events);
-    } else {
+    } else if (events !== 0) {
       this.#watch = watchFd(this.#fd, events, (ready, error) => this.#onReady(ready, error));
     }
   }
