@@ -472,7 +472,13 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
       throw error;
     }
     const codes = sys(() => native.mqNotifyRead(n.socket), this.#context);
-    if (!codes.includes(native.mqConstants.NOTIFY_WOKENUP)) return;
+    const woken = codes.includes(native.mqConstants.NOTIFY_WOKENUP);
+    // REMOVED while we still listen: the kernel dropped the registration
+    // because this process closed *another* descriptor of the same queue
+    // (mq_close by the owner removes it). Register again, and if messages
+    // came meanwhile, call the callbacks since no transition will.
+    const removed = codes.includes(native.mqConstants.NOTIFY_REMOVED);
+    if (!woken && !removed) return;
     // Re-register first (mq_notify is one-shot), then tell the callbacks.
     let failure: unknown = null;
     try {
@@ -480,7 +486,8 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
     } catch (e) {
       failure = e;
     }
-    for (const cb of [...n.callbacks]) cb();
+    const call = woken || (!failure && this.#fd >= 0 && native.mqGetattr(this.#fd).curmsgs > 0);
+    if (call) for (const cb of [...n.callbacks]) cb();
     if (failure) {
       this.#dropNotify(false);
       throw failure;

@@ -263,6 +263,16 @@ describe('POSIX message queues', () => {
       await woke;
     }
     assert.deepEqual(got, ['first', 'second']);
+    // Closing another descriptor of the queue in this process makes the kernel
+    // drop our registration (mq_close by the owner); ipckit registers again.
+    mq.open(n).close();
+    {
+      const woke = new Promise<void>((r) => (wake = r));
+      peer.send({ op: 'send', data: 'third' });
+      await peer.next();
+      await woke;
+    }
+    assert.deepEqual(got, ['first', 'second', 'third']);
     // One registrant per queue: another process's mq_notify fails with EBUSY.
     peer.send({ op: 'notify' });
     assert.equal((await peer.next<{ error: { code: string } }>()).error.code, 'EBUSY');
