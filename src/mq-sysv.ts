@@ -134,7 +134,7 @@ function checkType(type: unknown): number {
 }
 
 /** A System V message queue, by id. Nothing to release: `close()` only cancels this handle's waits. */
-export class SysvQueue implements Disposable {
+export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   readonly id: number;
   /** The key it was found by (0 for 'private' or fromId() of a private queue). */
   readonly key: number;
@@ -235,6 +235,29 @@ export class SysvQueue implements Disposable {
     if (now) return now;
     if (r.nowait) throw new IpcError(42, 'msgrcv', this.#context, 'no message of the requested type');
     return this.#sys(() => native.msgReceiveSync(this.id, r.maxSize, r.type, r.flags, timeoutNs), 'msgrcv', 0, r.maxSize);
+  }
+
+  /**
+   * Receives selected messages until close() (or the loop is left):
+   * `for await (const m of queue.messages({ type: 3 }))`. Breaking out takes
+   * nothing beyond the last message yielded.
+   */
+  async *messages(options?: Omit<SysvReceiveOptions, 'nowait' | 'timeout'>): AsyncGenerator<SysvMessage, void, undefined> {
+    const o = { ...(checkObject(options, 'options') as SysvReceiveOptions), nowait: false, timeout: undefined };
+    checkReceive(o);
+    for (;;) {
+      try {
+        yield await this.receive(o);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_IPCKIT_CLOSED') return;
+        throw e;
+      }
+    }
+  }
+
+  /** `for await (const m of queue)`: every message in queue order, until close(). */
+  [Symbol.asyncIterator](): AsyncIterator<SysvMessage> {
+    return this.messages();
   }
 
   /** msgctl(IPC_STAT): every msqid_ds field. */

@@ -301,6 +301,22 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
     await assert.rejects(removed, (e: unknown) => e instanceof IpcError && (e.code === 'EIDRM' || e.code === 'EINVAL'));
   });
 
+  test('for await iterates selected messages until close()', T, async () => {
+    using q = track(mq.sysv.get('private'));
+    const seen: string[] = [];
+    const loop = (async () => {
+      for await (const m of q.messages({ type: -2 })) {
+        seen.push(`${m.type}:${m.data}`);
+        if (seen.length === 3) setImmediate(() => q.close());
+      }
+    })();
+    for (const [t, d] of [[5, 'skipped'], [2, 'a'], [1, 'b'], [2, 'c']] as const) await q.send(t, d);
+    await loop;
+    assert.deepEqual(seen, ['2:a', '1:b', '2:c']);
+    assert.equal(q.tryReceive()!.data.toString(), 'skipped');
+    q.remove();
+  });
+
   test('sync variants work in a worker thread', T, async () => {
     using q = track(mq.sysv.get('private'));
     const worker = new Worker(
