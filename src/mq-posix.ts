@@ -201,7 +201,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
       this.#assertCan('send');
       wait.signal?.throwIfAborted();
       if (this.#senders.length === 0 && this.#trySend(bytes, priority)) return Promise.resolve();
-      return this.#enqueue(this.#senders, WRITABLE, wait, 'mq_timedsend', (resolve) => {
+      return this.#enqueue(this.#senders, wait, 'mq_timedsend', (resolve) => {
         if (!this.#trySend(bytes, priority)) return false;
         resolve(undefined);
         return true;
@@ -225,7 +225,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
         const m = this.#sys(() => native.mqTryReceive(this.#fd, this.messageSize), 'mq_receive');
         if (m) return Promise.resolve(m);
       }
-      return this.#enqueue<MqMessage>(this.#receivers, READABLE, wait, 'mq_timedreceive', (resolve) => {
+      return this.#enqueue<MqMessage>(this.#receivers, wait, 'mq_timedreceive', (resolve) => {
         const m = this.#sys(() => native.mqTryReceive(this.#fd, this.messageSize), 'mq_receive');
         if (!m) return false;
         resolve(m);
@@ -363,7 +363,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   }
 
   /** Queues a waiting operation, served in order when the descriptor is ready. */
-  #enqueue<T>(list: Pending[], events: number, wait: ReturnType<typeof checkWaitOptions>, syscall: string, attempt: (resolve: (v: T) => void) => boolean): Promise<T> {
+  #enqueue<T>(list: Pending[], wait: ReturnType<typeof checkWaitOptions>, syscall: string, attempt: (resolve: (v: T) => void) => boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const { signal } = wait;
