@@ -560,7 +560,7 @@ function explainOpen(err: IpcError, name: string, create: boolean, maxMessages: 
   if (err.code === 'EMFILE') {
     if (openFiles() >= nofileLimit()) return remake({ name: 'RLIMIT_NOFILE (ulimit -n)', value: nofileLimit() }, 'too many open descriptors');
     const need = maxMessages > 0 ? ` this queue needs about ${maxMessages * messageSize} bytes plus bookkeeping;` : '';
-    return remake(rlimitMsgqueue(), `the bytes of all queues created by this user would exceed it;${need} RLIMIT_MSGQUEUE counts every queue the user created until it is unlinked`);
+    return remake(rlimitMsgqueue(), `the bytes of all queues created by this user would exceed it;${need} RLIMIT_MSGQUEUE counts every queue the user created until it is unlinked and closed`);
   }
   if (err.code === 'ENOSPC') return remake(readLimit(`${MQ_DIR}/queues_max`), 'the system-wide number of queues is reached (processes with CAP_SYS_RESOURCE are exempt)');
   if (err.code === 'ENFILE') return remake(readLimit('/proc/sys/fs/file-max'), 'the system-wide number of open files is reached');
