@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { IpcError } from '../errors.js';
+import { benchCommand } from '../bench/command.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
 import { register as registerMq } from './mq.js';
@@ -42,5 +43,6 @@ registerShm(program);
 registerMq(program);
 registerLs(program);
 registerSignal(program);
+program.addCommand(benchCommand());
 
 program.parseAsync(process.argv).catch(report);
