@@ -12,7 +12,14 @@
         "native/doorbell.c",
         "native/ring.c",
         "native/shm.c",
-        "native/shm_sysv.c"
+        "native/shm_sysv.c",
+        "native/waiter.c",
+        "native/futex.c",
+        "native/sem.c",
+        "native/sem_sysv.c",
+        "native/mutex.c",
+        "native/mq_posix.c",
+        "native/mq_sysv.c"
       ],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],

@@ -62,11 +62,19 @@ bool ipck_export(napi_env env, napi_value exports, const char *name,
  * Mechanisms that need state (pollers, waiters) add their fields here. */
 typedef struct ipck_env {
   int reserved;
+  struct waiter_state *waiter; /* waiter.c: waiter thread pool */
 } ipck_env;
 
 /* Per-mechanism registration, called from addon.c. */
 bool ipck_init_shm(napi_env env, napi_value exports);
 bool ipck_init_shm_sysv(napi_env env, napi_value exports);
+bool ipck_init_waiter(napi_env env, napi_value exports);
+bool ipck_init_futex(napi_env env, napi_value exports);
+bool ipck_init_sem(napi_env env, napi_value exports);
+bool ipck_init_sem_sysv(napi_env env, napi_value exports);
+bool ipck_init_mutex(napi_env env, napi_value exports);
+bool ipck_init_mq_posix(napi_env env, napi_value exports);
+bool ipck_init_mq_sysv(napi_env env, napi_value exports);
 bool ipck_init_poller(napi_env env, napi_value exports);
 bool ipck_init_signals(napi_env env, napi_value exports);
 bool ipck_init_doorbell(napi_env env, napi_value exports);

@@ -25,6 +25,24 @@ export interface ShmidDs {
   nattch: number;
 }
 
+export interface NativeWaitHandle {
+  promise: Promise<number>;
+  id: number;
+}
+
+export interface SemidDs {
+  key: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  mode: number;
+  seq: number;
+  nsems: number;
+  otime: number;
+  ctime: number;
+}
+
 export interface Native {
   mappingDetach(handle: object): void;
   mappingSync(handle: object, offset: number, length: number, async: boolean): void;
@@ -44,6 +62,77 @@ export interface Native {
   shmRemove(id: number): void;
   ftok(path: string, projId: number): number;
 
+  waiterCancel(id: number): boolean;
+  waiterCancelAll(): number;
+  waiterStats(): { threads: number; idle: number; pending: number };
+
+  futexWait(array: Int32Array, index: number, expected: number, timeoutNs: number): number;
+  futexWaitAsync(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
+  futexNotify(array: Int32Array, index: number, count: number): number;
+
+  semConstants: { SEM_VALUE_MAX: number; SIZEOF_SEM_T: number; ALIGNOF_SEM_T: number; O_CREAT: number; O_EXCL: number };
+  semOpen(name: string, oflag: number, mode: number, value: number): object;
+  semInMemory(view: Uint8Array, init: number): object;
+  semClose(handle: object): void;
+  semUnlink(name: string): void;
+  semPost(handle: object): void;
+  semTryWait(handle: object): boolean;
+  semGetValue(handle: object): number;
+  semWaitSync(handle: object, timeoutNs: number): number;
+  semWaitAsync(handle: object, timeoutNs: number, keepAlive: object): NativeWaitHandle;
+
+  semSysvConstants: { SEM_UNDO: number; IPC_NOWAIT: number; SEMVMX: number };
+  semget(key: number, nsems: number, flags: number): number;
+  semopSync(id: number, ops: Int32Array, timeoutNs: number): number;
+  semopAsync(id: number, ops: Int32Array, timeoutNs: number): NativeWaitHandle;
+  semctlGetVal(id: number, index: number): number;
+  semctlSetVal(id: number, index: number, value: number): void;
+  semctlGetAll(id: number): number[];
+  semctlSetAll(id: number, values: number[]): void;
+  semctlGetPid(id: number, index: number): number;
+  semctlGetNcnt(id: number, index: number): number;
+  semctlGetZcnt(id: number, index: number): number;
+  semStat(id: number): SemidDs;
+  semSet(id: number, uid: number, gid: number, mode: number): void;
+  semRemove(id: number): void;
+
+  mutexConstants: { SIZE: number; ALIGN: number; robustOffset: number };
+  mutexTryLock(words: Int32Array, waited: boolean): number;
+  mutexLockSync(words: Int32Array, timeoutNs: number): number;
+  mutexWaitAsync(words: Int32Array, timeoutNs: number): NativeWaitHandle;
+  mutexUnlock(words: Int32Array): void;
+  mutexState(words: Int32Array): { owner: number; ownerDied: boolean; waiters: boolean };
+  gettid(): number;
+
+  mqConstants: { O_NONBLOCK: number; MQ_PRIO_MAX: number; NOTIFY_WOKENUP: number; NOTIFY_REMOVED: number };
+  mqOpen(name: string, oflag: number, mode: number, maxMessages: number, messageSize: number): number;
+  mqClose(fd: number): void;
+  mqUnlink(name: string): void;
+  mqGetattr(fd: number): MqAttr;
+  mqSetattr(fd: number, nonBlocking: boolean): MqAttr;
+  mqTrySend(fd: number, data: ArrayBufferView, priority: number): boolean;
+  mqSendMany(fd: number, data: ArrayBufferView[], priority: number, start: number): number;
+  mqTryReceive(fd: number, messageSize: number): MqMessage | null;
+  mqReceiveMany(fd: number, messageSize: number, max: number): MqMessage[];
+  mqSendSync(fd: number, data: ArrayBufferView, priority: number, timeoutNs: number): void;
+  mqReceiveSync(fd: number, messageSize: number, timeoutNs: number): MqMessage;
+  mqNotifySocket(): number;
+  mqNotify(fd: number, socket: number): void;
+  mqNotifyRead(socket: number): number[];
+
+  msgConstants: { MSG_EXCEPT: number; MSG_NOERROR: number; LONG_BYTES: number };
+  msgget(key: number, flags: number): number;
+  msgTrySend(id: number, type: number, data: ArrayBufferView): boolean;
+  msgSendMany(id: number, type: number, data: ArrayBufferView[], start: number): number;
+  msgSendSync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): void;
+  msgSendAsync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): NativeWaitHandle;
+  msgTryReceive(id: number, maxSize: number, type: number, flags: number): MsgMessage | null;
+  msgReceiveMany(id: number, maxSize: number, type: number, flags: number, max: number): MsgMessage[];
+  msgReceiveSync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number): MsgMessage;
+  msgReceiveAsync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number, buffer: Buffer): NativeWaitHandle;
+  msgStat(id: number): MsqidDs;
+  msgSet(id: number, uid: number, gid: number, mode: number, qbytes: number): void;
+  msgRemove(id: number): void;
   pollerConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
   pollerStart(fd: number, events: number, callback: (errno: number, events: number) => void): object;
   pollerUpdate(handle: object, events: number): void;
@@ -74,6 +163,41 @@ export interface Native {
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
   ringYield(): void;
+}
+
+export interface MqAttr {
+  flags: number;
+  maxmsg: number;
+  msgsize: number;
+  curmsgs: number;
+}
+
+export interface MqMessage {
+  data: Buffer;
+  priority: number;
+}
+
+export interface MsgMessage {
+  type: number;
+  data: Buffer;
+}
+
+export interface MsqidDs {
+  key: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  mode: number;
+  seq: number;
+  stime: number;
+  rtime: number;
+  ctime: number;
+  cbytes: number;
+  qnum: number;
+  qbytes: number;
+  lspid: number;
+  lrpid: number;
 }
 
 export interface ThreadMaskReport {

@@ -2,16 +2,20 @@
 // (src/bench/main.ts) and, later, `ipckit bench`: add it with
 // `program.addCommand(benchCommand())`.
 import { Command, InvalidArgumentError } from 'commander';
+import { parseBytes } from '../cli/args.js';
 import { CASES } from './registry.js';
 import { DEFAULT_COUNT, DEFAULT_SIZES, DEFAULT_TRIALS, runBench } from './run.js';
 
-/** "64,4096,64k,1m" → bytes (k and m mean KiB and MiB). */
+/** "64,4096,64k,1m" → bytes, with the same units as every other ipckit size option. */
 export function parseSizes(text: string): number[] {
   return text.split(',').map((part) => {
-    const m = /^\s*(\d+)\s*(?:([km])i?b?|b)?\s*$/i.exec(part);
-    const unit = m?.[2]?.toLowerCase();
-    const n = m ? Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1 << 20 : 1) : NaN;
-    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`'${part}' is not a size in bytes (e.g. 64, 4096, 64k, 1m)`);
+    let n = NaN;
+    try {
+      n = parseBytes(part, 'size');
+    } catch {
+      // reported below, in this command's own words
+    }
+    if (!(n >= 1)) throw new InvalidArgumentError(`'${part}' is not a size in bytes (e.g. 64, 4096, 64k, 1m)`);
     return n;
   });
 }

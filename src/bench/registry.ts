@@ -25,9 +25,10 @@ import { channelShm, channelShmJson, channelShmNoSpin, channelShmZeroCopy, chann
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { netUnix } from './cases/net-unix.js';
 import { shmAtomics } from './cases/shm-atomics.js';
+import { posixMq, sysvMq } from './cases/mq.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, channelShm, channelShmNoSpin, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, posixMq, sysvMq, channelShm, channelShmNoSpin, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';

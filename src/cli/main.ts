@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { IpcError } from '../errors.js';
+import { benchCommand } from '../bench/command.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
+import { register as registerMq } from './mq.js';
 import { register as registerSignal } from './signal.js';
 import { register as registerChannel } from './channel.js';
 
@@ -39,8 +41,10 @@ const program = new Command()
   .showHelpAfterError('(add --help for usage)');
 
 registerShm(program);
+registerMq(program);
 registerLs(program);
 registerSignal(program);
 registerChannel(program);
+program.addCommand(benchCommand());
 
 program.parseAsync(process.argv).catch(report);
