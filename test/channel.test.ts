@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
-import { channel, shm, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
+import { channel, mq, shm, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
 import { fixturesDir, run, startPeer } from './helpers.js';
 // Protocol-level tests forge a hostile shm: peer with the addon's doorbell pipe.
 import { native } from '../dist/native.js';
 
 const T = { timeout: 60_000 };
-const TRANSPORTS = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe'] as const;
+const TRANSPORTS = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 
 const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -28,6 +28,8 @@ function urlFor(t: Exclude<Transport, 'pipe'>): string {
       return `unix-abstract:ipckit-test-${tag()}`;
     case 'tcp':
       return 'tcp://127.0.0.1:0';
+    case 'mq':
+      return `mq:/ipckit-test-${tag()}`;
   }
 }
 
@@ -260,7 +262,7 @@ for (const t of TRANSPORTS) {
         assert.match(info.error.message, /exceeds maxMessageSize/);
         await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
       } else {
-        const victim = await (t === 'shm' ? forgeShmPeer(server!) : forgeStreamPeer(server!, t));
+        const victim = await (t === 'shm' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : forgeStreamPeer(server!, t));
         assert.equal(victim.reason, 'error');
         assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
       }
@@ -291,6 +293,33 @@ async function forgeStreamPeer(server: ChannelServer<any>, t: string): Promise<a
   const info = await closed;
   sock.destroy();
   return info;
+}
+
+/** Speaks the mq: handshake by hand and queues a frame of an unknown kind. */
+async function forgeMqPeer(server: ChannelServer<any>): Promise<any> {
+  const base = `/ipckit-mq-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const up = mq.open(`${base}-up`, { create: true, exclusive: true, messageSize: 1029 });
+  const down = mq.open(`${base}-down`, { create: true, exclusive: true, messageSize: 1029 });
+  try {
+    up.trySend(Buffer.from([9, 1, 2, 3]));
+    const conn = server[Symbol.asyncIterator]().next();
+    const sock = netConnect({ path: `\0ipckit-mq/${server.url.slice(4).replace(/^\/+/, '')}` });
+    sock.on('error', () => {});
+    sock.on('data', () => {});
+    sock.write(`${JSON.stringify({ v: 1, up: up.name, down: down.name })}\n`);
+    const ch = (await conn).value as Channel<any>;
+    const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
+    sock.destroy();
+    return info;
+  } finally {
+    up.close();
+    down.close();
+    for (const n of [up.name, down.name]) {
+      try {
+        mq.unlink(n);
+      } catch {}
+    }
+  }
 }
 
 /** Speaks the shm: handshake by hand and puts a record with an impossible length in the ring. */

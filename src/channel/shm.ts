@@ -528,7 +528,7 @@ class ShmLink implements Link {
 }
 
 /** Reads one JSON line from a socket (the handshake), leaving the socket paused-free for later use. */
-function readLine(socket: Socket, what: string, timeoutMs: number): Promise<Record<string, unknown>> {
+export function readLine(socket: Socket, what: string, timeoutMs: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let text = '';
     const done = (err: Error | null, value?: Record<string, unknown>) => {
@@ -567,7 +567,7 @@ function openPeerFd(pid: number, fd: number, flags: number, what: string): numbe
   return sys(() => openSync(path, flags), { path });
 }
 
-const HANDSHAKE_MS = 10_000;
+export const HANDSHAKE_MS = 10_000;
 
 export async function connectShm(name: string, maxMessageSize: number, options: ShmLinkOptions): Promise<Link> {
   const maxFrame = maxMessageSize + 5;

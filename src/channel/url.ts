@@ -6,9 +6,10 @@ export type Endpoint =
   | { scheme: 'unix'; path: string }
   | { scheme: 'unix-abstract'; name: string }
   | { scheme: 'tcp'; host: string; port: number }
-  | { scheme: 'pipe'; fd: number };
+  | { scheme: 'pipe'; fd: number }
+  | { scheme: 'mq'; name: string };
 
-export const SCHEMES = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe'] as const;
+export const SCHEMES = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq'] as const;
 
 function bad(url: string, why: string): TypeError {
   return typeError('ERR_IPCKIT_INVALID_URL', `invalid channel URL '${url}': ${why}`);
@@ -43,6 +44,12 @@ export function parseUrl(url: string): Endpoint {
       const port = Number(u.port);
       if (!u.hostname || !Number.isInteger(port) || port < 0 || port > 65535 || u.port === '') throw bad(url, 'expected tcp://host:port');
       return { scheme, host: u.hostname.replace(/^\[|\]$/g, ''), port };
+    }
+    case 'mq': {
+      // mq:/NAME, as POSIX queue names are written; the name is the rendezvous.
+      const name = rest.replace(/^\/+/, '');
+      if (!name || name.includes('\0') || name.includes('/') || Buffer.byteLength(name) > 90) throw bad(url, 'expected mq:/NAME (1..90 bytes, no further slash)');
+      return { scheme, name };
     }
     case 'pipe': {
       const fdText = rest.replace(/^\/\//, '') || process.env.IPCKIT_CHANNEL_FD || '3';
