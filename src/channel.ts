@@ -16,6 +16,7 @@ import { resolveCodec, type Codec, type CodecName } from './channel/codec.js';
 import type { Link } from './channel/link.js';
 import { connectShm, listenShm, type ShmLinkOptions } from './channel/shm.js';
 import { connectMq, listenMq } from './channel/mq.js';
+import { connectSysvMq, listenSysvMq } from './channel/sysvmq.js';
 import { StreamLink } from './channel/stream.js';
 import { parseUrl, type Endpoint } from './channel/url.js';
 import { checkBoolean, checkInteger, checkObject } from './validate.js';
@@ -62,7 +63,7 @@ interface Settings<T> {
 function settings<T>(options: ChannelOptions<T> | undefined, ep: Endpoint): Settings<T> {
   const o = checkObject(options, 'options') as ChannelOptions<T>;
   const codec = resolveCodec<T>(o.codec);
-  const maxMessageSize = checkInteger(o.maxMessageSize, 'options.maxMessageSize', 1, MAX_LIMIT, ep.scheme === 'shm' ? SHM_MAX : ep.scheme === 'mq' ? MQ_MAX : STREAM_MAX);
+  const maxMessageSize = checkInteger(o.maxMessageSize, 'options.maxMessageSize', 1, MAX_LIMIT, ep.scheme === 'shm' ? SHM_MAX : ep.scheme === 'mq' || ep.scheme === 'sysvmq' ? MQ_MAX : STREAM_MAX);
   const highWaterMark = checkInteger(o.highWaterMark, 'options.highWaterMark', 1, 1 << 24, 1024);
   const requestTimeout = o.requestTimeout === undefined ? undefined : checkInteger(o.requestTimeout, 'options.requestTimeout', 0, 2 ** 31 - 1);
   if (o.spin !== undefined && o.spin !== 'auto' && o.spin !== false && !(typeof o.spin === 'number' && o.spin >= 0 && o.spin <= 1e6)) {
@@ -99,6 +100,7 @@ export async function connect<T = unknown>(url: string, options?: ChannelOptions
   const s = settings(options, ep);
   if (ep.scheme === 'shm') return makeChannel(await connectShm(ep.name, s.maxMessageSize, s.shm), s);
   if (ep.scheme === 'mq') return makeChannel(await connectMq(ep.name, s.maxMessageSize), s);
+  if (ep.scheme === 'sysvmq') return makeChannel(await connectSysvMq(ep.name, s.maxMessageSize), s);
   if (ep.scheme === 'pipe') {
     const socket = new Socket({ fd: ep.fd, readable: true, writable: true });
     return makeChannel(streamLink(ep, socket, s as Settings<unknown>), s);
@@ -233,6 +235,16 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
       ep.name,
       s.maxMessageSize,
       s.shm,
+      (link) => cs.accept(makeChannel(link, s)),
+      (e) => cs.failed(e),
+    );
+    cs = new ChannelServer<T>(url, server, () => {});
+    return cs;
+  }
+  if (ep.scheme === 'sysvmq') {
+    const server = await listenSysvMq(
+      ep.name,
+      s.maxMessageSize,
       (link) => cs.accept(makeChannel(link, s)),
       (e) => cs.failed(e),
     );

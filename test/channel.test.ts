@@ -14,7 +14,7 @@ import { fixturesDir, run, startPeer } from './helpers.js';
 import { native } from '../dist/native.js';
 
 const T = { timeout: 60_000 };
-const TRANSPORTS = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq'] as const;
+const TRANSPORTS = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 
 const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -30,6 +30,8 @@ function urlFor(t: Exclude<Transport, 'pipe'>): string {
       return 'tcp://127.0.0.1:0';
     case 'mq':
       return `mq:/ipckit-test-${tag()}`;
+    case 'sysvmq':
+      return `sysvmq:ipckit-test-${tag()}`;
   }
 }
 
@@ -262,7 +264,7 @@ for (const t of TRANSPORTS) {
         assert.match(info.error.message, /exceeds maxMessageSize/);
         await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
       } else {
-        const victim = await (t === 'shm' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : forgeStreamPeer(server!, t));
+        const victim = await (t === 'shm' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : forgeStreamPeer(server!, t));
         assert.equal(victim.reason, 'error');
         assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
       }
@@ -317,6 +319,30 @@ async function forgeMqPeer(server: ChannelServer<any>): Promise<any> {
     for (const n of [up.name, down.name]) {
       try {
         mq.unlink(n);
+      } catch {}
+    }
+  }
+}
+
+/** Speaks the sysvmq: handshake by hand and queues a frame of an unknown kind. */
+async function forgeSysvPeer(server: ChannelServer<any>): Promise<any> {
+  const up = mq.sysv.get('private');
+  const down = mq.sysv.get('private');
+  try {
+    up.trySend(1, Buffer.from([9, 1, 2, 3]));
+    const conn = server[Symbol.asyncIterator]().next();
+    const sock = netConnect({ path: `\0ipckit-sysvmq/${server.url.slice(7)}` });
+    sock.on('error', () => {});
+    sock.on('data', () => {});
+    sock.write(`${JSON.stringify({ v: 1, up: up.id, down: down.id })}\n`);
+    const ch = (await conn).value as Channel<any>;
+    const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
+    sock.destroy();
+    return info;
+  } finally {
+    for (const q of [up, down]) {
+      try {
+        q.remove();
       } catch {}
     }
   }

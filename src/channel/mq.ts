@@ -25,11 +25,44 @@ export function mqSocketPath(name: string): string {
 
 const BYE = 'bye\n';
 
-class MqLink implements Link {
-  readonly transport = 'mq';
+/** The queue was removed under us (System V: the peer's side ended). */
+function isGone(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === 'EIDRM' || code === 'EINVAL';
+}
+
+/** The two directions of a message-queue connection, as QueueLink needs them. */
+export interface QueuePair {
+  /** Largest frame one message carries. */
+  maxFrame: number;
+  trySend(frame: Buffer): boolean;
+  send(frame: Buffer, signal: AbortSignal): Promise<void>;
+  /** Frames there now (possibly none). */
+  tryReceiveMany(): Buffer[];
+  receive(signal: AbortSignal): Promise<Buffer>;
+  /** Releases the handles (and, for System V, removes the queue). */
+  close(): void;
+}
+
+function posixPair(out: PosixQueue, inbound: PosixQueue): QueuePair {
+  return {
+    maxFrame: Math.min(out.messageSize, inbound.messageSize),
+    trySend: (frame) => out.trySend(frame),
+    send: (frame, signal) => out.send(frame, { signal }),
+    tryReceiveMany: () => inbound.tryReceiveMany().map((m) => m.data),
+    receive: async (signal) => (await inbound.receive({ signal })).data,
+    close: () => {
+      out.close();
+      inbound.close();
+    },
+  };
+}
+
+/** A Link over a pair of message queues plus a rendezvous socket for liveness and the clean-close "bye". */
+export class QueueLink implements Link {
+  readonly transport: string;
   readonly maxFrame: number;
-  readonly #out: PosixQueue;
-  readonly #in: PosixQueue;
+  readonly #q: QueuePair;
   readonly #socket: Socket;
   readonly #abort = new AbortController();
   #events: LinkEvents | null = null;
@@ -44,11 +77,11 @@ class MqLink implements Link {
   #failure: Error | undefined;
   #peerSaidBye = false;
 
-  constructor(out: PosixQueue, inbound: PosixQueue, socket: Socket) {
-    this.#out = out;
-    this.#in = inbound;
+  constructor(transport: string, pair: QueuePair, socket: Socket) {
+    this.transport = transport;
+    this.#q = pair;
     this.#socket = socket;
-    this.maxFrame = Math.min(out.messageSize, inbound.messageSize);
+    this.maxFrame = pair.maxFrame;
   }
 
   start(events: LinkEvents): void {
@@ -73,19 +106,20 @@ class MqLink implements Link {
     this.#reading = true;
     try {
       while (!this.#paused && !this.#finished) {
-        const batch = this.#in.tryReceiveMany();
+        const batch = this.#q.tryReceiveMany();
         if (batch.length === 0) {
-          const m = await this.#in.receive({ signal: this.#abort.signal });
-          this.#deliver(m.data);
+          this.#deliver(await this.#q.receive(this.#abort.signal));
           continue;
         }
         for (const m of batch) {
-          this.#deliver(m.data);
+          this.#deliver(m);
           if (this.#finished) break;
         }
       }
     } catch (e) {
-      if (!this.#abort.signal.aborted) this.destroy(e as Error);
+      // EIDRM: the peer removed its System V queues as its side ended; the
+      // socket hang-up (with or without "bye") says how.
+      if (!this.#abort.signal.aborted && !isGone(e)) this.destroy(e as Error);
     } finally {
       this.#reading = false;
     }
@@ -103,10 +137,10 @@ class MqLink implements Link {
     const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
     frame.set(header, 0);
     frame.set(body, header.byteLength);
-    if (this.#out.trySend(frame)) return true;
+    if (this.#q.trySend(frame)) return true;
     // Full: this one frame is accepted and waits in mq_send's queue; the next waits for it.
     this.#inflight = true;
-    this.#inflightDone = this.#out.send(frame, { signal: this.#abort.signal }).then(
+    this.#inflightDone = this.#q.send(frame, this.#abort.signal).then(
       () => {
         this.#inflight = false;
         if (this.#wantWritable) {
@@ -115,7 +149,7 @@ class MqLink implements Link {
         }
       },
       (e: Error) => {
-        if (!this.#abort.signal.aborted) this.destroy(e);
+        if (!this.#abort.signal.aborted && !isGone(e)) this.destroy(e);
       },
     );
     return true;
@@ -156,7 +190,7 @@ class MqLink implements Link {
     // What the peer sent before it went away is still in the queue.
     if (!this.#failure) {
       try {
-        for (let b = this.#in.tryReceiveMany(); b.length > 0; b = this.#in.tryReceiveMany()) for (const m of b) this.#deliver(m.data);
+        for (let b = this.#q.tryReceiveMany(); b.length > 0; b = this.#q.tryReceiveMany()) for (const m of b) this.#deliver(m);
       } catch {}
     }
     this.#finished = true;
@@ -167,9 +201,10 @@ class MqLink implements Link {
         ? { reason: 'closed' }
         : this.#peerSaidBye
           ? { reason: 'peer-closed' }
-          : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', 'the mq: peer went away without closing (killed or crashed)') };
-    this.#out.close();
-    this.#in.close();
+          : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', `the ${this.transport}: peer went away without closing (killed or crashed)`) };
+    try {
+      this.#q.close();
+    } catch {}
     this.#events?.onClose(info);
   }
 
@@ -206,7 +241,7 @@ export async function connectMq(name: string, maxMessageSize: number): Promise<L
     socket.write(`${JSON.stringify({ v: 1, up: names.up, down: names.down })}\n`);
     const reply = await readLine(socket, url, HANDSHAKE_MS);
     if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
-    return new MqLink(up, down, socket);
+    return new QueueLink('mq', posixPair(up, down), socket);
   } catch (e) {
     socket.destroy();
     up?.close();
@@ -247,7 +282,7 @@ export async function listenMq(name: string, onLink: (link: Link) => void, onErr
         } catch {}
       }
       socket.write(`${JSON.stringify({ v: 1 })}\n`);
-      return new MqLink(out, inbound, socket);
+      return new QueueLink('mq', posixPair(out, inbound), socket);
     })().then(onLink, (e: Error) => {
       socket.destroy();
       onError(e);

@@ -7,9 +7,10 @@ export type Endpoint =
   | { scheme: 'unix-abstract'; name: string }
   | { scheme: 'tcp'; host: string; port: number }
   | { scheme: 'pipe'; fd: number }
-  | { scheme: 'mq'; name: string };
+  | { scheme: 'mq'; name: string }
+  | { scheme: 'sysvmq'; name: string };
 
-export const SCHEMES = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq'] as const;
+export const SCHEMES = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
 
 function bad(url: string, why: string): TypeError {
   return typeError('ERR_IPCKIT_INVALID_URL', `invalid channel URL '${url}': ${why}`);
@@ -49,6 +50,12 @@ export function parseUrl(url: string): Endpoint {
       // mq:/NAME, as POSIX queue names are written; the name is the rendezvous.
       const name = rest.replace(/^\/+/, '');
       if (!name || name.includes('\0') || name.includes('/') || Buffer.byteLength(name) > 90) throw bad(url, 'expected mq:/NAME (1..90 bytes, no further slash)');
+      return { scheme, name };
+    }
+    case 'sysvmq': {
+      // sysvmq:KEY — any name (a key such as 0x1234 reads naturally); it is the rendezvous.
+      const name = rest.replace(/^\/+/, '');
+      if (!name || name.includes('\0') || name.includes('/') || Buffer.byteLength(name) > 90) throw bad(url, 'expected sysvmq:KEY (1..90 bytes, no slash)');
       return { scheme, name };
     }
     case 'pipe': {
