@@ -14,13 +14,16 @@ import { fixturesDir, run, startPeer } from './helpers.js';
 import { native } from '../dist/native.js';
 
 const T = { timeout: 60_000 };
-const TRANSPORTS = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
+// 'shm-spin' is shm: with spin: 50 µs, so both wait paths (spinning and the
+// doorbell alone, which 'auto' picks on machines with 2 CPUs) are covered.
+const TRANSPORTS = ['shm', 'shm-spin', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 
 const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
 function urlFor(t: Exclude<Transport, 'pipe'>): string {
   switch (t) {
     case 'shm':
+    case 'shm-spin':
       return `shm:ipckit-test-${tag()}`;
     case 'unix':
       return `unix:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`;
@@ -77,6 +80,7 @@ interface Pair {
 
 /** This process's end of a channel to a fresh peer process over transport `t`. */
 async function pair(t: Transport, options: ChannelOptions<any> = {}): Promise<Pair> {
+  if (t === 'shm-spin') options = { ...options, spin: 50 };
   if (t === 'pipe') {
     const { child, channel: ch } = await channel.fork(join(fixturesDir, 'channel-peer.js'), ['forked', '', JSON.stringify(options)], {
       ...options,
@@ -264,7 +268,7 @@ for (const t of TRANSPORTS) {
         assert.match(info.error.message, /exceeds maxMessageSize/);
         await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
       } else {
-        const victim = await (t === 'shm' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : forgeStreamPeer(server!, t));
+        const victim = await (t === 'shm' || t === 'shm-spin' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : forgeStreamPeer(server!, t));
         assert.equal(victim.reason, 'error');
         assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
       }
