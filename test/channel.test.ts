@@ -430,6 +430,19 @@ describe('channel codecs and API', () => {
     const short = (await ch.next()).value as Uint8Array & { release(): void };
     assert.equal(short.byteLength, 1);
     short.release();
+    // A send() while a loan is open waits behind it (and the event loop keeps turning).
+    const open = await ch.loan(3);
+    open.set([1, 2, 3]);
+    const queued = ch.send(Buffer.from('after'));
+    await new Promise((r) => setImmediate(r));
+    await ch.publish(open);
+    await queued;
+    const first = (await ch.next()).value as Uint8Array & { release(): void };
+    const second = (await ch.next()).value as Uint8Array & { release(): void };
+    assert.deepEqual([...first], [1, 2, 3]);
+    assert.equal(Buffer.from(second).toString(), 'after');
+    first.release();
+    second.release();
     assert.throws(() => ch.publish(new Uint8Array(4)), { code: 'ERR_IPCKIT_LOAN' });
     assert.throws(() => ch.loan((1 << 20) + 1), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     await done();

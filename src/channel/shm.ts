@@ -200,7 +200,7 @@ class ShmLink implements Link {
     // (a corrupt record stays unread and would be "available" forever).
     if (this.#finished || this.#failure) return;
     let progress = this.#readBatch() > 0;
-    if (this.#wantWritable && this.#hasSpaceFor(this.#wantBytes)) {
+    if (this.#wantWritable && !this.#loan && this.#hasSpaceFor(this.#wantBytes)) {
       this.#wantWritable = false;
       progress = true;
       this.#events!.onWritable();
@@ -237,7 +237,7 @@ class ShmLink implements Link {
     if (!this.#paused) Atomics.store(i32, this.#in.consumerSleeping, 1);
     if (this.#wantWritable) Atomics.store(i32, this.#out.producerSleeping, 1);
     // Re-check after raising the flags: the peer may have written just before.
-    if ((!this.#paused && Atomics.load(i32, this.#in.head) !== this.#inRead) || (this.#wantWritable && this.#hasSpaceFor(this.#wantBytes))) {
+    if ((!this.#paused && Atomics.load(i32, this.#in.head) !== this.#inRead) || (this.#wantWritable && !this.#loan && this.#hasSpaceFor(this.#wantBytes))) {
       Atomics.store(i32, this.#in.consumerSleeping, 0);
       Atomics.store(i32, this.#out.producerSleeping, 0);
       this.#lastActivity = performance.now();
@@ -371,7 +371,8 @@ class ShmLink implements Link {
     if (this.#closing || this.#finished) return false;
     const len = header.byteLength + body.byteLength;
     if (this.#loan) {
-      // A loaned record sits at the head: later frames queue behind it.
+      // A loaned record sits at the head: later frames queue behind it, and
+      // the pump does not report room until publish() (it would loop).
       this.#wantWritable = true;
       this.#wantBytes = len;
       return false;
