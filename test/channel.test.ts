@@ -14,16 +14,16 @@ import { fixturesDir, run, startPeer } from './helpers.js';
 import { native } from '../dist/native.js';
 
 const T = { timeout: 60_000 };
-// 'shm-spin' is shm: with spin: 50 µs, so both wait paths (spinning and the
-// doorbell alone, which 'auto' picks on machines with 2 CPUs) are covered.
-const TRANSPORTS = ['shm', 'shm-spin', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
+// 'shm-nospin' is shm: with spin:false, so both wait paths (spin then
+// doorbell, and the doorbell alone) are covered.
+const TRANSPORTS = ['shm', 'shm-nospin', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 
 const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
 function urlFor(t: Exclude<Transport, 'pipe'>): string {
   switch (t) {
     case 'shm':
-    case 'shm-spin':
+    case 'shm-nospin':
       return `shm:ipckit-test-${tag()}`;
     case 'unix':
       return `unix:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`;
@@ -80,7 +80,7 @@ interface Pair {
 
 /** This process's end of a channel to a fresh peer process over transport `t`. */
 async function pair(t: Transport, options: ChannelOptions<any> = {}): Promise<Pair> {
-  if (t === 'shm-spin') options = { ...options, spin: 50 };
+  if (t === 'shm-nospin') options = { ...options, spin: false };
   if (t === 'pipe') {
     const { child, channel: ch } = await channel.fork(join(fixturesDir, 'channel-peer.js'), ['forked', '', JSON.stringify(options)], {
       ...options,
@@ -268,7 +268,7 @@ for (const t of TRANSPORTS) {
         assert.match(info.error.message, /exceeds maxMessageSize/);
         await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
       } else {
-        const victim = await (t === 'shm' || t === 'shm-spin' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : forgeStreamPeer(server!, t));
+        const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : forgeStreamPeer(server!, t));
         assert.equal(victim.reason, 'error');
         assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
       }

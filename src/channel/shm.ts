@@ -16,7 +16,6 @@
 // A producer rings only when the flag is up (compare-exchange, so once).
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { IpcError, stateError, sys } from '../errors.js';
 import { native } from '../native.js';
@@ -44,7 +43,7 @@ import {
 } from './ring.js';
 
 export interface ShmLinkOptions {
-  /** Microseconds to spin after activity before sleeping; 'auto' = 50 with more than 2 CPUs, else 0; false = never spin. */
+  /** Microseconds to spin after activity before sleeping; 'auto' = 50; false = never spin. */
   spin?: 'auto' | number | false;
   /** Bytes per direction (rounded up to a power of two). Default 4 MiB, or enough for maxMessageSize. */
   ringSize?: number;
@@ -64,16 +63,8 @@ export function socketPath(name: string): string {
   return `\0ipckit-shm/${name}`;
 }
 
-/**
- * 'auto': spin only where a spinning side does not take the CPU its peer
- * needs. Measured on a 2-CPU machine shared with other work: spinning made
- * the 64 B round trip slower than the doorbell alone (33 vs 21 µs), while
- * with the two peers on cores of their own it is 3.5 µs instead of ~80.
- */
-const AUTO_SPINS = availableParallelism() > 2;
-
 function spinMicros(spin: ShmLinkOptions['spin']): number {
-  if (spin === undefined || spin === 'auto') return AUTO_SPINS ? AUTO_SPIN_US : 0;
+  if (spin === undefined || spin === 'auto') return AUTO_SPIN_US;
   if (spin === false) return 0;
   return spin;
 }

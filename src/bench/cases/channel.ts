@@ -1,7 +1,6 @@
 // channel:* cases: the Channel API (src/channel.ts) over its transports, with
 // the raw codec so the figures show transport + framing cost, not JSON.
-//   channel:shm            shm: rings, spin 'auto' (spin briefly, then doorbell; no spinning on <= 2 CPUs)
-//   channel:shm-spin       shm: rings, spin: 50 µs whatever the CPU count
+//   channel:shm            shm: rings, spin 'auto' (spin 50 µs, yielding between slices, then doorbell)
 //   channel:shm-nospin     shm: rings, spin:false (every wait is a doorbell wake-up)
 //   channel:shm-zerocopy   shm:, loan()/publish() to send, zeroCopy views received and released
 //   channel:unix           unix: stream socket with length-prefixed frames
@@ -115,15 +114,6 @@ export const channelShm = makeCase({
   description: "Channel over shm: (SPSC rings in a memfd), raw codec, spin 'auto' then eventfd-style doorbell on uv_poll",
   url: shmUrl,
   options: { spin: 'auto' },
-  zeroCopy: false,
-  onewayFactor: 4,
-});
-
-export const channelShmSpin = makeCase({
-  transport: 'channel:shm-spin',
-  description: 'Channel over shm:, spin: 50 µs (yielding between slices) then the doorbell, whatever the CPU count',
-  url: shmUrl,
-  options: { spin: 50 },
   zeroCopy: false,
   onewayFactor: 4,
 });
