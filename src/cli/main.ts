@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { IpcError } from '../errors.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
+import { register as registerSem } from './sem.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 const debug = process.env.IPCKIT_DEBUG === '1';
@@ -37,6 +38,7 @@ const program = new Command()
   .showHelpAfterError('(add --help for usage)');
 
 registerShm(program);
+registerSem(program);
 registerLs(program);
 
 program.parseAsync(process.argv).catch(report);
