@@ -168,6 +168,50 @@ describe('futex', () => {
   });
 });
 
+describe('synchronous waits in a worker', () => {
+  test('sem.waitSync, opSync and futex.wait block the worker, time out cleanly under signals, and wake', T, async () => {
+    const buffer = new SharedArrayBuffer(256);
+    const s = sem.inMemory(buffer, 0, { init: 0 });
+    const set = sysvSet(1);
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       import(workerData.entry).then(({ futex, sem, Mutex }) => {
+         const s = sem.inMemory(workerData.buffer, 0);
+         const set = sem.sysv.fromId(workerData.id);
+         const w = new Int32Array(workerData.buffer, 64, 4);
+         const out = {};
+         parentPort.postMessage('spam');
+         try { s.waitSync({ timeout: 100 }); } catch (e) { out.sem = e.code; }
+         try { set.opSync([{ index: 0, delta: -1 }], { timeout: 100 }); } catch (e) { out.op = e.code; }
+         out.futex = futex.wait(w, 0, 0, { timeout: 100 });
+         parentPort.postMessage(out);
+         s.waitSync({ timeout: 20000 });
+         parentPort.postMessage(set.opSync([{ index: 0, delta: -1 }], { timeout: 20000 }));
+       });`,
+      { eval: true, workerData: { buffer, id: set.id, entry: import.meta.resolve('ipckit') } },
+    );
+    const messages: unknown[] = [];
+    const next = () =>
+      new Promise<unknown>((resolve, reject) => {
+        if (messages.length) return resolve(messages.shift());
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    assert.equal(await next(), 'spam');
+    const spam = setInterval(() => process.kill(process.pid, 'SIGURG'), 2);
+    try {
+      assert.deepEqual(await next(), { sem: 'ETIMEDOUT', op: 'ETIMEDOUT', futex: 'timed-out' });
+    } finally {
+      clearInterval(spam);
+    }
+    s.post();
+    set.setValue(0, 1);
+    assert.equal(await next(), true);
+    await worker.terminate();
+    assert.equal(s.value, 0);
+  });
+});
+
 describe('waiter threads', () => {
   test('8 pending async waits do not occupy the threadpool (UV_THREADPOOL_SIZE=1): fs.readFile completes', T, async () => {
     const p = startPeer('sync-peer', [], { env: { ...process.env, UV_THREADPOOL_SIZE: '1' } });
