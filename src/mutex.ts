@@ -30,16 +30,31 @@ export interface PlaceOptions {
 }
 
 const { SIZE: MUTEX_SIZE, ALIGN, robustOffset } = native.mutexConstants;
-
-/**
- * Mutexes this thread holds. A held mutex is linked into the thread's robust
- * list, which the kernel reads when the thread dies; if its memory were
- * unmapped (the SharedArrayBuffer garbage-collected), the kernel could not
- * mark it owner-died. Holding the Mutex here keeps its buffer mapped.
- */
-const held = new Set<Mutex>();
 const EDEADLK = 35;
 const BUSY = 2;
+
+/**
+ * Mutexes this thread holds, by buffer and offset (any Mutex object for the
+ * same memory may unlock it). A held mutex is linked into the thread's robust
+ * list, which the kernel reads when the thread dies; if its memory were
+ * unmapped (the SharedArrayBuffer garbage-collected), the kernel could not
+ * mark it owner-died. Holding the buffer here keeps it mapped.
+ */
+const held = new Map<SharedArrayBuffer, Set<number>>();
+
+function remember(words: Int32Array): void {
+  const buffer = words.buffer as SharedArrayBuffer;
+  let offsets = held.get(buffer);
+  if (!offsets) held.set(buffer, (offsets = new Set()));
+  offsets.add(words.byteOffset);
+}
+
+function forget(words: Int32Array): void {
+  const buffer = words.buffer as SharedArrayBuffer;
+  const offsets = held.get(buffer);
+  offsets?.delete(words.byteOffset);
+  if (offsets?.size === 0) held.delete(buffer);
+}
 
 function place(buffer: unknown, byteOffset: unknown, size: number, what: string): number {
   if (!(buffer instanceof SharedArrayBuffer)) {
@@ -137,7 +152,7 @@ export class Mutex {
       );
     }
     sys(() => native.mutexUnlock(this.#words), this.#context);
-    held.delete(this);
+    forget(this.#words);
   }
 
   /** Whether the calling thread holds the lock. */
@@ -152,7 +167,7 @@ export class Mutex {
   }
 
   #acquired(r: number): LockResult {
-    held.add(this);
+    remember(this.#words);
     return { ownerDied: r === 1 };
   }
 
