@@ -580,7 +580,10 @@ describe('robust Mutex and Condition', () => {
     setTimeout(() => ac.abort(), 5);
     await assert.rejects(c.wait(m, { signal: ac.signal }), { name: 'AbortError' });
     assert.equal(m.isOwnedByMe, true, 'the mutex is held again after an abort');
+    assert.deepEqual(c.waitSync(m, { timeout: 10 }), { timedOut: true, ownerDied: false });
+    assert.equal(m.isOwnedByMe, true);
     m.unlock();
     await assert.rejects(c.wait(m), { code: 'ERR_IPCKIT_NOT_OWNER' });
+    assert.throws(() => c.waitSync(m), { code: 'ERR_IPCKIT_NOT_OWNER' });
   });
 });
