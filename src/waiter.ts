@@ -4,7 +4,7 @@
 // threadpool, and comes back here. This module owns what is common to all of
 // them: the `timeout`/`signal` options, cancellation, and turning the native
 // rejection into an IpcError or the AbortSignal's reason.
-import { IpcError, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { IpcError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkObject, show } from './validate.js';
 
@@ -60,7 +60,7 @@ export function checkWaitOptions(options: unknown, allowSignal = true): CheckedW
 export async function awaitNative(start: (timeoutNs: number) => NativeWait, wait: CheckedWait, context: IpcErrorContext = {}): Promise<number> {
   const { signal } = wait;
   signal?.throwIfAborted();
-  const { promise, id } = start(wait.timeoutNs);
+  const { promise, id } = sys(() => start(wait.timeoutNs), context);
   if (!signal) return promise.catch((e) => Promise.reject(settleError(e, wait, context)));
   let timer: NodeJS.Timeout | undefined;
   const onAbort = () => {
@@ -91,10 +91,6 @@ function settleError(e: unknown, wait: CheckedWait, context: IpcErrorContext): u
 /** The error a semaphore/mutex wait gives when its timeout passes. */
 export function timedOut(syscall: string, context: IpcErrorContext = {}): IpcError {
   return new IpcError(ETIMEDOUT, syscall, context);
-}
-
-export function isTimedOut(e: unknown): boolean {
-  return e instanceof IpcError && e.code === 'ETIMEDOUT';
 }
 
 /** Pool state, for tests and diagnostics. */
