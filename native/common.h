@@ -73,6 +73,8 @@ bool ipck_init_futex(napi_env env, napi_value exports);
 bool ipck_init_sem(napi_env env, napi_value exports);
 bool ipck_init_sem_sysv(napi_env env, napi_value exports);
 bool ipck_init_mutex(napi_env env, napi_value exports);
+bool ipck_init_poller(napi_env env, napi_value exports);
+bool ipck_init_signals(napi_env env, napi_value exports);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@ import { IpcError } from '../errors.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
 import { register as registerSem } from './sem.js';
+import { register as registerSignal } from './signal.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 const debug = process.env.IPCKIT_DEBUG === '1';
@@ -40,5 +41,6 @@ const program = new Command()
 registerShm(program);
 registerSem(program);
 registerLs(program);
+registerSignal(program);
 
 program.parseAsync(process.argv).catch(report);
