@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { Condition, futex, IpcError, Mutex, sem, shm, type SysvSemaphoreSet } from 'ipckit';
+import { Condition, futex, IpcError, Mutex, sem, shm, signals, type SysvSemaphoreSet } from 'ipckit';
 import { compileC, has, run, startPeer, uniqueKey, uniqueName, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
@@ -223,6 +223,30 @@ describe('waiter threads', () => {
     assert.ok(r.readFileMs < 1000, `fs.readFile took ${r.readFileMs} ms with 8 pending waits`);
     p.child.kill('SIGKILL');
     await p.exited;
+  });
+
+  test('signals.on() leaves waiter threads alone: waits stay cancellable and signals still arrive', T, async () => {
+    const words = new Int32Array(new SharedArrayBuffer(16));
+    const ac = new AbortController();
+    const aborted = futex.waitAsync(words, 0, 0, { signal: ac.signal });
+    const timed = futex.waitAsync(words, 1, 0, { timeout: 100 });
+    let got = 0;
+    const listener = () => void got++;
+    signals.on('SIGUSR2', listener);
+    try {
+      const arrived = new Promise<void>((resolve) => signals.on('SIGUSR2', function once() {
+        signals.off('SIGUSR2', once);
+        resolve();
+      }));
+      process.kill(process.pid, 'SIGUSR2');
+      await arrived;
+      ac.abort();
+      await assert.rejects(aborted, { name: 'AbortError' });
+      assert.equal(await timed, 'timed-out');
+      assert.equal(got, 1);
+    } finally {
+      signals.off('SIGUSR2', listener);
+    }
   });
 
   test('process.exit() with pending futex, semaphore, System V and mutex waits exits at once', T, async () => {
