@@ -15,7 +15,8 @@
         "native/futex.c",
         "native/sem.c",
         "native/sem_sysv.c",
-        "native/mutex.c"
+        "native/mutex.c",
+        "native/futex_uring.c"
       ],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],

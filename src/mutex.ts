@@ -4,6 +4,7 @@
 import { rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkBoolean, checkInteger, checkObject, show } from './validate.js';
+import { futexWaitNative } from './futex.js';
 import { awaitNative, checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
 
 export interface LockResult {
@@ -230,7 +231,7 @@ export class Condition {
     let failure: unknown;
     try {
       w.signal?.throwIfAborted(); // still re-takes the mutex before rejecting
-      const r = await awaitNative((ns) => native.futexWaitAsync(this.#words, 0, seq, ns), w);
+      const r = await futexWaitNative(this.#words, 0, seq, w);
       timedOutNow = r === 2;
     } catch (e) {
       failure = e;

@@ -69,6 +69,10 @@ export interface Native {
   futexWait(array: Int32Array, index: number, expected: number, timeoutNs: number): number;
   futexWaitAsync(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
   futexNotify(array: Int32Array, index: number, count: number): number;
+  futexUringOpen(): number;
+  futexUringWait(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
+  futexUringCancel(id: number): boolean;
+  futexUringReap(): number;
 
   semConstants: { SEM_VALUE_MAX: number; SIZEOF_SEM_T: number; ALIGNOF_SEM_T: number; O_CREAT: number; O_EXCL: number };
   semOpen(name: string, oflag: number, mode: number, value: number): object;

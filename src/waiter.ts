@@ -54,18 +54,24 @@ export function checkWaitOptions(options: unknown, allowSignal = true): CheckedW
 
 /**
  * Starts a native wait and settles with its number result. An abort cancels
- * the native wait (its thread is woken with a signal) and rejects with the
- * signal's reason; other failures become IpcError naming `context`.
+ * the native wait (`cancel`: by default a waiter thread is woken with a
+ * signal) and rejects with the signal's reason; other failures become
+ * IpcError naming `context`.
  */
-export async function awaitNative(start: (timeoutNs: number) => NativeWait, wait: CheckedWait, context: IpcErrorContext = {}): Promise<number> {
+export async function awaitNative(
+  start: (timeoutNs: number) => NativeWait,
+  wait: CheckedWait,
+  context: IpcErrorContext = {},
+  cancel: (id: number) => unknown = native.waiterCancel,
+): Promise<number> {
   const { signal } = wait;
   signal?.throwIfAborted();
   const { promise, id } = sys(() => start(wait.timeoutNs), context);
   if (!signal) return promise.catch((e) => Promise.reject(settleError(e, wait, context)));
   let timer: NodeJS.Timeout | undefined;
   const onAbort = () => {
-    native.waiterCancel(id);
-    timer = setInterval(() => native.waiterCancel(id), RESIGNAL_MS);
+    cancel(id);
+    timer = setInterval(() => cancel(id), RESIGNAL_MS);
     timer.unref();
   };
   signal.addEventListener('abort', onAbort, { once: true });

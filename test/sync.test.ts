@@ -93,7 +93,7 @@ describe('futex', () => {
     // peer waits, we notify
     p.send({ op: 'futex-wait', index: 1, expected: 0, timeout: 20_000 });
     while (futex.notify(words, 1) === 0) await new Promise((res) => setImmediate(res)); // retry until it sleeps
-    assert.deepEqual(await p.next(), { result: 'ok' });
+    assert.equal((await p.next()).result, 'ok');
     // we wait, peer notifies
     const waiting = futex.waitAsync(words, 2, 0, { timeout: 20_000 });
     const { woken } = await ask(p, { op: 'futex-notify-until-woken', index: 2 });
@@ -104,6 +104,21 @@ describe('futex', () => {
     await ask(p, { op: 'futex-store-notify', index: 3, value: 7 });
     assert.ok(['ok', 'not-equal'].includes(await again));
     assert.equal(words[3], 7);
+  });
+
+  test('the waiter-thread fallback (IPCKIT_FUTEX_THREADS=1) is woken across processes too', T, async () => {
+    const { name, region: r } = region('futex-threads');
+    using _ = r;
+    const words = new Int32Array(r.buffer);
+    const p = startPeer('sync-peer', [], { env: { ...process.env, IPCKIT_FUTEX_THREADS: '1' } });
+    peers.add(p);
+    await p.next();
+    await ask(p, { op: 'open', name });
+    p.send({ op: 'futex-wait', index: 0, expected: 0, timeout: 20_000 });
+    while (futex.notify(words, 0) === 0) await new Promise((res) => setImmediate(res));
+    assert.deepEqual(await p.next(), { result: 'ok', mechanism: 'waiter-thread' });
+    p.send({ op: 'futex-wait', index: 1, expected: 0, timeout: 10 });
+    assert.deepEqual(await p.next(), { result: 'timed-out', mechanism: 'waiter-thread' });
   });
 
   test('results: not-equal, timed-out; abort rejects with the reason', T, async () => {
@@ -219,7 +234,7 @@ describe('waiter threads', () => {
     await p.next();
     const r = await ask(p, { op: 'starvation' });
     assert.equal(r.threadpool, '1');
-    assert.equal(r.stats.pending, 8);
+    assert.ok(r.stats.pending >= 8, `waiter threads pending: ${r.stats.pending}`);
     assert.ok(r.readFileMs < 1000, `fs.readFile took ${r.readFileMs} ms with 8 pending waits`);
     p.child.kill('SIGKILL');
     await p.exited;
@@ -260,7 +275,8 @@ describe('waiter threads', () => {
       await ask(p, { op: 'open', name });
       p.send({ op: 'exit-with-pending', id: set.id, code: 3 });
       const { pending } = await p.next<{ pending: { pending: number } }>();
-      assert.equal(pending.pending, 4);
+      // futex waits go through io_uring where the kernel supports it, the others through waiter threads.
+      assert.ok(pending.pending >= 3, `waiter threads pending: ${pending.pending}`);
       assert.deepEqual(await p.exited, { code: 3, signal: null });
     } finally {
       holder.unlock();
