@@ -5,7 +5,7 @@ import { rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContex
 import { native } from './native.js';
 import { checkBoolean, checkInteger, checkObject, show } from './validate.js';
 import { futexWaitNative } from './futex.js';
-import { awaitNative, checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
+import { checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
 
 export interface LockResult {
   /**
@@ -33,6 +33,17 @@ export interface PlaceOptions {
 const { SIZE: MUTEX_SIZE, ALIGN, robustOffset } = native.mutexConstants;
 const EDEADLK = 35;
 const BUSY = 2;
+/** Lock-word bits (futex(2) robust-futex format, see native/mutex.c). */
+const TID_MASK = 0x3fffffff;
+const WAITERS = 0x80000000 | 0;
+
+/**
+ * An unlock wakes exactly one sleeper; one that gives up (timeout, abort)
+ * may have been that one, and must not leave the others asleep.
+ */
+function passOnWake(words: Int32Array): void {
+  native.futexNotify(words, 0, 1);
+}
 
 /**
  * Mutexes this thread holds, by buffer and offset (any Mutex object for the
@@ -120,6 +131,7 @@ export class Mutex {
   async lock(options?: WaitOptions): Promise<LockResult> {
     const w = checkWaitOptions(options);
     const deadline = w.timeoutNs < 0 ? -1 : performance.now() + w.timeoutNs / 1e6;
+    const words = this.#words;
     let waited = false;
     for (;;) {
       w.signal?.throwIfAborted();
@@ -127,7 +139,27 @@ export class Mutex {
       if (r === 0 || r === 1) return this.#acquired(r);
       const left = deadline < 0 ? -1 : Math.max(0, Math.round((deadline - performance.now()) * 1e6));
       if (left === 0) throw timedOut('futex', this.#context);
-      await awaitNative((ns) => native.mutexWaitAsync(this.#words, ns), { ...w, timeoutNs: left }, this.#context);
+      // Announce a sleeper (FUTEX_WAITERS) so the owner's unlock wakes one,
+      // then sleep while the word still reads so (the same futex wait as
+      // futex.waitAsync: io_uring or a waiter thread). The calling thread
+      // itself retries the lock afterwards, so it is the recorded owner.
+      let word = Atomics.load(words, 0);
+      if ((word & TID_MASK) === 0) continue;
+      if ((word & WAITERS) === 0) {
+        if (Atomics.compareExchange(words, 0, word, word | WAITERS) !== word) continue;
+        word |= WAITERS;
+      }
+      let result: number;
+      try {
+        result = await futexWaitNative(words, 0, word, { ...w, timeoutNs: left });
+      } catch (e) {
+        passOnWake(words);
+        throw toIpcError(e, this.#context);
+      }
+      if (result === 2) {
+        passOnWake(words);
+        throw timedOut('futex', this.#context);
+      }
       waited = true;
     }
   }

@@ -103,7 +103,6 @@ export interface Native {
   mutexConstants: { SIZE: number; ALIGN: number; robustOffset: number };
   mutexTryLock(words: Int32Array, waited: boolean): number;
   mutexLockSync(words: Int32Array, timeoutNs: number): number;
-  mutexWaitAsync(words: Int32Array, timeoutNs: number): NativeWaitHandle;
   mutexUnlock(words: Int32Array): void;
   mutexState(words: Int32Array): { owner: number; ownerDied: boolean; waiters: boolean };
   gettid(): number;
