@@ -377,6 +377,8 @@ describe('POSIX named semaphores', () => {
     assert.throws(() => sem.inMemory(buf, 4, { init: 0 }), { code: 'ERR_IPCKIT_UNALIGNED_OFFSET' });
     assert.throws(() => sem.inMemory(buf, 40, { init: 0 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => sem.inMemory(new ArrayBuffer(64) as never), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+    const full = sem.inMemory(buf, 0, { init: 2 ** 31 - 1 });
+    assert.throws(() => full.post(), (e: IpcError) => e.code === 'EOVERFLOW' && e.limit?.name === 'SEM_VALUE_MAX');
   });
 });
 
@@ -502,6 +504,8 @@ describe('System V semaphore sets', () => {
     assert.throws(() => s.setValue(0, 40000), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => s.setAll([1]), { code: 'ERR_IPCKIT_SIZE_MISMATCH' });
     assert.throws(() => s.getValue(5), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+    s.setValue(1, 32767);
+    await assert.rejects(s.op([{ index: 1, delta: 1 }]), (e: IpcError) => e.code === 'ERANGE' && e.limit?.name === 'SEMVMX');
     assert.throws(() => sem.sysv.get('private', { count: 0 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => sem.sysv.get('private', { count: 1e9 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => sem.sysv.get(0), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
