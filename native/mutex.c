@@ -3,7 +3,7 @@
  *
  * Why not pthread_mutex_t with PTHREAD_PROCESS_SHARED + PTHREAD_MUTEX_ROBUST:
  * a pthread robust mutex belongs to the *thread* that locked it. An async
- * lock() waits on a waiter thread; had that thread taken the pthread mutex,
+ * lock() may sleep on a waiter thread; had that thread taken the pthread mutex,
  * the JS thread could not unlock it (EPERM), and the waiter thread exiting
  * would make the kernel declare the owner dead. So an async lock() only
  * sleeps on the word (futex.waitAsync's path, src/mutex.ts) until it looks
