@@ -75,6 +75,8 @@ bool ipck_init_sem(napi_env env, napi_value exports);
 bool ipck_init_sem_sysv(napi_env env, napi_value exports);
 bool ipck_init_mutex(napi_env env, napi_value exports);
 bool ipck_init_futex_uring(napi_env env, napi_value exports);
+bool ipck_init_mq_posix(napi_env env, napi_value exports);
+bool ipck_init_mq_sysv(napi_env env, napi_value exports);
 bool ipck_init_poller(napi_env env, napi_value exports);
 bool ipck_init_signals(napi_env env, napi_value exports);
 

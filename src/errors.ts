@@ -84,6 +84,7 @@ function describe(errno: number): string {
 }
 
 const LIBUV_TEXT: Record<string, string> = {
+  E2BIG: 'argument list too long',
   EACCES: 'permission denied',
   EAGAIN: 'resource temporarily unavailable',
   EBADF: 'bad file descriptor',
@@ -91,9 +92,9 @@ const LIBUV_TEXT: Record<string, string> = {
   EEXIST: 'already exists',
   EFAULT: 'bad address in system call argument',
   EFBIG: 'file too large',
-  EIDRM: 'identifier removed',
   EINTR: 'interrupted system call',
   EINVAL: 'invalid argument',
+  EIDRM: 'identifier removed',
   ENOMSG: 'no message of desired type',
   EDEADLK: 'resource deadlock avoided',
   EMFILE: 'too many open files',
@@ -182,14 +183,15 @@ type MisuseCode =
   | 'ERR_IPCKIT_SIZE_MISMATCH'
   | 'ERR_IPCKIT_READ_ONLY'
   | 'ERR_IPCKIT_CLOSED'
+  | 'ERR_IPCKIT_ALREADY_ATTACHED'
+  | 'ERR_IPCKIT_NOT_OWNER'
+  | 'ERR_IPCKIT_DEADLOCK'
+  | 'ERR_IPCKIT_UNSUPPORTED'
   | 'ERR_IPCKIT_UNKNOWN_SIGNAL'
   | 'ERR_IPCKIT_SIGNAL_UNCATCHABLE'
   | 'ERR_IPCKIT_SIGNAL_RESERVED'
   | 'ERR_IPCKIT_NOT_MAIN_THREAD'
-  | 'ERR_IPCKIT_ALREADY_ATTACHED'
-  | 'ERR_IPCKIT_NOT_OWNER'
-  | 'ERR_IPCKIT_DEADLOCK'
-  | 'ERR_IPCKIT_UNSUPPORTED';
+  | 'ERR_IPCKIT_WRITE_ONLY';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

@@ -5,9 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { IpcError } from '../errors.js';
+import { benchCommand } from '../bench/command.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
 import { register as registerSem } from './sem.js';
+import { register as registerMq } from './mq.js';
 import { register as registerSignal } from './signal.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -40,7 +42,9 @@ const program = new Command()
 
 registerShm(program);
 registerSem(program);
+registerMq(program);
 registerLs(program);
 registerSignal(program);
+program.addCommand(benchCommand());
 
 program.parseAsync(process.argv).catch(report);
