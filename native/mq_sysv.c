@@ -37,7 +37,10 @@ typedef struct {
   bool armed;
 } deadline_timer;
 
-/* Arms a one-shot timer that interrupts this thread at the job's deadline. */
+/* Arms a timer that interrupts this thread at the job's deadline, and again
+ * every millisecond after it: a signal that lands just before the thread
+ * enters msgsnd/msgrcv interrupts nothing, and a one-shot timer would then
+ * leave the call blocked past its deadline for good. */
 static int arm_deadline(ipck_waiter_job *job, deadline_timer *t) {
   t->armed = false;
   const struct timespec *deadline = ipck_waiter_deadline(job);
@@ -51,6 +54,7 @@ static int arm_deadline(ipck_waiter_job *job, deadline_timer *t) {
   struct itimerspec its;
   memset(&its, 0, sizeof its);
   its.it_value = *deadline;
+  its.it_interval.tv_nsec = 1000000;
   if (timer_settime(t->timer, TIMER_ABSTIME, &its, NULL) != 0) {
     int err = errno;
     timer_delete(t->timer);

@@ -266,7 +266,10 @@ int main(int argc, char **argv) {
     }
     assert.throws(() => signals.watch(['SIGUSR1', 'SIGSTOP']), { code: 'ERR_IPCKIT_SIGNAL_UNCATCHABLE' });
     assert.throws(() => signals.on('SIGSEGV', () => {}), { code: 'ERR_IPCKIT_SIGNAL_RESERVED' });
+    assert.throws(() => signals.on('SIGURG', () => {}), { code: 'ERR_IPCKIT_SIGNAL_RESERVED' }, 'wakes waiter threads');
+    assert.throws(() => signals.block('SIGURG'), { code: 'ERR_IPCKIT_SIGNAL_RESERVED' });
     assert.throws(() => signals.on('SIGUSR1', 'nope' as unknown as () => void), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+    assert.throws(() => signals.off('SIGUSR1', undefined as unknown as () => void), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
     assert.throws(() => signals.watch([]), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
   });
 });
@@ -455,13 +458,13 @@ describe('receiving', () => {
     try {
       peer.send({ op: 'once', signal: 'SIGWINCH', timeout: 50 });
       assert.deepEqual((await peer.next<Line>()).error, { code: 'ETIMEDOUT', name: 'IpcError' });
-      peer.send({ op: 'once', signal: 'SIGURG', timeout: 50_000 });
+      peer.send({ op: 'once', signal: 'SIGWINCH', timeout: 50_000 });
       // Lines are handled in order: once() has registered before 'pending' is answered.
       const { pending } = await request(peer, { op: 'pending' });
       assert.deepEqual(pending, []);
-      signals.send(peer.pid, 'SIGURG', { value: 9 });
+      signals.send(peer.pid, 'SIGWINCH', { value: 9 });
       const reply = await peer.next<Line>();
-      assert.equal(reply.once.signal, 'SIGURG');
+      assert.equal(reply.once.signal, 'SIGWINCH');
       assert.equal(reply.once.value, 9);
       assert.equal(reply.once.pid, process.pid);
     } finally {
