@@ -8,7 +8,10 @@
         "native/mapping.c",
         "native/sab.cc",
         "native/shm.c",
-        "native/shm_sysv.c"
+        "native/shm_sysv.c",
+        "native/pipe.c",
+        "native/fifo.c",
+        "native/unix.c"
       ],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],
