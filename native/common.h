@@ -70,6 +70,8 @@ bool ipck_init_shm_sysv(napi_env env, napi_value exports);
 bool ipck_init_pipe(napi_env env, napi_value exports);
 bool ipck_init_fifo(napi_env env, napi_value exports);
 bool ipck_init_unix(napi_env env, napi_value exports);
+bool ipck_init_poller(napi_env env, napi_value exports);
+bool ipck_init_signals(napi_env env, napi_value exports);
 
 #ifdef __cplusplus
 }

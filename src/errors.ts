@@ -168,6 +168,10 @@ type MisuseCode =
   | 'ERR_IPCKIT_SIZE_MISMATCH'
   | 'ERR_IPCKIT_READ_ONLY'
   | 'ERR_IPCKIT_CLOSED'
+  | 'ERR_IPCKIT_UNKNOWN_SIGNAL'
+  | 'ERR_IPCKIT_SIGNAL_UNCATCHABLE'
+  | 'ERR_IPCKIT_SIGNAL_RESERVED'
+  | 'ERR_IPCKIT_NOT_MAIN_THREAD'
   | 'ERR_IPCKIT_ALREADY_ATTACHED';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };

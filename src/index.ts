@@ -19,3 +19,35 @@ export const shm = {
 } as const;
 
 export { mmap };
+
+import * as signalsModule from './signals.js';
+export { PidFd } from './signals.js';
+export type {
+  SignalAction,
+  SignalInfo,
+  SignalListener,
+  SignalRow,
+  SignalSpec,
+  SignalWatch,
+  SendOptions as SignalSendOptions,
+  OnceOptions as SignalOnceOptions,
+  WatchOptions as SignalWatchOptions,
+} from './signals.js';
+
+/** Signals: send with a payload, receive with sender pid/uid/code in kernel order, the signal table. */
+export const signals = {
+  list: signalsModule.list,
+  toNumber: signalsModule.toNumber,
+  toName: signalsModule.toName,
+  send: signalsModule.send,
+  pidfd: signalsModule.pidfd,
+  on: signalsModule.on,
+  off: signalsModule.off,
+  once: signalsModule.once,
+  watch: signalsModule.watch,
+  block: signalsModule.block,
+  unblock: signalsModule.unblock,
+  pending: signalsModule.pending,
+  SIGRTMIN: signalsModule.SIGRTMIN,
+  SIGRTMAX: signalsModule.SIGRTMAX,
+} as const;

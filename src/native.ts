@@ -69,6 +69,50 @@ export interface Native {
   unixName(fd: number, peer: boolean): Buffer | undefined;
   unixSocketType(fd: number): number;
   unixShutdown(fd: number, how: number): void;
+  pollerConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
+  pollerStart(fd: number, events: number, callback: (errno: number, events: number) => void): object;
+  pollerUpdate(handle: object, events: number): void;
+  pollerRef(handle: object, keepAlive: boolean): void;
+  pollerStop(handle: object): void;
+
+  signalConstants: {
+    names: Record<string, number>;
+    codes: Record<string, number>;
+    SIGRTMIN: number;
+    SIGRTMAX: number;
+    NSIG: number;
+  };
+  signalMaskThreads(block: number[], unblock: number[], avoid: number[]): ThreadMaskReport;
+  signalfdCreate(signals: number[]): number;
+  signalfdSetMask(fd: number, signals: number[]): void;
+  signalfdRead(fd: number, max: number, chain: number[]): RawSignalInfo[];
+  signalDiscard(signal: number): number;
+  signalPending(): number[];
+  signalSend(pid: number, signal: number, hasValue: boolean, value: number): boolean;
+  pidfdOpen(pid: number): number;
+  pidfdSend(fd: number, signal: number, hasValue: boolean, value: number): boolean;
+}
+
+export interface ThreadMaskReport {
+  /** Threads in the process when the last pass ran. */
+  threads: number;
+  /** Threads whose mask had to be changed (helper signals sent). */
+  signalled: number;
+  /** Threads that manage their own mask and do not block every requested signal. */
+  uncovered: number[];
+  /** False if some thread did not answer within 2 s. */
+  complete: boolean;
+  /** The helper signal used. */
+  helper: number;
+}
+
+export interface RawSignalInfo {
+  number: number;
+  code: number;
+  pid: number;
+  uid: number;
+  value: number;
+  status: number;
 }
 
 function load(): Native {
