@@ -13,7 +13,12 @@
         "native/shm_sysv.c",
         "native/pipe.c",
         "native/fifo.c",
-        "native/unix.c"
+        "native/unix.c",
+        "native/waiter.c",
+        "native/futex.c",
+        "native/sem.c",
+        "native/sem_sysv.c",
+        "native/mutex.c"
       ],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],

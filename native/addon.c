@@ -19,7 +19,15 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   if (!ipck_init_mapping(env, exports) || !ipck_init_shm(env, exports) ||
       !ipck_init_shm_sysv(env, exports) ||
-      !ipck_init_pipe(env, exports) ||
+      !ipck_init_waiter(env, exports) ||
+      !ipck_init_futex(env, exports) ||
+      !ipck_init_sem(env, exports) ||
+      !ipck_init_sem_sysv(env, exports) ||
+      !ipck_init_mutex(env, exports)) {
+    ipck_throw_napi_failure(env, "module registration");
+    return NULL;
+  }
+  if (!ipck_init_pipe(env, exports) ||
       !ipck_init_fifo(env, exports) ||
       !ipck_init_unix(env, exports)) {
     ipck_throw_napi_failure(env, "module registration");

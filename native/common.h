@@ -62,6 +62,7 @@ bool ipck_export(napi_env env, napi_value exports, const char *name,
  * Mechanisms that need state (pollers, waiters) add their fields here. */
 typedef struct ipck_env {
   int reserved;
+  struct waiter_state *waiter; /* waiter.c: waiter thread pool */
 } ipck_env;
 
 /* Per-mechanism registration, called from addon.c. */
@@ -72,6 +73,11 @@ bool ipck_init_fifo(napi_env env, napi_value exports);
 bool ipck_init_unix(napi_env env, napi_value exports);
 bool ipck_init_poller(napi_env env, napi_value exports);
 bool ipck_init_signals(napi_env env, napi_value exports);
+bool ipck_init_waiter(napi_env env, napi_value exports);
+bool ipck_init_futex(napi_env env, napi_value exports);
+bool ipck_init_sem(napi_env env, napi_value exports);
+bool ipck_init_sem_sysv(napi_env env, napi_value exports);
+bool ipck_init_mutex(napi_env env, napi_value exports);
 
 #ifdef __cplusplus
 }

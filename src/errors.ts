@@ -172,7 +172,10 @@ type MisuseCode =
   | 'ERR_IPCKIT_SIGNAL_UNCATCHABLE'
   | 'ERR_IPCKIT_SIGNAL_RESERVED'
   | 'ERR_IPCKIT_NOT_MAIN_THREAD'
-  | 'ERR_IPCKIT_ALREADY_ATTACHED';
+  | 'ERR_IPCKIT_ALREADY_ATTACHED'
+  | 'ERR_IPCKIT_NOT_OWNER'
+  | 'ERR_IPCKIT_DEADLOCK'
+  | 'ERR_IPCKIT_UNSUPPORTED';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

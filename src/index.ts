@@ -1,6 +1,9 @@
 // ipckit: Linux IPC as real kernel objects for Node.js.
 import * as shmPosix from './shm.js';
 import { mmap } from './mmap.js';
+import * as futexApi from './futex.js';
+import * as semPosix from './sem.js';
+import * as semSysv from './sem-sysv.js';
 
 export { IpcError, type IpcLimit, type IpcMisuseError } from './errors.js';
 export { SharedRegion } from './region.js';
@@ -51,3 +54,26 @@ export const signals = {
   SIGRTMIN: signalsModule.SIGRTMIN,
   SIGRTMAX: signalsModule.SIGRTMAX,
 } as const;
+/** Cross-process futex wait/notify on an Int32Array over any ipckit SharedArrayBuffer. */
+export const futex = {
+  wait: futexApi.wait,
+  waitAsync: futexApi.waitAsync,
+  notify: futexApi.notify,
+} as const;
+export type { FutexResult, FutexWaitOptions } from './futex.js';
+export type { WaitOptions } from './waiter.js';
+
+/** Semaphores: POSIX named and in-memory (process-shared sem_t), and System V sets. */
+export const sem = {
+  open: semPosix.open,
+  unlink: semPosix.unlink,
+  inMemory: semPosix.inMemory,
+  /** sizeof(sem_t): bytes an in-memory semaphore occupies. */
+  SIZE: semPosix.SEM_SIZE,
+  /** Alignment its byte offset needs. */
+  ALIGN: semPosix.SEM_ALIGN,
+  sysv: semSysv.sysv,
+} as const;
+export type { Semaphore, SemOpenOptions, InMemoryOptions } from './sem.js';
+export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions } from './sem-sysv.js';
+export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './mutex.js';

@@ -25,6 +25,24 @@ export interface ShmidDs {
   nattch: number;
 }
 
+export interface NativeWaitHandle {
+  promise: Promise<number>;
+  id: number;
+}
+
+export interface SemidDs {
+  key: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  mode: number;
+  seq: number;
+  nsems: number;
+  otime: number;
+  ctime: number;
+}
+
 export interface Native {
   mappingDetach(handle: object): void;
   mappingSync(handle: object, offset: number, length: number, async: boolean): void;
@@ -91,6 +109,48 @@ export interface Native {
   signalSend(pid: number, signal: number, hasValue: boolean, value: number): boolean;
   pidfdOpen(pid: number): number;
   pidfdSend(fd: number, signal: number, hasValue: boolean, value: number): boolean;
+
+  waiterCancel(id: number): boolean;
+  waiterCancelAll(): number;
+  waiterStats(): { threads: number; idle: number; pending: number };
+
+  futexWait(array: Int32Array, index: number, expected: number, timeoutNs: number): number;
+  futexWaitAsync(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
+  futexNotify(array: Int32Array, index: number, count: number): number;
+
+  semConstants: { SEM_VALUE_MAX: number; SIZEOF_SEM_T: number; ALIGNOF_SEM_T: number; O_CREAT: number; O_EXCL: number };
+  semOpen(name: string, oflag: number, mode: number, value: number): object;
+  semInMemory(view: Uint8Array, init: number): object;
+  semClose(handle: object): void;
+  semUnlink(name: string): void;
+  semPost(handle: object): void;
+  semTryWait(handle: object): boolean;
+  semGetValue(handle: object): number;
+  semWaitSync(handle: object, timeoutNs: number): number;
+  semWaitAsync(handle: object, timeoutNs: number, keepAlive: object): NativeWaitHandle;
+
+  semSysvConstants: { SEM_UNDO: number; IPC_NOWAIT: number; SEMVMX: number };
+  semget(key: number, nsems: number, flags: number): number;
+  semopSync(id: number, ops: Int32Array, timeoutNs: number): number;
+  semopAsync(id: number, ops: Int32Array, timeoutNs: number): NativeWaitHandle;
+  semctlGetVal(id: number, index: number): number;
+  semctlSetVal(id: number, index: number, value: number): void;
+  semctlGetAll(id: number): number[];
+  semctlSetAll(id: number, values: number[]): void;
+  semctlGetPid(id: number, index: number): number;
+  semctlGetNcnt(id: number, index: number): number;
+  semctlGetZcnt(id: number, index: number): number;
+  semStat(id: number): SemidDs;
+  semSet(id: number, uid: number, gid: number, mode: number): void;
+  semRemove(id: number): void;
+
+  mutexConstants: { SIZE: number; ALIGN: number; robustOffset: number };
+  mutexTryLock(words: Int32Array, waited: boolean): number;
+  mutexLockSync(words: Int32Array, timeoutNs: number): number;
+  mutexWaitAsync(words: Int32Array, timeoutNs: number): NativeWaitHandle;
+  mutexUnlock(words: Int32Array): void;
+  mutexState(words: Int32Array): { owner: number; ownerDied: boolean; waiters: boolean };
+  gettid(): number;
 }
 
 export interface ThreadMaskReport {

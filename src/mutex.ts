@@ -1,0 +1,253 @@
+// A robust mutex and a condition variable living in shared memory, usable
+// from any process (and any worker thread) that maps the region. The lock
+// word and the kernel robust-futex list are explained in native/mutex.c.
+import { rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { native } from './native.js';
+import { checkBoolean, checkInteger, checkObject, show } from './validate.js';
+import { awaitNative, checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
+
+export interface LockResult {
+  /**
+   * The previous owner died holding the lock (process killed, thread exited).
+   * You hold it now; repair whatever it protected before unlocking.
+   */
+  ownerDied: boolean;
+}
+
+export interface MutexState {
+  locked: boolean;
+  /** Kernel thread id of the owner (the process id for a main thread), 0 when free. */
+  owner: number;
+  /** The last owner died holding it, and nobody has taken it since. */
+  ownerDied: boolean;
+  /** Someone is (or may be) sleeping on it. */
+  waiters: boolean;
+}
+
+export interface PlaceOptions {
+  /** Reset the memory to the initial (unlocked) state. Do it in one process, before others use it. Zeroed memory (a new region) is already valid. */
+  init?: boolean;
+}
+
+const { SIZE: MUTEX_SIZE, ALIGN, robustOffset } = native.mutexConstants;
+const EDEADLK = 35;
+const BUSY = 2;
+
+function place(buffer: unknown, byteOffset: unknown, size: number, what: string): number {
+  if (!(buffer instanceof SharedArrayBuffer)) {
+    throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `buffer must be a SharedArrayBuffer (an ipckit region's .buffer), got ${show(buffer)}`);
+  }
+  if (buffer.byteLength < size) {
+    throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `buffer of ${buffer.byteLength} bytes cannot hold a ${what} (${size} bytes)`);
+  }
+  const offset = checkInteger(byteOffset, 'byteOffset', 0, buffer.byteLength - size);
+  if (offset % ALIGN !== 0) throw rangeError('ERR_IPCKIT_UNALIGNED_OFFSET', `byteOffset ${offset} must be a multiple of ${ALIGN}`);
+  return offset;
+}
+
+function initOption(options: PlaceOptions | undefined): boolean {
+  const o = checkObject(options, 'options') as PlaceOptions;
+  return checkBoolean(o.init, 'options.init', false);
+}
+
+/**
+ * A robust, non-recursive mutex in shared memory (`Mutex.SIZE` bytes at an
+ * 8-aligned offset). The owner is a thread: the main thread of a process or
+ * a worker. If the owner dies holding it, the next locker gets
+ * `{ ownerDied: true }`.
+ */
+export class Mutex {
+  /** Bytes a Mutex occupies. */
+  static readonly SIZE = MUTEX_SIZE;
+  /** Required alignment of its offset. */
+  static readonly ALIGN = ALIGN;
+
+  readonly #words: Int32Array;
+  readonly #context: IpcErrorContext = {};
+
+  private constructor(words: Int32Array) {
+    this.#words = words;
+  }
+
+  /** The mutex at `byteOffset` in `buffer`. */
+  static at(buffer: SharedArrayBuffer, byteOffset = 0, options?: PlaceOptions): Mutex {
+    const offset = place(buffer, byteOffset, MUTEX_SIZE, 'Mutex');
+    const init = initOption(options);
+    if (robustOffset < 0) {
+      throw stateError('ERR_IPCKIT_UNSUPPORTED', 'this C library registers a robust-futex list ipckit cannot share (see docs/sync.md)');
+    }
+    const words = new Int32Array(buffer, offset, MUTEX_SIZE / 4);
+    if (init) for (let i = 0; i < words.length; i++) Atomics.store(words, i, 0);
+    return new Mutex(words);
+  }
+
+  /** Takes the lock if it is free now; null if someone holds it (this thread included). */
+  tryLock(): LockResult | null {
+    const r = this.#try(false);
+    return r === BUSY || r === -EDEADLK ? null : { ownerDied: r === 1 };
+  }
+
+  /**
+   * Takes the lock, waiting on a native waiter thread while another thread
+   * holds it. If this thread already holds it, waits for this thread's
+   * unlock() (async code on one thread queues up). Rejects with IpcError
+   * ETIMEDOUT after `timeout` ms, or with the signal's reason on abort.
+   */
+  async lock(options?: WaitOptions): Promise<LockResult> {
+    const w = checkWaitOptions(options);
+    const deadline = w.timeoutNs < 0 ? -1 : performance.now() + w.timeoutNs / 1e6;
+    let waited = false;
+    for (;;) {
+      w.signal?.throwIfAborted();
+      const r = this.#try(waited);
+      if (r === 0 || r === 1) return { ownerDied: r === 1 };
+      const left = deadline < 0 ? -1 : Math.max(0, Math.round((deadline - performance.now()) * 1e6));
+      if (left === 0) throw timedOut('futex', this.#context);
+      await awaitNative((ns) => native.mutexWaitAsync(this.#words, ns), { ...w, timeoutNs: left }, this.#context);
+      waited = true;
+    }
+  }
+
+  /** lock() that blocks this thread: for worker threads. Throws ERR_IPCKIT_DEADLOCK if this thread holds it. */
+  lockSync(options?: { timeout?: number }): LockResult {
+    const { timeoutNs } = checkWaitOptions(options, false);
+    try {
+      return { ownerDied: native.mutexLockSync(this.#words, timeoutNs) === 1 };
+    } catch (e) {
+      if ((e as { errno?: number }).errno === EDEADLK) throw this.#deadlock();
+      throw toIpcError(e, this.#context);
+    }
+  }
+
+  /** Releases the lock, waking one waiter. Only the owning thread may: anyone else gets ERR_IPCKIT_NOT_OWNER. */
+  unlock(): void {
+    const owner = native.mutexState(this.#words).owner;
+    if (owner !== native.gettid()) {
+      throw stateError(
+        'ERR_IPCKIT_NOT_OWNER',
+        owner === 0 ? 'unlock() of a mutex that is not locked' : `unlock() by thread ${native.gettid()}, but thread ${owner} holds the mutex`,
+      );
+    }
+    sys(() => native.mutexUnlock(this.#words), this.#context);
+  }
+
+  /** Whether the calling thread holds the lock. */
+  get isOwnedByMe(): boolean {
+    return native.mutexState(this.#words).owner === native.gettid();
+  }
+
+  /** A snapshot of the lock word. */
+  get state(): MutexState {
+    const s = native.mutexState(this.#words);
+    return { locked: s.owner !== 0, owner: s.owner, ownerDied: s.ownerDied, waiters: s.waiters };
+  }
+
+  #try(waited: boolean): number {
+    try {
+      return native.mutexTryLock(this.#words, waited);
+    } catch (e) {
+      if ((e as { errno?: number }).errno === EDEADLK) return -EDEADLK;
+      throw toIpcError(e, this.#context);
+    }
+  }
+
+  #deadlock(): Error {
+    return stateError('ERR_IPCKIT_DEADLOCK', `thread ${native.gettid()} already holds this mutex (it is not recursive)`);
+  }
+}
+
+export interface ConditionWaitResult extends LockResult {
+  /** The timeout passed before a signal()/broadcast() (the mutex is held again either way). */
+  timedOut: boolean;
+}
+
+/**
+ * A condition variable in shared memory (`Condition.SIZE` bytes at an
+ * 8-aligned offset), used with a Mutex. Words: [0] sequence, bumped by every
+ * signal/broadcast and slept on with FUTEX_WAIT; [1] sleepers, so signal()
+ * skips the system call when nobody waits. As with pthread conditions,
+ * wake-ups may be spurious: wait in a loop that checks your predicate.
+ */
+export class Condition {
+  static readonly SIZE = 8;
+  static readonly ALIGN = ALIGN;
+
+  readonly #words: Int32Array;
+
+  private constructor(words: Int32Array) {
+    this.#words = words;
+  }
+
+  static at(buffer: SharedArrayBuffer, byteOffset = 0, options?: PlaceOptions): Condition {
+    const offset = place(buffer, byteOffset, Condition.SIZE, 'Condition');
+    const words = new Int32Array(buffer, offset, 2);
+    if (initOption(options)) {
+      Atomics.store(words, 0, 0);
+      Atomics.store(words, 1, 0);
+    }
+    return new Condition(words);
+  }
+
+  /**
+   * Atomically releases `mutex` (which this thread must hold) and sleeps until
+   * signalled or timed out, then takes `mutex` again before resolving — also
+   * on abort, where it rejects with the signal's reason once the mutex is
+   * held again.
+   */
+  async wait(mutex: Mutex, options?: WaitOptions): Promise<ConditionWaitResult> {
+    const w = checkWaitOptions(options);
+    const seq = this.#enter(mutex);
+    let timedOutNow = false;
+    let failure: unknown;
+    try {
+      w.signal?.throwIfAborted(); // still re-takes the mutex before rejecting
+      const r = await awaitNative((ns) => native.futexWaitAsync(this.#words, 0, seq, ns), w);
+      timedOutNow = r === 2;
+    } catch (e) {
+      failure = e;
+    } finally {
+      Atomics.sub(this.#words, 1, 1);
+    }
+    const { ownerDied } = await mutex.lock();
+    if (failure !== undefined) throw failure;
+    return { timedOut: timedOutNow, ownerDied };
+  }
+
+  /** wait() that blocks this thread: for worker threads. */
+  waitSync(mutex: Mutex, options?: { timeout?: number }): ConditionWaitResult {
+    const { timeoutNs } = checkWaitOptions(options, false);
+    const seq = this.#enter(mutex);
+    let r: number;
+    try {
+      r = native.futexWait(this.#words, 0, seq, timeoutNs);
+    } finally {
+      Atomics.sub(this.#words, 1, 1);
+    }
+    const { ownerDied } = mutex.lockSync();
+    return { timedOut: r === 2, ownerDied };
+  }
+
+  /** Wakes one waiter (in any process). */
+  signal(): void {
+    this.#wake(1);
+  }
+
+  /** Wakes every waiter. */
+  broadcast(): void {
+    this.#wake(0x7fffffff);
+  }
+
+  #enter(mutex: Mutex): number {
+    if (!(mutex instanceof Mutex)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `mutex must be a Mutex, got ${show(mutex)}`);
+    if (!mutex.isOwnedByMe) throw stateError('ERR_IPCKIT_NOT_OWNER', 'Condition.wait() needs the mutex held by this thread');
+    const seq = Atomics.load(this.#words, 0);
+    Atomics.add(this.#words, 1, 1);
+    mutex.unlock();
+    return seq;
+  }
+
+  #wake(count: number): void {
+    Atomics.add(this.#words, 0, 1);
+    if (Atomics.load(this.#words, 1) > 0) native.futexNotify(this.#words, 0, count);
+  }
+}

@@ -1,0 +1,264 @@
+// System V semaphore sets: semget, semop/semtimedop, semctl.
+import { readFileSync } from 'node:fs';
+import { IpcError, rangeError, readLimit, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { native } from './native.js';
+import { checkKey, type SysvKey } from './sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkObject } from './validate.js';
+import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
+
+export interface SemOp {
+  /** Which semaphore of the set. */
+  index: number;
+  /** Added to its value: > 0 releases, < 0 acquires (waits while it would go below 0), 0 waits for zero. */
+  delta: number;
+  /** SEM_UNDO: the kernel reverts this change when the process exits. Default false. */
+  undo?: boolean;
+  /** IPC_NOWAIT: do not wait; op() then resolves false if the set cannot be changed now. Default false. */
+  nowait?: boolean;
+}
+
+export interface SysvSemStat {
+  key: number;
+  /** Number of semaphores in the set (sem_nsems). */
+  count: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  /** Slot usage sequence number (ipc_perm.__seq). */
+  seq: number;
+  /** Last semop; null if none yet. */
+  otime: Date | null;
+  /** Creation or last semctl change. */
+  ctime: Date | null;
+}
+
+export interface SysvSemGetOptions {
+  /** Semaphores in the set when creating; when opening, the minimum it must have. */
+  count?: number;
+  /** Create the set if the key has none (IPC_CREAT). Default false ('private': true). */
+  create?: boolean;
+  /** With create: fail with EEXIST if it exists (IPC_EXCL). Default false. */
+  exclusive?: boolean;
+  /** Permission bits of a new set. Default 0o600. */
+  mode?: number | string;
+}
+
+const { SEM_UNDO, IPC_NOWAIT, SEMVMX } = native.semSysvConstants;
+const SEM_FILE = '/proc/sys/kernel/sem';
+
+/** /proc/sys/kernel/sem: SEMMSL SEMMNS SEMOPM SEMMNI. */
+function kernelSemLimits(): { semmsl: number; semmns: number; semopm: number; semmni: number } {
+  try {
+    const [semmsl, semmns, semopm, semmni] = readFileSync(SEM_FILE, 'utf8').trim().split(/\s+/).map(Number);
+    return { semmsl: semmsl!, semmns: semmns!, semopm: semopm!, semmni: semmni! };
+  } catch {
+    return { semmsl: 32000, semmns: 1024000000, semopm: 500, semmni: 32000 };
+  }
+}
+
+function semLimit(code: string, syscall: string): IpcLimit | undefined {
+  const l = kernelSemLimits();
+  if (code === 'ENOSPC' && syscall === 'semget') return { name: `${SEM_FILE} (SEMMNI ${l.semmni}, SEMMNS ${l.semmns})`, value: readLimit(SEM_FILE).value };
+  if (code === 'E2BIG') return { name: `${SEM_FILE} SEMOPM`, value: l.semopm };
+  if (code === 'ERANGE') return { name: 'SEMVMX', value: SEMVMX };
+  if (code === 'ENOSPC') return { name: 'SEM_UNDO entries (SEMMNS in /proc/sys/kernel/sem)' };
+  return undefined;
+}
+
+const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
+
+/** A System V semaphore set. */
+export class SysvSemaphoreSet {
+  readonly id: number;
+  readonly key: number;
+  /** Number of semaphores in the set. */
+  readonly count: number;
+
+  /** @internal */
+  constructor(id: number, key: number, count: number) {
+    this.id = id;
+    this.key = key;
+    this.count = count;
+  }
+
+  get #context(): IpcErrorContext {
+    return { id: this.id };
+  }
+
+  #index(i: unknown, what = 'index'): number {
+    return checkInteger(i, what, 0, this.count - 1);
+  }
+
+  #encode(ops: readonly SemOp[]): Int32Array {
+    if (!Array.isArray(ops) || ops.length === 0) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'ops must be a non-empty array of { index, delta }');
+    const max = kernelSemLimits().semopm;
+    if (ops.length > max) {
+      throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `${ops.length} operations exceed the per-call limit SEMOPM = ${max} (${SEM_FILE})`);
+    }
+    const out = new Int32Array(ops.length * 3);
+    ops.forEach((op, i) => {
+      const o = checkObject(op, `ops[${i}]`) as SemOp;
+      out[3 * i] = this.#index(o.index, `ops[${i}].index`);
+      out[3 * i + 1] = checkInteger(o.delta, `ops[${i}].delta`, -32768, 32767);
+      out[3 * i + 2] =
+        (checkBoolean(o.undo, `ops[${i}].undo`, false) ? SEM_UNDO : 0) | (checkBoolean(o.nowait, `ops[${i}].nowait`, false) ? IPC_NOWAIT : 0);
+    });
+    return out;
+  }
+
+  /**
+   * Applies all operations atomically — all or none — as one semtimedop,
+   * waiting on a native waiter thread while any would block. Resolves true
+   * once applied, false if a `nowait` operation could not proceed (nothing
+   * changed). Rejects with IpcError ETIMEDOUT after `timeout` ms (0: try
+   * once), with the signal's reason on abort, EIDRM if the set is removed.
+   */
+  async op(ops: readonly SemOp[], options?: WaitOptions): Promise<boolean> {
+    const encoded = this.#encode(ops);
+    const w = checkWaitOptions(options);
+    const r = await awaitNative((ns) => native.semopAsync(this.id, encoded, ns), w, this.#context).catch((e) => {
+      throw explain(e, this.#context);
+    });
+    return r === 0;
+  }
+
+  /** op() that blocks this thread: for worker threads. */
+  opSync(ops: readonly SemOp[], options?: { timeout?: number }): boolean {
+    const encoded = this.#encode(ops);
+    const { timeoutNs } = checkWaitOptions(options, false);
+    return sys(() => native.semopSync(this.id, encoded, timeoutNs), this.#context, semLimit) === 0;
+  }
+
+  /** semctl(GETVAL). */
+  getValue(index: number): number {
+    const i = this.#index(index);
+    return sys(() => native.semctlGetVal(this.id, i), this.#context);
+  }
+
+  /** semctl(SETVAL): 0..32767 (SEMVMX). Clears every process's undo entry for it. */
+  setValue(index: number, value: number): void {
+    const i = this.#index(index);
+    const v = checkInteger(value, 'value', 0, SEMVMX);
+    sys(() => native.semctlSetVal(this.id, i, v), this.#context, semLimit);
+  }
+
+  /** semctl(GETALL). */
+  getAll(): number[] {
+    return sys(() => native.semctlGetAll(this.id), this.#context);
+  }
+
+  /** semctl(SETALL): one value per semaphore. */
+  setAll(values: readonly number[]): void {
+    if (!Array.isArray(values) || values.length !== this.count) {
+      throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `values must be an array of ${this.count} numbers (one per semaphore)`);
+    }
+    const checked = values.map((v, i) => checkInteger(v, `values[${i}]`, 0, SEMVMX));
+    sys(() => native.semctlSetAll(this.id, checked), this.#context, semLimit);
+  }
+
+  /** semctl(GETPID): pid of the last process that changed semaphore `index` (0 if none). */
+  pidOf(index: number): number {
+    const i = this.#index(index);
+    return sys(() => native.semctlGetPid(this.id, i), this.#context);
+  }
+
+  /** semctl(GETNCNT): processes waiting for semaphore `index` to increase. */
+  waitingCount(index: number): number {
+    const i = this.#index(index);
+    return sys(() => native.semctlGetNcnt(this.id, i), this.#context);
+  }
+
+  /** semctl(GETZCNT): processes waiting for semaphore `index` to become zero. */
+  zeroWaitingCount(index: number): number {
+    const i = this.#index(index);
+    return sys(() => native.semctlGetZcnt(this.id, i), this.#context);
+  }
+
+  /** semctl(IPC_STAT): every semid_ds field. */
+  stat(): SysvSemStat {
+    const ds = sys(() => native.semStat(this.id), this.#context);
+    return {
+      key: ds.key,
+      count: ds.nsems,
+      mode: ds.mode & 0o777,
+      uid: ds.uid,
+      gid: ds.gid,
+      cuid: ds.cuid,
+      cgid: ds.cgid,
+      seq: ds.seq,
+      otime: toDate(ds.otime),
+      ctime: toDate(ds.ctime),
+    };
+  }
+
+  /** semctl(IPC_SET): change owner and permission bits. */
+  set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
+    const c = checkObject(changes, 'changes') as { mode?: number | string; uid?: number; gid?: number };
+    const current = sys(() => native.semStat(this.id), this.#context);
+    const mode = checkMode(c.mode, current.mode & 0o777);
+    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
+    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    sys(() => native.semSet(this.id, uid, gid, mode), this.#context);
+  }
+
+  /** semctl(IPC_RMID): removes the set now; every waiter fails with EIDRM. */
+  remove(): void {
+    sys(() => native.semRemove(this.id), this.#context);
+  }
+}
+
+function explain(e: unknown, ctx: IpcErrorContext): unknown {
+  const err = toIpcError(e, ctx);
+  if (err instanceof IpcError) {
+    const limit = semLimit(err.code, err.syscall);
+    if (limit) return new IpcError(err.errno, err.syscall, { ...ctx, limit });
+  }
+  return err;
+}
+
+/** Gets (and optionally creates) the set for `key`; 'private' always creates a new one. */
+export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet {
+  const k = checkKey(key);
+  const o = checkObject(options, 'options') as SysvSemGetOptions;
+  const isPrivate = key === 'private';
+  const create = checkBoolean(o.create, 'options.create', isPrivate);
+  const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
+  const limits = kernelSemLimits();
+  const count = checkInteger(o.count, 'options.count', create ? 1 : 0, limits.semmsl, undefined);
+  const mode = checkMode(o.mode);
+  if (exclusive && !create) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.exclusive needs options.create');
+  if (create && count === undefined) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.count is needed to create a System V semaphore set');
+  const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
+  const flags = (create ? IPC_CREAT | mode : 0) | (exclusive ? IPC_EXCL : 0);
+  const ctx = isPrivate ? {} : { key: k };
+  let id: number;
+  try {
+    id = native.semget(k, count ?? 0, flags);
+  } catch (e) {
+    const err = explain(e, ctx);
+    if (err instanceof IpcError && err.code === 'EINVAL' && count !== undefined && !isPrivate) {
+      try {
+        const existing = native.semStat(native.semget(k, 0, 0));
+        if (existing.nsems < count) {
+          throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `set for key ${k} has ${existing.nsems} semaphores, fewer than the requested ${count}`);
+        }
+      } catch (inner) {
+        if (!(inner instanceof IpcError)) throw inner;
+      }
+    }
+    throw err;
+  }
+  const nsems = sys(() => native.semStat(id), { id }).nsems;
+  return new SysvSemaphoreSet(id, isPrivate ? 0 : k, nsems);
+}
+
+/** Opens the set with identifier `id` (as `ipcs -s` and `ipcmk -S` print it). */
+export function fromId(id: number): SysvSemaphoreSet {
+  checkInteger(id, 'id', 0, 0x7fffffff);
+  const ds = sys(() => native.semStat(id), { id });
+  return new SysvSemaphoreSet(id, ds.key, ds.nsems);
+}
+
+export const sysv = { get, fromId } as const;

@@ -1,0 +1,102 @@
+// Promise side of native/waiter.c: every asynchronous blocking wait in ipckit
+// (futex, semaphores, System V semop, mutex, condition; later msgrcv and FIFO
+// opens) runs on a dedicated native waiter thread, never on the libuv
+// threadpool, and comes back here. This module owns what is common to all of
+// them: the `timeout`/`signal` options, cancellation, and turning the native
+// rejection into an IpcError or the AbortSignal's reason.
+import { IpcError, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { native } from './native.js';
+import { checkObject, show } from './validate.js';
+
+/** What native wait starters return: the Promise of the blocking call and its id for cancelling. */
+export interface NativeWait {
+  promise: Promise<number>;
+  id: number;
+}
+
+export interface WaitOptions {
+  /** Milliseconds to wait at most (fractions allowed). Default: no limit. */
+  timeout?: number;
+  /** Cancels the wait; the Promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+export interface CheckedWait {
+  /** Nanoseconds for the native layer; -1 means no deadline. */
+  timeoutNs: number;
+  signal?: AbortSignal;
+}
+
+const ECANCELED = 125;
+const ETIMEDOUT = 110;
+/** How often an abort is re-signalled until the native wait has returned (see waiter.h). */
+const RESIGNAL_MS = 5;
+
+/** Validates `{ timeout, signal }`; `allowSignal` is false for synchronous waits. */
+export function checkWaitOptions(options: unknown, allowSignal = true): CheckedWait {
+  const o = checkObject(options as object | undefined, 'options') as WaitOptions;
+  let timeoutNs = -1;
+  if (o.timeout !== undefined) {
+    if (typeof o.timeout !== 'number' || Number.isNaN(o.timeout) || o.timeout < 0) {
+      throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `options.timeout must be a number of milliseconds >= 0 (or Infinity), got ${show(o.timeout)}`);
+    }
+    // Beyond ~292 years the nanosecond count would not fit in int64: treat as no limit.
+    timeoutNs = o.timeout === Infinity || o.timeout > 9e12 ? -1 : Math.round(o.timeout * 1e6);
+  }
+  if (o.signal !== undefined) {
+    if (!allowSignal) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.signal is for asynchronous waits only');
+    if (!(o.signal instanceof AbortSignal)) {
+      throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `options.signal must be an AbortSignal, got ${show(o.signal)}`);
+    }
+  }
+  return o.signal ? { timeoutNs, signal: o.signal } : { timeoutNs };
+}
+
+/**
+ * Starts a native wait and settles with its number result. An abort cancels
+ * the native wait (its thread is woken with a signal) and rejects with the
+ * signal's reason; other failures become IpcError naming `context`.
+ */
+export async function awaitNative(start: (timeoutNs: number) => NativeWait, wait: CheckedWait, context: IpcErrorContext = {}): Promise<number> {
+  const { signal } = wait;
+  signal?.throwIfAborted();
+  const { promise, id } = start(wait.timeoutNs);
+  if (!signal) return promise.catch((e) => Promise.reject(toIpcError(e, context)));
+  let timer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    native.waiterCancel(id);
+    timer = setInterval(() => native.waiterCancel(id), RESIGNAL_MS);
+    timer.unref();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await promise;
+  } catch (e) {
+    if ((e as { errno?: number }).errno === ECANCELED && signal.aborted) throw signal.reason;
+    throw toIpcError(e, context);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    if (timer) clearInterval(timer);
+  }
+}
+
+/** The error a semaphore/mutex wait gives when its timeout passes. */
+export function timedOut(syscall: string, context: IpcErrorContext = {}): IpcError {
+  return new IpcError(ETIMEDOUT, syscall, context);
+}
+
+export function isTimedOut(e: unknown): boolean {
+  return e instanceof IpcError && e.code === 'ETIMEDOUT';
+}
+
+/** Pool state, for tests and diagnostics. */
+export function waiterStats(): { threads: number; idle: number; pending: number } {
+  return native.waiterStats();
+}
+
+// process.exit() must not wait for pending waits (native-notes hazard 1):
+// wake them all as early as possible. Their threads are not libuv threads,
+// so nothing joins them at exit, but a worker's teardown does join them.
+process.on('exit', () => {
+  native.waiterCancelAll();
+});
