@@ -77,3 +77,37 @@ export const sem = {
 export type { Semaphore, SemOpenOptions, InMemoryOptions } from './sem.js';
 export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions } from './sem-sysv.js';
 export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './mutex.js';
+
+import * as pipeApi from './pipe.js';
+import * as fifoApi from './fifo.js';
+import * as unixApi from './unix.js';
+export { FdStream } from './fd-stream.js';
+export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipe.js';
+export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions } from './unix.js';
+export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './message-socket.js';
+export type { UnixAddress } from './unix-address.js';
+export type { FifoCreateOptions, FifoOpenOptions, FifoMode } from './fifo.js';
+
+/** An anonymous pipe (pipe2): `[readable, writable]` streams over real descriptors. */
+export const pipe = pipeApi.pipe;
+/** popen(3): a child whose stdout ('r') or stdin ('w') is a pipe to us, plus its exit status. */
+export const popen = pipeApi.popen;
+/** Two connected Unix sockets (socketpair): 'stream', 'seqpacket' or 'dgram'. */
+export const socketpair = unixApi.socketpair;
+
+/** Named pipes (mkfifo) opened by the seeds' rules, without blocking the event loop. */
+export const fifo = {
+  create: fifoApi.create,
+  open: fifoApi.open,
+  remove: fifoApi.remove,
+  isFifo: fifoApi.isFifo,
+} as const;
+
+/** Unix domain sockets: stream (net-compatible), seqpacket and datagram; paths and abstract names; fd passing; peer credentials. */
+export const unix = {
+  listen: unixApi.listen,
+  connect: unixApi.connect,
+  socketpair: unixApi.socketpair,
+  fromFd: unixApi.fromFd,
+  peerCredentials: unixApi.peerCredentials,
+} as const;

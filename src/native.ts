@@ -70,6 +70,8 @@ export interface Native {
   pipeSetCapacity(fd: number, bytes: number): number;
 
   mkfifo(path: string, mode: number): void;
+  fifoOpenAsync(path: string, flags: number): NativeWaitHandle;
+  fifoOpenSync(path: string, flags: number): number;
 
   unixConstants: { SUN_PATH_MAX: number; MAX_FDS: number; SHUT_RD: number; SHUT_WR: number; SHUT_RDWR: number };
   unixSocket(type: number): number;
