@@ -92,6 +92,8 @@ export type { FifoCreateOptions, FifoOpenOptions, FifoMode } from './fifo.js';
 export const pipe = pipeApi.pipe;
 /** popen(3): a child whose stdout ('r') or stdin ('w') is a pipe to us, plus its exit status. */
 export const popen = pipeApi.popen;
+/** The buffer size of a pipe or FIFO (F_GETPIPE_SZ). */
+export const pipeCapacity = pipeApi.capacity;
 /** Two connected Unix sockets (socketpair): 'stream', 'seqpacket' or 'dgram'. */
 export const socketpair = unixApi.socketpair;
 
@@ -111,3 +113,25 @@ export const unix = {
   fromFd: unixApi.fromFd,
   peerCredentials: unixApi.peerCredentials,
 } as const;
+
+import * as framingApi from './framing.js';
+import * as tcpApi from './tcp.js';
+import * as udpApi from './udp.js';
+export { FrameDecoder, FrameEncoder, FramedChannel, type FramingOptions } from './framing.js';
+export type { TcpListenOptions, TcpConnectOptions } from './tcp.js';
+export type { UdpBindOptions } from './udp.js';
+
+/** Length-prefixed messages (4-byte big-endian length) over any byte stream, with a maximum frame size. */
+export const framing = {
+  encode: framingApi.encode,
+  channel: framingApi.channel,
+  decoder: (options?: framingApi.FramingOptions) => new framingApi.FrameDecoder(options),
+  encoder: (options?: framingApi.FramingOptions) => new framingApi.FrameEncoder(options),
+  HEADER_BYTES: framingApi.HEADER_BYTES,
+  DEFAULT_MAX_FRAME: framingApi.DEFAULT_MAX_FRAME,
+} as const;
+
+/** TCP (loopback by default): Node's net with Promises and IpcError. */
+export const tcp = { listen: tcpApi.listen, connect: tcpApi.connect } as const;
+/** UDP (loopback by default): Node's dgram with Promises and IpcError. */
+export const udp = { bind: udpApi.bind, send: udpApi.send } as const;
