@@ -83,7 +83,7 @@ import * as fifoApi from './fifo.js';
 import * as unixApi from './unix.js';
 export { FdStream } from './fd-stream.js';
 export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipe.js';
-export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions } from './unix.js';
+export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './unix.js';
 export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './message-socket.js';
 export type { UnixAddress } from './unix-address.js';
 export type { FifoCreateOptions, FifoOpenOptions, FifoMode } from './fifo.js';
@@ -110,6 +110,7 @@ export const unix = {
   listen: unixApi.listen,
   connect: unixApi.connect,
   socketpair: unixApi.socketpair,
+  dgram: unixApi.dgram,
   fromFd: unixApi.fromFd,
   peerCredentials: unixApi.peerCredentials,
 } as const;

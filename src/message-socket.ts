@@ -30,6 +30,13 @@ export type PeerFilter = (credentials: PeerCredentials) => boolean;
 export interface MessageSocketOptions {
   /** Largest message this socket receives whole, in bytes. Default 262144 (above Linux's default socket buffer, 212992). */
   maxMessageSize?: number;
+  /**
+   * seqpacket: after the peer's end ('end' event), stay open for sending
+   * until close() (a peer may shutdown(SHUT_WR) and still read our replies,
+   * as socat does). Default false: close once pending sends are flushed, as
+   * net.Socket does.
+   */
+  allowHalfOpen?: boolean;
 }
 
 export interface MessageInfo {
@@ -98,6 +105,9 @@ export class MessageSocket extends EventEmitter implements Disposable {
   #retries = 0;
   #refed = true;
   #closed = false;
+  #readEnded = false;
+  #closeWhenFlushed = false;
+  readonly #allowHalfOpen: boolean;
 
   /** @internal */
   static readonly token = kConstruct;
@@ -108,6 +118,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
     if (token !== kConstruct) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'use unix.connect(), unix.listen() or unix.socketpair()');
     const max = checkInteger(options.maxMessageSize, 'options.maxMessageSize', 1, 0x7fffffff, DEFAULT_MAX);
     this.type = type;
+    this.#allowHalfOpen = options.allowHalfOpen === true;
     this.#fd = fd;
     this.#file = file;
     this.#scratch = scratchFor(max);
@@ -200,7 +211,11 @@ export class MessageSocket extends EventEmitter implements Disposable {
       if (!this.#refed) this.#retry.unref();
       return;
     }
-    this.#watch?.update(READABLE | WRITABLE);
+    this.#watch?.update(this.#readEvents() | WRITABLE);
+  }
+
+  #readEvents(): number {
+    return this.#readEnded ? 0 : READABLE;
   }
 
   #flush(): void {
@@ -212,7 +227,8 @@ export class MessageSocket extends EventEmitter implements Disposable {
       this.#queue.shift();
       this.#retries = 0;
     }
-    if (!this.#closed) this.#watch?.update(READABLE);
+    if (this.#closeWhenFlushed) this.close();
+    else if (!this.#closed) this.#watch?.update(this.#readEvents());
   }
 
   #onReady(events: number, error?: IpcError): void {
@@ -225,7 +241,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
   }
 
   #drain(): void {
-    for (let i = 0; i < BATCH && !this.#closed; i++) {
+    for (let i = 0; i < BATCH && !this.#closed && !this.#readEnded; i++) {
       let got: ReturnType<typeof native.unixRecv>;
       try {
         got = native.unixRecv(this.#fd, this.#scratch);
@@ -235,9 +251,16 @@ export class MessageSocket extends EventEmitter implements Disposable {
       }
       if (got === null) return;
       if (got.length === 0 && this.type === 'seqpacket' && got.fds.length === 0) {
-        // recvmsg returns 0 on a seqpacket socket only when the peer closed.
+        // recvmsg returns 0 on a seqpacket socket only at the peer's end
+        // (close or shutdown). Stop reading: a level-triggered watch would
+        // report that end-of-file forever.
+        this.#readEnded = true;
+        this.#watch?.update(this.#queue.length > 0 ? WRITABLE : 0);
         this.emit('end');
-        this.close();
+        if (!this.#allowHalfOpen && !this.#closed) {
+          if (this.#queue.length === 0) this.close();
+          else this.#closeWhenFlushed = true;
+        }
         return;
       }
       this.#deliver(got);
@@ -356,7 +379,7 @@ export class MessageServer extends EventEmitter implements Disposable {
     this.#fd = fd;
     this.#file = file;
     this.#filter = filter;
-    this.#options = { maxMessageSize: options.maxMessageSize };
+    this.#options = { maxMessageSize: options.maxMessageSize, allowHalfOpen: options.allowHalfOpen };
     this.#watch = watchFd(fd, READABLE, (_events, error) => (error ? this.#fail(error) : this.#accept()));
   }
 

@@ -276,6 +276,23 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
   return new MessageSocket(MessageSocket.token, fd, type === SOCK_DGRAM ? 'dgram' : 'seqpacket', file, o);
 }
 
+export interface DatagramOptions extends MessageSocketOptions {
+  /** Bind this address (so that others can send to it / reply). Default: unbound. */
+  bind?: UnixAddress;
+}
+
+/** An unconnected datagram socket: send with `{ to }`; bound with `bind` to receive too. */
+export function dgram(options?: DatagramOptions): MessageSocket {
+  const o = checkObject(options, 'options') as DatagramOptions;
+  const type = native.pipeConstants.SOCK_DGRAM;
+  if (o.bind !== undefined) {
+    const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), {}, false);
+    return new MessageSocket(MessageSocket.token, fd, 'dgram', file, o);
+  }
+  const fd = sys(() => native.unixSocket(type), {}, fileLimit);
+  return new MessageSocket(MessageSocket.token, fd, 'dgram', null, o);
+}
+
 export interface SocketPairOptions extends MessageSocketOptions {
   type?: SocketPairType;
 }
