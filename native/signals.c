@@ -25,7 +25,11 @@
  * to change, which also catches threads created during a pass. A thread that
  * blocks the helper signal itself manages its own mask (Node's inspector
  * thread blocks everything) and is left alone; it is reported if it does not
- * already block the requested signals.
+ * already block the requested signals. The scan ends after two clean passes
+ * 100 us apart, which catches a thread that was inside pthread_create (glibc
+ * blocks everything there for a moment, then restores the old mask and gives
+ * it to the new thread); a thread creation slower than that could in theory
+ * still slip through.
  *
  * Ownership: all of this is process-wide state, so only the main thread's
  * environment may change it (the TypeScript layer refuses in workers, and
@@ -169,7 +173,8 @@ static napi_value js_signal_mask_threads(napi_env env, napi_callback_info info) 
   uint32_t n_uncovered = 0;
   int threads = 0, signalled = 0;
   bool complete = true;
-  for (int pass = 0; pass < 8; pass++) {
+  int clean = 0;
+  for (int pass = 0; pass < 12; pass++) {
     atomic_store(&g_acks, 0);
     int sent = 0;
     threads = 1;
@@ -196,7 +201,16 @@ static napi_value js_signal_mask_threads(napi_env env, napi_callback_info info) 
       if (syscall(SYS_tgkill, pid, tid, helper) == 0) sent++;
     }
     closedir(d);
-    if (sent == 0) break;
+    if (sent == 0) {
+      /* Two clean passes 100 us apart: a thread inside pthread_create has
+       * every signal blocked for a moment (glibc), looks fine, and then
+       * restores its old mask and hands it to the new thread. */
+      if (++clean == 2) break;
+      struct timespec settle = {0, 100000};
+      nanosleep(&settle, NULL);
+      continue;
+    }
+    clean = 0;
     signalled += sent;
     /* Each thread runs the handler when it next returns to user space; a
      * thread asleep in futex/epoll is woken by the signal. */

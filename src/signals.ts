@@ -158,8 +158,8 @@ export function toNumber(signal: SignalSpec, what = 'signal'): number {
 function unknown(signal: SignalSpec, what: string): Error {
   return rangeError(
     'ERR_IPCKIT_UNKNOWN_SIGNAL',
-    `${what} ${show(signal)} is not a signal on this system (1-31 except those missing here, and ` +
-      `SIGRTMIN=${SIGRTMIN}..SIGRTMAX=${SIGRTMAX}; see signals.list())`,
+    `${what} ${show(signal)} is not a signal on this system (signals are 1-31 and ` +
+      `SIGRTMIN..SIGRTMAX = ${SIGRTMIN}..${SIGRTMAX}; see signals.list())`,
   );
 }
 
@@ -330,18 +330,21 @@ function toInfo(raw: RawSignalInfo): SignalInfo {
 const consumers = new Map<number, SignalListener[]>();
 /** Signals held with block(): blocked in every thread, not read from the signalfd. */
 const held = new Set<number>();
+/** Signals this module has blocked in every thread (taken, held, or being released). */
+const blockedByUs = new Set<number>();
+/** Signals whose last consumer went; given back on the next loop turn unless taken again. */
+const releasing = new Set<number>();
+let releaseScheduled = false;
 let fd = -1;
 let watcher: FdWatcher | null = null;
 /** Pending once() promises and watch() reads: they keep the process alive. */
 let keepAlive = 0;
+/** once() consumers: while there are any, one signal is read per loop turn (see onReadable). */
+let oneShots = 0;
 let lastReport: ThreadMaskReport | null = null;
 
-function readMask(): number[] {
-  return [...consumers.keys()].filter((n) => !held.has(n));
-}
-
 function maskThreads(block: number[], unblock: number[]): void {
-  const report = sys(() => native.signalMaskThreads(block, unblock, [...consumers.keys(), ...held]));
+  const report = sys(() => native.signalMaskThreads(block, unblock, [...blockedByUs, ...held]));
   lastReport = report;
   if (!report.complete) {
     process.emitWarning(
@@ -350,6 +353,34 @@ function maskThreads(block: number[], unblock: number[]): void {
       { code: 'IPCKIT_SIGNAL_MASK' },
     );
   }
+}
+
+function blockEverywhere(numbers: number[]): void {
+  const needed = numbers.filter((n) => !blockedByUs.has(n));
+  if (needed.length === 0) return;
+  maskThreads(needed, []);
+  for (const n of needed) blockedByUs.add(n);
+}
+
+/**
+ * Gives signals back to their previous behaviour (default action or Node's
+ * handler). With `discard`, instances that arrived while ipckit owned them are
+ * dropped first (as Node drops a signal whose last listener went) instead of
+ * running their default action now.
+ */
+function unblockEverywhere(numbers: number[], discard: boolean): void {
+  const ours = numbers.filter((n) => blockedByUs.has(n));
+  if (ours.length === 0) return;
+  if (discard) for (const n of ours) native.signalDiscard(n);
+  for (const n of ours) blockedByUs.delete(n);
+  maskThreads([], ours);
+}
+
+/** Which signals the signalfd reads: taken and not held. Others stay queued in the kernel. */
+function updateReadMask(): void {
+  if (fd < 0) return;
+  const read = [...consumers.keys()].filter((n) => !held.has(n));
+  sys(() => native.signalfdSetMask(fd, read));
 }
 
 function ensureReader(): void {
@@ -387,12 +418,17 @@ function chained(): number[] {
 const BATCH = 64;
 
 function onReadable(): void {
-  // Bounded, so a flood of signals cannot starve the rest of the loop; the
-  // level-triggered watch calls again while more are queued.
-  for (let round = 0; round < 16 && fd >= 0; round++) {
-    const batch = native.signalfdRead(fd, BATCH, chained());
+  // A once() consumer re-registers (`while (true) await signals.once(...)`)
+  // only after this callback returns and promise reactions run, so while one
+  // exists read a single signal per loop turn: the rest stay queued in the
+  // kernel for whoever registers next. Otherwise read in bounded batches, so a
+  // flood cannot starve the loop; the level-triggered watch calls again.
+  const max = oneShots > 0 ? 1 : BATCH;
+  const rounds = oneShots > 0 ? 1 : 16;
+  for (let round = 0; round < rounds && fd >= 0; round++) {
+    const batch = native.signalfdRead(fd, max, chained());
     for (const raw of batch) dispatch(toInfo(raw));
-    if (batch.length < BATCH) break;
+    if (batch.length < max) break;
   }
 }
 
@@ -416,14 +452,15 @@ function subscribe(n: number, listener: SignalListener): () => void {
   if (!list) {
     // Block first: from this point the kernel queues the signal for us, so
     // nothing sent after this line can be lost or take its default action.
-    if (!held.has(n)) maskThreads([n], []);
+    blockEverywhere([n]);
     consumers.set(n, (list = []));
+    releasing.delete(n);
     try {
       ensureReader();
-      if (!held.has(n)) sys(() => native.signalfdSetMask(fd, readMask()));
+      updateReadMask();
     } catch (e) {
       consumers.delete(n);
-      release(n);
+      scheduleRelease(n);
       throw e;
     }
   }
@@ -443,18 +480,29 @@ function unsubscribe(n: number, listener: SignalListener): void {
   if (i >= 0) list.splice(i, 1);
   if (list.length > 0) return;
   consumers.delete(n);
-  if (fd >= 0) sys(() => native.signalfdSetMask(fd, readMask()));
-  release(n);
-  if (consumers.size === 0) closeReader();
+  updateReadMask(); // still blocked: new instances wait in the kernel
+  scheduleRelease(n);
 }
 
-/** Gives a signal nobody takes any more back to its previous behaviour. */
-function release(n: number): void {
-  if (held.has(n)) return;
-  // Signals that arrived for the listeners just removed are dropped (as Node
-  // drops a signal whose last listener went), not turned into a default action.
-  native.signalDiscard(n);
-  maskThreads([], [n]);
+/*
+ * The release is deferred to the next loop turn: a listener that removes
+ * itself and registers again (once() in a loop) must not open a window in
+ * which the signal's default action could kill the process, and signals that
+ * arrive in between stay queued for the new registration.
+ */
+function scheduleRelease(n: number): void {
+  releasing.add(n);
+  if (releaseScheduled) return;
+  releaseScheduled = true;
+  setImmediate(flushReleases).unref();
+}
+
+function flushReleases(): void {
+  releaseScheduled = false;
+  const gone = [...releasing].filter((n) => !consumers.has(n) && !held.has(n));
+  releasing.clear();
+  unblockEverywhere(gone, true);
+  if (consumers.size === 0) closeReader();
 }
 
 /**
@@ -475,8 +523,16 @@ export function on(signal: SignalSpec, listener: SignalListener): () => void {
 export function off(signal: SignalSpec, listener: SignalListener): void {
   mainThreadOnly('off');
   const n = toNumber(signal);
-  unsubscribe(n, listener);
+  const list = consumers.get(n) ?? [];
+  if (list.includes(listener)) {
+    unsubscribe(n, listener);
+    return;
+  }
+  // A listener given to once() is registered inside a wrapper.
+  (list.find((l) => (l as OnceWrapper).original === listener) as OnceWrapper | undefined)?.remove();
 }
+
+type OnceWrapper = SignalListener & { original: SignalListener; remove: () => void };
 
 export interface OnceOptions {
   /** Give up after this many milliseconds: the promise rejects with IpcError ETIMEDOUT. */
@@ -495,10 +551,22 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
   mainThreadOnly('once');
   const n = receivable(signal);
   if (typeof arg === 'function') {
-    const remove = subscribe(n, (info) => {
-      remove();
-      arg(info);
-    });
+    const wrapper: OnceWrapper = Object.assign(
+      (info: SignalInfo) => {
+        remove();
+        arg(info);
+      },
+      { original: arg, remove: () => remove() },
+    );
+    const off = subscribe(n, wrapper);
+    oneShots++;
+    let live = true;
+    const remove = () => {
+      if (!live) return;
+      live = false;
+      oneShots--;
+      off();
+    };
     return remove;
   }
   const o = checkObject(arg, 'options') as OnceOptions;
@@ -509,6 +577,7 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
     let timer: NodeJS.Timeout | undefined;
     const finish = () => {
       remove();
+      oneShots--;
       holdLoop(-1);
       if (timer) clearTimeout(timer);
       abort?.removeEventListener('abort', onAbort);
@@ -521,6 +590,7 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
       finish();
       resolve(info);
     });
+    oneShots++;
     holdLoop(1);
     abort?.addEventListener('abort', onAbort, { once: true });
     if (timeout !== undefined) {
@@ -582,8 +652,8 @@ class Watch implements SignalWatch {
 
   #fail(reason: unknown): void {
     if (this.#closed) return;
-    this.close();
     const waiters = this.#waiters.splice(0);
+    this.close();
     if (waiters.length) {
       holdLoop(-waiters.length);
       for (const w of waiters) w.reject(reason);
@@ -661,10 +731,9 @@ export function watch(signals: SignalSpec | SignalSpec[], options?: WatchOptions
 export function block(...signals: SignalSpec[]): void {
   mainThreadOnly('block');
   const fresh = [...new Set(signals.map((s) => receivable(s)))].filter((n) => !held.has(n));
-  const toMask = fresh.filter((n) => !consumers.has(n));
-  if (toMask.length) maskThreads(toMask, []);
+  blockEverywhere(fresh);
   for (const n of fresh) held.add(n);
-  if (fd >= 0 && fresh.some((n) => consumers.has(n))) sys(() => native.signalfdSetMask(fd, readMask()));
+  updateReadMask();
 }
 
 /** Releases signals held by block(): pending ones are delivered now (in kernel order). */
@@ -672,9 +741,9 @@ export function unblock(...signals: SignalSpec[]): void {
   mainThreadOnly('unblock');
   const numbers = [...new Set(signals.map((s) => receivable(s)))].filter((n) => held.has(n));
   for (const n of numbers) held.delete(n);
-  const toUnmask = numbers.filter((n) => !consumers.has(n));
-  if (fd >= 0 && numbers.length > toUnmask.length) sys(() => native.signalfdSetMask(fd, readMask()));
-  if (toUnmask.length) maskThreads([], toUnmask);
+  updateReadMask();
+  // Not taken: pending instances now get their default action or Node's handler.
+  unblockEverywhere(numbers.filter((n) => !consumers.has(n)), false);
 }
 
 /** Names of signals pending for the process or the main thread (sigpending), e.g. while blocked. */

@@ -1,0 +1,66 @@
+// Parsing what a person types: sizes with k/m/g suffixes, offsets, and IPC
+// targets (POSIX names, System V keys and ids). Shared by every mechanism's
+// subcommands so `ipckit sem`, `ipckit mq`, ... accept the same spellings.
+import { InvalidArgumentError } from 'commander';
+import { parseKey } from '../sysv-key.js';
+import { checkPosixName } from '../validate.js';
+
+/** A mistake on the command line; printed as its message, exit status 1. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** '4096', '4k', '1m', '2G' (binary units; a trailing 'b' or 'ib' is allowed) → bytes. */
+export function parseBytes(text: string, what: string): number {
+  const m = /^(\d+)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  const n = m ? Number(m[1]) * UNITS[m[2]!.toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(`${what} must be a byte count like 4096, 4k or 1m, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/** commander option parsers (they receive the raw text). */
+export const sizeOption = (text: string): number => parseBytes(text, 'size');
+export const offsetOption = (text: string): number => parseBytes(text, 'offset');
+export const lengthOption = (text: string): number => parseBytes(text, 'length');
+
+/** Where a command points: a POSIX name, a System V key or id, or a new private System V object. */
+export type Target =
+  | { kind: 'posix'; name: string }
+  | { kind: 'sysv-key'; key: number }
+  | { kind: 'sysv-id'; id: number }
+  | { kind: 'private' };
+
+export const TARGET_HELP =
+  "/name (POSIX), 0x1234abcd or decimal (System V key), id:N (System V id), or 'private' (new System V object)";
+
+/** Parses a target; 'private' only where `allowPrivate` (creating). */
+export function parseTarget(text: string, allowPrivate = false): Target {
+  if (text.startsWith('/')) return { kind: 'posix', name: checkPosixName(text) };
+  const id = /^id:(\d+)$/.exec(text);
+  if (id) {
+    const n = Number(id[1]);
+    if (!Number.isSafeInteger(n) || n > 0x7fffffff) throw new UsageError(`System V id out of range: ${text}`);
+    return { kind: 'sysv-id', id: n };
+  }
+  if (text === 'private') {
+    if (!allowPrivate) {
+      throw new UsageError("'private' only makes sense with create (it always makes a new object); address it later as id:N");
+    }
+    return { kind: 'private' };
+  }
+  if (/^(0x[0-9a-f]+|-?\d+)$/i.test(text)) {
+    const key = parseKey(text);
+    if (key === 0) throw new UsageError("key 0 is IPC_PRIVATE: write 'private' to create a new object, or id:N to address one");
+    return { kind: 'sysv-key', key: key as number };
+  }
+  throw new UsageError(`not a target: ${JSON.stringify(text)} (use ${TARGET_HELP})`);
+}
+
+/** Permission bits as people write them: 0600. */
+export function octal(mode: number): string {
+  return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
+}
