@@ -8,6 +8,8 @@ import { IpcError } from '../errors.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
 import { register as registerSignal } from './signal.js';
+import { register as registerFifo } from './fifo.js';
+import { register as registerUnix } from './unix.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 const debug = process.env.IPCKIT_DEBUG === '1';
@@ -40,5 +42,7 @@ const program = new Command()
 registerShm(program);
 registerLs(program);
 registerSignal(program);
+registerFifo(program);
+registerUnix(program);
 
 program.parseAsync(process.argv).catch(report);
