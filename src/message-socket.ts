@@ -17,7 +17,13 @@ import type { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type UnixAddress } from './unix-address.js';
 import { checkInteger, checkObject, show } from './validate.js';
 
-export type MessageSocketType = 'seqpacket' | 'dgram';
+/**
+ * 'stream' here is a SOCK_STREAM socket driven by recvmsg/sendmsg so that it
+ * can carry descriptors: each 'message' is a chunk of the byte stream as one
+ * recvmsg returned it (no boundaries), and descriptors arrive with the chunk
+ * that carried them. Use it only when passing fds over a stream socket.
+ */
+export type MessageSocketType = 'seqpacket' | 'dgram' | 'stream';
 
 export interface PeerCredentials {
   pid: number;
@@ -164,8 +170,8 @@ export class MessageSocket extends EventEmitter implements Disposable {
     this.#assertOpen();
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (!(bytes instanceof Uint8Array)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `data must be a string or Uint8Array, got ${show(data)}`);
-    if (bytes.length === 0 && this.type === 'seqpacket') {
-      throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'an empty seqpacket message cannot be told apart from the peer closing; send at least one byte');
+    if (bytes.length === 0 && this.type !== 'dgram') {
+      throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `an empty ${this.type} message cannot be told apart from the peer closing (and carries no descriptors); send at least one byte`);
     }
     const o = checkObject(options, 'options') as SendOptions;
     const fds = checkSendFds(o.fds);
@@ -193,6 +199,12 @@ export class MessageSocket extends EventEmitter implements Disposable {
       return true;
     }
     if (n < 0) return false;
+    if (n < item.data.length) {
+      // A stream socket took part of it: the rest follows, without the descriptors (they went with the first byte).
+      item.data = item.data.subarray(n);
+      item.fds = null;
+      return false;
+    }
     item.resolve();
     return true;
   }
@@ -250,8 +262,8 @@ export class MessageSocket extends EventEmitter implements Disposable {
         return;
       }
       if (got === null) return;
-      if (got.length === 0 && this.type === 'seqpacket' && got.fds.length === 0) {
-        // recvmsg returns 0 on a seqpacket socket only at the peer's end
+      if (got.length === 0 && this.type !== 'dgram' && got.fds.length === 0) {
+        // recvmsg returns 0 on a seqpacket or stream socket only at the peer's end
         // (close or shutdown). Stop reading: a level-triggered watch would
         // report that end-of-file forever.
         this.#readEnded = true;
@@ -358,7 +370,7 @@ function closeQuietly(fd: number): void {
   }
 }
 
-/** A listening seqpacket socket: emits 'connection' with a MessageSocket per accepted peer. */
+/** A listening seqpacket socket (or stream socket with fd passing): emits 'connection' with a MessageSocket per accepted peer. */
 export class MessageServer extends EventEmitter implements Disposable {
   readonly #display: string;
   #fd: number;
@@ -366,14 +378,16 @@ export class MessageServer extends EventEmitter implements Disposable {
   #file: SocketFile | null;
   readonly #filter: PeerFilter | undefined;
   readonly #options: MessageSocketOptions;
+  readonly #kind: 'seqpacket' | 'stream';
   #closed = false;
 
   /** @internal */
   static readonly token = kConstruct;
 
-  /** @internal Made by unix.listen(address, { type: 'seqpacket' }). */
-  constructor(token: symbol, fd: number, display: string, file: SocketFile | null, filter: PeerFilter | undefined, options: MessageSocketOptions) {
+  /** @internal Made by unix.listen(address, { type: 'seqpacket' }) (or 'stream' with fds: true). */
+  constructor(token: symbol, fd: number, display: string, file: SocketFile | null, filter: PeerFilter | undefined, options: MessageSocketOptions, kind: 'seqpacket' | 'stream' = 'seqpacket') {
     super();
+    this.#kind = kind;
     if (token !== kConstruct) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'use unix.listen()');
     this.#display = display;
     this.#fd = fd;
@@ -422,7 +436,7 @@ export class MessageServer extends EventEmitter implements Disposable {
           continue;
         }
       }
-      this.emit('connection', new MessageSocket(kConstruct, fd, 'seqpacket', null, this.#options));
+      this.emit('connection', new MessageSocket(kConstruct, fd, this.#kind, null, this.#options));
     }
   }
 

@@ -161,6 +161,8 @@ export interface ListenOptions extends MessageSocketOptions {
   allowUids?: number[];
   /** Accept a peer only if this returns true. */
   allowPeer?: (credentials: PeerCredentials) => boolean;
+  /** stream: connections are MessageSockets driven by recvmsg/sendmsg, so they can pass descriptors (no net.Socket API). Default false. */
+  fds?: boolean;
 }
 
 /** Creates, binds and (for stream/seqpacket) listens; returns the descriptor and the socket file. */
@@ -194,6 +196,7 @@ function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, lis
  * 'seqpacket' to a MessageServer emitting 'connection' with MessageSockets,
  * 'dgram' to a bound MessageSocket emitting 'message' with the sender's address.
  */
+export function listen(address: UnixAddress, options: ListenOptions & { type?: 'stream'; fds: true }): Promise<MessageServer>;
 export function listen(address: UnixAddress, options?: ListenOptions & { type?: 'stream' }): Promise<UnixServer>;
 export function listen(address: UnixAddress, options: ListenOptions & { type: 'seqpacket' }): Promise<MessageServer>;
 export function listen(address: UnixAddress, options: ListenOptions & { type: 'dgram' }): Promise<MessageSocket>;
@@ -203,7 +206,13 @@ export async function listen(address: UnixAddress, options?: ListenOptions): Pro
   const o = checkObject(options, 'options') as ListenOptions;
   const type = socketTypeNumber(o.type);
   const filter = checkFilter(o);
+  const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   const { SOCK_STREAM, SOCK_SEQPACKET } = native.pipeConstants;
+  if (fdPassing && type !== SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream' (seqpacket and dgram sockets always pass descriptors)");
+  if (type === SOCK_STREAM && fdPassing) {
+    const { fd, file } = bindSocket(type, addr, o, true);
+    return new MessageServer(MessageServer.token, fd, addr.display, file, filter, o, 'stream');
+  }
   if (type === SOCK_STREAM) {
     const { fd, file } = bindSocket(type, addr, o, true);
     const server = new UnixServer(fd, addr, file, filter);
@@ -228,6 +237,8 @@ export interface ConnectOptions extends MessageSocketOptions {
   bind?: UnixAddress;
   /** Milliseconds to keep retrying while the listener's backlog is full. Default 5000. */
   timeout?: number;
+  /** stream: return a MessageSocket driven by recvmsg/sendmsg, which can pass descriptors. Default false. */
+  fds?: boolean;
 }
 
 const BACKLOG_RETRY_MS = [1, 2, 5, 10, 20, 50];
@@ -237,6 +248,7 @@ const BACKLOG_RETRY_MS = [1, 2, 5, 10, 20, 50];
  * 'seqpacket' and 'dgram' to a MessageSocket. A missing path rejects with
  * ENOENT, a path nobody serves with ECONNREFUSED (IpcError with the path).
  */
+export function connect(address: UnixAddress, options: ConnectOptions & { type?: 'stream'; fds: true }): Promise<MessageSocket>;
 export function connect(address: UnixAddress, options?: ConnectOptions & { type?: 'stream' }): Promise<UnixStream>;
 export function connect(address: UnixAddress, options: ConnectOptions & { type: 'seqpacket' | 'dgram' }): Promise<MessageSocket>;
 export function connect(address: UnixAddress, options?: ConnectOptions): Promise<UnixStream | MessageSocket>;
@@ -246,7 +258,9 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
   const type = socketTypeNumber(o.type);
   const local = o.bind === undefined ? undefined : encodeAddress(o.bind, 'options.bind');
   const timeout = o.timeout === undefined ? 5000 : checkInteger(o.timeout, 'options.timeout', 0, 0x7fffffff);
+  const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   const { SOCK_STREAM, SOCK_DGRAM } = native.pipeConstants;
+  if (fdPassing && type !== SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream'");
   if (local && type !== SOCK_DGRAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.bind is for dgram sockets');
   const ctx = { path: addr.display };
   let fd = -1;
@@ -272,8 +286,8 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
     if (fd >= 0) closeSync(fd);
     throw e;
   }
-  if (type === SOCK_STREAM) return new UnixStream(fd, { readable: true, writable: true });
-  return new MessageSocket(MessageSocket.token, fd, type === SOCK_DGRAM ? 'dgram' : 'seqpacket', file, o);
+  if (type === SOCK_STREAM && !fdPassing) return new UnixStream(fd, { readable: true, writable: true });
+  return new MessageSocket(MessageSocket.token, fd, type === SOCK_DGRAM ? 'dgram' : type === SOCK_STREAM ? 'stream' : 'seqpacket', file, o);
 }
 
 export interface DatagramOptions extends MessageSocketOptions {
@@ -295,6 +309,8 @@ export function dgram(options?: DatagramOptions): MessageSocket {
 
 export interface SocketPairOptions extends MessageSocketOptions {
   type?: SocketPairType;
+  /** stream: MessageSockets that can pass descriptors instead of net.Sockets. Default false. */
+  fds?: boolean;
 }
 
 /**
@@ -302,13 +318,19 @@ export interface SocketPairOptions extends MessageSocketOptions {
  * 'stream' ends are UnixStreams (net.Socket); 'seqpacket'/'dgram' ends are
  * MessageSockets. Hand one end's fd to a child via spawn's stdio.
  */
+export function socketpair(options: SocketPairOptions & { type?: 'stream'; fds: true }): [MessageSocket, MessageSocket];
 export function socketpair(options?: SocketPairOptions & { type?: 'stream' }): [UnixStream, UnixStream];
 export function socketpair(options: SocketPairOptions & { type: 'seqpacket' | 'dgram' }): [MessageSocket, MessageSocket];
 export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream] | [MessageSocket, MessageSocket];
 export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream] | [MessageSocket, MessageSocket] {
   const o = checkObject(options, 'options') as SocketPairOptions;
   const type = socketTypeNumber(o.type);
+  const fdPassing = checkBoolean(o.fds, 'options.fds', false);
+  if (fdPassing && type !== native.pipeConstants.SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream'");
   const [a, b] = sys(() => native.socketpair(type, false), {}, fileLimit);
+  if (type === native.pipeConstants.SOCK_STREAM && fdPassing) {
+    return [new MessageSocket(MessageSocket.token, a, 'stream', null, o), new MessageSocket(MessageSocket.token, b, 'stream', null, o)];
+  }
   if (type === native.pipeConstants.SOCK_STREAM) {
     return [new UnixStream(a, { readable: true, writable: true }), new UnixStream(b, { readable: true, writable: true })];
   }
@@ -321,10 +343,12 @@ export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream
  * child's inherited fd): a UnixStream for SOCK_STREAM, a MessageSocket for
  * SOCK_SEQPACKET/SOCK_DGRAM. The wrapper owns the descriptor from then on.
  */
-export function fromFd(fd: number, options?: MessageSocketOptions): UnixStream | MessageSocket {
+export function fromFd(fd: number, options?: MessageSocketOptions & { fds?: boolean }): UnixStream | MessageSocket {
   checkFd(fd);
+  const fdPassing = checkBoolean(options?.fds, 'options.fds', false);
   const type = sys(() => native.unixSocketType(fd), { path: `fd ${fd}` });
   const { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET } = native.pipeConstants;
+  if (type === SOCK_STREAM && fdPassing) return new MessageSocket(MessageSocket.token, fd, 'stream', null, options ?? {});
   if (type === SOCK_STREAM) return new UnixStream(fd, { readable: true, writable: true });
   if (type === SOCK_DGRAM || type === SOCK_SEQPACKET) {
     return new MessageSocket(MessageSocket.token, fd, type === SOCK_DGRAM ? 'dgram' : 'seqpacket', null, options ?? {});

@@ -347,17 +347,18 @@ describe('fd passing (SCM_RIGHTS)', () => {
     server.close();
   });
 
-  test("an fd sent by Python's socket.send_fds is received", { ...T, skip: !havePython && 'python3 is missing' }, async () => {
+  for (const type of ['seqpacket', 'stream'] as const)
+  test(`an fd sent by Python's socket.send_fds over ${type} is received`, { ...T, skip: !havePython && 'python3 is missing' }, async () => {
     const p = sockPath('py');
     const file = join(dir, 'py-file.txt');
     writeFileSync(file, 'contents python opened');
-    const server = await unix.listen(p, { type: 'seqpacket' });
+    const server = type === 'seqpacket' ? await unix.listen(p, { type }) : await unix.listen(p, { fds: true });
     const got = new Promise<[Buffer, number[]]>((resolve) =>
       server.once('connection', (c: MessageSocket) => c.once('message', (d: Buffer, info) => resolve([d, info.takeFds()]))),
     );
     const py = startPeer('python3', [
       '-c',
-      `import socket,os\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.connect(${JSON.stringify(p)})\nfd=os.open(${JSON.stringify(file)}, os.O_RDONLY)\nsocket.send_fds(s, [b'from python'], [fd])\nprint('{"sent":true}',flush=True)\ns.recv(1)`,
+      `import socket,os\ns=socket.socket(socket.AF_UNIX, socket.SOCK_${type === 'seqpacket' ? 'SEQPACKET' : 'STREAM'})\ns.connect(${JSON.stringify(p)})\nfd=os.open(${JSON.stringify(file)}, os.O_RDONLY)\nsocket.send_fds(s, [b'from python'], [fd])\nprint('{"sent":true}',flush=True)\ns.recv(1)`,
     ]);
     const [data, fds] = await got;
     assert.equal(data.toString(), 'from python');
@@ -367,6 +368,74 @@ describe('fd passing (SCM_RIGHTS)', () => {
     closeSync(fds[0]);
     py.child.kill();
     await py.exited;
+    server.close();
+  });
+
+  test('over a stream socket (fds: true) to an unrelated process; a large send arrives whole with its fd once', T, async () => {
+    const p = sockPath('sfd');
+    const server = await unix.listen(p, { fds: true });
+    const peer = startPeer('unix-peer');
+    await peer.next();
+    const accepted = once(server, 'connection');
+    peer.send({ op: 'connect', address: p, fds: true });
+    await peer.next();
+    const [conn] = (await accepted) as [MessageSocket];
+    assert.equal(conn.type, 'stream');
+    using region = shm.anonymous(4096);
+    region.write('stream fd', 0);
+    await conn.send('memory', { fds: [region] });
+    assert.deepEqual(await peer.next(), { event: 'fd', data: 'memory', size: 4096 });
+    peer.send({ op: 'read', offset: 0, length: 9 });
+    assert.deepEqual(await peer.next(), { data: 'stream fd' });
+    peer.send({ op: 'exit' });
+    await peer.exited;
+    server.close();
+
+    // 4 MiB in one send: the kernel takes it in parts, the descriptor goes with the first byte only.
+    const [a, b] = socketpair({ type: 'stream', fds: true });
+    let bytes = 0;
+    let fdsSeen = 0;
+    const big = 4 * 1024 * 1024;
+    const all = new Promise<void>((resolve) =>
+      b.on('message', (d: Buffer, info) => {
+        bytes += d.length;
+        fdsSeen += info.fds.length;
+        if (bytes === big) resolve();
+      }),
+    );
+    await a.send(Buffer.alloc(big, 7), { fds: [0] });
+    await all;
+    assert.equal(fdsSeen, 1);
+    a.close();
+    b.close();
+  });
+
+  test('descriptors sent to a plain net stream socket are discarded by the kernel, not leaked', T, async () => {
+    const p = sockPath('plainfd');
+    const server = await unix.listen(p);
+    // Wait for all 20 bytes before closing the sender: each message carrying fds ends a read() early, and
+    // libuv takes a short read plus hang-up for end-of-file (see docs/sockets.md), which would cut the data.
+    let accepted!: (c: import('node:net').Socket) => void;
+    const isAccepted = new Promise<import('node:net').Socket>((resolve) => (accepted = resolve));
+    const got = new Promise<string>((resolve) =>
+      server.once('connection', (c) => {
+        accepted(c);
+        let text = '';
+        c.on('data', (d) => {
+          text += d;
+          if (text.length === 20) resolve(text);
+        });
+      }),
+    );
+    const client = await unix.connect(p, { fds: true });
+    const conn = await isAccepted;
+    const before = openFds();
+    for (let i = 0; i < 20; i++) await client.send('x', { fds: [0, 1, 2] });
+    assert.equal(await got, 'x'.repeat(20));
+    assert.equal(openFds(), before, 'no received descriptor was installed');
+    client.close();
+    conn.destroy();
+    await once(conn, 'close');
     server.close();
   });
 
