@@ -18,7 +18,9 @@
         "native/futex.c",
         "native/sem.c",
         "native/sem_sysv.c",
-        "native/mutex.c"
+        "native/mutex.c",
+        "native/mq_posix.c",
+        "native/mq_sysv.c"
       ],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],

@@ -71,13 +71,15 @@ bool ipck_init_shm_sysv(napi_env env, napi_value exports);
 bool ipck_init_pipe(napi_env env, napi_value exports);
 bool ipck_init_fifo(napi_env env, napi_value exports);
 bool ipck_init_unix(napi_env env, napi_value exports);
-bool ipck_init_poller(napi_env env, napi_value exports);
-bool ipck_init_signals(napi_env env, napi_value exports);
 bool ipck_init_waiter(napi_env env, napi_value exports);
 bool ipck_init_futex(napi_env env, napi_value exports);
 bool ipck_init_sem(napi_env env, napi_value exports);
 bool ipck_init_sem_sysv(napi_env env, napi_value exports);
 bool ipck_init_mutex(napi_env env, napi_value exports);
+bool ipck_init_mq_posix(napi_env env, napi_value exports);
+bool ipck_init_mq_sysv(napi_env env, napi_value exports);
+bool ipck_init_poller(napi_env env, napi_value exports);
+bool ipck_init_signals(napi_env env, napi_value exports);
 
 #ifdef __cplusplus
 }

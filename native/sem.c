@@ -4,9 +4,9 @@
  * src/sem.ts.
  *
  * Lifetime: a handle is an External owning a sem_t *. Each pending async wait
- * holds a reference (refs) and keeps the External alive, so sem_close never
- * unmaps a sem_t a waiter thread is sleeping on: close() only marks the
- * handle, and the last reference does the sem_close. */
+ * is counted and keeps the External alive, so sem_close never unmaps a sem_t
+ * a waiter thread is sleeping on: close() only marks the handle, and the last
+ * pending wait does the sem_close (see settle()). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,26 +16,30 @@
 #include "waiter.h"
 
 typedef struct sem_handle {
-  sem_t *sem;
+  sem_t *sem;   /* NULL once released */
   bool named;
-  bool closed;
-  int refs; /* JS thread only: 1 while open + 1 per pending wait */
+  bool open;    /* close() not yet called */
+  bool wrapped; /* the External has not been finalized */
+  int waits;    /* pending async waits (JS thread only) */
 } sem_handle;
 
-static void release(sem_handle *h) {
-  if (--h->refs > 0) return;
-  if (h->named) sem_close(h->sem);
-  free(h);
+/* Releases the sem_t once closed and idle, and the record once nothing can
+ * reach it any more (no External, no pending wait). */
+static void settle(sem_handle *h) {
+  if (!h->open && h->waits == 0 && h->sem != NULL) {
+    if (h->named) sem_close(h->sem);
+    h->sem = NULL;
+  }
+  if (!h->wrapped && h->waits == 0) free(h);
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   sem_handle *h = data;
-  if (!h->closed) {
-    h->closed = true;
-    release(h);
-  }
+  h->wrapped = false;
+  h->open = false;
+  settle(h);
 }
 
 static napi_value wrap(napi_env env, sem_handle *h) {
@@ -51,7 +55,7 @@ static napi_value wrap(napi_env env, sem_handle *h) {
 
 static sem_handle *unwrap(napi_env env, napi_value v) {
   sem_handle *h = NULL;
-  if (napi_get_value_external(env, v, (void **)&h) != napi_ok || h == NULL || h->closed) return NULL;
+  if (napi_get_value_external(env, v, (void **)&h) != napi_ok || h == NULL || !h->open) return NULL;
   return h;
 }
 
@@ -73,7 +77,7 @@ static napi_value js_sem_open(napi_env env, napi_callback_info info) {
   }
   h->sem = s;
   h->named = true;
-  h->refs = 1;
+  h->open = h->wrapped = true;
   return wrap(env, h);
 }
 
@@ -92,7 +96,7 @@ static napi_value js_sem_in_memory(napi_env env, napi_callback_info info) {
   sem_handle *h = calloc(1, sizeof *h);
   if (h == NULL) return ipck_throw_errno(env, ENOMEM, "sem_init");
   h->sem = data;
-  h->refs = 1;
+  h->open = h->wrapped = true;
   return wrap(env, h);
 }
 
@@ -101,8 +105,8 @@ static napi_value js_sem_close(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   sem_handle *h = unwrap(env, argv[0]);
   if (h != NULL) {
-    h->closed = true;
-    release(h);
+    h->open = false;
+    settle(h);
   }
   return ipck_undefined(env);
 }
@@ -164,7 +168,11 @@ static napi_value js_sem_wait_sync(napi_env env, napi_callback_info info) {
                                  timeout >= 0 ? "sem_clockwait" : "sem_wait");
 }
 
-static void release_ctx(void *arg) { release(arg); }
+static void wait_done(void *arg) {
+  sem_handle *h = arg;
+  h->waits--;
+  settle(h);
+}
 
 /* semWaitAsync(handle, timeoutNs, keepAlive): keepAlive is the JS object that
  * owns both the handle and, for in-memory semaphores, the SharedArrayBuffer. */
@@ -174,8 +182,8 @@ static napi_value js_sem_wait_async(napi_env env, napi_callback_info info) {
   if (h == NULL) return ipck_throw_errno(env, EBADF, "sem_wait");
   int64_t timeout = -1;
   if (!ipck_get_i64(env, argv[1], &timeout)) return ipck_throw_errno(env, EINVAL, "sem_wait");
-  h->refs++;
-  ipck_wait_spec spec = {sem_block, h, release_ctx, timeout, argv[2],
+  h->waits++;
+  ipck_wait_spec spec = {sem_block, h, wait_done, timeout, argv[2],
                          timeout >= 0 ? "sem_clockwait" : "sem_wait"};
   return ipck_waiter_submit(env, &spec);
 }

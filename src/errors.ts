@@ -58,12 +58,24 @@ export class IpcError extends Error {
 }
 
 function errnoName(errno: number): string {
+  const extra = ERRNO_NAMES_LIBUV_LACKS[errno];
+  if (extra) return extra;
   try {
     return getSystemErrorName(-errno);
   } catch {
     return `E${errno}`;
   }
 }
+
+/** Linux errno values libuv has no name for (getSystemErrorName says "Unknown system error"). */
+const ERRNO_NAMES_LIBUV_LACKS: Record<number, string> = {
+  35: 'EDEADLK',
+  42: 'ENOMSG',
+  43: 'EIDRM',
+  62: 'ETIME',
+  130: 'EOWNERDEAD',
+  131: 'ENOTRECOVERABLE',
+};
 
 function describe(errno: number): string {
   // libuv's messages are the ones Node users already know from fs errors.
@@ -72,6 +84,7 @@ function describe(errno: number): string {
 }
 
 const LIBUV_TEXT: Record<string, string> = {
+  E2BIG: 'argument list too long',
   EACCES: 'permission denied',
   EAGAIN: 'resource temporarily unavailable',
   EBADF: 'bad file descriptor',
@@ -79,9 +92,11 @@ const LIBUV_TEXT: Record<string, string> = {
   EEXIST: 'already exists',
   EFAULT: 'bad address in system call argument',
   EFBIG: 'file too large',
-  EIDRM: 'identifier removed',
   EINTR: 'interrupted system call',
   EINVAL: 'invalid argument',
+  EIDRM: 'identifier removed',
+  ENOMSG: 'no message of desired type',
+  EDEADLK: 'resource deadlock avoided',
   EMFILE: 'too many open files',
   EMSGSIZE: 'message too long',
   ENAMETOOLONG: 'name too long',
@@ -168,14 +183,15 @@ type MisuseCode =
   | 'ERR_IPCKIT_SIZE_MISMATCH'
   | 'ERR_IPCKIT_READ_ONLY'
   | 'ERR_IPCKIT_CLOSED'
+  | 'ERR_IPCKIT_ALREADY_ATTACHED'
+  | 'ERR_IPCKIT_NOT_OWNER'
+  | 'ERR_IPCKIT_DEADLOCK'
+  | 'ERR_IPCKIT_UNSUPPORTED'
   | 'ERR_IPCKIT_UNKNOWN_SIGNAL'
   | 'ERR_IPCKIT_SIGNAL_UNCATCHABLE'
   | 'ERR_IPCKIT_SIGNAL_RESERVED'
   | 'ERR_IPCKIT_NOT_MAIN_THREAD'
-  | 'ERR_IPCKIT_ALREADY_ATTACHED'
-  | 'ERR_IPCKIT_NOT_OWNER'
-  | 'ERR_IPCKIT_DEADLOCK'
-  | 'ERR_IPCKIT_UNSUPPORTED';
+  | 'ERR_IPCKIT_WRITE_ONLY';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

@@ -23,6 +23,14 @@ export const shm = {
 
 export { mmap };
 
+/** Cross-process futex wait/notify on an Int32Array over any ipckit SharedArrayBuffer. */
+export const futex = {
+  wait: futexApi.wait,
+  waitAsync: futexApi.waitAsync,
+  notify: futexApi.notify,
+} as const;
+export type { FutexResult, FutexWaitOptions } from './futex.js';
+export type { WaitOptions } from './waiter.js';
 import * as signalsModule from './signals.js';
 export { PidFd } from './signals.js';
 export type {
@@ -54,14 +62,20 @@ export const signals = {
   SIGRTMIN: signalsModule.SIGRTMIN,
   SIGRTMAX: signalsModule.SIGRTMAX,
 } as const;
-/** Cross-process futex wait/notify on an Int32Array over any ipckit SharedArrayBuffer. */
-export const futex = {
-  wait: futexApi.wait,
-  waitAsync: futexApi.waitAsync,
-  notify: futexApi.notify,
+
+import * as mqPosix from './mq-posix.js';
+import * as mqSysv from './mq-sysv.js';
+export type { PosixQueue, MqMessage, MqOpenOptions, MqSendOptions, MqReceiveOptions, MqAttributes, MqListEntry, MessageData } from './mq-posix.js';
+export type { SysvQueue, SysvMessage, SysvMqGetOptions, SysvSendOptions, SysvReceiveOptions, SysvMqStat, SysvMqSetOptions, SysvMqListEntry } from './mq-sysv.js';
+
+/** Message queues: POSIX (priorities, timed, async, notify) and System V (typed receive). */
+export const mq = {
+  open: mqPosix.open,
+  unlink: mqPosix.unlink,
+  list: mqPosix.list,
+  mountPoint: mqPosix.mountPoint,
+  sysv: mqSysv.sysv,
 } as const;
-export type { FutexResult, FutexWaitOptions } from './futex.js';
-export type { WaitOptions } from './waiter.js';
 
 /** Semaphores: POSIX named and in-memory (process-shared sem_t), and System V sets. */
 export const sem = {

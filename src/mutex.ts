@@ -30,6 +30,14 @@ export interface PlaceOptions {
 }
 
 const { SIZE: MUTEX_SIZE, ALIGN, robustOffset } = native.mutexConstants;
+
+/**
+ * Mutexes this thread holds. A held mutex is linked into the thread's robust
+ * list, which the kernel reads when the thread dies; if its memory were
+ * unmapped (the SharedArrayBuffer garbage-collected), the kernel could not
+ * mark it owner-died. Holding the Mutex here keeps its buffer mapped.
+ */
+const held = new Set<Mutex>();
 const EDEADLK = 35;
 const BUSY = 2;
 
@@ -84,7 +92,7 @@ export class Mutex {
   /** Takes the lock if it is free now; null if someone holds it (this thread included). */
   tryLock(): LockResult | null {
     const r = this.#try(false);
-    return r === BUSY || r === -EDEADLK ? null : { ownerDied: r === 1 };
+    return r === BUSY || r === -EDEADLK ? null : this.#acquired(r);
   }
 
   /**
@@ -100,7 +108,7 @@ export class Mutex {
     for (;;) {
       w.signal?.throwIfAborted();
       const r = this.#try(waited);
-      if (r === 0 || r === 1) return { ownerDied: r === 1 };
+      if (r === 0 || r === 1) return this.#acquired(r);
       const left = deadline < 0 ? -1 : Math.max(0, Math.round((deadline - performance.now()) * 1e6));
       if (left === 0) throw timedOut('futex', this.#context);
       await awaitNative((ns) => native.mutexWaitAsync(this.#words, ns), { ...w, timeoutNs: left }, this.#context);
@@ -112,7 +120,7 @@ export class Mutex {
   lockSync(options?: { timeout?: number }): LockResult {
     const { timeoutNs } = checkWaitOptions(options, false);
     try {
-      return { ownerDied: native.mutexLockSync(this.#words, timeoutNs) === 1 };
+      return this.#acquired(native.mutexLockSync(this.#words, timeoutNs));
     } catch (e) {
       if ((e as { errno?: number }).errno === EDEADLK) throw this.#deadlock();
       throw toIpcError(e, this.#context);
@@ -129,6 +137,7 @@ export class Mutex {
       );
     }
     sys(() => native.mutexUnlock(this.#words), this.#context);
+    held.delete(this);
   }
 
   /** Whether the calling thread holds the lock. */
@@ -140,6 +149,11 @@ export class Mutex {
   get state(): MutexState {
     const s = native.mutexState(this.#words);
     return { locked: s.owner !== 0, owner: s.owner, ownerDied: s.ownerDied, waiters: s.waiters };
+  }
+
+  #acquired(r: number): LockResult {
+    held.add(this);
+    return { ownerDied: r === 1 };
   }
 
   #try(waited: boolean): number {

@@ -89,28 +89,6 @@ export interface Native {
   unixName(fd: number, peer: boolean): Buffer | undefined;
   unixSocketType(fd: number): number;
   unixShutdown(fd: number, how: number): void;
-  pollerConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
-  pollerStart(fd: number, events: number, callback: (errno: number, events: number) => void): object;
-  pollerUpdate(handle: object, events: number): void;
-  pollerRef(handle: object, keepAlive: boolean): void;
-  pollerStop(handle: object): void;
-
-  signalConstants: {
-    names: Record<string, number>;
-    codes: Record<string, number>;
-    SIGRTMIN: number;
-    SIGRTMAX: number;
-    NSIG: number;
-  };
-  signalMaskThreads(block: number[], unblock: number[], avoid: number[]): ThreadMaskReport;
-  signalfdCreate(signals: number[]): number;
-  signalfdSetMask(fd: number, signals: number[]): void;
-  signalfdRead(fd: number, max: number, chain: number[]): RawSignalInfo[];
-  signalDiscard(signal: number): number;
-  signalPending(): number[];
-  signalSend(pid: number, signal: number, hasValue: boolean, value: number): boolean;
-  pidfdOpen(pid: number): number;
-  pidfdSend(fd: number, signal: number, hasValue: boolean, value: number): boolean;
 
   waiterCancel(id: number): boolean;
   waiterCancelAll(): number;
@@ -153,6 +131,93 @@ export interface Native {
   mutexUnlock(words: Int32Array): void;
   mutexState(words: Int32Array): { owner: number; ownerDied: boolean; waiters: boolean };
   gettid(): number;
+
+  mqConstants: { O_NONBLOCK: number; MQ_PRIO_MAX: number; NOTIFY_WOKENUP: number; NOTIFY_REMOVED: number };
+  mqOpen(name: string, oflag: number, mode: number, maxMessages: number, messageSize: number): number;
+  mqClose(fd: number): void;
+  mqUnlink(name: string): void;
+  mqGetattr(fd: number): MqAttr;
+  mqSetattr(fd: number, nonBlocking: boolean): MqAttr;
+  mqTrySend(fd: number, data: ArrayBufferView, priority: number): boolean;
+  mqSendMany(fd: number, data: ArrayBufferView[], priority: number, start: number): number;
+  mqTryReceive(fd: number, messageSize: number): MqMessage | null;
+  mqReceiveMany(fd: number, messageSize: number, max: number): MqMessage[];
+  mqSendSync(fd: number, data: ArrayBufferView, priority: number, timeoutNs: number): void;
+  mqReceiveSync(fd: number, messageSize: number, timeoutNs: number): MqMessage;
+  mqNotifySocket(): number;
+  mqNotify(fd: number, socket: number): void;
+  mqNotifyRead(socket: number): number[];
+
+  msgConstants: { MSG_EXCEPT: number; MSG_NOERROR: number; LONG_BYTES: number };
+  msgget(key: number, flags: number): number;
+  msgTrySend(id: number, type: number, data: ArrayBufferView): boolean;
+  msgSendMany(id: number, type: number, data: ArrayBufferView[], start: number): number;
+  msgSendSync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): void;
+  msgSendAsync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): NativeWaitHandle;
+  msgTryReceive(id: number, maxSize: number, type: number, flags: number): MsgMessage | null;
+  msgReceiveMany(id: number, maxSize: number, type: number, flags: number, max: number): MsgMessage[];
+  msgReceiveSync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number): MsgMessage;
+  msgReceiveAsync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number, buffer: Buffer): NativeWaitHandle;
+  msgStat(id: number): MsqidDs;
+  msgSet(id: number, uid: number, gid: number, mode: number, qbytes: number): void;
+  msgRemove(id: number): void;
+  pollerConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
+  pollerStart(fd: number, events: number, callback: (errno: number, events: number) => void): object;
+  pollerUpdate(handle: object, events: number): void;
+  pollerRef(handle: object, keepAlive: boolean): void;
+  pollerStop(handle: object): void;
+
+  signalConstants: {
+    names: Record<string, number>;
+    codes: Record<string, number>;
+    SIGRTMIN: number;
+    SIGRTMAX: number;
+    NSIG: number;
+  };
+  signalMaskThreads(block: number[], unblock: number[], avoid: number[]): ThreadMaskReport;
+  signalfdCreate(signals: number[]): number;
+  signalfdSetMask(fd: number, signals: number[]): void;
+  signalfdRead(fd: number, max: number, chain: number[]): RawSignalInfo[];
+  signalDiscard(signal: number): number;
+  signalPending(): number[];
+  signalSend(pid: number, signal: number, hasValue: boolean, value: number): boolean;
+  pidfdOpen(pid: number): number;
+  pidfdSend(fd: number, signal: number, hasValue: boolean, value: number): boolean;
+}
+
+export interface MqAttr {
+  flags: number;
+  maxmsg: number;
+  msgsize: number;
+  curmsgs: number;
+}
+
+export interface MqMessage {
+  data: Buffer;
+  priority: number;
+}
+
+export interface MsgMessage {
+  type: number;
+  data: Buffer;
+}
+
+export interface MsqidDs {
+  key: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  mode: number;
+  seq: number;
+  stime: number;
+  rtime: number;
+  ctime: number;
+  cbytes: number;
+  qnum: number;
+  qbytes: number;
+  lspid: number;
+  lrpid: number;
 }
 
 export interface ThreadMaskReport {

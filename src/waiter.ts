@@ -61,7 +61,7 @@ export async function awaitNative(start: (timeoutNs: number) => NativeWait, wait
   const { signal } = wait;
   signal?.throwIfAborted();
   const { promise, id } = start(wait.timeoutNs);
-  if (!signal) return promise.catch((e) => Promise.reject(toIpcError(e, context)));
+  if (!signal) return promise.catch((e) => Promise.reject(settleError(e, wait, context)));
   let timer: NodeJS.Timeout | undefined;
   const onAbort = () => {
     native.waiterCancel(id);
@@ -73,11 +73,19 @@ export async function awaitNative(start: (timeoutNs: number) => NativeWait, wait
     return await promise;
   } catch (e) {
     if ((e as { errno?: number }).errno === ECANCELED && signal.aborted) throw signal.reason;
-    throw toIpcError(e, context);
+    throw settleError(e, wait, context);
   } finally {
     signal.removeEventListener('abort', onAbort);
     if (timer) clearInterval(timer);
   }
+}
+
+function settleError(e: unknown, wait: CheckedWait, context: IpcErrorContext): unknown {
+  const err = toIpcError(e, context);
+  if (err instanceof IpcError && err.code === 'ETIMEDOUT' && wait.timeoutNs >= 0) {
+    return new IpcError(err.errno, err.syscall, context, `the timeout of ${wait.timeoutNs / 1e6} ms passed`);
+  }
+  return err;
 }
 
 /** The error a semaphore/mutex wait gives when its timeout passes. */

@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { IpcError } from '../errors.js';
+import { benchCommand } from '../bench/command.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
+import { register as registerMq } from './mq.js';
 import { register as registerSignal } from './signal.js';
 import { register as registerFifo } from './fifo.js';
 import { register as registerUnix } from './unix.js';
@@ -40,9 +42,11 @@ const program = new Command()
   .showHelpAfterError('(add --help for usage)');
 
 registerShm(program);
+registerMq(program);
 registerLs(program);
 registerSignal(program);
 registerFifo(program);
 registerUnix(program);
+program.addCommand(benchCommand());
 
 program.parseAsync(process.argv).catch(report);

@@ -1,0 +1,37 @@
+// Every benchmark case `npm run bench` / `ipckit bench` knows, by transport name.
+//
+// HOW TO ADD A CASE (one new file plus one line here):
+//   1. Create src/bench/cases/<name>.ts exporting a `BenchCase` (types.ts):
+//        transport    the row name ('futex-sync', 'posix-mq', ...; baselines 'baseline:...');
+//        driver(ctx)  runs in a fresh driver process: create the kernel objects
+//                     (names from posixName(ctx.params, tag), files in
+//                     ctx.params.workDir), ctx.startEcho({ fds?, ipc? }), then run the
+//                     protocol documented at TrialParams: warm-up + timed round trips
+//                     recorded with RttRecorder, an untimed one-way batch, a timed one,
+//                     each acknowledged by the echo; return { rttNs, onewayNs };
+//        echo(ctx)    runs in a fresh echo process: answer that protocol, then return
+//                     once the driver is done (it closes/disconnects, or the last
+//                     acknowledgement is shared memory the driver already saw);
+//        unavailable  optional: a reason the case cannot run here (missing `cc`, ...);
+//        cleanup      optional: runs in the harness after the trial, crashed or not, for
+//                     what the automatic sweep misses (System V ids). The sweep already
+//                     removes ctx.params.workDir and POSIX names with the trial's prefix.
+//      Busy-wait loops must call ctx.guard() every ~10^6 spins (see shm-atomics.ts) so a
+//      dead peer or harness never leaves a process spinning; event-driven code wraps its
+//      waits in unlessExited(promise, echo.exited).
+//   2. Import it below and append it to CASES. Order here is the order of the table.
+//   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
+import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
+import { netUnix } from './cases/net-unix.js';
+import { shmAtomics } from './cases/shm-atomics.js';
+import { posixMq, sysvMq } from './cases/mq.js';
+import type { BenchCase } from './types.js';
+
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, posixMq, sysvMq];
+
+/** The transport every ratio is computed against. */
+export const REFERENCE_TRANSPORT = 'baseline:net-unix';
+
+export function findCase(transport: string): BenchCase | undefined {
+  return CASES.find((c) => c.transport === transport);
+}
