@@ -319,6 +319,19 @@ export class MessageSocket extends EventEmitter implements Disposable {
     if (this.#closed) throw stateError('ERR_IPCKIT_CLOSED', `this ${this.type} socket is closed`);
   }
 
+  /**
+   * dgram: sets the default destination (connect(2)) and receives only from
+   * it. Sends without `to` then wait for room in the peer's queue through
+   * writable readiness, the fast path for a steady stream of datagrams.
+   */
+  connect(address: UnixAddress): void {
+    this.#assertOpen();
+    if (this.type !== 'dgram') throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'connect() is for dgram sockets; use unix.connect() for the others');
+    const addr = encodeAddress(address);
+    const r = sys(() => native.unixConnect(this.#fd, addr.raw), { path: addr.display });
+    if (r !== 0) throw new IpcError(r, 'connect', { path: addr.display });
+  }
+
   /** seqpacket: no more sends from here (shutdown SHUT_WR); the peer sees the end. */
   end(): void {
     if (this.#closed) return;

@@ -25,9 +25,10 @@ import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { netUnix } from './cases/net-unix.js';
 import { shmAtomics } from './cases/shm-atomics.js';
 import { posixMq, sysvMq } from './cases/mq.js';
+import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, posixMq, sysvMq];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, posixMq, sysvMq, ...PIPE_CASES];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';
