@@ -159,6 +159,16 @@ describe('socketpair()', () => {
     a.close();
   });
 
+  test('seqpacket: sending after the peer closed rejects with EPIPE (MSG_NOSIGNAL), the process lives on', T, async () => {
+    const [a, b] = socketpair({ type: 'seqpacket', allowHalfOpen: true });
+    const ended = once(a, 'end');
+    b.close();
+    await ended;
+    assert.equal(a.closed, false, 'allowHalfOpen keeps our side open');
+    await assert.rejects(a.send('into the void'), (e: unknown) => e instanceof IpcError && e.code === 'EPIPE' && e.syscall === 'sendmsg');
+    a.close();
+  });
+
   test('empty seqpacket messages are refused (indistinguishable from EOF)', T, () => {
     const [a, b] = socketpair({ type: 'seqpacket' });
     assert.throws(() => a.send(''), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });

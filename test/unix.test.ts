@@ -257,6 +257,25 @@ describe('unix seqpacket and datagram sockets', () => {
   });
 });
 
+describe('datagram sockets without a server', () => {
+  test('unix.dgram() + connect(): sends without `to`, sender address seen by the receiver', T, async () => {
+    const p1 = sockPath('d1');
+    const p2 = sockPath('d2');
+    const a = unix.dgram({ bind: p1 });
+    const b = unix.dgram({ bind: p2 });
+    a.connect(p2);
+    const got = nextMessage(b);
+    await a.send('connected datagram');
+    const [data, info] = await got;
+    assert.equal(data.toString(), 'connected datagram');
+    assert.equal(info.from, p1);
+    assert.throws(() => a.connect(join(dir, 'x'.repeat(200))), { code: 'ERR_IPCKIT_INVALID_NAME' });
+    a.close();
+    b.close();
+    assert.equal(existsSync(p1) || existsSync(p2), false);
+  });
+});
+
 describe('interop with socat', { skip: !haveSocat && 'socat is not installed' }, () => {
   test('ipckit stream client <-> socat server', T, async () => {
     const p = sockPath('socat');
