@@ -85,6 +85,17 @@ static napi_value js_pipe_set_capacity(napi_env env, napi_callback_info info) {
   return ipck_i64(env, n);
 }
 
+/* fdClose(fd): close(2) for descriptors the addon made. Node's fs.closeSync
+ * warns in worker threads about descriptors it did not open itself
+ * ("closed but not opened in unmanaged mode"). EINTR still closed it on Linux. */
+static napi_value js_fd_close(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 1);
+  int32_t fd = -1;
+  if (!ipck_get_i32(env, argv[0], &fd)) return ipck_throw_errno(env, EBADF, "close");
+  if (close(fd) != 0 && errno != EINTR) return ipck_throw_errno(env, errno, "close");
+  return ipck_undefined(env);
+}
+
 bool ipck_init_pipe(napi_env env, napi_value exports) {
   napi_value c;
   if (napi_create_object(env, &c) != napi_ok) return false;
@@ -96,6 +107,7 @@ bool ipck_init_pipe(napi_env env, napi_value exports) {
   return ipck_export(env, exports, "pipe", js_pipe) &&
          ipck_export(env, exports, "socketpair", js_socketpair) &&
          ipck_export(env, exports, "fdSetNonBlocking", js_fd_set_nonblocking) &&
+         ipck_export(env, exports, "fdClose", js_fd_close) &&
          ipck_export(env, exports, "pipeCapacity", js_pipe_capacity) &&
          ipck_export(env, exports, "pipeSetCapacity", js_pipe_set_capacity);
 }

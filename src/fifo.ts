@@ -10,7 +10,7 @@
 //   Timeout and AbortSignal interrupt it with a signal to that thread.
 // - 'rw': O_RDWR never waits (Linux-specific; the process is its own partner).
 // The stream is a net.Socket over the descriptor (epoll), never an fs stream.
-import { closeSync, constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
+import { constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { IpcError, rangeError, sys, toIpcError, typeError } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
@@ -141,7 +141,7 @@ async function blockingOpen(path: string, flags: number, timeoutMs: number | und
     const fd = await promise;
     if (why === 'abort') {
       // The other side arrived just as we gave up: do not leak the descriptor.
-      closeSync(fd);
+      native.fdClose(fd);
       throw signal!.reason;
     }
     return fd;

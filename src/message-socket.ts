@@ -9,7 +9,6 @@
 // info.takeFds(); all others are closed right after the listeners return, so
 // ignoring them never leaks.
 import { EventEmitter } from 'node:events';
-import { closeSync } from 'node:fs';
 import { IpcError, rangeError, stateError, sys, typeError } from './errors.js';
 import { native } from './native.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
@@ -377,7 +376,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
 
 function closeQuietly(fd: number): void {
   try {
-    closeSync(fd);
+    native.fdClose(fd);
   } catch {
     /* already closed */
   }

@@ -66,6 +66,7 @@ export interface Native {
   pipe(nonBlocking: boolean): [number, number];
   socketpair(type: number, nonBlocking: boolean): [number, number];
   fdSetNonBlocking(fd: number, on: boolean): void;
+  fdClose(fd: number): void;
   pipeCapacity(fd: number): number;
   pipeSetCapacity(fd: number, bytes: number): number;
 

@@ -2,7 +2,6 @@
 // "高级管道 (popen)" and "流管道 (socketpair)". Each end is a Node stream over
 // a real kernel descriptor that can be handed to a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync } from 'node:fs';
 import { readLimit, sys, toIpcError, typeError, type IpcLimit } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
@@ -42,8 +41,8 @@ export function pipe(options?: PipeOptions): [PipeEnd, PipeEnd] {
     if (capacity !== undefined) sys(() => native.pipeSetCapacity(w, capacity), {}, capacityLimit);
     return [new PipeEnd(r, { readable: true, writable: false }), new PipeEnd(w, { readable: false, writable: true })];
   } catch (e) {
-    closeSync(r);
-    closeSync(w);
+    native.fdClose(r);
+    native.fdClose(w);
     throw e;
   }
 }
@@ -105,10 +104,10 @@ export function popen(command: string, mode: 'r' | 'w', options?: PopenOptions):
     const [file, argv] = shell ? ['/bin/sh', ['-c', command]] : [command, o.args ?? []];
     child = spawn(file, argv, { stdio, cwd: o.cwd, env: o.env });
   } catch (e) {
-    closeSync(ours);
+    native.fdClose(ours);
     throw toIpcError(e, { path: command });
   } finally {
-    closeSync(theirs);
+    native.fdClose(theirs);
   }
   const stream = new PipeEnd(ours, { readable: mode === 'r', writable: mode === 'w' });
   // A child that exits without reading makes our writes fail with EPIPE;

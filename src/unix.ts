@@ -8,7 +8,7 @@
 // created with mode 0o600, reclaimed when a dead server left it behind, and
 // unlinked by close() (unless unlinkOnClose: false).
 import net from 'node:net';
-import { chmodSync, closeSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcLimit } from './errors.js';
 import { FdStream, checkFd } from './fd-stream.js';
 import { MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
@@ -186,7 +186,7 @@ function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, lis
     return { fd, file };
   } catch (e) {
     file?.remove();
-    closeSync(fd);
+    native.fdClose(fd);
     throw e;
   }
 }
@@ -283,7 +283,7 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
     }
   } catch (e) {
     file?.remove();
-    if (fd >= 0) closeSync(fd);
+    if (fd >= 0) native.fdClose(fd);
     throw e;
   }
   if (type === SOCK_STREAM && !fdPassing) return new UnixStream(fd, { readable: true, writable: true });

@@ -4,7 +4,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readlinkSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { IpcError, pipe, pipeCapacity, popen, socketpair } from 'ipckit';
+import { Worker } from 'node:worker_threads';
+import { IpcError, pipe, pipeCapacity, popen, socketpair, unix, type MessageSocket } from 'ipckit';
 
 const T = { timeout: 60_000 };
 
@@ -167,6 +168,33 @@ describe('socketpair()', () => {
     assert.equal(a.closed, false, 'allowHalfOpen keeps our side open');
     await assert.rejects(a.send('into the void'), (e: unknown) => e instanceof IpcError && e.code === 'EPIPE' && e.syscall === 'sendmsg');
     a.close();
+  });
+
+  test('message sockets work inside a worker thread, and its exit does not disturb ours', T, async () => {
+    const name = `ipckit-test-worker-${process.pid}`;
+    const server = await unix.listen({ abstract: name }, { type: 'seqpacket' });
+    const accepted = once(server, 'connection');
+    // The worker connects with its own event loop and poller, and echoes one message.
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       import('ipckit').then(async ({ unix }) => {
+         const s = await unix.connect({ abstract: workerData.name }, { type: 'seqpacket' });
+         s.once('message', async (d) => { await s.send('worker:' + d); s.close(); });
+       });`,
+      { eval: true, workerData: { name } },
+    );
+    const [a] = (await accepted) as [MessageSocket];
+    const reply = once(a, 'message');
+    await a.send('ping');
+    assert.equal(((await reply)[0] as Buffer).toString(), 'worker:ping');
+    await once(worker, 'exit');
+    server.close();
+    // Our own watcher still works after the worker's environment went away.
+    const [c, d] = socketpair({ type: 'seqpacket' });
+    const got = once(d, 'message');
+    await c.send('after');
+    assert.equal(((await got)[0] as Buffer).toString(), 'after');
+    for (const s of [a, c, d]) s.close();
   });
 
   test('empty seqpacket messages are refused (indistinguishable from EOF)', T, () => {
