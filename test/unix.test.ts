@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { IpcError, framing, shm, socketpair, unix, type MessageSocket } from 'ipckit';
-import { has, startPeer } from './helpers.js';
+import { canDropPrivileges, fixturesDir, has, startPeer, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-unix-'));
@@ -103,6 +103,28 @@ describe('unix stream sockets', () => {
     c.destroy();
     // A second ipckit server on the same live path is refused too.
     await assert.rejects(unix.listen(p), { code: 'EADDRINUSE' });
+    server.close();
+  });
+
+  test('the socket file mode is enforced: 0o600 of another owner refuses a process without capabilities', { ...T, skip: !canDropPrivileges && 'needs root and setpriv' }, async () => {
+    const p = sockPath('perm');
+    const server = await unix.listen(p, { mode: 0o600 });
+    const { chmodSync, chownSync } = await import('node:fs');
+    chownSync(p, 65534, 65534);
+    const [cmd, args] = withoutCapabilities(process.execPath, [join(fixturesDir, 'unix-peer.js')]);
+    const peer = startPeer(cmd, args);
+    await peer.next();
+    peer.send({ op: 'connect', address: p });
+    const reply = await peer.next<{ error: { code: string; name: string } }>();
+    assert.deepEqual({ code: reply.error.code, name: reply.error.name }, { code: 'EACCES', name: 'IpcError' });
+    chmodSync(p, 0o606);
+    const accepted = once(server, 'connection');
+    peer.send({ op: 'connect', address: p });
+    assert.deepEqual(await peer.next(), { connected: true });
+    const [conn] = (await accepted) as [import('node:net').Socket];
+    peer.send({ op: 'exit' });
+    await peer.exited;
+    conn.destroy();
     server.close();
   });
 
