@@ -19,6 +19,7 @@
         "native/sem.c",
         "native/sem_sysv.c",
         "native/mutex.c",
+        "native/futex_uring.c",
         "native/mq_posix.c",
         "native/mq_sysv.c"
       ],

@@ -63,6 +63,7 @@ bool ipck_export(napi_env env, napi_value exports, const char *name,
 typedef struct ipck_env {
   int reserved;
   struct waiter_state *waiter; /* waiter.c: waiter thread pool */
+  struct uring_state *uring;   /* futex_uring.c: io_uring futex waits, opened on first use */
 } ipck_env;
 
 /* Per-mechanism registration, called from addon.c. */
@@ -76,6 +77,7 @@ bool ipck_init_futex(napi_env env, napi_value exports);
 bool ipck_init_sem(napi_env env, napi_value exports);
 bool ipck_init_sem_sysv(napi_env env, napi_value exports);
 bool ipck_init_mutex(napi_env env, napi_value exports);
+bool ipck_init_futex_uring(napi_env env, napi_value exports);
 bool ipck_init_mq_posix(napi_env env, napi_value exports);
 bool ipck_init_mq_sysv(napi_env env, napi_value exports);
 bool ipck_init_poller(napi_env env, napi_value exports);

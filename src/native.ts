@@ -98,6 +98,10 @@ export interface Native {
   futexWait(array: Int32Array, index: number, expected: number, timeoutNs: number): number;
   futexWaitAsync(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
   futexNotify(array: Int32Array, index: number, count: number): number;
+  futexUringOpen(): number;
+  futexUringWait(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
+  futexUringCancel(id: number): boolean;
+  futexUringReap(): number;
 
   semConstants: { SEM_VALUE_MAX: number; SIZEOF_SEM_T: number; ALIGNOF_SEM_T: number; O_CREAT: number; O_EXCL: number };
   semOpen(name: string, oflag: number, mode: number, value: number): object;
@@ -128,7 +132,6 @@ export interface Native {
   mutexConstants: { SIZE: number; ALIGN: number; robustOffset: number };
   mutexTryLock(words: Int32Array, waited: boolean): number;
   mutexLockSync(words: Int32Array, timeoutNs: number): number;
-  mutexWaitAsync(words: Int32Array, timeoutNs: number): NativeWaitHandle;
   mutexUnlock(words: Int32Array): void;
   mutexState(words: Int32Array): { owner: number; ownerDied: boolean; waiters: boolean };
   gettid(): number;

@@ -49,6 +49,7 @@ export const fifoProvider: LsProvider = {
   kind: 'fifo',
   title: 'FIFOs (named pipes, in --path directories)',
   countName: 'opens',
+  detailName: 'state',
   list(): LsRow[] {
     const paths = filesIn((st) => st.isFIFO());
     const open = holders(new Set(paths));
@@ -60,7 +61,8 @@ export const fifoProvider: LsProvider = {
       const readers = hs.filter((h) => h.access !== 1).length;
       const writers = hs.filter((h) => h.access !== 0).length;
       row.count = hs.length;
-      row.extra = { state: `${readers}r/${writers}w`, readers, writers, pids: [...new Set(hs.map((h) => h.pid))] };
+      row.detail = `${readers}r/${writers}w`;
+      row.extra = { state: row.detail, readers, writers, pids: [...new Set(hs.map((h) => h.pid))] };
       rows.push(row);
     }
     return rows;
@@ -105,6 +107,7 @@ export const unixSocketProvider: LsProvider = {
   kind: 'unix-socket',
   title: 'Unix domain sockets (bound to a path)',
   countName: 'connections',
+  detailName: 'state',
   list(): LsRow[] {
     const entries = procNetUnix().filter((e) => e.path.startsWith('/'));
     const byPath = new Map<string, ProcUnixEntry[]>();
@@ -126,6 +129,7 @@ export const unixSocketProvider: LsProvider = {
       const connections = es.filter((e) => e.connected).length;
       const state = server ? (server.listening ? 'listening' : 'bound') : 'stale';
       row.count = connections;
+      row.detail = state;
       row.extra = { state, type: server?.type ?? null };
       rows.push(row);
     }

@@ -27,6 +27,8 @@ export interface LsRow {
   count?: number | null;
   /** Creator pid; null when the kernel does not record it. */
   cpid?: number | null;
+  /** A short per-kind text column (e.g. a semaphore set's values), headed by the provider's detailName. */
+  detail?: string;
   /** Anything else worth having in --json. */
   extra?: Record<string, unknown>;
 }
@@ -38,6 +40,8 @@ export interface LsProvider {
   title: string;
   /** What `count` counts: a column heading and the --json field name. */
   countName?: string;
+  /** Heading of the `detail` column, when rows have one. */
+  detailName?: string;
   list(): LsRow[];
   /** Remarks after listing, e.g. that a filesystem is not mounted and how to mount it. */
   notes?(): string[];
@@ -107,7 +111,7 @@ function renderSection({ provider, rows, notes }: Section): string {
         shown: rows.some((r) => r.count !== undefined),
       },
       { col: { header: 'CPID', align: 'right' }, cell: (r) => dash(r.cpid), shown: rows.some((r) => r.cpid !== undefined) },
-      { col: { header: 'STATE' }, cell: (r) => String(r.extra?.state ?? '-'), shown: rows.some((r) => r.extra?.state !== undefined) },
+      { col: { header: (provider.detailName ?? 'detail').toUpperCase() }, cell: (r) => dash(r.detail), shown: rows.some((r) => r.detail !== undefined) },
     ];
     const shown = cols.filter((c) => c.shown);
     out += formatTable(

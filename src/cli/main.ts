@@ -8,6 +8,7 @@ import { IpcError } from '../errors.js';
 import { benchCommand } from '../bench/command.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
+import { register as registerSem } from './sem.js';
 import { register as registerMq } from './mq.js';
 import { register as registerSignal } from './signal.js';
 import { register as registerFifo } from './fifo.js';
@@ -42,6 +43,7 @@ const program = new Command()
   .showHelpAfterError('(add --help for usage)');
 
 registerShm(program);
+registerSem(program);
 registerMq(program);
 registerLs(program);
 registerSignal(program);
