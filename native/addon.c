@@ -30,6 +30,12 @@ static napi_value init(napi_env env, napi_value exports) {
     ipck_throw_napi_failure(env, "module registration");
     return NULL;
   }
+  if (!ipck_init_pipe(env, exports) ||
+      !ipck_init_fifo(env, exports) ||
+      !ipck_init_unix(env, exports)) {
+    ipck_throw_napi_failure(env, "module registration");
+    return NULL;
+  }
   if (!ipck_init_poller(env, exports) || !ipck_init_signals(env, exports)) {
     ipck_throw_napi_failure(env, "module registration");
     return NULL;

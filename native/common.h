@@ -69,6 +69,9 @@ typedef struct ipck_env {
 /* Per-mechanism registration, called from addon.c. */
 bool ipck_init_shm(napi_env env, napi_value exports);
 bool ipck_init_shm_sysv(napi_env env, napi_value exports);
+bool ipck_init_pipe(napi_env env, napi_value exports);
+bool ipck_init_fifo(napi_env env, napi_value exports);
+bool ipck_init_unix(napi_env env, napi_value exports);
 bool ipck_init_waiter(napi_env env, napi_value exports);
 bool ipck_init_futex(napi_env env, napi_value exports);
 bool ipck_init_sem(napi_env env, napi_value exports);

@@ -62,6 +62,35 @@ export interface Native {
   shmRemove(id: number): void;
   ftok(path: string, projId: number): number;
 
+  pipeConstants: { SOCK_STREAM: number; SOCK_DGRAM: number; SOCK_SEQPACKET: number; PIPE_BUF: number };
+  pipe(nonBlocking: boolean): [number, number];
+  socketpair(type: number, nonBlocking: boolean): [number, number];
+  fdSetNonBlocking(fd: number, on: boolean): void;
+  fdClose(fd: number): void;
+  pipeCapacity(fd: number): number;
+  pipeSetCapacity(fd: number, bytes: number): number;
+
+  mkfifo(path: string, mode: number): void;
+  fifoOpenAsync(path: string, flags: number): NativeWaitHandle;
+  fifoOpenSync(path: string, flags: number): number;
+
+  unixConstants: { SUN_PATH_MAX: number; MAX_FDS: number; SHUT_RD: number; SHUT_WR: number; SHUT_RDWR: number };
+  unixSocket(type: number): number;
+  unixBind(fd: number, addr: Buffer, reclaim: boolean): { dev?: number; ino?: number; reclaimed: boolean };
+  unixUnlinkIfSame(path: string, dev: number, ino: number): boolean;
+  unixListen(fd: number, backlog: number): void;
+  unixConnect(fd: number, addr: Buffer): number;
+  unixAccept(fd: number): number;
+  unixSend(fd: number, data: Uint8Array, fds: number[] | null, addr: Buffer | null): number;
+  unixRecv(
+    fd: number,
+    scratch: Buffer,
+  ): { length: number; fds: number[]; from?: Buffer; truncated: boolean; fdsTruncated: boolean } | null;
+  unixPeerCred(fd: number): { pid: number; uid: number; gid: number };
+  unixName(fd: number, peer: boolean): Buffer | undefined;
+  unixSocketType(fd: number): number;
+  unixShutdown(fd: number, how: number): void;
+
   waiterCancel(id: number): boolean;
   waiterCancelAll(): number;
   waiterStats(): { threads: number; idle: number; pending: number };

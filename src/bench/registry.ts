@@ -26,9 +26,10 @@ import { futexAsync, futexSync } from './cases/futex.js';
 import { netUnix } from './cases/net-unix.js';
 import { shmAtomics } from './cases/shm-atomics.js';
 import { posixMq, sysvMq } from './cases/mq.js';
+import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, posixMq, sysvMq, futexSync, futexAsync];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';

@@ -49,6 +49,9 @@ export interface LsProvider {
 
 const providers: LsProvider[] = [];
 
+/** Directories given with `ls --path DIR`: providers of path-based objects (FIFOs, Unix sockets) look there. */
+export const lsPaths: string[] = [];
+
 /** Adds a section to `ipckit ls`; sections print in the order they were added. */
 export function addLsProvider(provider: LsProvider): void {
   if (!providers.some((p) => p.kind === provider.kind)) providers.push(provider);
@@ -127,11 +130,13 @@ export function register(program: Command): void {
     .description('list IPC objects: POSIX shared memory, System V segments, ...')
     .argument('[kinds...]', 'only these kinds, as in the section headings (e.g. posix-shm sysv-shm)')
     .option('--json', 'one JSON array of objects instead of tables')
+    .option('--path <dir>', 'also look for FIFOs and Unix sockets in DIR (repeatable)', (dir: string, prev: string[]) => [...prev, dir], [] as string[])
     .action(async (kinds: string[], opts: { json?: boolean }) => {
       const unknown = kinds.filter((k) => !providers.some((p) => p.kind === k));
       if (unknown.length) {
         throw new UsageError(`unknown kind ${unknown.join(', ')} (known: ${providers.map((p) => p.kind).join(', ')})`);
       }
+      lsPaths.push(...((opts as { path?: string[] }).path ?? []));
       const { sections, failed } = collect(kinds);
       if (opts.json) {
         const rows = sections.flatMap((s) => s.rows.map((r) => toJson(r, s.provider.countName)));

@@ -11,6 +11,8 @@ import { register as registerShm } from './shm.js';
 import { register as registerSem } from './sem.js';
 import { register as registerMq } from './mq.js';
 import { register as registerSignal } from './signal.js';
+import { register as registerFifo } from './fifo.js';
+import { register as registerUnix } from './unix.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 const debug = process.env.IPCKIT_DEBUG === '1';
@@ -45,6 +47,8 @@ registerSem(program);
 registerMq(program);
 registerLs(program);
 registerSignal(program);
+registerFifo(program);
+registerUnix(program);
 program.addCommand(benchCommand());
 
 program.parseAsync(process.argv).catch(report);
