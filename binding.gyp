@@ -26,7 +26,14 @@
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],
       "defines": ["_GNU_SOURCE"],
-      "libraries": ["-lpthread", "-lrt"]
+      "libraries": ["-lpthread", "-lrt"],
+      # Never unload the addon: when a worker thread is the last user, Node
+      # dlcloses it at the worker's teardown, yet V8 calls our
+      # SharedArrayBuffer deleters after that, and waiter/poller code may
+      # still be on a thread's stack.
+      "ldflags": [
+        "-Wl,-z,nodelete"
+      ]
     }
   ]
 }

@@ -13,7 +13,6 @@
 // unblock throw ERR_IPCKIT_NOT_MAIN_THREAD in workers (Node does not deliver
 // signals to workers either). send, pidfd and list work everywhere.
 import type { ChildProcess } from 'node:child_process';
-import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { IpcError, rangeError, stateError, sys, typeError } from './errors.js';
@@ -196,7 +195,7 @@ export class PidFd implements Disposable {
     if (this.#fd < 0) return;
     const fd = this.#fd;
     this.#fd = -1;
-    closeSync(fd);
+    native.fdClose(fd);
   }
 
   [Symbol.dispose](): void {
@@ -402,7 +401,7 @@ function ensureReader(): void {
 function closeReader(): void {
   watcher?.stop();
   watcher = null;
-  if (fd >= 0) closeSync(fd);
+  if (fd >= 0) native.fdClose(fd);
   fd = -1;
 }
 
