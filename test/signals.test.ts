@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { IpcError, signals, type SignalInfo } from 'ipckit';
-import { compileC, has, startPeer, type Peer } from './helpers.js';
+import { canDropPrivileges, compileC, has, startPeer, withoutCapabilities, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const cleanups: Array<() => void> = [];
@@ -240,12 +240,23 @@ int main(int argc, char **argv) {
     assert.throws(() => signals.send(fd, 'SIGTERM'), { code: 'ERR_IPCKIT_CLOSED' });
   });
 
-  test('permission errors throw IpcError', { ...T, skip: process.getuid?.() !== 0 || !has('setpriv') ? 'needs root and setpriv' : false }, () => {
-    // pid 1 belongs to root; a process without CAP_KILL and another uid may not signal it.
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e',
-      `import { signals } from ${JSON.stringify(import.meta.resolve('ipckit'))};
-       try { signals.send(1, 0); console.log('sent'); } catch (e) { console.log(e.name, e.code, e.syscall); }`], { encoding: 'utf8' });
-    assert.equal(r.stdout.trim(), 'IpcError EPERM kill', r.stderr);
+  test('permission errors throw IpcError', { ...T, skip: !canDropPrivileges && 'needs root and setpriv' }, async () => {
+    // The target runs as nobody; the sender is root without CAP_KILL, so the
+    // kernel's uid check applies to it. (Running the sender itself as nobody
+    // would need the checkout readable by nobody, which a private clone is not.)
+    const target = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'sh', '-c', 'echo ready; exec sleep 60'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    await new Promise((resolve) => target.stdout!.once('data', resolve)); // its uid is nobody's by now
+    try {
+      const [cmd, args] = withoutCapabilities(process.execPath, ['--input-type=module', '-e',
+        `import { signals } from ${JSON.stringify(import.meta.resolve('ipckit'))};
+         try { signals.send(${target.pid}, 0); console.log('sent'); } catch (e) { console.log(e.name, e.code, e.syscall); }`]);
+      const r = spawnSync(cmd, args, { encoding: 'utf8' });
+      assert.equal(r.stdout.trim(), 'IpcError EPERM kill', r.stderr);
+    } finally {
+      target.kill('SIGKILL');
+    }
   });
 
   test('bad arguments are refused before any system call', T, () => {
