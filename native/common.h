@@ -54,6 +54,11 @@ napi_value ipck_undefined(napi_env env);
 void ipck_set_i64(napi_env env, napi_value obj, const char *key, int64_t v);
 void ipck_set_value(napi_env env, napi_value obj, const char *key, napi_value v);
 
+/* Sets key, uid, gid, cuid, cgid, mode, seq from a System V ipc_perm (the
+ * part every *_ds structure of shm, sem and msg shares). */
+struct ipc_perm;
+void ipck_set_ipc_perm(napi_env env, napi_value obj, const struct ipc_perm *perm);
+
 /* Registers fn as exports[name]. */
 bool ipck_export(napi_env env, napi_value exports, const char *name,
                  napi_callback fn);

@@ -5,7 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { formatKey, IpcError } from '../errors.js';
 import * as posix from '../sem.js';
 import { sysv, type SysvSemaphoreSet } from '../sem-sysv.js';
-import { octal, parseTarget, TARGET_HELP, UsageError, type Target } from './args.js';
+import { octal, parseTarget, removeEach, TARGET_HELP, UsageError, type Target } from './args.js';
 import { writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixSemProvider, sysvSemProvider } from './sem-ls.js';
@@ -162,19 +162,7 @@ async function get(text: string, o: { json?: boolean }): Promise<void> {
 }
 
 function rm(texts: string[]): void {
-  // Parse all first: a typo must not leave half of the list removed.
-  const targets = texts.map((t) => parseTarget(t));
-  const failures: unknown[] = [];
-  for (const t of targets) {
-    try {
-      if (t.kind === 'posix') posix.unlink(t.name);
-      else semSet(t).remove();
-    } catch (e) {
-      failures.push(e);
-    }
-  }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) throw new AggregateError(failures, failures.map((e) => (e as Error).message).join('\nipckit: '));
+  removeEach(texts, (t) => (t.kind === 'posix' ? posix.unlink(t.name) : semSet(t).remove()));
 }
 
 export function register(program: Command): void {
