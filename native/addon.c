@@ -24,8 +24,15 @@ static napi_value init(napi_env env, napi_value exports) {
       !ipck_init_sem(env, exports) ||
       !ipck_init_sem_sysv(env, exports) ||
       !ipck_init_mutex(env, exports) ||
+      !ipck_init_futex_uring(env, exports) ||
       !ipck_init_mq_posix(env, exports) ||
       !ipck_init_mq_sysv(env, exports)) {
+    ipck_throw_napi_failure(env, "module registration");
+    return NULL;
+  }
+  if (!ipck_init_pipe(env, exports) ||
+      !ipck_init_fifo(env, exports) ||
+      !ipck_init_unix(env, exports)) {
     ipck_throw_napi_failure(env, "module registration");
     return NULL;
   }

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/ipc.h>
 
 void ipck_throw_napi_failure(napi_env env, const char *what) {
   bool pending = false;
@@ -98,6 +99,16 @@ void ipck_set_i64(napi_env env, napi_value obj, const char *key, int64_t v) {
 
 void ipck_set_value(napi_env env, napi_value obj, const char *key, napi_value v) {
   napi_set_named_property(env, obj, key, v);
+}
+
+void ipck_set_ipc_perm(napi_env env, napi_value obj, const struct ipc_perm *perm) {
+  ipck_set_i64(env, obj, "key", (int32_t)perm->__key);
+  ipck_set_i64(env, obj, "uid", perm->uid);
+  ipck_set_i64(env, obj, "gid", perm->gid);
+  ipck_set_i64(env, obj, "cuid", perm->cuid);
+  ipck_set_i64(env, obj, "cgid", perm->cgid);
+  ipck_set_i64(env, obj, "mode", perm->mode);
+  ipck_set_i64(env, obj, "seq", perm->__seq);
 }
 
 bool ipck_export(napi_env env, napi_value exports, const char *name,

@@ -54,6 +54,11 @@ napi_value ipck_undefined(napi_env env);
 void ipck_set_i64(napi_env env, napi_value obj, const char *key, int64_t v);
 void ipck_set_value(napi_env env, napi_value obj, const char *key, napi_value v);
 
+/* Sets key, uid, gid, cuid, cgid, mode, seq from a System V ipc_perm (the
+ * part every *_ds structure of shm, sem and msg shares). */
+struct ipc_perm;
+void ipck_set_ipc_perm(napi_env env, napi_value obj, const struct ipc_perm *perm);
+
 /* Registers fn as exports[name]. */
 bool ipck_export(napi_env env, napi_value exports, const char *name,
                  napi_callback fn);
@@ -63,16 +68,21 @@ bool ipck_export(napi_env env, napi_value exports, const char *name,
 typedef struct ipck_env {
   int reserved;
   struct waiter_state *waiter; /* waiter.c: waiter thread pool */
+  struct uring_state *uring;   /* futex_uring.c: io_uring futex waits, opened on first use */
 } ipck_env;
 
 /* Per-mechanism registration, called from addon.c. */
 bool ipck_init_shm(napi_env env, napi_value exports);
 bool ipck_init_shm_sysv(napi_env env, napi_value exports);
+bool ipck_init_pipe(napi_env env, napi_value exports);
+bool ipck_init_fifo(napi_env env, napi_value exports);
+bool ipck_init_unix(napi_env env, napi_value exports);
 bool ipck_init_waiter(napi_env env, napi_value exports);
 bool ipck_init_futex(napi_env env, napi_value exports);
 bool ipck_init_sem(napi_env env, napi_value exports);
 bool ipck_init_sem_sysv(napi_env env, napi_value exports);
 bool ipck_init_mutex(napi_env env, napi_value exports);
+bool ipck_init_futex_uring(napi_env env, napi_value exports);
 bool ipck_init_mq_posix(napi_env env, napi_value exports);
 bool ipck_init_mq_sysv(napi_env env, napi_value exports);
 bool ipck_init_poller(napi_env env, napi_value exports);

@@ -37,7 +37,10 @@ typedef struct {
   bool armed;
 } deadline_timer;
 
-/* Arms a one-shot timer that interrupts this thread at the job's deadline. */
+/* Arms a timer that interrupts this thread at the job's deadline, and again
+ * every millisecond after it: a signal that lands just before the thread
+ * enters msgsnd/msgrcv interrupts nothing, and a one-shot timer would then
+ * leave the call blocked past its deadline for good. */
 static int arm_deadline(ipck_waiter_job *job, deadline_timer *t) {
   t->armed = false;
   const struct timespec *deadline = ipck_waiter_deadline(job);
@@ -51,6 +54,7 @@ static int arm_deadline(ipck_waiter_job *job, deadline_timer *t) {
   struct itimerspec its;
   memset(&its, 0, sizeof its);
   its.it_value = *deadline;
+  its.it_interval.tv_nsec = 1000000;
   if (timer_settime(t->timer, TIMER_ABSTIME, &its, NULL) != 0) {
     int err = errno;
     timer_delete(t->timer);
@@ -383,16 +387,6 @@ static napi_value js_msg_receive_async(napi_env env, napi_callback_info info) {
   return ipck_waiter_submit(env, &spec);
 }
 
-static void set_perm(napi_env env, napi_value obj, const struct ipc_perm *perm) {
-  ipck_set_i64(env, obj, "key", (int32_t)perm->__key);
-  ipck_set_i64(env, obj, "uid", perm->uid);
-  ipck_set_i64(env, obj, "gid", perm->gid);
-  ipck_set_i64(env, obj, "cuid", perm->cuid);
-  ipck_set_i64(env, obj, "cgid", perm->cgid);
-  ipck_set_i64(env, obj, "mode", perm->mode);
-  ipck_set_i64(env, obj, "seq", perm->__seq);
-}
-
 /* msgStat(id) -> every msqid_ds field, times in seconds */
 static napi_value js_msg_stat(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
@@ -402,7 +396,7 @@ static napi_value js_msg_stat(napi_env env, napi_callback_info info) {
   if (msgctl(id, IPC_STAT, &ds) != 0) return ipck_throw_errno(env, errno, "msgctl");
   napi_value out;
   IPCK_CALL(env, napi_create_object(env, &out));
-  set_perm(env, out, &ds.msg_perm);
+  ipck_set_ipc_perm(env, out, &ds.msg_perm);
   ipck_set_i64(env, out, "stime", ds.msg_stime);
   ipck_set_i64(env, out, "rtime", ds.msg_rtime);
   ipck_set_i64(env, out, "ctime", ds.msg_ctime);

@@ -3,11 +3,11 @@
  *
  * Why not pthread_mutex_t with PTHREAD_PROCESS_SHARED + PTHREAD_MUTEX_ROBUST:
  * a pthread robust mutex belongs to the *thread* that locked it. An async
- * lock() waits on a waiter thread; had that thread taken the pthread mutex,
+ * lock() may sleep on a waiter thread; had that thread taken the pthread mutex,
  * the JS thread could not unlock it (EPERM), and the waiter thread exiting
- * would make the kernel declare the owner dead. So here the waiter thread
- * only sleeps until the word looks free, and the JS thread itself takes the
- * lock: the owner recorded in the word is the JS thread's TID (each worker
+ * would make the kernel declare the owner dead. So an async lock() only
+ * sleeps on the word (futex.waitAsync's path, src/mutex.ts) until it looks
+ * free, and the JS thread itself takes the lock: the owner recorded in the word is the JS thread's TID (each worker
  * thread is a different TID, so a worker is a different owner).
  *
  * Lock word (the kernel's robust-futex format, see futex(2)):
@@ -202,21 +202,6 @@ static napi_value js_lock_sync(napi_env env, napi_callback_info info) {
   }
 }
 
-/* mutexWaitAsync(words, timeoutNs) -> { promise, id }: resolves 0 once the
- * word looks free; the JS thread then calls mutexTryLock(words, true). */
-static napi_value js_wait_async(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 2);
-  mutex_ref m;
-  int64_t timeout = -1;
-  if (!get_mutex(env, argv[0], &m)) return NULL;
-  if (!ipck_get_i64(env, argv[1], &timeout)) return ipck_throw_errno(env, EINVAL, "futex");
-  mutex_ref *c = malloc(sizeof *c);
-  if (c == NULL) return ipck_throw_errno(env, ENOMEM, "futex");
-  *c = m;
-  ipck_wait_spec spec = {wait_free, c, free, timeout, argv[0], "futex"};
-  return ipck_waiter_submit(env, &spec);
-}
-
 /* mutexUnlock(words): EPERM unless this thread owns it. */
 static napi_value js_unlock(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
@@ -273,7 +258,6 @@ bool ipck_init_mutex(napi_env env, napi_value exports) {
   ipck_set_value(env, exports, "mutexConstants", c);
   return ipck_export(env, exports, "mutexTryLock", js_try_lock) &&
          ipck_export(env, exports, "mutexLockSync", js_lock_sync) &&
-         ipck_export(env, exports, "mutexWaitAsync", js_wait_async) &&
          ipck_export(env, exports, "mutexUnlock", js_unlock) &&
          ipck_export(env, exports, "mutexState", js_state) &&
          ipck_export(env, exports, "gettid", js_gettid);

@@ -200,13 +200,7 @@ static napi_value js_sem_stat(napi_env env, napi_callback_info info) {
   if (semctl(id, 0, IPC_STAT, arg) < 0) return ipck_throw_errno(env, errno, "semctl");
   napi_value out;
   IPCK_CALL(env, napi_create_object(env, &out));
-  ipck_set_i64(env, out, "key", (int32_t)ds.sem_perm.__key);
-  ipck_set_i64(env, out, "uid", ds.sem_perm.uid);
-  ipck_set_i64(env, out, "gid", ds.sem_perm.gid);
-  ipck_set_i64(env, out, "cuid", ds.sem_perm.cuid);
-  ipck_set_i64(env, out, "cgid", ds.sem_perm.cgid);
-  ipck_set_i64(env, out, "mode", ds.sem_perm.mode);
-  ipck_set_i64(env, out, "seq", ds.sem_perm.__seq);
+  ipck_set_ipc_perm(env, out, &ds.sem_perm);
   ipck_set_i64(env, out, "nsems", (int64_t)ds.sem_nsems);
   ipck_set_i64(env, out, "otime", ds.sem_otime);
   ipck_set_i64(env, out, "ctime", ds.sem_ctime);

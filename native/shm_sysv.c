@@ -38,16 +38,6 @@ static napi_value js_shmat(napi_env env, napi_callback_info info) {
   return ipck_mapping_expose(env, p, ds.shm_segsz);
 }
 
-static void set_perm(napi_env env, napi_value obj, const struct ipc_perm *perm) {
-  ipck_set_i64(env, obj, "key", (int32_t)perm->__key);
-  ipck_set_i64(env, obj, "uid", perm->uid);
-  ipck_set_i64(env, obj, "gid", perm->gid);
-  ipck_set_i64(env, obj, "cuid", perm->cuid);
-  ipck_set_i64(env, obj, "cgid", perm->cgid);
-  ipck_set_i64(env, obj, "mode", perm->mode);
-  ipck_set_i64(env, obj, "seq", perm->__seq);
-}
-
 /* shmStat(id) -> every shmid_ds field, times in seconds */
 static napi_value js_shm_stat(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
@@ -57,7 +47,7 @@ static napi_value js_shm_stat(napi_env env, napi_callback_info info) {
   if (shmctl(id, IPC_STAT, &ds) != 0) return ipck_throw_errno(env, errno, "shmctl");
   napi_value out;
   IPCK_CALL(env, napi_create_object(env, &out));
-  set_perm(env, out, &ds.shm_perm);
+  ipck_set_ipc_perm(env, out, &ds.shm_perm);
   ipck_set_i64(env, out, "size", (int64_t)ds.shm_segsz);
   ipck_set_i64(env, out, "atime", ds.shm_atime);
   ipck_set_i64(env, out, "dtime", ds.shm_dtime);

@@ -4,7 +4,8 @@
 // process that maps the same memory.
 import { rangeError, typeError } from './errors.js';
 import { native } from './native.js';
-import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
+import { READABLE, watchFd, type FdWatcher } from './poller.js';
+import { awaitNative, checkWaitOptions, type CheckedWait, type WaitOptions } from './waiter.js';
 import { checkInteger, show } from './validate.js';
 
 export type FutexResult = 'ok' | 'not-equal' | 'timed-out';
@@ -36,13 +37,53 @@ export function wait(array: Int32Array, index: number, expected: number, options
   return RESULTS[native.futexWait(array, index, value, timeoutNs)]!;
 }
 
-/** Like wait(), without blocking: the sleep happens on a native waiter thread. */
+/**
+ * Like wait(), without blocking the thread: through io_uring (FUTEX_WAIT
+ * completed into a ring whose eventfd the event loop watches) where the
+ * kernel supports it (Linux 6.7+), else on a native waiter thread.
+ */
 export async function waitAsync(array: Int32Array, index: number, expected: number, options?: FutexWaitOptions): Promise<FutexResult> {
   checkWord(array, index);
   const value = checkValue(expected, 'expected');
-  const w = checkWaitOptions(options);
-  const r = await awaitNative((ns) => native.futexWaitAsync(array, index, value, ns), w);
+  const r = await futexWaitNative(array, index, value, checkWaitOptions(options));
   return RESULTS[r]!;
+}
+
+/** The io_uring completion watch of this thread; null when io_uring cannot serve futex waits. */
+let uring: FdWatcher | null | undefined;
+
+function uringWatch(): FdWatcher | null {
+  if (uring !== undefined) return uring;
+  // IPCKIT_FUTEX_THREADS=1 forces the waiter-thread path (tests cover both).
+  const fd = process.env.IPCKIT_FUTEX_THREADS === '1' ? -1 : native.futexUringOpen();
+  uring = fd < 0 ? null : watchFd(fd, READABLE, () => settleUring(), { ref: false });
+  return uring;
+}
+
+function settleUring(): void {
+  // Pending waits keep the process alive, as with waiter threads.
+  if (native.futexUringReap() === 0) uring?.unref();
+}
+
+/** @internal Validated futex wait: 0 ok, 1 not-equal, 2 timed-out. Condition.wait uses it too. */
+export function futexWaitNative(array: Int32Array, index: number, value: number, wait: CheckedWait): Promise<number> {
+  const watch = uringWatch();
+  if (watch === null) return awaitNative((ns) => native.futexWaitAsync(array, index, value, ns), wait);
+  return awaitNative(
+    (ns) => {
+      const started = native.futexUringWait(array, index, value, ns);
+      if (started.id !== 0) watch.ref();
+      return started;
+    },
+    wait,
+    {},
+    native.futexUringCancel,
+  );
+}
+
+/** Which mechanism futex.waitAsync uses in this thread: 'io_uring' or 'waiter-thread'. */
+export function asyncMechanism(): 'io_uring' | 'waiter-thread' {
+  return uringWatch() ? 'io_uring' : 'waiter-thread';
 }
 
 /** Wakes up to `count` sleepers on `array[index]` in any process (FUTEX_WAKE); returns how many woke. */

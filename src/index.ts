@@ -113,3 +113,62 @@ export const sem = {
 export type { Semaphore, SemOpenOptions, InMemoryOptions } from './sem.js';
 export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions } from './sem-sysv.js';
 export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './mutex.js';
+
+import * as pipeApi from './pipe.js';
+import * as fifoApi from './fifo.js';
+import * as unixApi from './unix.js';
+export { FdStream } from './fd-stream.js';
+export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipe.js';
+export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './unix.js';
+export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './message-socket.js';
+export type { UnixAddress } from './unix-address.js';
+export type { FifoCreateOptions, FifoOpenOptions, FifoMode } from './fifo.js';
+
+/** An anonymous pipe (pipe2): `[readable, writable]` streams over real descriptors. */
+export const pipe = pipeApi.pipe;
+/** popen(3): a child whose stdout ('r') or stdin ('w') is a pipe to us, plus its exit status. */
+export const popen = pipeApi.popen;
+/** The buffer size of a pipe or FIFO (F_GETPIPE_SZ). */
+export const pipeCapacity = pipeApi.capacity;
+/** Two connected Unix sockets (socketpair): 'stream', 'seqpacket' or 'dgram'. */
+export const socketpair = unixApi.socketpair;
+
+/** Named pipes (mkfifo) opened by the seeds' rules, without blocking the event loop. */
+export const fifo = {
+  create: fifoApi.create,
+  open: fifoApi.open,
+  remove: fifoApi.remove,
+  isFifo: fifoApi.isFifo,
+} as const;
+
+/** Unix domain sockets: stream (net-compatible), seqpacket and datagram; paths and abstract names; fd passing; peer credentials. */
+export const unix = {
+  listen: unixApi.listen,
+  connect: unixApi.connect,
+  socketpair: unixApi.socketpair,
+  dgram: unixApi.dgram,
+  fromFd: unixApi.fromFd,
+  peerCredentials: unixApi.peerCredentials,
+} as const;
+
+import * as framingApi from './framing.js';
+import * as tcpApi from './tcp.js';
+import * as udpApi from './udp.js';
+export { FrameDecoder, FrameEncoder, FramedChannel, type FramingOptions } from './framing.js';
+export type { TcpListenOptions, TcpConnectOptions } from './tcp.js';
+export type { UdpBindOptions } from './udp.js';
+
+/** Length-prefixed messages (4-byte big-endian length) over any byte stream, with a maximum frame size. */
+export const framing = {
+  encode: framingApi.encode,
+  channel: framingApi.channel,
+  decoder: (options?: framingApi.FramingOptions) => new framingApi.FrameDecoder(options),
+  encoder: (options?: framingApi.FramingOptions) => new framingApi.FrameEncoder(options),
+  HEADER_BYTES: framingApi.HEADER_BYTES,
+  DEFAULT_MAX_FRAME: framingApi.DEFAULT_MAX_FRAME,
+} as const;
+
+/** TCP (loopback by default): Node's net with Promises and IpcError. */
+export const tcp = { listen: tcpApi.listen, connect: tcpApi.connect } as const;
+/** UDP (loopback by default): Node's dgram with Promises and IpcError. */
+export const udp = { bind: udpApi.bind, send: udpApi.send } as const;

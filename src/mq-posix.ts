@@ -5,7 +5,7 @@
 // Linux, so a send on a full queue or a receive on an empty one is retried
 // when the poller (src/poller.ts, uv_poll) reports the descriptor ready. The
 // Sync variants block the calling thread (for worker threads) in ppoll.
-import { closeSync, constants as fsc, fchmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { constants as fsc, fchmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
@@ -290,7 +290,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
       try {
         this.#register(socket);
       } catch (e) {
-        closeSync(socket);
+        native.fdClose(socket);
         throw e;
       }
       const watch = watchFd(socket, READABLE, (_events, error) => this.#onNotifyReady(error));
@@ -506,7 +506,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
         // Not registered any more (someone else's turn): nothing to remove.
       }
     }
-    closeSync(n.socket);
+    native.fdClose(n.socket);
   }
 }
 

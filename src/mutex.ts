@@ -4,7 +4,8 @@
 import { rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkBoolean, checkInteger, checkObject, show } from './validate.js';
-import { awaitNative, checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
+import { futexWaitNative } from './futex.js';
+import { checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
 
 export interface LockResult {
   /**
@@ -30,16 +31,42 @@ export interface PlaceOptions {
 }
 
 const { SIZE: MUTEX_SIZE, ALIGN, robustOffset } = native.mutexConstants;
-
-/**
- * Mutexes this thread holds. A held mutex is linked into the thread's robust
- * list, which the kernel reads when the thread dies; if its memory were
- * unmapped (the SharedArrayBuffer garbage-collected), the kernel could not
- * mark it owner-died. Holding the Mutex here keeps its buffer mapped.
- */
-const held = new Set<Mutex>();
 const EDEADLK = 35;
 const BUSY = 2;
+/** Lock-word bits (futex(2) robust-futex format, see native/mutex.c). */
+const TID_MASK = 0x3fffffff;
+const WAITERS = 0x80000000 | 0;
+
+/**
+ * An unlock wakes exactly one sleeper; one that gives up (timeout, abort)
+ * may have been that one, and must not leave the others asleep.
+ */
+function passOnWake(words: Int32Array): void {
+  native.futexNotify(words, 0, 1);
+}
+
+/**
+ * Mutexes this thread holds, by buffer and offset (any Mutex object for the
+ * same memory may unlock it). A held mutex is linked into the thread's robust
+ * list, which the kernel reads when the thread dies; if its memory were
+ * unmapped (the SharedArrayBuffer garbage-collected), the kernel could not
+ * mark it owner-died. Holding the buffer here keeps it mapped.
+ */
+const held = new Map<SharedArrayBuffer, Set<number>>();
+
+function remember(words: Int32Array): void {
+  const buffer = words.buffer as SharedArrayBuffer;
+  let offsets = held.get(buffer);
+  if (!offsets) held.set(buffer, (offsets = new Set()));
+  offsets.add(words.byteOffset);
+}
+
+function forget(words: Int32Array): void {
+  const buffer = words.buffer as SharedArrayBuffer;
+  const offsets = held.get(buffer);
+  offsets?.delete(words.byteOffset);
+  if (offsets?.size === 0) held.delete(buffer);
+}
 
 function place(buffer: unknown, byteOffset: unknown, size: number, what: string): number {
   if (!(buffer instanceof SharedArrayBuffer)) {
@@ -104,6 +131,7 @@ export class Mutex {
   async lock(options?: WaitOptions): Promise<LockResult> {
     const w = checkWaitOptions(options);
     const deadline = w.timeoutNs < 0 ? -1 : performance.now() + w.timeoutNs / 1e6;
+    const words = this.#words;
     let waited = false;
     for (;;) {
       w.signal?.throwIfAborted();
@@ -111,7 +139,27 @@ export class Mutex {
       if (r === 0 || r === 1) return this.#acquired(r);
       const left = deadline < 0 ? -1 : Math.max(0, Math.round((deadline - performance.now()) * 1e6));
       if (left === 0) throw timedOut('futex', this.#context);
-      await awaitNative((ns) => native.mutexWaitAsync(this.#words, ns), { ...w, timeoutNs: left }, this.#context);
+      // Announce a sleeper (FUTEX_WAITERS) so the owner's unlock wakes one,
+      // then sleep while the word still reads so (the same futex wait as
+      // futex.waitAsync: io_uring or a waiter thread). The calling thread
+      // itself retries the lock afterwards, so it is the recorded owner.
+      let word = Atomics.load(words, 0);
+      if ((word & TID_MASK) === 0) continue;
+      if ((word & WAITERS) === 0) {
+        if (Atomics.compareExchange(words, 0, word, word | WAITERS) !== word) continue;
+        word |= WAITERS;
+      }
+      let result: number;
+      try {
+        result = await futexWaitNative(words, 0, word, { ...w, timeoutNs: left });
+      } catch (e) {
+        passOnWake(words);
+        throw toIpcError(e, this.#context);
+      }
+      if (result === 2) {
+        passOnWake(words);
+        throw timedOut('futex', this.#context);
+      }
       waited = true;
     }
   }
@@ -137,7 +185,7 @@ export class Mutex {
       );
     }
     sys(() => native.mutexUnlock(this.#words), this.#context);
-    held.delete(this);
+    forget(this.#words);
   }
 
   /** Whether the calling thread holds the lock. */
@@ -152,7 +200,7 @@ export class Mutex {
   }
 
   #acquired(r: number): LockResult {
-    held.add(this);
+    remember(this.#words);
     return { ownerDied: r === 1 };
   }
 
@@ -215,7 +263,7 @@ export class Condition {
     let failure: unknown;
     try {
       w.signal?.throwIfAborted(); // still re-takes the mutex before rejecting
-      const r = await awaitNative((ns) => native.futexWaitAsync(this.#words, 0, seq, ns), w);
+      const r = await futexWaitNative(this.#words, 0, seq, w);
       timedOutNow = r === 2;
     } catch (e) {
       failure = e;

@@ -62,6 +62,35 @@ export interface Native {
   shmRemove(id: number): void;
   ftok(path: string, projId: number): number;
 
+  pipeConstants: { SOCK_STREAM: number; SOCK_DGRAM: number; SOCK_SEQPACKET: number; PIPE_BUF: number };
+  pipe(nonBlocking: boolean): [number, number];
+  socketpair(type: number, nonBlocking: boolean): [number, number];
+  fdSetNonBlocking(fd: number, on: boolean): void;
+  fdClose(fd: number): void;
+  pipeCapacity(fd: number): number;
+  pipeSetCapacity(fd: number, bytes: number): number;
+
+  mkfifo(path: string, mode: number): void;
+  fifoOpenAsync(path: string, flags: number): NativeWaitHandle;
+  fifoOpenSync(path: string, flags: number): number;
+
+  unixConstants: { SUN_PATH_MAX: number; MAX_FDS: number; SHUT_RD: number; SHUT_WR: number; SHUT_RDWR: number };
+  unixSocket(type: number): number;
+  unixBind(fd: number, addr: Buffer, reclaim: boolean): { dev?: number; ino?: number; reclaimed: boolean };
+  unixUnlinkIfSame(path: string, dev: number, ino: number): boolean;
+  unixListen(fd: number, backlog: number): void;
+  unixConnect(fd: number, addr: Buffer): number;
+  unixAccept(fd: number): number;
+  unixSend(fd: number, data: Uint8Array, fds: number[] | null, addr: Buffer | null): number;
+  unixRecv(
+    fd: number,
+    scratch: Buffer,
+  ): { length: number; fds: number[]; from?: Buffer; truncated: boolean; fdsTruncated: boolean } | null;
+  unixPeerCred(fd: number): { pid: number; uid: number; gid: number };
+  unixName(fd: number, peer: boolean): Buffer | undefined;
+  unixSocketType(fd: number): number;
+  unixShutdown(fd: number, how: number): void;
+
   waiterCancel(id: number): boolean;
   waiterCancelAll(): number;
   waiterStats(): { threads: number; idle: number; pending: number };
@@ -69,6 +98,10 @@ export interface Native {
   futexWait(array: Int32Array, index: number, expected: number, timeoutNs: number): number;
   futexWaitAsync(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
   futexNotify(array: Int32Array, index: number, count: number): number;
+  futexUringOpen(): number;
+  futexUringWait(array: Int32Array, index: number, expected: number, timeoutNs: number): NativeWaitHandle;
+  futexUringCancel(id: number): boolean;
+  futexUringReap(): number;
 
   semConstants: { SEM_VALUE_MAX: number; SIZEOF_SEM_T: number; ALIGNOF_SEM_T: number; O_CREAT: number; O_EXCL: number };
   semOpen(name: string, oflag: number, mode: number, value: number): object;
@@ -99,7 +132,6 @@ export interface Native {
   mutexConstants: { SIZE: number; ALIGN: number; robustOffset: number };
   mutexTryLock(words: Int32Array, waited: boolean): number;
   mutexLockSync(words: Int32Array, timeoutNs: number): number;
-  mutexWaitAsync(words: Int32Array, timeoutNs: number): NativeWaitHandle;
   mutexUnlock(words: Int32Array): void;
   mutexState(words: Int32Array): { owner: number; ownerDied: boolean; waiters: boolean };
   gettid(): number;

@@ -1,6 +1,7 @@
 // POSIX semaphores: named (sem_open, visible as /dev/shm/sem.NAME) and
 // unnamed process-shared ones living in a shared region (sem_init with
 // pshared=1). System V semaphore sets are in sem-sysv.ts (sem.sysv).
+import { setMaxListeners } from 'node:events';
 import { chmodSync } from 'node:fs';
 import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
@@ -52,6 +53,8 @@ export class Semaphore implements Disposable {
     this.name = name;
     this.#memory = memory;
     this.#context = name !== undefined ? { path: name } : {};
+    // Every pending wait listens to it: any number of waits is normal use.
+    setMaxListeners(0, this.#closing.signal);
   }
 
   get closed(): boolean {

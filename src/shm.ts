@@ -1,7 +1,7 @@
 // POSIX shared memory (shm_open), anonymous shared memory (memfd_create), and
 // mapping a descriptor received from elsewhere. System V segments live in
 // shm-sysv.ts and are exposed here as shm.sysv.
-import { closeSync, constants as fsc, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
+import { constants as fsc, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
 import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { SharedRegion } from './region.js';
@@ -72,7 +72,7 @@ export class FdRegion extends SharedRegion {
   }
 
   protected override releaseResources(): void {
-    if (this.#ownsFd) sys(() => closeSync(this.#fd), this.context);
+    if (this.#ownsFd) sys(() => native.fdClose(this.#fd), this.context);
     this.#fd = -1;
   }
 }
@@ -179,7 +179,7 @@ export function open(name: string, options?: ShmOpenOptions): ShmRegion {
     }
     return new ShmRegion(SharedRegion.token, name, fd, length, readOnly);
   } catch (e) {
-    closeSync(fd);
+    native.fdClose(fd);
     if (created) native.shmUnlink(name);
     throw e;
   }
@@ -215,7 +215,7 @@ export function anonymous(size: number, options?: AnonymousOptions): FdRegion {
     sys(() => ftruncateSync(fd, n), ctx);
     return new FdRegion(SharedRegion.token, fd, true, n, false, ctx);
   } catch (e) {
-    closeSync(fd);
+    native.fdClose(fd);
     throw e;
   }
 }

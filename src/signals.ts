@@ -13,7 +13,6 @@
 // unblock throw ERR_IPCKIT_NOT_MAIN_THREAD in workers (Node does not deliver
 // signals to workers either). send, pidfd and list work everywhere.
 import type { ChildProcess } from 'node:child_process';
-import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { IpcError, rangeError, stateError, sys, typeError } from './errors.js';
@@ -196,7 +195,7 @@ export class PidFd implements Disposable {
     if (this.#fd < 0) return;
     const fd = this.#fd;
     this.#fd = -1;
-    closeSync(fd);
+    native.fdClose(fd);
   }
 
   [Symbol.dispose](): void {
@@ -270,6 +269,8 @@ const SIGCHLD = N.SIGCHLD;
  * kernel kill the process on the next real fault, and V8 relies on SIGSEGV
  * (and SIGBUS/SIGILL/SIGFPE on some platforms) for WebAssembly bounds checks.
  */
+/** The signal native/waiter.c uses to interrupt a waiter thread (IPCK_WAKE_SIGNAL). */
+const WAKE_SIGNAL = N.SIGURG;
 const FAULTS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE'].map((s) => N[s]));
 
 function receivable(signal: SignalSpec, what = 'signal'): number {
@@ -284,6 +285,14 @@ function receivable(signal: SignalSpec, what = 'signal'): number {
     throw typeError(
       'ERR_IPCKIT_SIGNAL_RESERVED',
       `${toName(n)} reports a memory or CPU fault in a thread and is used by V8 (WebAssembly); ipckit does not take it`,
+    );
+  }
+  if (n === WAKE_SIGNAL) {
+    // Blocking it in every thread would leave waiter threads (native/waiter.c)
+    // deaf to cancellation: aborted waits would hang, and so would exit.
+    throw typeError(
+      'ERR_IPCKIT_SIGNAL_RESERVED',
+      `${toName(n)} wakes ipckit's waiter threads (cancelling semaphore, futex and message-queue waits); ipckit does not take it`,
     );
   }
   return n;
@@ -392,7 +401,7 @@ function ensureReader(): void {
 function closeReader(): void {
   watcher?.stop();
   watcher = null;
-  if (fd >= 0) closeSync(fd);
+  if (fd >= 0) native.fdClose(fd);
   fd = -1;
 }
 
@@ -515,7 +524,7 @@ function flushReleases(): void {
 export function on(signal: SignalSpec, listener: SignalListener): () => void {
   mainThreadOnly('on');
   const n = receivable(signal);
-  if (typeof listener !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `listener must be a function, got ${show(listener)}`);
+  checkListener(listener);
   return subscribe(n, listener);
 }
 
@@ -523,6 +532,7 @@ export function on(signal: SignalSpec, listener: SignalListener): () => void {
 export function off(signal: SignalSpec, listener: SignalListener): void {
   mainThreadOnly('off');
   const n = toNumber(signal);
+  checkListener(listener);
   const list = consumers.get(n) ?? [];
   if (list.includes(listener)) {
     unsubscribe(n, listener);
@@ -530,6 +540,10 @@ export function off(signal: SignalSpec, listener: SignalListener): void {
   }
   // A listener given to once() is registered inside a wrapper.
   (list.find((l) => (l as OnceWrapper).original === listener) as OnceWrapper | undefined)?.remove();
+}
+
+function checkListener(listener: unknown): void {
+  if (typeof listener !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `listener must be a function, got ${show(listener)}`);
 }
 
 type OnceWrapper = SignalListener & { original: SignalListener; remove: () => void };

@@ -4,7 +4,7 @@
 // threadpool, and comes back here. This module owns what is common to all of
 // them: the `timeout`/`signal` options, cancellation, and turning the native
 // rejection into an IpcError or the AbortSignal's reason.
-import { IpcError, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { IpcError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkObject, show } from './validate.js';
 
@@ -54,18 +54,24 @@ export function checkWaitOptions(options: unknown, allowSignal = true): CheckedW
 
 /**
  * Starts a native wait and settles with its number result. An abort cancels
- * the native wait (its thread is woken with a signal) and rejects with the
- * signal's reason; other failures become IpcError naming `context`.
+ * the native wait (`cancel`: by default a waiter thread is woken with a
+ * signal) and rejects with the signal's reason; other failures become
+ * IpcError naming `context`.
  */
-export async function awaitNative(start: (timeoutNs: number) => NativeWait, wait: CheckedWait, context: IpcErrorContext = {}): Promise<number> {
+export async function awaitNative(
+  start: (timeoutNs: number) => NativeWait,
+  wait: CheckedWait,
+  context: IpcErrorContext = {},
+  cancel: (id: number) => unknown = native.waiterCancel,
+): Promise<number> {
   const { signal } = wait;
   signal?.throwIfAborted();
-  const { promise, id } = start(wait.timeoutNs);
+  const { promise, id } = sys(() => start(wait.timeoutNs), context);
   if (!signal) return promise.catch((e) => Promise.reject(settleError(e, wait, context)));
   let timer: NodeJS.Timeout | undefined;
   const onAbort = () => {
-    native.waiterCancel(id);
-    timer = setInterval(() => native.waiterCancel(id), RESIGNAL_MS);
+    cancel(id);
+    timer = setInterval(() => cancel(id), RESIGNAL_MS);
     timer.unref();
   };
   signal.addEventListener('abort', onAbort, { once: true });
@@ -91,10 +97,6 @@ function settleError(e: unknown, wait: CheckedWait, context: IpcErrorContext): u
 /** The error a semaphore/mutex wait gives when its timeout passes. */
 export function timedOut(syscall: string, context: IpcErrorContext = {}): IpcError {
   return new IpcError(ETIMEDOUT, syscall, context);
-}
-
-export function isTimedOut(e: unknown): boolean {
-  return e instanceof IpcError && e.code === 'ETIMEDOUT';
 }
 
 /** Pool state, for tests and diagnostics. */

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
+import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { IpcError, shm } from 'ipckit';
 import { canDropPrivileges, has, startPeer, uniqueName, withoutCapabilities, fixturesDir } from './helpers.js';
@@ -167,6 +168,28 @@ describe('POSIX shared memory', () => {
     assert.equal(Atomics.load(words, 0), 200000);
     assert.equal(Atomics.load(words, 1), 100000);
     region.unlink();
+  });
+
+  test('a worker alone may use shared memory: its exit neither crashes nor warns', T, async () => {
+    // The main thread of this child never loads ipckit, so the worker's
+    // teardown is the addon's last user (regression: SIGSEGV in V8's teardown).
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const w = new Worker(\`import(${JSON.stringify(import.meta.resolve('ipckit'))}).then(({ shm }) => {
+        const kept = shm.anonymous(4096);
+        const closed = shm.anonymous(4096);
+        closed.close();
+        new Int32Array(kept.buffer)[0] = 1;
+      })\`, { eval: true });
+      w.on('exit', (code) => console.log('worker exit', code));
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+    assert.deepEqual({ code, signal, out: out.trim(), err: err.trim() }, { code: 0, signal: null, out: 'worker exit 0', err: '' });
   });
 
   test('interop: a region created by Python is read by name, and the reverse', { ...T, skip: !has('python3') && 'python3 missing' }, async () => {

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { IpcError, signals, type SignalInfo } from 'ipckit';
-import { compileC, has, startPeer, type Peer } from './helpers.js';
+import { canDropPrivileges, compileC, has, startPeer, withoutCapabilities, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const cleanups: Array<() => void> = [];
@@ -240,12 +240,23 @@ int main(int argc, char **argv) {
     assert.throws(() => signals.send(fd, 'SIGTERM'), { code: 'ERR_IPCKIT_CLOSED' });
   });
 
-  test('permission errors throw IpcError', { ...T, skip: process.getuid?.() !== 0 || !has('setpriv') ? 'needs root and setpriv' : false }, () => {
-    // pid 1 belongs to root; a process without CAP_KILL and another uid may not signal it.
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e',
-      `import { signals } from ${JSON.stringify(import.meta.resolve('ipckit'))};
-       try { signals.send(1, 0); console.log('sent'); } catch (e) { console.log(e.name, e.code, e.syscall); }`], { encoding: 'utf8' });
-    assert.equal(r.stdout.trim(), 'IpcError EPERM kill', r.stderr);
+  test('permission errors throw IpcError', { ...T, skip: !canDropPrivileges && 'needs root and setpriv' }, async () => {
+    // The target runs as nobody; the sender is root without CAP_KILL, so the
+    // kernel's uid check applies to it. (Running the sender itself as nobody
+    // would need the checkout readable by nobody, which a private clone is not.)
+    const target = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'sh', '-c', 'echo ready; exec sleep 60'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    await new Promise((resolve) => target.stdout!.once('data', resolve)); // its uid is nobody's by now
+    try {
+      const [cmd, args] = withoutCapabilities(process.execPath, ['--input-type=module', '-e',
+        `import { signals } from ${JSON.stringify(import.meta.resolve('ipckit'))};
+         try { signals.send(${target.pid}, 0); console.log('sent'); } catch (e) { console.log(e.name, e.code, e.syscall); }`]);
+      const r = spawnSync(cmd, args, { encoding: 'utf8' });
+      assert.equal(r.stdout.trim(), 'IpcError EPERM kill', r.stderr);
+    } finally {
+      target.kill('SIGKILL');
+    }
   });
 
   test('bad arguments are refused before any system call', T, () => {
@@ -266,7 +277,10 @@ int main(int argc, char **argv) {
     }
     assert.throws(() => signals.watch(['SIGUSR1', 'SIGSTOP']), { code: 'ERR_IPCKIT_SIGNAL_UNCATCHABLE' });
     assert.throws(() => signals.on('SIGSEGV', () => {}), { code: 'ERR_IPCKIT_SIGNAL_RESERVED' });
+    assert.throws(() => signals.on('SIGURG', () => {}), { code: 'ERR_IPCKIT_SIGNAL_RESERVED' }, 'wakes waiter threads');
+    assert.throws(() => signals.block('SIGURG'), { code: 'ERR_IPCKIT_SIGNAL_RESERVED' });
     assert.throws(() => signals.on('SIGUSR1', 'nope' as unknown as () => void), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+    assert.throws(() => signals.off('SIGUSR1', undefined as unknown as () => void), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
     assert.throws(() => signals.watch([]), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
   });
 });
@@ -455,13 +469,13 @@ describe('receiving', () => {
     try {
       peer.send({ op: 'once', signal: 'SIGWINCH', timeout: 50 });
       assert.deepEqual((await peer.next<Line>()).error, { code: 'ETIMEDOUT', name: 'IpcError' });
-      peer.send({ op: 'once', signal: 'SIGURG', timeout: 50_000 });
+      peer.send({ op: 'once', signal: 'SIGWINCH', timeout: 50_000 });
       // Lines are handled in order: once() has registered before 'pending' is answered.
       const { pending } = await request(peer, { op: 'pending' });
       assert.deepEqual(pending, []);
-      signals.send(peer.pid, 'SIGURG', { value: 9 });
+      signals.send(peer.pid, 'SIGWINCH', { value: 9 });
       const reply = await peer.next<Line>();
-      assert.equal(reply.once.signal, 'SIGURG');
+      assert.equal(reply.once.signal, 'SIGWINCH');
       assert.equal(reply.once.value, 9);
       assert.equal(reply.once.pid, process.pid);
     } finally {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { Condition, futex, IpcError, Mutex, sem, shm, type SysvSemaphoreSet } from 'ipckit';
+import { Condition, futex, IpcError, Mutex, sem, shm, signals, type SysvSemaphoreSet } from 'ipckit';
 import { compileC, has, run, startPeer, uniqueKey, uniqueName, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
@@ -93,7 +93,7 @@ describe('futex', () => {
     // peer waits, we notify
     p.send({ op: 'futex-wait', index: 1, expected: 0, timeout: 20_000 });
     while (futex.notify(words, 1) === 0) await new Promise((res) => setImmediate(res)); // retry until it sleeps
-    assert.deepEqual(await p.next(), { result: 'ok' });
+    assert.equal((await p.next()).result, 'ok');
     // we wait, peer notifies
     const waiting = futex.waitAsync(words, 2, 0, { timeout: 20_000 });
     const { woken } = await ask(p, { op: 'futex-notify-until-woken', index: 2 });
@@ -104,6 +104,21 @@ describe('futex', () => {
     await ask(p, { op: 'futex-store-notify', index: 3, value: 7 });
     assert.ok(['ok', 'not-equal'].includes(await again));
     assert.equal(words[3], 7);
+  });
+
+  test('the waiter-thread fallback (IPCKIT_FUTEX_THREADS=1) is woken across processes too', T, async () => {
+    const { name, region: r } = region('futex-threads');
+    using _ = r;
+    const words = new Int32Array(r.buffer);
+    const p = startPeer('sync-peer', [], { env: { ...process.env, IPCKIT_FUTEX_THREADS: '1' } });
+    peers.add(p);
+    await p.next();
+    await ask(p, { op: 'open', name });
+    p.send({ op: 'futex-wait', index: 0, expected: 0, timeout: 20_000 });
+    while (futex.notify(words, 0) === 0) await new Promise((res) => setImmediate(res));
+    assert.deepEqual(await p.next(), { result: 'ok', mechanism: 'waiter-thread' });
+    p.send({ op: 'futex-wait', index: 1, expected: 0, timeout: 10 });
+    assert.deepEqual(await p.next(), { result: 'timed-out', mechanism: 'waiter-thread' });
   });
 
   test('results: not-equal, timed-out; abort rejects with the reason', T, async () => {
@@ -168,6 +183,50 @@ describe('futex', () => {
   });
 });
 
+describe('synchronous waits in a worker', () => {
+  test('sem.waitSync, opSync and futex.wait block the worker, time out cleanly under signals, and wake', T, async () => {
+    const buffer = new SharedArrayBuffer(256);
+    const s = sem.inMemory(buffer, 0, { init: 0 });
+    const set = sysvSet(1);
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       import(workerData.entry).then(({ futex, sem, Mutex }) => {
+         const s = sem.inMemory(workerData.buffer, 0);
+         const set = sem.sysv.fromId(workerData.id);
+         const w = new Int32Array(workerData.buffer, 64, 4);
+         const out = {};
+         parentPort.postMessage('spam');
+         try { s.waitSync({ timeout: 100 }); } catch (e) { out.sem = e.code; }
+         try { set.opSync([{ index: 0, delta: -1 }], { timeout: 100 }); } catch (e) { out.op = e.code; }
+         out.futex = futex.wait(w, 0, 0, { timeout: 100 });
+         parentPort.postMessage(out);
+         s.waitSync({ timeout: 20000 });
+         parentPort.postMessage(set.opSync([{ index: 0, delta: -1 }], { timeout: 20000 }));
+       });`,
+      { eval: true, workerData: { buffer, id: set.id, entry: import.meta.resolve('ipckit') } },
+    );
+    const messages: unknown[] = [];
+    const next = () =>
+      new Promise<unknown>((resolve, reject) => {
+        if (messages.length) return resolve(messages.shift());
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    assert.equal(await next(), 'spam');
+    const spam = setInterval(() => process.kill(process.pid, 'SIGURG'), 2);
+    try {
+      assert.deepEqual(await next(), { sem: 'ETIMEDOUT', op: 'ETIMEDOUT', futex: 'timed-out' });
+    } finally {
+      clearInterval(spam);
+    }
+    s.post();
+    set.setValue(0, 1);
+    assert.equal(await next(), true);
+    await worker.terminate();
+    assert.equal(s.value, 0);
+  });
+});
+
 describe('waiter threads', () => {
   test('8 pending async waits do not occupy the threadpool (UV_THREADPOOL_SIZE=1): fs.readFile completes', T, async () => {
     const p = startPeer('sync-peer', [], { env: { ...process.env, UV_THREADPOOL_SIZE: '1' } });
@@ -175,10 +234,34 @@ describe('waiter threads', () => {
     await p.next();
     const r = await ask(p, { op: 'starvation' });
     assert.equal(r.threadpool, '1');
-    assert.equal(r.stats.pending, 8);
+    assert.ok(r.stats.pending >= 8, `waiter threads pending: ${r.stats.pending}`);
     assert.ok(r.readFileMs < 1000, `fs.readFile took ${r.readFileMs} ms with 8 pending waits`);
     p.child.kill('SIGKILL');
     await p.exited;
+  });
+
+  test('signals.on() leaves waiter threads alone: waits stay cancellable and signals still arrive', T, async () => {
+    const words = new Int32Array(new SharedArrayBuffer(16));
+    const ac = new AbortController();
+    const aborted = futex.waitAsync(words, 0, 0, { signal: ac.signal });
+    const timed = futex.waitAsync(words, 1, 0, { timeout: 100 });
+    let got = 0;
+    const listener = () => void got++;
+    signals.on('SIGUSR2', listener);
+    try {
+      const arrived = new Promise<void>((resolve) => signals.on('SIGUSR2', function once() {
+        signals.off('SIGUSR2', once);
+        resolve();
+      }));
+      process.kill(process.pid, 'SIGUSR2');
+      await arrived;
+      ac.abort();
+      await assert.rejects(aborted, { name: 'AbortError' });
+      assert.equal(await timed, 'timed-out');
+      assert.equal(got, 1);
+    } finally {
+      signals.off('SIGUSR2', listener);
+    }
   });
 
   test('process.exit() with pending futex, semaphore, System V and mutex waits exits at once', T, async () => {
@@ -192,7 +275,8 @@ describe('waiter threads', () => {
       await ask(p, { op: 'open', name });
       p.send({ op: 'exit-with-pending', id: set.id, code: 3 });
       const { pending } = await p.next<{ pending: { pending: number } }>();
-      assert.equal(pending.pending, 4);
+      // futex and mutex waits go through io_uring where the kernel supports it; semaphores through waiter threads.
+      assert.ok(pending.pending >= 2, `waiter threads pending: ${pending.pending}`);
       assert.deepEqual(await p.exited, { code: 3, signal: null });
     } finally {
       holder.unlock();
@@ -293,6 +377,8 @@ describe('POSIX named semaphores', () => {
     assert.throws(() => sem.inMemory(buf, 4, { init: 0 }), { code: 'ERR_IPCKIT_UNALIGNED_OFFSET' });
     assert.throws(() => sem.inMemory(buf, 40, { init: 0 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => sem.inMemory(new ArrayBuffer(64) as never), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+    const full = sem.inMemory(buf, 0, { init: 2 ** 31 - 1 });
+    assert.throws(() => full.post(), (e: IpcError) => e.code === 'EOVERFLOW' && e.limit?.name === 'SEM_VALUE_MAX');
   });
 });
 
@@ -418,6 +504,8 @@ describe('System V semaphore sets', () => {
     assert.throws(() => s.setValue(0, 40000), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => s.setAll([1]), { code: 'ERR_IPCKIT_SIZE_MISMATCH' });
     assert.throws(() => s.getValue(5), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+    s.setValue(1, 32767);
+    await assert.rejects(s.op([{ index: 1, delta: 1 }]), (e: IpcError) => e.code === 'ERANGE' && e.limit?.name === 'SEMVMX');
     assert.throws(() => sem.sysv.get('private', { count: 0 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => sem.sysv.get('private', { count: 1e9 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => sem.sysv.get(0), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
@@ -536,7 +624,10 @@ describe('robust Mutex and Condition', () => {
     setTimeout(() => ac.abort(), 5);
     await assert.rejects(c.wait(m, { signal: ac.signal }), { name: 'AbortError' });
     assert.equal(m.isOwnedByMe, true, 'the mutex is held again after an abort');
+    assert.deepEqual(c.waitSync(m, { timeout: 10 }), { timedOut: true, ownerDied: false });
+    assert.equal(m.isOwnedByMe, true);
     m.unlock();
     await assert.rejects(c.wait(m), { code: 'ERR_IPCKIT_NOT_OWNER' });
+    assert.throws(() => c.waitSync(m), { code: 'ERR_IPCKIT_NOT_OWNER' });
   });
 });

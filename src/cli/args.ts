@@ -64,3 +64,21 @@ export function parseTarget(text: string, allowPrivate = false): Target {
 export function octal(mode: number): string {
   return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 }
+
+/**
+ * `rm` for any mechanism: parse every target first (a typo must not leave half
+ * of the list removed), then, like ipcrm, try each one and report every failure.
+ */
+export function removeEach(texts: string[], remove: (target: Target) => void): void {
+  const targets = texts.map((t) => parseTarget(t));
+  const failures: unknown[] = [];
+  for (const t of targets) {
+    try {
+      remove(t);
+    } catch (e) {
+      failures.push(e);
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, failures.map((e) => (e as Error).message).join('\nipckit: '));
+}

@@ -27,6 +27,8 @@ export interface LsRow {
   count?: number | null;
   /** Creator pid; null when the kernel does not record it. */
   cpid?: number | null;
+  /** A short per-kind text column (e.g. a semaphore set's values), headed by the provider's detailName. */
+  detail?: string;
   /** Anything else worth having in --json. */
   extra?: Record<string, unknown>;
 }
@@ -38,12 +40,17 @@ export interface LsProvider {
   title: string;
   /** What `count` counts: a column heading and the --json field name. */
   countName?: string;
+  /** Heading of the `detail` column, when rows have one. */
+  detailName?: string;
   list(): LsRow[];
   /** Remarks after listing, e.g. that a filesystem is not mounted and how to mount it. */
   notes?(): string[];
 }
 
 const providers: LsProvider[] = [];
+
+/** Directories given with `ls --path DIR`: providers of path-based objects (FIFOs, Unix sockets) look there. */
+export const lsPaths: string[] = [];
 
 /** Adds a section to `ipckit ls`; sections print in the order they were added. */
 export function addLsProvider(provider: LsProvider): void {
@@ -104,6 +111,7 @@ function renderSection({ provider, rows, notes }: Section): string {
         shown: rows.some((r) => r.count !== undefined),
       },
       { col: { header: 'CPID', align: 'right' }, cell: (r) => dash(r.cpid), shown: rows.some((r) => r.cpid !== undefined) },
+      { col: { header: (provider.detailName ?? 'detail').toUpperCase() }, cell: (r) => dash(r.detail), shown: rows.some((r) => r.detail !== undefined) },
     ];
     const shown = cols.filter((c) => c.shown);
     out += formatTable(
@@ -122,11 +130,13 @@ export function register(program: Command): void {
     .description('list IPC objects: POSIX shared memory, System V segments, ...')
     .argument('[kinds...]', 'only these kinds, as in the section headings (e.g. posix-shm sysv-shm)')
     .option('--json', 'one JSON array of objects instead of tables')
+    .option('--path <dir>', 'also look for FIFOs and Unix sockets in DIR (repeatable)', (dir: string, prev: string[]) => [...prev, dir], [] as string[])
     .action(async (kinds: string[], opts: { json?: boolean }) => {
       const unknown = kinds.filter((k) => !providers.some((p) => p.kind === k));
       if (unknown.length) {
         throw new UsageError(`unknown kind ${unknown.join(', ')} (known: ${providers.map((p) => p.kind).join(', ')})`);
       }
+      lsPaths.push(...((opts as { path?: string[] }).path ?? []));
       const { sections, failed } = collect(kinds);
       if (opts.json) {
         const rows = sections.flatMap((s) => s.rows.map((r) => toJson(r, s.provider.countName)));

@@ -8,8 +8,11 @@ import { IpcError } from '../errors.js';
 import { benchCommand } from '../bench/command.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
+import { register as registerSem } from './sem.js';
 import { register as registerMq } from './mq.js';
 import { register as registerSignal } from './signal.js';
+import { register as registerFifo } from './fifo.js';
+import { register as registerUnix } from './unix.js';
 import { register as registerChannel } from './channel.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -41,9 +44,12 @@ const program = new Command()
   .showHelpAfterError('(add --help for usage)');
 
 registerShm(program);
+registerSem(program);
 registerMq(program);
 registerLs(program);
 registerSignal(program);
+registerFifo(program);
+registerUnix(program);
 registerChannel(program);
 program.addCommand(benchCommand());
 

@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { formatKey, IpcError } from '../errors.js';
 import * as posix from '../mq-posix.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
-import { octal, parseBytes, parseTarget, TARGET_HELP, UsageError, type Target } from './args.js';
+import { octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { MOUNT_HINT, posixMqProvider, sysvMqProvider } from './mq-ls.js';
@@ -178,18 +178,7 @@ async function stat(text: string, o: { json?: boolean }): Promise<void> {
 }
 
 function rm(texts: string[]): void {
-  const targets = texts.map((t) => parseTarget(t));
-  const failures: unknown[] = [];
-  for (const t of targets) {
-    try {
-      if (t.kind === 'posix') posix.unlink(t.name);
-      else queue(t).remove();
-    } catch (e) {
-      failures.push(e);
-    }
-  }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) throw new AggregateError(failures, failures.map((e) => (e as Error).message).join('\nipckit: '));
+  removeEach(texts, (t) => (t.kind === 'posix' ? posix.unlink(t.name) : queue(t).remove()));
 }
 
 export function register(program: Command): void {

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import * as posix from '../shm.js';
 import { sysv, type SysvSegment } from '../shm-sysv.js';
 import { formatKey, IpcError } from '../errors.js';
-import { lengthOption, octal, offsetOption, parseTarget, sizeOption, TARGET_HELP, UsageError, type Target } from './args.js';
+import { lengthOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixShmProvider, sysvShmProvider } from './shm-ls.js';
@@ -151,24 +151,14 @@ async function stat(text: string, o: { json?: boolean }): Promise<void> {
 }
 
 function rm(texts: string[]): void {
-  // Parse all first: a typo must not leave half of the list removed.
-  const targets = texts.map((t) => parseTarget(t));
-  // Then, like ipcrm, try every one and report each failure.
-  const failures: unknown[] = [];
-  for (const t of targets) {
-    try {
-      if (t.kind === 'posix') {
-        posix.unlink(t.name);
-      } else {
-        using seg = segment(t);
-        seg.remove();
-      }
-    } catch (e) {
-      failures.push(e);
+  removeEach(texts, (t) => {
+    if (t.kind === 'posix') {
+      posix.unlink(t.name);
+    } else {
+      using seg = segment(t);
+      seg.remove();
     }
-  }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) throw new AggregateError(failures, failures.map((e) => (e as Error).message).join('\nipckit: '));
+  });
 }
 
 export function register(program: Command): void {

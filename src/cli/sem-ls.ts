@@ -1,0 +1,121 @@
+// `ipckit ls` sections for semaphores: POSIX named semaphores (glibc keeps
+// them as /dev/shm/sem.NAME) and System V sets (/proc/sysvipc/sem) with
+// their values.
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { formatKey } from '../errors.js';
+import { native } from '../native.js';
+import * as posix from '../sem.js';
+import type { LsProvider, LsRow } from './ls.js';
+import { userName } from './users.js';
+
+const SHM_DIR = '/dev/shm';
+const date = (s: number): string | null => (s === 0 ? null : new Date(s * 1000).toISOString());
+
+/** The value of a named semaphore, or null if we may not open it. */
+function posixValue(name: string): number | null {
+  try {
+    using s = posix.open(name);
+    return s.value;
+  } catch {
+    return null;
+  }
+}
+
+export const posixSemProvider: LsProvider = {
+  kind: 'posix-sem',
+  title: `POSIX named semaphores (${SHM_DIR}/sem.*)`,
+  countName: 'value',
+  list(): LsRow[] {
+    let files: string[];
+    try {
+      files = readdirSync(SHM_DIR);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const rows: LsRow[] = [];
+    for (const file of files.filter((n) => n.startsWith('sem.') && n.length > 4).sort()) {
+      let st;
+      try {
+        st = lstatSync(`${SHM_DIR}/${file}`);
+      } catch {
+        continue; // unlinked while we looked
+      }
+      if (!st.isFile()) continue;
+      const name = `/${file.slice(4)}`;
+      rows.push({
+        kind: 'posix-sem',
+        name,
+        owner: userName(st.uid),
+        uid: st.uid,
+        mode: st.mode & 0o7777,
+        count: posixValue(name),
+        // The kernel does not record who created a POSIX object.
+        cpid: null,
+        extra: { gid: st.gid, ino: st.ino, mtime: st.mtime.toISOString() },
+      });
+    }
+    return rows;
+  },
+};
+
+export const sysvSemProvider: LsProvider = {
+  kind: 'sysv-sem',
+  title: 'System V semaphore sets',
+  countName: 'semaphores',
+  detailName: 'values',
+  list(): LsRow[] {
+    let text: string;
+    try {
+      text = readFileSync('/proc/sysvipc/sem', 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const header = lines.shift()?.trim().split(/\s+/) ?? [];
+    const at = (name: string): number => {
+      const i = header.indexOf(name);
+      if (i < 0) throw new Error(`/proc/sysvipc/sem has no ${name} column`);
+      return i;
+    };
+    const col = Object.fromEntries(
+      ['key', 'semid', 'perms', 'nsems', 'uid', 'gid', 'cuid', 'cgid', 'otime', 'ctime'].map((n) => [n, at(n)]),
+    ) as Record<string, number>;
+    return lines
+      .map((line): LsRow => {
+        const f = line.trim().split(/\s+/);
+        const num = (name: string) => Number(f[col[name]!]);
+        const key = num('key');
+        const id = num('semid');
+        const uid = num('uid');
+        let values: number[] | null = null;
+        try {
+          values = native.semctlGetAll(id);
+        } catch {
+          // No read permission, or removed meanwhile.
+        }
+        return {
+          kind: 'sysv-sem',
+          // IPC_PRIVATE sets can only be named by id.
+          name: key === 0 ? `id:${id}` : formatKey(key),
+          key: formatKey(key),
+          id,
+          owner: userName(uid),
+          uid,
+          mode: parseInt(f[col.perms!]!, 8) & 0o777, // the kernel prints perms in octal
+          count: num('nsems'),
+          detail: values ? values.join(' ') : '?',
+          extra: {
+            values,
+            gid: num('gid'),
+            cuid: num('cuid'),
+            cgid: num('cgid'),
+            otime: date(num('otime')),
+            ctime: date(num('ctime')),
+          },
+        };
+      })
+      .sort((a, b) => a.id! - b.id!);
+  },
+};

@@ -1,0 +1,48 @@
+// A listener's socket file: removed on close only while it is still ours.
+import { native } from './native.js';
+
+// Socket files this process serves, removed at exit if their servers were not
+// closed (a crash still leaves them; the next listen() reclaims them).
+const liveFiles = new Map<string, { dev: number; ino: number }>();
+process.on('exit', () => {
+  for (const [path, id] of liveFiles) {
+    try {
+      native.unixUnlinkIfSame(path, id.dev, id.ino);
+    } catch {
+      /* best effort at exit */
+    }
+  }
+});
+
+/** Our socket file at `path`, removed on close only if it is still ours (same inode). */
+export class SocketFile {
+  readonly path: string;
+  readonly #dev: number;
+  readonly #ino: number;
+  #removed = false;
+
+  constructor(path: string, dev: number, ino: number) {
+    this.path = path;
+    this.#dev = dev;
+    this.#ino = ino;
+    liveFiles.set(path, { dev, ino });
+  }
+
+  remove(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    liveFiles.delete(this.path);
+    try {
+      native.unixUnlinkIfSame(this.path, this.#dev, this.#ino);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  /** Forget it: close() will leave the file where it is. */
+  keep(): void {
+    this.#removed = true;
+    liveFiles.delete(this.path);
+  }
+}
+
