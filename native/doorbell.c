@@ -15,16 +15,11 @@
  *   doorbellRing(fd, isEventfd) -> bool   write 1 byte (8 for eventfd);
  *                                          false when already full (EAGAIN):
  *                                          the bell is ringing anyway
- *   doorbellDrain(fd) -> count            read until EAGAIN; -1 at EOF
- *   peerCredentials(fd) -> { pid, uid, gid }   SO_PEERCRED of the rendezvous
- *                                          socket: the listener checks that the
- *                                          pid a connector claims is its own
- *                                          before opening /proc/PID/fd/... */
+ *   doorbellDrain(fd) -> count            read until EAGAIN; -1 at EOF */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -85,26 +80,9 @@ static napi_value js_doorbell_drain(napi_env env, napi_callback_info info) {
   return ipck_i64(env, total);
 }
 
-static napi_value js_peer_credentials(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 1);
-  int32_t fd = -1;
-  if (!ipck_get_i32(env, argv[0], &fd)) return ipck_throw_errno(env, EBADF, "getsockopt");
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return ipck_throw_errno(env, errno, "getsockopt");
-  napi_value obj;
-  IPCK_CALL(env, napi_create_object(env, &obj));
-  ipck_set_i64(env, obj, "pid", cred.pid);
-  ipck_set_i64(env, obj, "uid", cred.uid);
-  ipck_set_i64(env, obj, "gid", cred.gid);
-  return obj;
-}
-
 bool ipck_init_doorbell(napi_env env, napi_value exports) {
   return ipck_export(env, exports, "doorbellPipe", js_doorbell_pipe) &&
          ipck_export(env, exports, "eventfdCreate", js_eventfd_create) &&
          ipck_export(env, exports, "doorbellRing", js_doorbell_ring) &&
-         ipck_export(env, exports, "doorbellDrain", js_doorbell_drain) &&
-         ipck_export(env, exports, "peerCredentials", js_peer_credentials);
+         ipck_export(env, exports, "doorbellDrain", js_doorbell_drain);
 }

@@ -192,7 +192,6 @@ export interface Native {
   eventfdCreate(initval: number): number;
   doorbellRing(fd: number, isEventfd: boolean): boolean;
   doorbellDrain(fd: number): number;
-  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
   ringYield(): void;
 }

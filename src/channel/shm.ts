@@ -636,7 +636,7 @@ export async function listenShm(
     // claimed pid only if the kernel says it is the connecting process, so a
     // peer cannot make us open another process's descriptors.
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    const cred = typeof fd === 'number' && fd >= 0 ? sys(() => native.peerCredentials(fd), { path: url }) : null;
+    const cred = typeof fd === 'number' && fd >= 0 ? sys(() => native.unixPeerCred(fd), { path: url }) : null;
     if (!cred || cred.pid !== pid) {
       socket.end(`${JSON.stringify({ error: 'pid does not match the socket credentials' })}\n`);
       throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer claimed pid ${pid} but is pid ${cred?.pid ?? 'unknown'}`);

@@ -95,7 +95,7 @@ export async function listenSysvMq(name: string, maxMessageSize: number, onLink:
       // Anyone may connect to an abstract socket: use (and later remove) the
       // queues only if the connecting process's user created them.
       const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      const cred = typeof fd === 'number' && fd >= 0 ? sys(() => native.peerCredentials(fd), { path: url }) : null;
+      const cred = typeof fd === 'number' && fd >= 0 ? sys(() => native.unixPeerCred(fd), { path: url }) : null;
       if (!cred || up.stat().cuid !== cred.uid || down.stat().cuid !== cred.uid || up.id === down.id) {
         socket.end(`${JSON.stringify({ error: 'queues not created by the connecting user' })}\n`);
         throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer offered queue ids ${up.id}/${down.id} its user did not create`);
