@@ -303,16 +303,15 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
 
   test('for await iterates selected messages until close()', T, async () => {
     using q = track(mq.sysv.get('private'));
-    const seen: string[] = [];
-    const loop = (async () => {
-      for await (const m of q.messages({ type: -2 })) {
-        seen.push(`${m.type}:${m.data}`);
-        if (seen.length === 3) setImmediate(() => q.close());
-      }
-    })();
+    // Everything is queued before the first receive, so the order is msgrcv(2)'s
+    // alone: type -2 takes the lowest type <= 2 each time, FIFO within a type.
     for (const [t, d] of [[5, 'skipped'], [2, 'a'], [1, 'b'], [2, 'c']] as const) await q.send(t, d);
-    await loop;
-    assert.deepEqual(seen, ['2:a', '1:b', '2:c']);
+    const seen: string[] = [];
+    for await (const m of q.messages({ type: -2 })) {
+      seen.push(`${m.type}:${m.data}`);
+      if (seen.length === 3) setImmediate(() => q.close());
+    }
+    assert.deepEqual(seen, ['1:b', '2:a', '2:c']);
     assert.equal(q.tryReceive()!.data.toString(), 'skipped');
     q.remove();
   });
