@@ -58,7 +58,9 @@ export class SeqpacketLink implements Link {
     s.on('error', (e: Error & { code?: string; syscall?: string }) => {
       // A message longer than our receive buffer was cut by the kernel: refuse the channel.
       if (e.code === 'EMSGSIZE' && e.syscall === 'recvmsg') this.destroy(badFrame(`incoming frame exceeds maxMessageSize (${this.maxFrame - 5} bytes of payload): ${e.message}`));
-      else if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET' && !this.#failure) this.#failure = e;
+      // EPIPE/ECONNRESET, and POLLERR (libuv reports it as a uv_poll EBADF) when the peer died
+      // with our messages unread: the peer is gone, which is 'peer-lost', not a failure here.
+      else if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET' && e.syscall !== 'uv_poll' && !this.#failure) this.#failure = e;
     });
     s.on('close', () => {
       if (this.#failure) return this.#finish({ reason: 'error', error: this.#failure });
