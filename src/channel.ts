@@ -18,6 +18,9 @@ import { connectShm, listenShm, type ShmLinkOptions } from './channel/shm.js';
 import { connectMq, listenMq } from './channel/mq.js';
 import { connectSysvMq, listenSysvMq } from './channel/sysvmq.js';
 import { StreamLink } from './channel/stream.js';
+import { SeqpacketLink, seqpacketMaxFrame } from './channel/seqpacket.js';
+import { connectFifo, listenFifo } from './channel/fifo.js';
+import { connect as unixConnect, listen as unixListen } from './unix.js';
 import { parseUrl, type Endpoint } from './channel/url.js';
 import { checkBoolean, checkInteger, checkObject } from './validate.js';
 
@@ -37,6 +40,13 @@ export interface ChannelOptions<T = unknown> extends ShmLinkOptions {
   requestTimeout?: number;
 }
 
+export interface ConnectOptions<T = unknown> extends ChannelOptions<T> {
+  /** fifo: ms to wait for a reader to open the FIFO. Default: no limit. */
+  timeout?: number;
+  /** fifo: cancels the wait for a reader. */
+  signal?: AbortSignal;
+}
+
 export interface ListenOptions<T = unknown> extends ChannelOptions<T> {
   /**
    * unix: replace a stale socket file left by a server that died (nobody
@@ -44,6 +54,7 @@ export interface ListenOptions<T = unknown> extends ChannelOptions<T> {
    * file is always removed by close(): libuv unlinks it.)
    */
   unlink?: boolean;
+  // unix-seqpacket: and fifo: too remove their socket file / FIFO on close unless unlink is false.
 }
 
 const STREAM_MAX = 16 * 1024 * 1024;
@@ -63,7 +74,7 @@ interface Settings<T> {
 function settings<T>(options: ChannelOptions<T> | undefined, ep: Endpoint): Settings<T> {
   const o = checkObject(options, 'options') as ChannelOptions<T>;
   const codec = resolveCodec<T>(o.codec);
-  const maxMessageSize = checkInteger(o.maxMessageSize, 'options.maxMessageSize', 1, MAX_LIMIT, ep.scheme === 'shm' ? SHM_MAX : ep.scheme === 'mq' || ep.scheme === 'sysvmq' ? MQ_MAX : STREAM_MAX);
+  const maxMessageSize = checkInteger(o.maxMessageSize, 'options.maxMessageSize', 1, MAX_LIMIT, ep.scheme === 'shm' ? SHM_MAX : ep.scheme === 'mq' || ep.scheme === 'sysvmq' ? MQ_MAX : isSeqpacket(ep) ? seqpacketMaxFrame() - 5 : STREAM_MAX);
   const highWaterMark = checkInteger(o.highWaterMark, 'options.highWaterMark', 1, 1 << 24, 1024);
   const requestTimeout = o.requestTimeout === undefined ? undefined : checkInteger(o.requestTimeout, 'options.requestTimeout', 0, 2 ** 31 - 1);
   if (o.spin !== undefined && o.spin !== 'auto' && o.spin !== false && !(typeof o.spin === 'number' && o.spin >= 0 && o.spin <= 1e6)) {
@@ -84,6 +95,21 @@ function streamLink(ep: Endpoint, socket: Socket, s: Settings<unknown>): Link {
   return new StreamLink(ep.scheme, socket, s.maxMessageSize + 5);
 }
 
+function isSeqpacket(ep: Endpoint): boolean {
+  return ep.scheme === 'unix-seqpacket' || ep.scheme === 'unix-seqpacket-abstract';
+}
+
+/** Seqpacket frames are whole messages: the kernel's message limit caps the frame. */
+function seqpacketFrame(s: Settings<unknown>): number {
+  return Math.min(s.maxMessageSize + 5, seqpacketMaxFrame());
+}
+
+function seqpacketAddress(ep: Endpoint): string {
+  if (ep.scheme === 'unix-seqpacket') return ep.path;
+  if (ep.scheme === 'unix-seqpacket-abstract') return `\0${ep.name}`;
+  throw new Error('unreachable');
+}
+
 function netPath(ep: Endpoint): string {
   if (ep.scheme === 'unix') return ep.path;
   if (ep.scheme === 'unix-abstract') return `\0${ep.name}`;
@@ -95,9 +121,19 @@ function wrapNetError(e: NodeJS.ErrnoException, syscall: string, url: string): E
 }
 
 /** Connects to a listening channel (or, for pipe:, wraps an inherited descriptor). */
-export async function connect<T = unknown>(url: string, options?: ChannelOptions<T>): Promise<Channel<T>> {
+export async function connect<T = unknown>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
   const ep = parseUrl(url);
   const s = settings(options, ep);
+  if (ep.scheme === 'fifo') {
+    const o = options ?? {};
+    const wait = { ...(o.timeout !== undefined ? { timeout: o.timeout } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+    return makeChannel(await connectFifo(ep.path, s.maxMessageSize + 5, wait), s);
+  }
+  if (isSeqpacket(ep)) {
+    const frame = seqpacketFrame(s as Settings<unknown>);
+    const sock = await unixConnect(seqpacketAddress(ep), { type: 'seqpacket', maxMessageSize: frame });
+    return makeChannel(new SeqpacketLink(ep.scheme, sock, frame), s);
+  }
   if (ep.scheme === 'shm') return makeChannel(await connectShm(ep.name, s.maxMessageSize, s.shm), s);
   if (ep.scheme === 'mq') return makeChannel(await connectMq(ep.name, s.maxMessageSize), s);
   if (ep.scheme === 'sysvmq') return makeChannel(await connectSysvMq(ep.name, s.maxMessageSize), s);
@@ -249,6 +285,25 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
       (e) => cs.failed(e),
     );
     cs = new ChannelServer<T>(url, server, () => {});
+    return cs;
+  }
+  if (ep.scheme === 'fifo') {
+    const server = listenFifo(
+      ep.path,
+      s.maxMessageSize + 5,
+      unlinkOnClose,
+      (link) => cs.accept(makeChannel(link, s)),
+      (e) => cs.failed(e),
+    );
+    cs = new ChannelServer<T>(url, server as unknown as Server, () => {});
+    return cs;
+  }
+  if (isSeqpacket(ep)) {
+    const frame = seqpacketFrame(s as Settings<unknown>);
+    const server = await unixListen(seqpacketAddress(ep), { type: 'seqpacket', maxMessageSize: frame, unlinkOnClose });
+    server.on('connection', (sock) => cs.accept(makeChannel(new SeqpacketLink(ep.scheme, sock, frame), s)));
+    server.on('error', (e: Error) => cs.failed(e));
+    cs = new ChannelServer<T>(url, server as unknown as Server, () => {});
     return cs;
   }
   if (ep.scheme === 'mq') {

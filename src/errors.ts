@@ -200,7 +200,8 @@ type MisuseCode =
   | 'ERR_IPCKIT_SIGNAL_UNCATCHABLE'
   | 'ERR_IPCKIT_SIGNAL_RESERVED'
   | 'ERR_IPCKIT_NOT_MAIN_THREAD'
-  | 'ERR_IPCKIT_WRITE_ONLY';
+  | 'ERR_IPCKIT_WRITE_ONLY'
+  | 'ERR_IPCKIT_ONE_WAY';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

@@ -111,6 +111,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
   #refed = true;
   #closed = false;
   #readEnded = false;
+  #paused = false;
   #closeWhenFlushed = false;
   readonly #allowHalfOpen: boolean;
 
@@ -226,7 +227,25 @@ export class MessageSocket extends EventEmitter implements Disposable {
   }
 
   #readEvents(): number {
-    return this.#readEnded ? 0 : READABLE;
+    return this.#readEnded || this.#paused ? 0 : READABLE;
+  }
+
+  /** Stops reading (receiver backpressure: the peer's sends then wait for room). */
+  pause(): this {
+    if (!this.#paused && !this.#closed) {
+      this.#paused = true;
+      this.#watch?.update(this.#queue.length > 0 ? WRITABLE : 0);
+    }
+    return this;
+  }
+
+  /** Reads again after pause(). */
+  resume(): this {
+    if (this.#paused) {
+      this.#paused = false;
+      if (!this.#closed) this.#watch?.update(this.#readEvents() | (this.#queue.length > 0 ? WRITABLE : 0));
+    }
+    return this;
   }
 
   #flush(): void {
@@ -252,7 +271,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
   }
 
   #drain(): void {
-    for (let i = 0; i < BATCH && !this.#closed && !this.#readEnded; i++) {
+    for (let i = 0; i < BATCH && !this.#closed && !this.#readEnded && !this.#paused; i++) {
       let got: ReturnType<typeof native.unixRecv>;
       try {
         got = native.unixRecv(this.#fd, this.#scratch);

@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
-import { channel, mq, shm, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
+import { channel, mq, shm, unix, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
 import { fixturesDir, run, startPeer } from './helpers.js';
 // Protocol-level tests forge a hostile shm: peer with the addon's doorbell pipe.
 import { native } from '../dist/native.js';
@@ -16,7 +16,10 @@ import { native } from '../dist/native.js';
 const T = { timeout: 60_000 };
 // 'shm-nospin' is shm: with spin:false, so both wait paths (spin then
 // doorbell, and the doorbell alone) are covered.
-const TRANSPORTS = ['shm', 'shm-nospin', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
+// fifo: is one-way: here the test process listens (reads) and the peer writes;
+// tests that need the other direction skip it and say so, and the fifo:
+// describe block below covers the writing end.
+const TRANSPORTS = ['shm', 'shm-nospin', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 
 const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -35,6 +38,10 @@ function urlFor(t: Exclude<Transport, 'pipe'>): string {
       return `mq:/ipckit-test-${tag()}`;
     case 'sysvmq':
       return `sysvmq:ipckit-test-${tag()}`;
+    case 'unix-seqpacket':
+      return `unix-seqpacket:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`;
+    case 'fifo':
+      return `fifo:${join(tmpdir(), `ipckit-test-${tag()}.fifo`)}`;
   }
 }
 
@@ -127,19 +134,25 @@ function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
   return Promise.race([p, new Promise<'pending'>((r) => (timer = setTimeout(() => r('pending'), ms)))]).finally(() => clearTimeout(timer));
 }
 
+const ONE_WAY = 'fifo: is one-way (the test process is the reader here); this test needs both directions';
+
 for (const t of TRANSPORTS) {
+  const twoWay = t === 'fifo' ? { ...T, skip: ONE_WAY } : T;
   describe(`channel over ${t}`, () => {
     test('1,000,000 messages each way: in order, none lost, none duplicated', T, async () => {
       const N = 1_000_000;
       const { ch, peer, done } = await pair(t, { codec: 'raw' });
-      peer.send({ op: 'expect', count: N });
-      let last: Promise<void> = Promise.resolve();
-      for (let i = 0; i < N; i++) {
-        last = ch.send(seq(i));
-        if ((i & 4095) === 4095) await last;
+      // fifo: one way only: the peer writes, we read (the writing end's own test is below).
+      if (t !== 'fifo') {
+        peer.send({ op: 'expect', count: N });
+        let last: Promise<void> = Promise.resolve();
+        for (let i = 0; i < N; i++) {
+          last = ch.send(seq(i));
+          if ((i & 4095) === 4095) await last;
+        }
+        await last;
+        assert.deepEqual(await peer.next(), { op: 'expect', received: N, firstError: null });
       }
-      await last;
-      assert.deepEqual(await peer.next(), { op: 'expect', received: N, firstError: null });
 
       peer.send({ op: 'emit', count: N, size: 8 });
       let i = 0;
@@ -156,7 +169,7 @@ for (const t of TRANSPORTS) {
       await done();
     });
 
-    test('request-reply: 2000 concurrent requests each get their own answer; errors and timeouts', T, async () => {
+    test('request-reply: 2000 concurrent requests each get their own answer; errors and timeouts', twoWay, async () => {
       const { ch, peer, done } = await pair(t, { codec: 'json' });
       const answers = await Promise.all(Array.from({ length: 2000 }, (_, n) => ch.request({ n })));
       answers.forEach((a: any, n) => assert.deepEqual(a, { re: n, pid: peer.child.pid }));
@@ -171,7 +184,7 @@ for (const t of TRANSPORTS) {
       await done();
     });
 
-    test('backpressure: a consumer that stops reading stalls send() at a bounded number of bytes', T, async () => {
+    test('backpressure: a consumer that stops reading stalls send() at a bounded number of bytes', twoWay, async () => {
       const size = 4096;
       const { ch, peer, done } = await pair(t, { codec: 'raw', highWaterMark: 64 });
       // The peer does not read. Keep sending until a send() stays pending.
@@ -198,21 +211,22 @@ for (const t of TRANSPORTS) {
     test('peer killed with SIGKILL: close with reason peer-lost within 1 s, and a new peer can connect', T, async (tt) => {
       const { ch, peer, server, done } = await pair(t, { codec: 'json' });
       const closed = new Promise<any>((resolve) => ch.once('close', resolve));
-      const pending = ch.request({ hang: true });
+      // fifo: (we read, the peer writes) has no requests and no sends on this end.
+      const pending = t === 'fifo' ? null : ch.request({ hang: true });
       const start = performance.now();
       peer.child.kill('SIGKILL');
       const info = await closed;
       const ms = performance.now() - start;
       assert.equal(info.reason, 'peer-lost');
       assert.ok(ms < 1000, `close after ${ms.toFixed(0)} ms`);
-      await assert.rejects(pending, { code: 'ERR_IPCKIT_PEER_LOST' });
-      await assert.rejects(ch.send(1), { code: 'ERR_IPCKIT_PEER_LOST' });
+      if (pending) await assert.rejects(pending, { code: 'ERR_IPCKIT_PEER_LOST' });
+      if (t !== 'fifo') await assert.rejects(ch.send(1), { code: 'ERR_IPCKIT_PEER_LOST' });
       await done();
       if (!server) return tt.diagnostic('pipe: has no listener to reconnect to');
     });
 
     if (t !== 'pipe') {
-      test('listener killed with SIGKILL: the connected side gets peer-lost within 1 s; a restarted listener takes the same name', T, async () => {
+      test('listener killed with SIGKILL: the connected side gets peer-lost within 1 s; a restarted listener takes the same name', t === 'fifo' ? { ...T, skip: 'fifo: a writer learns of a dead reader at its next write (covered by "fifo: the writing end: …" below)' } : T, async () => {
         // unix: the dead listener leaves its socket file; the new one replaces it. tcp: a fixed port from round 1.
         let url = t === 'tcp' ? 'tcp://127.0.0.1:0' : urlFor(t);
         for (let round = 0; round < 2; round++) {
@@ -234,9 +248,10 @@ for (const t of TRANSPORTS) {
           live.delete(p.child);
         }
         if (t === 'unix') rmSync(url.slice(5), { force: true });
+        if (t === 'unix-seqpacket') rmSync(url.slice('unix-seqpacket:'.length), { force: true });
       });
 
-      test('a restarted peer reconnects to the same name', T, async () => {
+      test('a restarted peer reconnects to the same name', t === 'fifo' ? { ...T, skip: 'uses request-reply; fifo: one writer after another is covered by "fifo: listen makes a 0600 FIFO …" below' } : T, async () => {
         const server = await channel.listen<any>(urlFor(t), { codec: 'json' });
         servers.add(server);
         const it = server[Symbol.asyncIterator]();
@@ -256,7 +271,7 @@ for (const t of TRANSPORTS) {
       });
     }
 
-    test('an oversized or corrupt incoming frame is an error on that channel, not an allocation or a crash', T, async () => {
+    test('an oversized or corrupt incoming frame is an error on that channel, not an allocation or a crash', t === 'fifo' ? { ...T, skip: 'fifo: has one writer at a time, so no second, forged peer next to a good one; covered by "fifo: listen makes a 0600 FIFO …" below' } : T, async () => {
       const { ch, peer, server, done } = await pair(t, { codec: 'raw', maxMessageSize: 1024 });
       await assert.rejects(ch.send(Buffer.alloc(1025)), { code: 'ERR_IPCKIT_MESSAGE_TOO_LARGE' });
       if (t === 'pipe') {
@@ -268,7 +283,7 @@ for (const t of TRANSPORTS) {
         assert.match(info.error.message, /exceeds maxMessageSize/);
         await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
       } else {
-        const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : forgeStreamPeer(server!, t));
+        const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : t === 'unix-seqpacket' ? forgeSeqpacketPeer(server!) : forgeStreamPeer(server!, t));
         assert.equal(victim.reason, 'error');
         assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
       }
@@ -282,6 +297,19 @@ for (const t of TRANSPORTS) {
       await done();
     });
   });
+}
+
+/** Connects a raw seqpacket socket and sends one message longer than the listener's maxMessageSize. */
+async function forgeSeqpacketPeer(server: ChannelServer<any>): Promise<any> {
+  const conn = server[Symbol.asyncIterator]().next();
+  const sock = await unix.connect(server.url.slice('unix-seqpacket:'.length), { type: 'seqpacket' });
+  sock.on('error', () => {});
+  const ch = (await conn).value as Channel<any>;
+  const closed = new Promise<any>((r) => ch.once('close', r));
+  await sock.send(Buffer.alloc(4096, 0));
+  const info = await closed;
+  sock.close();
+  return info;
 }
 
 /** Connects a raw socket to a stream listener and sends a frame header claiming 4 GiB. */
@@ -580,3 +608,125 @@ describe('channel codecs and API', () => {
 
 // Nothing for shm: may remain in /dev/shm (it uses memfd only); run-tests.mjs checks too.
 
+
+describe('channel over fifo: the one-way specifics', () => {
+  test('fifo: the writing end: send only, backpressure bounds what is in flight, a killed reader is peer-lost at the next write', T, async () => {
+    const p = startPeer('channel-peer', ['listen', urlFor('fifo'), '{"codec":"raw","highWaterMark":64}']);
+    live.add(p.child);
+    const peer = control(p.child);
+    const url = (await peer.next()).listening;
+    const ch = await channel.connect<any>(url, { codec: 'raw', timeout: 10_000 });
+    assert.equal((await peer.next()).ready, true);
+    await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_WRITE_ONLY' });
+    await assert.rejects(ch.request(Buffer.from('?')), { code: 'ERR_IPCKIT_ONE_WAY' });
+    assert.throws(() => ch.onRequest((m) => m), { code: 'ERR_IPCKIT_ONE_WAY' });
+    // The peer does not read yet: sends stall once the pipe and the peer's inbox are full.
+    let accepted = 0;
+    let stalled: Promise<void> | null = null;
+    for (; accepted < 16384; accepted++) {
+      const s = ch.send(Buffer.alloc(4096, accepted & 0xff));
+      if ((await settledWithin(s, 300)) === 'pending') {
+        stalled = s;
+        break;
+      }
+    }
+    assert.ok(stalled, 'every send was accepted with nobody reading');
+    assert.ok(accepted * 4096 < 32 * 1024 * 1024, `${accepted} messages in flight`);
+    peer.send({ op: 'expect', count: accepted + 1 });
+    await stalled;
+    assert.equal((await peer.next()).received, accepted + 1);
+    // Kill the reader: the next writes fail with EPIPE, which closes the channel as peer-lost.
+    const closed = new Promise<any>((r) => ch.once('close', r));
+    p.child.kill('SIGKILL');
+    await p.exited;
+    live.delete(p.child);
+    for (let i = 0; i < 1000 && !ch.closeInfo; i++) await ch.send(Buffer.alloc(16)).catch(() => {});
+    assert.equal((await closed).reason, 'peer-lost');
+  });
+
+  test('fifo: listen makes a 0600 FIFO and close removes it (unlink:false keeps it); one writer after another; an oversized frame; the writer waits with timeout and AbortSignal', T, async () => {
+    const url = urlFor('fifo');
+    const path = url.slice(5);
+    const server = await channel.listen<any>(url, { codec: 'raw', maxMessageSize: 1024 });
+    servers.add(server);
+    const st = statSync(path);
+    assert.ok(st.isFIFO());
+    assert.equal(st.mode & 0o777, 0o600);
+    const it = server[Symbol.asyncIterator]();
+    for (let round = 0; round < 2; round++) {
+      const w = await channel.connect<any>(url, { codec: 'raw' });
+      const r = (await it.next()).value as Channel<any>;
+      await assert.rejects(r.send(Buffer.from('x')), { code: 'ERR_IPCKIT_READ_ONLY' });
+      await w.send(Buffer.from(`round ${round}`));
+      assert.equal(String((await r.next()).value), `round ${round}`);
+      await w.close();
+      assert.deepEqual(await r.next(), { value: undefined, done: true });
+      assert.equal(r.closeInfo?.reason, 'peer-closed');
+    }
+    // A writer allowed bigger messages than the reader: its frame is an error on the reading end.
+    const big = await channel.connect<any>(url, { codec: 'raw', maxMessageSize: 1 << 20 });
+    const victim = (await it.next()).value as Channel<any>;
+    const closed = new Promise<any>((r) => victim.once('close', r));
+    await big.send(Buffer.alloc(2000));
+    const info = await closed;
+    assert.equal(info.reason, 'error');
+    assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
+    await big.close();
+    await server.close();
+    servers.delete(server);
+    assert.ok(!existsSync(path));
+    // Nobody reads: the writer's wait ends by timeout or by its AbortSignal.
+    const kept = await channel.listen<any>(url, { unlink: false });
+    await kept.close();
+    assert.ok(existsSync(path), 'unlink: false keeps the FIFO');
+    try {
+      await assert.rejects(channel.connect(url, { timeout: 100 }), { code: 'ETIMEDOUT' });
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(new Error('gave up')), 50);
+      await assert.rejects(channel.connect(url, { signal: ac.signal }), /gave up/);
+    } finally {
+      rmSync(path, { force: true });
+    }
+  });
+});
+
+describe('channel over unix-seqpacket: specifics', () => {
+  test('unix-seqpacket: one frame per message (a plain seqpacket socket speaks it); maxMessageSize is capped by the socket buffer; close removes the socket file; -abstract works', T, async () => {
+    const url = urlFor('unix-seqpacket');
+    const path = url.slice('unix-seqpacket:'.length);
+    const server = await channel.listen<any>(url, { codec: 'raw', maxMessageSize: 1 << 20 });
+    servers.add(server);
+    const it = server[Symbol.asyncIterator]();
+    const sock = await unix.connect(path, { type: 'seqpacket' });
+    const ch = (await it.next()).value as Channel<any>;
+    // Frame = kind byte 0 + payload, one message each, no length prefix.
+    await sock.send(Buffer.from('\0hello'));
+    assert.equal(String((await ch.next()).value), 'hello');
+    const reply = new Promise<Buffer>((r) => sock.once('message', r));
+    await ch.send(Buffer.from('back'));
+    assert.deepEqual(await reply, Buffer.from('\0back'));
+    const limit = Number(readFileSync('/proc/sys/net/core/wmem_default', 'utf8')) - 32 - 5;
+    assert.equal(ch.maxMessageSize, limit);
+    await assert.rejects(ch.send(Buffer.alloc(limit + 1)), { code: 'ERR_IPCKIT_MESSAGE_TOO_LARGE' });
+    const full = new Promise<Buffer>((r) => sock.once('message', r));
+    await ch.send(Buffer.alloc(limit, 7));
+    assert.equal((await full).length, limit + 1);
+    sock.close();
+    await ch.close();
+    await server.close();
+    servers.delete(server);
+    assert.ok(!existsSync(path));
+
+    const aserver = await channel.listen<any>(`unix-seqpacket-abstract:ipckit-test-${tag()}`, { codec: 'json' });
+    servers.add(aserver);
+    const c = await channel.connect<any>(aserver.url, { codec: 'json' });
+    const s = (await aserver[Symbol.asyncIterator]().next()).value as Channel<any>;
+    s.onRequest((m) => m * 2);
+    assert.equal(await c.request(21), 42);
+    await c.close();
+    assert.deepEqual(await s.next(), { value: undefined, done: true });
+    assert.equal(s.closeInfo?.reason, 'peer-closed');
+    await aserver.close();
+    servers.delete(aserver);
+  });
+});

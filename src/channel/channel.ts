@@ -127,6 +127,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * waits, which is the backpressure: await it (or every Nth) to bound memory.
    */
   send(message: T): Promise<void> {
+    if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('send', 'ERR_IPCKIT_READ_ONLY'));
     return this.#sendFrame(MESSAGE_HEADER, message);
   }
 
@@ -137,6 +138,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (timeout !== undefined && (!Number.isFinite(timeout) || timeout < 0)) {
       throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'options.timeout must be a non-negative number of milliseconds');
     }
+    if (this.#link.direction) return Promise.reject(this.#oneWay('request'));
     if (this.closed) return Promise.reject(closedError(this.#closeInfo));
     options.signal?.throwIfAborted();
     const id = this.#nextId;
@@ -170,8 +172,16 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   /** Answers the peer's request() calls; a throw (or rejection) becomes the requester's rejection. One handler; null removes it. */
   onRequest(handler: RequestHandler<T> | null): this {
     if (handler !== null && typeof handler !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'handler must be a function');
+    if (handler !== null && this.#link.direction) throw this.#oneWay('onRequest');
     this.#handler = handler;
     return this;
+  }
+
+  /** Misuse of a one-way channel (fifo:): the error says which end can do what. */
+  #oneWay(what: string, code: 'ERR_IPCKIT_READ_ONLY' | 'ERR_IPCKIT_WRITE_ONLY' | 'ERR_IPCKIT_ONE_WAY' = 'ERR_IPCKIT_ONE_WAY'): Error {
+    const end = this.#link.direction === 'send' ? 'the writing end (send only)' : 'the reading end (receive only)';
+    const why = code === 'ERR_IPCKIT_ONE_WAY' ? 'needs both directions' : 'is not possible here';
+    return stateError(code, `${what}() ${why}: this ${this.transport}: channel is one-way and this is ${end}`);
   }
 
   #sendFrame(header: Uint8Array, message: T): Promise<void> {
@@ -228,6 +238,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * (use 'raw', or zeroCopy on the receiving shm: end to get a view).
    */
   loan(size: number): Promise<Uint8Array> {
+    if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('loan', 'ERR_IPCKIT_READ_ONLY'));
     if (!Number.isSafeInteger(size) || size < 0 || size > this.#maxMessageSize) {
       throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `size must be an integer 0..${this.#maxMessageSize} (maxMessageSize)`);
     }
@@ -351,6 +362,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   /** Next message, or done once the channel is closed and everything received was read. */
   next(): Promise<IteratorResult<T>> {
+    if (this.#link.direction === 'send') return Promise.reject(this.#oneWay('next', 'ERR_IPCKIT_WRITE_ONLY'));
     if (this.#inboxHead < this.#inbox.length) {
       const value = this.#inbox[this.#inboxHead]!;
       this.#inbox[this.#inboxHead++] = undefined as T;

@@ -35,6 +35,8 @@ export interface LinkEvents {
 export interface Link {
   /** The transport scheme, e.g. 'unix', 'shm'. */
   readonly transport: string;
+  /** One-way transports (fifo:): the only direction this end has. Absent: both. */
+  readonly direction?: 'send' | 'receive';
   /** Largest frame (header + payload) this link accepts. */
   readonly maxFrame: number;
   /** Installs the receiver; frames start flowing after this call. */

@@ -8,9 +8,12 @@ export type Endpoint =
   | { scheme: 'tcp'; host: string; port: number }
   | { scheme: 'pipe'; fd: number }
   | { scheme: 'mq'; name: string }
-  | { scheme: 'sysvmq'; name: string };
+  | { scheme: 'sysvmq'; name: string }
+  | { scheme: 'unix-seqpacket'; path: string }
+  | { scheme: 'unix-seqpacket-abstract'; name: string }
+  | { scheme: 'fifo'; path: string };
 
-export const SCHEMES = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq'] as const;
+export const SCHEMES = ['shm', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'unix-seqpacket-abstract', 'fifo'] as const;
 
 function bad(url: string, why: string): TypeError {
   return typeError('ERR_IPCKIT_INVALID_URL', `invalid channel URL '${url}': ${why}`);
@@ -24,10 +27,22 @@ export function parseUrl(url: string): Endpoint {
   const rest = url.slice(colon + 1);
   switch (scheme) {
     case 'shm':
-    case 'unix-abstract': {
+    case 'unix-abstract':
+    case 'unix-seqpacket-abstract': {
       const name = rest.replace(/^\/\//, '');
       if (!name || name.includes('\0') || Buffer.byteLength(name) > 90) throw bad(url, 'the name must be 1..90 bytes without NUL');
-      return scheme === 'shm' ? { scheme, name } : { scheme, name };
+      return { scheme, name };
+    }
+    case 'unix-seqpacket': {
+      const path = rest.replace(/^\/\/(?=\/)/, '');
+      if (!path || path.includes('\0')) throw bad(url, 'needs a path, e.g. unix-seqpacket:/tmp/app.sock');
+      if (Buffer.byteLength(path) > 107) throw bad(url, 'socket paths are limited to 107 bytes (sockaddr_un)');
+      return { scheme, path };
+    }
+    case 'fifo': {
+      const path = rest.replace(/^\/\/(?=\/)/, '');
+      if (!path || path.includes('\0')) throw bad(url, 'needs a path, e.g. fifo:/tmp/app.fifo');
+      return { scheme, path };
     }
     case 'unix': {
       const path = rest.replace(/^\/\/(?=\/)/, '');

@@ -1,0 +1,197 @@
+// fifo: transport, one way: the listener creates a named pipe (mkfifo, mode
+// 0600) and reads; a connector opens it for writing (src/fifo.ts: a waiter
+// thread does the blocking open, with timeout and AbortSignal). Frames are
+// length-prefixed as on stream transports (frame.ts), and a clean close
+// writes the one-byte "bye" frame before EOF, so EOF without it is a killed
+// writer ('peer-lost'). A writer learns that the reader is gone at its next
+// write (EPIPE → 'peer-lost'): a write-only pipe end has nothing to poll.
+//
+// One writer at a time: the listener yields one channel per writer session
+// (open .. EOF), then reopens the FIFO for the next. Two writers at once
+// would interleave their bytes in the one pipe, which no framing survives.
+import { unlinkSync } from 'node:fs';
+import { create as fifoCreate, isFifo, open as fifoOpen } from '../fifo.js';
+import type { FdStream } from '../fd-stream.js';
+import { KIND_BYE, StreamFramer } from './frame.js';
+import type { CloseInfo, Link, LinkEvents } from './link.js';
+import { CLOSE_GRACE_MS } from './stream.js';
+
+const WRITE_HIGH_WATER = 256 * 1024;
+const OWN_LIMIT = 16 * 1024;
+const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
+
+export class FifoLink implements Link {
+  readonly transport = 'fifo';
+  readonly maxFrame: number;
+  readonly direction: 'send' | 'receive';
+  readonly #stream: FdStream;
+  readonly #framer: StreamFramer;
+  readonly #onDown: (() => void) | undefined;
+  #events: LinkEvents | null = null;
+  #wantWritable = false;
+  #closing: Promise<void> | null = null;
+  #failure: Error | undefined;
+  #peerGone = false;
+  #peerSaidBye = false;
+  #finished = false;
+
+  constructor(direction: 'send' | 'receive', stream: FdStream, maxFrame: number, onDown?: () => void) {
+    this.direction = direction;
+    this.#stream = stream;
+    this.maxFrame = maxFrame;
+    this.#framer = new StreamFramer(maxFrame);
+    this.#onDown = onDown;
+  }
+
+  start(events: LinkEvents): void {
+    this.#events = events;
+    const s = this.#stream;
+    if (this.direction === 'receive') {
+      s.on('data', (chunk: Buffer) => {
+        try {
+          this.#framer.push(chunk, (frame) => {
+            if (frame.length === 1 && frame[0] === KIND_BYE) this.#peerSaidBye = true;
+            else events.onFrame(frame, frame.length >= OWN_LIMIT);
+          });
+        } catch (e) {
+          this.destroy(e as Error);
+        }
+      });
+      s.on('end', () => {
+        this.#peerGone = true;
+        s.destroy();
+      });
+    } else {
+      s.on('drain', () => {
+        if (this.#wantWritable) {
+          this.#wantWritable = false;
+          events.onWritable();
+        }
+      });
+    }
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      // EPIPE: every reader has gone. That is the peer leaving, not a failure of ours.
+      if (e.code === 'EPIPE') this.#peerGone = true;
+      else if (!this.#failure) this.#failure = e;
+    });
+    s.on('close', () => {
+      if (this.#failure) return this.#finish({ reason: 'error', error: this.#failure });
+      if (this.#closing && !this.#peerGone) return this.#finish({ reason: 'closed' });
+      if (this.#peerGone && this.#peerSaidBye && this.#framer.pending === 0) return this.#finish({ reason: 'peer-closed' });
+      if (this.#closing) return this.#finish({ reason: 'closed' });
+      this.#finish({ reason: 'peer-lost' });
+    });
+  }
+
+  #finish(info: CloseInfo): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#events?.onClose(info);
+    this.#onDown?.();
+  }
+
+  tryWrite(header: Uint8Array, body: Uint8Array): boolean {
+    const s = this.#stream;
+    if (this.#closing || s.destroyed || s.writableLength >= WRITE_HIGH_WATER) {
+      this.#wantWritable = true;
+      return false;
+    }
+    const len = header.byteLength + body.byteLength;
+    const buf = Buffer.allocUnsafe(4 + len);
+    buf.writeUInt32LE(len, 0);
+    buf.set(header, 4);
+    buf.set(body, 4 + header.byteLength);
+    s.write(buf);
+    return true;
+  }
+
+  pause(): void {
+    this.#stream.pause();
+  }
+
+  resume(): void {
+    if (this.direction === 'receive') this.#stream.resume();
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = new Promise<void>((resolve) => {
+      const s = this.#stream;
+      if (s.destroyed) return resolve();
+      s.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // A reader that stopped reading would hold our last bytes forever: cut after a grace period.
+      const timer = setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
+      if (this.direction === 'send') s.end(BYE);
+      else s.destroy();
+    });
+    return this.#closing;
+  }
+
+  destroy(error?: Error): void {
+    if (error && !this.#failure) this.#failure = error;
+    this.#stream.destroy();
+  }
+
+  ref(): void {
+    this.#stream.ref();
+  }
+
+  unref(): void {
+    this.#stream.unref();
+  }
+}
+
+export interface FifoServerHandle {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+/**
+ * Creates the FIFO (a stale one left by a killed listener is reused) and
+ * serves writers one after another until close(), which removes the FIFO
+ * unless `unlinkOnClose` is false.
+ */
+export function listenFifo(path: string, maxFrame: number, unlinkOnClose: boolean, onLink: (link: FifoLink) => void, onError: (e: Error) => void): FifoServerHandle {
+  fifoCreate(path, { mode: 0o600, existOk: true });
+  const abort = new AbortController();
+  let closed = false;
+  void (async () => {
+    while (!closed) {
+      let stream: FdStream;
+      try {
+        stream = await fifoOpen(path, 'r', { signal: abort.signal });
+      } catch (e) {
+        if (!closed) onError(e as Error);
+        return;
+      }
+      if (closed) {
+        stream.destroy();
+        return;
+      }
+      await new Promise<void>((down) => onLink(new FifoLink('receive', stream, maxFrame, down)));
+    }
+  })();
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      abort.abort();
+      if (unlinkOnClose && isFifo(path)) {
+        try {
+          unlinkSync(path);
+        } catch {}
+      }
+    },
+    ref() {},
+    unref() {},
+  };
+}
+
+export async function connectFifo(path: string, maxFrame: number, options: { timeout?: number; signal?: AbortSignal }): Promise<FifoLink> {
+  const stream = await fifoOpen(path, 'w', options);
+  return new FifoLink('send', stream, maxFrame);
+}
