@@ -36,6 +36,13 @@ export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkA
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';
 
+/**
+ * Every ratio column of the table, in order: what Node gives you (net over a
+ * Unix socket) and what C gets from shared memory. A column appears only when
+ * its reference ran (baseline:c-shm needs `cc`).
+ */
+export const RATIO_REFERENCES: readonly string[] = [REFERENCE_TRANSPORT, 'baseline:c-shm'];
+
 export function findCase(transport: string): BenchCase | undefined {
   return CASES.find((c) => c.transport === transport);
 }
