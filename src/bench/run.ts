@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatMarkdown, formatSize, formatTable } from './format.js';
+import { ProgressBar } from './progress.js';
 import { combineTrials } from './stats.js';
 import { allowedCpus, hasTaskset, machineInfo, machineLine, type MachineInfo } from './machine.js';
 import { CASES, findCase } from './registry.js';
@@ -192,7 +193,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   const cases = selectCases(options.transports);
   const pin = pinning(options.pin);
   const machine = machineInfo(pin);
-  const progress = !options.quiet && process.stderr.isTTY;
+  // stderr only, and only for a person watching: never in pipes, logs or --json's stdout.
+  const showProgress = !options.quiet && process.stderr.isTTY;
 
   // Whatever happens to the harness, end the running trial's processes and files.
   let active: Active | null = null;
@@ -210,15 +212,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   // burst of load elsewhere on the machine hits all transports alike.
   const plan = cases.flatMap((benchCase) => sizes.map((size) => ({ benchCase, size, results: [] as BenchRow[] })));
   const total = plan.length * trials;
+  const bar = showProgress ? new ProgressBar(total) : null;
   let done = 0;
   try {
     for (let t = 0; t < trials; t++) {
       for (const entry of plan) {
         const { benchCase, size } = entry;
-        done++;
-        if (progress) {
-          process.stderr.write(`\r\x1b[K[${done}/${total}] ${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
-        }
+        bar?.update(done, `${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
         const id = `ipckit-bench-${process.pid}-${randomBytes(4).toString('hex')}`;
         const params: TrialParams = {
           ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor),
@@ -230,6 +230,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
         active = trial;
         try {
           entry.results.push(await runTrial(trial, timeoutMs));
+          done++;
         } finally {
           cleanUp(trial);
           active = null;
@@ -237,7 +238,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
       }
     }
   } finally {
-    if (progress) process.stderr.write('\r\x1b[K');
+    bar?.clear();
     process.off('exit', onExit);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
