@@ -7,12 +7,13 @@
 // together; the peers also exit by themselves when their parent disappears.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatMarkdown, formatSize, formatTable } from './format.js';
 import { ProgressBar } from './progress.js';
+import { htmlReport } from './report.js';
 import { combineTrials } from './stats.js';
 import { allowedCpus, hasTaskset, machineInfo, machineLine, type MachineInfo } from './machine.js';
 import { CASES, findCase } from './registry.js';
@@ -42,6 +43,8 @@ export interface BenchOptions {
   pin?: boolean;
   /** Print nothing; just return the rows. */
   quiet?: boolean;
+  /** Also write a self-contained HTML report (table and charts) to this file. Written even when `quiet`. */
+  report?: string;
   /** Give up on a trial after this long (default 120 s): its processes are killed. */
   timeoutMs?: number;
 }
@@ -193,6 +196,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   const cases = selectCases(options.transports);
   const pin = pinning(options.pin);
   const machine = machineInfo(pin);
+  const started = new Date();
   // stderr only, and only for a person watching: never in pipes, logs or --json's stdout.
   const showProgress = !options.quiet && process.stderr.isTTY;
 
@@ -245,15 +249,22 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   }
 
   const rows = plan.map((entry) => combineTrials(entry.results));
+  if (options.report) {
+    writeFileSync(options.report, htmlReport({ rows, machine: machineLine(machine), method: method(count, trials), date: started }));
+  }
   if (!options.quiet) process.stdout.write(`${render(rows, machine, count, trials, options)}\n`);
   return rows;
 }
 
+function method(count: number, trials: number): string {
+  return (
+    `${trials} trial${trials === 1 ? '' : 's'} per row, each in fresh processes, ${count.toLocaleString('en-US')} timed round trips per trial ` +
+    `(fewer for large sizes), warm-up excluded; each figure is the median over the trials`
+  );
+}
+
 function render(rows: BenchRow[], machine: MachineInfo, count: number, trials: number, options: BenchOptions): string {
   if (options.json) return JSON.stringify(rows, null, 2);
-  const header =
-    `${machineLine(machine)}\n` +
-    `${trials} trial${trials === 1 ? '' : 's'} per row, each in fresh processes, ${count.toLocaleString('en-US')} timed round trips per trial ` +
-    `(fewer for large sizes), warm-up excluded; each figure is the median over the trials`;
+  const header = `${machineLine(machine)}\n${method(count, trials)}`;
   return `${header}\n\n${options.markdown ? formatMarkdown(rows) : formatTable(rows)}`;
 }
