@@ -35,7 +35,7 @@ interface Bar {
 
 const LABEL_W = 190;
 const PLOT_W = 520;
-const TEXT_W = 170;
+const TEXT_W = 230;
 const ROW_H = 20;
 const AXIS_H = 22;
 
@@ -111,7 +111,7 @@ function charts(rows: readonly BenchRow[], size: number): string {
     at.map((r) => ({
       label: r.transport,
       value: r.msgsPerSec,
-      text: `${fmt(r.msgsPerSec)} msg/s, ${fmt(r.mbPerSec)} MB/s`,
+      text: `${r.msgsPerSec.toLocaleString('en-US', { notation: 'compact', maximumSignificantDigits: 3 })} msg/s, ${fmt(r.mbPerSec)} MB/s`,
       baseline: isBase(r),
     })),
   );
