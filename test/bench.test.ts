@@ -4,18 +4,26 @@
 // judged by `npm run bench`, not by tests.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseCOutput } from '../dist/bench/cases/c-baselines.js';
 import { parseSizes } from '../dist/bench/command.js';
+import { formatMarkdown, formatTable } from '../dist/bench/format.js';
+import { progressLine } from '../dist/bench/progress.js';
 import { CASES } from '../dist/bench/registry.js';
+import { htmlReport } from '../dist/bench/report.js';
 import { runBench, trialParams, type BenchRow } from '../dist/bench/run.js';
 import { combineTrials } from '../dist/bench/stats.js';
 
+import { has } from './helpers.js';
+
 const T = { timeout: 60_000 };
+/** The C baselines compile their peer with `cc`; without it they are unavailable and these tests are skipped. */
+const CC = { ...T, skip: has('cc') ? false : 'no cc' };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const peerPath = join(root, 'dist', 'bench', 'peer.js');
 const mainPath = join(root, 'dist', 'bench', 'main.js');
@@ -59,6 +67,39 @@ function leftovers(pid: number): string[] {
     }
   };
   return [...list(tmpdir()), ...list('/dev/shm'), ...list('/dev/mqueue')];
+}
+
+/** Processes started by runs of harness `pid` from a trial directory (the compiled C peers). */
+function trialBinaries(pid: number): number[] {
+  const dir = join(tmpdir(), `ipckit-bench-${pid}-`);
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        const state = readFileSync(`/proc/${e}/stat`, 'latin1').split(') ')[1][0];
+        return state !== 'Z' && readFileSync(`/proc/${e}/cmdline`, 'utf8').startsWith(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/**
+ * Checks that `html` is one well-formed document: every element closed in
+ * order (void elements aside), nothing loaded from elsewhere, no script.
+ */
+function assertSelfContainedHtml(html: string): void {
+  assert.ok(html.startsWith('<!DOCTYPE html>\n<html'), 'starts with a doctype');
+  assert.doesNotMatch(html, /<script|<link|<img|<iframe|\ssrc=|\shref=|url\(|@import/i, 'nothing external, no script');
+  const stack: string[] = [];
+  for (const m of html.matchAll(/<(\/?)([a-zA-Z][\w-]*)[^>]*?(\/?)>/g)) {
+    const [, closing, name, selfClosing] = m;
+    if (selfClosing || ['meta', 'br'].includes(name.toLowerCase())) continue;
+    if (closing) assert.equal(stack.pop(), name, `</${name}> closes the element last opened`);
+    else stack.push(name);
+  }
+  assert.deepEqual(stack, [], 'every element is closed');
 }
 
 /** Waits for a condition on the process table; ends with the test (its timeout is the watchdog). */
@@ -199,5 +240,115 @@ describe('bench harness', () => {
       for (const p of peers) killQuietly(p.pid, 'SIGKILL');
       harness.kill('SIGKILL');
     }
+  });
+
+  test('C baselines: well-formed rows from compiled C peers, nothing left behind', CC, async () => {
+    const rows = await runBench({ transports: ['baseline:c-shm', 'baseline:c-unix'], sizes: [64, 65536], count: 200, trials: 1, quiet: true });
+    assert.deepEqual(
+      rows.map((r) => [r.transport, r.size]),
+      [
+        ['baseline:c-shm', 64],
+        ['baseline:c-shm', 65536],
+        ['baseline:c-unix', 64],
+        ['baseline:c-unix', 65536],
+      ],
+    );
+    for (const row of rows) assertRow(row, row.transport, row.size);
+    assert.deepEqual(trialBinaries(process.pid), []);
+    assert.deepEqual(leftovers(process.pid), [], 'the compiled peer goes with the trial directory');
+  });
+
+  test('killing the harness during a C baseline: the C peers die with their driver', CC, async (t) => {
+    // 5 million socket round trips would take minutes: only the kill ends it.
+    const harness = spawn(process.execPath, [mainPath, '--transports', 'baseline:c-unix', '--count', '5000000', '--trials', '1', '--json'], {
+      stdio: 'ignore',
+    });
+    let seen: number[] = [];
+    try {
+      seen = await until(t.signal, () => {
+        const c = trialBinaries(harness.pid!);
+        return c.length === 2 && c; // the C driver and the echo it forked
+      });
+      harness.kill('SIGKILL');
+      await until(t.signal, () => trialBinaries(harness.pid!).length === 0 && benchPeers().length === 0);
+      await until(t.signal, () => leftovers(harness.pid!).length === 0);
+    } finally {
+      for (const pid of seen) killQuietly(pid, 'SIGKILL');
+      harness.kill('SIGKILL');
+    }
+  });
+
+  test('the C peer output is parsed strictly', T, () => {
+    const r = parseCOutput('100\n250\n300\noneway 123456\n', 3);
+    assert.deepEqual([...r.rttNs], [100, 250, 300]);
+    assert.equal(r.onewayNs, 123456);
+    assert.throws(() => parseCOutput('100\noneway 5\n', 3), /printed 1 samples/);
+    assert.throws(() => parseCOutput('100\n200\n300\n', 3), /oneway/);
+  });
+
+  test('ratio columns: vs net-unix and vs c-shm, each only when its reference ran', T, () => {
+    const row = (transport: string, rtt: number): BenchRow => ({ transport, size: 64, rttMedianUs: rtt, rttP99Us: rtt * 2, msgsPerSec: 1000, mbPerSec: 0.064 });
+    const both = formatMarkdown([row('shm-atomics', 0.5), row('baseline:net-unix', 20), row('baseline:c-shm', 0.25)]).split('\n');
+    assert.match(both[0], /\| RTT vs net-unix \| RTT vs c-shm \|$/);
+    assert.equal(both[1], '|---|--:|--:|--:|--:|--:|---|---|');
+    assert.match(both[2], /^\| shm-atomics \| 64 B \| .* \| 0\.025× \(40× faster\) \| 2\.0× \(2\.0× slower\) \|$/);
+    assert.match(both[4], /\| 0\.013× \(80× faster\) \| 1× \(reference\) \|$/);
+    const noC = formatTable([row('shm-atomics', 0.5), row('baseline:net-unix', 20)]);
+    assert.match(noC, /RTT vs net-unix/);
+    assert.doesNotMatch(noC, /c-shm/);
+  });
+
+  test('the progress line counts, estimates and never wraps', T, () => {
+    assert.equal(progressLine(0, 4, 'tcp 64 B (trial 1/3)', 0, 80), '[--------------------] 0/4 tcp 64 B (trial 1/3)  0:00');
+    assert.equal(progressLine(1, 4, 'tcp 64 B (trial 1/3)', 10_000, 80), '[#####---------------] 1/4 tcp 64 B (trial 1/3)  0:10, ~0:30 left');
+    assert.equal(progressLine(1, 4, 'x'.repeat(200), 10_000, 60).length, 59);
+  });
+
+  test('--report writes a self-contained HTML file: machine line, table, charts per size', T, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-report-'));
+    try {
+      const file = join(dir, 'bench.html');
+      const transports = ['shm-atomics', 'baseline:net-unix', ...(has('cc') ? ['baseline:c-shm'] : [])];
+      // Through the CLI with --json: stdout stays one JSON array, stderr (not a TTY) gets no progress bar.
+      const child = spawn(process.execPath, [mainPath, '--transports', transports.join(','), '--size', '64,4k', '--count', '100', '--trials', '1', '--json', '--report', file], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      assert.equal(code, 0, err);
+      assert.equal(err, '');
+      const rows = JSON.parse(out) as BenchRow[];
+      assert.equal(rows.length, transports.length * 2);
+      for (const row of rows) assertRow(row, row.transport, row.size);
+
+      const html = readFileSync(file, 'utf8');
+      assertSelfContainedHtml(html);
+      assert.match(html, /<p class="machine">[^<]*cores, Node v\d+[^<]*load average/);
+      assert.equal(html.match(/<tbody>[\s\S]*<\/tbody>/)![0].match(/<tr/g)!.length, rows.length, 'one table row per result');
+      assert.match(html, /<th>RTT vs net-unix<\/th>/);
+      for (const size of ['64 B', '4 KiB']) {
+        assert.match(html, new RegExp(`<h2>${size} messages</h2>\\s*<h3>Round trip[^<]*</h3>\\s*<svg[\\s\\S]*?</svg>\\s*<h3>One-way throughput[^<]*</h3>\\s*<svg`));
+      }
+      assert.equal(html.match(/<svg/g)!.length, 4, 'a latency and a throughput chart per size');
+      // Every row has a median bar, a p99 bar and a throughput bar in its size's charts.
+      assert.equal(html.match(/<rect /g)!.length, rows.length * 3);
+      assert.deepEqual(leftovers(child.pid!), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('report text is escaped', T, () => {
+    const html = htmlReport({
+      rows: [{ transport: 'a<b>&"c"', size: 64, rttMedianUs: 1, rttP99Us: 2, msgsPerSec: 10, mbPerSec: 0.00064 }],
+      machine: '<script>alert(1)</script>',
+      method: 'm',
+      date: new Date(0),
+    });
+    assertSelfContainedHtml(html);
+    assert.ok(html.includes('a&#60;b&#62;&#38;&#34;c&#34;'));
   });
 });

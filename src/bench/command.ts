@@ -42,6 +42,7 @@ interface CommandOptions {
   markdown?: boolean;
   pin?: boolean;
   list?: boolean;
+  report?: string;
 }
 
 export function benchCommand(name = 'bench'): Command {
@@ -54,13 +55,14 @@ export function benchCommand(name = 'bench'): Command {
     .option('--json', 'print one JSON array of rows instead of the table')
     .option('--markdown', 'print the table as Markdown')
     .option('--pin', 'pin the two peers to different CPUs with taskset (default: not pinned)')
+    .option('--report <file>', 'also write a self-contained HTML report (table and charts) to <file>')
     .option('--list', 'list the transports and exit')
     .action(async (opts: CommandOptions) => {
       if (opts.list) {
         for (const c of CASES) process.stdout.write(`${c.transport.padEnd(24)} ${c.description}\n`);
         return;
       }
-      const { transports, size: sizes, count, trials, json, markdown, pin } = opts;
-      await runBench({ transports, sizes, count, trials, json, markdown, pin });
+      const { transports, size: sizes, count, trials, json, markdown, pin, report } = opts;
+      await runBench({ transports, sizes, count, trials, json, markdown, pin, report });
     });
 }

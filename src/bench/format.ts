@@ -1,6 +1,6 @@
 // Renders result rows as the human-readable table.
 import Table from 'cli-table3';
-import { REFERENCE_TRANSPORT } from './registry.js';
+import { RATIO_REFERENCES, REFERENCE_TRANSPORT } from './registry.js';
 import type { BenchRow } from './types.js';
 
 export function formatSize(bytes: number): string {
@@ -17,21 +17,32 @@ function formatRatio(r: number): string {
   return r >= 10 ? r.toFixed(0) : r.toPrecision(2);
 }
 
-const REFERENCE_NAME = REFERENCE_TRANSPORT.replace(/^baseline:/, '');
+/** 'baseline:c-shm' → 'c-shm', for column heads. */
+export function shortName(transport: string): string {
+  return transport.replace(/^baseline:/, '');
+}
 
-/** Median round trip relative to the reference transport at the same size, e.g. "0.04× (27× faster)". */
-export function ratioText(row: BenchRow, rows: readonly BenchRow[]): string {
-  if (row.transport === REFERENCE_TRANSPORT) return '1× (reference)';
-  const ref = rows.find((r) => r.transport === REFERENCE_TRANSPORT && r.size === row.size);
+/** Median round trip relative to `reference` at the same size, e.g. "0.04× (27× faster)". */
+export function ratioText(row: BenchRow, rows: readonly BenchRow[], reference = REFERENCE_TRANSPORT): string {
+  if (row.transport === reference) return '1× (reference)';
+  const ref = rows.find((r) => r.transport === reference && r.size === row.size);
   if (!ref || !(ref.rttMedianUs > 0) || !(row.rttMedianUs > 0)) return '-';
   const r = row.rttMedianUs / ref.rttMedianUs;
   if (Math.abs(r - 1) < 0.05) return `${formatRatio(r)}× (about the same)`;
   return r < 1 ? `${formatRatio(r)}× (${formatRatio(1 / r)}× faster)` : `${formatRatio(r)}× (${formatRatio(r)}× slower)`;
 }
 
-const HEAD = ['transport', 'size', 'RTT median µs', 'RTT p99 µs', 'msg/s', 'MB/s', `RTT vs ${REFERENCE_NAME}`];
+/** The ratio columns this run can fill: one per reference that has rows. */
+export function ratioReferences(rows: readonly BenchRow[]): string[] {
+  return RATIO_REFERENCES.filter((ref) => rows.some((r) => r.transport === ref));
+}
 
-function cells(row: BenchRow, rows: readonly BenchRow[]): string[] {
+function head(refs: readonly string[]): string[] {
+  return ['transport', 'size', 'RTT median µs', 'RTT p99 µs', 'msg/s', 'MB/s', ...refs.map((ref) => `RTT vs ${shortName(ref)}`)];
+}
+
+/** The cells of one row, as the table and the HTML report show them. */
+export function cells(row: BenchRow, rows: readonly BenchRow[], refs: readonly string[] = ratioReferences(rows)): string[] {
   return [
     row.transport,
     formatSize(row.size),
@@ -39,23 +50,30 @@ function cells(row: BenchRow, rows: readonly BenchRow[]): string[] {
     formatUs(row.rttP99Us),
     row.msgsPerSec.toLocaleString('en-US'),
     row.mbPerSec.toLocaleString('en-US', { maximumFractionDigits: 1 }),
-    ratioText(row, rows),
+    ...refs.map((ref) => ratioText(row, rows, ref)),
   ];
 }
 
+/** Column heads matching cells(). */
+export function headCells(rows: readonly BenchRow[]): string[] {
+  return head(ratioReferences(rows));
+}
+
 export function formatTable(rows: readonly BenchRow[]): string {
+  const refs = ratioReferences(rows);
   const table = new Table({
-    head: HEAD,
-    colAligns: ['left', 'right', 'right', 'right', 'right', 'right', 'left'],
+    head: head(refs),
+    colAligns: ['left', 'right', 'right', 'right', 'right', 'right', ...refs.map(() => 'left' as const)],
     style: { head: [], border: [], compact: true },
   });
-  for (const row of rows) table.push(cells(row, rows));
+  for (const row of rows) table.push(cells(row, rows, refs));
   return table.toString();
 }
 
 /** The same table in Markdown, for docs and the README. */
 export function formatMarkdown(rows: readonly BenchRow[]): string {
-  const lines = [`| ${HEAD.join(' | ')} |`, '|---|--:|--:|--:|--:|--:|---|'];
-  for (const row of rows) lines.push(`| ${cells(row, rows).join(' | ')} |`);
+  const refs = ratioReferences(rows);
+  const lines = [`| ${head(refs).join(' | ')} |`, `|---|--:|--:|--:|--:|--:|${refs.map(() => '---|').join('')}`];
+  for (const row of rows) lines.push(`| ${cells(row, rows, refs).join(' | ')} |`);
   return lines.join('\n');
 }

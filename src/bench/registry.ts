@@ -22,6 +22,7 @@
 //   2. Import it below and append it to CASES. Order here is the order of the table.
 //   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
 import { channelShm, channelShmJson, channelShmNoSpin, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
+import { cShm, cUnix } from './cases/c-baselines.js';
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { futexAsync, futexSync } from './cases/futex.js';
 import { netUnix } from './cases/net-unix.js';
@@ -30,10 +31,17 @@ import { posixMq, sysvMq } from './cases/mq.js';
 import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';
+
+/**
+ * Every ratio column of the table, in order: what Node gives you (net over a
+ * Unix socket) and what C gets from shared memory. A column appears only when
+ * its reference ran (baseline:c-shm needs `cc`).
+ */
+export const RATIO_REFERENCES: readonly string[] = [REFERENCE_TRANSPORT, 'baseline:c-shm'];
 
 export function findCase(transport: string): BenchCase | undefined {
   return CASES.find((c) => c.transport === transport);

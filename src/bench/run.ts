@@ -7,11 +7,13 @@
 // together; the peers also exit by themselves when their parent disappears.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatMarkdown, formatSize, formatTable } from './format.js';
+import { ProgressBar } from './progress.js';
+import { htmlReport } from './report.js';
 import { combineTrials } from './stats.js';
 import { allowedCpus, hasTaskset, machineInfo, machineLine, type MachineInfo } from './machine.js';
 import { CASES, findCase } from './registry.js';
@@ -41,6 +43,8 @@ export interface BenchOptions {
   pin?: boolean;
   /** Print nothing; just return the rows. */
   quiet?: boolean;
+  /** Also write a self-contained HTML report (table and charts) to this file. Written even when `quiet`. */
+  report?: string;
   /** Give up on a trial after this long (default 120 s): its processes are killed. */
   timeoutMs?: number;
 }
@@ -192,7 +196,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   const cases = selectCases(options.transports);
   const pin = pinning(options.pin);
   const machine = machineInfo(pin);
-  const progress = !options.quiet && process.stderr.isTTY;
+  const started = new Date();
+  // stderr only, and only for a person watching: never in pipes, logs or --json's stdout.
+  const showProgress = !options.quiet && process.stderr.isTTY;
 
   // Whatever happens to the harness, end the running trial's processes and files.
   let active: Active | null = null;
@@ -210,15 +216,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   // burst of load elsewhere on the machine hits all transports alike.
   const plan = cases.flatMap((benchCase) => sizes.map((size) => ({ benchCase, size, results: [] as BenchRow[] })));
   const total = plan.length * trials;
+  const bar = showProgress ? new ProgressBar(total) : null;
   let done = 0;
   try {
     for (let t = 0; t < trials; t++) {
       for (const entry of plan) {
         const { benchCase, size } = entry;
-        done++;
-        if (progress) {
-          process.stderr.write(`\r\x1b[K[${done}/${total}] ${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
-        }
+        bar?.update(done, `${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
         const id = `ipckit-bench-${process.pid}-${randomBytes(4).toString('hex')}`;
         const params: TrialParams = {
           ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor),
@@ -230,6 +234,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
         active = trial;
         try {
           entry.results.push(await runTrial(trial, timeoutMs));
+          done++;
         } finally {
           cleanUp(trial);
           active = null;
@@ -237,22 +242,29 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
       }
     }
   } finally {
-    if (progress) process.stderr.write('\r\x1b[K');
+    bar?.clear();
     process.off('exit', onExit);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 
   const rows = plan.map((entry) => combineTrials(entry.results));
+  if (options.report) {
+    writeFileSync(options.report, htmlReport({ rows, machine: machineLine(machine), method: method(count, trials), date: started }));
+  }
   if (!options.quiet) process.stdout.write(`${render(rows, machine, count, trials, options)}\n`);
   return rows;
 }
 
+function method(count: number, trials: number): string {
+  return (
+    `${trials} trial${trials === 1 ? '' : 's'} per row, each in fresh processes, ${count.toLocaleString('en-US')} timed round trips per trial ` +
+    `(fewer for large sizes), warm-up excluded; each figure is the median over the trials`
+  );
+}
+
 function render(rows: BenchRow[], machine: MachineInfo, count: number, trials: number, options: BenchOptions): string {
   if (options.json) return JSON.stringify(rows, null, 2);
-  const header =
-    `${machineLine(machine)}\n` +
-    `${trials} trial${trials === 1 ? '' : 's'} per row, each in fresh processes, ${count.toLocaleString('en-US')} timed round trips per trial ` +
-    `(fewer for large sizes), warm-up excluded; each figure is the median over the trials`;
+  const header = `${machineLine(machine)}\n${method(count, trials)}`;
   return `${header}\n\n${options.markdown ? formatMarkdown(rows) : formatTable(rows)}`;
 }
