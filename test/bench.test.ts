@@ -171,6 +171,12 @@ describe('bench harness', () => {
     assertRow(rows[0], 'baseline:net-unix', 64);
   });
 
+  test('a size over a queue system limit skips that row instead of failing the run', T, async () => {
+    const limit = Number(readFileSync('/proc/sys/fs/mqueue/msgsize_max', 'utf8'));
+    const rows = await runBench({ transports: ['posix-mq'], sizes: [64, limit + 1], count: 50, trials: 1, quiet: true });
+    assert.deepEqual(rows.map((r) => [r.transport, r.size]), [['posix-mq', 64]]);
+  });
+
   test('bad options are refused before any process starts', T, async () => {
     await assert.rejects(runBench({ transports: ['no-such-thing'], quiet: true }), /unknown transport 'no-such-thing'.*shm-atomics/);
     await assert.rejects(runBench({ sizes: [0], quiet: true }), RangeError);

@@ -214,7 +214,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
 
   // Trial t of every (transport, size) runs before trial t+1 of any, so a
   // burst of load elsewhere on the machine hits all transports alike.
-  const plan = cases.flatMap((benchCase) => sizes.map((size) => ({ benchCase, size, results: [] as BenchRow[] })));
+  const plan = cases.flatMap((benchCase) =>
+    sizes
+      .filter((size) => {
+        const why = benchCase.unavailable?.(size);
+        if (why) process.stderr.write(`bench: skipping ${benchCase.transport} at ${size} bytes: ${why}\n`);
+        return !why;
+      })
+      .map((size) => ({ benchCase, size, results: [] as BenchRow[] })),
+  );
   const total = plan.length * trials;
   const bar = showProgress ? new ProgressBar(total) : null;
   let done = 0;

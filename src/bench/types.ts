@@ -101,8 +101,13 @@ export interface BenchCase {
    * figure. Default 1.
    */
   onewayFactor?: number;
-  /** Why the case cannot run on this machine (e.g. no `cc`), or undefined when it can. Runs in the harness. */
-  unavailable?(): string | undefined;
+  /**
+   * Why the case cannot run on this machine (e.g. no `cc`), or undefined when
+   * it can. Called without a size for the case as a whole, and with each
+   * requested size (e.g. a message larger than a queue's system limit).
+   * Runs in the harness.
+   */
+  unavailable?(size?: number): string | undefined;
   /** Runs in the driver process: set up, startEcho(), measure, tear down. */
   driver(ctx: DriverContext): Promise<TrialResult>;
   /** Runs in the echo process: answer the protocol described at TrialParams, then return. */

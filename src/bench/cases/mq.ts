@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import * as posix from '../../mq-posix.js';
 import * as sysv from '../../mq-sysv.js';
 import { payload, posixName, RttRecorder, unlessExited } from '../kit.js';
+import { readLimit } from '../../errors.js';
 import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';
 
 const BATCH = 256;
@@ -134,6 +135,7 @@ async function runEcho(ctx: EchoContext, link: Link): Promise<void> {
 
 export const posixMq: BenchCase = {
   transport: 'posix-mq',
+  unavailable: (size) => overLimit(size, '/proc/sys/fs/mqueue/msgsize_max'),
   description: 'POSIX message queues (mq_send/mq_receive), one per direction, capacity msg_max; waits on uv_poll; one-way batched (trySendMany/tryReceiveMany)',
   async driver(ctx) {
     const link = posixLink(ctx.params, true);
@@ -147,6 +149,7 @@ export const posixMq: BenchCase = {
 
 export const sysvMq: BenchCase = {
   transport: 'sysv-mq',
+  unavailable: (size) => overLimit(size, '/proc/sys/kernel/msgmax'),
   description: 'one System V message queue (msgsnd/msgrcv), type 1 out and type 2 back, capacity msgmnb; waits on waiter threads; one-way batched',
   async driver(ctx) {
     const q = sysv.get(sysvKey(ctx.params), { create: true, exclusive: true });
@@ -177,3 +180,9 @@ export const sysvMq: BenchCase = {
     }
   },
 };
+
+/** A message larger than the queue family's system limit cannot be benchmarked here. */
+function overLimit(size: number | undefined, limitPath: string): string | undefined {
+  const { value } = readLimit(limitPath);
+  return size !== undefined && typeof value === 'number' && size > value ? `messages over ${limitPath} = ${value} bytes` : undefined;
+}
