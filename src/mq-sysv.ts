@@ -7,11 +7,10 @@
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.
-import { readFileSync } from 'node:fs';
 import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
-import { checkKey, ftok, type SysvKey } from './sysv-key.js';
+import { checkKey, ftok, readSysvTable, type SysvKey } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkObject, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
 
@@ -418,29 +417,17 @@ export interface SysvMqListEntry {
 
 /** Lists every System V queue (/proc/sysvipc/msg). */
 export function list(): SysvMqListEntry[] {
-  let text: string;
-  try {
-    text = readFileSync('/proc/sysvipc/msg', 'utf8');
-  } catch {
-    return [];
-  }
-  const [header, ...rows] = text.trim().split('\n');
-  const cols = header!.trim().split(/\s+/);
-  const at = (f: string[], name: string) => Number(f[cols.indexOf(name)]);
-  return rows.map((row) => {
-    const f = row.trim().split(/\s+/);
-    return {
-      key: at(f, 'key') | 0,
-      id: at(f, 'msqid'),
-      mode: parseInt(f[cols.indexOf('perms')]!, 8) & 0o777,
-      cbytes: at(f, 'cbytes'),
-      qnum: at(f, 'qnum'),
-      lspid: at(f, 'lspid'),
-      lrpid: at(f, 'lrpid'),
-      uid: at(f, 'uid'),
-      gid: at(f, 'gid'),
-    };
-  });
+  return readSysvTable('msg', ['key', 'msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'uid', 'gid']).map(({ num, perms }) => ({
+    key: num('key') | 0,
+    id: num('msqid'),
+    mode: perms() & 0o777,
+    cbytes: num('cbytes'),
+    qnum: num('qnum'),
+    lspid: num('lspid'),
+    lrpid: num('lrpid'),
+    uid: num('uid'),
+    gid: num('gid'),
+  }));
 }
 
 export const sysv = { get, fromId, ftok, list } as const;

@@ -1,4 +1,6 @@
-// System V keys, shared by shared memory, semaphore sets and message queues.
+// System V keys, shared by shared memory, semaphore sets and message queues,
+// and the kernel's tables of all three (/proc/sysvipc).
+import { readFileSync } from 'node:fs';
 import { formatKey, sys, typeError } from './errors.js';
 import { native } from './native.js';
 import { checkInteger, checkString, show } from './validate.js';
@@ -44,3 +46,46 @@ export function ftok(path: string, projId: number): number {
 }
 
 export { formatKey };
+
+/** One row of a /proc/sysvipc table. */
+export interface SysvTableRow {
+  /** A numeric column (times are seconds, 0 meaning never). */
+  num(column: string): number;
+  /** A column that older kernels lack (e.g. rss, swap): null when absent. */
+  optional(column: string): number | null;
+  /** The `perms` column, which the kernel prints in octal and which carries flag bits above 0o777. */
+  perms(): number;
+}
+
+/**
+ * Reads /proc/sysvipc/{shm,sem,msg}: every object of that kind on the machine
+ * (the ones this process may not open included). [] where System V IPC is
+ * absent; an error if a `required` column is missing, rather than wrong figures.
+ */
+export function readSysvTable(kind: 'shm' | 'sem' | 'msg', required: readonly string[]): SysvTableRow[] {
+  const path = `/proc/sysvipc/${kind}`;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const [header = '', ...lines] = text.split('\n').filter((l) => l.trim() !== '');
+  const columns = header.trim().split(/\s+/);
+  for (const name of [...required, 'perms']) {
+    if (!columns.includes(name)) throw new Error(`${path} has no ${name} column`);
+  }
+  return lines.map((line) => {
+    const f = line.trim().split(/\s+/);
+    const field = (name: string) => f[columns.indexOf(name)];
+    return {
+      num: (name) => Number(field(name)),
+      optional: (name) => {
+        const v = columns.includes(name) ? field(name) : undefined;
+        return v === undefined ? null : Number(v);
+      },
+      perms: () => parseInt(field('perms')!, 8),
+    };
+  });
+}

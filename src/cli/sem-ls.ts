@@ -1,8 +1,9 @@
 // `ipckit ls` sections for semaphores: POSIX named semaphores (glibc keeps
 // them as /dev/shm/sem.NAME) and System V sets (/proc/sysvipc/sem) with
 // their values.
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { formatKey } from '../errors.js';
+import { readSysvTable } from '../sysv-key.js';
 import { native } from '../native.js';
 import * as posix from '../sem.js';
 import type { LsProvider, LsRow } from './ls.js';
@@ -65,27 +66,9 @@ export const sysvSemProvider: LsProvider = {
   countName: 'semaphores',
   detailName: 'values',
   list(): LsRow[] {
-    let text: string;
-    try {
-      text = readFileSync('/proc/sysvipc/sem', 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
-    const header = lines.shift()?.trim().split(/\s+/) ?? [];
-    const at = (name: string): number => {
-      const i = header.indexOf(name);
-      if (i < 0) throw new Error(`/proc/sysvipc/sem has no ${name} column`);
-      return i;
-    };
-    const col = Object.fromEntries(
-      ['key', 'semid', 'perms', 'nsems', 'uid', 'gid', 'cuid', 'cgid', 'otime', 'ctime'].map((n) => [n, at(n)]),
-    ) as Record<string, number>;
-    return lines
-      .map((line): LsRow => {
-        const f = line.trim().split(/\s+/);
-        const num = (name: string) => Number(f[col[name]!]);
+    const rows = readSysvTable('sem', ['key', 'semid', 'nsems', 'uid', 'gid', 'cuid', 'cgid', 'otime', 'ctime']);
+    return rows
+      .map(({ num, perms }): LsRow => {
         const key = num('key');
         const id = num('semid');
         const uid = num('uid');
@@ -103,7 +86,7 @@ export const sysvSemProvider: LsProvider = {
           id,
           owner: userName(uid),
           uid,
-          mode: parseInt(f[col.perms!]!, 8) & 0o777, // the kernel prints perms in octal
+          mode: perms() & 0o777,
           count: num('nsems'),
           detail: values ? values.join(' ') : '?',
           extra: {

@@ -2,6 +2,7 @@
 // and System V segments (/proc/sysvipc/shm).
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { formatKey } from '../errors.js';
+import { readSysvTable } from '../sysv-key.js';
 import { native } from '../native.js';
 import type { LsProvider, LsRow } from './ls.js';
 import { userName } from './users.js';
@@ -98,34 +99,12 @@ export const sysvShmProvider: LsProvider = {
   title: 'System V shared memory',
   countName: 'attaches',
   list(): LsRow[] {
-    let text: string;
-    try {
-      text = readFileSync('/proc/sysvipc/shm', 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
-    const header = lines.shift()?.trim().split(/\s+/) ?? [];
-    const at = (name: string): number => {
-      const i = header.indexOf(name);
-      if (i < 0) throw new Error(`/proc/sysvipc/shm has no ${name} column`);
-      return i;
-    };
-    const col = Object.fromEntries(
-      ['key', 'shmid', 'perms', 'size', 'cpid', 'lpid', 'nattch', 'uid', 'gid', 'cuid', 'cgid', 'atime', 'dtime', 'ctime'].map((n) => [n, at(n)]),
-    ) as Record<string, number>;
-    const optional = (f: string[], name: string): number | null => {
-      const i = header.indexOf(name);
-      return i < 0 || f[i] === undefined ? null : Number(f[i]);
-    };
-    return lines
-      .map((line): LsRow => {
-        const f = line.trim().split(/\s+/);
-        const num = (name: string) => Number(f[col[name]!]);
+    const rows = readSysvTable('shm', ['key', 'shmid', 'size', 'cpid', 'lpid', 'nattch', 'uid', 'gid', 'cuid', 'cgid', 'atime', 'dtime', 'ctime']);
+    return rows
+      .map(({ num, optional, perms: permsColumn }): LsRow => {
         const key = num('key');
         const id = num('shmid');
-        const perms = parseInt(f[col.perms!]!, 8); // the kernel prints perms in octal
+        const perms = permsColumn();
         const uid = num('uid');
         return {
           kind: 'sysv-shm',
@@ -149,8 +128,8 @@ export const sysvShmProvider: LsProvider = {
             ctime: date(num('ctime')),
             markedForRemoval: (perms & native.sysvConstants.SHM_DEST) !== 0,
             locked: (perms & native.sysvConstants.SHM_LOCKED) !== 0,
-            rss: optional(f, 'rss'),
-            swap: optional(f, 'swap'),
+            rss: optional('rss'),
+            swap: optional('swap'),
           },
         };
       })
