@@ -8,6 +8,7 @@
 import { constants as fsc, fchmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
+import { openOrCreate } from './posix-open.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
 import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
@@ -604,27 +605,7 @@ export function open(name: string, options?: MqOpenOptions): PosixQueue {
     }
   };
 
-  // Create with O_EXCL first so we know whether this call made the queue:
-  // only then do we set its exact mode, and only then remove it on failure.
-  let fd = -1;
-  let created = false;
-  if (!create) {
-    fd = openIt(0);
-  } else {
-    for (let attempt = 0; fd < 0; attempt++) {
-      try {
-        fd = openIt(fsc.O_CREAT | fsc.O_EXCL);
-        created = true;
-      } catch (e) {
-        if (exclusive || !(e instanceof IpcError) || e.code !== 'EEXIST' || attempt > 8) throw e;
-        try {
-          fd = openIt(0);
-        } catch (e2) {
-          if (!(e2 instanceof IpcError) || e2.code !== 'ENOENT') throw e2;
-        }
-      }
-    }
-  }
+  const { handle: fd, created } = openOrCreate(openIt, create, exclusive);
   try {
     if (created) sys(() => fchmodSync(fd, mode), { path: name });
     return new PosixQueue(TOKEN, name, fd, access);

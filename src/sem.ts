@@ -3,8 +3,9 @@
 // pshared=1). System V semaphore sets are in sem-sysv.ts (sem.sysv).
 import { setMaxListeners } from 'node:events';
 import { chmodSync } from 'node:fs';
-import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
+import { openOrCreate } from './posix-open.js';
 import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
@@ -24,7 +25,7 @@ export interface InMemoryOptions {
   init?: number;
 }
 
-const { SEM_VALUE_MAX, SIZEOF_SEM_T, ALIGNOF_SEM_T, O_CREAT, O_EXCL } = native.semConstants;
+const { SEM_VALUE_MAX, SIZEOF_SEM_T, ALIGNOF_SEM_T } = native.semConstants;
 /** Bytes a semaphore occupies in shared memory (sizeof(sem_t)). */
 export const SEM_SIZE = SIZEOF_SEM_T;
 /** Required alignment of its byte offset. */
@@ -146,26 +147,15 @@ export function open(name: string, options?: SemOpenOptions): Semaphore {
   if (o.value !== undefined && !create) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.value needs options.create');
   const ctx = { path: name };
   const openIt = (flags: number) => sys(() => native.semOpen(name, flags, mode, value), ctx, valueLimit);
-  if (!create) return new Semaphore(openIt(0), name, null);
-  // O_EXCL first, so we know whether we created it and may set its exact mode.
-  for (let attempt = 0; ; attempt++) {
+  const { handle, created } = openOrCreate(openIt, create, exclusive);
+  if (created) {
     try {
-      const handle = openIt(O_CREAT | O_EXCL);
-      try {
-        chmodSync(`/dev/shm/sem.${name.slice(1)}`, mode);
-      } catch {
-        // Not the glibc layout: the umask-filtered mode stays.
-      }
-      return new Semaphore(handle, name, null);
-    } catch (e) {
-      if (exclusive || !(e instanceof IpcError) || e.code !== 'EEXIST' || attempt > 8) throw e;
-      try {
-        return new Semaphore(openIt(0), name, null);
-      } catch (e2) {
-        if (!(e2 instanceof IpcError) || e2.code !== 'ENOENT') throw e2;
-      }
+      chmodSync(`/dev/shm/sem.${name.slice(1)}`, mode); // the exact mode, not the umask-filtered one
+    } catch {
+      // Not the glibc layout: the umask-filtered mode stays.
     }
   }
+  return new Semaphore(handle, name, null);
 }
 
 /** Removes the named semaphore `name` (sem_unlink). */

@@ -2,8 +2,9 @@
 // mapping a descriptor received from elsewhere. System V segments live in
 // shm-sysv.ts and are exposed here as shm.sysv.
 import { constants as fsc, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
-import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
+import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
 import { sysv } from './shm-sysv.js';
 import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, checkSize, checkString } from './validate.js';
@@ -134,28 +135,7 @@ export function open(name: string, options?: ShmOpenOptions): ShmRegion {
   const access = readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
   const openIt = (flags: number) => sys(() => native.shmOpen(name, access | flags, mode), ctx, fileLimit);
 
-  // Create with O_EXCL first so we know whether this call made the object:
-  // only then do we set its exact mode, and only then remove it on failure.
-  let fd = -1;
-  let created = false;
-  if (!create) {
-    fd = openIt(0);
-  } else {
-    for (let attempt = 0; fd < 0; attempt++) {
-      try {
-        fd = openIt(fsc.O_CREAT | fsc.O_EXCL);
-        created = true;
-      } catch (e) {
-        if (exclusive || !(e instanceof IpcError) || e.code !== 'EEXIST' || attempt > 8) throw e;
-        try {
-          fd = openIt(0);
-        } catch (e2) {
-          // Removed between our two calls: try creating again.
-          if (!(e2 instanceof IpcError) || e2.code !== 'ENOENT') throw e2;
-        }
-      }
-    }
-  }
+  const { handle: fd, created } = openOrCreate(openIt, create, exclusive);
 
   try {
     if (created) sys(() => fchmodSync(fd, mode), ctx);
