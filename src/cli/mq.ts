@@ -1,7 +1,7 @@
 // `ipckit mq create|send|recv|stat|rm` for POSIX queue names and System V
 // keys/ids. Every command opens what it needs, does one thing and closes it.
 import { InvalidArgumentError, type Command } from 'commander';
-import { formatKey, IpcError } from '../errors.js';
+import { IpcError } from '../errors.js';
 import * as posix from '../mq-posix.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
 import { octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, type Target } from './args.js';
@@ -9,7 +9,7 @@ import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { MOUNT_HINT, posixMqProvider, sysvMqProvider } from './mq-ls.js';
 import { formatPairs } from './table.js';
-import { groupName, userName } from './users.js';
+import { groupName, grp, sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, userName, when, who } from './users.js';
 
 /** An existing System V queue named by key or id. */
 function queue(t: Target): SysvQueue {
@@ -36,9 +36,6 @@ const millis = (text: string): number => {
   return n;
 };
 
-const who = (uid: number) => `${userName(uid)} (uid ${uid})`;
-const grp = (gid: number) => `${groupName(gid)} (gid ${gid})`;
-const when = (d: Date | null) => (d ? d.toISOString() : 'never');
 
 /** A message as JSON: text when it is valid UTF-8, else base64. */
 function messageJson(data: Buffer, rest: Record<string, number>): string {
@@ -154,22 +151,15 @@ async function stat(text: string, o: { json?: boolean }): Promise<void> {
   using q = queue(t);
   const st = q.stat();
   if (o.json) {
-    await writeStdout(
-      `${JSON.stringify({ kind: 'sysv-mq', id: q.id, ...st, key: formatKey(st.key), mode: octal(st.mode), owner: userName(st.uid), group: groupName(st.gid) }, null, 2)}\n`,
-    );
+    await writeStdout(sysvStatJson('sysv-mq', q.id, st));
     return;
   }
   await writeStdout(
     formatPairs([
-      ['id', String(q.id)],
-      ['key', st.key === 0 ? `${formatKey(0)} (private)` : formatKey(st.key)],
-      ['kind', 'System V message queue'],
+      ...sysvIdentityPairs(q.id, st.key, 'System V message queue'),
       ['messages', String(st.qnum)],
       ['bytes queued', `${st.cbytes} of ${st.qbytes}`],
-      ['mode', octal(st.mode)],
-      ['owner', who(st.uid)],
-      ['group', grp(st.gid)],
-      ['creator', `${who(st.cuid)}, ${grp(st.cgid)}`],
+      ...sysvOwnerPairs(st),
       ['last send', `${when(st.stime)} (pid ${st.lspid || '-'})`],
       ['last receive', `${when(st.rtime)} (pid ${st.lrpid || '-'})`],
       ['ctime', when(st.ctime)],

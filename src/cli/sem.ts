@@ -2,7 +2,7 @@
 // and System V semaphore sets (key, id:N, or 'private' to create). Each
 // command opens what it needs, does one thing and closes it again.
 import { InvalidArgumentError, type Command } from 'commander';
-import { formatKey, IpcError } from '../errors.js';
+import { IpcError } from '../errors.js';
 import * as posix from '../sem.js';
 import { sysv, type SysvSemaphoreSet } from '../sem-sysv.js';
 import { octal, parseTarget, removeEach, TARGET_HELP, UsageError, type Target } from './args.js';
@@ -10,7 +10,7 @@ import { writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixSemProvider, sysvSemProvider } from './sem-ls.js';
 import { formatPairs, formatTable } from './table.js';
-import { groupName, userName } from './users.js';
+import { sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, when } from './users.js';
 
 const integer = (what: string, min: number) => (text: string): number => {
   const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
@@ -107,9 +107,6 @@ async function wait(text: string, o: { index?: number; timeout?: number }): Prom
   }
 }
 
-const who = (uid: number) => `${userName(uid)} (uid ${uid})`;
-const grp = (gid: number) => `${groupName(gid)} (gid ${gid})`;
-const when = (d: Date | null) => (d ? d.toISOString() : 'never');
 
 async function get(text: string, o: { json?: boolean }): Promise<void> {
   const t = parseTarget(text);
@@ -129,21 +126,14 @@ async function get(text: string, o: { json?: boolean }): Promise<void> {
     waitingForZero: set.zeroWaitingCount(i),
   }));
   if (o.json) {
-    await writeStdout(
-      `${JSON.stringify({ kind: 'sysv-sem', id: set.id, ...st, key: formatKey(st.key), mode: octal(st.mode), owner: userName(st.uid), group: groupName(st.gid), semaphores: sems }, null, 2)}\n`,
-    );
+    await writeStdout(sysvStatJson('sysv-sem', set.id, st, { semaphores: sems }));
     return;
   }
   await writeStdout(
     formatPairs([
-      ['id', String(set.id)],
-      ['key', st.key === 0 ? `${formatKey(0)} (private)` : formatKey(st.key)],
-      ['kind', 'System V semaphore set'],
+      ...sysvIdentityPairs(set.id, st.key, 'System V semaphore set'),
       ['semaphores', String(st.count)],
-      ['mode', octal(st.mode)],
-      ['owner', who(st.uid)],
-      ['group', grp(st.gid)],
-      ['creator', `${who(st.cuid)}, ${grp(st.cgid)}`],
+      ...sysvOwnerPairs(st),
       ['otime', when(st.otime)],
       ['ctime', when(st.ctime)],
     ]) +

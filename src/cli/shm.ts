@@ -5,13 +5,13 @@
 import type { Command } from 'commander';
 import * as posix from '../shm.js';
 import { sysv, type SysvSegment } from '../shm-sysv.js';
-import { formatKey, IpcError } from '../errors.js';
+import { IpcError } from '../errors.js';
 import { lengthOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixShmProvider, sysvShmProvider } from './shm-ls.js';
 import { formatPairs } from './table.js';
-import { groupName, userName } from './users.js';
+import { groupName, grp, sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, userName, when, who } from './users.js';
 
 /** An existing System V segment named by key or id. */
 function segment(t: Target): SysvSegment {
@@ -28,9 +28,6 @@ function segment(t: Target): SysvSegment {
   }
 }
 
-const who = (uid: number) => `${userName(uid)} (uid ${uid})`;
-const grp = (gid: number) => `${groupName(gid)} (gid ${gid})`;
-const when = (d: Date | null) => (d ? d.toISOString() : 'never');
 
 interface CreateOptions {
   size: number;
@@ -119,26 +116,15 @@ async function stat(text: string, o: { json?: boolean }): Promise<void> {
   using seg = segment(t);
   const st = seg.stat();
   if (o.json) {
-    await writeStdout(
-      `${JSON.stringify(
-        { kind: 'sysv-shm', id: seg.id, ...st, key: formatKey(st.key), mode: octal(st.mode), owner: userName(st.uid), group: groupName(st.gid) },
-        null,
-        2,
-      )}\n`,
-    );
+    await writeStdout(sysvStatJson('sysv-shm', seg.id, st));
     return;
   }
   const status = [st.markedForRemoval && 'marked for removal', st.locked && 'locked (SHM_LOCK)'].filter(Boolean).join(', ');
   await writeStdout(
     formatPairs([
-      ['id', String(seg.id)],
-      ['key', st.key === 0 ? `${formatKey(0)} (private)` : formatKey(st.key)],
-      ['kind', 'System V shared memory'],
+      ...sysvIdentityPairs(seg.id, st.key, 'System V shared memory'),
       ['size', String(st.size)],
-      ['mode', octal(st.mode)],
-      ['owner', who(st.uid)],
-      ['group', grp(st.gid)],
-      ['creator', `${who(st.cuid)}, ${grp(st.cgid)}`],
+      ...sysvOwnerPairs(st),
       ['cpid', String(st.cpid)],
       ['lpid', String(st.lpid)],
       ['attaches', String(st.nattch)],

@@ -1,6 +1,8 @@
 // uid/gid → names from /etc/passwd and /etc/group, read once. No NSS: names
 // from LDAP and the like show as numbers, which is what ipcs does too.
 import { readFileSync } from 'node:fs';
+import { formatKey } from '../errors.js';
+import { octal } from './args.js';
 
 function readIds(path: string): Map<number, string> {
   const names = new Map<number, string>();
@@ -30,4 +32,43 @@ export function userName(uid: number): string {
 export function groupName(gid: number): string {
   groups ??= readIds('/etc/group');
   return groups.get(gid) ?? String(gid);
+}
+
+// How `stat` commands show people, times and the parts every System V object shares.
+export const who = (uid: number): string => `${userName(uid)} (uid ${uid})`;
+export const grp = (gid: number): string => `${groupName(gid)} (gid ${gid})`;
+export const when = (d: Date | null): string => (d ? d.toISOString() : 'never');
+
+/** The ipc_perm part of a System V stat(): shm, semaphore sets and queues alike. */
+export interface SysvPerm {
+  key: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+}
+
+/** `stat` lines that open every System V object's description. */
+export function sysvIdentityPairs(id: number, key: number, kind: string): [string, string][] {
+  return [
+    ['id', String(id)],
+    ['key', key === 0 ? `${formatKey(0)} (private)` : formatKey(key)],
+    ['kind', kind],
+  ];
+}
+
+/** `stat` lines for permissions and ownership of a System V object. */
+export function sysvOwnerPairs(st: SysvPerm): [string, string][] {
+  return [
+    ['mode', octal(st.mode)],
+    ['owner', who(st.uid)],
+    ['group', grp(st.gid)],
+    ['creator', `${who(st.cuid)}, ${grp(st.cgid)}`],
+  ];
+}
+
+/** `stat --json` of a System V object: its stat() with readable key, mode, owner and group. */
+export function sysvStatJson(kind: string, id: number, st: SysvPerm, extra: Record<string, unknown> = {}): string {
+  return `${JSON.stringify({ kind, id, ...st, key: formatKey(st.key), mode: octal(st.mode), owner: userName(st.uid), group: groupName(st.gid), ...extra }, null, 2)}\n`;
 }
