@@ -169,6 +169,47 @@ for (const t of TRANSPORTS) {
       await done();
     });
 
+    test('sendBatch / receiveBatch: 200,000 messages each way in order; batches bounded by max; a bad message sends nothing', T, async () => {
+      const N = 200_000;
+      const { ch, peer, done } = await pair(t, { codec: 'raw' });
+      if (t !== 'fifo') {
+        peer.send({ op: 'expect-batch', count: N, max: 500 });
+        for (let i = 0; i < N; i += 1000) await ch.sendBatch(Array.from({ length: 1000 }, (_, k) => seq(i + k)));
+        const got = await peer.next();
+        assert.deepEqual({ ...got, batches: undefined }, { op: 'expect-batch', received: N, firstError: null, batches: undefined });
+        assert.ok(got.batches >= N / 500 && got.batches < N, `${got.batches} batches`);
+        // Validation comes first: one message the codec refuses, and none of the batch goes out.
+        await assert.rejects(ch.sendBatch([seq(1), 'not bytes' as unknown as Buffer]), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+        await assert.rejects(ch.sendBatch([seq(2), Buffer.alloc(ch.maxMessageSize + 1)]), { code: 'ERR_IPCKIT_MESSAGE_TOO_LARGE' });
+        assert.throws(() => ch.sendBatch(seq(3) as unknown as Buffer[]), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+        await ch.sendBatch([]);
+        peer.send({ op: 'expect-batch', count: 1, from: 777 });
+        await ch.sendBatch([seq(777)]);
+        assert.deepEqual(await peer.next(), { op: 'expect-batch', received: 1, firstError: null, batches: 1 });
+      } else {
+        await assert.rejects(ch.sendBatch([seq(1)]), { code: 'ERR_IPCKIT_READ_ONLY' });
+      }
+      assert.throws(() => ch.receiveBatch(0), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+      assert.throws(() => ch.receiveBatch(1.5), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+
+      peer.send({ op: 'emit-batch', count: N, batch: 700 });
+      let i = 0;
+      while (i < N) {
+        const batch = await ch.receiveBatch(N - i);
+        assert.ok(batch.length > 0);
+        for (const m of batch) {
+          const n = (m as Buffer).readUInt32LE(0);
+          if (n !== i) assert.fail(`message ${i} arrived as ${n}`);
+          i++;
+        }
+      }
+      assert.deepEqual(await peer.next(), { op: 'emit-batch', sent: N });
+      peer.send({ op: 'close' });
+      assert.deepEqual(await ch.receiveBatch(), []);
+      assert.equal(ch.closeInfo?.reason, 'peer-closed');
+      await done();
+    });
+
     test('request-reply: 2000 concurrent requests each get their own answer; errors and timeouts', twoWay, async () => {
       const { ch, peer, done } = await pair(t, { codec: 'json' });
       const answers = await Promise.all(Array.from({ length: 2000 }, (_, n) => ch.request({ n })));

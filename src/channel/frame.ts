@@ -30,20 +30,21 @@ export function headerLength(kind: number): number {
   return kind === KIND_MESSAGE ? 1 : 5;
 }
 
-export function readId(frame: Uint8Array): number {
-  return (frame[1]! | (frame[2]! << 8) | (frame[3]! << 16) | (frame[4]! << 24)) >>> 0;
+/** The correlation id of the frame starting at frame[start]. */
+export function readId(frame: Uint8Array, start = 0): number {
+  return (frame[start + 1]! | (frame[start + 2]! << 8) | (frame[start + 3]! << 16) | (frame[start + 4]! << 24)) >>> 0;
 }
 
 export function badFrame(message: string): Error & { code: 'ERR_IPCKIT_BAD_FRAME' } {
   return stateError('ERR_IPCKIT_BAD_FRAME', message) as Error & { code: 'ERR_IPCKIT_BAD_FRAME' };
 }
 
-/** Checks kind and minimum length; returns an error message, or null when the frame is well formed. */
-export function checkFrame(frame: Uint8Array): string | null {
-  if (frame.byteLength < 1) return 'empty frame';
-  const kind = frame[0]!;
+/** Checks kind and minimum length of frame[start..end); returns an error message, or null when the frame is well formed. */
+export function checkFrame(frame: Uint8Array, start = 0, end = frame.byteLength): string | null {
+  if (end - start < 1) return 'empty frame';
+  const kind = frame[start]!;
   if (kind > KIND_ERROR) return `unknown frame kind ${kind}`;
-  if (frame.byteLength < headerLength(kind)) return `frame of kind ${kind} is ${frame.byteLength} bytes, shorter than its header`;
+  if (end - start < headerLength(kind)) return `frame of kind ${kind} is ${end - start} bytes, shorter than its header`;
   return null;
 }
 

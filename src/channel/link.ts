@@ -26,6 +26,12 @@ export interface LinkEvents {
    * after the call returns; `owned` frames are fresh and may be kept as they are.
    */
   onFrame(frame: Uint8Array, owned?: boolean, loaned?: LoanedView): void;
+  /**
+   * An owned frame at buffer[start..end) (the shm: link
+   * copies runs of small frames out at once; a view per frame would double
+   * the per-message cost).
+   */
+  onFrameAt(buffer: Buffer, start: number, end: number): void;
   /** tryWrite() returned false earlier and there is room again. */
   onWritable(): void;
   /** The link is down; called once. No onFrame after it. */
@@ -43,6 +49,14 @@ export interface Link {
   start(events: LinkEvents): void;
   /** Writes header+body as one frame if there is room now; false (nothing written) otherwise. */
   tryWrite(header: Uint8Array, body: Uint8Array): boolean;
+  /**
+   * Optional (shm:): until uncork(), frames written by tryWrite() are placed
+   * but not yet made visible to the peer, so a run of them costs one publish
+   * and at most one wake-up. A frame that does not fit publishes the ones
+   * before it, so cork() never holds back data the peer could be reading.
+   */
+  cork?(): void;
+  uncork?(): void;
   /**
    * Zero-copy send (shm: only): a writable view of `size` bytes inside the
    * ring, or null when there is no room yet (onWritable follows).
