@@ -15,9 +15,16 @@
  *   doorbellRing(fd, isEventfd) -> bool   write 1 byte (8 for eventfd);
  *                                          false when already full (EAGAIN):
  *                                          the bell is ringing anyway
- *   doorbellDrain(fd) -> count            read until EAGAIN; -1 at EOF */
+ *   doorbellDrain(fd) -> count            read until EAGAIN; -1 at EOF
+ *   doorbellWait(bellFd, hangupFd, timeoutNs) -> 0 bell readable,
+ *                                          1 hangupFd readable or hung up,
+ *                                          -1 timeout (timeoutNs < 0: none).
+ *                                          Blocks the calling thread: for
+ *                                          synchronous receive in workers. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -80,9 +87,48 @@ static napi_value js_doorbell_drain(napi_env env, napi_callback_info info) {
   return ipck_i64(env, total);
 }
 
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* The control socket (hangupFd) carries nothing after the handshake, so any
+ * readiness on it means the peer closed or died: that ends a synchronous
+ * wait as surely as the bell, where the event loop would see 'close'. */
+static napi_value js_doorbell_wait(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 3);
+  int32_t bell = -1, hangup = -1;
+  int64_t timeout_ns = -1;
+  if (!ipck_get_i32(env, argv[0], &bell) || !ipck_get_i32(env, argv[1], &hangup) ||
+      !ipck_get_i64(env, argv[2], &timeout_ns))
+    return ipck_throw_errno(env, EINVAL, "ppoll");
+  int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
+  for (;;) {
+    struct timespec rel, *p = NULL;
+    if (deadline >= 0) {
+      int64_t left = deadline - now_ns();
+      if (left < 0) left = 0;
+      rel.tv_sec = left / 1000000000;
+      rel.tv_nsec = left % 1000000000;
+      p = &rel;
+    }
+    struct pollfd pfd[2] = {{.fd = bell, .events = POLLIN, .revents = 0},
+                            {.fd = hangup, .events = POLLIN | POLLRDHUP, .revents = 0}};
+    int r = ppoll(pfd, hangup >= 0 ? 2 : 1, p, NULL);
+    if (r > 0) {
+      if ((pfd[0].revents | pfd[1].revents) & POLLNVAL) return ipck_throw_errno(env, EBADF, "ppoll");
+      return ipck_i64(env, pfd[1].revents ? 1 : 0);
+    }
+    if (r == 0) return ipck_i64(env, -1);
+    if (errno != EINTR) return ipck_throw_errno(env, errno, "ppoll");
+  }
+}
+
 bool ipck_init_doorbell(napi_env env, napi_value exports) {
   return ipck_export(env, exports, "doorbellPipe", js_doorbell_pipe) &&
          ipck_export(env, exports, "eventfdCreate", js_eventfd_create) &&
          ipck_export(env, exports, "doorbellRing", js_doorbell_ring) &&
-         ipck_export(env, exports, "doorbellDrain", js_doorbell_drain);
+         ipck_export(env, exports, "doorbellDrain", js_doorbell_drain) &&
+         ipck_export(env, exports, "doorbellWait", js_doorbell_wait);
 }

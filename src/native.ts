@@ -192,6 +192,8 @@ export interface Native {
   eventfdCreate(initval: number): number;
   doorbellRing(fd: number, isEventfd: boolean): boolean;
   doorbellDrain(fd: number): number;
+  /** 0 bell readable, 1 hangup fd readable/hung up, -1 timeout; blocks the thread. */
+  doorbellWait(bellFd: number, hangupFd: number, timeoutNs: number): number;
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
   ringYield(): void;
 }

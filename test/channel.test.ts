@@ -517,6 +517,34 @@ describe('channel codecs and API', () => {
     await done();
   });
 
+  test('nextSync(): a worker thread in another process receives with blocking waits (spin, then doorbell), times out, sees the end', T, async () => {
+    const N = 100_000;
+    const server = await channel.listen<any>(`shm:ipckit-test-${tag()}`, { codec: 'json' });
+    servers.add(server);
+    const peer = startPeer('channel-sync-peer', [server.url, String(N)]);
+    const ch = (await server[Symbol.asyncIterator]().next()).value as Channel<any>;
+    // Bursts with pauses between them, so the worker both spins and sleeps on the doorbell.
+    for (let i = 0; i < N; i += 10_000) {
+      await ch.sendBatch(Array.from({ length: 10_000 }, (_, k) => i + k));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual((await ch.next()).value, { received: N, firstError: null, timeoutCode: 'ETIMEDOUT' });
+    await ch.close();
+    assert.deepEqual(await peer.next(), { done: true });
+    assert.deepEqual(await peer.exited, { code: 0, signal: null });
+    // Other transports say so instead of blocking.
+    const a = await channel.listen<any>(`unix-abstract:ipckit-test-${tag()}`);
+    servers.add(a);
+    const c = await channel.connect<any>(a.url);
+    assert.throws(() => c.nextSync(), { code: 'ERR_IPCKIT_UNSUPPORTED' });
+    assert.throws(() => c.nextSync({ timeout: -1 }), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+    await c.close();
+    await a.close();
+    servers.delete(a);
+    await server.close();
+    servers.delete(server);
+  });
+
   test('ipckit send / recv talk to a program using the library', T, async () => {
     const cli = join(fixturesDir, '..', '..', 'dist', 'cli', 'main.js');
     const exec = (args: string[], input?: string) =>

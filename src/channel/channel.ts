@@ -2,6 +2,7 @@
 // async-iterator receive side with a bounded queue, and request-reply.
 import { EventEmitter } from 'node:events';
 import { rangeError, stateError, typeError } from '../errors.js';
+import { checkWaitOptions } from '../waiter.js';
 import { raw as rawCodec, type Codec } from './codec.js';
 import {
   KIND_ERROR,
@@ -447,6 +448,37 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     const ended = this.#endOfInput();
     if (ended) return ended as Promise<IteratorResult<T>>;
     return new Promise((resolve, reject) => this.#readers.push({ max: 0, resolve: resolve as Reader<T>['resolve'], reject }));
+  }
+
+  /**
+   * next() that blocks this thread until a message arrives: for worker
+   * threads (on the main thread it stalls the event loop). shm: only. Spins
+   * for the channel's spin budget, then sleeps on the doorbell. Returns
+   * { done: true } once the peer has closed or gone and everything was read
+   * (the 'close' event itself comes when the event loop runs). Throws
+   * IpcError ETIMEDOUT when `timeout` ms pass first.
+   */
+  nextSync(options?: { timeout?: number }): IteratorResult<T> {
+    const { timeoutNs } = checkWaitOptions(options, false);
+    if (this.#link.direction === 'send') throw this.#oneWay('nextSync', 'ERR_IPCKIT_WRITE_ONLY');
+    if (!this.#link.waitSync) throw stateError('ERR_IPCKIT_UNSUPPORTED', `nextSync() needs the shm: transport (this is ${this.transport}:)`);
+    if (this.#readers.length > 0) throw stateError('ERR_IPCKIT_UNSUPPORTED', 'nextSync() while a next() or receiveBatch() is pending on this channel');
+    if (this.listenerCount('message') > 0) throw stateError('ERR_IPCKIT_UNSUPPORTED', "nextSync() on a channel with 'message' listeners (they take every message)");
+    const start = process.hrtime.bigint();
+    while (this.#inboxHead === this.#inbox.length) {
+      if (this.#iteratorError) {
+        const e = this.#iteratorError;
+        this.#iteratorError = null;
+        throw e;
+      }
+      // A wait can end with only replies or requests delivered: wait again for what is left of the timeout.
+      const left = timeoutNs < 0 ? -1 : Math.max(0, timeoutNs - Number(process.hrtime.bigint() - start));
+      if (this.#closeInfo || !this.#link.waitSync(left)) return { value: undefined, done: true };
+    }
+    const value = this.#inbox[this.#inboxHead]!;
+    this.#inbox[this.#inboxHead++] = undefined as T;
+    this.#tookFromInbox();
+    return { value, done: false };
   }
 
   /**

@@ -64,6 +64,12 @@ export interface Link {
   loan?(size: number): Uint8Array | null;
   /** Makes the loaned view (its first `length` bytes) visible to the peer. */
   publish?(view: Uint8Array, length: number): void;
+  /**
+   * Optional (shm:): blocks the calling thread until at least one frame was
+   * delivered (true) or the peer hung up with nothing left to read (false);
+   * throws IpcError ETIMEDOUT after timeoutNs (< 0: no limit).
+   */
+  waitSync?(timeoutNs: number): boolean;
   /** Stop / restart delivering frames (receiver backpressure). */
   pause(): void;
   resume(): void;

@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { IpcError, stateError, sys } from '../errors.js';
 import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
+import { timedOut } from '../waiter.js';
 import type { SharedRegion } from '../region.js';
 import { anonymous, fromFd } from '../shm.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
@@ -128,6 +129,7 @@ class ShmLink implements Link {
   #failure: Error | undefined;
   #socketClosed = false;
   readonly #zeroCopy: boolean;
+  readonly #url: string;
   /** Zero-copy views not yet released, oldest first (with already-consumed records after them). */
   #held: Array<{ end: number; released: boolean }> = [];
   /** The outstanding loan(): where its record starts and the head after it. */
@@ -141,7 +143,9 @@ class ShmLink implements Link {
     socket: Socket,
     spinUs: number,
     zeroCopy: boolean,
+    url: string,
   ) {
+    this.#url = url;
     this.#zeroCopy = zeroCopy;
     this.#region = region;
     const buf = region.buffer;
@@ -541,6 +545,46 @@ class ShmLink implements Link {
     if (this.#wantWritable) this.#schedule();
   }
 
+  waitSync(timeoutNs: number): boolean {
+    if (this.#finished) return false;
+    const i32 = this.#i32;
+    const start = process.hrtime.bigint();
+    const elapsedNs = () => Number(process.hrtime.bigint() - start);
+    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    try {
+      for (;;) {
+        if (this.#readBatch() > 0) return true;
+        if (this.#finished || this.#failure) return false;
+        // Spin first, as the event-loop side does: a busy peer answers within the budget.
+        const spinNs = this.#spinUs * 1000;
+        let k = 0;
+        while (Atomics.load(i32, this.#in.head) === this.#inRead && ((++k & 255) !== 0 || elapsedNs() < spinNs));
+        if (Atomics.load(i32, this.#in.head) !== this.#inRead) continue;
+        // Then sleep on the doorbell (and the control socket, whose only news is a hang-up).
+        Atomics.store(i32, this.#in.consumerSleeping, 1);
+        if (Atomics.load(i32, this.#in.head) !== this.#inRead) {
+          Atomics.store(i32, this.#in.consumerSleeping, 0);
+          continue;
+        }
+        const left = timeoutNs < 0 ? -1 : Math.max(0, timeoutNs - elapsedNs());
+        const woke = sys(() => native.doorbellWait(this.#bellRead, fd, left), { path: this.#url });
+        native.doorbellDrain(this.#bellRead);
+        Atomics.store(i32, this.#in.consumerSleeping, 0);
+        if (woke === 1) return this.#readBatch() > 0;
+        if (woke === -1 && Atomics.load(i32, this.#in.head) === this.#inRead) throw timedOut('ppoll', { path: this.#url });
+      }
+    } finally {
+      // The event-loop side may have been asleep with its flag up, which we
+      // just cleared: let it spin and go back to sleep the usual way.
+      if (this.#sleeping && !this.#finished) {
+        this.#sleeping = false;
+        this.#lastActivity = performance.now();
+        this.#sliceStart = this.#lastActivity;
+        this.#schedule();
+      }
+    }
+  }
+
   pause(): void {
     this.#paused = true;
   }
@@ -677,7 +721,7 @@ export async function connectShm(name: string, maxMessageSize: number, options: 
     const reply = await readLine(socket, url, HANDSHAKE_MS);
     if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
     peerBell = openPeerFd(Number(reply.pid), Number(reply.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
-    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true);
+    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url);
   } catch (e) {
     socket.destroy();
     region?.close();
@@ -734,7 +778,7 @@ export async function listenShm(
       peerBell = openPeerFd(pid, Number(hello.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
       bell = sys(() => native.doorbellPipe(), { path: url });
       socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, bell: bell[1] })}\n`);
-      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true);
+      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url);
       return link;
     } catch (e) {
       for (const fd of [memfd, peerBell, ...(bell ?? [])]) if (fd >= 0) closeSync(fd);

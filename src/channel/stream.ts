@@ -89,6 +89,15 @@ export class StreamLink implements Link {
     this.#events?.onClose(info);
   }
 
+  // A run of frames (sendBatch, a flush) goes to the kernel in one writev.
+  cork(): void {
+    this.#socket.cork();
+  }
+
+  uncork(): void {
+    this.#socket.uncork();
+  }
+
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
     const s = this.#socket;
     if (this.#closed || s.writableLength >= WRITE_HIGH_WATER) {
