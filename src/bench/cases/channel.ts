@@ -137,7 +137,8 @@ export const channelShm = makeCase({
   url: shmUrl,
   options: { spin: 'auto' },
   zeroCopy: false,
-  onewayFactor: 4,
+  // Enough one-way messages to cycle the 4 MiB ring many times past the JIT warm-up.
+  onewayFactor: 20,
 });
 
 export const channelShmNoSpin = makeCase({
@@ -155,7 +156,7 @@ export const channelShmBatch = makeCase({
   url: shmUrl,
   options: { spin: 'auto' },
   zeroCopy: false,
-  onewayFactor: 8,
+  onewayFactor: 40,
   batch: 256,
 });
 
