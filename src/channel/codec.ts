@@ -20,13 +20,17 @@ export interface Codec<T = unknown> {
 /** Below this many bytes a byte loop beats TypedArray#set out of shared memory (V8's generic path: ~130 ns fixed). */
 const LOOP_COPY_MAX = 128;
 
-/** A fresh Buffer with the bytes of `bytes` (which may be a view into shared memory). */
+/** Copies src[at..at+n) to the start of dst (src may be a view into shared memory). */
+export function copyFrom(dst: Uint8Array, src: Uint8Array, at: number, n: number): void {
+  if (n <= LOOP_COPY_MAX) for (let i = 0; i < n; i++) dst[i] = src[at + i]!;
+  else dst.set(src.subarray(at, at + n));
+}
+
+/** A fresh Buffer with the bytes of `bytes`. */
 export function copyBytes(bytes: Uint8Array): Buffer {
-  const n = bytes.byteLength;
   // allocUnsafe takes from Node's pool; Buffer.from(view) takes a slower generic path.
-  const b = Buffer.allocUnsafe(n);
-  if (n <= LOOP_COPY_MAX) for (let i = 0; i < n; i++) b[i] = bytes[i]!;
-  else b.set(bytes);
+  const b = Buffer.allocUnsafe(bytes.byteLength);
+  copyFrom(b, bytes, 0, bytes.byteLength);
   return b;
 }
 

@@ -23,6 +23,7 @@ import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import { timedOut } from '../waiter.js';
 import type { SharedRegion } from '../region.js';
 import { anonymous, fromFd } from '../shm.js';
+import { copyFrom } from './codec.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 import type { LoanedView } from './link.js';
@@ -67,13 +68,7 @@ const NATIVE_COPY_MIN = 2048;
  * it stays small (Node's own Buffer pool slab is 8 KiB).
  */
 const SPAN_MAX = 16 * 1024;
-/** Below this many bytes a byte loop beats TypedArray#set out of shared memory (V8's generic path). */
-const LOOP_COPY_MAX = 128;
 
-function copyOut(dst: Buffer, src: Uint8Array, at: number, n: number): void {
-  if (n <= LOOP_COPY_MAX) for (let i = 0; i < n; i++) dst[i] = src[at + i]!;
-  else dst.set(src.subarray(at, at + n));
-}
 
 export function socketPath(name: string): string {
   return `\0ipckit-shm/${name}`;
@@ -369,7 +364,7 @@ class ShmLink implements Link {
       const span = Math.max(4 + len, Math.min(avail, this.#R - off, SPAN_MAX));
       chunk = Buffer.allocUnsafe(span);
       if (span >= NATIVE_COPY_MIN) native.ringCopy(chunk, 0, this.#u8, at, span);
-      else copyOut(chunk, this.#u8, at, span);
+      else copyFrom(chunk, this.#u8, at, span);
       this.#chunk = chunk;
       this.#chunkStart = start;
       pos = 0;
