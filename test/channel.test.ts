@@ -517,6 +517,33 @@ describe('channel codecs and API', () => {
     await done();
   });
 
+  for (const spin of ['auto', false] as const) test(`shm: with the smallest ring (4 KiB), spin ${spin}: varied sizes, single sends and batches mixed, every byte intact both ways`, T, async () => {
+    const N = 50_000;
+    const { ch, peer, done } = await pair('shm', { codec: 'raw', ringSize: 4096, maxMessageSize: 1000, spin });
+    const varied = (i: number) => {
+      const b = Buffer.alloc(1 + ((i * 7919) % 1000));
+      for (let k = 0; k < b.length; k++) b[k] = (i + k) & 255;
+      return b;
+    };
+    // Each direction wraps the ring ~6,000 times and waits for room at almost every batch.
+    peer.send({ op: 'expect-varied', count: N });
+    for (let i = 0; i < N; ) {
+      const batch = [];
+      for (let k = 0; k < 1 + (i % 37) && i < N; k++) batch.push(varied(i++));
+      if (batch.length === 1) await ch.send(batch[0]!);
+      else await ch.sendBatch(batch);
+    }
+    assert.deepEqual(await peer.next(), { op: 'expect-varied', received: N, firstError: null });
+    peer.send({ op: 'emit-varied', count: N });
+    let i = 0;
+    for await (const m of ch) {
+      if (!varied(i).equals(m as Buffer)) assert.fail(`message ${i}: ${(m as Buffer).length} bytes, expected ${varied(i).length}`);
+      if (++i === N) break;
+    }
+    assert.deepEqual(await peer.next(), { op: 'emit-varied', sent: N });
+    await done();
+  });
+
   test('nextSync(): a worker thread in another process receives with blocking waits (spin, then doorbell), times out, sees the end', T, async () => {
     const N = 100_000;
     const server = await channel.listen<any>(`shm:ipckit-test-${tag()}`, { codec: 'json' });
