@@ -1,5 +1,7 @@
 // Channel<T>: typed messages over any Link, with send backpressure, an
 // async-iterator receive side with a bounded queue, and request-reply.
+// Imported, not the global: the global Buffer is a getter, paid on every message here.
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { rangeError, stateError, typeError } from '../errors.js';
 import { checkWaitOptions } from '../waiter.js';
@@ -78,6 +80,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   readonly #maxMessageSize: number;
   readonly #hwm: number;
   readonly #requestTimeout: number | undefined;
+  readonly #raw: boolean;
 
   #sendQueue: PendingSend[] = [];
   #inbox: T[] = [];
@@ -102,6 +105,8 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     this.#maxMessageSize = Math.min(settings.maxMessageSize, link.maxFrame - 5);
     this.#hwm = settings.highWaterMark;
     this.#requestTimeout = settings.requestTimeout;
+    this.#raw = this.#codec === (rawCodec as Codec<unknown>);
+
     link.start({
       onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as T) : this.#onFrame(frame, 0, frame.byteLength, owned === true)),
       onFrameAt: (buffer, start, end) => this.#onFrame(buffer, start, end, true),
@@ -341,6 +346,10 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   /** The frame at frame[start..end); `owned`: those bytes are ours to keep (no copy needed for raw). */
   #onFrame(frame: Uint8Array, start: number, end: number, owned: boolean): void {
     if (this.#closeInfo) return;
+    // The common case first: a plain message in bytes that are already ours, raw codec.
+    if (owned && this.#raw && frame[start] === KIND_MESSAGE && end > start) {
+      return this.#deliver(Buffer.from(frame.buffer, frame.byteOffset + start + 1, end - start - 1) as T);
+    }
     const problem = checkFrame(frame, start, end);
     if (problem) return this.#fail(badFrame(`corrupt frame on ${this.transport}: channel: ${problem}`));
     const kind = frame[start]!;
@@ -350,7 +359,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     try {
       if (kind === KIND_ERROR) payload = JSON.parse(Buffer.from(frame.subarray(start + hl, end)).toString('utf8'));
       // raw needs no second copy of a frame the link already copied for us.
-      else if (owned && this.#codec === (rawCodec as Codec<unknown>)) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as T;
+      else if (owned && this.#raw) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as T;
       else value = this.#codec.decode(frame.subarray(start + hl, end));
     } catch (e) {
       const err = stateError('ERR_IPCKIT_CODEC', `cannot decode a ${end - start}-byte frame with the ${this.#codec.name} codec: ${(e as Error).message}`);

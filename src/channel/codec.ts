@@ -2,6 +2,7 @@
 // Built-ins: raw (bytes as they are), json, v8 (structured clone: Map, Date,
 // typed arrays, BigInt...), msgpack (msgpackr). Any { name, encode, decode }
 // object plugs in.
+import { Buffer } from 'node:buffer';
 import { deserialize, serialize } from 'node:v8';
 import { Packr } from 'msgpackr';
 import { typeError } from '../errors.js';

@@ -14,6 +14,7 @@
 // microseconds, in short microtask slices so its own code keeps running;
 // then it raises its "sleeping" flag, re-checks, and sleeps on its doorbell.
 // A producer rings only when the flag is up (compare-exchange, so once).
+import { Buffer } from 'node:buffer';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
