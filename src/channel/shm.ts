@@ -71,6 +71,21 @@ const NATIVE_COPY_MIN = 2048;
 const SPAN_MAX = 16 * 1024;
 
 
+/**
+ * Closes descriptors the addon made (the doorbell pipe) with close(2) and
+ * those fs.openSync() made with fs.closeSync(): in a worker, Node tracks the
+ * latter and warns about closing any fd it did not open.
+ */
+function closeFds(made: readonly number[], opened: readonly number[]): void {
+  for (const fd of [...made, ...opened]) {
+    if (fd < 0) continue;
+    try {
+      if (made.includes(fd)) native.fdClose(fd);
+      else closeSync(fd);
+    } catch {}
+  }
+}
+
 export function socketPath(name: string): string {
   return `\0ipckit-shm/${name}`;
 }
@@ -629,11 +644,7 @@ class ShmLink implements Link {
           ? { reason: 'peer-closed' }
           : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', 'the shm: peer went away without closing (killed or crashed)') };
     this.#watch?.stop();
-    for (const fd of [this.#bellRead, this.#bellWrite, this.#peerBell]) {
-      try {
-        closeSync(fd);
-      } catch {}
-    }
+    closeFds([this.#bellRead, this.#bellWrite], [this.#peerBell]);
     this.#region.close();
     this.#events?.onClose(info);
   }
@@ -721,7 +732,7 @@ export async function connectShm(name: string, maxMessageSize: number, options: 
   } catch (e) {
     socket.destroy();
     region?.close();
-    for (const fd of [...(bell ?? []), peerBell]) if (fd >= 0) closeSync(fd);
+    closeFds(bell ?? [], [peerBell]);
     throw e;
   }
 }
@@ -777,7 +788,7 @@ export async function listenShm(
       const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url);
       return link;
     } catch (e) {
-      for (const fd of [memfd, peerBell, ...(bell ?? [])]) if (fd >= 0) closeSync(fd);
+      closeFds(bell ?? [], [memfd, peerBell]);
       throw e;
     }
   };
