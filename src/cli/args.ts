@@ -2,6 +2,7 @@
 // targets (POSIX names, System V keys and ids). Shared by every mechanism's
 // subcommands so `ipckit sem`, `ipckit mq`, ... accept the same spellings.
 import { InvalidArgumentError } from 'commander';
+import { IpcError } from '../errors.js';
 import { parseKey } from '../sysv-key.js';
 import { checkPosixName } from '../validate.js';
 
@@ -61,6 +62,24 @@ export function parseTarget(text: string, allowPrivate = false): Target {
 }
 
 /** Permission bits as people write them: 0600. */
+/**
+ * The existing System V object a key or id:N names. `fromId` fails with
+ * EINVAL for an id nothing has (that is what the kernel's *ctl says): the
+ * error then says so, naming `what` and where to look.
+ */
+export function sysvTarget<T>(t: Target, get: (key: number) => T, fromId: (id: number) => T, what: string, lsHint: string): T {
+  if (t.kind === 'sysv-key') return get(t.key);
+  if (t.kind !== 'sysv-id') throw new UsageError('expected a System V key or id:N');
+  try {
+    return fromId(t.id);
+  } catch (e) {
+    if (e instanceof IpcError && e.code === 'EINVAL') {
+      throw new IpcError(e.errno, e.syscall, { id: t.id }, `no System V ${what} has this id (see ${lsHint})`);
+    }
+    throw e;
+  }
+}
+
 export function octal(mode: number): string {
   return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 }

@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { IpcError } from '../errors.js';
 import * as posix from '../mq-posix.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
-import { octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, type Target } from './args.js';
+import { octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { MOUNT_HINT, posixMqProvider, sysvMqProvider } from './mq-ls.js';
@@ -13,16 +13,7 @@ import { groupName, grp, sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, userNa
 
 /** An existing System V queue named by key or id. */
 function queue(t: Target): SysvQueue {
-  if (t.kind === 'sysv-key') return get(t.key);
-  if (t.kind !== 'sysv-id') throw new UsageError('expected a System V key or id:N');
-  try {
-    return fromId(t.id);
-  } catch (e) {
-    if (e instanceof IpcError && e.code === 'EINVAL') {
-      throw new IpcError(e.errno, e.syscall, { id: t.id }, 'no System V queue has this id (see ipckit ls)');
-    }
-    throw e;
-  }
+  return sysvTarget(t, get, fromId, 'queue', 'ipckit ls');
 }
 
 const integer = (what: string, min: number, max: number) => (text: string): number => {

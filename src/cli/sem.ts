@@ -5,7 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { IpcError } from '../errors.js';
 import * as posix from '../sem.js';
 import { sysv, type SysvSemaphoreSet } from '../sem-sysv.js';
-import { octal, parseTarget, removeEach, TARGET_HELP, UsageError, type Target } from './args.js';
+import { octal, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixSemProvider, sysvSemProvider } from './sem-ls.js';
@@ -23,18 +23,9 @@ const milliseconds = (text: string): number => {
   return n;
 };
 
-/** An existing System V set named by key or id. */
+/** An existing System V semaphore set named by key or id. */
 function semSet(t: Target): SysvSemaphoreSet {
-  if (t.kind === 'sysv-key') return sysv.get(t.key);
-  if (t.kind !== 'sysv-id') throw new UsageError('expected a System V key or id:N');
-  try {
-    return sysv.fromId(t.id);
-  } catch (e) {
-    if (e instanceof IpcError && e.code === 'EINVAL') {
-      throw new IpcError(e.errno, e.syscall, { id: t.id }, 'no System V semaphore set has this id (see ipckit ls sysv-sem)');
-    }
-    throw e;
-  }
+  return sysvTarget(t, sysv.get, sysv.fromId, 'semaphore set', 'ipckit ls sysv-sem');
 }
 
 interface CreateOptions {

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import * as posix from '../shm.js';
 import { sysv, type SysvSegment } from '../shm-sysv.js';
 import { IpcError } from '../errors.js';
-import { lengthOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, type Target } from './args.js';
+import { lengthOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixShmProvider, sysvShmProvider } from './shm-ls.js';
@@ -15,17 +15,7 @@ import { groupName, grp, sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, userNa
 
 /** An existing System V segment named by key or id. */
 function segment(t: Target): SysvSegment {
-  if (t.kind === 'sysv-key') return sysv.get(t.key);
-  if (t.kind !== 'sysv-id') throw new UsageError('expected a System V key or id:N');
-  try {
-    return sysv.fromId(t.id);
-  } catch (e) {
-    // shmctl says EINVAL for an id no segment has; say what that means here.
-    if (e instanceof IpcError && e.code === 'EINVAL') {
-      throw new IpcError(e.errno, e.syscall, { id: t.id }, 'no System V segment has this id (see ipckit ls)');
-    }
-    throw e;
-  }
+  return sysvTarget(t, sysv.get, sysv.fromId, 'segment', 'ipckit ls');
 }
 
 
