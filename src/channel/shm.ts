@@ -10,10 +10,11 @@
 // own { pid, bell }, and both close the memfd descriptor once mapped. Nothing
 // is ever created in /dev/shm, so a kill -9 at any moment leaks nothing.
 //
-// Waiting: after any activity a side spins on Atomics.load for `spin`
-// microseconds, in short microtask slices so its own code keeps running;
-// then it raises its "sleeping" flag, re-checks, and sleeps on its doorbell.
-// A producer rings only when the flag is up (compare-exchange, so once).
+// Waiting: after any activity a side keeps looking at its input ring for
+// `spin` microseconds, one look per microtask hop so its own code keeps
+// running in between; then it raises its "sleeping" flag, re-checks, and
+// sleeps on its doorbell. A producer rings only when the flag is up
+// (compare-exchange, so once). nextSync() waits the same way, blocking.
 import { Buffer } from 'node:buffer';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
@@ -70,7 +71,6 @@ const NATIVE_COPY_MIN = 2048;
  */
 const SPAN_MAX = 16 * 1024;
 
-
 /**
  * Closes descriptors the addon made (the doorbell pipe) with close(2) and
  * those fs.openSync() made with fs.closeSync(): in a worker, Node tracks the
@@ -119,7 +119,7 @@ class ShmLink implements Link {
   #wantWritable = false;
   /** Producer's last view of the consumer's tail (only ever behind the real one: safe). */
   #tailSeen = 0;
-  /** The last run of small records copied out of the ring (see #smallFrame) and its ring position. */
+  /** The last run of small records copied out of the ring (see #copiedOut) and its ring position. */
   #chunk: Buffer | null = null;
   #chunkStart = 0;
   /** Frames consumed since the tail was last stored. */
