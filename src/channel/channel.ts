@@ -60,8 +60,6 @@ export interface ChannelSettings<T> {
 
 const RESOLVED = Promise.resolve();
 
-
-
 function closedError(info: CloseInfo | null): Error {
   const why = info ? ` (${info.reason}${info.error ? `: ${info.error.message}` : ''})` : '';
   const err = stateError(info?.reason === 'peer-lost' ? 'ERR_IPCKIT_PEER_LOST' : 'ERR_IPCKIT_CLOSED', `channel is closed${why}`);
