@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { after, describe, test } from 'node:test';
 import { IpcError, mq } from 'ipckit';
+import { floodAndDrain } from './mq-flood.js';
 import { canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueName, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
@@ -352,17 +353,13 @@ describe('POSIX message queues', () => {
     // msg_max (10 by default) binds root too unless it has CAP_SYS_RESOURCE in the initial namespace.
     const maxMessages = procLimit('msg_max');
     using q = mq.open(n, { create: true, maxMessages, messageSize: 8 });
-    const sender = startPeer('mq-peer');
-    const receiver = startPeer('mq-peer');
-    await Promise.all([sender.next(), receiver.next()]);
-    sender.send({ op: 'open', name: n, options: { writeOnly: true } });
-    receiver.send({ op: 'open', name: n, options: { readOnly: true } });
-    await Promise.all([sender.next(), receiver.next()]);
     const count = 1_000_000;
     const kinds = 4;
-    receiver.send({ op: 'drain', kind: 'posix', count, kinds });
-    sender.send({ op: 'flood', kind: 'posix', count, kinds });
-    const [sent, got] = await Promise.all([sender.next<{ sent: number; ms: number }>(), receiver.next<{ received: number; misordered: number; mislabelled: number; perKind: number[]; ms: number }>()]);
+    const { sent, got } = await floodAndDrain('posix', count, kinds, (role) => ({
+      op: 'open',
+      name: n,
+      options: role === 'sender' ? { writeOnly: true } : { readOnly: true },
+    }));
     assert.equal(sent.sent, count);
     assert.equal(got.received, count);
     assert.equal(got.misordered, 0);
@@ -370,9 +367,6 @@ describe('POSIX message queues', () => {
     assert.equal(got.perKind.reduce((a, b) => a + b, 0), count);
     assert.equal(q.attributes().currentMessages, 0);
     t.diagnostic(`POSIX mq: ${count} x 8 B in ${got.ms.toFixed(0)} ms = ${((count / got.ms) * 1000).toFixed(0)} msg/s (queue of ${maxMessages}, sender ${sent.ms.toFixed(0)} ms)`);
-    sender.send({ op: 'exit' });
-    receiver.send({ op: 'exit' });
-    await Promise.all([sender.exited, receiver.exited]);
     q.unlink();
   });
 

@@ -1,4 +1,5 @@
 // System V message queues against ipcmk/ipcs/ipcrm, Python's sysv_ipc, C and peer processes.
+import { floodAndDrain } from './mq-flood.js';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -387,26 +388,15 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
 
   test('1,000,000 messages between two processes: none lost, none reordered within a type', { timeout: 180_000 }, async (t) => {
     using q = track(mq.sysv.get('private'));
-    const sender = startPeer('mq-peer');
-    const receiver = startPeer('mq-peer');
-    await Promise.all([sender.next(), receiver.next()]);
-    sender.send({ op: 'sysv', id: q.id });
-    receiver.send({ op: 'sysv', id: q.id });
-    await Promise.all([sender.next(), receiver.next()]);
     const count = 1_000_000;
     const kinds = 4;
-    receiver.send({ op: 'drain', kind: 'sysv', count, kinds });
-    sender.send({ op: 'flood', kind: 'sysv', count, kinds });
-    const [sent, got] = await Promise.all([sender.next<{ sent: number; ms: number }>(), receiver.next<{ received: number; misordered: number; mislabelled: number; perKind: number[]; ms: number }>()]);
+    const { sent, got } = await floodAndDrain('sysv', count, kinds, () => ({ op: 'sysv', id: q.id }));
     assert.equal(sent.sent, count);
     assert.equal(got.received, count);
     assert.equal(got.misordered, 0);
     assert.equal(got.mislabelled, 0);
     assert.equal(q.stat().qnum, 0);
     t.diagnostic(`System V mq: ${count} x 8 B in ${got.ms.toFixed(0)} ms = ${((count / got.ms) * 1000).toFixed(0)} msg/s (qbytes ${q.stat().qbytes})`);
-    sender.send({ op: 'exit' });
-    receiver.send({ op: 'exit' });
-    await Promise.all([sender.exited, receiver.exited]);
     q.remove();
   });
 
