@@ -2,6 +2,7 @@
 // (access mode). Processes we may not inspect (other users' when not root,
 // or gone meanwhile) are skipped, so counts are lower bounds for non-root.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { processIds } from './dirs.js';
 
 export interface Holder {
   pid: number;
@@ -13,13 +14,7 @@ export interface Holder {
 export function holders(paths: Set<string>): Map<string, Holder[]> {
   const out = new Map<string, Holder[]>();
   if (paths.size === 0) return out;
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
+  for (const pid of processIds()) {
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);

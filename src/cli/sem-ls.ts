@@ -1,13 +1,14 @@
 // `ipckit ls` sections for semaphores: POSIX named semaphores (glibc keeps
 // them as /dev/shm/sem.NAME) and System V sets (/proc/sysvipc/sem) with
 // their values.
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { formatKey } from '../errors.js';
 import { readSysvTable } from '../sysv-key.js';
 import { native } from '../native.js';
 import * as posix from '../sem.js';
 import type { LsProvider, LsRow } from './ls.js';
 import { userName } from './users.js';
+import { entriesIfPresent } from './dirs.js';
 
 const SHM_DIR = '/dev/shm';
 const date = (s: number): string | null => (s === 0 ? null : new Date(s * 1000).toISOString());
@@ -27,13 +28,7 @@ export const posixSemProvider: LsProvider = {
   title: `POSIX named semaphores (${SHM_DIR}/sem.*)`,
   countName: 'value',
   list(): LsRow[] {
-    let files: string[];
-    try {
-      files = readdirSync(SHM_DIR);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
+    const files = entriesIfPresent(SHM_DIR);
     const rows: LsRow[] = [];
     for (const file of files.filter((n) => n.startsWith('sem.') && n.length > 4).sort()) {
       let st;

@@ -1,11 +1,12 @@
 // `ipckit ls` sections for shared memory: POSIX objects (files in /dev/shm)
 // and System V segments (/proc/sysvipc/shm).
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { formatKey } from '../errors.js';
 import { readSysvTable } from '../sysv-key.js';
 import { native } from '../native.js';
 import type { LsProvider, LsRow } from './ls.js';
 import { userName } from './users.js';
+import { entriesIfPresent, processIds } from './dirs.js';
 
 const SHM_DIR = '/dev/shm';
 
@@ -17,13 +18,7 @@ const SHM_DIR = '/dev/shm';
  */
 function shmMappers(): Map<number, Set<number>> {
   const byInode = new Map<number, Set<number>>();
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return byInode;
-  }
-  for (const pid of pids) {
+  for (const pid of processIds()) {
     let maps: string;
     try {
       maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
@@ -49,13 +44,7 @@ export const posixShmProvider: LsProvider = {
   title: `POSIX shared memory (${SHM_DIR})`,
   countName: 'attaches',
   list(): LsRow[] {
-    let names: string[];
-    try {
-      names = readdirSync(SHM_DIR);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
+    const names = entriesIfPresent(SHM_DIR);
     const rows: LsRow[] = [];
     const inodes: number[] = [];
     // sem.NAME files are POSIX named semaphores: a section of their own.
