@@ -54,6 +54,12 @@ export interface ListenOptions<T = unknown> extends ChannelOptions<T> {
    * file is always removed by close(): libuv unlinks it.)
    */
   unlink?: boolean;
+  /**
+   * shm: every connector writes into one ring that this listener reads (MPSC):
+   * one place to look and one doorbell however many peers. Default false (a
+   * ring pair per connection). See docs/channels.md for the trade-offs.
+   */
+  sharedRing?: boolean;
   // unix-seqpacket: and fifo: too remove their socket file / FIFO on close unless unlink is false.
 }
 
@@ -264,13 +270,16 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
   const ep = parseUrl(url);
   const s = settings(options, ep);
   const unlinkOnClose = checkBoolean((options ?? {}).unlink, 'options.unlink', true);
+  const sharedRing = checkBoolean((options ?? {}).sharedRing, 'options.sharedRing', false);
+  if (sharedRing && ep.scheme !== 'shm') throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.sharedRing is for shm: listeners');
+  if (sharedRing && s.shm.zeroCopy) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.sharedRing and options.zeroCopy do not go together (the listener copies frames out of the shared ring)');
   if (ep.scheme === 'pipe') throw typeError('ERR_IPCKIT_INVALID_URL', 'pipe: channels are made by channel.fork(); the child uses channel.parent()');
   let cs: ChannelServer<T>;
   if (ep.scheme === 'shm') {
     const server = await listenShm(
       ep.name,
       s.maxMessageSize,
-      s.shm,
+      { ...s.shm, sharedRing },
       (link) => cs.accept(makeChannel(link, s)),
       (e) => cs.failed(e),
     );

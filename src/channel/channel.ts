@@ -74,6 +74,8 @@ function closedError(info: CloseInfo | null): Error {
  */
 export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<T>, AsyncDisposable {
   readonly #link: Link;
+  /** The link lends its own memory for loan() (shm:); otherwise loan() hands out a Buffer that publish() sends. */
+  readonly #lends: boolean;
   readonly #codec: Codec<T>;
   readonly #maxMessageSize: number;
   readonly #hwm: number;
@@ -99,6 +101,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   constructor(link: Link, settings: ChannelSettings<T>) {
     super();
     this.#link = link;
+    this.#lends = typeof link.loan === 'function' && link.canLoan !== false;
     this.#codec = settings.codec;
     this.#maxMessageSize = Math.min(settings.maxMessageSize, link.maxFrame - 5);
     this.#hwm = settings.highWaterMark;
@@ -302,12 +305,12 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     if (this.#loaned || this.#loanWaiter) return Promise.reject(stateError('ERR_IPCKIT_LOAN', 'publish() the current loan before taking another'));
     if (this.closed) return Promise.reject(closedError(this.#closeInfo));
-    if (!this.#link.loan) {
+    if (!this.#lends) {
       const view = Buffer.allocUnsafe(size);
       this.#loaned = view;
       return Promise.resolve(view);
     }
-    const view = this.#sendQueue.length === 0 ? this.#link.loan(size) : null;
+    const view = this.#sendQueue.length === 0 ? this.#link.loan!(size) : null;
     if (view) {
       this.#loaned = view;
       return Promise.resolve(view);
@@ -332,12 +335,12 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     this.#loaned = null;
     if (this.closed) return Promise.reject(closedError(this.#closeInfo));
-    if (!this.#link.publish) {
+    if (!this.#lends) {
       const body = view.subarray(0, length);
       if (this.#sendQueue.length === 0 && this.#link.tryWrite(MESSAGE_HEADER, body)) return RESOLVED;
       return new Promise<void>((resolve, reject) => this.#sendQueue.push({ header: MESSAGE_HEADER, body, resolve, reject }));
     }
-    this.#link.publish(view, length);
+    this.#link.publish!(view, length);
     return RESOLVED;
   }
 

@@ -62,6 +62,8 @@ export interface Link {
    * ring, or null when there is no room yet (onWritable follows).
    */
   loan?(size: number): Uint8Array | null;
+  /** false: this connection has loan() but cannot lend ring memory now (a shm: connector of a shared ring); the Channel lends a Buffer instead. */
+  readonly canLoan?: boolean;
   /** Makes the loaned view (its first `length` bytes) visible to the peer. */
   publish?(view: Uint8Array, length: number): void;
   /**

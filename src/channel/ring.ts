@@ -16,6 +16,10 @@
 // SPSC per direction: exactly one producer and one consumer per ring, so
 // head and tail need only Atomics.load/store (sequentially consistent in JS,
 // which also orders the plain byte copies before the head store).
+import { Buffer } from 'node:buffer';
+import { native } from '../native.js';
+import { copyFrom } from './codec.js';
+
 export const MAGIC = 0x69706b63;
 export const VERSION = 1;
 export const CONTROL_BYTES = 4096;
@@ -52,15 +56,126 @@ export function totalBytes(ringSize: number): number {
   return CONTROL_BYTES + 2 * ringSize;
 }
 
-/** Bytes one record of `frameLength` occupies. */
-export function recordBytes(frameLength: number): number {
-  return (4 + frameLength + 7) & ~7;
+/** Bytes one record of `frameLength` occupies (`header`: 4, or 8 in a shared ring). */
+export function recordBytes(frameLength: number, header = 4): number {
+  return (header + frameLength + 7) & ~7;
 }
 
 /** Smallest power-of-two ring holding two records of maxFrame (so wrap-around can never deadlock). */
-export function ringSizeFor(maxFrame: number, requested: number): number {
+export function ringSizeFor(maxFrame: number, requested: number, header = 4): number {
   let size = 4096;
-  const need = Math.max(requested, 2 * recordBytes(maxFrame));
+  const need = Math.max(requested, 2 * recordBytes(maxFrame, header));
   while (size < need) size *= 2;
   return size;
+}
+
+/**
+ * Whether a record of `total` bytes fits at `head` with the consumer at
+ * `tail` (if it does not fit before the end of the ring, the rest of the
+ * ring is skipped by a wrap marker and it goes at offset 0).
+ */
+export function fits(R: number, head: number, tail: number, total: number): boolean {
+  const contiguous = R - (head & (R - 1));
+  const need = total <= contiguous ? total : contiguous + total;
+  return R - ((head - tail) >>> 0) >= need;
+}
+
+/** Frames at least this long are copied by memcpy (native/ring.c) rather than TypedArray.set. */
+export const NATIVE_COPY_MIN = 2048;
+/**
+ * Most bytes of consecutive small records copied out at once. Every message
+ * received in that run is a view of the copy and keeps all of it alive, so
+ * it stays small (Node's own Buffer pool slab is 8 KiB).
+ */
+const SPAN_MAX = 16 * 1024;
+
+/**
+ * Copies small frames out of a ring together with the records after them
+ * that are already there: one copy of up to SPAN_MAX bytes serves a whole
+ * run of messages (each then only a view of that copy), which is what makes
+ * many small messages cheap.
+ */
+export class RunCopier {
+  /** The last run copied out. */
+  chunk: Buffer | null = null;
+  #chunkStart = 0;
+
+  /**
+   * Where the frame of the record at ring position `start` begins in
+   * `chunk` (copying the run from `start` up to `head` first when that
+   * record is not in the last copy). `at` is the record's byte offset in `u8`.
+   */
+  frameAt(u8: Uint8Array, R: number, start: number, at: number, frameLength: number, head: number, header: number): number {
+    let pos = (start - this.#chunkStart) >>> 0;
+    if (this.chunk === null || pos + header + frameLength > this.chunk.length) {
+      const avail = (head - start) >>> 0;
+      const span = Math.max(header + frameLength, Math.min(avail, R - (start & (R - 1)), SPAN_MAX));
+      const chunk = Buffer.allocUnsafe(span);
+      if (span >= NATIVE_COPY_MIN) native.ringCopy(chunk, 0, u8, at, span);
+      else copyFrom(chunk, u8, at, span);
+      this.chunk = chunk;
+      this.#chunkStart = start;
+      pos = 0;
+    }
+    return pos + header;
+  }
+}
+
+/**
+ * Writes one record at `head` (the caller checked it fits): a wrap marker
+ * first when it does not fit before the end of the ring, then [length]
+ * ([slot] in a shared ring, `slot` >= 0) and the frame. Returns the head
+ * after it; nothing is visible to the consumer until the head is stored.
+ */
+export function putRecord(i32: Int32Array, u8: Uint8Array, base: number, R: number, head: number, header: Uint8Array, body: Uint8Array, slot: number): number {
+  const hdr = slot < 0 ? 4 : 8;
+  const len = header.byteLength + body.byteLength;
+  const total = recordBytes(len, hdr);
+  let off = head & (R - 1);
+  if (total > R - off) {
+    i32[(base + off) >> 2] = WRAP;
+    head = (head + (R - off)) | 0;
+    off = 0;
+  }
+  const at = base + off;
+  i32[at >> 2] = len;
+  if (slot >= 0) i32[(at >> 2) + 1] = slot;
+  const frameAt = at + hdr;
+  if (header.byteLength === 1) u8[frameAt] = header[0]!;
+  else u8.set(header, frameAt);
+  if (body.byteLength >= NATIVE_COPY_MIN) native.ringCopy(u8, frameAt + header.byteLength, body, 0, body.byteLength);
+  else u8.set(body, frameAt + header.byteLength);
+  return (head + total) | 0;
+}
+
+// A shared ring (listen option sharedRing): one more memfd, created by the
+// listener and mapped by every connector, that all connectors write into
+// and the listener alone reads (MPSC). Its frames replace the connector ->
+// listener ring of each connection; the other direction stays per peer.
+//
+//   bytes 0..4095   control block (Int32 words), one cache line per writer:
+//     [0] magic 'ipkm'  [1] version  [2] ring size R  [3] max frame
+//     [16] head   bytes ever written, stored by producers holding the lock
+//     [32] tail   bytes ever released, consumer-owned
+//     [48] consumer sleeping (1 = ring the listener's doorbell after you write)
+//     [64] producers waiting (for room, or for the lock): each also raised
+//          the producer-sleeping flag of its own connection's ring 0 and
+//          sleeps on its doorbell until the hub rings it
+//     [80] lock: 0, or the slot of the producer placing and publishing a
+//          record. Only ever held within one synchronous write, so a holder
+//          whose connection closed died holding it: the listener, which
+//          learns of every death from the control socket, frees it. The
+//          dead producer never stored the head, so nothing needs repair.
+//   4096            data: records [u32 length][u32 slot][frame][pad to 8];
+//                   slot = the connection the frame belongs to.
+export const SHARED_MAGIC = 0x69706b6d;
+export const SHARED_HEADER = 8;
+export const S_HEAD = 16;
+export const S_TAIL = 32;
+export const S_CONSUMER_SLEEPING = 48;
+export const S_WAITING = 64;
+export const S_LOCK = 80;
+
+export function sharedTotalBytes(ringSize: number): number {
+  return CONTROL_BYTES + ringSize;
 }

@@ -18,14 +18,12 @@
 import { Buffer } from 'node:buffer';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { IpcError, stateError, sys } from '../errors.js';
 import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import { timedOut } from '../waiter.js';
 import type { SharedRegion } from '../region.js';
 import { anonymous, fromFd } from '../shm.js';
-import { copyFrom } from './codec.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 import type { LoanedView } from './link.js';
@@ -33,18 +31,30 @@ import type { CloseInfo, Link, LinkEvents } from './link.js';
 import {
   CONTROL_BYTES,
   MAGIC,
+  NATIVE_COPY_MIN,
+  RunCopier,
+  SHARED_HEADER,
   VERSION,
   W_MAGIC,
   W_MAX_FRAME,
   W_RING_SIZE,
   W_VERSION,
   WRAP,
+  fits,
+  putRecord,
   recordBytes,
   ringSizeFor,
   ringWords,
   totalBytes,
   type RingWords,
 } from './ring.js';
+import { SharedRingHub, SharedRingWriter, WRITTEN, validSharedRing, type HubFed } from './shm-shared.js';
+import { Spinner } from './shm-spin.js';
+
+export interface ShmListenOptions extends ShmLinkOptions {
+  /** One ring all connectors write into, read by one hub (MPSC). Default false: a ring pair per connection. */
+  sharedRing?: boolean;
+}
 
 export interface ShmLinkOptions {
   /** Microseconds to spin after activity before sleeping; 'auto' = 50; false = never spin. */
@@ -56,20 +66,7 @@ export interface ShmLinkOptions {
 }
 
 const AUTO_SPIN_US = 50;
-const SETTLED = Promise.resolve();
-/** Longest run of microtask-driven pumping before yielding to the event loop once. */
-const MAX_SLICE_US = 2000;
-/** Microtask hops between clock readings while spinning (a hop costs ~0.15 µs, performance.now() ~0.06 µs). */
-const HOPS_PER_CLOCK = 32;
 const DEFAULT_RING = 4 * 1024 * 1024;
-/** Frames at least this long are copied by memcpy (native/ring.c) rather than TypedArray.set. */
-const NATIVE_COPY_MIN = 2048;
-/**
- * Most bytes of consecutive small records copied out at once. Every message
- * received in that run is a view of the copy and keeps all of it alive, so
- * it stays small (Node's own Buffer pool slab is 8 KiB).
- */
-const SPAN_MAX = 16 * 1024;
 
 /**
  * Closes descriptors the addon made (the doorbell pipe) with close(2) and
@@ -96,7 +93,15 @@ function spinMicros(spin: ShmLinkOptions['spin']): number {
   return spin;
 }
 
-class ShmLink implements Link {
+/** How a connection's input and output run when the listener has a shared ring (listen option sharedRing). */
+export type SharedMode =
+  /** Connector: frames go into the shared ring instead of this connection's ring 0. */
+  | { role: 'writer'; writer: SharedRingWriter; slot: number }
+  /** Listener: frames come from the hub reading the shared ring, not from ring 0. */
+  | { role: 'fed'; hub: SharedRingHub; slot: number }
+  | null;
+
+export class ShmLink implements Link, HubFed {
   readonly transport = 'shm';
   readonly maxFrame: number;
   readonly #region: SharedRegion;
@@ -112,29 +117,25 @@ class ShmLink implements Link {
   readonly #bellWrite: number;
   readonly #peerBell: number;
   readonly #socket: Socket;
-  readonly #spinUs: number;
+  readonly #spinner: Spinner;
+  readonly #writer: SharedRingWriter | null;
+  readonly #hub: SharedRingHub | null;
+  readonly slot: number;
   #watch: FdWatcher | null = null;
   #events: LinkEvents | null = null;
   #paused = false;
   #wantWritable = false;
   /** Producer's last view of the consumer's tail (only ever behind the real one: safe). */
   #tailSeen = 0;
-  /** The last run of small records copied out of the ring (see #copiedOut) and its ring position. */
-  #chunk: Buffer | null = null;
-  #chunkStart = 0;
+  readonly #runs = new RunCopier();
   /** Frames consumed since the tail was last stored. */
   #unreleased = 0;
   /** Frame length the blocked tryWrite() needs room for. */
   #wantBytes = 0;
-  #scheduled = false;
   /** tryWrite() places records without publishing them (see Link.cork). */
   #corked = false;
-  #sleeping = false;
-  #lastActivity = 0;
-  /** Progress since the clock was last read (lastActivity is stamped at the next reading). */
-  #fresh = false;
-  #hops = 0;
-  #sliceStart = 0;
+  /** Listener with a shared ring: the hub has delivered everything this peer wrote before it went away. */
+  #drained = false;
   #finished = false;
   #closing: Promise<void> | null = null;
   #failure: Error | undefined;
@@ -155,6 +156,7 @@ class ShmLink implements Link {
     spinUs: number,
     zeroCopy: boolean,
     url: string,
+    shared: SharedMode = null,
   ) {
     this.#url = url;
     this.#zeroCopy = zeroCopy;
@@ -164,7 +166,10 @@ class ShmLink implements Link {
     this.#u8 = new Uint8Array(buf);
     this.#R = this.#i32[W_RING_SIZE]!;
     this.#mask = this.#R - 1;
-    this.maxFrame = this.#i32[W_MAX_FRAME]!;
+    this.#writer = shared?.role === 'writer' ? shared.writer : null;
+    this.#hub = shared?.role === 'fed' ? shared.hub : null;
+    this.slot = shared ? shared.slot : -1;
+    this.maxFrame = Math.min(this.#i32[W_MAX_FRAME]!, this.#writer?.maxFrame ?? Infinity);
     this.#out = ringWords(side === 'connector' ? 0 : 1, this.#R);
     this.#in = ringWords(side === 'connector' ? 1 : 0, this.#R);
     this.#outHead = Atomics.load(this.#i32, this.#out.head);
@@ -173,7 +178,15 @@ class ShmLink implements Link {
     [this.#bellRead, this.#bellWrite] = bell;
     this.#peerBell = peerBell;
     this.#socket = socket;
-    this.#spinUs = spinUs;
+    this.#spinner = new Spinner(spinUs, this);
+    // Attached before the connector hears its slot, so no frame of it is
+    // dropped as "nobody's"; the hub waits at them until start().
+    this.#hub?.attach(this);
+  }
+
+  /** Frames go through a shared ring, so loan() cannot hand out ring memory (it would hold the ring's lock across user code). */
+  get canLoan(): boolean {
+    return this.#writer === null;
   }
 
   start(events: LinkEvents): void {
@@ -193,116 +206,62 @@ class ShmLink implements Link {
     });
     // The socket keeps the process alive; the doorbell watch does not need to.
     this.#watch = watchFd(this.#bellRead, READABLE, () => this.#onBell(), { ref: false });
-    this.#lastActivity = performance.now();
-    this.#schedule();
+    this.#spinner.start();
+    this.#hub?.resumed();
   }
 
   #onBell(): void {
     native.doorbellDrain(this.#bellRead);
-    this.#sleeping = false;
     Atomics.store(this.#i32, this.#in.consumerSleeping, 0);
-    Atomics.store(this.#i32, this.#out.producerSleeping, 0);
-    this.#lastActivity = performance.now();
-    this.#sliceStart = this.#lastActivity;
-    this.#pump();
+    if (this.#writer) this.#writer.lowerWaiting();
+    else Atomics.store(this.#i32, this.#out.producerSleeping, 0);
+    this.#spinner.woken();
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#finished) return;
-    this.#scheduled = true;
-    // A reaction on a settled promise: a quarter of queueMicrotask()'s cost
-    // (Node wraps each of those in an AsyncResource), and the spin is one hop per look.
-    SETTLED.then(this.#pumpTask);
-  }
-
-  readonly #pumpTask = (): void => {
-    this.#scheduled = false;
-    try {
-      this.#pump();
-    } catch (e) {
-      // Thrown by code we delivered to: an uncaught exception, as from queueMicrotask.
-      queueMicrotask(() => {
-        throw e;
-      });
-    }
-  };
-
-  readonly #immediateTask = (): void => {
-    this.#scheduled = false;
-    this.#sliceStart = performance.now();
-    this.#pump();
-  };
-
-  #pump(): void {
+  /** One look (SpinOwner): read what arrived, report room to a blocked writer. */
+  look(): number {
     // After a failure the link is being torn down: do not touch the ring again
     // (a corrupt record stays unread and would be "available" forever).
-    if (this.#finished || this.#failure) return;
+    if (this.#finished || this.#failure) return -1;
     let progress = this.#readBatch() > 0;
     if (this.#wantWritable && !this.#loan && this.#hasSpaceFor(this.#wantBytes)) {
       this.#wantWritable = false;
       progress = true;
       this.#events!.onWritable();
     }
-    if (this.#finished) return;
-    if (progress) this.#fresh = true;
-    const waitingForInput = !this.#paused && !this.#closing;
-    if (!waitingForInput && !this.#wantWritable) return; // idle: resume()/tryWrite() restart us
-    if (this.#spinUs === 0) return this.#sleep();
-    // Spinning: one look at the ring per microtask hop, queued behind the
-    // code we just delivered to (and its awaits), so a reply written by that
-    // code goes out before we look again. The clock is read every few hops
-    // only (performance.now() costs about half a hop).
-    if (++this.#hops < HOPS_PER_CLOCK) return this.#schedule();
-    this.#hops = 0;
-    const now = performance.now();
-    const hadProgress = this.#fresh;
-    if (hadProgress) {
-      this.#lastActivity = now;
-      this.#fresh = false;
-    } else if ((now - this.#lastActivity) * 1000 >= this.#spinUs) return this.#sleep();
-    // Nothing for a while: let a peer that shares our core run. A doorbell
-    // wake-up tends to put the woken peer on the waker's core; spinning
-    // without yielding then starves the very process we wait for (measured:
-    // round trip = 2 x the spin budget). With a free core it returns at once.
-    if (!hadProgress) native.ringYield();
-    if ((now - this.#sliceStart) * 1000 > MAX_SLICE_US) {
-      this.#scheduled = true;
-      setImmediate(this.#immediateTask);
-    } else this.#schedule();
+    if (this.#finished) return -1;
+    const waitingForInput = !this.#hub && !this.#paused && !this.#closing;
+    if (!waitingForInput && !this.#wantWritable) return -1; // idle: resume()/tryWrite() restart us
+    return progress ? 1 : 0;
   }
 
-  #sleep(): void {
-    this.#hops = 0;
+  /** Raises the sleeping flags and looks once more (SpinOwner). */
+  trySleep(): boolean {
     const i32 = this.#i32;
-    if (!this.#paused) Atomics.store(i32, this.#in.consumerSleeping, 1);
-    if (this.#wantWritable) Atomics.store(i32, this.#out.producerSleeping, 1);
-    // Re-check after raising the flags: the peer may have written just before.
-    if ((!this.#paused && Atomics.load(i32, this.#in.head) !== this.#inRead) || (this.#wantWritable && !this.#loan && this.#hasSpaceFor(this.#wantBytes))) {
-      Atomics.store(i32, this.#in.consumerSleeping, 0);
-      Atomics.store(i32, this.#out.producerSleeping, 0);
-      this.#lastActivity = performance.now();
-      this.#schedule();
-      return;
+    const waitInput = !this.#paused && !this.#hub;
+    if (waitInput) Atomics.store(i32, this.#in.consumerSleeping, 1);
+    const writer = this.#writer;
+    if (this.#wantWritable) {
+      if (writer) writer.raiseWaiting();
+      else Atomics.store(i32, this.#out.producerSleeping, 1);
     }
-    this.#sleeping = true;
-    this.#sliceStart = 0;
+    // Re-check after raising the flags: the peer may have written just before.
+    if ((waitInput && Atomics.load(i32, this.#in.head) !== this.#inRead) || (this.#wantWritable && !this.#loan && this.#hasSpaceFor(this.#wantBytes))) {
+      this.awake();
+      if (writer) writer.lowerWaiting();
+      else Atomics.store(i32, this.#out.producerSleeping, 0);
+      return false;
+    }
+    return true;
   }
 
-  /** Wakes this side out of its sleep to spin (we just did something the peer will answer). */
-  #wakeSelf(): void {
-    this.#lastActivity = performance.now();
-    if (this.#sleeping) {
-      this.#sleeping = false;
-      if (this.#spinUs > 0) {
-        Atomics.store(this.#i32, this.#in.consumerSleeping, 0);
-        this.#sliceStart = this.#lastActivity;
-        this.#schedule();
-      } else this.#sleeping = true;
-    }
+  /** Spinning again without a doorbell (SpinOwner). */
+  awake(): void {
+    Atomics.store(this.#i32, this.#in.consumerSleeping, 0);
   }
 
   #readBatch(): number {
-    if (this.#paused && !this.#socketClosed) return 0;
+    if ((this.#paused && !this.#socketClosed) || this.#hub) return 0;
     const i32 = this.#i32;
     const u8 = this.#u8;
     const R = this.#R;
@@ -322,6 +281,7 @@ class ShmLink implements Link {
         this.destroy(badFrame(`corrupt record in the shm: ring (length ${len} at offset ${off})`));
         return n;
       }
+      const recordStart = read;
       const recordEnd = (read + recordBytes(len)) | 0;
       read = recordEnd;
       this.#inRead = read;
@@ -343,8 +303,8 @@ class ShmLink implements Link {
           native.ringCopy(frame, 0, u8, at + 4, len);
           this.#events!.onFrame(frame, true);
         } else {
-          const start = this.#copiedOut(read - recordBytes(len), len, at, head);
-          this.#events!.onFrameAt(this.#chunk!, start, start + len);
+          const start = this.#runs.frameAt(u8, R, recordStart, at, len, head, 4);
+          this.#events!.onFrameAt(this.#runs.chunk!, start, start + len);
         }
         // onFrame decoded (copied) the frame: its space can go back (the tail
         // is stored every 64 frames and at the end of the batch: fewer writes
@@ -364,28 +324,26 @@ class ShmLink implements Link {
     return n;
   }
 
-  /**
-   * A small frame, copied out of the ring together with the records after it
-   * that are already there: one copy of up to SPAN_MAX bytes serves a whole
-   * run of messages (each then only a view of that copy), which is what makes
-   * many small messages cheap. `start` is the record's ring position; the
-   * result is where its frame begins in #chunk.
-   */
-  #copiedOut(start: number, len: number, at: number, head: number): number {
-    let chunk = this.#chunk;
-    let pos = (start - this.#chunkStart) >>> 0;
-    if (chunk === null || pos + 4 + len > chunk.length) {
-      const off = start & this.#mask;
-      const avail = (head - start) >>> 0;
-      const span = Math.max(4 + len, Math.min(avail, this.#R - off, SPAN_MAX));
-      chunk = Buffer.allocUnsafe(span);
-      if (span >= NATIVE_COPY_MIN) native.ringCopy(chunk, 0, this.#u8, at, span);
-      else copyFrom(chunk, this.#u8, at, span);
-      this.#chunk = chunk;
-      this.#chunkStart = start;
-      pos = 0;
-    }
-    return pos + 4;
+  /** Listener with a shared ring (HubFed): the hub stops at this peer's next frame while this is true. */
+  get blocksHub(): boolean {
+    return (this.#paused || this.#events === null) && !this.#socketClosed && !this.#finished;
+  }
+
+  /** A frame the hub read for this peer (HubFed): owned bytes at buffer[start..end). */
+  deliverAt(buffer: Buffer, start: number, end: number): void {
+    if (!this.#finished) this.#events?.onFrameAt(buffer, start, end);
+  }
+
+  /** A large frame the hub copied out for this peer (HubFed). */
+  deliver(frame: Uint8Array): void {
+    if (!this.#finished) this.#events?.onFrame(frame, true);
+  }
+
+  /** The hub freed room in the shared ring (HubFed): wake this peer if it sleeps waiting for it. */
+  wakeSharedProducer(): boolean {
+    if (Atomics.compareExchange(this.#i32, this.#in.producerSleeping, 1, 0) !== 1) return false;
+    this.#ring();
+    return true;
   }
 
   /** Advances the tail over released zero-copy views (they may be released in any order). */
@@ -423,15 +381,12 @@ class ShmLink implements Link {
   }
 
   #hasSpaceFor(frameLength: number): boolean {
-    const total = recordBytes(frameLength);
-    const used = (this.#outHead - Atomics.load(this.#i32, this.#out.tail)) >>> 0;
-    const off = this.#outHead & this.#mask;
-    const contiguous = this.#R - off;
-    const need = total <= contiguous ? total : contiguous + total;
-    return this.#R - used >= need;
+    if (this.#writer) return this.#writer.canWrite(frameLength);
+    return fits(this.#R, this.#outHead, Atomics.load(this.#i32, this.#out.tail), recordBytes(frameLength));
   }
 
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
+    if (this.#writer) return this.#writeShared(header, body);
     if (!this.#place(header, body)) return false;
     if (!this.#corked) this.#publishHead();
     return true;
@@ -458,44 +413,38 @@ class ShmLink implements Link {
       return false;
     }
     const total = recordBytes(len);
-    const i32 = this.#i32;
-    let head = this.#outHead;
-    let off = head & this.#mask;
-    const contiguous = this.#R - off;
-    const need = total <= contiguous ? total : contiguous + total;
+    const head = this.#outHead;
     // The tail as last seen: re-read (a cache line the consumer writes) only when it looks full.
-    if (this.#R - ((head - this.#tailSeen) >>> 0) < need) this.#tailSeen = Atomics.load(i32, this.#out.tail);
-    const used = (head - this.#tailSeen) >>> 0;
-    if (this.#R - used < need) {
-      // Records placed before this one in a batch must not wait for the room this one needs.
-      if (this.#outHead !== Atomics.load(i32, this.#out.head)) this.#publishHead();
-      this.#wantWritable = true;
-      this.#wantBytes = len;
-      this.#wakeSelf();
-      if (this.#sleeping) {
-        // Raise the producer flag and re-check, as in #sleep().
-        Atomics.store(i32, this.#out.producerSleeping, 1);
-        if (this.#hasSpaceFor(len)) {
-          Atomics.store(i32, this.#out.producerSleeping, 0);
-          this.#schedule();
-        }
+    if (!fits(this.#R, head, this.#tailSeen, total)) {
+      this.#tailSeen = Atomics.load(this.#i32, this.#out.tail);
+      if (!fits(this.#R, head, this.#tailSeen, total)) {
+        // Records placed before this one in a batch must not wait for the room this one needs.
+        if (head !== Atomics.load(this.#i32, this.#out.head)) this.#publishHead();
+        this.#blocked(len);
+        return false;
       }
+    }
+    this.#outHead = putRecord(this.#i32, this.#u8, this.#out.data, this.#R, head, header, body, -1);
+    return true;
+  }
+
+  /** A write did not fit (or the shared ring's lock was busy): wait for room, spinning first. */
+  #blocked(len: number): void {
+    this.#wantWritable = true;
+    this.#wantBytes = len;
+    this.#spinner.wake();
+    // Asleep with spin: false: raise the producer flag (and re-check) as trySleep() does.
+    if (this.#spinner.sleeping && !this.trySleep()) this.#spinner.restart();
+  }
+
+  /** Connector with a shared ring: the frame goes into it at once (each record is published under the ring's lock). */
+  #writeShared(header: Uint8Array, body: Uint8Array): boolean {
+    if (this.#closing || this.#finished) return false;
+    if (this.#writer!.write(header, body) !== WRITTEN) {
+      this.#blocked(header.byteLength + body.byteLength);
       return false;
     }
-    const base = this.#out.data;
-    if (total > contiguous) {
-      i32[(base + off) >> 2] = WRAP;
-      head = (head + contiguous) | 0;
-      off = 0;
-    }
-    const at = base + off;
-    i32[at >> 2] = len;
-    const u8 = this.#u8;
-    if (header.byteLength === 1) u8[at + 4] = header[0]!;
-    else u8.set(header, at + 4);
-    if (body.byteLength >= NATIVE_COPY_MIN) native.ringCopy(u8, at + 4 + header.byteLength, body, 0, body.byteLength);
-    else u8.set(body, at + 4 + header.byteLength);
-    this.#outHead = (head + total) | 0;
+    this.#wokeSelf();
     return true;
   }
 
@@ -506,18 +455,25 @@ class ShmLink implements Link {
     if (Atomics.load(i32, this.#out.consumerSleeping) === 1 && Atomics.compareExchange(i32, this.#out.consumerSleeping, 1, 0) === 1) {
       this.#ring();
     }
-    if (this.#sleeping) this.#wakeSelf();
+    this.#wokeSelf();
+  }
+
+  /** We wrote something the peer will answer: spin (and the hub, on a listener with a shared ring) to see it at once. */
+  #wokeSelf(): void {
+    if (this.#spinner.sleeping) this.#spinner.wake();
+    this.#hub?.wake();
   }
 
   loan(size: number): Uint8Array | null {
+    if (this.#writer) throw stateError('ERR_IPCKIT_UNSUPPORTED', 'loan() is not available to a connector of a shared-ring listener');
     if (this.#loan) throw stateError('ERR_IPCKIT_LOAN', 'publish() the current loan before taking another');
     if (this.#closing || this.#finished) return null;
     const len = 1 + size;
     if (!this.#hasSpaceFor(len)) {
       this.#wantWritable = true;
       this.#wantBytes = len;
-      this.#wakeSelf();
-      if (this.#sleeping) Atomics.store(this.#i32, this.#out.producerSleeping, 1);
+      this.#spinner.wake();
+      if (this.#spinner.sleeping) Atomics.store(this.#i32, this.#out.producerSleeping, 1);
       if (this.#hasSpaceFor(len)) Atomics.store(this.#i32, this.#out.producerSleeping, 0);
       else return null;
     }
@@ -553,10 +509,11 @@ class ShmLink implements Link {
     this.#loan = null;
     this.#outHead = loan.headAfter;
     this.#publishHead();
-    if (this.#wantWritable) this.#schedule();
+    if (this.#wantWritable) this.#spinner.schedule();
   }
 
   waitSync(timeoutNs: number): boolean {
+    if (this.#hub) throw stateError('ERR_IPCKIT_UNSUPPORTED', 'nextSync() is not available on a listener with a shared ring (its hub reads on the event loop)');
     if (this.#finished) return false;
     const i32 = this.#i32;
     const start = process.hrtime.bigint();
@@ -567,7 +524,7 @@ class ShmLink implements Link {
         if (this.#readBatch() > 0) return true;
         if (this.#finished || this.#failure) return false;
         // Spin first, as the event-loop side does: a busy peer answers within the budget.
-        const spinNs = this.#spinUs * 1000;
+        const spinNs = this.#spinner.spinUs * 1000;
         let k = 0;
         while (Atomics.load(i32, this.#in.head) === this.#inRead && ((++k & 255) !== 0 || elapsedNs() < spinNs));
         if (Atomics.load(i32, this.#in.head) !== this.#inRead) continue;
@@ -587,12 +544,7 @@ class ShmLink implements Link {
     } finally {
       // The event-loop side may have been asleep with its flag up, which we
       // just cleared: let it spin and go back to sleep the usual way.
-      if (this.#sleeping && !this.#finished) {
-        this.#sleeping = false;
-        this.#lastActivity = performance.now();
-        this.#sliceStart = this.#lastActivity;
-        this.#schedule();
-      }
+      if (this.#spinner.sleeping && !this.#finished) this.#spinner.restart();
     }
   }
 
@@ -603,9 +555,8 @@ class ShmLink implements Link {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    this.#lastActivity = performance.now();
-    this.#sleeping = false;
-    this.#schedule();
+    this.#spinner.restart();
+    this.#hub?.resumed();
   }
 
   close(): Promise<void> {
@@ -632,9 +583,19 @@ class ShmLink implements Link {
 
   #finish(): void {
     if (this.#finished) return;
+    if (this.#hub && !this.#failure && !this.#drained) {
+      // What the peer wrote before it went away may still be in the shared
+      // ring: close once the hub has read past it.
+      this.#hub.drainFor(this.slot, () => {
+        this.#drained = true;
+        this.#finish();
+      });
+      return;
+    }
     // Whatever the peer wrote before it went away is still in the ring.
     if (!this.#failure) this.#readBatch();
     this.#finished = true;
+    this.#spinner.stop();
     const peerClosed = Atomics.load(this.#i32, this.#in.closed) === 1;
     const info: CloseInfo = this.#failure
       ? { reason: 'error', error: this.#failure }
@@ -644,6 +605,8 @@ class ShmLink implements Link {
           ? { reason: 'peer-closed' }
           : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', 'the shm: peer went away without closing (killed or crashed)') };
     this.#watch?.stop();
+    this.#hub?.detach(this);
+    this.#writer?.close();
     closeFds([this.#bellRead, this.#bellWrite], [this.#peerBell]);
     this.#region.close();
     this.#events?.onClose(info);
@@ -700,6 +663,21 @@ function openPeerFd(pid: number, fd: number, flags: number, what: string): numbe
 
 export const HANDSHAKE_MS = 10_000;
 
+/** Maps the shared ring a listener offered (its memfd and doorbell, opened through /proc like the rest of the handshake). */
+function openSharedRing(pid: number, ring: Record<string, unknown>, flag: Int32Array, flagWord: number, url: string): SharedRingWriter {
+  const slot = Number(ring.slot);
+  if (!Number.isSafeInteger(slot) || slot <= 0 || slot > 0x7fffffff) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: bad handshake values`);
+  const region = fromFd(openPeerFd(pid, Number(ring.memfd), fsc.O_RDWR, url), { closeFd: true });
+  try {
+    if (!validSharedRing(region)) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener offered an unsupported shared ring`);
+    const bell = openPeerFd(pid, Number(ring.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
+    return new SharedRingWriter(region, slot, bell, flag, flagWord);
+  } catch (e) {
+    region.close();
+    throw e;
+  }
+}
+
 export async function connectShm(name: string, maxMessageSize: number, options: ShmLinkOptions): Promise<Link> {
   const maxFrame = maxMessageSize + 5;
   const R = ringSizeFor(maxFrame, options.ringSize ?? DEFAULT_RING);
@@ -715,6 +693,7 @@ export async function connectShm(name: string, maxMessageSize: number, options: 
   let region: SharedRegion | null = null;
   let bell: [number, number] | null = null;
   let peerBell = -1;
+  let writer: SharedRingWriter | null = null;
   try {
     const mem = anonymous(totalBytes(R), { name: `ipckit-shm:${name}` });
     region = mem;
@@ -724,13 +703,21 @@ export async function connectShm(name: string, maxMessageSize: number, options: 
     i32[W_MAX_FRAME] = maxFrame;
     Atomics.store(i32, W_MAGIC, MAGIC);
     bell = sys(() => native.doorbellPipe(), { path: url });
-    socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, memfd: mem.fd, bell: bell[1] })}\n`);
+    // shared: this end can write into a listener's shared ring.
+    socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, memfd: mem.fd, bell: bell[1], shared: true })}\n`);
     const reply = await readLine(socket, url, HANDSHAKE_MS);
     if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
     peerBell = openPeerFd(Number(reply.pid), Number(reply.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
-    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url);
+    let shared: SharedMode = null;
+    if (reply.ring !== undefined) {
+      const flag = ringWords(0, R).producerSleeping;
+      writer = openSharedRing(Number(reply.pid), reply.ring as Record<string, unknown>, new Int32Array(mem.buffer, 0, CONTROL_BYTES / 4), flag, url);
+      shared = { role: 'writer', writer, slot: Number((reply.ring as Record<string, unknown>).slot) };
+    }
+    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url, shared);
   } catch (e) {
     socket.destroy();
+    writer?.close();
     region?.close();
     closeFds(bell ?? [], [peerBell]);
     throw e;
@@ -746,11 +733,12 @@ export interface ShmServer {
 export async function listenShm(
   name: string,
   maxMessageSize: number,
-  options: ShmLinkOptions,
+  options: ShmListenOptions,
   onLink: (link: Link) => void,
   onError: (e: Error) => void,
 ): Promise<Server> {
   const url = `shm:${name}`;
+  const hub = options.sharedRing === true ? new SharedRingHub(url, maxMessageSize + 5, ringSizeFor(maxMessageSize + 5, options.ringSize ?? DEFAULT_RING, SHARED_HEADER), spinMicros(options.spin)) : null;
   const server = createServer((socket) => {
     accept(socket).then(onLink, (e: Error) => {
       socket.destroy();
@@ -769,6 +757,10 @@ export async function listenShm(
       socket.end(`${JSON.stringify({ error: 'pid does not match the socket credentials' })}\n`);
       throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer claimed pid ${pid} but is pid ${cred?.pid ?? 'unknown'}`);
     }
+    if (hub && hello.shared !== true) {
+      socket.end(`${JSON.stringify({ error: 'this listener has a shared ring, which the connecting side cannot write' })}\n`);
+      throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer without shared-ring support was refused`);
+    }
     let memfd = -1;
     let peerBell = -1;
     let bell: [number, number] | null = null;
@@ -784,20 +776,29 @@ export async function listenShm(
       }
       peerBell = openPeerFd(pid, Number(hello.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
       bell = sys(() => native.doorbellPipe(), { path: url });
-      socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, bell: bell[1] })}\n`);
-      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url);
+      const slot = hub ? hub.newSlot() : -1;
+      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url, hub ? { role: 'fed', hub, slot } : null);
+      const ring = hub ? { ring: { memfd: hub.region.fd, bell: hub.bell[1], slot } } : {};
+      socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, bell: bell[1], ...ring })}\n`);
       return link;
     } catch (e) {
       closeFds(bell ?? [], [memfd, peerBell]);
       throw e;
     }
   };
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'bind', { path: url }) : e));
-    server.listen(socketPath(name), () => {
-      server.removeAllListeners('error');
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'bind', { path: url }) : e));
+      server.listen(socketPath(name), () => {
+        server.removeAllListeners('error');
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    hub?.stopListening();
+    throw e;
+  }
+  // 'close' comes once every connection's socket is gone; the hub lasts until their frames are read.
+  if (hub) server.once('close', () => hub.stopListening());
   return server;
 }

@@ -1,0 +1,377 @@
+// The shared ring of a shm: listener (listen option sharedRing): every
+// connector writes its frames into one ring (MPSC) that the listener's hub
+// alone reads and hands to the right connection, so the listener has one
+// place to look and one doorbell however many peers it serves. The layout
+// is in ring.ts; the connections themselves are in shm.ts.
+//
+// Producers take a spin lock (one word, set to their slot) around placing
+// and publishing a record: it is held only within one synchronous write()
+// of a few hundred nanoseconds, so a contender spins, and after its spin
+// budget sleeps until the hub rings it. A producer killed holding it never
+// stored the head; the listener learns of the death from that connection's
+// control socket and frees the lock (its slot names the holder), and the
+// next producer writes over the half-written record. The consumer never
+// takes the lock.
+import { Buffer } from 'node:buffer';
+import { closeSync } from 'node:fs';
+import { native } from '../native.js';
+import { READABLE, watchFd, type FdWatcher } from '../poller.js';
+import type { FdRegion } from '../shm.js';
+import { anonymous } from '../shm.js';
+import { sys } from '../errors.js';
+import { badFrame } from './frame.js';
+import {
+  CONTROL_BYTES,
+  NATIVE_COPY_MIN,
+  RunCopier,
+  SHARED_HEADER,
+  SHARED_MAGIC,
+  S_CONSUMER_SLEEPING,
+  S_HEAD,
+  S_LOCK,
+  S_TAIL,
+  S_WAITING,
+  VERSION,
+  WRAP,
+  W_MAGIC,
+  W_MAX_FRAME,
+  W_RING_SIZE,
+  W_VERSION,
+  fits,
+  putRecord,
+  recordBytes,
+  sharedTotalBytes,
+} from './ring.js';
+import { Spinner, type SpinOwner } from './shm-spin.js';
+
+/** SharedRingWriter.write(): the frame is in the ring. */
+export const WRITTEN = 0;
+/** Another producer holds the ring's lock. */
+export const BUSY = 1;
+/** No room for the frame until the listener reads. */
+export const FULL = 2;
+
+/** A listener-side connection the hub feeds (ShmLink). */
+export interface HubFed {
+  /** The connection's id in the ring's records. */
+  readonly slot: number;
+  /** The connection is paused: the hub stops at its next frame (head-of-line) until resume(). */
+  readonly blocksHub: boolean;
+  deliverAt(buffer: Buffer, start: number, end: number): void;
+  deliver(frame: Uint8Array): void;
+  /** Lowers the connector's "waiting for room" flag and rings it; false if it was not waiting. */
+  wakeSharedProducer(): boolean;
+  destroy(error?: Error): void;
+}
+
+/** Checks a shared ring a listener offered (the connector maps it): its size and layout. */
+export function validSharedRing(region: FdRegion): boolean {
+  if (region.size < CONTROL_BYTES) return false;
+  const i32 = new Int32Array(region.buffer, 0, CONTROL_BYTES / 4);
+  const R = i32[W_RING_SIZE]!;
+  return Atomics.load(i32, W_MAGIC) === SHARED_MAGIC && i32[W_VERSION] === VERSION && R >= 4096 && (R & (R - 1)) === 0 && region.size === sharedTotalBytes(R);
+}
+
+/** A connector's end of a shared ring: writes its frames, tagged with its slot. */
+export class SharedRingWriter {
+  readonly maxFrame: number;
+  readonly #region: FdRegion;
+  readonly #i32: Int32Array;
+  readonly #u8: Uint8Array;
+  readonly #R: number;
+  readonly #slot: number;
+  readonly #bell: number;
+  readonly #flag: Int32Array;
+  readonly #flagWord: number;
+
+  /**
+   * `bell`: the listener's doorbell (write end); `flag`/`flagWord`: this
+   * connection's "producer sleeping" word, which the hub lowers (and rings
+   * our doorbell) when the ring has room again.
+   */
+  constructor(region: FdRegion, slot: number, bell: number, flag: Int32Array, flagWord: number) {
+    this.#region = region;
+    this.#i32 = new Int32Array(region.buffer);
+    this.#u8 = new Uint8Array(region.buffer);
+    this.#R = this.#i32[W_RING_SIZE]!;
+    this.maxFrame = this.#i32[W_MAX_FRAME]!;
+    this.#slot = slot;
+    this.#bell = bell;
+    this.#flag = flag;
+    this.#flagWord = flagWord;
+  }
+
+  /** Places and publishes one record under the lock: WRITTEN, BUSY (another producer holds the lock) or FULL. */
+  write(header: Uint8Array, body: Uint8Array): number {
+    const i32 = this.#i32;
+    if (Atomics.compareExchange(i32, S_LOCK, 0, this.#slot) !== 0) return BUSY;
+    let result = FULL;
+    const head = Atomics.load(i32, S_HEAD);
+    if (fits(this.#R, head, Atomics.load(i32, S_TAIL), recordBytes(header.byteLength + body.byteLength, SHARED_HEADER))) {
+      // The head store orders the byte copies before it; then the lock goes.
+      Atomics.store(i32, S_HEAD, putRecord(i32, this.#u8, CONTROL_BYTES, this.#R, head, header, body, this.#slot));
+      result = WRITTEN;
+    }
+    Atomics.store(i32, S_LOCK, 0);
+    // Ring the hub when it sleeps, or when a producer that found the lock
+    // taken went to sleep: the hub wakes it (it may have missed the unlock).
+    if (
+      (result === WRITTEN && Atomics.load(i32, S_CONSUMER_SLEEPING) === 1 && Atomics.compareExchange(i32, S_CONSUMER_SLEEPING, 1, 0) === 1) ||
+      Atomics.load(i32, S_WAITING) > 0
+    ) {
+      this.#ringHub();
+    }
+    return result;
+  }
+
+  #ringHub(): void {
+    try {
+      native.doorbellRing(this.#bell, false);
+    } catch {
+      // EPIPE: the listener is gone; our control socket reports that.
+    }
+  }
+
+  /** Whether write() would succeed now. */
+  canWrite(frameLength: number): boolean {
+    const i32 = this.#i32;
+    return Atomics.load(i32, S_LOCK) === 0 && fits(this.#R, Atomics.load(i32, S_HEAD), Atomics.load(i32, S_TAIL), recordBytes(frameLength, SHARED_HEADER));
+  }
+
+  /** Asks the hub to ring us when the ring has room and is unlocked (the count lets it skip every connection's flag otherwise). */
+  raiseWaiting(): void {
+    if (Atomics.load(this.#flag, this.#flagWord) === 1) return;
+    Atomics.add(this.#i32, S_WAITING, 1);
+    Atomics.store(this.#flag, this.#flagWord, 1);
+  }
+
+  lowerWaiting(): void {
+    if (Atomics.compareExchange(this.#flag, this.#flagWord, 1, 0) === 1) Atomics.sub(this.#i32, S_WAITING, 1);
+  }
+
+  close(): void {
+    try {
+      closeSync(this.#bell);
+    } catch {}
+    this.#region.close();
+  }
+}
+
+/** The listener's reader of its shared ring. */
+export class SharedRingHub implements SpinOwner {
+  readonly region: FdRegion;
+  /** The doorbell connectors ring: [read end, write end] (connectors open the write end through /proc). */
+  readonly bell: [number, number];
+  readonly #i32: Int32Array;
+  readonly #u8: Uint8Array;
+  readonly #R: number;
+  readonly #maxFrame: number;
+  readonly #url: string;
+  readonly #links = new Map<number, HubFed>();
+  readonly #runs = new RunCopier();
+  readonly #spinner: Spinner;
+  readonly #watch: FdWatcher;
+  /** Bytes read, as a ring position and as a running total (drainFor's targets). */
+  #read = 0;
+  #consumed = 0;
+  /** Connections that went away, closed once the hub read everything they wrote. */
+  #drains: Array<{ target: number; done: () => void }> = [];
+  #nextSlot = 1;
+  /** Stopped at a paused connection's frame. */
+  #blocked = false;
+  #failed = false;
+  #listening = true;
+  #closed = false;
+
+  constructor(url: string, maxFrame: number, ringSize: number, spinUs: number) {
+    this.#url = url;
+    this.region = anonymous(sharedTotalBytes(ringSize), { name: `ipckit-shm-shared:${url.slice(4)}` });
+    const i32 = new Int32Array(this.region.buffer);
+    this.#i32 = i32;
+    this.#u8 = new Uint8Array(this.region.buffer);
+    this.#R = ringSize;
+    this.#maxFrame = maxFrame;
+    i32[W_VERSION] = VERSION;
+    i32[W_RING_SIZE] = ringSize;
+    i32[W_MAX_FRAME] = maxFrame;
+    Atomics.store(i32, W_MAGIC, SHARED_MAGIC);
+    try {
+      this.bell = sys(() => native.doorbellPipe(), { path: url });
+    } catch (e) {
+      this.region.close();
+      throw e;
+    }
+    this.#spinner = new Spinner(spinUs, this);
+    this.#watch = watchFd(this.bell[0], READABLE, () => this.#onBell(), { ref: false });
+    this.#spinner.start();
+  }
+
+  /**
+   * A slot for a new connection. Never reused: frames a gone peer wrote
+   * after its connection closed are dropped, never handed to a newcomer.
+   */
+  newSlot(): number {
+    return this.#nextSlot++;
+  }
+
+  attach(link: HubFed): void {
+    this.#links.set(link.slot, link);
+  }
+
+  detach(link: HubFed): void {
+    this.#links.delete(link.slot);
+    // A peer that died waiting for room left its flag (and the count) up.
+    if (link.wakeSharedProducer()) Atomics.sub(this.#i32, S_WAITING, 1);
+    if (!this.#listening && this.#links.size === 0) this.#close();
+  }
+
+  /** The listener stopped accepting: go away with the last connection. */
+  stopListening(): void {
+    this.#listening = false;
+    if (this.#links.size === 0) this.#close();
+  }
+
+  /** A connection wrote something its peer will answer: spin to see the answer at once. */
+  wake(): void {
+    if (this.#spinner.sleeping) this.#spinner.wake();
+  }
+
+  /** A paused connection resumed: carry on from its frame. */
+  resumed(): void {
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    this.#spinner.restart();
+  }
+
+  /** Calls `done` once everything in the ring now has been read. */
+  drainFor(slot: number, done: () => void): void {
+    // Its socket closed, so it is not inside a write(): if the lock still names it, it died there.
+    if (Atomics.compareExchange(this.#i32, S_LOCK, slot, 0) === slot) this.#wakeProducers(true);
+    const target = this.#consumed + ((Atomics.load(this.#i32, S_HEAD) - this.#read) >>> 0);
+    if (this.#failed || this.#consumed >= target) return done();
+    this.#drains.push({ target, done });
+    this.#blocked = false;
+    this.#spinner.restart();
+  }
+
+  #onBell(): void {
+    native.doorbellDrain(this.bell[0]);
+    Atomics.store(this.#i32, S_CONSUMER_SLEEPING, 0);
+    this.#spinner.woken();
+  }
+
+  look(): number {
+    if (this.#closed || this.#failed) return -1;
+    const n = this.#readBatch();
+    if (Atomics.load(this.#i32, S_WAITING) > 0) this.#wakeProducers();
+    if (this.#drains.length > 0) this.#settleDrains();
+    if (this.#blocked && n === 0) return -1; // idle until resumed()
+    return n > 0 ? 1 : 0;
+  }
+
+  trySleep(): boolean {
+    const i32 = this.#i32;
+    Atomics.store(i32, S_CONSUMER_SLEEPING, 1);
+    if (Atomics.load(i32, S_HEAD) !== this.#read) {
+      Atomics.store(i32, S_CONSUMER_SLEEPING, 0);
+      return false;
+    }
+    return true;
+  }
+
+  awake(): void {
+    Atomics.store(this.#i32, S_CONSUMER_SLEEPING, 0);
+  }
+
+  #advance(to: number): void {
+    this.#consumed += (to - this.#read) >>> 0;
+    this.#read = to;
+  }
+
+  #readBatch(): number {
+    const i32 = this.#i32;
+    const u8 = this.#u8;
+    const R = this.#R;
+    let head = Atomics.load(i32, S_HEAD);
+    let n = 0;
+    this.#blocked = false;
+    while (this.#read !== head) {
+      const read = this.#read;
+      const off = read & (R - 1);
+      const at = CONTROL_BYTES + off;
+      const len = i32[at >> 2]!;
+      if (len === WRAP) {
+        this.#advance((read + (R - off)) | 0);
+        continue;
+      }
+      if (len <= 0 || len > this.#maxFrame || SHARED_HEADER + len > R - off) {
+        this.#fail(badFrame(`corrupt record in the shared ring of ${this.#url} (length ${len} at offset ${off})`));
+        return n;
+      }
+      const link = this.#links.get(i32[(at >> 2) + 1]!);
+      if (link !== undefined && link.blocksHub) {
+        this.#blocked = true;
+        break;
+      }
+      this.#advance((read + recordBytes(len, SHARED_HEADER)) | 0);
+      // A frame of a connection already gone (it wrote after its close) is dropped.
+      if (link !== undefined) {
+        if (len >= NATIVE_COPY_MIN) {
+          const frame = Buffer.allocUnsafeSlow(len);
+          native.ringCopy(frame, 0, u8, at + SHARED_HEADER, len);
+          link.deliver(frame);
+        } else {
+          const start = this.#runs.frameAt(u8, R, read, at, len, head, SHARED_HEADER);
+          link.deliverAt(this.#runs.chunk!, start, start + len);
+        }
+      }
+      // The tail every 64 frames and at the end: fewer writes to a line producers read.
+      if ((++n & 63) === 0) Atomics.store(i32, S_TAIL, this.#read);
+      if (this.#closed) return n;
+      if (this.#read === head) head = Atomics.load(i32, S_HEAD);
+    }
+    if (n > 0 || this.#read !== Atomics.load(i32, S_TAIL)) Atomics.store(i32, S_TAIL, this.#read);
+    return n;
+  }
+
+  /**
+   * Rings the producers waiting, once half the ring is free (one wake-up
+   * per many frames rather than one per frame), or at once when `now`.
+   */
+  #wakeProducers(now = false): void {
+    const i32 = this.#i32;
+    if (Atomics.load(i32, S_WAITING) <= 0 || (!now && ((Atomics.load(i32, S_HEAD) - this.#read) >>> 0) * 2 > this.#R)) return;
+    for (const link of this.#links.values()) if (link.wakeSharedProducer()) Atomics.sub(i32, S_WAITING, 1);
+  }
+
+  #settleDrains(): void {
+    const drains = this.#drains;
+    let i = 0;
+    // Targets only grow (each is "everything written so far"), so the settled ones come first.
+    while (i < drains.length && drains[i]!.target <= this.#consumed) i++;
+    if (i === 0) return;
+    const settled = drains.splice(0, i);
+    for (const d of settled) d.done();
+  }
+
+  /** A corrupt record: the ring cannot be read past it, so every connection through it fails. */
+  #fail(error: Error): void {
+    this.#failed = true;
+    for (const link of [...this.#links.values()]) link.destroy(error);
+    const drains = this.#drains.splice(0);
+    for (const d of drains) d.done();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#spinner.stop();
+    this.#watch.stop();
+    for (const fd of this.bell) {
+      try {
+        native.fdClose(fd);
+      } catch {}
+    }
+    this.region.close();
+  }
+}
