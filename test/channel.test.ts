@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,11 +15,12 @@ import { native } from '../dist/native.js';
 
 const T = { timeout: 60_000 };
 // 'shm-nospin' is shm: with spin:false, so both wait paths (spin then
-// doorbell, and the doorbell alone) are covered.
+// doorbell, and the doorbell alone) are covered; 'shm-shared' is shm: with a
+// listener whose connectors all write into one shared ring (sharedRing).
 // fifo: is one-way: here the test process listens (reads) and the peer writes;
 // tests that need the other direction skip it and say so, and the fifo:
 // describe block below covers the writing end.
-const TRANSPORTS = ['shm', 'shm-nospin', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo'] as const;
+const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 
 const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -27,6 +28,7 @@ function urlFor(t: Exclude<Transport, 'pipe'>): string {
   switch (t) {
     case 'shm':
     case 'shm-nospin':
+    case 'shm-shared':
       return `shm:ipckit-test-${tag()}`;
     case 'unix':
       return `unix:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`;
@@ -70,6 +72,9 @@ function control(child: ChildProcess): Control {
   };
 }
 
+/** Options a listener of transport `t` needs besides the test's own. */
+const listenExtras = (t: Transport): ChannelOptions<any> & { sharedRing?: boolean } => (t === 'shm-shared' ? { sharedRing: true } : {});
+
 const live = new Set<ChildProcess>();
 const servers = new Set<ChannelServer<any>>();
 after(async () => {
@@ -99,7 +104,7 @@ async function pair(t: Transport, options: ChannelOptions<any> = {}): Promise<Pa
     assert.equal((await peer.next()).ready, true);
     return { ch, peer, server: null, url: 'pipe:', done: () => finish(ch, peer, null) };
   }
-  const server = await channel.listen<any>(urlFor(t), options);
+  const server = await channel.listen<any>(urlFor(t), { ...options, ...listenExtras(t) });
   servers.add(server);
   const peerProc = startPeer('channel-peer', ['connect', server.url, JSON.stringify(options)]);
   live.add(peerProc.child);
@@ -271,7 +276,7 @@ for (const t of TRANSPORTS) {
         // unix: the dead listener leaves its socket file; the new one replaces it. tcp: a fixed port from round 1.
         let url = t === 'tcp' ? 'tcp://127.0.0.1:0' : urlFor(t);
         for (let round = 0; round < 2; round++) {
-          const p = startPeer('channel-peer', ['listen', url, '{"codec":"json"}']);
+          const p = startPeer('channel-peer', ['listen', url, JSON.stringify({ codec: 'json', ...listenExtras(t) })]);
           live.add(p.child);
           const peer = control(p.child);
           url = (await peer.next()).listening;
@@ -293,7 +298,7 @@ for (const t of TRANSPORTS) {
       });
 
       test('a restarted peer reconnects to the same name', t === 'fifo' ? { ...T, skip: 'uses request-reply; fifo: one writer after another is covered by "fifo: listen makes a 0600 FIFO …" below' } : T, async () => {
-        const server = await channel.listen<any>(urlFor(t), { codec: 'json' });
+        const server = await channel.listen<any>(urlFor(t), { codec: 'json', ...listenExtras(t) });
         servers.add(server);
         const it = server[Symbol.asyncIterator]();
         for (let round = 0; round < 2; round++) {
@@ -324,7 +329,7 @@ for (const t of TRANSPORTS) {
         assert.match(info.error.message, /exceeds maxMessageSize/);
         await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
       } else {
-        const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : t === 'unix-seqpacket' ? forgeSeqpacketPeer(server!) : forgeStreamPeer(server!, t));
+        const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'shm-shared' ? forgeSharedPeer(server!, 'frame') : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : t === 'unix-seqpacket' ? forgeSeqpacketPeer(server!) : forgeStreamPeer(server!, t));
         assert.equal(victim.reason, 'error');
         assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
       }
@@ -447,6 +452,273 @@ async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
   closeSync(w);
   return info;
 }
+
+/**
+ * A connector of a shared-ring listener that speaks the handshake by hand and
+ * maps the shared ring itself (layout in src/channel/ring.ts), to play a
+ * writer that dies holding the lock or writes garbage.
+ */
+async function sharedRingPeer(server: ChannelServer<any>) {
+  const R = 8192;
+  const mem = shm.anonymous(4096 + 2 * R);
+  const own = new Int32Array(mem.buffer);
+  own[1] = 1;
+  own[2] = R;
+  own[3] = 1029;
+  Atomics.store(own, 0, 0x69706b63);
+  const [r, w] = native.doorbellPipe();
+  const conn = server[Symbol.asyncIterator]().next();
+  const sock = netConnect({ path: `\0ipckit-shm/${server.url.slice(4)}` });
+  sock.on('error', () => {});
+  const reply = await new Promise<any>((resolve) => {
+    let text = '';
+    sock.on('data', (d) => {
+      text += d;
+      if (text.includes('\n')) resolve(JSON.parse(text.slice(0, text.indexOf('\n'))));
+    });
+    sock.write(`${JSON.stringify({ v: 1, pid: process.pid, memfd: mem.fd, bell: w, shared: true })}\n`);
+  });
+  const ch = (await conn).value as Channel<any>;
+  const ring = shm.fromFd(openSync(`/proc/${reply.pid}/fd/${reply.ring.memfd}`, 'r+'), { closeFd: true });
+  const hubBell = openSync(`/proc/${reply.pid}/fd/${reply.ring.bell}`, fsc.O_WRONLY | fsc.O_NONBLOCK);
+  const i32 = new Int32Array(ring.buffer);
+  const u8 = new Uint8Array(ring.buffer);
+  const slot = reply.ring.slot as number;
+  return {
+    ch,
+    i32,
+    slot,
+    closed: new Promise<any>((res) => (ch.closeInfo ? res(ch.closeInfo) : ch.once('close', res))),
+    /** Writes one record [length][slot][frame] at the head without publishing it; returns the head after it. */
+    place(frame: Uint8Array, length = frame.byteLength): number {
+      const head = Atomics.load(i32, 16);
+      const at = 4096 + (head & (i32[2]! - 1));
+      i32[at >> 2] = length;
+      i32[(at >> 2) + 1] = slot;
+      u8.set(frame, at + 8);
+      return (head + ((8 + frame.byteLength + 7) & ~7)) | 0;
+    },
+    publish(head: number): void {
+      Atomics.store(i32, 16, head);
+      native.doorbellRing(hubBell, false);
+    },
+    /** The writer "dies": its control socket closes (what the kernel does at exit). */
+    die(): void {
+      sock.destroy();
+    },
+    cleanup(): void {
+      sock.destroy();
+      ring.close();
+      mem.close();
+      for (const fd of [r, w, hubBell]) closeSync(fd);
+    },
+  };
+}
+
+/** The one forged-peer case of the parametrised suite: a malformed frame (kind 0xee) in a well-formed record hurts only its own connection. */
+async function forgeSharedPeer(server: ChannelServer<any>, _what: 'frame'): Promise<any> {
+  const forged = await sharedRingPeer(server);
+  forged.publish(forged.place(Uint8Array.of(0xee, 1, 2, 3)));
+  const info = await forged.closed;
+  forged.cleanup();
+  return info;
+}
+
+/** Resolves once `check` holds, looking once per event-loop turn (synchronises on state another process changes). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setImmediate(r));
+}
+
+describe('channel over shm: with a shared ring (sharedRing: every connector writes into one ring)', () => {
+  for (const spin of ['auto', false] as const) test(`four writer processes, spin ${spin}: each one's 250,000 messages arrive on its own channel in order; requests to each are answered by that one`, T, async () => {
+    const server = await channel.listen<any>(urlFor('shm'), { codec: 'json', sharedRing: true, spin });
+    servers.add(server);
+    const it = server[Symbol.asyncIterator]();
+    const peers: Control[] = [];
+    const chans: Channel<any>[] = [];
+    for (let k = 0; k < 4; k++) {
+      const p = startPeer('channel-peer', ['connect', server.url, JSON.stringify({ codec: 'json', spin })]);
+      live.add(p.child);
+      peers.push(control(p.child));
+      const [conn, hello] = await Promise.all([it.next(), peers[k]!.next()]);
+      assert.equal(hello.ready, true);
+      chans.push(conn.value as Channel<any>);
+    }
+    // Which channel belongs to which process: ask each.
+    const pids = await Promise.all(chans.map(async (ch) => (await ch.request({ n: 0 })).pid as number));
+    assert.deepEqual([...pids].sort(), peers.map((p) => p.child.pid).sort());
+    const N = 250_000;
+    for (const p of peers) p.send({ op: 'emit', count: N });
+    await Promise.all(
+      chans.map(async (ch) => {
+        let i = 0;
+        for await (const m of ch) {
+          if (m !== i) assert.fail(`message ${i} arrived as ${m}`);
+          if (++i === N) break;
+        }
+      }),
+    );
+    for (const p of peers) assert.deepEqual(await p.next(), { op: 'emit', sent: N });
+    // 500 concurrent requests on every channel at once: replies come back through the shared ring to the right one.
+    await Promise.all(
+      chans.map(async (ch, k) => {
+        const replies = await Promise.all(Array.from({ length: 500 }, (_, n) => ch.request({ n })));
+        replies.forEach((r, n) => assert.deepEqual(r, { re: n, pid: pids[k] }));
+      }),
+    );
+    for (let k = 0; k < 4; k++) await finish(chans[k]!, peers[k]!, null);
+    await server.close();
+    servers.delete(server);
+  });
+
+  test('a writer killed with SIGKILL mid-stream: its channel gets peer-lost after every message it wrote; the others carry on', T, async () => {
+    const server = await channel.listen<any>(urlFor('shm'), { codec: 'raw', sharedRing: true });
+    servers.add(server);
+    const it = server[Symbol.asyncIterator]();
+    const peers: Control[] = [];
+    const chans: Channel<any>[] = [];
+    for (let k = 0; k < 2; k++) {
+      const p = startPeer('channel-peer', ['connect', server.url, '{"codec":"raw"}']);
+      live.add(p.child);
+      peers.push(control(p.child));
+      const [conn] = await Promise.all([it.next(), peers[k]!.next()]);
+      chans.push(conn.value as Channel<any>);
+    }
+    const N = 200_000;
+    for (const p of peers) p.send({ op: 'emit', count: N, size: 8 });
+    const victim = chans[0]!;
+    let got = 0;
+    const victimDone = (async () => {
+      try {
+        for await (const m of victim) {
+          if ((m as Buffer).readUInt32LE(0) !== got) assert.fail(`victim: message ${got} arrived as ${(m as Buffer).readUInt32LE(0)}`);
+          if (++got === 1000) peers[0]!.child.kill('SIGKILL');
+        }
+      } catch (e) {
+        // A read pending when the peer died ends with its error.
+        assert.equal((e as { code?: string }).code, 'ERR_IPCKIT_PEER_LOST');
+      }
+      return victim.closeInfo!;
+    })();
+    let i = 0;
+    for await (const m of chans[1]!) {
+      if ((m as Buffer).readUInt32LE(0) !== i) assert.fail(`survivor: message ${i} arrived as ${(m as Buffer).readUInt32LE(0)}`);
+      if (++i === N) break;
+    }
+    assert.deepEqual(await peers[1]!.next(), { op: 'emit', sent: N });
+    const info = await victimDone;
+    assert.equal(info.reason, 'peer-lost');
+    assert.ok(got >= 1000 && got <= N, `the victim's ${got} messages`);
+    await peers[0]!.exited;
+    live.delete(peers[0]!.child);
+    await finish(chans[1]!, peers[1]!, null);
+    await server.close();
+    servers.delete(server);
+  });
+
+  test('backpressure through the shared ring: writers stall at a bounded size while one channel is not read, and that channel holds up the others until it is (head-of-line)', T, async () => {
+    const server = await channel.listen<any>(urlFor('shm'), { codec: 'raw', sharedRing: true, highWaterMark: 64 });
+    servers.add(server);
+    const it = server[Symbol.asyncIterator]();
+    const peers: Control[] = [];
+    const chans: Channel<any>[] = [];
+    for (let k = 0; k < 2; k++) {
+      const p = startPeer('channel-peer', ['connect', server.url, '{"codec":"raw"}']);
+      live.add(p.child);
+      peers.push(control(p.child));
+      const [conn] = await Promise.all([it.next(), peers[k]!.next()]);
+      chans.push(conn.value as Channel<any>);
+    }
+    // 20 MiB from each writer through a 4 MiB ring.
+    const N = 20_000;
+    for (const p of peers) p.send({ op: 'emit', count: N, size: 1024 });
+    const readAll = async (ch: Channel<any>, counter: { n: number }) => {
+      for await (const m of ch) {
+        if ((m as Buffer).readUInt32LE(0) !== counter.n) assert.fail(`message ${counter.n} arrived as ${(m as Buffer).readUInt32LE(0)}`);
+        if (++counter.n === N) break;
+      }
+    };
+    const a = { n: 0 };
+    const b = { n: 0 };
+    // Only the second channel is read: the first fills its inbox and pauses, the hub stops at its next frame.
+    const bDone = readAll(chans[1]!, b);
+    assert.equal(await settledWithin(bDone, 500), 'pending');
+    assert.ok(b.n < N, `the second channel got all ${N} while the first was not read`);
+    const stalledAt = b.n;
+    assert.equal(await settledWithin(bDone, 300), 'pending');
+    assert.equal(b.n, stalledAt, 'nothing more arrives while the first channel is not read');
+    await Promise.all([readAll(chans[0]!, a), bDone]);
+    assert.deepEqual([a.n, b.n], [N, N]);
+    for (const p of peers) assert.deepEqual(await p.next(), { op: 'emit', sent: N });
+    for (let k = 0; k < 2; k++) await finish(chans[k]!, peers[k]!, null);
+    await server.close();
+    servers.delete(server);
+  });
+
+  test('a writer that dies holding the ring\'s lock: the listener frees it when that connection closes; the writer waiting for it carries on', T, async () => {
+    const { ch, peer, server, done } = await pair('shm-shared', { codec: 'raw' });
+    const forged = await sharedRingPeer(server!);
+    // Take the lock and leave a half-written record after the head, as a writer killed mid-write would.
+    assert.equal(Atomics.compareExchange(forged.i32, 80, 0, forged.slot), 0);
+    forged.place(Buffer.alloc(64, 0xee), 0x7ffffff0);
+    peer.send({ op: 'emit', count: 10_000, size: 8 });
+    // The other writer finds the lock taken, spins, and goes to sleep waiting.
+    await until(() => Atomics.load(forged.i32, 64) > 0);
+    forged.die();
+    assert.equal((await forged.closed).reason, 'peer-lost');
+    let i = 0;
+    for await (const m of ch) {
+      if ((m as Buffer).readUInt32LE(0) !== i) assert.fail(`message ${i} arrived as ${(m as Buffer).readUInt32LE(0)}`);
+      if (++i === 10_000) break;
+    }
+    assert.deepEqual(await peer.next(), { op: 'emit', sent: 10_000 });
+    assert.equal(Atomics.load(forged.i32, 80), 0);
+    forged.cleanup();
+    await done();
+  });
+
+  test('a corrupt record in the shared ring fails every channel through it (ERR_IPCKIT_BAD_FRAME), and the listener refuses newcomers', T, async () => {
+    const { ch, peer, server } = await pair('shm-shared', { codec: 'raw', maxMessageSize: 1024 });
+    const forged = await sharedRingPeer(server!);
+    const good = new Promise<any>((r) => ch.once('close', r));
+    forged.publish(forged.place(Buffer.alloc(16), 0x7ffffff0));
+    for (const info of [await forged.closed, await good]) {
+      assert.equal(info.reason, 'error');
+      assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
+      assert.match(info.error.message, /shared ring/);
+    }
+    const errors: Error[] = [];
+    server!.on('error', (e) => errors.push(e));
+    await assert.rejects(channel.connect(server!.url), { code: 'ERR_IPCKIT_HANDSHAKE', message: /corrupt/ });
+    forged.cleanup();
+    peer.child.stdin!.end();
+    await peer.exited;
+    live.delete(peer.child);
+    await server!.close();
+    servers.delete(server!);
+  });
+
+  test('what a shared ring changes: loan() lends a Buffer on the connecting side; nextSync() is refused on the listening side; sharedRing needs shm: and no zeroCopy', T, async () => {
+    const server = await channel.listen<any>(urlFor('shm'), { codec: 'raw', sharedRing: true });
+    servers.add(server);
+    const conn = server[Symbol.asyncIterator]().next();
+    const client = await channel.connect<any>(server.url, { codec: 'raw' });
+    const ch = (await conn).value as Channel<any>;
+    const view = await client.loan(5);
+    assert.ok(Buffer.isBuffer(view), 'a plain Buffer, not ring memory');
+    view.set(Buffer.from('hello'));
+    await client.publish(view);
+    assert.equal(String((await ch.next()).value), 'hello');
+    assert.throws(() => ch.nextSync({ timeout: 0 }), { code: 'ERR_IPCKIT_UNSUPPORTED' });
+    await client.close();
+    await ch.close();
+    await server.close();
+    servers.delete(server);
+    await assert.rejects(channel.listen(urlFor('unix'), { sharedRing: true }), { name: 'TypeError', code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+    await assert.rejects(channel.listen(urlFor('shm'), { codec: 'raw', zeroCopy: true, sharedRing: true }), { name: 'TypeError', code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+    await assert.rejects(channel.listen(urlFor('shm'), { sharedRing: 1 as any }), { name: 'TypeError' });
+  });
+});
 
 describe('channel codecs and API', () => {
   test('v8 carries Map, Date, BigInt and typed arrays; msgpack and json round-trip', T, async () => {

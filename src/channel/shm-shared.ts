@@ -206,6 +206,11 @@ export class SharedRingHub implements SpinOwner {
     this.#spinner.start();
   }
 
+  /** A corrupt record stopped the ring: new connections are refused (close the listener and listen again). */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
   /**
    * A slot for a new connection. Never reused: frames a gone peer wrote
    * after its connection closed are dropped, never handed to a newcomer.

@@ -432,9 +432,13 @@ export class ShmLink implements Link, HubFed {
   #blocked(len: number): void {
     this.#wantWritable = true;
     this.#wantBytes = len;
-    this.#spinner.wake();
+    const spinner = this.#spinner;
+    if (!spinner.sleeping) {
+      // Spinning, or idle (paused, or a listener fed by its hub, looks at nothing): look for room.
+      spinner.restart();
+    } else if (spinner.spinUs > 0) spinner.wake();
     // Asleep with spin: false: raise the producer flag (and re-check) as trySleep() does.
-    if (this.#spinner.sleeping && !this.trySleep()) this.#spinner.restart();
+    else if (!this.trySleep()) spinner.restart();
   }
 
   /** Connector with a shared ring: the frame goes into it at once (each record is published under the ring's lock). */
@@ -470,12 +474,8 @@ export class ShmLink implements Link, HubFed {
     if (this.#closing || this.#finished) return null;
     const len = 1 + size;
     if (!this.#hasSpaceFor(len)) {
-      this.#wantWritable = true;
-      this.#wantBytes = len;
-      this.#spinner.wake();
-      if (this.#spinner.sleeping) Atomics.store(this.#i32, this.#out.producerSleeping, 1);
-      if (this.#hasSpaceFor(len)) Atomics.store(this.#i32, this.#out.producerSleeping, 0);
-      else return null;
+      this.#blocked(len);
+      if (!this.#hasSpaceFor(len)) return null;
     }
     const i32 = this.#i32;
     let head = this.#outHead;
@@ -756,6 +756,10 @@ export async function listenShm(
     if (!cred || cred.pid !== pid) {
       socket.end(`${JSON.stringify({ error: 'pid does not match the socket credentials' })}\n`);
       throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer claimed pid ${pid} but is pid ${cred?.pid ?? 'unknown'}`);
+    }
+    if (hub?.failed) {
+      socket.end(`${JSON.stringify({ error: 'the shared ring is corrupt; the listener must be restarted' })}\n`);
+      throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: the shared ring is corrupt`);
     }
     if (hub && hello.shared !== true) {
       socket.end(`${JSON.stringify({ error: 'this listener has a shared ring, which the connecting side cannot write' })}\n`);
