@@ -616,7 +616,7 @@ describe('channel over shm: with a shared ring (sharedRing: every connector writ
     servers.delete(server);
   });
 
-  test('backpressure through the shared ring: writers stall at a bounded size while one channel is not read, and that channel holds up the others until it is (head-of-line)', T, async () => {
+  test('backpressure through the shared ring: while one channel is not read, the others go on until its frames fill the ring, then every writer stalls at a bounded size; reading it again lets all finish', T, async () => {
     const server = await channel.listen<any>(urlFor('shm'), { codec: 'raw', sharedRing: true, highWaterMark: 64 });
     servers.add(server);
     const it = server[Symbol.asyncIterator]();
@@ -640,7 +640,8 @@ describe('channel over shm: with a shared ring (sharedRing: every connector writ
     };
     const a = { n: 0 };
     const b = { n: 0 };
-    // Only the second channel is read: the first fills its inbox and pauses, the hub stops at its next frame.
+    // Only the second channel is read: the first fills its inbox and pauses; the hub passes over its
+    // frames, which stay in the ring and hold the tail, until the ring is full.
     const bDone = readAll(chans[1]!, b);
     assert.equal(await settledWithin(bDone, 500), 'pending');
     assert.ok(b.n < N, `the second channel got all ${N} while the first was not read`);

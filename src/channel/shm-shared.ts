@@ -171,14 +171,22 @@ export class SharedRingHub implements SpinOwner {
   readonly #runs = new RunCopier();
   readonly #spinner: Spinner;
   readonly #watch: FdWatcher;
-  /** Bytes read, as a ring position and as a running total (drainFor's targets). */
+  /** Where the tail is (everything before it delivered), as a ring position and as a running total. */
   #read = 0;
   #consumed = 0;
-  /** Connections that went away, closed once the hub read everything they wrote. */
+  /**
+   * How far the hub has looked (position and running total). Frames of a
+   * paused connection are passed over and stay in the ring; frames after
+   * them are delivered and marked done (slot 0), and the tail waits at the
+   * first frame passed over.
+   */
+  #scan = 0;
+  #scanned = 0;
+  /** Some frame between #read and #scan was passed over. */
+  #skipping = false;
+  /** Connections that went away, closed once the hub has looked at everything they wrote. */
   #drains: Array<{ target: number; done: () => void }> = [];
   #nextSlot = 1;
-  /** Stopped at a paused connection's frame. */
-  #blocked = false;
   #failed = false;
   #listening = true;
   #closed = false;
@@ -241,21 +249,35 @@ export class SharedRingHub implements SpinOwner {
     if (this.#spinner.sleeping) this.#spinner.wake();
   }
 
-  /** A paused connection resumed: carry on from its frame. */
+  /** A paused (or new) connection can take frames: look again from the first frame passed over. */
   resumed(): void {
-    if (!this.#blocked) return;
-    this.#blocked = false;
+    if (!this.#skipping) return;
+    this.#rescan();
     this.#spinner.restart();
   }
 
-  /** Calls `done` once everything in the ring now has been read. */
+  /**
+   * Looks again from the tail. Safe at any time, even while delivering:
+   * frames delivered out of order were marked done, frames delivered in
+   * order are behind the tail, so nothing is handed out twice, and the
+   * frames of a connection that can take them again come in their order.
+   */
+  #rescan(): void {
+    this.#scan = this.#read;
+    this.#scanned = this.#consumed;
+    this.#skipping = false;
+  }
+
+  /** Calls `done` once the hub has delivered every frame the connection `slot` (gone now) wrote. */
   drainFor(slot: number, done: () => void): void {
     // Its socket closed, so it is not inside a write(): if the lock still names it, it died there.
     if (Atomics.compareExchange(this.#i32, S_LOCK, slot, 0) === slot) this.#wakeProducers(true);
+    // Frames it wrote while paused were passed over: look from the tail (it takes frames now).
+    this.#rescan();
+    // Every frame written so far, as a running total (only grows, from one drain to the next).
     const target = this.#consumed + ((Atomics.load(this.#i32, S_HEAD) - this.#read) >>> 0);
-    if (this.#failed || this.#consumed >= target) return done();
+    if (this.#failed || this.#scanned >= target) return done();
     this.#drains.push({ target, done });
-    this.#blocked = false;
     this.#spinner.restart();
   }
 
@@ -270,14 +292,13 @@ export class SharedRingHub implements SpinOwner {
     const n = this.#readBatch();
     if (Atomics.load(this.#i32, S_WAITING) > 0) this.#wakeProducers();
     if (this.#drains.length > 0) this.#settleDrains();
-    if (this.#blocked && n === 0) return -1; // idle until resumed()
     return n > 0 ? 1 : 0;
   }
 
   trySleep(): boolean {
     const i32 = this.#i32;
     Atomics.store(i32, S_CONSUMER_SLEEPING, 1);
-    if (Atomics.load(i32, S_HEAD) !== this.#read) {
+    if (Atomics.load(i32, S_HEAD) !== this.#scan) {
       Atomics.store(i32, S_CONSUMER_SLEEPING, 0);
       return false;
     }
@@ -288,9 +309,14 @@ export class SharedRingHub implements SpinOwner {
     Atomics.store(this.#i32, S_CONSUMER_SLEEPING, 0);
   }
 
-  #advance(to: number): void {
-    this.#consumed += (to - this.#read) >>> 0;
-    this.#read = to;
+  /** Moves the scan to `to`; the tail follows unless a frame before it was passed over. */
+  #step(to: number): void {
+    this.#scanned += (to - this.#scan) >>> 0;
+    this.#scan = to;
+    if (!this.#skipping) {
+      this.#read = to;
+      this.#consumed = this.#scanned;
+    }
   }
 
   #readBatch(): number {
@@ -298,44 +324,52 @@ export class SharedRingHub implements SpinOwner {
     const u8 = this.#u8;
     const R = this.#R;
     let head = Atomics.load(i32, S_HEAD);
+    const tailWas = this.#read;
     let n = 0;
-    this.#blocked = false;
-    while (this.#read !== head) {
-      const read = this.#read;
-      const off = read & (R - 1);
+    while (this.#scan !== head) {
+      const pos = this.#scan;
+      const off = pos & (R - 1);
       const at = CONTROL_BYTES + off;
       const len = i32[at >> 2]!;
       if (len === WRAP) {
-        this.#advance((read + (R - off)) | 0);
+        this.#step((pos + (R - off)) | 0);
         continue;
       }
       if (len <= 0 || len > this.#maxFrame || SHARED_HEADER + len > R - off) {
         this.#fail(badFrame(`corrupt record in the shared ring of ${this.#url} (length ${len} at offset ${off})`));
         return n;
       }
-      const link = this.#links.get(i32[(at >> 2) + 1]!);
-      if (link !== undefined && link.blocksHub) {
-        this.#blocked = true;
-        break;
-      }
-      this.#advance((read + recordBytes(len, SHARED_HEADER)) | 0);
-      // A frame of a connection already gone (it wrote after its close) is dropped.
-      if (link !== undefined) {
-        if (len >= NATIVE_COPY_MIN) {
-          const frame = Buffer.allocUnsafeSlow(len);
-          native.ringCopy(frame, 0, u8, at + SHARED_HEADER, len);
-          link.deliver(frame);
-        } else {
-          const start = this.#runs.frameAt(u8, R, read, at, len, head, SHARED_HEADER);
-          link.deliverAt(this.#runs.chunk!, start, start + len);
+      const end = (pos + recordBytes(len, SHARED_HEADER)) | 0;
+      const slot = i32[(at >> 2) + 1]!;
+      // Slot 0: delivered already, out of ring order.
+      if (slot !== 0) {
+        const link = this.#links.get(slot);
+        if (link !== undefined && link.blocksHub) {
+          // Paused: its frames wait in the ring (and hold the tail) until resumed().
+          this.#skipping = true;
+          this.#step(end);
+          continue;
         }
-      }
-      // The tail every 64 frames and at the end: fewer writes to a line producers read.
-      if ((++n & 63) === 0) Atomics.store(i32, S_TAIL, this.#read);
-      if (this.#closed) return n;
-      if (this.#read === head) head = Atomics.load(i32, S_HEAD);
+        if (this.#skipping) i32[(at >> 2) + 1] = 0;
+        this.#step(end);
+        // A frame of a connection already gone (it wrote after its close) is dropped.
+        if (link !== undefined) {
+          if (len >= NATIVE_COPY_MIN) {
+            const frame = Buffer.allocUnsafeSlow(len);
+            native.ringCopy(frame, 0, u8, at + SHARED_HEADER, len);
+            link.deliver(frame);
+          } else {
+            const start = this.#runs.frameAt(u8, R, pos, at, len, head, SHARED_HEADER);
+            link.deliverAt(this.#runs.chunk!, start, start + len);
+          }
+        }
+        // The tail every 64 frames and at the end: fewer writes to a line producers read.
+        if ((++n & 63) === 0) Atomics.store(i32, S_TAIL, this.#read);
+        if (this.#closed) return n;
+      } else this.#step(end);
+      if (this.#scan === head) head = Atomics.load(i32, S_HEAD);
     }
-    if (n > 0 || this.#read !== Atomics.load(i32, S_TAIL)) Atomics.store(i32, S_TAIL, this.#read);
+    if (this.#read !== tailWas) Atomics.store(i32, S_TAIL, this.#read);
     return n;
   }
 
@@ -353,7 +387,7 @@ export class SharedRingHub implements SpinOwner {
     const drains = this.#drains;
     let i = 0;
     // Targets only grow (each is "everything written so far"), so the settled ones come first.
-    while (i < drains.length && drains[i]!.target <= this.#consumed) i++;
+    while (i < drains.length && drains[i]!.target <= this.#scanned) i++;
     if (i === 0) return;
     const settled = drains.splice(0, i);
     for (const d of settled) d.done();

@@ -13,7 +13,7 @@
 // The driver listens, the echo connects; the shm: rendezvous is an abstract
 // socket and the rings live in a memfd, so nothing can be left behind.
 import { join } from 'node:path';
-import { channel, type Channel, type ChannelOptions } from '../../index.js';
+import { channel, type Channel, type ChannelOptions, type ChannelListenOptions as ListenOptions } from '../../index.js';
 import { payload, RttRecorder, unlessExited } from '../kit.js';
 import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';
 
@@ -30,6 +30,8 @@ interface Flavour {
   sizeIndependent?: boolean;
   /** One-way phase with sendBatch()/receiveBatch() of this many messages per call. */
   batch?: number;
+  /** The driver's listen() only (the echo side connects). */
+  listen?: ListenOptions<Uint8Array>;
 }
 
 function opts(f: Flavour, size: number): ChannelOptions<Uint8Array> {
@@ -59,7 +61,7 @@ async function receive(ch: Channel<Uint8Array>): Promise<View> {
 function makeCase(f: Flavour): BenchCase {
   async function driver(ctx: DriverContext): Promise<TrialResult> {
     const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
-    const server = await channel.listen<Uint8Array>(f.url(ctx.params), opts(f, size));
+    const server = await channel.listen<Uint8Array>(f.url(ctx.params), { ...opts(f, size), ...f.listen });
     const echo = ctx.startEcho();
     const first = await unlessExited(server[Symbol.asyncIterator]().next(), echo.exited);
     await server.close();
@@ -148,6 +150,16 @@ export const channelShmNoSpin = makeCase({
   options: { spin: false },
   zeroCopy: false,
   onewayFactor: 4,
+});
+
+export const channelShmShared = makeCase({
+  transport: 'channel:shm-shared',
+  description: "Channel over shm: to a listener with a shared ring (sharedRing: the connector's frames go through the MPSC ring and its lock), raw codec, spin 'auto'",
+  url: shmUrl,
+  options: { spin: 'auto' },
+  listen: { sharedRing: true },
+  zeroCopy: false,
+  onewayFactor: 20,
 });
 
 export const channelShmBatch = makeCase({
