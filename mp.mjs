@@ -11,7 +11,7 @@ if (process.argv[4] === 'peer') {
 }
 const url = `shm:mp-${process.pid}`;
 const server = await channel.listen(url, { codec: 'raw', sharedRing: process.env.SHARED === '1' });
-for (let i = 0; i < N; i++) spawn(process.execPath, [process.argv[1], String(N), String(M), 'peer', url], { stdio: 'inherit' });
+for (let i = 0; i < N; i++) spawn(process.execPath, [...(process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/mp/prof'] : []), process.argv[1], String(N), String(M), 'peer', url], { stdio: 'inherit' });
 let t0, c0, done = 0, total = 0;
 for await (const ch of server) {
   if (!t0) { t0 = performance.now(); c0 = process.cpuUsage(); }

@@ -44,6 +44,8 @@ import {
 } from './ring.js';
 import { Spinner, type SpinOwner } from './shm-spin.js';
 
+/** How long the hub waits at a paused connection's frame before passing over its frames to serve the others. */
+const SKIP_AFTER_MS = 1;
 /** SharedRingWriter.write(): the frame is in the ring. */
 export const WRITTEN = 0;
 /** Another producer holds the ring's lock. */
@@ -176,16 +178,30 @@ export class SharedRingHub implements SpinOwner {
   #consumed = 0;
   /**
    * How far the hub has looked (position and running total). Frames of a
-   * paused connection are passed over and stay in the ring; frames after
-   * them are delivered and marked done (slot 0), and the tail waits at the
-   * first frame passed over.
+   * paused connection are passed over: they stay in the ring, their
+   * positions queue up in #waiting, and the tail stops at the first of them;
+   * frames after them are delivered and marked done (slot 0).
    */
   #scan = 0;
   #scanned = 0;
   /** Some frame between #read and #scan was passed over. */
   #skipping = false;
-  /** Connections that went away, closed once the hub has looked at everything they wrote. */
-  #drains: Array<{ target: number; done: () => void }> = [];
+  /** Per slot, the ring positions of its frames passed over, oldest first. */
+  readonly #waiting = new Map<number, number[]>();
+  /** Slots whose waiting frames should be delivered at the next look (resumed, or gone). */
+  readonly #due = new Set<number>();
+  /**
+   * The slot of a paused connection the hub stopped at (0: none). A pause
+   * usually ends within microseconds (the channel's reader catches up), so
+   * the hub first just waits at its frame, as a private ring would; only
+   * after SKIP_AFTER_MS (or when a gone peer's frames must be delivered) does
+   * it pass over that connection's frames to serve the others.
+   */
+  #stoppedAt = 0;
+  #skipTimer: NodeJS.Timeout | null = null;
+  #passOver = false;
+  /** Connections that went away, closed once the hub has delivered everything they wrote. */
+  #drains: Array<{ slot: number; target: number; done: () => void }> = [];
   #nextSlot = 1;
   #failed = false;
   #listening = true;
@@ -233,6 +249,11 @@ export class SharedRingHub implements SpinOwner {
 
   detach(link: HubFed): void {
     this.#links.delete(link.slot);
+    // Frames of it still waiting (it failed) are dropped, so they do not hold the tail.
+    if (this.#waiting.has(link.slot)) {
+      this.#due.add(link.slot);
+      this.#spinner.restart();
+    }
     // A peer that died waiting for room left its flag (and the count) up.
     if (link.wakeSharedProducer()) Atomics.sub(this.#i32, S_WAITING, 1);
     if (!this.#listening && this.#links.size === 0) this.#close();
@@ -249,35 +270,27 @@ export class SharedRingHub implements SpinOwner {
     if (this.#spinner.sleeping) this.#spinner.wake();
   }
 
-  /** A paused (or new) connection can take frames: look again from the first frame passed over. */
-  resumed(): void {
-    if (!this.#skipping) return;
-    this.#rescan();
+  /** A paused (or new) connection can take frames again: deliver those passed over, at the next look. */
+  resumed(slot: number): void {
+    if (slot === this.#stoppedAt) {
+      this.#stoppedAt = 0;
+      this.#spinner.restart();
+    }
+    if (!this.#waiting.has(slot)) return;
+    this.#due.add(slot);
     this.#spinner.restart();
-  }
-
-  /**
-   * Looks again from the tail. Safe at any time, even while delivering:
-   * frames delivered out of order were marked done, frames delivered in
-   * order are behind the tail, so nothing is handed out twice, and the
-   * frames of a connection that can take them again come in their order.
-   */
-  #rescan(): void {
-    this.#scan = this.#read;
-    this.#scanned = this.#consumed;
-    this.#skipping = false;
   }
 
   /** Calls `done` once the hub has delivered every frame the connection `slot` (gone now) wrote. */
   drainFor(slot: number, done: () => void): void {
     // Its socket closed, so it is not inside a write(): if the lock still names it, it died there.
     if (Atomics.compareExchange(this.#i32, S_LOCK, slot, 0) === slot) this.#wakeProducers(true);
-    // Frames it wrote while paused were passed over: look from the tail (it takes frames now).
-    this.#rescan();
     // Every frame written so far, as a running total (only grows, from one drain to the next).
-    const target = this.#consumed + ((Atomics.load(this.#i32, S_HEAD) - this.#read) >>> 0);
-    if (this.#failed || this.#scanned >= target) return done();
-    this.#drains.push({ target, done });
+    const target = this.#scanned + ((Atomics.load(this.#i32, S_HEAD) - this.#scan) >>> 0);
+    if (this.#failed || (this.#scanned >= target && !this.#waiting.has(slot))) return done();
+    this.#drains.push({ slot, target, done });
+    if (this.#waiting.has(slot)) this.#due.add(slot);
+    this.#stoppedAt = 0;
     this.#spinner.restart();
   }
 
@@ -289,9 +302,11 @@ export class SharedRingHub implements SpinOwner {
 
   look(): number {
     if (this.#closed || this.#failed) return -1;
-    const n = this.#readBatch();
+    let n = this.#due.size > 0 ? this.#deliverWaiting() : 0;
+    n += this.#readBatch();
     if (Atomics.load(this.#i32, S_WAITING) > 0) this.#wakeProducers();
     if (this.#drains.length > 0) this.#settleDrains();
+    if (this.#stoppedAt !== 0 && n === 0) return -1; // idle until resumed() or the pass-over timer
     return n > 0 ? 1 : 0;
   }
 
@@ -344,8 +359,15 @@ export class SharedRingHub implements SpinOwner {
       // Slot 0: delivered already, out of ring order.
       if (slot !== 0) {
         const link = this.#links.get(slot);
-        if (link !== undefined && link.blocksHub) {
-          // Paused: its frames wait in the ring (and hold the tail) until resumed().
+        if (link !== undefined && link.blocksHub && !this.#passOver && this.#drains.length === 0) {
+          this.#stopAt(slot);
+          break;
+        }
+        if (link !== undefined && (link.blocksHub || this.#waiting.has(slot))) {
+          // Paused (or frames of it wait already): this one waits in the ring too, and holds the tail.
+          const queue = this.#waiting.get(slot);
+          if (queue) queue.push(pos);
+          else this.#waiting.set(slot, [pos]);
           this.#skipping = true;
           this.#step(end);
           continue;
@@ -373,6 +395,78 @@ export class SharedRingHub implements SpinOwner {
     return n;
   }
 
+  /** Waits at the frame of the paused connection `slot`; passes over its frames if that lasts SKIP_AFTER_MS. */
+  #stopAt(slot: number): void {
+    this.#stoppedAt = slot;
+    if (this.#skipTimer) return;
+    this.#skipTimer = setTimeout(() => {
+      this.#skipTimer = null;
+      if (this.#stoppedAt === 0 || this.#closed) return;
+      this.#stoppedAt = 0;
+      this.#passOver = true;
+      this.#spinner.restart();
+    }, SKIP_AFTER_MS).unref();
+  }
+
+  /** Delivers the frames passed over for the slots now due, oldest first, until a connection pauses again; then moves the tail. */
+  #deliverWaiting(): number {
+    const i32 = this.#i32;
+    let n = 0;
+    for (const slot of this.#due) {
+      const queue = this.#waiting.get(slot);
+      const link = this.#links.get(slot);
+      if (!queue) continue;
+      let i = 0;
+      while (i < queue.length && (link === undefined || !link.blocksHub)) {
+        const at = CONTROL_BYTES + (queue[i]! & (this.#R - 1));
+        const len = i32[at >> 2]!;
+        i32[(at >> 2) + 1] = 0;
+        i++;
+        if (link === undefined) continue;
+        if (len >= NATIVE_COPY_MIN) {
+          const frame = Buffer.allocUnsafeSlow(len);
+          native.ringCopy(frame, 0, this.#u8, at + SHARED_HEADER, len);
+          link.deliver(frame);
+        } else {
+          // A run copy still serves frames that lie one after another.
+          const start = this.#runs.frameAt(this.#u8, this.#R, queue[i - 1]!, at, len, this.#scan, SHARED_HEADER);
+          link.deliverAt(this.#runs.chunk!, start, start + len);
+        }
+        n++;
+        if (this.#closed) return n;
+      }
+      if (i === queue.length) this.#waiting.delete(slot);
+      else queue.splice(0, i);
+    }
+    this.#due.clear();
+    this.#advanceTail();
+    return n;
+  }
+
+  /** Moves the tail over frames already delivered (slot 0) up to the first one still waiting. */
+  #advanceTail(): void {
+    const i32 = this.#i32;
+    const R = this.#R;
+    let read = this.#read;
+    while (read !== this.#scan) {
+      const off = read & (R - 1);
+      const at = CONTROL_BYTES + off;
+      const len = i32[at >> 2]!;
+      if (len === WRAP) read = (read + (R - off)) | 0;
+      else if (i32[(at >> 2) + 1] === 0) read = (read + recordBytes(len, SHARED_HEADER)) | 0;
+      else break;
+    }
+    if (read === this.#read) return;
+    this.#consumed += (read - this.#read) >>> 0;
+    this.#read = read;
+    if (read === this.#scan) {
+      // Nothing waits any more: back to waiting at a paused connection's frame first.
+      this.#skipping = false;
+      this.#passOver = false;
+    }
+    Atomics.store(i32, S_TAIL, read);
+  }
+
   /**
    * Rings the producers waiting, once half the ring is free (one wake-up
    * per many frames rather than one per frame), or at once when `now`.
@@ -385,11 +479,9 @@ export class SharedRingHub implements SpinOwner {
 
   #settleDrains(): void {
     const drains = this.#drains;
-    let i = 0;
-    // Targets only grow (each is "everything written so far"), so the settled ones come first.
-    while (i < drains.length && drains[i]!.target <= this.#scanned) i++;
-    if (i === 0) return;
-    const settled = drains.splice(0, i);
+    const settled = drains.filter((d) => d.target <= this.#scanned && !this.#waiting.has(d.slot));
+    if (settled.length === 0) return;
+    this.#drains = drains.filter((d) => !settled.includes(d));
     for (const d of settled) d.done();
   }
 
@@ -404,6 +496,7 @@ export class SharedRingHub implements SpinOwner {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#skipTimer) clearTimeout(this.#skipTimer);
     this.#spinner.stop();
     this.#watch.stop();
     for (const fd of this.bell) {

@@ -207,7 +207,7 @@ export class ShmLink implements Link, HubFed {
     // The socket keeps the process alive; the doorbell watch does not need to.
     this.#watch = watchFd(this.#bellRead, READABLE, () => this.#onBell(), { ref: false });
     this.#spinner.start();
-    this.#hub?.resumed();
+    this.#hub?.resumed(this.slot);
   }
 
   #onBell(): void {
@@ -556,7 +556,7 @@ export class ShmLink implements Link, HubFed {
     if (!this.#paused) return;
     this.#paused = false;
     this.#spinner.restart();
-    this.#hub?.resumed();
+    this.#hub?.resumed(this.slot);
   }
 
   close(): Promise<void> {
