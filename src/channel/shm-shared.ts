@@ -7,7 +7,7 @@
 // Producers take a spin lock (one word, set to their slot) around placing
 // and publishing a record: it is held only within one synchronous write()
 // of a few hundred nanoseconds, so a contender spins, and after its spin
-// budget sleeps until the hub rings it. A producer killed holding it never
+// budget looks again every millisecond (the holder was descheduled, or died). A producer killed holding it never
 // stored the head; the listener learns of the death from that connection's
 // control socket and frees the lock (its slot names the holder), and the
 // next producer writes over the half-written record. The consumer never
@@ -115,14 +115,7 @@ export class SharedRingWriter {
       result = WRITTEN;
     }
     Atomics.store(i32, S_LOCK, 0);
-    // Ring the hub when it sleeps, or when a producer that found the lock
-    // taken went to sleep: the hub wakes it (it may have missed the unlock).
-    if (
-      (result === WRITTEN && Atomics.load(i32, S_CONSUMER_SLEEPING) === 1 && Atomics.compareExchange(i32, S_CONSUMER_SLEEPING, 1, 0) === 1) ||
-      Atomics.load(i32, S_WAITING) > 0
-    ) {
-      this.#ringHub();
-    }
+    if (result === WRITTEN && Atomics.load(i32, S_CONSUMER_SLEEPING) === 1 && Atomics.compareExchange(i32, S_CONSUMER_SLEEPING, 1, 0) === 1) this.#ringHub();
     return result;
   }
 
@@ -134,13 +127,18 @@ export class SharedRingWriter {
     }
   }
 
+  /** Another producer is inside write() (or died there, until the listener notices). */
+  lockBusy(): boolean {
+    return Atomics.load(this.#i32, S_LOCK) !== 0;
+  }
+
   /** Whether write() would succeed now. */
   canWrite(frameLength: number): boolean {
     const i32 = this.#i32;
     return Atomics.load(i32, S_LOCK) === 0 && fits(this.#R, Atomics.load(i32, S_HEAD), Atomics.load(i32, S_TAIL), recordBytes(frameLength, SHARED_HEADER));
   }
 
-  /** Asks the hub to ring us when the ring has room and is unlocked (the count lets it skip every connection's flag otherwise). */
+  /** Asks the hub to ring us when the ring has room again (the count lets it skip every connection's flag otherwise). */
   raiseWaiting(): void {
     if (Atomics.load(this.#flag, this.#flagWord) === 1) return;
     Atomics.add(this.#i32, S_WAITING, 1);

@@ -134,6 +134,8 @@ export class ShmLink implements Link, HubFed {
   #wantBytes = 0;
   /** tryWrite() places records without publishing them (see Link.cork). */
   #corked = false;
+  /** Connector with a shared ring: the timer that looks at its lock again (see #pollLock). */
+  #lockPoll: NodeJS.Timeout | null = null;
   /** Listener with a shared ring: the hub has delivered everything this peer wrote before it went away. */
   #drained = false;
   #finished = false;
@@ -242,8 +244,12 @@ export class ShmLink implements Link, HubFed {
     if (waitInput) Atomics.store(i32, this.#in.consumerSleeping, 1);
     const writer = this.#writer;
     if (this.#wantWritable) {
-      if (writer) writer.raiseWaiting();
-      else Atomics.store(i32, this.#out.producerSleeping, 1);
+      if (!writer) Atomics.store(i32, this.#out.producerSleeping, 1);
+      else {
+        // Counted as waiting either way (the hub rings us when it frees room).
+        writer.raiseWaiting();
+        if (writer.lockBusy()) this.#pollLock();
+      }
     }
     // Re-check after raising the flags: the peer may have written just before.
     if ((waitInput && Atomics.load(i32, this.#in.head) !== this.#inRead) || (this.#wantWritable && !this.#loan && this.#hasSpaceFor(this.#wantBytes))) {
@@ -253,6 +259,21 @@ export class ShmLink implements Link, HubFed {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Another producer held the shared ring's lock for our whole spin budget:
+   * it was descheduled inside write() (or died there, and the listener is
+   * about to free it). Nobody rings for an unlock; look again in a millisecond.
+   */
+  #pollLock(): void {
+    if (this.#lockPoll) return;
+    this.#lockPoll = setTimeout(() => {
+      this.#lockPoll = null;
+      if (this.#finished || !this.#spinner.sleeping) return;
+      this.#writer!.lowerWaiting();
+      this.#spinner.woken();
+    }, 1);
   }
 
   /** Spinning again without a doorbell (SpinOwner). */
@@ -596,6 +617,7 @@ export class ShmLink implements Link, HubFed {
     if (!this.#failure) this.#readBatch();
     this.#finished = true;
     this.#spinner.stop();
+    if (this.#lockPoll) clearTimeout(this.#lockPoll);
     const peerClosed = Atomics.load(this.#i32, this.#in.closed) === 1;
     const info: CloseInfo = this.#failure
       ? { reason: 'error', error: this.#failure }
