@@ -426,9 +426,8 @@ async function forgeSysvPeer(server: ChannelServer<any>): Promise<any> {
   }
 }
 
-/** Speaks the shm: handshake by hand and puts a record with an impossible length in the ring. */
-async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
-  const name = server.url.slice(4);
+/** The memory a shm: connector offers (layout in src/channel/ring.ts): two empty 8 KiB rings, max frame 1029. */
+function connectionMemory() {
   const R = 8192;
   const mem = shm.anonymous(4096 + 2 * R);
   const i32 = new Int32Array(mem.buffer);
@@ -436,6 +435,14 @@ async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
   i32[2] = R;
   i32[3] = 1029;
   Atomics.store(i32, 0, 0x69706b63);
+  return mem;
+}
+
+/** Speaks the shm: handshake by hand and puts a record with an impossible length in the ring. */
+async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
+  const name = server.url.slice(4);
+  const mem = connectionMemory();
+  const i32 = new Int32Array(mem.buffer);
   i32[4096 / 4] = 0x7ffffff0; // record length far beyond maxFrame
   Atomics.store(i32, 16, 16); // head of ring 0
   const [r, w] = native.doorbellPipe();
@@ -459,13 +466,7 @@ async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
  * writer that dies holding the lock or writes garbage.
  */
 async function sharedRingPeer(server: ChannelServer<any>) {
-  const R = 8192;
-  const mem = shm.anonymous(4096 + 2 * R);
-  const own = new Int32Array(mem.buffer);
-  own[1] = 1;
-  own[2] = R;
-  own[3] = 1029;
-  Atomics.store(own, 0, 0x69706b63);
+  const mem = connectionMemory();
   const [r, w] = native.doorbellPipe();
   const conn = server[Symbol.asyncIterator]().next();
   const sock = netConnect({ path: `\0ipckit-shm/${server.url.slice(4)}` });
@@ -529,21 +530,33 @@ async function until(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((r) => setImmediate(r));
 }
 
+/** A shared-ring listener (sharedRing) in this process and `count` peer processes connected to it, one channel each. */
+async function sharedGroup(count: number, options: ChannelOptions<any>, peerOptions: ChannelOptions<any> = { codec: options.codec }) {
+  const server = await channel.listen<any>(urlFor('shm'), { ...options, sharedRing: true });
+  servers.add(server);
+  const it = server[Symbol.asyncIterator]();
+  const peers: Control[] = [];
+  const chans: Channel<any>[] = [];
+  for (let k = 0; k < count; k++) {
+    const p = startPeer('channel-peer', ['connect', server.url, JSON.stringify(peerOptions)]);
+    live.add(p.child);
+    peers.push(control(p.child));
+    const [conn, hello] = await Promise.all([it.next(), peers[k]!.next()]);
+    assert.equal(hello.ready, true);
+    chans.push(conn.value as Channel<any>);
+  }
+  /** Closes the channels of the peers still alive (`alive`: their indices), then the listener. */
+  const done = async (alive = peers.map((_, k) => k)) => {
+    for (const k of alive) await finish(chans[k]!, peers[k]!, null);
+    await server.close();
+    servers.delete(server);
+  };
+  return { server, peers, chans, done };
+}
+
 describe('channel over shm: with a shared ring (sharedRing: every connector writes into one ring)', () => {
   for (const spin of ['auto', false] as const) test(`four writer processes, spin ${spin}: each one's 250,000 messages arrive on its own channel in order; requests to each are answered by that one`, T, async () => {
-    const server = await channel.listen<any>(urlFor('shm'), { codec: 'json', sharedRing: true, spin });
-    servers.add(server);
-    const it = server[Symbol.asyncIterator]();
-    const peers: Control[] = [];
-    const chans: Channel<any>[] = [];
-    for (let k = 0; k < 4; k++) {
-      const p = startPeer('channel-peer', ['connect', server.url, JSON.stringify({ codec: 'json', spin })]);
-      live.add(p.child);
-      peers.push(control(p.child));
-      const [conn, hello] = await Promise.all([it.next(), peers[k]!.next()]);
-      assert.equal(hello.ready, true);
-      chans.push(conn.value as Channel<any>);
-    }
+    const { peers, chans, done } = await sharedGroup(4, { codec: 'json', spin }, { codec: 'json', spin });
     // Which channel belongs to which process: ask each.
     const pids = await Promise.all(chans.map(async (ch) => (await ch.request({ n: 0 })).pid as number));
     assert.deepEqual([...pids].sort(), peers.map((p) => p.child.pid).sort());
@@ -566,24 +579,11 @@ describe('channel over shm: with a shared ring (sharedRing: every connector writ
         replies.forEach((r, n) => assert.deepEqual(r, { re: n, pid: pids[k] }));
       }),
     );
-    for (let k = 0; k < 4; k++) await finish(chans[k]!, peers[k]!, null);
-    await server.close();
-    servers.delete(server);
+    await done();
   });
 
   test('a writer killed with SIGKILL mid-stream: its channel gets peer-lost after every message it wrote; the others carry on', T, async () => {
-    const server = await channel.listen<any>(urlFor('shm'), { codec: 'raw', sharedRing: true });
-    servers.add(server);
-    const it = server[Symbol.asyncIterator]();
-    const peers: Control[] = [];
-    const chans: Channel<any>[] = [];
-    for (let k = 0; k < 2; k++) {
-      const p = startPeer('channel-peer', ['connect', server.url, '{"codec":"raw"}']);
-      live.add(p.child);
-      peers.push(control(p.child));
-      const [conn] = await Promise.all([it.next(), peers[k]!.next()]);
-      chans.push(conn.value as Channel<any>);
-    }
+    const { peers, chans, done } = await sharedGroup(2, { codec: 'raw' }, { codec: 'raw' });
     const N = 200_000;
     for (const p of peers) p.send({ op: 'emit', count: N, size: 8 });
     const victim = chans[0]!;
@@ -611,24 +611,11 @@ describe('channel over shm: with a shared ring (sharedRing: every connector writ
     assert.ok(got >= 1000 && got <= N, `the victim's ${got} messages`);
     await peers[0]!.exited;
     live.delete(peers[0]!.child);
-    await finish(chans[1]!, peers[1]!, null);
-    await server.close();
-    servers.delete(server);
+    await done([1]);
   });
 
   test('backpressure through the shared ring: while one channel is not read, the others go on until the ring is full, then every writer waits (bounded); reading it again lets all finish in order', T, async () => {
-    const server = await channel.listen<any>(urlFor('shm'), { codec: 'raw', sharedRing: true, highWaterMark: 64 });
-    servers.add(server);
-    const it = server[Symbol.asyncIterator]();
-    const peers: Control[] = [];
-    const chans: Channel<any>[] = [];
-    for (let k = 0; k < 2; k++) {
-      const p = startPeer('channel-peer', ['connect', server.url, '{"codec":"raw"}']);
-      live.add(p.child);
-      peers.push(control(p.child));
-      const [conn] = await Promise.all([it.next(), peers[k]!.next()]);
-      chans.push(conn.value as Channel<any>);
-    }
+    const { peers, chans, done } = await sharedGroup(2, { codec: 'raw', highWaterMark: 64 }, { codec: 'raw' });
     // The first writer puts 2 MiB into the 4 MiB ring and is done; nobody reads its channel.
     const NA = 2000;
     peers[0]!.send({ op: 'emit', count: NA, size: 1024 });
@@ -655,9 +642,7 @@ describe('channel over shm: with a shared ring (sharedRing: every connector writ
     await Promise.all([readAll(chans[0]!, a, NA), bDone]);
     assert.deepEqual([a.n, b.n], [NA, N]);
     assert.deepEqual(await peers[1]!.next(), { op: 'emit', sent: N });
-    for (let k = 0; k < 2; k++) await finish(chans[k]!, peers[k]!, null);
-    await server.close();
-    servers.delete(server);
+    await done();
   });
 
   test('a writer that dies holding the ring\'s lock: the listener frees it when that connection closes; the writer waiting for it carries on', T, async () => {
