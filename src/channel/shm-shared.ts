@@ -7,17 +7,16 @@
 // Producers take a spin lock (one word, set to their slot) around placing
 // and publishing a record: it is held only within one synchronous write()
 // of a few hundred nanoseconds, so a contender spins, and after its spin
-// budget looks again every millisecond (the holder was descheduled, or died). A producer killed holding it never
-// stored the head; the listener learns of the death from that connection's
-// control socket and frees the lock (its slot names the holder), and the
-// next producer writes over the half-written record. The consumer never
-// takes the lock.
+// budget looks again every millisecond (the holder was descheduled, or
+// died). A producer killed holding it never stored the head; the listener
+// learns of the death from that connection's control socket and frees the
+// lock (its slot names the holder), and the next producer writes over the
+// half-written record. The consumer never takes the lock.
 import { Buffer } from 'node:buffer';
 import { closeSync } from 'node:fs';
 import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
-import type { FdRegion } from '../shm.js';
-import { anonymous } from '../shm.js';
+import { anonymous, type FdRegion } from '../shm.js';
 import { sys } from '../errors.js';
 import { badFrame } from './frame.js';
 import {

@@ -9,12 +9,16 @@
 // /proc/PID/fd/{memfd,bell} (same user, no names anywhere), answers with its
 // own { pid, bell }, and both close the memfd descriptor once mapped. Nothing
 // is ever created in /dev/shm, so a kill -9 at any moment leaks nothing.
+// A listener with a shared ring (sharedRing) adds { ring: { memfd, bell,
+// slot } } to its answer: the connector then writes into that ring
+// (shm-shared.ts) instead of its own ring 0, and the listener's hub feeds
+// this connection's frames to it.
 //
-// Waiting: after any activity a side keeps looking at its input ring for
-// `spin` microseconds, one look per microtask hop so its own code keeps
-// running in between; then it raises its "sleeping" flag, re-checks, and
-// sleeps on its doorbell. A producer rings only when the flag is up
-// (compare-exchange, so once). nextSync() waits the same way, blocking.
+// Waiting (shm-spin.ts): after any activity a side keeps looking at its
+// input ring for `spin` microseconds, one look per microtask hop so its own
+// code keeps running in between; then it raises its "sleeping" flag,
+// re-checks, and sleeps on its doorbell. A producer rings only when the flag
+// is up (compare-exchange, so once). nextSync() waits the same way, blocking.
 import { Buffer } from 'node:buffer';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
