@@ -5,7 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { IpcError } from '../errors.js';
 import * as posix from '../sem.js';
 import { sysv, type SysvSemaphoreSet } from '../sem-sysv.js';
-import { octal, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
+import { parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixSemProvider, sysvSemProvider } from './sem-ls.js';

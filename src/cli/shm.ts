@@ -5,7 +5,6 @@
 import type { Command } from 'commander';
 import * as posix from '../shm.js';
 import { sysv, type SysvSegment } from '../shm-sysv.js';
-import { IpcError } from '../errors.js';
 import { lengthOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
