@@ -12,13 +12,11 @@
 import { unlinkSync } from 'node:fs';
 import { create as fifoCreate, isFifo, open as fifoOpen } from '../fifo.js';
 import type { FdStream } from '../fd-stream.js';
-import { KIND_BYE, StreamFramer } from './frame.js';
+import { StreamFramer } from './frame.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
-import { CLOSE_GRACE_MS } from './stream.js';
+import { BYE, CLOSE_GRACE_MS, pushFrames } from './stream.js';
 
 const WRITE_HIGH_WATER = 256 * 1024;
-const OWN_LIMIT = 16 * 1024;
-const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
 
 export class FifoLink implements Link {
   readonly transport = 'fifo';
@@ -33,6 +31,9 @@ export class FifoLink implements Link {
   #failure: Error | undefined;
   #peerGone = false;
   #peerSaidBye = false;
+  readonly #saidBye = (): void => {
+    this.#peerSaidBye = true;
+  };
   #finished = false;
 
   constructor(direction: 'send' | 'receive', stream: FdStream, maxFrame: number, onDown?: () => void) {
@@ -49,10 +50,7 @@ export class FifoLink implements Link {
     if (this.direction === 'receive') {
       s.on('data', (chunk: Buffer) => {
         try {
-          this.#framer.push(chunk, (frame) => {
-            if (frame.length === 1 && frame[0] === KIND_BYE) this.#peerSaidBye = true;
-            else events.onFrame(frame, frame.length >= OWN_LIMIT);
-          });
+          pushFrames(this.#framer, chunk, events, this.#saidBye);
         } catch (e) {
           this.destroy(e as Error);
         }

@@ -107,6 +107,9 @@ export class SharedRingWriter {
     const i32 = this.#i32;
     if (Atomics.compareExchange(i32, S_LOCK, 0, this.#slot) !== 0) return BUSY;
     let result = FULL;
+    // The tail is read every time, not cached as the private ring's producer
+    // does: other writers move the head, so a cached tail could fall 2^32
+    // bytes behind and make a full ring look empty.
     const head = Atomics.load(i32, S_HEAD);
     if (fits(this.#R, head, Atomics.load(i32, S_TAIL), recordBytes(header.byteLength + body.byteLength, SHARED_HEADER))) {
       // The head store orders the byte copies before it; then the lock goes.

@@ -9,12 +9,28 @@ import type { CloseInfo, Link, LinkEvents } from './link.js';
 const WRITE_HIGH_WATER = 256 * 1024;
 /** Below this, length prefix and frame go out as one buffer (one copy beats two writes). */
 const COALESCE_LIMIT = 64 * 1024;
-/** Frames at least this long are handed to the Channel without a copy (see start()). */
+/** Frames at least this long are handed to the Channel without a copy (see pushFrames()). */
 const OWN_LIMIT = 16 * 1024;
 /** How long close() waits for the peer to finish its side before destroying the socket. */
 export const CLOSE_GRACE_MS = 2000;
 
-const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
+/** The length-prefixed bye frame a stream's clean close ends with (EOF without it: the peer died). */
+export const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
+
+/**
+ * Cuts a chunk read from a byte stream (unix:, tcp:, pipe:, fifo:) into
+ * frames for `events`; the bye frame calls `bye()` instead. Throws on a bad
+ * frame. A large frame may be kept as it is (no second copy by the raw
+ * codec): it is most of the chunk it lives in, so holding it costs little
+ * extra memory. Small frames are copied so that they do not pin a whole
+ * 64 KiB read buffer each.
+ */
+export function pushFrames(framer: StreamFramer, chunk: Buffer, events: LinkEvents, bye: () => void): void {
+  framer.push(chunk, (frame) => {
+    if (frame.length === 1 && frame[0] === KIND_BYE) bye();
+    else events.onFrame(frame, frame.length >= OWN_LIMIT);
+  });
+}
 
 export class StreamLink implements Link {
   readonly transport: string;
@@ -27,6 +43,9 @@ export class StreamLink implements Link {
   #closing: Promise<void> | null = null;
   #paused = false;
   #peerSaidBye = false;
+  readonly #saidBye = (): void => {
+    this.#peerSaidBye = true;
+  };
 
   constructor(transport: string, socket: Socket, maxFrame: number) {
     this.transport = transport;
@@ -43,14 +62,7 @@ export class StreamLink implements Link {
     let failure: Error | undefined;
     s.on('data', (chunk: Buffer) => {
       try {
-        this.#framer.push(chunk, (frame) => {
-          if (frame.length === 1 && frame[0] === KIND_BYE) this.#peerSaidBye = true;
-          // A large frame may be kept as it is (no second copy by the raw
-          // codec): it is most of the chunk it lives in, so holding it costs
-          // little extra memory. Small frames are copied so that they do not
-          // pin a whole 64 KiB read buffer each.
-          else events.onFrame(frame, frame.length >= OWN_LIMIT);
-        });
+        pushFrames(this.#framer, chunk, events, this.#saidBye);
       } catch (e) {
         this.destroy(e as Error);
       }
