@@ -10,7 +10,7 @@ export { SharedRegion } from './region.js';
 export type { FdRegion, ShmRegion, ShmOpenOptions, ShmStat, AnonymousOptions, FromFdOptions } from './shm.js';
 export type { SysvSegment, SysvShmStat, SysvShmGetOptions, AttachOptions } from './shm-sysv.js';
 export type { MappedFile, MmapFileOptions } from './mmap.js';
-export { ftok, type SysvKey } from './sysv-key.js';
+export { ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
 
 /** Shared memory: POSIX named objects, anonymous memfd regions, descriptors, and System V segments. */
 export const shm = {

@@ -10,7 +10,7 @@
 import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
-import { checkKey, ftok, readSysvTable, type SysvKey } from './sysv-key.js';
+import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkObject, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
 
@@ -59,15 +59,7 @@ export interface SysvReceiveOptions {
   signal?: AbortSignal;
 }
 
-export interface SysvMqStat {
-  key: number;
-  /** Permission bits, e.g. 0o600 (msg_perm.mode). */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Creator's uid/gid. */
-  cuid: number;
-  cgid: number;
+export interface SysvMqStat extends SysvOwnership {
   /** msg_perm.__seq: slot usage sequence number (part of the id). */
   seq: number;
   /** Last msgsnd / msgrcv / change; null when it never happened. */

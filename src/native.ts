@@ -8,7 +8,8 @@ export interface NativeMapping {
   handle: object;
 }
 
-export interface ShmidDs {
+/** struct ipc_perm, as the System V stat calls return it (the start of shmid_ds, semid_ds, msqid_ds). */
+export interface IpcPermDs {
   key: number;
   uid: number;
   gid: number;
@@ -16,6 +17,9 @@ export interface ShmidDs {
   cgid: number;
   mode: number;
   seq: number;
+}
+
+export interface ShmidDs extends IpcPermDs {
   size: number;
   atime: number;
   dtime: number;
@@ -30,14 +34,7 @@ export interface NativeWaitHandle {
   id: number;
 }
 
-export interface SemidDs {
-  key: number;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
-  mode: number;
-  seq: number;
+export interface SemidDs extends IpcPermDs {
   nsems: number;
   otime: number;
   ctime: number;
@@ -215,14 +212,7 @@ export interface MsgMessage {
   data: Buffer;
 }
 
-export interface MsqidDs {
-  key: number;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
-  mode: number;
-  seq: number;
+export interface MsqidDs extends IpcPermDs {
   stime: number;
   rtime: number;
   ctime: number;

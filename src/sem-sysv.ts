@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { IpcError, rangeError, readLimit, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
-import { checkKey, type SysvKey } from './sysv-key.js';
+import { checkKey, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkObject } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
@@ -17,15 +17,9 @@ export interface SemOp {
   nowait?: boolean;
 }
 
-export interface SysvSemStat {
-  key: number;
+export interface SysvSemStat extends SysvOwnership {
   /** Number of semaphores in the set (sem_nsems). */
   count: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
   /** Slot usage sequence number (ipc_perm.__seq). */
   seq: number;
   /** Last semop; null if none yet. */

@@ -2,20 +2,12 @@
 import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { SharedRegion } from './region.js';
-import { checkKey, ftok, type SysvKey } from './sysv-key.js';
+import { checkKey, ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkObject, checkSize } from './validate.js';
 
-export interface SysvShmStat {
-  key: number;
+export interface SysvShmStat extends SysvOwnership {
   /** Bytes in the segment (shm_segsz). */
   size: number;
-  /** Permission bits, e.g. 0o600. */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Creator's uid/gid. */
-  cuid: number;
-  cgid: number;
   /** Pid of the creator and of the last shmat/shmdt. */
   cpid: number;
   lpid: number;

@@ -8,6 +8,18 @@ import { checkInteger, checkString, show } from './validate.js';
 /** A System V key: a 32-bit number, or 'private' for IPC_PRIVATE (always a new object). */
 export type SysvKey = number | 'private';
 
+/** Key and ownership of a System V object (its ipc_perm), common to every stat() result. */
+export interface SysvOwnership {
+  key: number;
+  /** Permission bits, e.g. 0o600. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Creator's uid/gid. */
+  cuid: number;
+  cgid: number;
+}
+
 /**
  * Validates a key and returns it as the signed 32-bit value key_t holds.
  * Numbers are accepted in either signed or unsigned form (0x80000000 and
