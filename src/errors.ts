@@ -201,7 +201,8 @@ type MisuseCode =
   | 'ERR_IPCKIT_SIGNAL_RESERVED'
   | 'ERR_IPCKIT_NOT_MAIN_THREAD'
   | 'ERR_IPCKIT_WRITE_ONLY'
-  | 'ERR_IPCKIT_ONE_WAY';
+  | 'ERR_IPCKIT_ONE_WAY'
+  | 'ERR_IPCKIT_UNKNOWN_OPTION';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

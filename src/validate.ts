@@ -10,6 +10,48 @@ export function checkObject<T extends object>(value: T | undefined, what: string
   return value;
 }
 
+/**
+ * An options object whose every key is one of `known`: a misspelt option
+ * (`allowUid` for `allowUids`) is a TypeError, never silently ignored.
+ * Keys whose value is undefined count as absent.
+ */
+export function checkOptions<T extends object>(value: T | undefined, what: string, known: readonly string[]): T | Record<string, never> {
+  const o = checkObject(value, what);
+  for (const key of Object.keys(o)) {
+    if (known.includes(key) || (o as Record<string, unknown>)[key] === undefined) continue;
+    const near = closest(key, known);
+    throw typeError(
+      'ERR_IPCKIT_UNKNOWN_OPTION',
+      `${what}.${key} is not an option here${near ? ` (did you mean ${near}?)` : ''}; the options are: ${known.join(', ')}`,
+    );
+  }
+  return o;
+}
+
+/** The known name nearest to a misspelt one (edit distance at most 2), if any. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
 export function checkBoolean(value: unknown, what: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') {
