@@ -143,9 +143,17 @@ static napi_value js_mq_setattr(napi_env env, napi_callback_info info) {
 }
 
 /* One non-blocking send. 0: sent; EAGAIN: full; other errno: failure. */
+/* The deadline of every "try" operation: long past. O_NONBLOCK belongs to
+ * the open file description, which a descriptor received from another
+ * process shares with it, so that process could clear it; with an expired
+ * absolute timeout mq_timedsend/mq_timedreceive return at once either way
+ * (EAGAIN with O_NONBLOCK, ETIMEDOUT without), so a try never blocks. */
+static const struct timespec EXPIRED = {0, 0};
+
 static int send_once(int fd, const void *data, size_t len, unsigned prio) {
   for (;;) {
-    if (mq_send(fd, data, len, prio) == 0) return 0;
+    if (mq_timedsend(fd, data, len, prio, &EXPIRED) == 0) return 0;
+    if (errno == ETIMEDOUT) return EAGAIN;
     if (errno != EINTR) return errno;
   }
 }
@@ -194,8 +202,9 @@ static napi_value js_mq_send_many(napi_env env, napi_callback_info info) {
  * Returns its length, or -errno (-EAGAIN when empty). */
 static ssize_t receive_once(int fd, char *buf, size_t cap, unsigned *prio) {
   for (;;) {
-    ssize_t n = mq_receive(fd, buf, cap, prio);
+    ssize_t n = mq_timedreceive(fd, buf, cap, prio, &EXPIRED);
     if (n >= 0) return n;
+    if (errno == ETIMEDOUT) return -EAGAIN;
     if (errno != EINTR) return -errno;
   }
 }

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -74,16 +76,68 @@ static napi_value js_fd_access_mode(napi_env env, napi_callback_info info) {
   return ipck_i64(env, fl & O_ACCMODE);
 }
 
+/* memfdSeal(fd, seals): fcntl(F_ADD_SEALS). A memfd sealed with
+ * F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL keeps its size for good, so a
+ * process that maps it can never be killed by SIGBUS because another one
+ * truncated it. */
+static napi_value js_memfd_seal(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 2);
+  int32_t fd = -1, seals = 0;
+  if (!ipck_get_i32(env, argv[0], &fd) || !ipck_get_i32(env, argv[1], &seals))
+    return ipck_throw_errno(env, EINVAL, "fcntl");
+  if (fcntl(fd, F_ADD_SEALS, seals) != 0) return ipck_throw_errno(env, errno, "fcntl");
+  return ipck_undefined(env);
+}
+
+/* fdInspect(fd) -> { mode, size, uid, gid, fsType, seals, access }: what a
+ * descriptor received from another process really is, before it is used:
+ * fstat (st_mode with the file type bits, size, owner), fstatfs (the
+ * filesystem's magic number: tmpfs/shmem for a memfd, mqueue for a POSIX
+ * queue), F_GET_SEALS (-1 where the file cannot be sealed) and the access
+ * mode it was opened with. */
+static napi_value js_fd_inspect(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 1);
+  int32_t fd = -1;
+  if (!ipck_get_i32(env, argv[0], &fd)) return ipck_throw_errno(env, EBADF, "fstat");
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ipck_throw_errno(env, errno, "fstat");
+  struct statfs sf;
+  if (fstatfs(fd, &sf) != 0) return ipck_throw_errno(env, errno, "fstatfs");
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return ipck_throw_errno(env, errno, "fcntl");
+  int seals = fcntl(fd, F_GET_SEALS);
+  napi_value out;
+  IPCK_CALL(env, napi_create_object(env, &out));
+  ipck_set_i64(env, out, "mode", st.st_mode);
+  ipck_set_i64(env, out, "size", st.st_size);
+  ipck_set_i64(env, out, "uid", st.st_uid);
+  ipck_set_i64(env, out, "gid", st.st_gid);
+  ipck_set_i64(env, out, "fsType", (int64_t)(uint32_t)sf.f_type);
+  ipck_set_i64(env, out, "seals", seals < 0 ? -1 : seals);
+  ipck_set_i64(env, out, "access", fl & O_ACCMODE);
+  return out;
+}
+
 bool ipck_init_shm(napi_env env, napi_value exports) {
   napi_value c;
   if (napi_create_object(env, &c) != napi_ok) return false;
   ipck_set_i64(env, c, "MFD_CLOEXEC", MFD_CLOEXEC);
   ipck_set_i64(env, c, "MFD_ALLOW_SEALING", MFD_ALLOW_SEALING);
   ipck_set_i64(env, c, "PAGE_SIZE", sysconf(_SC_PAGESIZE));
+  ipck_set_i64(env, c, "F_SEAL_SEAL", F_SEAL_SEAL);
+  ipck_set_i64(env, c, "F_SEAL_SHRINK", F_SEAL_SHRINK);
+  ipck_set_i64(env, c, "F_SEAL_GROW", F_SEAL_GROW);
+  ipck_set_i64(env, c, "F_SEAL_WRITE", F_SEAL_WRITE);
+  ipck_set_i64(env, c, "F_SEAL_FUTURE_WRITE", F_SEAL_FUTURE_WRITE);
+  /* statfs f_type of tmpfs/shmem (memfds live there) and of the mqueue filesystem. */
+  ipck_set_i64(env, c, "TMPFS_MAGIC", 0x01021994);
+  ipck_set_i64(env, c, "MQUEUE_MAGIC", 0x19800202);
   ipck_set_value(env, exports, "shmConstants", c);
   return ipck_export(env, exports, "shmOpen", js_shm_open) &&
          ipck_export(env, exports, "shmUnlink", js_shm_unlink) &&
          ipck_export(env, exports, "memfdCreate", js_memfd_create) &&
          ipck_export(env, exports, "mapFd", js_map_fd) &&
-         ipck_export(env, exports, "fdAccessMode", js_fd_access_mode);
+         ipck_export(env, exports, "fdAccessMode", js_fd_access_mode) &&
+         ipck_export(env, exports, "memfdSeal", js_memfd_seal) &&
+         ipck_export(env, exports, "fdInspect", js_fd_inspect);
 }

@@ -202,7 +202,8 @@ type MisuseCode =
   | 'ERR_IPCKIT_NOT_MAIN_THREAD'
   | 'ERR_IPCKIT_WRITE_ONLY'
   | 'ERR_IPCKIT_ONE_WAY'
-  | 'ERR_IPCKIT_UNKNOWN_OPTION';
+  | 'ERR_IPCKIT_UNKNOWN_OPTION'
+  | 'ERR_IPCKIT_PROTOCOL';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

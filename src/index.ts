@@ -93,6 +93,7 @@ export type { SysvQueue, SysvMessage, SysvMqGetOptions, SysvSendOptions, SysvRec
 /** Message queues: POSIX (priorities, timed, async, notify) and System V (typed receive). */
 export const mq = {
   open: mqPosix.open,
+  fromFd: mqPosix.fromFd,
   unlink: mqPosix.unlink,
   list: mqPosix.list,
   mountPoint: mqPosix.mountPoint,

@@ -616,6 +616,24 @@ export function open(name: string, options?: MqOpenOptions): PosixQueue {
   }
 }
 
+/**
+ * Wraps a queue descriptor received from another process (SCM_RIGHTS, or an
+ * inherited fd) as a PosixQueue that owns it from then on. fstatfs must say
+ * the descriptor is on the mqueue filesystem (anything else is refused with
+ * ERR_IPCKIT_INVALID_ARG_VALUE before any queue call); its access mode
+ * decides canSend/canReceive. Operations never block even if the sender
+ * clears O_NONBLOCK on the shared file description (they pass an expired
+ * deadline to mq_timedsend/mq_timedreceive). `name` is only a label.
+ */
+export function fromFd(fd: number, name = `fd:${fd}`): PosixQueue {
+  checkInteger(fd, 'fd', 0, 0x7fffffff);
+  const info = sys(() => native.fdInspect(fd), { path: name });
+  if (info.fsType !== native.shmConstants.MQUEUE_MAGIC) {
+    throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `fd ${fd} is not a POSIX message queue descriptor`);
+  }
+  return new PosixQueue(TOKEN, name, fd, info.access);
+}
+
 /** Removes the queue `name` (mq_unlink); it is destroyed once the last descriptor closes. */
 export function unlink(name: string): void {
   checkPosixName(name);

@@ -44,12 +44,26 @@ export interface Native {
   mappingDetach(handle: object): void;
   mappingSync(handle: object, offset: number, length: number, async: boolean): void;
 
-  shmConstants: { MFD_CLOEXEC: number; MFD_ALLOW_SEALING: number; PAGE_SIZE: number };
+  shmConstants: {
+    MFD_CLOEXEC: number;
+    MFD_ALLOW_SEALING: number;
+    PAGE_SIZE: number;
+    F_SEAL_SEAL: number;
+    F_SEAL_SHRINK: number;
+    F_SEAL_GROW: number;
+    F_SEAL_WRITE: number;
+    F_SEAL_FUTURE_WRITE: number;
+    TMPFS_MAGIC: number;
+    MQUEUE_MAGIC: number;
+  };
   shmOpen(name: string, oflag: number, mode: number): number;
   shmUnlink(name: string): void;
   memfdCreate(name: string, flags: number): number;
   mapFd(fd: number, length: number, offset: number, writable: boolean, shared: boolean): NativeMapping;
   fdAccessMode(fd: number): number;
+  memfdSeal(fd: number, seals: number): void;
+  /** fstat + fstatfs + F_GET_SEALS (-1: cannot be sealed) + access mode of a descriptor. */
+  fdInspect(fd: number): { mode: number; size: number; uid: number; gid: number; fsType: number; seals: number; access: number };
 
   sysvConstants: { IPC_PRIVATE: number; IPC_CREAT: number; IPC_EXCL: number; SHM_DEST: number; SHM_LOCKED: number };
   shmget(key: number, size: number, flags: number): number;
@@ -185,12 +199,12 @@ export interface Native {
   pidfdOpen(pid: number): number;
   pidfdSend(fd: number, signal: number, hasValue: boolean, value: number): boolean;
 
-  doorbellPipe(): [number, number];
-  eventfdCreate(initval: number): number;
-  doorbellRing(fd: number, isEventfd: boolean): boolean;
+  /** Sends one byte on a connected socket (MSG_DONTWAIT | MSG_NOSIGNAL); false when its buffer is full. */
+  doorbellRing(fd: number): boolean;
+  /** Bytes drained from the socket (at most 64 KiB), or -1 at end of file. */
   doorbellDrain(fd: number): number;
-  /** 0 bell readable, 1 hangup fd readable/hung up, -1 timeout; blocks the thread. */
-  doorbellWait(bellFd: number, hangupFd: number, timeoutNs: number): number;
+  /** 1 readable (a ring or end of file), -1 timeout; blocks the thread. */
+  doorbellWait(fd: number, timeoutNs: number): number;
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
   ringYield(): void;
 }

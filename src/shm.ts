@@ -174,6 +174,13 @@ export function unlink(name: string): void {
 export interface AnonymousOptions {
   /** Shown in /proc/PID/fd and /proc/PID/maps as `memfd:NAME`. Default 'ipckit'. */
   name?: string;
+  /**
+   * Seal the size (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL): nobody,
+   * this process included, can ever truncate or grow it, so a process that
+   * maps it cannot be killed by SIGBUS through a shrink. resize() then fails
+   * with EPERM. Default false.
+   */
+  sealed?: boolean;
 }
 
 /**
@@ -189,10 +196,13 @@ export function anonymous(size: number, options?: AnonymousOptions): FdRegion {
   if (Buffer.byteLength(label) > 249 || label.includes('\0')) {
     throw typeError('ERR_IPCKIT_INVALID_NAME', 'options.name must be at most 249 bytes without NUL');
   }
+  const sealed = checkBoolean(o.sealed, 'options.sealed', false);
   const ctx = { path: `memfd:${label}` };
-  const fd = sys(() => native.memfdCreate(label, native.shmConstants.MFD_CLOEXEC), ctx, fileLimit);
+  const { MFD_CLOEXEC, MFD_ALLOW_SEALING, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_SEAL } = native.shmConstants;
+  const fd = sys(() => native.memfdCreate(label, MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0)), ctx, fileLimit);
   try {
     sys(() => ftruncateSync(fd, n), ctx);
+    if (sealed) sys(() => native.memfdSeal(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), ctx);
     return new FdRegion(SharedRegion.token, fd, true, n, false, ctx);
   } catch (e) {
     native.fdClose(fd);

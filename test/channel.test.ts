@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { channel, mq, shm, unix, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
 import { fixturesDir, run, startPeer } from './helpers.js';
+import { LAYOUT, controlClient, forgeShm, hello, rawStream, streamHello } from './forge.js';
 // Protocol-level tests forge a hostile shm: peer with the addon's doorbell pipe.
 import { native } from '../dist/native.js';
 
@@ -350,6 +351,7 @@ async function forgeSeqpacketPeer(server: ChannelServer<any>): Promise<any> {
   const conn = server[Symbol.asyncIterator]().next();
   const sock = await unix.connect(server.url.slice('unix-seqpacket:'.length), { type: 'seqpacket' });
   sock.on('error', () => {});
+  await sock.send(streamHello(hello('unix-seqpacket')).subarray(4));
   const ch = (await conn).value as Channel<any>;
   const closed = new Promise<any>((r) => ch.once('close', r));
   await sock.send(Buffer.alloc(4096, 0));
@@ -361,10 +363,10 @@ async function forgeSeqpacketPeer(server: ChannelServer<any>): Promise<any> {
 /** Connects a raw socket to a stream listener and sends a frame header claiming 4 GiB. */
 async function forgeStreamPeer(server: ChannelServer<any>, t: string): Promise<any> {
   const conn = server[Symbol.asyncIterator]().next();
-  const target =
-    t === 'tcp' ? { port: Number(new URL(server.url).port), host: '127.0.0.1' } : { path: t === 'unix' ? server.url.slice(5) : `\0${server.url.slice(14)}` };
-  const sock = netConnect(target as any);
+  const sock = await rawStream(server.url);
   sock.on('error', () => {});
+  sock.on('data', () => {});
+  sock.write(streamHello(hello(t)));
   const ch = (await conn).value as Channel<any>;
   const closed = new Promise<any>((r) => ch.once('close', r));
   const b = Buffer.alloc(8);
@@ -375,30 +377,24 @@ async function forgeStreamPeer(server: ChannelServer<any>, t: string): Promise<a
   return info;
 }
 
-/** Speaks the mq: handshake by hand and queues a frame of an unknown kind. */
+/** Speaks the mq: handshake by hand (two queue descriptors by SCM_RIGHTS) and queues a frame of an unknown kind. */
 async function forgeMqPeer(server: ChannelServer<any>): Promise<any> {
-  const base = `/ipckit-mq-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const base = `/ipckit-test-forged-${process.pid}-${randomBytes(6).toString('hex')}`;
   const up = mq.open(`${base}-up`, { create: true, exclusive: true, messageSize: 1029 });
   const down = mq.open(`${base}-down`, { create: true, exclusive: true, messageSize: 1029 });
+  const upR = mq.open(up.name, { readOnly: true });
+  const downW = mq.open(down.name, { writeOnly: true });
+  for (const n of [up.name, down.name]) mq.unlink(n);
   try {
     up.trySend(Buffer.from([9, 1, 2, 3]));
     const conn = server[Symbol.asyncIterator]().next();
-    const sock = netConnect({ path: `\0ipckit-mq/${server.url.slice(4).replace(/^\/+/, '')}` });
-    sock.on('error', () => {});
-    sock.on('data', () => {});
-    sock.write(`${JSON.stringify({ v: 1, up: up.name, down: down.name })}\n`);
+    const client = await controlClient('mq', server.url.slice(3).replace(/^\/+/, ''), hello('mq'), [upR.fd, downW.fd]);
     const ch = (await conn).value as Channel<any>;
     const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
-    sock.destroy();
+    client.close();
     return info;
   } finally {
-    up.close();
-    down.close();
-    for (const n of [up.name, down.name]) {
-      try {
-        mq.unlink(n);
-      } catch {}
-    }
+    for (const q of [up, down, upR, downW]) q.close();
   }
 }
 
@@ -409,13 +405,10 @@ async function forgeSysvPeer(server: ChannelServer<any>): Promise<any> {
   try {
     up.trySend(1, Buffer.from([9, 1, 2, 3]));
     const conn = server[Symbol.asyncIterator]().next();
-    const sock = netConnect({ path: `\0ipckit-sysvmq/${server.url.slice(7)}` });
-    sock.on('error', () => {});
-    sock.on('data', () => {});
-    sock.write(`${JSON.stringify({ v: 1, up: up.id, down: down.id })}\n`);
+    const client = await controlClient('sysvmq', server.url.slice(7), hello('sysvmq', { up: up.id, down: down.id }));
     const ch = (await conn).value as Channel<any>;
     const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
-    sock.destroy();
+    client.close();
     return info;
   } finally {
     for (const q of [up, down]) {
@@ -426,37 +419,15 @@ async function forgeSysvPeer(server: ChannelServer<any>): Promise<any> {
   }
 }
 
-/** The memory a shm: connector offers (layout in src/channel/ring.ts): two empty 8 KiB rings, max frame 1029. */
-function connectionMemory() {
-  const R = 8192;
-  const mem = shm.anonymous(4096 + 2 * R);
-  const i32 = new Int32Array(mem.buffer);
-  i32[1] = 1;
-  i32[2] = R;
-  i32[3] = 1029;
-  Atomics.store(i32, 0, 0x69706b63);
-  return mem;
-}
-
 /** Speaks the shm: handshake by hand and puts a record with an impossible length in the ring. */
 async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
-  const name = server.url.slice(4);
-  const mem = connectionMemory();
-  const i32 = new Int32Array(mem.buffer);
-  i32[4096 / 4] = 0x7ffffff0; // record length far beyond maxFrame
-  Atomics.store(i32, 16, 16); // head of ring 0
-  const [r, w] = native.doorbellPipe();
   const conn = server[Symbol.asyncIterator]().next();
-  const sock = netConnect({ path: `\0ipckit-shm/${name}` });
-  sock.on('error', () => {});
-  sock.on('data', () => {});
-  sock.write(`${JSON.stringify({ v: 1, pid: process.pid, memfd: mem.fd, bell: w })}\n`);
+  const forged = await forgeShm(server.url.slice(4));
+  forged.publish(forged.place(new Uint8Array(8), 0x7ffffff0)); // record length far beyond maxFrame
   const ch = (await conn).value as Channel<any>;
   const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
-  sock.destroy();
-  mem.close();
-  closeSync(r);
-  closeSync(w);
+  forged.close();
+  forged.mem.close();
   return info;
 }
 
@@ -466,25 +437,14 @@ async function forgeShmPeer(server: ChannelServer<any>): Promise<any> {
  * writer that dies holding the lock or writes garbage.
  */
 async function sharedRingPeer(server: ChannelServer<any>) {
-  const mem = connectionMemory();
-  const [r, w] = native.doorbellPipe();
   const conn = server[Symbol.asyncIterator]().next();
-  const sock = netConnect({ path: `\0ipckit-shm/${server.url.slice(4)}` });
-  sock.on('error', () => {});
-  const reply = await new Promise<any>((resolve) => {
-    let text = '';
-    sock.on('data', (d) => {
-      text += d;
-      if (text.includes('\n')) resolve(JSON.parse(text.slice(0, text.indexOf('\n'))));
-    });
-    sock.write(`${JSON.stringify({ v: 1, pid: process.pid, memfd: mem.fd, bell: w, shared: true })}\n`);
-  });
+  const forged = await forgeShm(server.url.slice(4));
   const ch = (await conn).value as Channel<any>;
-  const ring = shm.fromFd(openSync(`/proc/${reply.pid}/fd/${reply.ring.memfd}`, 'r+'), { closeFd: true });
-  const hubBell = openSync(`/proc/${reply.pid}/fd/${reply.ring.bell}`, fsc.O_WRONLY | fsc.O_NONBLOCK);
+  const ring = shm.fromFd(forged.fds.shift()!, { closeFd: true });
   const i32 = new Int32Array(ring.buffer);
   const u8 = new Uint8Array(ring.buffer);
-  const slot = reply.ring.slot as number;
+  const slot = forged.reply.shared.slot as number;
+  const R = forged.reply.shared.ring as number;
   return {
     ch,
     i32,
@@ -492,26 +452,25 @@ async function sharedRingPeer(server: ChannelServer<any>) {
     closed: new Promise<any>((res) => (ch.closeInfo ? res(ch.closeInfo) : ch.once('close', res))),
     /** Writes one record [length][slot][frame] at the head without publishing it; returns the head after it. */
     place(frame: Uint8Array, length = frame.byteLength): number {
-      const head = Atomics.load(i32, 16);
-      const at = 4096 + (head & (i32[2]! - 1));
+      const head = Atomics.load(i32, LAYOUT.S_HEAD);
+      const at = 4096 + (head & (R - 1));
       i32[at >> 2] = length;
       i32[(at >> 2) + 1] = slot;
       u8.set(frame, at + 8);
       return (head + ((8 + frame.byteLength + 7) & ~7)) | 0;
     },
     publish(head: number): void {
-      Atomics.store(i32, 16, head);
-      native.doorbellRing(hubBell, false);
+      Atomics.store(i32, LAYOUT.S_HEAD, head);
+      forged.ring();
     },
     /** The writer "dies": its control socket closes (what the kernel does at exit). */
     die(): void {
-      sock.destroy();
+      forged.close();
     },
     cleanup(): void {
-      sock.destroy();
+      forged.close();
       ring.close();
-      mem.close();
-      for (const fd of [r, w, hubBell]) closeSync(fd);
+      forged.mem.close();
     },
   };
 }
@@ -667,7 +626,7 @@ describe('channel over shm: with a shared ring (sharedRing: every connector writ
     await done();
   });
 
-  test('a corrupt record in the shared ring fails every channel through it (ERR_IPCKIT_BAD_FRAME), and the listener refuses newcomers', T, async () => {
+  test('a corrupt record in the shared ring fails every channel through it (ERR_IPCKIT_BAD_FRAME); newcomers get a fresh ring', T, async () => {
     const { ch, peer, server } = await pair('shm-shared', { codec: 'raw', maxMessageSize: 1024 });
     const forged = await sharedRingPeer(server!);
     const good = new Promise<any>((r) => ch.once('close', r));
@@ -677,9 +636,14 @@ describe('channel over shm: with a shared ring (sharedRing: every connector writ
       assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
       assert.match(info.error.message, /shared ring/);
     }
-    const errors: Error[] = [];
-    server!.on('error', (e) => errors.push(e));
-    await assert.rejects(channel.connect(server!.url), { code: 'ERR_IPCKIT_HANDSHAKE', message: /corrupt/ });
+    // The listener goes on with a new shared ring: a newcomer is served.
+    const conn = server![Symbol.asyncIterator]().next();
+    const client = await channel.connect<any>(server!.url, { codec: 'raw' });
+    const fresh = (await conn).value as Channel<any>;
+    await client.send(Buffer.from('after the corruption'));
+    assert.equal(String((await fresh.next()).value), 'after the corruption');
+    await client.close();
+    await fresh.close();
     forged.cleanup();
     peer.child.stdin!.end();
     await peer.exited;
@@ -888,27 +852,6 @@ describe('channel codecs and API', () => {
     assert.match(bad.err, /ECONNREFUSED/);
   });
 
-  test('shm: a connector that claims another process\'s pid is refused (SO_PEERCRED)', T, async () => {
-    const server = await channel.listen<any>(urlFor('shm'));
-    servers.add(server);
-    const refused = new Promise<any>((r) => server.once('error', r));
-    const mem = shm.anonymous(4096 + 2 * 8192);
-    const sock = netConnect({ path: `\0ipckit-shm/${server.url.slice(4)}` });
-    sock.on('error', () => {});
-    let reply = '';
-    sock.on('data', (d) => (reply += d));
-    // pid 1 owns no descriptor we should ever open on a stranger's say-so.
-    sock.write(`${JSON.stringify({ v: 1, pid: 1, memfd: mem.fd, bell: 0 })}\n`);
-    const err = await refused;
-    assert.equal(err.code, 'ERR_IPCKIT_HANDSHAKE');
-    assert.match(err.message, /claimed pid 1/);
-    await new Promise((r) => sock.once('close', r));
-    assert.match(reply, /does not match/);
-    mem.close();
-    await server.close();
-    servers.delete(server);
-  });
-
   test('close() completes even when the peer stopped reading (grace period, then cut)', T, async () => {
     for (const t of ['unix', 'shm'] as const) {
       const { ch, peer, done } = await pair(t, { codec: 'raw', highWaterMark: 4 });
@@ -1060,7 +1003,13 @@ describe('channel over unix-seqpacket: specifics', () => {
     servers.add(server);
     const it = server[Symbol.asyncIterator]();
     const sock = await unix.connect(path, { type: 'seqpacket' });
+    // The hello first, each way: kind byte 5 + JSON, one message.
+    const theirs = new Promise<Buffer>((r) => sock.once('message', r));
+    await sock.send(Buffer.concat([Buffer.of(5), Buffer.from(JSON.stringify({ ipckit: 2, transport: 'unix-seqpacket', codec: 'raw', max: 1 << 20 }))]));
     const ch = (await it.next()).value as Channel<any>;
+    const listenerHello = await theirs;
+    assert.equal(listenerHello[0], 5);
+    assert.deepEqual(JSON.parse(listenerHello.subarray(1).toString()), { ipckit: 2, transport: 'unix-seqpacket', codec: 'raw', max: 1 << 20 });
     // Frame = kind byte 0 + payload, one message each, no length prefix.
     await sock.send(Buffer.from('\0hello'));
     assert.equal(String((await ch.next()).value), 'hello');

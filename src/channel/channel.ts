@@ -18,8 +18,12 @@ import {
   headerLength,
   readId,
 } from './frame.js';
+import type { PeerCredentials } from './access.js';
 import type { CloseInfo, Link } from './link.js';
 import { CLOSE_GRACE_MS } from './stream.js';
+
+/** Bytes of replies waiting for room in the transport before this side stops reading the peer's requests. */
+const REPLY_BYTES_MAX = 8 * 1024 * 1024;
 
 export interface RequestOptions {
   /** Milliseconds before the request rejects with ERR_IPCKIT_TIMEOUT. Default: the channel's requestTimeout (none). */
@@ -35,6 +39,14 @@ interface PendingSend {
   resolve: () => void;
   reject: (e: Error) => void;
 }
+
+/**
+ * Why reading from the peer is paused: our inbox is full (the user is not
+ * reading), or answers to the peer's requests pile up (the peer is not
+ * reading them). Reading resumes when neither holds.
+ */
+const HELD_BY_INBOX = 1;
+const HELD_BY_REPLIES = 2;
 
 /** A pending next() (max 0) or receiveBatch(max). */
 interface Reader<T> {
@@ -89,7 +101,10 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   /** The array a receiveBatch() was just resolved with: messages delivered in the same run join it (see #deliver). */
   #openBatch: T[] | null = null;
   #openBatchMax = 0;
-  #paused = false;
+  #held = 0;
+  /** Requests taken from the peer whose answers have not yet been handed to the transport. */
+  #repliesOutstanding = 0;
+  #replyBytesQueued = 0;
   #nextId = 1;
   #requests = new Map<number, PendingRequest<T>>();
   #handler: RequestHandler<T> | null = null;
@@ -119,6 +134,15 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   /** Transport scheme: 'shm', 'unix', 'tcp', 'pipe', ... */
   get transport(): string {
     return this.#link.transport;
+  }
+
+  /**
+   * Who is at the other end, as the kernel told it when the channel was made
+   * (SO_PEERCRED on the Unix socket local transports meet on): pid, uid and
+   * gid. null where the kernel cannot tell (tcp://, fifo:).
+   */
+  get peer(): PeerCredentials | null {
+    return this.#link.peer ?? null;
   }
 
   get codec(): string {
@@ -384,12 +408,23 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   #answer(id: number, request: T): void {
     const handler = this.#handler;
+    // Every answer is counted until the transport took it: a peer that sends
+    // requests and never reads the answers stops being read (bounded memory).
+    this.#repliesOutstanding++;
+    this.#checkReplies();
+    let settled = false;
+    const sent = () => {
+      if (settled) return;
+      settled = true;
+      this.#repliesOutstanding--;
+      this.#checkReplies();
+    };
     // Replies still go out while close() is flushing; only a closed link stops them.
     const fail = (e: unknown) => {
-      if (this.#closeInfo) return;
+      if (this.#closeInfo) return sent();
       const err = e instanceof Error ? e : new Error(String(e));
       const body = Buffer.from(JSON.stringify({ message: err.message, code: (err as { code?: unknown }).code, name: err.name }));
-      this.#sendFrameBytes(correlatedHeader(KIND_ERROR, id), body);
+      this.#sendReplyBytes(correlatedHeader(KIND_ERROR, id), body, sent);
     };
     if (!handler) return fail(new Error('no onRequest() handler on this channel'));
     let result: T | Promise<T>;
@@ -400,15 +435,53 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     Promise.resolve(result).then(
       (answer) => {
-        if (!this.#closeInfo) this.#sendFrame(correlatedHeader(KIND_REPLY, id), answer).catch(fail);
+        if (this.#closeInfo) return sent();
+        let body: Uint8Array;
+        try {
+          body = this.#codec.encode(answer);
+        } catch (e) {
+          return fail(e);
+        }
+        if (body.byteLength > this.#maxMessageSize) {
+          return fail(rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `reply of ${body.byteLength} bytes exceeds maxMessageSize ${this.#maxMessageSize}`));
+        }
+        this.#sendReplyBytes(correlatedHeader(KIND_REPLY, id), body, sent);
       },
       fail,
     );
   }
 
-  #sendFrameBytes(header: Uint8Array, body: Uint8Array): void {
-    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return;
-    this.#sendQueue.push({ header, body, resolve: () => {}, reject: () => {} });
+  #sendReplyBytes(header: Uint8Array, body: Uint8Array, sent: () => void): void {
+    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return sent();
+    // A copy: the codec may hand back a view it reuses.
+    const copy = body.slice();
+    this.#replyBytesQueued += copy.byteLength;
+    this.#checkReplies();
+    const done = () => {
+      this.#replyBytesQueued -= copy.byteLength;
+      sent();
+    };
+    this.#sendQueue.push({ header, body: copy, resolve: done, reject: done });
+  }
+
+  /** Holds reading while too many answers to the peer are outstanding; lets it go at half. */
+  #checkReplies(): void {
+    const over = this.#repliesOutstanding >= this.#hwm || this.#replyBytesQueued >= REPLY_BYTES_MAX;
+    const under = this.#repliesOutstanding <= this.#hwm >> 1 && this.#replyBytesQueued <= REPLY_BYTES_MAX >> 1;
+    if (over) this.#hold(HELD_BY_REPLIES);
+    else if (under) this.#release(HELD_BY_REPLIES);
+  }
+
+  #hold(reason: number): void {
+    const was = this.#held;
+    this.#held |= reason;
+    if (was === 0 && !this.#closeInfo) this.#link.pause();
+  }
+
+  #release(reason: number): void {
+    if ((this.#held & reason) === 0) return;
+    this.#held &= ~reason;
+    if (this.#held === 0 && !this.#closeInfo) this.#link.resume();
   }
 
   #deliver(value: T): void {
@@ -436,10 +509,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       return;
     }
     this.#inbox.push(value);
-    if (!this.#paused && this.#inbox.length - this.#inboxHead >= this.#hwm) {
-      this.#paused = true;
-      this.#link.pause();
-    }
+    if (this.#inbox.length - this.#inboxHead >= this.#hwm) this.#hold(HELD_BY_INBOX);
   }
 
   readonly #endBatch = (): void => {
@@ -532,10 +602,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       this.#inbox = this.#inbox.slice(this.#inboxHead);
       this.#inboxHead = 0;
     }
-    if (this.#paused && left <= this.#hwm >> 1 && !this.#closeInfo) {
-      this.#paused = false;
-      this.#link.resume();
-    }
+    if (left <= this.#hwm >> 1) this.#release(HELD_BY_INBOX);
   }
 
   /** With the inbox empty: the pending error or end of input, or null while the channel is open. */

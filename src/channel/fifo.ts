@@ -12,9 +12,14 @@
 import { unlinkSync } from 'node:fs';
 import { create as fifoCreate, isFifo, open as fifoOpen } from '../fifo.js';
 import type { FdStream } from '../fd-stream.js';
+import { fstatSync } from 'node:fs';
+import type { Access } from './access.js';
+import { Access as AccessPolicy } from './access.js';
 import { StreamFramer } from './frame.js';
+import { Refusal, checkHello, makeHello } from './hello.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
-import { BYE, CLOSE_GRACE_MS, pushFrames } from './stream.js';
+import { HANDSHAKE_MS } from './control.js';
+import { BYE, CLOSE_GRACE_MS, helloFrame, pushFrames, readHello } from './stream.js';
 
 const WRITE_HIGH_WATER = 256 * 1024;
 
@@ -36,25 +41,36 @@ export class FifoLink implements Link {
   };
   #finished = false;
 
-  constructor(direction: 'send' | 'receive', stream: FdStream, maxFrame: number, onDown?: () => void) {
+  /** `maxFrame`: the writer's largest frame sent, the reader's largest accepted; `rest`: bytes that came after the hello. */
+  constructor(direction: 'send' | 'receive', stream: FdStream, maxFrame: number, onDown?: () => void, rest?: Buffer) {
     this.direction = direction;
     this.#stream = stream;
     this.maxFrame = maxFrame;
     this.#framer = new StreamFramer(maxFrame);
     this.#onDown = onDown;
+    this.#rest = rest && rest.length > 0 ? rest : null;
   }
+
+  #rest: Buffer | null;
+  /** A FIFO cannot tell who writes into it (its file mode decides who may). */
+  readonly peer = null;
 
   start(events: LinkEvents): void {
     this.#events = events;
     const s = this.#stream;
     if (this.direction === 'receive') {
-      s.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
         try {
           pushFrames(this.#framer, chunk, events, this.#saidBye);
         } catch (e) {
           this.destroy(e as Error);
         }
-      });
+      };
+      const rest = this.#rest;
+      this.#rest = null;
+      if (rest) process.nextTick(() => this.#finished || onData(rest));
+      s.on('data', onData);
+      s.resume();
       s.on('end', () => {
         this.#peerGone = true;
         s.destroy();
@@ -148,13 +164,26 @@ export interface FifoServerHandle {
   unref(): void;
 }
 
+/** What the fifo: ends need besides the path. */
+export interface FifoSettings {
+  codec: string;
+  maxMessageSize: number;
+  /** Reader: anyone may write (FIFO mode 0o622) instead of this user and root (0o600). */
+  anyWriter?: boolean;
+  /** Writer: which owners of the FIFO (the reader's user) to trust. */
+  access?: Access;
+}
+
 /**
  * Creates the FIFO (a stale one left by a killed listener is reused) and
  * serves writers one after another until close(), which removes the FIFO
- * unless `unlinkOnClose` is false.
+ * unless `unlinkOnClose` is false. Each writer opens with its hello frame;
+ * one that does not (or names another codec) is cut and the next is served.
  */
-export function listenFifo(path: string, maxFrame: number, unlinkOnClose: boolean, onLink: (link: FifoLink) => void, onError: (e: Error) => void): FifoServerHandle {
-  fifoCreate(path, { mode: 0o600, existOk: true });
+export function listenFifo(path: string, s: FifoSettings, unlinkOnClose: boolean, onLink: (link: FifoLink) => void, onError: (e: Error) => void): FifoServerHandle {
+  fifoCreate(path, { mode: s.anyWriter ? 0o622 : 0o600, existOk: true });
+  const url = `fifo:${path}`;
+  const maxFrame = s.maxMessageSize + 5;
   const abort = new AbortController();
   let closed = false;
   void (async () => {
@@ -170,7 +199,17 @@ export function listenFifo(path: string, maxFrame: number, unlinkOnClose: boolea
         stream.destroy();
         return;
       }
-      await new Promise<void>((down) => onLink(new FifoLink('receive', stream, maxFrame, down)));
+      let rest: Buffer;
+      try {
+        const hello = await readHello(stream, url, HANDSHAKE_MS);
+        checkHello(hello.value, 'fifo', s.codec);
+        rest = hello.rest;
+      } catch (e) {
+        stream.destroy();
+        if (!closed) onError(e instanceof Refusal ? Object.assign(new Error(`${url}: cut a writer: ${e.message}`), { code: 'ERR_IPCKIT_HANDSHAKE' }) : (e as Error));
+        continue;
+      }
+      await new Promise<void>((down) => onLink(new FifoLink('receive', stream, maxFrame, down, rest)));
     }
   })();
   return {
@@ -189,7 +228,23 @@ export function listenFifo(path: string, maxFrame: number, unlinkOnClose: boolea
   };
 }
 
-export async function connectFifo(path: string, maxFrame: number, options: { timeout?: number; signal?: AbortSignal }): Promise<FifoLink> {
+/**
+ * Opens the FIFO for writing (waiting for a reader), checks who owns it (the
+ * reader's user: this one, root, or one `access` allows), and sends the hello.
+ * The reader's limits cannot be learnt (a FIFO is one-way): the writer's own
+ * maxMessageSize is what it sends at most.
+ */
+export async function connectFifo(path: string, s: FifoSettings, options: { timeout?: number; signal?: AbortSignal }): Promise<FifoLink> {
   const stream = await fifoOpen(path, 'w', options);
-  return new FifoLink('send', stream, maxFrame);
+  try {
+    const owner = fstatSync(stream.fd);
+    if (!(s.access ?? AccessPolicy.from({})).allows({ pid: 0, uid: owner.uid, gid: owner.gid })) {
+      throw AccessPolicy.refused(`fifo:${path}`, 'open', `the FIFO belongs to uid ${owner.uid}, which this side's allowUids/allowGids do not allow`);
+    }
+    stream.write(helloFrame(makeHello('fifo', s.codec, s.maxMessageSize)));
+  } catch (e) {
+    stream.destroy();
+    throw e;
+  }
+  return new FifoLink('send', stream, s.maxMessageSize + 5);
 }

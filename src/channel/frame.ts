@@ -1,5 +1,7 @@
 // What travels in one frame, on every transport:
-//   byte 0      kind: 0 message, 1 request, 2 reply, 3 error reply, 4 bye (streams)
+//   byte 0      kind: 0 message, 1 request, 2 reply, 3 error reply, 4 bye,
+//               5 hello (the first frame each way on stream, seqpacket,
+//               fifo and pipe transports: JSON, see hello.ts)
 //   bytes 1..4  correlation id (u32 LE), requests and replies only
 //   rest        the codec's bytes (error replies: JSON { message, code })
 // Stream transports (unix:, tcp:, pipe:) prefix each frame with its length
@@ -12,6 +14,10 @@ export const KIND_REPLY = 2;
 export const KIND_ERROR = 3;
 /** Stream transports only: "I am closing on purpose", so EOF without it means the peer died. Never reaches the Channel. */
 export const KIND_BYE = 4;
+/** The first frame each way on stream-like transports: the hello (hello.ts). Never reaches the Channel. */
+export const KIND_HELLO = 5;
+/** Largest hello frame (JSON bytes + kind). */
+export const HELLO_MAX = 4096;
 
 /** The one-byte header of a plain message, shared by every send (never mutated). */
 export const MESSAGE_HEADER = new Uint8Array([KIND_MESSAGE]);

@@ -1,3 +1,5 @@
+import type { PeerCredentials } from './access.js';
+
 // The contract between a Channel and a transport. A link moves opaque frames
 // (see frame.ts) in order, reliably, with flow control in both directions;
 // the Channel adds codecs, request-reply and the async-iterator API on top.
@@ -43,8 +45,10 @@ export interface Link {
   readonly transport: string;
   /** One-way transports (fifo:): the only direction this end has. Absent: both. */
   readonly direction?: 'send' | 'receive';
-  /** Largest frame (header + payload) this link accepts. */
+  /** Largest frame (header + payload) this link sends: the peer's limit, and what the transport carries. */
   readonly maxFrame: number;
+  /** Who is at the other end (SO_PEERCRED), where the kernel can tell. */
+  readonly peer?: PeerCredentials | null;
   /** Installs the receiver; frames start flowing after this call. */
   start(events: LinkEvents): void;
   /** Writes header+body as one frame if there is room now; false (nothing written) otherwise. */

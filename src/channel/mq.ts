@@ -1,29 +1,52 @@
 // mq: transport: frames travel as whole POSIX message-queue messages
 // (mq_send/mq_receive, src/mq-posix.ts), one queue per direction.
 //
-// Rendezvous and liveness as for shm: the listener owns the abstract socket
-// "\0ipckit-mq/NAME"; a connector creates two private queues
-// (/ipckit-mq-PID-RANDOM-up and -down, mode 0600, exclusive), sends their
-// names; the listener opens both and answers; then both sides unlink the
-// names (the queues live on while open), so nothing stays in /dev/mqueue
-// (except if the connector is killed between creating and the listener's
-// open: those two names are then left for `ipckit ls` / mq.unlink).
-// The socket carries "bye" on a clean close; its hang-up without one is
-// 'peer-lost'. Each message holds one frame, so maxMessageSize is bounded by
-// the queue message size (/proc/sys/fs/mqueue/msgsize_max unless root).
+// Rendezvous (rendezvous.ts): the listener owns the abstract socket
+// "\0ipckit-mq/NAME". A connector creates two private queues (exclusive,
+// mode 0600), opens each a second time with the access the listener needs
+// (the "up" queue read-only, the "down" queue write-only), removes both
+// names at once and sends those two descriptors with its hello by
+// SCM_RIGHTS. The listener checks what it got (fstatfs: the mqueue
+// filesystem; the access modes) and never opens a queue by name, so it can
+// only do with them what the connector itself could, and no name is left in
+// /dev/mqueue whenever a process dies.
+// The control socket's end of file says the peer went away; a clean close
+// first sends a bye frame through the queue (after everything else), so end
+// of file without it is 'peer-lost'. Each message holds one frame, so
+// maxMessageSize is bounded by the queue message size
+// (/proc/sys/fs/mqueue/msgsize_max unless root).
 import { randomBytes } from 'node:crypto';
-import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { IpcError, stateError } from '../errors.js';
-import { open as mqOpen, unlink as mqUnlink, type PosixQueue } from '../mq-posix.js';
+import { constants as fsc } from 'node:fs';
+import { stateError } from '../errors.js';
+import { fromFd as mqFromFd, open as mqOpen, unlink as mqUnlink, type PosixQueue } from '../mq-posix.js';
+import { native } from '../native.js';
+import type { Access, PeerCredentials } from './access.js';
+import { closeAll, type ControlSocket } from './control.js';
+import { KIND_BYE, badFrame } from './frame.js';
+import { Refusal, makeHello, type Hello } from './hello.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
-import { HANDSHAKE_MS, readLine } from './shm.js';
+import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezvous.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
-export function mqSocketPath(name: string): string {
-  return `\0ipckit-mq/${name}`;
+/** What connectMq/listenMq (and the sysvmq: transport) need besides the name. */
+export interface QueueSettings {
+  codec: string;
+  maxMessageSize: number;
+  access: Access;
+  timeout?: number;
 }
 
-const BYE = 'bye\n';
+export interface QueueListener {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export function mqSocketName(name: string): string {
+  return `ipckit-mq/${name}`;
+}
+
+const BYE_FRAME = Buffer.from([KIND_BYE]);
 
 /** The queue was removed under us (System V: the peer's side ended). */
 function isGone(e: unknown): boolean {
@@ -58,12 +81,14 @@ function posixPair(out: PosixQueue, inbound: PosixQueue): QueuePair {
   };
 }
 
-/** A Link over a pair of message queues plus a rendezvous socket for liveness and the clean-close "bye". */
+/** A Link over a pair of message queues, with the control socket for liveness. */
 export class QueueLink implements Link {
   readonly transport: string;
   readonly maxFrame: number;
+  readonly peer: PeerCredentials;
+  readonly #maxIn: number;
   readonly #q: QueuePair;
-  readonly #socket: Socket;
+  readonly #ctrl: ControlSocket;
   readonly #abort = new AbortController();
   #events: LinkEvents | null = null;
   #inflight = false;
@@ -71,39 +96,57 @@ export class QueueLink implements Link {
   #inflightDone: Promise<void> = Promise.resolve();
   #wantWritable = false;
   #paused = false;
-  #reading = false;
   #closing: Promise<void> | null = null;
   #finished = false;
   #failure: Error | undefined;
   #peerSaidBye = false;
+  #graceTimer: NodeJS.Timeout | null = null;
+  #closeResolve: (() => void) | null = null;
 
-  constructor(transport: string, pair: QueuePair, socket: Socket) {
+  /** `maxOut`: largest frame sent (the peer's limit, and what one message holds); `maxIn`: this side's own limit on what it receives. */
+  constructor(transport: string, pair: QueuePair, ctrl: ControlSocket, peer: PeerCredentials, maxIn: number, maxOut: number) {
     this.transport = transport;
     this.#q = pair;
-    this.#socket = socket;
-    this.maxFrame = pair.maxFrame;
+    this.#ctrl = ctrl;
+    this.peer = peer;
+    this.#maxIn = maxIn;
+    this.maxFrame = Math.min(pair.maxFrame, maxOut);
   }
 
   start(events: LinkEvents): void {
     this.#events = events;
-    let text = '';
-    this.#socket.on('data', (d: Buffer) => {
-      text = (text + d.toString('latin1')).slice(-16);
-      if (text.includes(BYE)) this.#peerSaidBye = true;
+    // Nothing but end of file is expected on the control socket: anything else is drained and ignored.
+    this.#ctrl.watch(() => {
+      if (this.#ctrl.drain() < 0) this.#hangup();
     });
-    this.#socket.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') this.#failure ??= e;
-    });
-    this.#socket.on('end', () => {
-      if (!this.#closing) this.#socket.end();
-    });
-    this.#socket.on('close', () => this.#finish());
-    void this.#readLoop();
+    this.#readLoop();
   }
 
-  async #readLoop(): Promise<void> {
-    if (this.#reading) return;
-    this.#reading = true;
+  /**
+   * The peer's end of file: a receive in progress may already hold its last
+   * frames (the bye among them), so it is cancelled and allowed to settle,
+   * then whatever is left in the queue is read, and only then the close is
+   * judged clean or not.
+   */
+  #hangup(): void {
+    this.#ctrl.close();
+    this.#abort.abort();
+    if (this.#loop) void this.#loop.then(() => this.#finish());
+    else this.#finish();
+  }
+
+  #loop: Promise<void> | null = null;
+
+  #readLoop(): void {
+    if (this.#loop || this.#finished) return;
+    this.#loop = this.#read().finally(() => {
+      this.#loop = null;
+      // Resumed while a receive was still in progress: that loop ended at the pause; start again.
+      if (!this.#paused && !this.#finished && !this.#abort.signal.aborted) this.#readLoop();
+    });
+  }
+
+  async #read(): Promise<void> {
     try {
       while (!this.#paused && !this.#finished) {
         const batch = this.#q.tryReceiveMany();
@@ -120,13 +163,20 @@ export class QueueLink implements Link {
       // EIDRM: the peer removed its System V queues as its side ended; the
       // socket hang-up (with or without "bye") says how.
       if (!this.#abort.signal.aborted && !isGone(e)) this.destroy(e as Error);
-    } finally {
-      this.#reading = false;
     }
   }
 
   #deliver(frame: Buffer): void {
-    if (!this.#finished) this.#events!.onFrame(frame, true);
+    if (this.#finished) return;
+    if (frame.length === 1 && frame[0] === KIND_BYE) {
+      this.#peerSaidBye = true;
+      return;
+    }
+    if (frame.length > this.#maxIn) {
+      this.destroy(badFrame(`incoming frame of ${frame.length} bytes exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload)`));
+      return;
+    }
+    this.#events!.onFrame(frame, true);
   }
 
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
@@ -162,27 +212,29 @@ export class QueueLink implements Link {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    void this.#readLoop();
+    this.#readLoop();
   }
 
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = new Promise<void>((resolve) => {
       if (this.#finished) return resolve();
-      const timer = setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS).unref();
-      this.#socket.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      // A frame still waiting for room goes first: "bye" must not overtake it.
-      void this.#inflightDone.then(() => this.#socket.end(BYE));
+      this.#closeResolve = resolve;
+      // The peer answers our end of file by closing its end; if its loop is stuck, cut after a grace period.
+      this.#graceTimer = setTimeout(() => this.#hangup(), CLOSE_GRACE_MS).unref();
+      // A frame still waiting for room goes first, then the bye frame behind it, then end of file.
+      void this.#inflightDone
+        .then(() => (this.#finished ? undefined : this.#q.trySend(BYE_FRAME) ? undefined : this.#q.send(BYE_FRAME, this.#abort.signal)))
+        .catch(() => {})
+        .then(() => this.#ctrl.shutdown());
     });
     return this.#closing;
   }
 
   destroy(error?: Error): void {
     if (error) this.#failure ??= error;
-    this.#socket.destroy();
+    this.#ctrl.close();
+    process.nextTick(() => this.#finish());
   }
 
   #finish(): void {
@@ -195,6 +247,8 @@ export class QueueLink implements Link {
     }
     this.#finished = true;
     this.#abort.abort();
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#ctrl.close();
     const info: CloseInfo = this.#failure
       ? { reason: 'error', error: this.#failure }
       : this.#closing
@@ -205,95 +259,88 @@ export class QueueLink implements Link {
     try {
       this.#q.close();
     } catch {}
+    this.#closeResolve?.();
     this.#events?.onClose(info);
   }
 
   ref(): void {
-    this.#socket.ref();
+    this.#ctrl.ref();
   }
 
   unref(): void {
-    this.#socket.unref();
+    this.#ctrl.unref();
   }
 }
 
-function queueOptions(maxFrame: number) {
-  return { create: true, exclusive: true, mode: 0o600, messageSize: maxFrame };
-}
-
-export async function connectMq(name: string, maxMessageSize: number): Promise<Link> {
-  const url = `mq:${name}`;
-  const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = netConnect(mqSocketPath(name));
-    s.once('connect', () => {
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'connect', { path: url }) : e));
-  });
-  const base = `/ipckit-mq-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const names = { up: `${base}-up`, down: `${base}-down` };
-  let up: PosixQueue | null = null;
-  let down: PosixQueue | null = null;
+/** A fresh queue, opened twice: `keep` for this side, `give` (the other access) for the listener. */
+function queueFor(name: string, maxFrame: number, keepWrites: boolean): { keep: PosixQueue; give: PosixQueue } {
+  const keep = mqOpen(name, { create: true, exclusive: true, mode: 0o600, messageSize: maxFrame, ...(keepWrites ? { writeOnly: true } : { readOnly: true }) });
   try {
-    up = mqOpen(names.up, { ...queueOptions(maxMessageSize + 5), writeOnly: true });
-    down = mqOpen(names.down, { ...queueOptions(maxMessageSize + 5), readOnly: true });
-    socket.write(`${JSON.stringify({ v: 1, up: names.up, down: names.down })}\n`);
-    const reply = await readLine(socket, url, HANDSHAKE_MS);
-    if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
-    return new QueueLink('mq', posixPair(up, down), socket);
+    return { keep, give: mqOpen(name, keepWrites ? { readOnly: true } : { writeOnly: true }) };
   } catch (e) {
-    socket.destroy();
-    up?.close();
-    down?.close();
+    keep.close();
     throw e;
   } finally {
-    // Open on both sides (or failed): the names are no longer needed.
-    for (const n of [names.up, names.down]) {
-      try {
-        mqUnlink(n);
-      } catch {}
-    }
+    // Both opens done (or failed): the name is not needed, so nothing can be left behind.
+    try {
+      mqUnlink(name);
+    } catch {}
   }
 }
 
-export async function listenMq(name: string, onLink: (link: Link) => void, onError: (e: Error) => void): Promise<Server> {
+export async function connectMq(name: string, s: QueueSettings): Promise<Link> {
   const url = `mq:${name}`;
-  const server = createServer((socket) => {
-    (async () => {
-      const hello = await readLine(socket, url, HANDSHAKE_MS);
-      const up = String(hello.up);
-      const down = String(hello.down);
-      if (!/^\/ipckit-mq-\d+-[0-9a-f]+-up$/.test(up) || down !== up.replace(/-up$/, '-down')) {
-        socket.end(`${JSON.stringify({ error: 'bad queue names' })}\n`);
-        throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer offered queue names outside ipckit's pattern`);
-      }
-      const inbound = mqOpen(up, { readOnly: true });
-      let out: PosixQueue;
-      try {
-        out = mqOpen(down, { writeOnly: true });
-      } catch (e) {
-        inbound.close();
-        throw e;
-      }
-      for (const n of [up, down]) {
-        try {
-          mqUnlink(n);
-        } catch {}
-      }
-      socket.write(`${JSON.stringify({ v: 1 })}\n`);
-      return new QueueLink('mq', posixPair(out, inbound), socket);
-    })().then(onLink, (e: Error) => {
-      socket.destroy();
-      onError(e);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'bind', { path: url }) : e));
-    server.listen(mqSocketPath(name), () => {
-      server.removeAllListeners('error');
-      resolve();
-    });
-  });
-  return server;
+  const maxFrame = s.maxMessageSize + 5;
+  const base = `/ipckit-mq-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const made: PosixQueue[] = [];
+  try {
+    const up = queueFor(`${base}-up`, maxFrame, true);
+    made.push(up.keep, up.give);
+    const down = queueFor(`${base}-down`, maxFrame, false);
+    made.push(down.keep, down.give);
+    const hello = makeHello('mq', s.codec, s.maxMessageSize);
+    const conn = await connectLocal(mqSocketName(name), url, hello, [up.give.fd, down.give.fd], s.access, 0, s.timeout);
+    // The listener has its own copies of the two it needed.
+    up.give.close();
+    down.give.close();
+    return new QueueLink('mq', posixPair(up.keep, down.keep), conn.ctrl, conn.peer, maxFrame, conn.reply.max + 5);
+  } catch (e) {
+    for (const q of made) q.close();
+    throw e;
+  }
+}
+
+/** Checks the two queue descriptors a connector sent: POSIX queues, the first readable, the second writable. */
+function receivedQueues(fds: number[], url: string): { inbound: PosixQueue; out: PosixQueue } {
+  if (fds.length !== 2) throw new Refusal('EPROTO', `expected two queue descriptors, got ${fds.length}`);
+  const access = fds.map((fd) => native.fdInspect(fd));
+  if (access.some((a) => a.fsType !== native.shmConstants.MQUEUE_MAGIC)) throw new Refusal('EPROTO', 'the descriptors sent are not POSIX message queues');
+  if (access[0]!.access !== fsc.O_RDONLY || access[1]!.access !== fsc.O_WRONLY) {
+    throw new Refusal('EPROTO', 'the queues sent must be open read-only (up) and write-only (down)');
+  }
+  const inbound = mqFromFd(fds[0]!, `${url} (up)`);
+  fds[0] = -1;
+  try {
+    const out = mqFromFd(fds[1]!, `${url} (down)`);
+    fds[1] = -1;
+    return { inbound, out };
+  } catch (e) {
+    inbound.close();
+    throw e;
+  }
+}
+
+export function listenMq(name: string, s: QueueSettings, onLink: (link: Link) => void, events: LocalListenerEvents): QueueListener {
+  const url = `mq:${name}`;
+  const maxIn = s.maxMessageSize + 5;
+  const handshake = (ctrl: ControlSocket, hello: Hello, fds: number[], peer: PeerCredentials) => {
+    try {
+      const { inbound, out } = receivedQueues(fds, url);
+      const link = new QueueLink('mq', posixPair(out, inbound), ctrl, peer, maxIn, hello.max + 5);
+      return { reply: makeHello('mq', s.codec, s.maxMessageSize), done: () => onLink(link), failed: () => link.destroy() };
+    } finally {
+      closeAll(fds);
+    }
+  };
+  return new LocalListener(mqSocketName(name), url, 'mq', s.codec, s.access, 2, handshake, events);
 }

@@ -61,6 +61,19 @@ export function recordBytes(frameLength: number, header = 4): number {
   return (header + frameLength + 7) & ~7;
 }
 
+/** Largest ring either side may announce (1 GiB per direction). */
+export const MAX_RING = 1 << 30;
+
+/** Whether a ring size received from a peer is one this side could have made: a power of two in [4096, MAX_RING]. */
+export function validRingSize(value: unknown): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 4096 && value <= MAX_RING && (value & (value - 1)) === 0;
+}
+
+/** Largest frame a ring of `ringSize` carries (two records of it must fit, so wrap-around can never deadlock). */
+export function maxFrameFor(ringSize: number, header = 4): number {
+  return ringSize / 2 - header;
+}
+
 /** Smallest power-of-two ring holding two records of maxFrame (so wrap-around can never deadlock). */
 export function ringSizeFor(maxFrame: number, requested: number, header = 4): number {
   let size = 4096;

@@ -6,9 +6,11 @@
 // close sends a one-byte "bye" frame first: a killed peer's socket also
 // reads as end-of-file, and only the bye tells the two apart.
 import { readFileSync } from 'node:fs';
+import { stateError } from '../errors.js';
+import type { PeerCredentials } from './access.js';
 import { badFrame, KIND_BYE } from './frame.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
-import { CLOSE_GRACE_MS } from './stream.js';
+import { CLOSE_GRACE_MS, parseHello } from './stream.js';
 import type { MessageSocket } from '../message-socket.js';
 
 /** Frames handed to the socket and not yet taken by the kernel before tryWrite() says "not now". */
@@ -25,9 +27,45 @@ export function seqpacketMaxFrame(): number {
   }
 }
 
+/**
+ * Reads the first message, which must be the peer's hello, within
+ * `timeoutMs`; leaves the socket paused so that nothing after it is read
+ * before the link starts.
+ */
+export function readMessageHello(sock: MessageSocket, what: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, value?: Record<string, unknown>) => {
+      clearTimeout(timer);
+      sock.off('message', onMessage);
+      sock.off('end', onEnd);
+      sock.off('close', onEnd);
+      sock.off('error', onError);
+      if (error) reject(error);
+      else resolve(value!);
+    };
+    const onMessage = (data: Buffer) => {
+      sock.pause();
+      try {
+        done(null, parseHello(data, what));
+      } catch (e) {
+        done(e as Error);
+      }
+    };
+    const onEnd = () => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer hung up during the handshake`));
+    const onError = (e: Error) => done(e);
+    const timer = setTimeout(() => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: no hello within ${timeoutMs} ms`)), timeoutMs);
+    sock.on('message', onMessage);
+    sock.on('end', onEnd);
+    sock.on('close', onEnd);
+    sock.on('error', onError);
+    sock.resume();
+  });
+}
+
 export class SeqpacketLink implements Link {
   readonly transport: string;
   readonly maxFrame: number;
+  readonly peer: PeerCredentials | null;
   readonly #sock: MessageSocket;
   #events: LinkEvents | null = null;
   #inFlightFrames = 0;
@@ -39,11 +77,16 @@ export class SeqpacketLink implements Link {
   #peerEnded = false;
   #finished = false;
 
-  constructor(transport: string, sock: MessageSocket, maxFrame: number) {
+  /** `maxIn` is the socket's own receive limit (set when it was made); `maxOut`: largest frame sent (the peer's limit). */
+  constructor(transport: string, sock: MessageSocket, maxIn: number, maxOut: number, peer: PeerCredentials | null) {
     this.transport = transport;
     this.#sock = sock;
-    this.maxFrame = maxFrame;
+    this.#maxIn = maxIn;
+    this.maxFrame = maxOut;
+    this.peer = peer;
   }
+
+  readonly #maxIn: number;
 
   start(events: LinkEvents): void {
     this.#events = events;
@@ -57,7 +100,7 @@ export class SeqpacketLink implements Link {
     });
     s.on('error', (e: Error & { code?: string; syscall?: string }) => {
       // A message longer than our receive buffer was cut by the kernel: refuse the channel.
-      if (e.code === 'EMSGSIZE' && e.syscall === 'recvmsg') this.destroy(badFrame(`incoming frame exceeds maxMessageSize (${this.maxFrame - 5} bytes of payload): ${e.message}`));
+      if (e.code === 'EMSGSIZE' && e.syscall === 'recvmsg') this.destroy(badFrame(`incoming frame exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload): ${e.message}`));
       // EPIPE/ECONNRESET, and POLLERR (libuv reports it as a uv_poll EBADF) when the peer died
       // with our messages unread: the peer is gone, which is 'peer-lost', not a failure here.
       else if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET' && e.syscall !== 'uv_poll' && !this.#failure) this.#failure = e;
@@ -68,6 +111,8 @@ export class SeqpacketLink implements Link {
       if (this.#peerEnded && this.#peerSaidBye) return this.#finish({ reason: 'peer-closed' });
       this.#finish({ reason: 'peer-lost' });
     });
+    // The hello left the socket paused.
+    s.resume();
   }
 
   #finish(info: CloseInfo): void {

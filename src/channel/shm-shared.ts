@@ -11,13 +11,19 @@
 // died). A producer killed holding it never stored the head; the listener
 // learns of the death from that connection's control socket and frees the
 // lock (its slot names the holder), and the next producer writes over the
-// half-written record. The consumer never takes the lock.
+// half-written record. A holder that keeps the lock past LOCK_STALL_MS
+// (stopped, or hostile) loses its channel and the lock is freed. The
+// consumer never takes the lock.
+//
+// Every connector can write anywhere in the shared ring: connectors of one
+// shared ring must trust each other. What the hub reads is still checked
+// before use (lengths, positions, wrap markers), so a corrupt ring fails the
+// channels through it with ERR_IPCKIT_BAD_FRAME after bounded work; the
+// listener then gives newcomers a fresh ring.
 import { Buffer } from 'node:buffer';
-import { closeSync } from 'node:fs';
+import { stateError } from '../errors.js';
 import { native } from '../native.js';
-import { READABLE, watchFd, type FdWatcher } from '../poller.js';
-import { anonymous, type FdRegion } from '../shm.js';
-import { sys } from '../errors.js';
+import type { FdRegion } from '../shm.js';
 import { badFrame } from './frame.js';
 import {
   CONTROL_BYTES,
@@ -45,6 +51,9 @@ import { Spinner, type SpinOwner } from './shm-spin.js';
 
 /** How long the hub waits at a paused connection's frame before passing over its frames to serve the others. */
 const SKIP_AFTER_MS = 1;
+/** How long a producer may hold the ring's lock (normally well under a microsecond) before it loses its channel. */
+export const LOCK_STALL_MS = 1000;
+const LOCK_CHECK_MS = 100;
 /** SharedRingWriter.write(): the frame is in the ring. */
 export const WRITTEN = 0;
 /** Another producer holds the ring's lock. */
@@ -65,14 +74,6 @@ export interface HubFed {
   destroy(error?: Error): void;
 }
 
-/** Checks a shared ring a listener offered (the connector maps it): its size and layout. */
-export function validSharedRing(region: FdRegion): boolean {
-  if (region.size < CONTROL_BYTES) return false;
-  const i32 = new Int32Array(region.buffer, 0, CONTROL_BYTES / 4);
-  const R = i32[W_RING_SIZE]!;
-  return Atomics.load(i32, W_MAGIC) === SHARED_MAGIC && i32[W_VERSION] === VERSION && R >= 4096 && (R & (R - 1)) === 0 && region.size === sharedTotalBytes(R);
-}
-
 /** A connector's end of a shared ring: writes its frames, tagged with its slot. */
 export class SharedRingWriter {
   readonly maxFrame: number;
@@ -81,23 +82,25 @@ export class SharedRingWriter {
   readonly #u8: Uint8Array;
   readonly #R: number;
   readonly #slot: number;
-  readonly #bell: number;
+  readonly #ring: () => boolean;
   readonly #flag: Int32Array;
   readonly #flagWord: number;
 
   /**
-   * `bell`: the listener's doorbell (write end); `flag`/`flagWord`: this
-   * connection's "producer sleeping" word, which the hub lowers (and rings
-   * our doorbell) when the ring has room again.
+   * `ringSize` and `maxFrame` as the handshake settled them (checked, never
+   * re-read from the shared memory); `ring`: wakes the listener (a doorbell
+   * byte on our control socket); `flag`/`flagWord`: this connection's
+   * "producer sleeping" word, which the hub lowers (and rings our doorbell)
+   * when the ring has room again.
    */
-  constructor(region: FdRegion, slot: number, bell: number, flag: Int32Array, flagWord: number) {
+  constructor(region: FdRegion, ringSize: number, maxFrame: number, slot: number, ring: () => boolean, flag: Int32Array, flagWord: number) {
     this.#region = region;
     this.#i32 = new Int32Array(region.buffer);
     this.#u8 = new Uint8Array(region.buffer);
-    this.#R = this.#i32[W_RING_SIZE]!;
-    this.maxFrame = this.#i32[W_MAX_FRAME]!;
+    this.#R = ringSize;
+    this.maxFrame = maxFrame;
     this.#slot = slot;
-    this.#bell = bell;
+    this.#ring = ring;
     this.#flag = flag;
     this.#flagWord = flagWord;
   }
@@ -111,22 +114,17 @@ export class SharedRingWriter {
     // does: other writers move the head, so a cached tail could fall 2^32
     // bytes behind and make a full ring look empty.
     const head = Atomics.load(i32, S_HEAD);
-    if (fits(this.#R, head, Atomics.load(i32, S_TAIL), recordBytes(header.byteLength + body.byteLength, SHARED_HEADER))) {
+    // Other writers share this memory: a head that is not a record boundary
+    // would make us write at an odd offset; leave such a ring to the hub,
+    // which fails it.
+    if ((head & 7) === 0 && fits(this.#R, head, Atomics.load(i32, S_TAIL), recordBytes(header.byteLength + body.byteLength, SHARED_HEADER))) {
       // The head store orders the byte copies before it; then the lock goes.
       Atomics.store(i32, S_HEAD, putRecord(i32, this.#u8, CONTROL_BYTES, this.#R, head, header, body, this.#slot));
       result = WRITTEN;
     }
     Atomics.store(i32, S_LOCK, 0);
-    if (result === WRITTEN && Atomics.load(i32, S_CONSUMER_SLEEPING) === 1 && Atomics.compareExchange(i32, S_CONSUMER_SLEEPING, 1, 0) === 1) this.#ringHub();
+    if (result === WRITTEN && Atomics.load(i32, S_CONSUMER_SLEEPING) === 1 && Atomics.compareExchange(i32, S_CONSUMER_SLEEPING, 1, 0) === 1) this.#ring();
     return result;
-  }
-
-  #ringHub(): void {
-    try {
-      native.doorbellRing(this.#bell, false);
-    } catch {
-      // EPIPE: the listener is gone; our control socket reports that.
-    }
   }
 
   /** Another producer is inside write() (or died there, until the listener notices). */
@@ -152,18 +150,14 @@ export class SharedRingWriter {
   }
 
   close(): void {
-    try {
-      closeSync(this.#bell);
-    } catch {}
     this.#region.close();
   }
 }
 
 /** The listener's reader of its shared ring. */
 export class SharedRingHub implements SpinOwner {
+  /** The ring's sealed memfd, sent to every connector. */
   readonly region: FdRegion;
-  /** The doorbell connectors ring: [read end, write end] (connectors open the write end through /proc). */
-  readonly bell: [number, number];
   readonly #i32: Int32Array;
   readonly #u8: Uint8Array;
   readonly #R: number;
@@ -172,7 +166,9 @@ export class SharedRingHub implements SpinOwner {
   readonly #links = new Map<number, HubFed>();
   readonly #runs = new RunCopier();
   readonly #spinner: Spinner;
-  readonly #watch: FdWatcher;
+  /** Looks at the lock every LOCK_CHECK_MS while anyone is attached: [holder, head, since]. */
+  #lockCheck: NodeJS.Timeout | null = null;
+  #lockSeen = { holder: 0, head: 0, since: 0 };
   /** Where the tail is (everything before it delivered), as a ring position and as a running total. */
   #read = 0;
   #consumed = 0;
@@ -207,9 +203,9 @@ export class SharedRingHub implements SpinOwner {
   #listening = true;
   #closed = false;
 
-  constructor(url: string, maxFrame: number, ringSize: number, spinUs: number) {
+  constructor(url: string, maxFrame: number, ringSize: number, spinUs: number, makeMemory: (bytes: number, label: string) => FdRegion) {
     this.#url = url;
-    this.region = anonymous(sharedTotalBytes(ringSize), { name: `ipckit-shm-shared:${url.slice(4)}` });
+    this.region = makeMemory(sharedTotalBytes(ringSize), `ipckit-shm-shared:${url.slice(4)}`);
     const i32 = new Int32Array(this.region.buffer);
     this.#i32 = i32;
     this.#u8 = new Uint8Array(this.region.buffer);
@@ -219,15 +215,12 @@ export class SharedRingHub implements SpinOwner {
     i32[W_RING_SIZE] = ringSize;
     i32[W_MAX_FRAME] = maxFrame;
     Atomics.store(i32, W_MAGIC, SHARED_MAGIC);
-    try {
-      this.bell = sys(() => native.doorbellPipe(), { path: url });
-    } catch (e) {
-      this.region.close();
-      throw e;
-    }
     this.#spinner = new Spinner(spinUs, this);
-    this.#watch = watchFd(this.bell[0], READABLE, () => this.#onBell(), { ref: false });
     this.#spinner.start();
+  }
+
+  get ringSize(): number {
+    return this.#R;
   }
 
   /** A corrupt record stopped the ring: new connections are refused (close the listener and listen again). */
@@ -245,6 +238,28 @@ export class SharedRingHub implements SpinOwner {
 
   attach(link: HubFed): void {
     this.#links.set(link.slot, link);
+    if (!this.#lockCheck) this.#lockCheck = setInterval(() => this.#checkLock(), LOCK_CHECK_MS).unref();
+  }
+
+  /**
+   * A producer holding the lock this long (without the head moving) is
+   * stopped or hostile: its channel fails and the lock is freed for the
+   * others. A slot that names no connection (forged) just loses the lock.
+   */
+  #checkLock(): void {
+    const holder = Atomics.load(this.#i32, S_LOCK);
+    const head = Atomics.load(this.#i32, S_HEAD);
+    const seen = this.#lockSeen;
+    const now = Date.now();
+    if (holder === 0 || holder !== seen.holder || head !== seen.head) {
+      this.#lockSeen = { holder, head, since: now };
+      return;
+    }
+    if (now - seen.since < LOCK_STALL_MS) return;
+    this.#lockSeen = { holder: 0, head, since: now };
+    if (Atomics.compareExchange(this.#i32, S_LOCK, holder, 0) !== holder) return;
+    this.#links.get(holder)?.destroy(stateError('ERR_IPCKIT_PROTOCOL', `the peer held the shared ring's lock of ${this.#url} for more than ${LOCK_STALL_MS} ms (stopped, or not following the protocol)`));
+    this.#wakeProducers(true);
   }
 
   detach(link: HubFed): void {
@@ -286,7 +301,9 @@ export class SharedRingHub implements SpinOwner {
     // Its socket closed, so it is not inside a write(): if the lock still names it, it died there.
     if (Atomics.compareExchange(this.#i32, S_LOCK, slot, 0) === slot) this.#wakeProducers(true);
     // Every frame written so far, as a running total (only grows, from one drain to the next).
-    const target = this.#scanned + ((Atomics.load(this.#i32, S_HEAD) - this.#scan) >>> 0);
+    const published = this.#published(Atomics.load(this.#i32, S_HEAD));
+    if (published < 0) this.#corrupt('head moved outside the ring');
+    const target = this.#scanned + Math.max(0, published);
     if (this.#failed || (this.#scanned >= target && !this.#waiting.has(slot))) return done();
     this.#drains.push({ slot, target, done });
     if (this.#waiting.has(slot)) this.#due.add(slot);
@@ -294,10 +311,11 @@ export class SharedRingHub implements SpinOwner {
     this.#spinner.restart();
   }
 
-  #onBell(): void {
-    native.doorbellDrain(this.bell[0]);
+  /** A connector rang (through its control socket, which its listener-side connection drains). */
+  bell(): void {
+    if (this.#closed) return;
     Atomics.store(this.#i32, S_CONSUMER_SLEEPING, 0);
-    this.#spinner.woken();
+    if (this.#spinner.sleeping) this.#spinner.woken();
   }
 
   look(): number {
@@ -341,20 +359,24 @@ export class SharedRingHub implements SpinOwner {
     let head = Atomics.load(i32, S_HEAD);
     const tailWas = this.#read;
     let n = 0;
-    while (this.#scan !== head) {
+    // What the writers published: within the ring, past everything scanned, whole 8-byte units.
+    let avail = this.#published(head);
+    if (avail < 0) return this.#corrupt(`head ${head >>> 0} is not a record boundary within a ring of ${R} bytes`);
+    while (avail > 0) {
       const pos = this.#scan;
       const off = pos & (R - 1);
       const at = CONTROL_BYTES + off;
       const len = i32[at >> 2]!;
       if (len === WRAP) {
-        this.#step((pos + (R - off)) | 0);
+        const skip = R - off;
+        if (off === 0 || skip > avail) return this.#corrupt(`wrap marker at offset ${off}`);
+        this.#step((pos + skip) | 0);
+        avail -= skip;
         continue;
       }
-      if (len <= 0 || len > this.#maxFrame || SHARED_HEADER + len > R - off) {
-        this.#fail(badFrame(`corrupt record in the shared ring of ${this.#url} (length ${len} at offset ${off})`));
-        return n;
-      }
+      if (!this.#validLength(len, off) || recordBytes(len, SHARED_HEADER) > avail) return this.#corrupt(`record length ${len} at offset ${off}`);
       const end = (pos + recordBytes(len, SHARED_HEADER)) | 0;
+      avail -= recordBytes(len, SHARED_HEADER);
       const slot = i32[(at >> 2) + 1]!;
       // Slot 0: delivered already, out of ring order.
       if (slot !== 0) {
@@ -374,25 +396,47 @@ export class SharedRingHub implements SpinOwner {
         }
         if (this.#skipping) i32[(at >> 2) + 1] = 0;
         this.#step(end);
-        // A frame of a connection already gone (it wrote after its close) is dropped.
+        // A frame of a connection already gone (it wrote after its close), or of no connection, is dropped.
         if (link !== undefined) {
           if (len >= NATIVE_COPY_MIN) {
             const frame = Buffer.allocUnsafeSlow(len);
             native.ringCopy(frame, 0, u8, at + SHARED_HEADER, len);
             link.deliver(frame);
           } else {
-            const start = this.#runs.frameAt(u8, R, pos, at, len, head, SHARED_HEADER);
+            const start = this.#runs.frameAt(u8, R, pos, at, len, (end + avail) | 0, SHARED_HEADER);
             link.deliverAt(this.#runs.chunk!, start, start + len);
           }
         }
         // The tail every 64 frames and at the end: fewer writes to a line producers read.
         if ((++n & 63) === 0) Atomics.store(i32, S_TAIL, this.#read);
-        if (this.#closed) return n;
+        if (this.#closed || this.#failed) return n;
       } else this.#step(end);
-      if (this.#scan === head) head = Atomics.load(i32, S_HEAD);
+      if (avail === 0) {
+        head = Atomics.load(i32, S_HEAD);
+        avail = this.#published(head);
+        if (avail < 0) return this.#corrupt(`head ${head >>> 0} is not a record boundary within a ring of ${R} bytes`);
+      }
     }
     if (this.#read !== tailWas) Atomics.store(i32, S_TAIL, this.#read);
     return n;
+  }
+
+  /** Bytes published past the scan, or -1 when `head` cannot be (beyond the ring from the tail, behind the scan, or not 8-aligned). */
+  #published(head: number): number {
+    const fromTail = (head - this.#read) >>> 0;
+    const scanned = (this.#scan - this.#read) >>> 0;
+    if (fromTail > this.#R || fromTail < scanned || (head & 7) !== 0) return -1;
+    return fromTail - scanned;
+  }
+
+  /** A record length that fits the ring at `off` and this listener's limit. */
+  #validLength(len: number, off: number): boolean {
+    return len > 0 && len <= this.#maxFrame && SHARED_HEADER + len <= this.#R - off;
+  }
+
+  #corrupt(what: string): number {
+    this.#fail(badFrame(`corrupt record in the shared ring of ${this.#url} (${what})`));
+    return 0;
   }
 
   /** Waits at the frame of the paused connection `slot`; passes over its frames if that lasts SKIP_AFTER_MS. */
@@ -418,8 +462,11 @@ export class SharedRingHub implements SpinOwner {
       if (!queue) continue;
       let i = 0;
       while (i < queue.length && (link === undefined || !link.blocksHub)) {
-        const at = CONTROL_BYTES + (queue[i]! & (this.#R - 1));
+        const off = queue[i]! & (this.#R - 1);
+        const at = CONTROL_BYTES + off;
+        // Read again from shared memory: check again (a writer may have changed it since the scan).
         const len = i32[at >> 2]!;
+        if (!this.#validLength(len, off)) return n + this.#corrupt(`record length ${len} at offset ${off} changed after it was read`);
         i32[(at >> 2) + 1] = 0;
         i++;
         if (link === undefined) continue;
@@ -433,7 +480,7 @@ export class SharedRingHub implements SpinOwner {
           link.deliverAt(this.#runs.chunk!, start, start + len);
         }
         n++;
-        if (this.#closed) return n;
+        if (this.#closed || this.#failed) return n;
       }
       if (i === queue.length) this.#waiting.delete(slot);
       else queue.splice(0, i);
@@ -448,13 +495,20 @@ export class SharedRingHub implements SpinOwner {
     const i32 = this.#i32;
     const R = this.#R;
     let read = this.#read;
-    while (read !== this.#scan) {
+    // Never past the scan: every step is checked against what is left (the memory may have changed since).
+    let left = (this.#scan - read) >>> 0;
+    while (left > 0) {
       const off = read & (R - 1);
       const at = CONTROL_BYTES + off;
       const len = i32[at >> 2]!;
-      if (len === WRAP) read = (read + (R - off)) | 0;
-      else if (i32[(at >> 2) + 1] === 0) read = (read + recordBytes(len, SHARED_HEADER)) | 0;
-      else break;
+      let step: number;
+      if (len === WRAP && off !== 0) step = R - off;
+      else if (this.#validLength(len, off) && i32[(at >> 2) + 1] === 0) step = recordBytes(len, SHARED_HEADER);
+      else if (this.#validLength(len, off)) break;
+      else return void this.#corrupt(`record length ${len} at offset ${off} changed after it was read`);
+      if (step > left) return void this.#corrupt(`record at offset ${off} runs past what was read`);
+      read = (read + step) | 0;
+      left -= step;
     }
     if (read === this.#read) return;
     this.#consumed += (read - this.#read) >>> 0;
@@ -497,13 +551,8 @@ export class SharedRingHub implements SpinOwner {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#skipTimer) clearTimeout(this.#skipTimer);
+    if (this.#lockCheck) clearInterval(this.#lockCheck);
     this.#spinner.stop();
-    this.#watch.stop();
-    for (const fd of this.bell) {
-      try {
-        native.fdClose(fd);
-      } catch {}
-    }
     this.region.close();
   }
 }

@@ -1,40 +1,47 @@
-// shm: transport. Data goes through two SPSC rings in a memfd (ring.ts); the
-// kernel is only involved to wake a sleeping peer (a doorbell pipe watched by
-// uv_poll) and to tell us when the peer is gone (the control socket).
+// shm: transport. Data goes through two SPSC rings in a sealed memfd
+// (ring.ts); the kernel is only involved to wake a sleeping peer and to tell
+// us when the peer is gone, both through the connection's control socket.
 //
-// Rendezvous: the listener owns the abstract Unix socket "\0ipckit-shm/NAME"
-// (no file, gone with the process, so a restarted peer can listen again at
-// once). A connector creates the memfd and its doorbell pipe and sends
-// { pid, memfd, bell } over the socket; the listener opens
-// /proc/PID/fd/{memfd,bell} (same user, no names anywhere), answers with its
-// own { pid, bell }, and both close the memfd descriptor once mapped. Nothing
-// is ever created in /dev/shm, so a kill -9 at any moment leaks nothing.
-// A listener with a shared ring (sharedRing) adds { ring: { memfd, bell,
-// slot } } to its answer: the connector then writes into that ring
-// (shm-shared.ts) instead of its own ring 0, and the listener's hub feeds
-// this connection's frames to it.
+// Rendezvous (rendezvous.ts): the listener owns the abstract Unix socket
+// "\0ipckit-shm/NAME". A connector creates the memfd (sealed: its size can
+// never change, so no peer can kill us with SIGBUS by truncating it) and
+// sends it with its hello by SCM_RIGHTS: { ring: R, shared: true }. The
+// listener checks what it got before mapping it: a memfd on tmpfs, sealed,
+// read-write, exactly 4096 + 2R bytes with R a power of two. Nothing is ever
+// created in /dev/shm and no path is ever opened on a peer's say-so, so a
+// kill -9 at any moment leaks nothing and a listener running as root maps
+// only memory the peer itself could map.
+// A listener with a shared ring (sharedRing) answers with its own sealed
+// memfd and { shared: { ring, slot } }: the connector then writes into that
+// ring (shm-shared.ts) instead of its own ring 0, and the listener's hub
+// feeds this connection's frames to it.
+//
+// Everything read from the shared memory is checked before use: positions,
+// lengths, wrap markers. A ring that does not make sense fails its channel
+// with ERR_IPCKIT_BAD_FRAME after bounded work; other channels are untouched.
 //
 // Waiting (shm-spin.ts): after any activity a side keeps looking at its
 // input ring for `spin` microseconds, one look per microtask hop so its own
 // code keeps running in between; then it raises its "sleeping" flag,
-// re-checks, and sleeps on its doorbell. A producer rings only when the flag
-// is up (compare-exchange, so once). nextSync() waits the same way, blocking.
+// re-checks, and sleeps on its control socket. A producer rings (one byte on
+// the control socket) only when the flag is up (compare-exchange, so once).
+// nextSync() waits the same way, blocking.
 import { Buffer } from 'node:buffer';
-import { closeSync, constants as fsc, openSync } from 'node:fs';
-import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { IpcError, stateError, sys } from '../errors.js';
+import { constants as fsc } from 'node:fs';
+import { stateError, sys } from '../errors.js';
 import { native } from '../native.js';
-import { READABLE, watchFd, type FdWatcher } from '../poller.js';
-import { timedOut } from '../waiter.js';
 import type { SharedRegion } from '../region.js';
-import { anonymous, fromFd } from '../shm.js';
+import { anonymous, fromFd, type FdRegion } from '../shm.js';
+import type { Access, PeerCredentials } from './access.js';
+import { closeAll, type ControlSocket } from './control.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
-import { CLOSE_GRACE_MS } from './stream.js';
-import type { LoanedView } from './link.js';
-import type { CloseInfo, Link, LinkEvents } from './link.js';
+import { Refusal, makeHello, type Hello } from './hello.js';
+import type { CloseInfo, Link, LinkEvents, LoanedView } from './link.js';
+import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezvous.js';
 import {
   CONTROL_BYTES,
   MAGIC,
+  MAX_RING,
   NATIVE_COPY_MIN,
   RunCopier,
   SHARED_HEADER,
@@ -45,15 +52,20 @@ import {
   W_VERSION,
   WRAP,
   fits,
+  maxFrameFor,
   putRecord,
   recordBytes,
   ringSizeFor,
   ringWords,
+  sharedTotalBytes,
   totalBytes,
+  validRingSize,
   type RingWords,
 } from './ring.js';
-import { SharedRingHub, SharedRingWriter, WRITTEN, validSharedRing, type HubFed } from './shm-shared.js';
+import { SharedRingHub, SharedRingWriter, WRITTEN, type HubFed } from './shm-shared.js';
 import { Spinner } from './shm-spin.js';
+import { CLOSE_GRACE_MS } from './stream.js';
+import { timedOut } from '../waiter.js';
 
 export interface ShmListenOptions extends ShmLinkOptions {
   /** One ring all connectors write into, read by one hub (MPSC). Default false: a ring pair per connection. */
@@ -69,26 +81,20 @@ export interface ShmLinkOptions {
   zeroCopy?: boolean;
 }
 
+/** What connectShm/listenShm need besides the name. */
+export interface ShmSettings extends ShmListenOptions {
+  codec: string;
+  maxMessageSize: number;
+  access: Access;
+  /** Connector: ms for the whole connect and handshake. */
+  timeout?: number;
+}
+
 const AUTO_SPIN_US = 50;
 const DEFAULT_RING = 4 * 1024 * 1024;
 
-/**
- * Closes descriptors the addon made (the doorbell pipe) with close(2) and
- * those fs.openSync() made with fs.closeSync(): in a worker, Node tracks the
- * latter and warns about closing any fd it did not open.
- */
-function closeFds(made: readonly number[], opened: readonly number[]): void {
-  for (const fd of [...made, ...opened]) {
-    if (fd < 0) continue;
-    try {
-      if (made.includes(fd)) native.fdClose(fd);
-      else closeSync(fd);
-    } catch {}
-  }
-}
-
-export function socketPath(name: string): string {
-  return `\0ipckit-shm/${name}`;
+export function socketName(name: string): string {
+  return `ipckit-shm/${name}`;
 }
 
 function spinMicros(spin: ShmLinkOptions['spin']): number {
@@ -105,9 +111,29 @@ export type SharedMode =
   | { role: 'fed'; hub: SharedRingHub; slot: number }
   | null;
 
+/** The fixed facts of one connection, settled by the handshake (never re-read from shared memory). */
+export interface ShmLinkSetup {
+  region: SharedRegion;
+  side: 'listener' | 'connector';
+  /** Bytes per ring (a power of two, checked). */
+  ringSize: number;
+  /** Largest frame accepted from the peer: this side's own limit. */
+  maxIn: number;
+  /** Largest frame sent: the smaller of the peer's limit and what the ring holds. */
+  maxOut: number;
+  ctrl: ControlSocket;
+  peer: PeerCredentials;
+  spinUs: number;
+  zeroCopy: boolean;
+  url: string;
+  shared: SharedMode;
+}
+
 export class ShmLink implements Link, HubFed {
   readonly transport = 'shm';
   readonly maxFrame: number;
+  readonly peer: PeerCredentials;
+  readonly #maxIn: number;
   readonly #region: SharedRegion;
   readonly #i32: Int32Array;
   readonly #u8: Uint8Array;
@@ -117,15 +143,11 @@ export class ShmLink implements Link, HubFed {
   readonly #in: RingWords;
   #outHead: number;
   #inRead: number;
-  readonly #bellRead: number;
-  readonly #bellWrite: number;
-  readonly #peerBell: number;
-  readonly #socket: Socket;
+  readonly #ctrl: ControlSocket;
   readonly #spinner: Spinner;
   readonly #writer: SharedRingWriter | null;
   readonly #hub: SharedRingHub | null;
   readonly slot: number;
-  #watch: FdWatcher | null = null;
   #events: LinkEvents | null = null;
   #paused = false;
   #wantWritable = false;
@@ -146,6 +168,7 @@ export class ShmLink implements Link, HubFed {
   #closing: Promise<void> | null = null;
   #failure: Error | undefined;
   #socketClosed = false;
+  #graceTimer: NodeJS.Timeout | null = null;
   readonly #zeroCopy: boolean;
   readonly #url: string;
   /** Zero-copy views not yet released, oldest first (with already-consumed records after them). */
@@ -153,38 +176,38 @@ export class ShmLink implements Link, HubFed {
   /** The outstanding loan(): where its record starts and the head after it. */
   #loan: { view: Uint8Array; at: number; len: number; headAfter: number } | null = null;
 
-  constructor(
-    region: SharedRegion,
-    side: 'listener' | 'connector',
-    bell: [number, number],
-    peerBell: number,
-    socket: Socket,
-    spinUs: number,
-    zeroCopy: boolean,
-    url: string,
-    shared: SharedMode = null,
-  ) {
-    this.#url = url;
-    this.#zeroCopy = zeroCopy;
+  constructor(setup: ShmLinkSetup) {
+    const { region, side, shared } = setup;
+    this.#url = setup.url;
+    this.#zeroCopy = setup.zeroCopy;
     this.#region = region;
+    this.peer = setup.peer;
     const buf = region.buffer;
     this.#i32 = new Int32Array(buf);
     this.#u8 = new Uint8Array(buf);
-    this.#R = this.#i32[W_RING_SIZE]!;
+    this.#R = setup.ringSize;
     this.#mask = this.#R - 1;
     this.#writer = shared?.role === 'writer' ? shared.writer : null;
     this.#hub = shared?.role === 'fed' ? shared.hub : null;
     this.slot = shared ? shared.slot : -1;
-    this.maxFrame = Math.min(this.#i32[W_MAX_FRAME]!, this.#writer?.maxFrame ?? Infinity);
+    this.maxFrame = Math.min(setup.maxOut, this.#writer?.maxFrame ?? Infinity);
+    this.#maxIn = setup.maxIn;
     this.#out = ringWords(side === 'connector' ? 0 : 1, this.#R);
     this.#in = ringWords(side === 'connector' ? 1 : 0, this.#R);
-    this.#outHead = Atomics.load(this.#i32, this.#out.head);
-    this.#tailSeen = Atomics.load(this.#i32, this.#out.tail);
-    this.#inRead = Atomics.load(this.#i32, this.#in.tail);
-    [this.#bellRead, this.#bellWrite] = bell;
-    this.#peerBell = peerBell;
-    this.#socket = socket;
-    this.#spinner = new Spinner(spinUs, this);
+    // Our own positions start from what the memory says only on the side
+    // that made it (the connector, before anyone else could write there).
+    this.#outHead = side === 'connector' ? Atomics.load(this.#i32, this.#out.head) : 0;
+    this.#tailSeen = this.#outHead;
+    this.#inRead = 0;
+    if (side === 'listener') {
+      // The peer wrote the control block: take over our own words, so no
+      // stale value of it is ever trusted.
+      Atomics.store(this.#i32, this.#out.head, 0);
+      Atomics.store(this.#i32, this.#out.closed, 0);
+      Atomics.store(this.#i32, this.#in.tail, 0);
+    }
+    this.#ctrl = setup.ctrl;
+    this.#spinner = new Spinner(setup.spinUs, this);
     // Attached before the connector hears its slot, so no frame of it is
     // dropped as "nobody's"; the hub waits at them until start().
     this.#hub?.attach(this);
@@ -197,31 +220,29 @@ export class ShmLink implements Link, HubFed {
 
   start(events: LinkEvents): void {
     this.#events = events;
-    // The socket carries no data after the handshake: it is the liveness wire.
-    this.#socket.on('data', () => {});
-    this.#socket.on('error', (e) => {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ECONNRESET' && code !== 'EPIPE') this.#failure ??= e;
-    });
-    this.#socket.on('end', () => {
-      if (!this.#closing) this.#socket.end();
-    });
-    this.#socket.on('close', () => {
-      this.#socketClosed = true;
-      this.#finish();
-    });
-    // The socket keeps the process alive; the doorbell watch does not need to.
-    this.#watch = watchFd(this.#bellRead, READABLE, () => this.#onBell(), { ref: false });
+    // After the handshake the control socket carries only doorbell rings; its end of file is the peer leaving.
+    this.#ctrl.watch(() => this.#onControl());
     this.#spinner.start();
     this.#hub?.resumed(this.slot);
   }
 
+  #onControl(): void {
+    if (this.#ctrl.drain() < 0) {
+      this.#socketClosed = true;
+      this.#ctrl.close();
+      this.#finish();
+      return;
+    }
+    this.#onBell();
+  }
+
   #onBell(): void {
-    native.doorbellDrain(this.#bellRead);
     Atomics.store(this.#i32, this.#in.consumerSleeping, 0);
     if (this.#writer) this.#writer.lowerWaiting();
     else Atomics.store(this.#i32, this.#out.producerSleeping, 0);
     this.#spinner.woken();
+    // On a listener with a shared ring the connector rings us for the hub too.
+    this.#hub?.bell();
   }
 
   /** One look (SpinOwner): read what arrived, report room to a blocked writer. */
@@ -293,22 +314,29 @@ export class ShmLink implements Link, HubFed {
     const base = this.#in.data;
     let read = this.#inRead;
     let head = Atomics.load(i32, this.#in.head);
+    // Bytes the peer says it published: never more than the ring, always whole 8-byte units.
+    let avail = (head - read) >>> 0;
+    if (avail > R || (avail & 7) !== 0) return this.#corrupt(`head ${head >>> 0} is ${avail} bytes ahead of the reader`);
     let n = 0;
-    while (read !== head) {
+    while (avail > 0) {
       const off = read & this.#mask;
       const at = base + off;
       const len = i32[at >> 2]!;
       if (len === WRAP) {
-        read = (read + (R - off)) | 0;
+        // A wrap marker only ever ends the ring's last stretch, once per pass.
+        const skip = R - off;
+        if (off === 0 || skip > avail) return this.#corrupt(`wrap marker at offset ${off}`);
+        read = (read + skip) | 0;
+        avail -= skip;
         continue;
       }
-      if (len <= 0 || len > this.maxFrame || 4 + len > R - off) {
-        this.destroy(badFrame(`corrupt record in the shm: ring (length ${len} at offset ${off})`));
-        return n;
+      if (len <= 0 || len > this.#maxIn || 4 + len > R - off || recordBytes(len) > avail) {
+        return this.#corrupt(`record length ${len} at offset ${off}`);
       }
       const recordStart = read;
       const recordEnd = (read + recordBytes(len)) | 0;
       read = recordEnd;
+      avail -= recordBytes(len);
       this.#inRead = read;
       if (this.#zeroCopy && len > 1 && u8[at + 4] === KIND_MESSAGE) {
         // Zero-copy: hand out a view into the ring; its space is returned by release().
@@ -328,7 +356,7 @@ export class ShmLink implements Link, HubFed {
           native.ringCopy(frame, 0, u8, at + 4, len);
           this.#events!.onFrame(frame, true);
         } else {
-          const start = this.#runs.frameAt(u8, R, recordStart, at, len, head, 4);
+          const start = this.#runs.frameAt(u8, R, recordStart, at, len, (read + avail) | 0, 4);
           this.#events!.onFrameAt(this.#runs.chunk!, start, start + len);
         }
         // onFrame decoded (copied) the frame: its space can go back (the tail
@@ -341,12 +369,22 @@ export class ShmLink implements Link, HubFed {
       }
       n++;
       if (this.#finished || (this.#paused && !this.#socketClosed)) break;
-      if (read === head) head = Atomics.load(i32, this.#in.head);
+      if (avail === 0) {
+        head = Atomics.load(i32, this.#in.head);
+        avail = (head - read) >>> 0;
+        if (avail > R || (avail & 7) !== 0) return this.#corrupt(`head ${head >>> 0} is ${avail} bytes ahead of the reader`);
+      }
     }
     if (this.#unreleased > 0 && this.#held.length === 0) Atomics.store(i32, this.#in.tail, this.#inRead);
     this.#unreleased = 0;
     if (n > 0) this.#wakeProducer();
     return n;
+  }
+
+  /** The peer's ring holds something no honest peer writes: this channel fails (only this one). */
+  #corrupt(what: string): number {
+    this.destroy(badFrame(`corrupt shm: ring from the peer (${what})`));
+    return 0;
   }
 
   /** Listener with a shared ring (HubFed): the hub stops at this peer's next frame while this is true. */
@@ -398,11 +436,7 @@ export class ShmLink implements Link, HubFed {
   }
 
   #ring(): void {
-    try {
-      native.doorbellRing(this.#peerBell, false);
-    } catch {
-      // EPIPE: the peer is gone; its socket hang-up reports that.
-    }
+    this.#ctrl.ring();
   }
 
   #hasSpaceFor(frameLength: number): boolean {
@@ -543,33 +577,36 @@ export class ShmLink implements Link, HubFed {
     const i32 = this.#i32;
     const start = process.hrtime.bigint();
     const elapsedNs = () => Number(process.hrtime.bigint() - start);
-    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     try {
       for (;;) {
         if (this.#readBatch() > 0) return true;
-        if (this.#finished || this.#failure) return false;
+        if (this.#finished || this.#failure || this.#socketClosed) return false;
         // Spin first, as the event-loop side does: a busy peer answers within the budget.
         const spinNs = this.#spinner.spinUs * 1000;
         let k = 0;
         while (Atomics.load(i32, this.#in.head) === this.#inRead && ((++k & 255) !== 0 || elapsedNs() < spinNs));
         if (Atomics.load(i32, this.#in.head) !== this.#inRead) continue;
-        // Then sleep on the doorbell (and the control socket, whose only news is a hang-up).
+        // Then sleep on the control socket (a ring, or the peer's end of file).
         Atomics.store(i32, this.#in.consumerSleeping, 1);
         if (Atomics.load(i32, this.#in.head) !== this.#inRead) {
           Atomics.store(i32, this.#in.consumerSleeping, 0);
           continue;
         }
         const left = timeoutNs < 0 ? -1 : Math.max(0, timeoutNs - elapsedNs());
-        const woke = sys(() => native.doorbellWait(this.#bellRead, fd, left), { path: this.#url });
-        native.doorbellDrain(this.#bellRead);
+        const woke = this.#ctrl.waitSync(left, this.#url);
         Atomics.store(i32, this.#in.consumerSleeping, 0);
-        if (woke === 1) return this.#readBatch() > 0;
-        if (woke === -1 && Atomics.load(i32, this.#in.head) === this.#inRead) throw timedOut('ppoll', { path: this.#url });
+        if (woke && this.#ctrl.drain() < 0) {
+          // The peer is gone: what it wrote before is still in the ring.
+          this.#socketClosed = true;
+          return this.#readBatch() > 0;
+        }
+        if (!woke && Atomics.load(i32, this.#in.head) === this.#inRead) throw timedOut('ppoll', { path: this.#url });
       }
     } finally {
       // The event-loop side may have been asleep with its flag up, which we
       // just cleared: let it spin and go back to sleep the usual way.
       if (this.#spinner.sleeping && !this.#finished) this.#spinner.restart();
+      // A hang-up seen here is reported by the event loop's watch (it sees the same end of file).
     }
   }
 
@@ -588,22 +625,27 @@ export class ShmLink implements Link, HubFed {
     if (this.#closing) return this.#closing;
     this.#closing = new Promise<void>((resolve) => {
       if (this.#finished) return resolve();
+      this.#closeResolve = resolve;
       Atomics.store(this.#i32, this.#out.closed, 1);
       this.#ring();
-      // The peer answers our FIN from its event loop; if that loop is stuck, cut after a grace period.
-      const timer = setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS).unref();
-      this.#socket.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.#socket.end();
+      // The peer answers our end of file from its event loop by closing its
+      // end; if that loop is stuck, cut after a grace period.
+      this.#graceTimer = setTimeout(() => {
+        this.#ctrl.close();
+        this.#finish();
+      }, CLOSE_GRACE_MS).unref();
+      this.#ctrl.shutdown();
     });
     return this.#closing;
   }
 
+  #closeResolve: (() => void) | null = null;
+
   destroy(error?: Error): void {
     if (error) this.#failure ??= error;
-    this.#socket.destroy();
+    this.#ctrl.close();
+    // As a socket's 'close' event would: after the code that called us returns.
+    process.nextTick(() => this.#finish());
   }
 
   #finish(): void {
@@ -622,6 +664,8 @@ export class ShmLink implements Link, HubFed {
     this.#finished = true;
     this.#spinner.stop();
     if (this.#lockPoll) clearTimeout(this.#lockPoll);
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#ctrl.close();
     const peerClosed = Atomics.load(this.#i32, this.#in.closed) === 1;
     const info: CloseInfo = this.#failure
       ? { reason: 'error', error: this.#failure }
@@ -630,205 +674,174 @@ export class ShmLink implements Link, HubFed {
         : peerClosed
           ? { reason: 'peer-closed' }
           : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', 'the shm: peer went away without closing (killed or crashed)') };
-    this.#watch?.stop();
     this.#hub?.detach(this);
     this.#writer?.close();
-    closeFds([this.#bellRead, this.#bellWrite], [this.#peerBell]);
     this.#region.close();
+    this.#closeResolve?.();
     this.#events?.onClose(info);
   }
 
   ref(): void {
-    this.#socket.ref();
+    this.#ctrl.ref();
   }
 
   unref(): void {
-    this.#socket.unref();
+    this.#ctrl.unref();
   }
 }
 
-/** Reads one JSON line from a socket (the handshake), leaving the socket paused-free for later use. */
-export function readLine(socket: Socket, what: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const done = (err: Error | null, value?: Record<string, unknown>) => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      socket.off('error', onError);
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString('utf8');
-      if (text.length > 4096) return done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: handshake line too long`));
-      const nl = text.indexOf('\n');
-      if (nl < 0) return;
-      try {
-        done(null, JSON.parse(text.slice(0, nl)));
-      } catch {
-        done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: malformed handshake`));
-      }
-    };
-    const onClose = () => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: peer hung up during the handshake`));
-    const onError = (e: Error) => done(e);
-    const timer = setTimeout(() => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: no handshake within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('data', onData);
-    socket.on('close', onClose);
-    socket.on('error', onError);
-  });
+/**
+ * Checks a memfd a peer sent before it is mapped: a tmpfs file (not hugetlbfs,
+ * whose faults can raise SIGBUS), sealed against shrinking and growing for
+ * good, open read-write, and exactly `size` bytes. Throws a Refusal.
+ */
+export function checkRingMemory(fd: number, size: number, what: string): void {
+  const c = native.shmConstants;
+  const info = sys(() => native.fdInspect(fd), { path: what });
+  const sealsNeeded = c.F_SEAL_SHRINK | c.F_SEAL_GROW | c.F_SEAL_SEAL;
+  const problem =
+    (info.mode & 0o170000) !== 0o100000 || info.fsType !== c.TMPFS_MAGIC
+      ? 'is not a memfd'
+      : info.seals < 0 || (info.seals & sealsNeeded) !== sealsNeeded
+        ? 'is not sealed against shrinking and growing (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)'
+        : (info.seals & (c.F_SEAL_WRITE | c.F_SEAL_FUTURE_WRITE)) !== 0
+          ? 'is sealed against writing'
+          : info.access !== fsc.O_RDWR
+            ? 'is not open read-write'
+            : info.size !== size
+              ? `is ${info.size} bytes, not ${size}`
+              : null;
+  if (problem) throw new Refusal('EPROTO', `the ${what} memory sent ${problem}`);
 }
 
-function openPeerFd(pid: number, fd: number, flags: number, what: string): number {
-  if (!Number.isSafeInteger(pid) || pid <= 0 || !Number.isSafeInteger(fd) || fd < 0) {
-    throw stateError('ERR_IPCKIT_HANDSHAKE', `${what}: bad handshake values`);
-  }
-  const path = `/proc/${pid}/fd/${fd}`;
-  return sys(() => openSync(path, flags), { path });
+/** A ring size announced by a peer: a power of two in [4096, MAX_RING]. */
+function announcedRing(value: unknown, what: string): number {
+  if (!validRingSize(value)) throw new Refusal('EPROTO', `the peer announced an impossible ${what} size (${JSON.stringify(value)})`);
+  return value as number;
 }
 
-export const HANDSHAKE_MS = 10_000;
-
-/** Maps the shared ring a listener offered (its memfd and doorbell, opened through /proc like the rest of the handshake). */
-function openSharedRing(pid: number, ring: Record<string, unknown>, flag: Int32Array, flagWord: number, url: string): SharedRingWriter {
-  const slot = Number(ring.slot);
-  if (!Number.isSafeInteger(slot) || slot <= 0 || slot > 0x7fffffff) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: bad handshake values`);
-  const region = fromFd(openPeerFd(pid, Number(ring.memfd), fsc.O_RDWR, url), { closeFd: true });
-  try {
-    if (!validSharedRing(region)) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener offered an unsupported shared ring`);
-    const bell = openPeerFd(pid, Number(ring.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
-    return new SharedRingWriter(region, slot, bell, flag, flagWord);
-  } catch (e) {
-    region.close();
-    throw e;
-  }
+/** A sealed memfd for ring memory, with the control block written. */
+function ringMemory(bytes: number, label: string): FdRegion {
+  return anonymous(bytes, { name: label, sealed: true });
 }
 
-export async function connectShm(name: string, maxMessageSize: number, options: ShmLinkOptions): Promise<Link> {
-  const maxFrame = maxMessageSize + 5;
-  const R = ringSizeFor(maxFrame, options.ringSize ?? DEFAULT_RING);
+export async function connectShm(name: string, s: ShmSettings): Promise<Link> {
+  const maxIn = s.maxMessageSize + 5;
+  const R = ringSizeFor(maxIn, s.ringSize ?? DEFAULT_RING);
   const url = `shm:${name}`;
-  const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = netConnect(socketPath(name));
-    s.once('connect', () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'connect', { path: url }) : e));
-  });
-  let region: SharedRegion | null = null;
-  let bell: [number, number] | null = null;
-  let peerBell = -1;
+  const mem = ringMemory(totalBytes(R), `ipckit-shm:${name}`);
   let writer: SharedRingWriter | null = null;
+  let fds: number[] = [];
+  let ctrl: ControlSocket | null = null;
   try {
-    const mem = anonymous(totalBytes(R), { name: `ipckit-shm:${name}` });
-    region = mem;
     const i32 = new Int32Array(mem.buffer, 0, CONTROL_BYTES / 4);
     i32[W_VERSION] = VERSION;
     i32[W_RING_SIZE] = R;
-    i32[W_MAX_FRAME] = maxFrame;
+    i32[W_MAX_FRAME] = maxIn;
     Atomics.store(i32, W_MAGIC, MAGIC);
-    bell = sys(() => native.doorbellPipe(), { path: url });
     // shared: this end can write into a listener's shared ring.
-    socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, memfd: mem.fd, bell: bell[1], shared: true })}\n`);
-    const reply = await readLine(socket, url, HANDSHAKE_MS);
-    if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
-    peerBell = openPeerFd(Number(reply.pid), Number(reply.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
+    const hello = makeHello('shm', s.codec, s.maxMessageSize, { ring: R, shared: true });
+    const conn = await connectLocal(socketName(name), url, hello, [mem.fd], s.access, 1, s.timeout);
+    ctrl = conn.ctrl;
+    fds = conn.fds;
+    const reply = conn.reply;
     let shared: SharedMode = null;
-    if (reply.ring !== undefined) {
-      const flag = ringWords(0, R).producerSleeping;
-      writer = openSharedRing(Number(reply.pid), reply.ring as Record<string, unknown>, new Int32Array(mem.buffer, 0, CONTROL_BYTES / 4), flag, url);
-      shared = { role: 'writer', writer, slot: Number((reply.ring as Record<string, unknown>).slot) };
-    }
-    return new ShmLink(mem, 'connector', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url, shared);
+    if (reply.shared !== undefined) {
+      const offer = reply.shared as Record<string, unknown>;
+      const RS = announcedRing(offer?.ring, 'shared ring');
+      const slot = offer.slot;
+      if (!Number.isSafeInteger(slot) || (slot as number) <= 0 || (slot as number) > 0x7fffffff) throw new Refusal('EPROTO', 'the listener announced an impossible slot');
+      if (fds.length !== 1) throw new Refusal('EPROTO', 'the listener offered a shared ring without its memory');
+      checkRingMemory(fds[0]!, sharedTotalBytes(RS), 'shared ring');
+      const region = fromFd(fds[0]!, { closeFd: true });
+      fds = [];
+      const flagWord = ringWords(0, R).producerSleeping;
+      writer = new SharedRingWriter(region, RS, Math.min(reply.max + 5, maxFrameFor(RS, SHARED_HEADER)), slot as number, () => conn.ctrl.ring(), i32, flagWord);
+      shared = { role: 'writer', writer, slot: slot as number };
+    } else if (fds.length > 0) throw new Refusal('EPROTO', 'the listener sent descriptors it had no use for');
+    return new ShmLink({
+      region: mem,
+      side: 'connector',
+      ringSize: R,
+      maxIn,
+      maxOut: Math.min(reply.max + 5, maxFrameFor(R)),
+      ctrl: conn.ctrl,
+      peer: conn.peer,
+      spinUs: spinMicros(s.spin),
+      zeroCopy: s.zeroCopy === true,
+      url,
+      shared,
+    });
   } catch (e) {
-    socket.destroy();
+    ctrl?.close();
+    closeAll(fds);
     writer?.close();
-    region?.close();
-    closeFds(bell ?? [], [peerBell]);
-    throw e;
+    mem.close();
+    throw e instanceof Refusal ? stateError('ERR_IPCKIT_HANDSHAKE', `${url}: ${e.message}`) : e;
   }
 }
 
-export interface ShmServer {
-  server: Server;
-  close(): Promise<void>;
+export interface ShmListener {
+  close(): void;
+  ref(): void;
+  unref(): void;
 }
 
 /** Listens on shm:NAME; `onLink` gets one Link per connecting peer. */
-export async function listenShm(
-  name: string,
-  maxMessageSize: number,
-  options: ShmListenOptions,
-  onLink: (link: Link) => void,
-  onError: (e: Error) => void,
-): Promise<Server> {
+export function listenShm(name: string, s: ShmSettings, onLink: (link: Link) => void, events: LocalListenerEvents): ShmListener {
   const url = `shm:${name}`;
-  const hub = options.sharedRing === true ? new SharedRingHub(url, maxMessageSize + 5, ringSizeFor(maxMessageSize + 5, options.ringSize ?? DEFAULT_RING, SHARED_HEADER), spinMicros(options.spin)) : null;
-  const server = createServer((socket) => {
-    accept(socket).then(onLink, (e: Error) => {
-      socket.destroy();
-      onError(e);
-    });
-  });
-  const accept = async (socket: Socket): Promise<Link> => {
-    const hello = await readLine(socket, url, HANDSHAKE_MS);
-    const pid = Number(hello.pid);
-    // Abstract sockets have no permissions: anyone may connect. Believe the
-    // claimed pid only if the kernel says it is the connecting process, so a
-    // peer cannot make us open another process's descriptors.
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    const cred = typeof fd === 'number' && fd >= 0 ? sys(() => native.unixPeerCred(fd), { path: url }) : null;
-    if (!cred || cred.pid !== pid) {
-      socket.end(`${JSON.stringify({ error: 'pid does not match the socket credentials' })}\n`);
-      throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer claimed pid ${pid} but is pid ${cred?.pid ?? 'unknown'}`);
-    }
-    if (hub?.failed) {
-      socket.end(`${JSON.stringify({ error: 'the shared ring is corrupt; the listener must be restarted' })}\n`);
-      throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: the shared ring is corrupt`);
-    }
-    if (hub && hello.shared !== true) {
-      socket.end(`${JSON.stringify({ error: 'this listener has a shared ring, which the connecting side cannot write' })}\n`);
-      throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer without shared-ring support was refused`);
-    }
-    let memfd = -1;
-    let peerBell = -1;
-    let bell: [number, number] | null = null;
+  const maxIn = s.maxMessageSize + 5;
+  const newHub = () => new SharedRingHub(url, maxIn, ringSizeFor(maxIn, s.ringSize ?? DEFAULT_RING, SHARED_HEADER), spinMicros(s.spin), ringMemory);
+  let hub = s.sharedRing === true ? newHub() : null;
+  const handshake = (ctrl: ControlSocket, hello: Hello, fds: number[], peer: PeerCredentials) => {
+    let region: FdRegion | null = null;
     try {
-      memfd = openPeerFd(pid, Number(hello.memfd), fsc.O_RDWR, url);
-      const region = fromFd(memfd, { closeFd: true });
-      memfd = -1;
-      const i32 = new Int32Array(region.buffer);
-      if (region.size < CONTROL_BYTES || Atomics.load(i32, W_MAGIC) !== MAGIC || i32[W_VERSION] !== VERSION || region.size !== totalBytes(i32[W_RING_SIZE]!)) {
-        region.close();
-        socket.end(`${JSON.stringify({ error: 'unsupported shm: layout' })}\n`);
-        throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer offered an unsupported ring layout`);
+      if (fds.length !== 1) throw new Refusal('EPROTO', `expected one descriptor (the connection's memory), got ${fds.length}`);
+      const R = announcedRing(hello.ring, 'ring');
+      checkRingMemory(fds[0]!, totalBytes(R), 'connection');
+      region = fromFd(fds[0]!, { closeFd: true });
+      fds.length = 0;
+      if (hub && hello.shared !== true) throw new Refusal('EPROTO', 'this listener has a shared ring, which the connecting side cannot write');
+      // A shared ring that went corrupt failed every channel through it; newcomers get a fresh one.
+      if (hub?.failed) {
+        hub.stopListening();
+        hub = newHub();
       }
-      peerBell = openPeerFd(pid, Number(hello.bell), fsc.O_WRONLY | fsc.O_NONBLOCK, url);
-      bell = sys(() => native.doorbellPipe(), { path: url });
       const slot = hub ? hub.newSlot() : -1;
-      const link = new ShmLink(region, 'listener', bell, peerBell, socket, spinMicros(options.spin), options.zeroCopy === true, url, hub ? { role: 'fed', hub, slot } : null);
-      const ring = hub ? { ring: { memfd: hub.region.fd, bell: hub.bell[1], slot } } : {};
-      socket.write(`${JSON.stringify({ v: VERSION, pid: process.pid, bell: bell[1], ...ring })}\n`);
-      return link;
+      const link = new ShmLink({
+        region,
+        side: 'listener',
+        ringSize: R,
+        maxIn,
+        maxOut: Math.min(hello.max + 5, maxFrameFor(R)),
+        ctrl,
+        peer,
+        spinUs: spinMicros(s.spin),
+        zeroCopy: s.zeroCopy === true,
+        url,
+        shared: hub ? { role: 'fed', hub, slot } : null,
+      });
+      const extra = hub ? { shared: { ring: hub.ringSize, slot } } : {};
+      return {
+        reply: makeHello('shm', s.codec, s.maxMessageSize, extra),
+        fds: hub ? [hub.region.fd] : [],
+        done: () => onLink(link),
+        failed: () => link.destroy(),
+      };
     } catch (e) {
-      closeFds(bell ?? [], [memfd, peerBell]);
+      closeAll(fds);
+      region?.close();
       throw e;
     }
   };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'bind', { path: url }) : e));
-      server.listen(socketPath(name), () => {
-        server.removeAllListeners('error');
-        resolve();
-      });
-    });
-  } catch (e) {
-    hub?.stopListening();
-    throw e;
-  }
-  // 'close' comes once every connection's socket is gone; the hub lasts until their frames are read.
-  if (hub) server.once('close', () => hub.stopListening());
-  return server;
+  const listener = new LocalListener(socketName(name), url, 'shm', s.codec, s.access, 1, handshake, events);
+  return {
+    close() {
+      listener.close();
+      // The hub lasts until the frames of its last connection are read.
+      hub?.stopListening();
+    },
+    ref: () => listener.ref(),
+    unref: () => listener.unref(),
+  };
 }

@@ -1,8 +1,11 @@
 // Stream transports on Node's own `net` (epoll, no threadpool): unix:/path,
 // unix-abstract:NAME, tcp://host:port, and pipe:FD (an inherited socketpair
-// or pipe descriptor). Each frame goes out as u32-LE length + frame.
+// or pipe descriptor). Each frame goes out as u32-LE length + frame; the
+// first frame each way is the hello (hello.ts).
 import type { Socket } from 'node:net';
-import { KIND_BYE, StreamFramer } from './frame.js';
+import { stateError } from '../errors.js';
+import type { PeerCredentials } from './access.js';
+import { HELLO_MAX, KIND_BYE, KIND_HELLO, StreamFramer } from './frame.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
 
 /** Bytes queued in the socket before tryWrite() says "not now". */
@@ -25,6 +28,73 @@ export const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
  * extra memory. Small frames are copied so that they do not pin a whole
  * 64 KiB read buffer each.
  */
+/** A hello as a frame: length-prefixed for byte streams, bare for seqpacket: (one message per frame). */
+export function helloFrame(value: object, prefixed = true): Buffer {
+  const json = Buffer.from(JSON.stringify(value), 'utf8');
+  const frame = Buffer.allocUnsafe((prefixed ? 4 : 0) + 1 + json.length);
+  let at = 0;
+  if (prefixed) at = frame.writeUInt32LE(1 + json.length, 0);
+  frame[at] = KIND_HELLO;
+  json.copy(frame, at + 1);
+  return frame;
+}
+
+/** The JSON object of a hello frame (kind byte + JSON); throws ERR_IPCKIT_HANDSHAKE if it is none. */
+export function parseHello(frame: Uint8Array, what: string): Record<string, unknown> {
+  if (frame.length < 2 || frame[0] !== KIND_HELLO || frame.length > HELLO_MAX) {
+    throw stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer did not open with an ipckit channel hello (protocol 2); is it an ipckit channel of the same version?`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(frame.buffer, frame.byteOffset + 1, frame.length - 1).toString('utf8'));
+  } catch {
+    value = null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw stateError('ERR_IPCKIT_HANDSHAKE', `${what}: malformed hello`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Reads the first frame of a byte stream, which must be a hello, within
+ * `timeoutMs` and at most HELLO_MAX bytes. Leaves the socket paused, and
+ * returns the bytes that came after the hello for the link to read first.
+ */
+export function readHello(socket: Socket, what: string, timeoutMs: number): Promise<{ value: Record<string, unknown>; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const done = (error: Error | null, value?: Record<string, unknown>, rest?: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', onError);
+      if (error) reject(error);
+      else resolve({ value: value!, rest: rest! });
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      if (buffered.length < 4) return;
+      const len = buffered.readUInt32LE(0);
+      if (len < 2 || len > HELLO_MAX) return done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer did not open with an ipckit channel hello (protocol 2)`));
+      if (buffered.length < 4 + len) return;
+      try {
+        done(null, parseHello(buffered.subarray(4, 4 + len), what), buffered.subarray(4 + len));
+      } catch (e) {
+        done(e as Error);
+      }
+    };
+    const onEnd = () => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer hung up during the handshake`));
+    const onError = (e: Error) => done(e);
+    const timer = setTimeout(() => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: no hello within ${timeoutMs} ms`)), timeoutMs);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', onError);
+    socket.resume();
+  });
+}
+
 export function pushFrames(framer: StreamFramer, chunk: Buffer, events: LinkEvents, bye: () => void): void {
   framer.push(chunk, (frame) => {
     if (frame.length === 1 && frame[0] === KIND_BYE) bye();
@@ -35,7 +105,9 @@ export function pushFrames(framer: StreamFramer, chunk: Buffer, events: LinkEven
 export class StreamLink implements Link {
   readonly transport: string;
   readonly maxFrame: number;
+  readonly peer: PeerCredentials | null;
   readonly #socket: Socket;
+  #rest: Buffer | null;
   readonly #framer: StreamFramer;
   #events: LinkEvents | null = null;
   #wantWritable = false;
@@ -47,11 +119,17 @@ export class StreamLink implements Link {
     this.#peerSaidBye = true;
   };
 
-  constructor(transport: string, socket: Socket, maxFrame: number) {
+  /**
+   * `maxIn`: largest frame accepted (this side's own limit); `maxOut`: largest
+   * frame sent (the peer's); `rest`: bytes that arrived after the hello.
+   */
+  constructor(transport: string, socket: Socket, maxIn: number, maxOut: number, rest: Buffer | null, peer: PeerCredentials | null) {
     this.transport = transport;
     this.#socket = socket;
-    this.maxFrame = maxFrame;
-    this.#framer = new StreamFramer(maxFrame);
+    this.maxFrame = maxOut;
+    this.peer = peer;
+    this.#rest = rest && rest.length > 0 ? rest : null;
+    this.#framer = new StreamFramer(maxIn);
     socket.setNoDelay?.(true);
   }
 
@@ -60,13 +138,18 @@ export class StreamLink implements Link {
     const s = this.#socket;
     let endedCleanly = false;
     let failure: Error | undefined;
-    s.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       try {
         pushFrames(this.#framer, chunk, events, this.#saidBye);
       } catch (e) {
         this.destroy(e as Error);
       }
-    });
+    };
+    // What came right after the hello goes first (queued before the socket's own next read).
+    const rest = this.#rest;
+    this.#rest = null;
+    if (rest) process.nextTick(() => this.#closed || onData(rest));
+    s.on('data', onData);
     s.on('drain', () => {
       if (this.#wantWritable) {
         this.#wantWritable = false;
@@ -91,6 +174,7 @@ export class StreamLink implements Link {
       if (endedCleanly && !failure) return this.#finish({ reason: 'peer-closed' });
       this.#finish({ reason: 'peer-lost', ...(failure && code !== 'ECONNRESET' && code !== 'EPIPE' ? { error: failure } : {}) });
     });
+    if (!this.#paused) s.resume();
   }
 
   #failure: Error | undefined;

@@ -5,27 +5,32 @@
 // A receive that has to wait runs on a dedicated waiter thread (msgrcv cannot
 // be polled), never the libuv threadpool.
 //
-// Rendezvous and liveness: the abstract socket "\0ipckit-sysvmq/NAME", as
-// for shm: and mq:. System V queues have no names to unlink, and IPC_RMID
+// Rendezvous and liveness (rendezvous.ts): the abstract socket
+// "\0ipckit-sysvmq/NAME", as for shm: and mq:. System V queues have no
+// descriptors to pass: the hello carries the two queue ids, and the listener
+// uses them only if the kernel says the connecting process's user created
+// both (msg_perm.cuid, which nobody can change), so it never touches a queue
+// on behalf of a peer that could not. System V queues have no names to
+// unlink, and IPC_RMID
 // destroys one at once, so each side removes the queue when its channel
 // ends (the survivor of a kill -9 does it): only both peers dying together
 // leaves the queue (ipcs -q, ipckit ls). The queue's capacity is
 // /proc/sys/kernel/msgmnb bytes (16 KiB by default): this transport is for
 // reach (C programs, ipcs), not speed.
-import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { IpcError, stateError, sys } from '../errors.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
-import { native } from '../native.js';
+import type { PeerCredentials } from './access.js';
+import type { ControlSocket } from './control.js';
+import { Refusal, makeHello, type Hello } from './hello.js';
 import type { Link } from './link.js';
-import { QueueLink, type QueuePair } from './mq.js';
-import { HANDSHAKE_MS, readLine } from './shm.js';
+import { QueueLink, type QueueListener, type QueuePair, type QueueSettings } from './mq.js';
+import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezvous.js';
 
 /** mtype of every message (the queues are private to the connection). */
 const TYPE = 1;
 const BATCH = 64;
 
-export function sysvSocketPath(name: string): string {
-  return `\0ipckit-sysvmq/${name}`;
+export function sysvSocketName(name: string): string {
+  return `ipckit-sysvmq/${name}`;
 }
 
 function pair(out: SysvQueue, inbound: SysvQueue, maxFrame: number): QueuePair {
@@ -59,60 +64,58 @@ function removeAll(...queues: Array<SysvQueue | null>): void {
   }
 }
 
-export async function connectSysvMq(name: string, maxMessageSize: number): Promise<Link> {
+export async function connectSysvMq(name: string, s: QueueSettings): Promise<Link> {
   const url = `sysvmq:${name}`;
-  const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = netConnect(sysvSocketPath(name));
-    s.once('connect', () => {
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'connect', { path: url }) : e));
-  });
+  const maxFrame = s.maxMessageSize + 5;
   let up: SysvQueue | null = null;
   let down: SysvQueue | null = null;
   try {
     up = get('private', { mode: 0o600 });
     down = get('private', { mode: 0o600 });
-    socket.write(`${JSON.stringify({ v: 1, up: up.id, down: down.id })}\n`);
-    const reply = await readLine(socket, url, HANDSHAKE_MS);
-    if (reply.error) throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused: ${String(reply.error)}`);
-    return new QueueLink('sysvmq', pair(up, down, maxMessageSize + 5), socket);
+    const hello = makeHello('sysvmq', s.codec, s.maxMessageSize, { up: up.id, down: down.id });
+    const conn = await connectLocal(sysvSocketName(name), url, hello, [], s.access, 0, s.timeout);
+    return new QueueLink('sysvmq', pair(up, down, maxFrame), conn.ctrl, conn.peer, maxFrame, conn.reply.max + 5);
   } catch (e) {
-    socket.destroy();
     removeAll(up, down);
     throw e;
   }
 }
 
-export async function listenSysvMq(name: string, maxMessageSize: number, onLink: (link: Link) => void, onError: (e: Error) => void): Promise<Server> {
+/** The queue `id` a peer named, if its user created it (msg_perm.cuid). */
+function peersQueue(id: unknown, peer: PeerCredentials): SysvQueue {
+  if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) > 0x7fffffff) throw new Refusal('EPROTO', 'impossible queue id');
+  let q: SysvQueue;
+  try {
+    q = fromId(id as number);
+  } catch {
+    throw new Refusal('EPROTO', `no queue with id ${id as number}`);
+  }
+  let cuid = -1;
+  try {
+    cuid = q.stat().cuid;
+  } catch {}
+  if (cuid !== peer.uid) {
+    q.close();
+    throw new Refusal('EACCES', `queue id ${id as number} was not created by the connecting user (uid ${peer.uid})`);
+  }
+  return q;
+}
+
+export function listenSysvMq(name: string, s: QueueSettings, onLink: (link: Link) => void, events: LocalListenerEvents): QueueListener {
   const url = `sysvmq:${name}`;
-  const server = createServer((socket) => {
-    (async () => {
-      const hello = await readLine(socket, url, HANDSHAKE_MS);
-      const up = fromId(Number(hello.up));
-      const down = fromId(Number(hello.down));
-      // Anyone may connect to an abstract socket: use (and later remove) the
-      // queues only if the connecting process's user created them.
-      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      const cred = typeof fd === 'number' && fd >= 0 ? sys(() => native.unixPeerCred(fd), { path: url }) : null;
-      if (!cred || up.stat().cuid !== cred.uid || down.stat().cuid !== cred.uid || up.id === down.id) {
-        socket.end(`${JSON.stringify({ error: 'queues not created by the connecting user' })}\n`);
-        throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: a peer offered queue ids ${up.id}/${down.id} its user did not create`);
-      }
-      socket.write(`${JSON.stringify({ v: 1 })}\n`);
-      return new QueueLink('sysvmq', pair(down, up, maxMessageSize + 5), socket);
-    })().then(onLink, (e: Error) => {
-      socket.destroy();
-      onError(e);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(e.errno ? new IpcError(Math.abs(e.errno), 'bind', { path: url }) : e));
-    server.listen(sysvSocketPath(name), () => {
-      server.removeAllListeners('error');
-      resolve();
-    });
-  });
-  return server;
+  const maxIn = s.maxMessageSize + 5;
+  const handshake = (ctrl: ControlSocket, hello: Hello, _fds: number[], peer: PeerCredentials) => {
+    if (hello.up === hello.down) throw new Refusal('EPROTO', 'the two queue ids must differ');
+    const up = peersQueue(hello.up, peer);
+    let down: SysvQueue;
+    try {
+      down = peersQueue(hello.down, peer);
+    } catch (e) {
+      up.close();
+      throw e;
+    }
+    const link = new QueueLink('sysvmq', pair(down, up, maxIn), ctrl, peer, maxIn, hello.max + 5);
+    return { reply: makeHello('sysvmq', s.codec, s.maxMessageSize), done: () => onLink(link), failed: () => link.destroy() };
+  };
+  return new LocalListener(sysvSocketName(name), url, 'sysvmq', s.codec, s.access, 0, handshake, events);
 }

@@ -135,7 +135,7 @@ const shmUrl = (p: TrialParams) => `shm:${p.namePrefix}-ch`;
 
 export const channelShm = makeCase({
   transport: 'channel:shm',
-  description: "Channel over shm: (SPSC rings in a memfd), raw codec, spin 'auto' then eventfd-style doorbell on uv_poll",
+  description: "Channel over shm: (SPSC rings in a memfd), raw codec, spin 'auto' then a doorbell byte on the control socket (uv_poll)",
   url: shmUrl,
   options: { spin: 'auto' },
   zeroCopy: false,
@@ -145,7 +145,7 @@ export const channelShm = makeCase({
 
 export const channelShmNoSpin = makeCase({
   transport: 'channel:shm-nospin',
-  description: 'Channel over shm:, spin:false: every wait sleeps on the doorbell (pipe watched by uv_poll)',
+  description: 'Channel over shm:, spin:false: every wait sleeps on the doorbell (a byte on the control socket, watched by uv_poll)',
   url: shmUrl,
   options: { spin: false },
   zeroCopy: false,

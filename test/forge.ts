@@ -1,0 +1,162 @@
+// Forged peers: speak each channel rendezvous by hand (the wire format in
+// docs/security.md), with the public unix socket API and shared memory, so
+// that tests can play a hostile peer: wrong hellos, wrong descriptors,
+// corrupt rings, truncated memory, held locks.
+import { Buffer } from 'node:buffer';
+import { closeSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { shm, unix, type MessageSocket, type FdRegion } from 'ipckit';
+
+export const PROTOCOL = 2;
+
+export function hello(transport: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ipckit: PROTOCOL, transport, codec: 'raw', max: 1024, ...extra };
+}
+
+/** The layout of a shm: connection's memory (src/channel/ring.ts), in Int32 words and bytes. */
+export const LAYOUT = {
+  CONTROL: 4096,
+  MAGIC: 0x69706b63,
+  /** ring 0: connector -> listener; ring 1: listener -> connector. */
+  head: (ring: 0 | 1) => 16 + ring * 64,
+  closed: (ring: 0 | 1) => 17 + ring * 64,
+  tail: (ring: 0 | 1) => 32 + ring * 64,
+  consumerSleeping: (ring: 0 | 1) => 48 + ring * 64,
+  producerSleeping: (ring: 0 | 1) => 64 + ring * 64,
+  data: (ring: 0 | 1, R: number) => 4096 + ring * R,
+  WRAP: -1,
+  /** Shared ring words. */
+  S_HEAD: 16,
+  S_TAIL: 32,
+  S_CONSUMER_SLEEPING: 48,
+  S_WAITING: 64,
+  S_LOCK: 80,
+} as const;
+
+/** A shm: connection's memory: a memfd of 4096 + 2R bytes (sealed unless told otherwise) with its control block. */
+export function connectionMemory(R = 8192, options: { sealed?: boolean; bytes?: number } = {}): FdRegion {
+  const mem = shm.anonymous(options.bytes ?? 4096 + 2 * R, { sealed: options.sealed ?? true });
+  const i32 = new Int32Array(mem.buffer);
+  i32[1] = 1;
+  i32[2] = R;
+  i32[3] = 1029;
+  Atomics.store(i32, 0, LAYOUT.MAGIC);
+  return mem;
+}
+
+export interface ControlClient {
+  sock: MessageSocket;
+  /** The listener's answer (its hello or a refusal). */
+  reply: Record<string, any>;
+  /** Descriptors that came with the answer (ours to close). */
+  fds: number[];
+  /** One doorbell byte on the control socket. */
+  ring(): void;
+  close(): void;
+}
+
+function framed(value: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(value));
+  const b = Buffer.alloc(4 + json.length);
+  b.writeUInt32LE(json.length, 0);
+  json.copy(b, 4);
+  return b;
+}
+
+/**
+ * Connects to the control socket of a local transport's listener
+ * ("\0ipckit-<transport>/<name>"), sends `message` (a hello, or any bytes)
+ * with `fds`, and reads the answer.
+ */
+export async function controlClient(transport: 'shm' | 'mq' | 'sysvmq', name: string, message: unknown, fds: number[] = []): Promise<ControlClient> {
+  const sock = await unix.connect({ abstract: `ipckit-${transport}/${name}` }, { fds: true });
+  sock.on('error', () => {});
+  const got: number[] = [];
+  let bytes = Buffer.alloc(0);
+  const reply = new Promise<Record<string, any>>((resolve, reject) => {
+    const onMessage = (data: Buffer, info: { takeFds(): number[] }) => {
+      got.push(...info.takeFds());
+      bytes = Buffer.concat([bytes, data]);
+      if (bytes.length >= 4 && bytes.length >= 4 + bytes.readUInt32LE(0)) {
+        sock.off('message', onMessage);
+        resolve(JSON.parse(bytes.toString('utf8', 4, 4 + bytes.readUInt32LE(0))));
+      }
+    };
+    sock.on('message', onMessage);
+    sock.once('end', () => reject(new Error('the listener hung up without an answer')));
+  });
+  await sock.send(Buffer.isBuffer(message) ? message : framed(message), { fds });
+  const answer = await reply;
+  return {
+    sock,
+    reply: answer,
+    fds: got,
+    ring: () => void sock.send(Buffer.of(1)).catch(() => {}),
+    close: () => sock.close(),
+  };
+}
+
+/** A forged shm: connector: its memory, its control socket, and ways to write its ring 0 by hand. */
+export interface ShmForgery extends ControlClient {
+  mem: FdRegion;
+  i32: Int32Array;
+  u8: Uint8Array;
+  R: number;
+  /** Writes a record [length][frame] at ring 0's head; returns the head after it (unpublished). */
+  place(frame: Uint8Array, length?: number, at?: number): number;
+  /** Publishes ring 0 up to `head` and rings the listener. */
+  publish(head: number): void;
+}
+
+export async function forgeShm(name: string, options: { R?: number; helloExtra?: Record<string, unknown>; memory?: FdRegion; fds?: number[] } = {}): Promise<ShmForgery> {
+  const R = options.R ?? 8192;
+  const mem = options.memory ?? connectionMemory(R);
+  const client = await controlClient('shm', name, hello('shm', { ring: R, shared: true, ...options.helloExtra }), options.fds ?? [mem.fd]);
+  const i32 = new Int32Array(mem.buffer);
+  const u8 = new Uint8Array(mem.buffer);
+  return {
+    ...client,
+    mem,
+    i32,
+    u8,
+    R,
+    place(frame, length = frame.byteLength, at = Atomics.load(i32, LAYOUT.head(0))) {
+      const off = 4096 + (at & (R - 1));
+      i32[off >> 2] = length;
+      u8.set(frame, off + 4);
+      return (at + ((4 + frame.byteLength + 7) & ~7)) | 0;
+    },
+    publish(head) {
+      Atomics.store(i32, LAYOUT.head(0), head);
+      client.ring();
+    },
+    close() {
+      client.close();
+      for (const fd of client.fds) closeSync(fd);
+    },
+  };
+}
+
+/** Connects a raw byte stream (unix:, unix-abstract:, tcp://) to a listener URL. */
+export function rawStream(url: string): Promise<Socket> {
+  const target = url.startsWith('tcp://')
+    ? { port: Number(new URL(url).port), host: new URL(url).hostname }
+    : url.startsWith('unix-abstract:')
+      ? { path: `\0${url.slice('unix-abstract:'.length)}` }
+      : { path: url.slice('unix:'.length) };
+  return new Promise((resolve, reject) => {
+    const s = netConnect(target as { path: string });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** A stream hello frame: [u32 length][kind 5][JSON]. */
+export function streamHello(value: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(value));
+  const b = Buffer.alloc(5 + json.length);
+  b.writeUInt32LE(1 + json.length, 0);
+  b[4] = 5;
+  json.copy(b, 5);
+  return b;
+}
