@@ -367,7 +367,7 @@ function serverEvents(cs: () => ChannelServer<unknown>): LocalListenerEvents {
 function acceptStream<T>(ep: Endpoint, url: string, socket: Socket, peer: PeerCredentials | null, s: Settings<T>, cs: ChannelServer<T>): void {
   socket.on('error', () => {});
   if (peer && !s.access.allows(peer)) {
-    socket.end(helloFrame(new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`).reply));
+    refuseStream(socket, new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`));
     cs.refused(peer);
     return;
   }
@@ -377,7 +377,7 @@ function acceptStream<T>(ep: Endpoint, url: string, socket: Socket, peer: PeerCr
       try {
         hello = checkHello(value, ep.scheme, s.codec.name);
       } catch (e) {
-        if (e instanceof Refusal) socket.end(helloFrame(e.reply));
+        if (e instanceof Refusal) refuseStream(socket, e);
         else socket.destroy();
         return cs.failed(handshakeFailure(url, peer, e as Error));
       }
@@ -390,6 +390,38 @@ function acceptStream<T>(ep: Endpoint, url: string, socket: Socket, peer: PeerCr
       cs.failed(handshakeFailure(url, peer, e));
     },
   );
+}
+
+/** How long a refused peer has to read its answer and hang up before its socket is cut. */
+const REFUSAL_LINGER_MS = 2000;
+
+/**
+ * Answers with a refusal and closes without losing it: closing with the
+ * peer's bytes unread would reset the connection, and the peer could see
+ * ECONNRESET before our answer. So: answer, end our side, drop what the peer
+ * sends until it hangs up (or the linger time passes).
+ */
+function refuseStream(socket: Socket, refusal: Refusal): void {
+  socket.end(helloFrame(refusal.reply));
+  socket.on('data', () => {});
+  socket.resume();
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+}
+
+function refuseMessage(sock: MessageSocket, refusal: Refusal): void {
+  sock.on('message', () => {});
+  sock.resume();
+  sock.send(helloFrame(refusal.reply, false)).then(
+    () => {
+      try {
+        sock.end();
+      } catch {
+        sock.close();
+      }
+    },
+    () => sock.close(),
+  );
+  setTimeout(() => sock.close(), REFUSAL_LINGER_MS).unref();
 }
 
 function handshakeFailure(url: string, peer: PeerCredentials | null, e: Error): Error {
@@ -409,10 +441,7 @@ function acceptSeqpacket<T>(ep: Endpoint, url: string, sock: MessageSocket, fram
     return cs.failed(e as Error);
   }
   if (!s.access.allows(peer)) {
-    sock.send(helloFrame(new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`).reply, false)).then(
-      () => sock.close(),
-      () => sock.close(),
-    );
+    refuseMessage(sock, new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`));
     cs.refused(peer);
     return;
   }
@@ -422,7 +451,7 @@ function acceptSeqpacket<T>(ep: Endpoint, url: string, sock: MessageSocket, fram
       try {
         hello = checkHello(value, ep.scheme, s.codec.name);
       } catch (e) {
-        if (e instanceof Refusal) sock.send(helloFrame(e.reply, false)).then(() => sock.close(), () => sock.close());
+        if (e instanceof Refusal) refuseMessage(sock, e);
         else sock.close();
         return cs.failed(handshakeFailure(url, peer, e as Error));
       }
@@ -464,7 +493,7 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
   }
   if (isSeqpacket(ep)) {
     const frame = seqpacketFrame(s as Settings<unknown>);
-    const server = await unixListen(seqpacketAddress(ep), { type: 'seqpacket', maxMessageSize: frame, unlinkOnClose });
+    const server = await unixListen(seqpacketAddress(ep), { type: 'seqpacket', maxMessageSize: frame, unlinkOnClose, mode: s.access.widened ? 0o666 : 0o600 });
     server.on('connection', (sock: MessageSocket) => acceptSeqpacket(ep, url, sock, frame, s, cs));
     server.on('error', (e: Error) => cs.failed(e));
     return (cs = new ChannelServer<T>(url, server));
@@ -500,7 +529,10 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
   // umask, and only a stale socket file is ever replaced.
   let server: Awaited<ReturnType<typeof unixListen>>;
   try {
-    server = await unixListen(unixAddress(ep), { reclaim: unlinkOnClose, unlinkOnClose: true });
+    // Connecting needs write permission on the file: 0600 admits this user
+    // and root; when allowUids/allowGids admit others, the file lets anyone
+    // try and SO_PEERCRED decides.
+    server = await unixListen(unixAddress(ep), { reclaim: unlinkOnClose, unlinkOnClose: true, mode: s.access.widened ? 0o666 : 0o600 });
   } catch (e) {
     const err = e as IpcError;
     throw err instanceof IpcError ? new IpcError(err.errno, err.syscall, { path: url, ...(err.limit ? { limit: err.limit } : {}) }) : e;

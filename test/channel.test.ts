@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { channel, mq, shm, unix, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
 import { fixturesDir, run, startPeer } from './helpers.js';
-import { LAYOUT, controlClient, forgeShm, hello, rawStream, streamHello } from './forge.js';
+import { controlClient, forgeShm, hello, rawStream, sharedRingHand, streamHello } from './forge.js';
 // Protocol-level tests forge a hostile shm: peer with the addon's doorbell pipe.
 import { native } from '../dist/native.js';
 
@@ -440,36 +440,21 @@ async function sharedRingPeer(server: ChannelServer<any>) {
   const conn = server[Symbol.asyncIterator]().next();
   const forged = await forgeShm(server.url.slice(4));
   const ch = (await conn).value as Channel<any>;
-  const ring = shm.fromFd(forged.fds.shift()!, { closeFd: true });
-  const i32 = new Int32Array(ring.buffer);
-  const u8 = new Uint8Array(ring.buffer);
-  const slot = forged.reply.shared.slot as number;
-  const R = forged.reply.shared.ring as number;
+  const hand = sharedRingHand(forged);
   return {
     ch,
-    i32,
-    slot,
+    i32: hand.i32,
+    slot: hand.slot,
     closed: new Promise<any>((res) => (ch.closeInfo ? res(ch.closeInfo) : ch.once('close', res))),
-    /** Writes one record [length][slot][frame] at the head without publishing it; returns the head after it. */
-    place(frame: Uint8Array, length = frame.byteLength): number {
-      const head = Atomics.load(i32, LAYOUT.S_HEAD);
-      const at = 4096 + (head & (R - 1));
-      i32[at >> 2] = length;
-      i32[(at >> 2) + 1] = slot;
-      u8.set(frame, at + 8);
-      return (head + ((8 + frame.byteLength + 7) & ~7)) | 0;
-    },
-    publish(head: number): void {
-      Atomics.store(i32, LAYOUT.S_HEAD, head);
-      forged.ring();
-    },
+    place: hand.place,
+    publish: hand.publish,
     /** The writer "dies": its control socket closes (what the kernel does at exit). */
     die(): void {
       forged.close();
     },
     cleanup(): void {
       forged.close();
-      ring.close();
+      hand.close();
       forged.mem.close();
     },
   };

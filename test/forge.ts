@@ -137,6 +137,44 @@ export async function forgeShm(name: string, options: { R?: number; helloExtra?:
   };
 }
 
+/** A forged connector's hand on the shared ring a sharedRing listener sent it (records [length][slot][frame]). */
+export interface SharedRingHand {
+  i32: Int32Array;
+  slot: number;
+  R: number;
+  /** Writes one record at the shared head without publishing it; returns the head after it. */
+  place(frame: Uint8Array, length?: number): number;
+  /** Publishes up to `head` and rings the listener. */
+  publish(head: number): void;
+  close(): void;
+}
+
+export function sharedRingHand(forged: ShmForgery): SharedRingHand {
+  const ring = shm.fromFd(forged.fds.shift()!, { closeFd: true });
+  const i32 = new Int32Array(ring.buffer);
+  const u8 = new Uint8Array(ring.buffer);
+  const slot = forged.reply.shared.slot as number;
+  const R = forged.reply.shared.ring as number;
+  return {
+    i32,
+    slot,
+    R,
+    place(frame, length = frame.byteLength) {
+      const head = Atomics.load(i32, LAYOUT.S_HEAD);
+      const at = 4096 + (head & (R - 1));
+      i32[at >> 2] = length;
+      i32[(at >> 2) + 1] = slot;
+      u8.set(frame, at + 8);
+      return (head + ((8 + frame.byteLength + 7) & ~7)) | 0;
+    },
+    publish(head) {
+      Atomics.store(i32, LAYOUT.S_HEAD, head);
+      forged.ring();
+    },
+    close: () => ring.close(),
+  };
+}
+
 /** Connects a raw byte stream (unix:, unix-abstract:, tcp://) to a listener URL. */
 export function rawStream(url: string): Promise<Socket> {
   const target = url.startsWith('tcp://')

@@ -56,6 +56,11 @@ export class Access {
     return o.allowUids !== undefined || o.allowGids !== undefined;
   }
 
+  /** Whether anyone besides this user and root is admitted (a socket file must then let them connect). */
+  get widened(): boolean {
+    return this.#any || this.#uids.length > 0 || this.#gids.length > 0;
+  }
+
   allows(cred: PeerCredentials): boolean {
     if (this.#any) return true;
     const self = process.geteuid?.() ?? -1;

@@ -21,6 +21,9 @@ export const HANDSHAKE_MS = 10_000;
 const MESSAGE_MAX = 4096;
 const BACKLOG_RETRY_MS = [1, 2, 5, 10, 20, 50];
 const ECONNREFUSED = 111;
+const ECONNRESET = 104;
+/** How long a refused peer has to read its answer and hang up before the socket is closed under it. */
+const REFUSAL_LINGER_MS = 2000;
 const EAGAIN = 11;
 
 export interface ControlMessage {
@@ -133,15 +136,18 @@ export class ControlSocket {
         } else resolve({ value: value!, fds });
       };
       const onReady = (_events: number, error?: IpcError) => {
-        if (error) return finish(error);
+        // A poll error (the peer hung up with data of ours unread) can come
+        // with its answer still buffered: read that first.
         for (;;) {
           let got: ReturnType<typeof native.unixRecv>;
           try {
             got = native.unixRecv(this.#fd, scratch.subarray(have));
           } catch (e) {
-            return finish(new IpcError((e as { errno: number }).errno, 'recvmsg', { path: what }));
+            const errno = (e as { errno: number }).errno;
+            if (errno === ECONNRESET) return finish(handshakeError(what, 'the peer hung up during the handshake'));
+            return finish(new IpcError(errno, 'recvmsg', { path: what }));
           }
-          if (got === null) return;
+          if (got === null) return error ? finish(error) : undefined;
           fds.push(...got.fds);
           if (got.fdsTruncated || fds.length > maxFds) return finish(handshakeError(what, `the peer sent more than ${maxFds} descriptor(s)`));
           if (got.length === 0 && got.fds.length === 0) return finish(handshakeError(what, 'the peer hung up during the handshake'));
@@ -171,6 +177,28 @@ export class ControlSocket {
         finish(e as Error);
       }
     });
+  }
+
+  /**
+   * Sends a refusal and closes without losing it: closing a socket with the
+   * peer's hello unread would reset the connection, and the peer could read
+   * ECONNRESET before our answer. So: answer, end our side, read and drop
+   * whatever the peer sent until it hangs up (or REFUSAL_LINGER_MS pass).
+   */
+  refuse(answer: object): void {
+    try {
+      this.sendMessage(answer);
+    } catch {
+      return this.close();
+    }
+    this.shutdown();
+    const timer = setTimeout(() => this.close(), REFUSAL_LINGER_MS).unref();
+    this.#watch = watchFd(this.#fd, READABLE, (_events, error) => {
+      if (error || this.drain() < 0) {
+        clearTimeout(timer);
+        this.close();
+      }
+    }, { ref: false });
   }
 
   /** After the handshake: `onReadable` runs whenever a ring or end of file is waiting; it must call drain(). */

@@ -57,55 +57,82 @@ export function checkFrame(frame: Uint8Array, start = 0, end = frame.byteLength)
 /**
  * Cuts a byte stream into length-prefixed frames without ever allocating more
  * than one frame of at most `maxFrame` bytes: a larger length prefix is an
- * error before anything is allocated for it.
+ * error before anything is allocated for it. While `held()` says so (the
+ * receiver is paused), no further frame is cut: the bytes wait here, so a
+ * pause takes effect at once, not after the rest of a 64 KiB read.
  */
 export class StreamFramer {
   readonly #maxFrame: number;
-  #chunks: Buffer[] = [];
-  #buffered = 0;
-  #need = -1; // length of the frame being assembled, -1 while reading the prefix
+  /** Unconsumed bytes: #buf[#pos..], then the chunks in #more. */
+  #buf: Buffer | null = null;
+  #pos = 0;
+  #more: Buffer[] = [];
+  #moreBytes = 0;
 
   constructor(maxFrame: number) {
     this.#maxFrame = maxFrame;
   }
 
-  /** Calls onFrame for each complete frame; throws ERR_IPCKIT_BAD_FRAME on an impossible length. */
-  push(chunk: Buffer, onFrame: (frame: Buffer) => void): void {
-    let buf = chunk;
-    if (this.#buffered > 0) {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      const want = this.#need < 0 ? 4 : this.#need + 4;
-      if (this.#buffered < want) return;
-      buf = Buffer.concat(this.#chunks, this.#buffered);
-      this.#chunks = [];
-      this.#buffered = 0;
+  /** Takes a chunk and calls onFrame for each complete frame (until held()); throws ERR_IPCKIT_BAD_FRAME on an impossible length. */
+  push(chunk: Buffer, onFrame: (frame: Buffer) => void, held: () => boolean = notHeld): void {
+    if (this.#buf === null) {
+      this.#buf = chunk;
+      this.#pos = 0;
+    } else {
+      this.#more.push(chunk);
+      this.#moreBytes += chunk.length;
     }
-    let pos = 0;
-    const end = buf.length;
-    while (end - pos >= 4) {
+    this.cut(onFrame, held);
+  }
+
+  /** Cuts the frames already buffered (after a pause ends). */
+  cut(onFrame: (frame: Buffer) => void, held: () => boolean = notHeld): void {
+    while (this.#buf !== null && !held()) {
+      const buf = this.#buf;
+      const pos = this.#pos;
+      const here = buf.length - pos;
+      if (here < 4) {
+        if (here + this.#moreBytes < 4) return;
+        this.#merge();
+        continue;
+      }
       const len = buf.readUInt32LE(pos);
       if (len === 0) throw badFrame('zero-length frame');
       if (len > this.#maxFrame) {
         throw badFrame(`incoming frame of ${len} bytes exceeds maxMessageSize (${this.#maxFrame - 5} bytes of payload)`);
       }
-      if (end - pos - 4 < len) {
-        this.#need = len;
-        break;
+      if (here - 4 < len) {
+        // Merge only once the whole frame is here (one copy per frame that spans reads).
+        if (here - 4 + this.#moreBytes < len) return;
+        this.#merge();
+        continue;
       }
+      this.#pos = pos + 4 + len;
+      if (this.#pos === buf.length) this.#next();
       onFrame(buf.subarray(pos + 4, pos + 4 + len));
-      pos += 4 + len;
-      this.#need = -1;
-    }
-    if (pos < end) {
-      if (end - pos < 4) this.#need = -1;
-      this.#chunks.push(buf.subarray(pos));
-      this.#buffered = end - pos;
     }
   }
 
-  /** Bytes of an incomplete frame still buffered (a peer that hung up mid-frame). */
+  /** Joins what is left of the current buffer with every chunk after it. */
+  #merge(): void {
+    const parts = [this.#buf!.subarray(this.#pos), ...this.#more];
+    this.#buf = Buffer.concat(parts, this.pending);
+    this.#pos = 0;
+    this.#more = [];
+    this.#moreBytes = 0;
+  }
+
+  #next(): void {
+    const next = this.#more.shift();
+    this.#buf = next ?? null;
+    this.#pos = 0;
+    if (next) this.#moreBytes -= next.length;
+  }
+
+  /** Bytes not yet cut into frames (an incomplete frame of a peer that hung up, or frames held back). */
   get pending(): number {
-    return this.#buffered;
+    return this.#buf === null ? 0 : this.#buf.length - this.#pos + this.#moreBytes;
   }
 }
+
+const notHeld = (): boolean => false;

@@ -299,7 +299,7 @@ export async function connectMq(name: string, s: QueueSettings): Promise<Link> {
     const down = queueFor(`${base}-down`, maxFrame, false);
     made.push(down.keep, down.give);
     const hello = makeHello('mq', s.codec, s.maxMessageSize);
-    const conn = await connectLocal(mqSocketName(name), url, hello, [up.give.fd, down.give.fd], s.access, 0, s.timeout);
+    const conn = await connectLocal(mqSocketName(name), url, () => ({ hello, fds: [up.give.fd, down.give.fd] }), s.access, 0, s.timeout);
     // The listener has its own copies of the two it needed.
     up.give.close();
     down.give.close();

@@ -110,10 +110,7 @@ export class LocalListener {
       return this.#events.error(e as Error);
     }
     if (!this.#access.allows(peer)) {
-      try {
-        ctrl.sendMessage(new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`).reply);
-      } catch {}
-      ctrl.close();
+      ctrl.refuse(new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`).reply);
       return this.#events.refused(peer);
     }
     if (this.#pending.size >= PENDING_MAX) {
@@ -141,12 +138,8 @@ export class LocalListener {
     } catch (e) {
       this.#pending.delete(ctrl);
       closeAll(fds);
-      if (e instanceof Refusal) {
-        try {
-          ctrl.sendMessage(e.reply);
-        } catch {}
-      }
-      ctrl.close();
+      if (e instanceof Refusal && !ctrl.closed) ctrl.refuse(e.reply);
+      else ctrl.close();
       this.#events.error(e instanceof Refusal ? Object.assign(new Error(`${this.url}: refused a peer (pid ${peer.pid}, uid ${peer.uid}): ${e.message}`), { code: 'ERR_IPCKIT_HANDSHAKE' }) : (e as Error));
     }
   }
@@ -183,14 +176,14 @@ export interface LocalConnection {
 }
 
 /**
- * Connector side: connects, checks who listens, sends `hello` with `fds`
- * (still ours to close afterwards) and returns the listener's checked answer.
+ * Connector side: connects, checks who listens, sends the hello `prepare`
+ * makes with its descriptors (still ours to close afterwards) and returns
+ * the listener's checked answer.
  */
 export async function connectLocal(
   name: string,
   url: string,
-  hello: Hello,
-  fds: readonly number[],
+  prepare: (listener: PeerCredentials) => { hello: Hello; fds: readonly number[] },
   access: Access,
   maxReplyFds: number,
   timeoutMs = HANDSHAKE_MS,
@@ -201,6 +194,8 @@ export async function connectLocal(
     if (!access.allows(peer)) {
       throw Access.refused(url, 'connect', `the listener runs as uid ${peer.uid} (pid ${peer.pid}), which this side's allowUids/allowGids do not allow`);
     }
+    // What the hello carries may depend on who listens (sysvmq: queues it can open).
+    const { hello, fds } = prepare(peer);
     try {
       ctrl.sendMessage(hello, fds, url);
     } catch (e) {

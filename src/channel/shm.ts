@@ -741,7 +741,7 @@ export async function connectShm(name: string, s: ShmSettings): Promise<Link> {
     Atomics.store(i32, W_MAGIC, MAGIC);
     // shared: this end can write into a listener's shared ring.
     const hello = makeHello('shm', s.codec, s.maxMessageSize, { ring: R, shared: true });
-    const conn = await connectLocal(socketName(name), url, hello, [mem.fd], s.access, 1, s.timeout);
+    const conn = await connectLocal(socketName(name), url, () => ({ hello, fds: [mem.fd] }), s.access, 1, s.timeout);
     ctrl = conn.ctrl;
     fds = conn.fds;
     const reply = conn.reply;

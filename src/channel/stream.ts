@@ -95,11 +95,13 @@ export function readHello(socket: Socket, what: string, timeoutMs: number): Prom
   });
 }
 
-export function pushFrames(framer: StreamFramer, chunk: Buffer, events: LinkEvents, bye: () => void): void {
-  framer.push(chunk, (frame) => {
+export function pushFrames(framer: StreamFramer, chunk: Buffer | null, events: LinkEvents, bye: () => void, held?: () => boolean): void {
+  const onFrame = (frame: Buffer) => {
     if (frame.length === 1 && frame[0] === KIND_BYE) bye();
     else events.onFrame(frame, frame.length >= OWN_LIMIT);
-  });
+  };
+  if (chunk) framer.push(chunk, onFrame, held);
+  else framer.cut(onFrame, held);
 }
 
 export class StreamLink implements Link {
@@ -138,13 +140,14 @@ export class StreamLink implements Link {
     const s = this.#socket;
     let endedCleanly = false;
     let failure: Error | undefined;
-    const onData = (chunk: Buffer) => {
+    const onData = (chunk: Buffer | null) => {
       try {
-        pushFrames(this.#framer, chunk, events, this.#saidBye);
+        pushFrames(this.#framer, chunk, events, this.#saidBye, this.#held);
       } catch (e) {
         this.destroy(e as Error);
       }
     };
+    this.#cutHeld = () => onData(null);
     // What came right after the hello goes first (queued before the socket's own next read).
     const rest = this.#rest;
     this.#rest = null;
@@ -157,6 +160,12 @@ export class StreamLink implements Link {
       }
     });
     s.on('end', () => {
+      // Nothing more comes: frames held back by a pause are delivered now (they were read already).
+      try {
+        pushFrames(this.#framer, null, events, this.#saidBye);
+      } catch (e) {
+        this.destroy(e as Error);
+      }
       // EOF is clean only after the peer's bye: a killed process's socket also ends with a FIN.
       endedCleanly = this.#peerSaidBye && this.#framer.pending === 0;
       // Half-close from the peer: finish our side too.
@@ -230,9 +239,14 @@ export class StreamLink implements Link {
   resume(): void {
     if (this.#paused) {
       this.#paused = false;
-      this.#socket.resume();
+      // Frames read before the pause come first.
+      this.#cutHeld?.();
+      if (!this.#paused) this.#socket.resume();
     }
   }
+
+  readonly #held = (): boolean => this.#paused && !this.#closed;
+  #cutHeld: (() => void) | null = null;
 
   close(): Promise<void> {
     if (this.#closing) return this.#closing;

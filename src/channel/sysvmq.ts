@@ -69,12 +69,19 @@ export async function connectSysvMq(name: string, s: QueueSettings): Promise<Lin
   const maxFrame = s.maxMessageSize + 5;
   let up: SysvQueue | null = null;
   let down: SysvQueue | null = null;
-  try {
+  const prepare = (listener: PeerCredentials) => {
     up = get('private', { mode: 0o600 });
     down = get('private', { mode: 0o600 });
-    const hello = makeHello('sysvmq', s.codec, s.maxMessageSize, { up: up.id, down: down.id });
-    const conn = await connectLocal(sysvSocketName(name), url, hello, [], s.access, 0, s.timeout);
-    return new QueueLink('sysvmq', pair(up, down, maxFrame), conn.ctrl, conn.peer, maxFrame, conn.reply.max + 5);
+    // A listener run by another user (one allowUids admits) must be able to
+    // open them: the creator may hand the owner's rights to it (IPC_SET);
+    // msg_perm.cuid still says who made them, which is what the listener checks.
+    const self = process.geteuid?.() ?? 0;
+    if (listener.uid !== self && listener.uid !== 0) for (const q of [up, down]) q.set({ uid: listener.uid, gid: listener.gid });
+    return { hello: makeHello('sysvmq', s.codec, s.maxMessageSize, { up: up.id, down: down.id }), fds: [] };
+  };
+  try {
+    const conn = await connectLocal(sysvSocketName(name), url, prepare, s.access, 0, s.timeout);
+    return new QueueLink('sysvmq', pair(up!, down!, maxFrame), conn.ctrl, conn.peer, maxFrame, conn.reply.max + 5);
   } catch (e) {
     removeAll(up, down);
     throw e;
