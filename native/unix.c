@@ -63,7 +63,8 @@ static napi_value js_socket(napi_env env, napi_callback_info info) {
 /* Is a socket file at sa served by a live process? connect() answers without
  * blocking: ECONNREFUSED means nobody is bound to it any more (a stale file
  * from a server that died); success, EAGAIN (backlog full) or EPROTOTYPE
- * (someone bound with another type) all mean alive. */
+ * (someone bound with another type) all mean alive. A stream or seqpacket
+ * socket that is bound but not yet listening also answers ECONNREFUSED. */
 static bool socket_file_is_stale(const struct sockaddr_un *sa, socklen_t len, int type) {
   int probe = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (probe < 0) return false;
@@ -73,67 +74,108 @@ static bool socket_file_is_stale(const struct sockaddr_un *sa, socklen_t len, in
   return err == ECONNREFUSED;
 }
 
-/* unixBind(fd, addr, reclaim) -> { dev, ino, reclaimed } (dev/ino absent for abstract).
- *
- * With reclaim, a filesystem path already taken by a socket file nobody
- * serves is unlinked and bound again. Every ipckit process does this under an
- * exclusive flock on the directory, so two of them reclaiming the same stale
- * path cannot unlink each other's fresh socket; other programs never unlink,
- * they get EADDRINUSE from bind. A live server's path and any file that is
- * not a socket are never touched. */
+/* What holds a filesystem path that bind() refused with EADDRINUSE. */
+enum occupant {
+  OCCUPANT_GONE,  /* nothing any more: the file was removed since */
+  OCCUPANT_STALE, /* a socket file nobody is bound to */
+  OCCUPANT_LIVE,  /* a live socket, or a file that is not a socket */
+};
+
+static enum occupant occupant_of(const struct sockaddr_un *sa, socklen_t len, int type) {
+  struct stat st;
+  if (lstat(sa->sun_path, &st) != 0) return errno == ENOENT ? OCCUPANT_GONE : OCCUPANT_LIVE;
+  if (!S_ISSOCK(st.st_mode)) return OCCUPANT_LIVE;
+  return socket_file_is_stale(sa, len, type) ? OCCUPANT_STALE : OCCUPANT_LIVE;
+}
+
+/* unixBind(fd, addr) -> 0, or EADDRINUSE when the address is taken (by a live
+ * socket, a stale socket file, or a file that is not a socket). Other
+ * failures throw. No lock is taken. */
 static napi_value js_bind(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 3);
+  IPCK_ARGS(env, info, 2);
   int32_t fd = -1;
-  bool reclaim = false;
   struct sockaddr_un sa;
   socklen_t len = make_addr(env, argv[1], &sa);
-  if (!ipck_get_i32(env, argv[0], &fd) || !ipck_get_bool(env, argv[2], &reclaim))
-    return ipck_throw_errno(env, EINVAL, "bind");
+  if (!ipck_get_i32(env, argv[0], &fd)) return ipck_throw_errno(env, EINVAL, "bind");
   if (len == 0) return ipck_throw_errno(env, ENAMETOOLONG, "bind");
-  bool abstract = sa.sun_path[0] == '\0';
+  if (bind(fd, (const struct sockaddr *)&sa, len) == 0) return ipck_i64(env, 0);
+  if (errno == EADDRINUSE) return ipck_i64(env, EADDRINUSE);
+  return ipck_throw_errno(env, errno, "bind");
+}
+
+static napi_value reclaim_result(napi_env env, int status, int lock_fd) {
+  napi_value out;
+  IPCK_CALL(env, napi_create_object(env, &out));
+  ipck_set_i64(env, out, "status", status);
+  ipck_set_i64(env, out, "lockFd", lock_fd);
+  return out;
+}
+
+/* unixReclaim(fd, addr) -> { status, lockFd }, for a filesystem path that
+ * unixBind() found taken. Replaces a stale socket file; never touches a live
+ * server's path or a file that is not a socket.
+ *
+ *   status 0            fd is bound to the path. lockFd (>= 0) holds an
+ *                       exclusive flock on the path's directory; the caller
+ *                       closes it once the socket listens (a bound stream or
+ *                       seqpacket socket refuses connections until then, so
+ *                       another reclaimer would take it for stale). lockFd is
+ *                       -1 when no lock was taken (the file had gone, or the
+ *                       directory could not be opened or locked).
+ *   status EWOULDBLOCK  the path is a stale socket file and another process
+ *                       holds the directory lock; nothing was changed.
+ *   status EADDRINUSE   a live socket, a file that is not a socket, or
+ *                       another process bound the path meanwhile.
+ *
+ * The check runs once without the lock, so a live path costs no lock, and
+ * again under the lock, which is taken with LOCK_NB and never waited for.
+ * Every ipckit process reclaims under this lock, so two of them cannot unlink
+ * each other's fresh socket; other programs never unlink, they get
+ * EADDRINUSE from bind. */
+static napi_value js_reclaim(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 2);
+  int32_t fd = -1;
+  struct sockaddr_un sa;
+  socklen_t len = make_addr(env, argv[1], &sa);
+  if (!ipck_get_i32(env, argv[0], &fd)) return ipck_throw_errno(env, EINVAL, "bind");
+  if (len == 0 || sa.sun_path[0] == '\0') return ipck_throw_errno(env, EINVAL, "bind");
   int type = 0;
   socklen_t tl = sizeof type;
-  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0) return ipck_throw_errno(env, errno, "getsockopt");
 
+  enum occupant before = occupant_of(&sa, len, type);
+  if (before == OCCUPANT_LIVE) return reclaim_result(env, EADDRINUSE, -1);
   int dirfd = -1;
-  if (!abstract && reclaim) {
+  if (before == OCCUPANT_STALE) {
     char copy[SUN_PATH_MAX + 1];
     memcpy(copy, sa.sun_path, SUN_PATH_MAX);
     copy[SUN_PATH_MAX] = '\0';
     dirfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd >= 0) {
-      while (flock(dirfd, LOCK_EX) != 0 && errno == EINTR) {
-      }
+    if (dirfd >= 0 && flock(dirfd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      close(dirfd);
+      dirfd = -1;
+      if (err == EWOULDBLOCK) return reclaim_result(env, EWOULDBLOCK, -1);
+    }
+    /* Checked again: another reclaimer may have replaced the file since. */
+    enum occupant now = occupant_of(&sa, len, type);
+    if (now == OCCUPANT_LIVE) {
+      if (dirfd >= 0) close(dirfd);
+      return reclaim_result(env, EADDRINUSE, -1);
+    }
+    if (now == OCCUPANT_STALE && unlink(sa.sun_path) != 0 && errno != ENOENT) {
+      int err = errno;
+      if (dirfd >= 0) close(dirfd);
+      return ipck_throw_errno(env, err, "unlink");
     }
   }
-  bool reclaimed = false;
-  int r = bind(fd, (const struct sockaddr *)&sa, len);
-  if (r != 0 && errno == EADDRINUSE && !abstract && reclaim) {
-    struct stat st;
-    if (lstat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && socket_file_is_stale(&sa, len, type) &&
-        unlink(sa.sun_path) == 0) {
-      reclaimed = true;
-      r = bind(fd, (const struct sockaddr *)&sa, len);
-    } else {
-      errno = EADDRINUSE;
-    }
+  if (bind(fd, (const struct sockaddr *)&sa, len) != 0) {
+    int err = errno;
+    if (dirfd >= 0) close(dirfd); /* releases the flock */
+    if (err == EADDRINUSE) return reclaim_result(env, EADDRINUSE, -1);
+    return ipck_throw_errno(env, err, "bind");
   }
-  int err = errno;
-  struct stat st;
-  bool have_stat = r == 0 && !abstract && stat(sa.sun_path, &st) == 0;
-  if (dirfd >= 0) close(dirfd); /* releases the flock */
-  if (r != 0) return ipck_throw_errno(env, err, "bind");
-
-  napi_value out;
-  IPCK_CALL(env, napi_create_object(env, &out));
-  if (have_stat) {
-    ipck_set_i64(env, out, "dev", (int64_t)st.st_dev);
-    ipck_set_i64(env, out, "ino", (int64_t)st.st_ino);
-  }
-  napi_value b;
-  napi_get_boolean(env, reclaimed, &b);
-  ipck_set_value(env, out, "reclaimed", b);
-  return out;
+  return reclaim_result(env, 0, dirfd);
 }
 
 /* unixUnlinkIfSame(path, dev, ino) -> bool: removes our socket file, never a successor's. */
@@ -377,6 +419,7 @@ bool ipck_init_unix(napi_env env, napi_value exports) {
   ipck_set_value(env, exports, "unixConstants", c);
   return ipck_export(env, exports, "unixSocket", js_socket) &&
          ipck_export(env, exports, "unixBind", js_bind) &&
+         ipck_export(env, exports, "unixReclaim", js_reclaim) &&
          ipck_export(env, exports, "unixUnlinkIfSame", js_unlink_if_same) &&
          ipck_export(env, exports, "unixListen", js_listen) &&
          ipck_export(env, exports, "unixConnect", js_connect) &&

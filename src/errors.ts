@@ -86,6 +86,7 @@ function describe(errno: number): string {
 const LIBUV_TEXT: Record<string, string> = {
   E2BIG: 'argument list too long',
   EACCES: 'permission denied',
+  EADDRINUSE: 'address already in use',
   EAGAIN: 'resource temporarily unavailable',
   EBADF: 'bad file descriptor',
   EBUSY: 'resource busy or locked',

@@ -87,7 +87,15 @@ export interface Native {
 
   unixConstants: { SUN_PATH_MAX: number; MAX_FDS: number; SHUT_RD: number; SHUT_WR: number; SHUT_RDWR: number };
   unixSocket(type: number): number;
-  unixBind(fd: number, addr: Buffer, reclaim: boolean): { dev?: number; ino?: number; reclaimed: boolean };
+  /** 0, or EADDRINUSE when the address is taken; takes no lock. */
+  unixBind(fd: number, addr: Buffer): number;
+  /**
+   * After unixBind() found a filesystem path taken: status 0 (bound; close
+   * lockFd, the directory's flock or -1, after listen()), EWOULDBLOCK (a stale
+   * socket file, and another process holds the directory lock) or EADDRINUSE
+   * (a live socket or not a socket).
+   */
+  unixReclaim(fd: number, addr: Buffer): { status: number; lockFd: number };
   unixUnlinkIfSame(path: string, dev: number, ino: number): boolean;
   unixListen(fd: number, backlog: number): void;
   unixConnect(fd: number, addr: Buffer): number;

@@ -8,7 +8,9 @@
 // created with mode 0o600, reclaimed when a dead server left it behind, and
 // unlinked by close() (unless unlinkOnClose: false).
 import net from 'node:net';
-import { chmodSync } from 'node:fs';
+import { chmodSync, lstatSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname } from 'node:path';
 import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcLimit } from './errors.js';
 import { FdStream, checkFd } from './fd-stream.js';
 import { MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
@@ -165,27 +167,113 @@ export interface ListenOptions extends MessageSocketOptions {
   fds?: boolean;
 }
 
-/** Creates, binds and (for stream/seqpacket) listens; returns the descriptor and the socket file. */
-function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): { fd: number; file: SocketFile | null } {
-  const reclaim = checkBoolean(o.reclaim, 'options.reclaim', true);
-  const unlinkOnClose = checkBoolean(o.unlinkOnClose, 'options.unlinkOnClose', true);
-  const mode = checkMode(o.mode);
-  const backlog = checkInteger(o.backlog, 'options.backlog', 0, 0x7fffffff, 511);
+interface BindPlan {
+  type: number;
+  address: EncodedAddress;
+  reclaim: boolean;
+  unlinkOnClose: boolean;
+  mode: number;
+  /** listen() with this backlog after binding; null for datagram sockets. */
+  backlog: number | null;
+}
+
+function bindPlan(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): BindPlan {
+  return {
+    type,
+    address,
+    reclaim: checkBoolean(o.reclaim, 'options.reclaim', true),
+    unlinkOnClose: checkBoolean(o.unlinkOnClose, 'options.unlinkOnClose', true),
+    mode: checkMode(o.mode),
+    backlog: listen ? checkInteger(o.backlog, 'options.backlog', 0, 0x7fffffff, 511) : null,
+  };
+}
+
+const { EADDRINUSE, EWOULDBLOCK } = osConstants.errno;
+/** Pauses between attempts to take the directory lock held by another process. */
+const RECLAIM_RETRY_MS = [1, 2, 5, 10, 20, 50];
+/** How long an async listen() keeps trying before it gives up on a stale socket file. */
+const RECLAIM_WAIT_MS = 2000;
+
+/**
+ * One attempt to bind fd (and listen, set the mode): the socket file, or
+ * 'busy' when the path holds a stale socket file whose directory another
+ * process has locked. Throws when the path is taken for good. Never waits.
+ */
+function bindOnce(fd: number, plan: BindPlan): { file: SocketFile | null } | 'busy' {
+  const { address } = plan;
   const ctx = { path: address.display };
-  const fd = sys(() => native.unixSocket(type), ctx, fileLimit);
+  let lockFd = -1;
   let file: SocketFile | null = null;
   try {
-    const bound = sys(() => native.unixBind(fd, address.raw, reclaim), ctx);
-    if (address.path !== undefined && bound.ino !== undefined) {
-      file = new SocketFile(address.path, bound.dev!, bound.ino);
-      if (!unlinkOnClose) file.keep();
-      // Before listen(): nobody can connect yet, so nobody slips in under the umask's mode.
-      sys(() => chmodSync(address.path!, mode), ctx);
+    if (sys(() => native.unixBind(fd, address.raw), ctx) !== 0) {
+      if (!plan.reclaim || address.path === undefined) throw new IpcError(EADDRINUSE, 'bind', ctx);
+      const r = sys(() => native.unixReclaim(fd, address.raw), ctx);
+      if (r.status === EWOULDBLOCK) return 'busy';
+      if (r.status !== 0) throw new IpcError(r.status, 'bind', ctx);
+      // Held until after listen(): a bound stream/seqpacket socket refuses connections
+      // until then, as a stale file does, so another reclaimer would unlink it.
+      lockFd = r.lockFd;
     }
-    if (listen) sys(() => native.unixListen(fd, backlog), ctx);
-    return { fd, file };
+    if (address.path !== undefined) {
+      const st = sys(() => lstatSync(address.path!), ctx);
+      file = new SocketFile(address.path, st.dev, st.ino);
+      if (!plan.unlinkOnClose) file.keep();
+      // Before listen(): nobody can connect yet, so nobody slips in under the umask's mode.
+      sys(() => chmodSync(address.path!, plan.mode), ctx);
+    }
+    if (plan.backlog !== null) sys(() => native.unixListen(fd, plan.backlog!), ctx);
+    return { file };
   } catch (e) {
     file?.remove();
+    throw e;
+  } finally {
+    if (lockFd >= 0) native.fdClose(lockFd);
+  }
+}
+
+function reclaimBlocked(plan: BindPlan, waitedMs?: number): IpcError {
+  const dir = dirname(plan.address.path!);
+  const waited = waitedMs === undefined ? '' : ` (tried for ${waitedMs} ms)`;
+  return new IpcError(
+    EADDRINUSE,
+    'bind',
+    { path: plan.address.display },
+    `the stale socket file could not be reclaimed because another process holds a lock on the directory '${dir}'${waited}`,
+  );
+}
+
+/** Creates and binds a socket, trying once: for synchronous callers. */
+function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): { fd: number; file: SocketFile | null } {
+  const plan = bindPlan(type, address, o, listen);
+  const fd = sys(() => native.unixSocket(type), { path: address.display }, fileLimit);
+  try {
+    const bound = bindOnce(fd, plan);
+    if (bound === 'busy') throw reclaimBlocked(plan);
+    return { fd, file: bound.file };
+  } catch (e) {
+    native.fdClose(fd);
+    throw e;
+  }
+}
+
+/**
+ * Creates, binds and (for stream/seqpacket) listens; returns the descriptor
+ * and the socket file. While another process holds the lock needed to
+ * reclaim a stale socket file, retries on a timer (the event loop never
+ * waits for the lock), for up to RECLAIM_WAIT_MS.
+ */
+async function bindSocketAsync(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): Promise<{ fd: number; file: SocketFile | null }> {
+  const plan = bindPlan(type, address, o, listen);
+  const fd = sys(() => native.unixSocket(type), { path: address.display }, fileLimit);
+  try {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      const bound = bindOnce(fd, plan);
+      if (bound !== 'busy') return { fd, file: bound.file };
+      if (Date.now() - started >= RECLAIM_WAIT_MS) throw reclaimBlocked(plan, RECLAIM_WAIT_MS);
+      await new Promise((resolve) => setTimeout(resolve, RECLAIM_RETRY_MS[Math.min(attempt, RECLAIM_RETRY_MS.length - 1)]));
+    }
+  } catch (e) {
     native.fdClose(fd);
     throw e;
   }
@@ -210,11 +298,11 @@ export async function listen(address: UnixAddress, options?: ListenOptions): Pro
   const { SOCK_STREAM, SOCK_SEQPACKET } = native.pipeConstants;
   if (fdPassing && type !== SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream' (seqpacket and dgram sockets always pass descriptors)");
   if (type === SOCK_STREAM && fdPassing) {
-    const { fd, file } = bindSocket(type, addr, o, true);
+    const { fd, file } = await bindSocketAsync(type, addr, o, true);
     return new MessageServer(MessageServer.token, fd, addr.display, file, filter, o, 'stream');
   }
   if (type === SOCK_STREAM) {
-    const { fd, file } = bindSocket(type, addr, o, true);
+    const { fd, file } = await bindSocketAsync(type, addr, o, true);
     const server = new UnixServer(fd, addr, file, filter);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -223,11 +311,11 @@ export async function listen(address: UnixAddress, options?: ListenOptions): Pro
     return server;
   }
   if (type === SOCK_SEQPACKET) {
-    const { fd, file } = bindSocket(type, addr, o, true);
+    const { fd, file } = await bindSocketAsync(type, addr, o, true);
     return new MessageServer(MessageServer.token, fd, addr.display, file, filter, o);
   }
   if (filter) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'allowUids/allowPeer apply to connections; datagram sockets have none');
-  const { fd, file } = bindSocket(type, addr, o, false);
+  const { fd, file } = await bindSocketAsync(type, addr, o, false);
   return new MessageSocket(MessageSocket.token, fd, 'dgram', file, o);
 }
 
@@ -267,7 +355,7 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
   let file: SocketFile | null = null;
   try {
     if (local) {
-      const b = bindSocket(type, local, { unlinkOnClose: true }, false);
+      const b = await bindSocketAsync(type, local, { unlinkOnClose: true }, false);
       fd = b.fd;
       file = b.file;
     } else {

@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 import { IpcError, framing, shm, socketpair, unix, type MessageSocket } from 'ipckit';
 import { canDropPrivileges, fixturesDir, has, startPeer, withoutCapabilities } from './helpers.js';
@@ -18,6 +19,7 @@ const abstractName = (tag: string) => `ipckit-test-${tag}-${process.pid}-${count
 const openFds = () => readdirSync('/proc/self/fd').length;
 const haveSocat = has('socat');
 const havePython = has('python3');
+const haveFlock = has('flock');
 
 function collect(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -131,9 +133,22 @@ describe('unix stream sockets', () => {
   test('never replaces a file that is not a socket', T, async () => {
     const p = sockPath('plain');
     writeFileSync(p, 'precious');
-    await assert.rejects(unix.listen(p), { code: 'EADDRINUSE' });
+    await assert.rejects(unix.listen(p), (e: unknown) => e instanceof IpcError && e.code === 'EADDRINUSE' && e.path === p && !/holds a lock/.test(e.message));
+    await assert.rejects(unix.listen(p, { type: 'dgram' }), { code: 'EADDRINUSE' });
+    assert.throws(() => unix.dgram({ bind: p }), { code: 'EADDRINUSE' });
     assert.equal(readFileSync(p, 'utf8'), 'precious');
     unlinkSync(p);
+    // Nor a symbolic link, even one that points at a stale socket file.
+    const target = sockPath('target');
+    const dead = await unix.listen(target, { unlinkOnClose: false });
+    dead.close();
+    const link = sockPath('link');
+    symlinkSync(target, link);
+    await assert.rejects(unix.listen(link), { code: 'EADDRINUSE' });
+    assert.ok(lstatSync(link).isSymbolicLink(), 'the link is still there');
+    assert.ok(lstatSync(target).isSocket(), 'and so is the stale file it points at');
+    unlinkSync(link);
+    unlinkSync(target);
   });
 
   test("close() keeps the file with unlinkOnClose: false, and never removes a successor's socket", T, async () => {
@@ -216,6 +231,140 @@ describe('unix stream sockets', () => {
     assert.deepEqual(err.limit, { name: 'options.maxFrameSize', value: 1024 });
     assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024);
     a.destroy();
+  });
+});
+
+/** A socket file left behind by a server process that was SIGKILLed: nobody is bound to it. */
+async function staleSocketFile(path: string): Promise<void> {
+  const peer = startPeer('unix-peer');
+  await peer.next();
+  peer.send({ op: 'listen', address: path });
+  assert.deepEqual(await peer.next(), { listening: true });
+  peer.child.kill('SIGKILL');
+  await peer.exited;
+  assert.ok(lstatSync(path).isSocket(), 'the killed server left its socket file');
+}
+
+// flock(1) processes holding a directory lock; killed in teardown if a test did not.
+const lockHolders = new Set<ChildProcess>();
+after(() => {
+  for (const child of lockHolders) killGroup(child);
+});
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Starts a process holding an exclusive flock on `path`; resolves once it holds it, with a release(). */
+async function holdLock(path: string): Promise<{ release(): Promise<void> }> {
+  // -o: the lock stays with flock itself, not with its command, so flock's
+  // exit releases it. Its own process group, so teardown ends the sleep too.
+  const child = spawn('flock', ['-o', path, '-c', 'echo locked; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  lockHolders.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d.toString();
+      if (out.includes('locked')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`flock exited ${code} before taking the lock`)));
+  });
+  return {
+    async release() {
+      killGroup(child);
+      await exited; // flock's descriptors, and with them the lock, are gone by the time it is reaped
+      lockHolders.delete(child);
+    },
+  };
+}
+
+describe('stale socket files and the directory lock', () => {
+  test('while another process holds flock on the directory: a fresh path binds at once, a stale one is retried on a timer without blocking the event loop, then EADDRINUSE; reclaimed once the lock is gone', { ...T, skip: !haveFlock && 'flock (util-linux) is not installed' }, async () => {
+    const lockDir = mkdtempSync(join(dir, 'locked-'));
+    const stale = join(lockDir, 'stale.sock');
+    await staleSocketFile(stale);
+    const holder = await holdLock(lockDir);
+    try {
+      // A fresh path takes no lock.
+      let t0 = performance.now();
+      const fresh = await unix.listen(join(lockDir, 'fresh.sock'));
+      try {
+        assert.ok(performance.now() - t0 < 1000, `a fresh path took ${performance.now() - t0} ms`);
+        // A live server's path is refused without waiting for the lock either.
+        t0 = performance.now();
+        await assert.rejects(unix.listen(join(lockDir, 'fresh.sock')), (e: unknown) => e instanceof IpcError && e.code === 'EADDRINUSE' && !/holds a lock/.test(e.message));
+        assert.ok(performance.now() - t0 < 1000, `a live path took ${performance.now() - t0} ms to refuse`);
+      } finally {
+        fresh.close();
+      }
+
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      t0 = performance.now();
+      try {
+        await assert.rejects(
+          unix.listen(stale),
+          (e: unknown) =>
+            e instanceof IpcError &&
+            e.code === 'EADDRINUSE' &&
+            e.syscall === 'bind' &&
+            e.path === stale &&
+            e.message.includes(`the stale socket file could not be reclaimed because another process holds a lock on the directory '${lockDir}'`),
+        );
+      } finally {
+        clearInterval(timer);
+      }
+      const waited = performance.now() - t0;
+      assert.ok(waited >= 1900, `gave up after ${waited} ms, before its 2 s bound`);
+      assert.ok(ticks >= 50, `only ${ticks} timer ticks in ${Math.round(waited)} ms: the event loop was blocked`);
+      assert.ok(lstatSync(stale).isSocket(), 'the stale file is left alone while the lock is held');
+      // Synchronous binds try once.
+      assert.throws(() => unix.dgram({ bind: stale }), (e: unknown) => e instanceof IpcError && e.code === 'EADDRINUSE' && /another process holds a lock/.test(e.message));
+    } finally {
+      await holder.release();
+    }
+    const server = await unix.listen(stale);
+    try {
+      const c = await unix.connect(stale);
+      assert.equal(c.peerCredentials().pid, process.pid);
+      c.destroy();
+    } finally {
+      server.close();
+    }
+    assert.equal(existsSync(stale), false);
+    rmSync(lockDir, { recursive: true, force: true });
+  });
+
+  test('two processes racing to reclaim the same stale path: exactly one listens, and it is the one reached', T, async () => {
+    const p = sockPath('race');
+    await staleSocketFile(p);
+    const peers = [startPeer('unix-peer'), startPeer('unix-peer')];
+    const pids = await Promise.all(peers.map(async (peer) => (await peer.next<{ pid: number }>()).pid));
+    for (let round = 0; round < 20; round++) {
+      for (const peer of peers) peer.send({ op: 'listen', address: p, unlinkOnClose: false });
+      const replies = await Promise.all(peers.map((peer) => peer.next<{ listening?: true; error?: { code: string } }>()));
+      const winners = replies.flatMap((r, i) => (r.listening ? [i] : []));
+      assert.equal(winners.length, 1, `round ${round}: ${JSON.stringify(replies)}`);
+      const w = winners[0]!;
+      assert.equal(replies[1 - w]!.error?.code, 'EADDRINUSE', `round ${round}: ${JSON.stringify(replies)}`);
+      const c = await unix.connect(p);
+      assert.equal(c.peerCredentials().pid, pids[w], `round ${round}: the path leads to the winner`);
+      c.destroy();
+      // The winner closes and leaves its file: stale again for the next round.
+      peers[w]!.send({ op: 'close-server' });
+      assert.deepEqual(await peers[w]!.next(), { closed: true });
+      await assert.rejects(unix.connect(p), { code: 'ECONNREFUSED' });
+    }
+    for (const peer of peers) {
+      peer.send({ op: 'exit' });
+      await peer.exited;
+    }
+    unlinkSync(p);
   });
 });
 
