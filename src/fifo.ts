@@ -146,7 +146,7 @@ async function blockingOpen(path: string, flags: number, timeoutMs: number | und
     }
     return fd;
   } catch (e) {
-    if ((e as { errno?: number }).errno === ECANCELED) {
+    if (Math.abs((e as { errno?: number }).errno ?? 0) === ECANCELED) {
       if (why === 'abort') throw signal!.reason;
       if (why === 'timeout') {
         const side = flags === fsc.O_WRONLY ? 'no reader opened the FIFO' : 'no writer opened the FIFO';

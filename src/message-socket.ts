@@ -194,7 +194,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
       const path = item.display ?? this.remoteAddress ?? `fd ${this.#fd}`;
       const err = e as { errno: number; syscall: string };
       const limit =
-        err.errno === 90 /* EMSGSIZE */ ? { name: '/proc/sys/net/core/wmem_default (socket send buffer, SO_SNDBUF)' } : undefined;
+        Math.abs(err.errno) === 90 /* EMSGSIZE */ ? { name: '/proc/sys/net/core/wmem_default (socket send buffer, SO_SNDBUF)' } : undefined;
       item.reject(typeof err.errno === 'number' ? new IpcError(err.errno, err.syscall, limit ? { path, limit } : { path }) : e);
       return true;
     }

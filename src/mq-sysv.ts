@@ -349,7 +349,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
         return new IpcError(err.errno, 'msgsnd', { ...this.#context, limit: max }, `a ${size}-byte message is larger than the system's largest System V message`);
       }
     }
-    if (err.code === 'E2BIG' || err.errno === E2BIG) {
+    if (err.code === 'E2BIG' || Math.abs(err.errno) === E2BIG) {
       return new IpcError(err.errno, 'msgrcv', { ...this.#context, limit: { name: 'options.maxSize', value: maxSize } },
         'the selected message is longer; it stays in the queue (pass a larger maxSize, or noError: true to truncate)');
     }

@@ -170,7 +170,7 @@ export class Mutex {
     try {
       return this.#acquired(native.mutexLockSync(this.#words, timeoutNs));
     } catch (e) {
-      if ((e as { errno?: number }).errno === EDEADLK) throw this.#deadlock();
+      if (Math.abs((e as { errno?: number }).errno ?? 0) === EDEADLK) throw this.#deadlock();
       throw toIpcError(e, this.#context);
     }
   }
@@ -208,7 +208,7 @@ export class Mutex {
     try {
       return native.mutexTryLock(this.#words, waited);
     } catch (e) {
-      if ((e as { errno?: number }).errno === EDEADLK) return -EDEADLK;
+      if (Math.abs((e as { errno?: number }).errno ?? 0) === EDEADLK) return -EDEADLK;
       throw toIpcError(e, this.#context);
     }
   }

@@ -78,7 +78,7 @@ export async function awaitNative(
   try {
     return await promise;
   } catch (e) {
-    if ((e as { errno?: number }).errno === ECANCELED && signal.aborted) throw signal.reason;
+    if (Math.abs((e as { errno?: number }).errno ?? 0) === ECANCELED && signal.aborted) throw signal.reason;
     throw settleError(e, wait, context);
   } finally {
     signal.removeEventListener('abort', onAbort);

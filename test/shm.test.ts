@@ -1,6 +1,7 @@
 // POSIX shared memory and memfd regions, between real processes.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { after, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
@@ -287,6 +288,22 @@ describe('POSIX shared memory: bad input and faults', () => {
   test('opening a missing object without create is ENOENT', T, () => {
     const n = name('missing');
     assert.throws(() => shm.open(n), (e: unknown) => e instanceof IpcError && e.code === 'ENOENT' && e.syscall === 'shm_open' && e.path === n);
+  });
+
+  test('IpcError.errno is negative, as in Node\'s own SystemError', T, () => {
+    const n = name('errno');
+    let err: unknown;
+    try {
+      shm.open(n);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof IpcError);
+    assert.equal(err.code, 'ENOENT');
+    assert.equal(err.errno, -osConstants.errno.ENOENT);
+    assert.ok(err.errno < 0);
+    assert.equal(new IpcError(osConstants.errno.EEXIST, 'shm_open').errno, -osConstants.errno.EEXIST, 'a positive errno is stored negated');
+    assert.equal(new IpcError(-osConstants.errno.EEXIST, 'shm_open').code, 'EEXIST', 'a negative errno names the same code');
   });
 
   test('exclusive on an existing object is EEXIST', T, () => {
