@@ -3,7 +3,7 @@
 // word and the kernel robust-futex list are explained in native/mutex.c.
 import { rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
-import { checkBoolean, checkInteger, checkObject, show } from './validate.js';
+import { checkBoolean, checkInteger, checkOptions, show } from './validate.js';
 import { futexWaitNative } from './futex.js';
 import { checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
 
@@ -81,7 +81,7 @@ function place(buffer: unknown, byteOffset: unknown, size: number, what: string)
 }
 
 function initOption(options: PlaceOptions | undefined): boolean {
-  const o = checkObject(options, 'options') as PlaceOptions;
+  const o = checkOptions(options, 'options', ['init']) as PlaceOptions;
   return checkBoolean(o.init, 'options.init', false);
 }
 
