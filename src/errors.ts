@@ -22,9 +22,13 @@ export interface IpcErrorContext {
   limit?: IpcLimit;
 }
 
-/** A system call failed. `code` is the errno name (`EEXIST`, `EACCES`, ...). */
+/**
+ * A system call failed. `code` is the errno name (`EEXIST`, `EACCES`, ...);
+ * `errno` is its number negated (ENOENT is -2), as in Node's own SystemError.
+ */
 export class IpcError extends Error {
   readonly code: string;
+  /** Negative, like Node's fs and net errors: `-os.constants.errno[code]`. */
   readonly errno: number;
   readonly syscall: string;
   readonly path?: string;
@@ -32,7 +36,9 @@ export class IpcError extends Error {
   readonly id?: number;
   readonly limit?: IpcLimit;
 
+  /** `errno` may be given with either sign (the kernel's positive value, or Node's negative one). */
   constructor(errno: number, syscall: string, context: IpcErrorContext = {}, detail?: string) {
+    errno = Math.abs(errno);
     const code = errnoName(errno);
     const target =
       context.path !== undefined
@@ -48,7 +54,7 @@ export class IpcError extends Error {
     super(`${code}: ${describe(errno)}, ${syscall}${target}${limit}${detail ? `: ${detail}` : ''}`);
     this.name = 'IpcError';
     this.code = code;
-    this.errno = errno;
+    this.errno = -errno;
     this.syscall = syscall;
     if (context.path !== undefined) this.path = context.path;
     if (context.key !== undefined) this.key = context.key;

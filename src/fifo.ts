@@ -14,7 +14,7 @@ import { constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { IpcError, rangeError, sys, toIpcError, typeError } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
-import { checkBoolean, checkMode, checkObject, checkString, show } from './validate.js';
+import { checkBoolean, checkMode, checkOptions, checkString, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
 
 export interface FifoCreateOptions {
@@ -34,7 +34,7 @@ function checkPath(path: unknown): string {
 /** Creates a FIFO at `path` (mkfifo). Remove it with `fs.unlinkSync(path)` or `fifo.remove(path)`. */
 export function create(path: string, options?: FifoCreateOptions): void {
   const p = checkPath(path);
-  const o = checkObject(options, 'options') as FifoCreateOptions;
+  const o = checkOptions(options, 'options', ['mode', 'existOk']) as FifoCreateOptions;
   const mode = checkMode(o.mode);
   const existOk = checkBoolean(o.existOk, 'options.existOk', false);
   const old = process.umask(0);
@@ -94,7 +94,7 @@ export async function open(path: string, mode: FifoMode, options?: FifoOpenOptio
   if (mode !== 'r' && mode !== 'w' && mode !== 'rw') {
     throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `mode must be 'r', 'w' or 'rw', got ${show(mode)}`);
   }
-  const o = checkObject(options, 'options') as FifoOpenOptions;
+  const o = checkOptions(options, 'options', ['timeout', 'signal', 'wait']) as FifoOpenOptions;
   const wait = checkWaitOptions({ timeout: o.timeout, signal: o.signal });
   const shouldWait = checkBoolean(o.wait, 'options.wait', true);
   wait.signal?.throwIfAborted();
@@ -146,7 +146,7 @@ async function blockingOpen(path: string, flags: number, timeoutMs: number | und
     }
     return fd;
   } catch (e) {
-    if ((e as { errno?: number }).errno === ECANCELED) {
+    if (Math.abs((e as { errno?: number }).errno ?? 0) === ECANCELED) {
       if (why === 'abort') throw signal!.reason;
       if (why === 'timeout') {
         const side = flags === fsc.O_WRONLY ? 'no reader opened the FIFO' : 'no writer opened the FIFO';

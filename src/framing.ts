@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
 import { IpcError, typeError } from './errors.js';
-import { checkInteger, checkObject, show } from './validate.js';
+import { checkInteger, checkOptions, show } from './validate.js';
 
 export const HEADER_BYTES = 4;
 /** Default largest frame: 16 MiB. */
@@ -24,7 +24,7 @@ export interface FramingOptions {
 }
 
 function checkMax(options: unknown): number {
-  const o = checkObject(options as FramingOptions | undefined, 'options') as FramingOptions;
+  const o = checkOptions(options as FramingOptions | undefined, 'options', ['maxFrameSize']) as FramingOptions;
   return checkInteger(o.maxFrameSize, 'options.maxFrameSize', 0, MAX_LENGTH, DEFAULT_MAX_FRAME);
 }
 

@@ -14,7 +14,7 @@ import { native } from './native.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
 import type { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type UnixAddress } from './unix-address.js';
-import { checkInteger, checkObject, show } from './validate.js';
+import { checkInteger, checkOptions, show } from './validate.js';
 
 /**
  * 'stream' here is a SOCK_STREAM socket driven by recvmsg/sendmsg so that it
@@ -52,6 +52,9 @@ export interface MessageInfo {
   /** Takes ownership of the descriptors: they are no longer closed for you. */
   takeFds(): number[];
 }
+
+/** The names MessageSocketOptions has, for the functions whose options extend it. */
+export const MESSAGE_SOCKET_OPTIONS = ['maxMessageSize', 'allowHalfOpen'] as const;
 
 export interface SendOptions {
   /** Descriptors to pass (numbers, or objects with an `fd` such as shm regions, streams, sockets). At most 253. */
@@ -173,7 +176,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
     if (bytes.length === 0 && this.type !== 'dgram') {
       throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `an empty ${this.type} message cannot be told apart from the peer closing (and carries no descriptors); send at least one byte`);
     }
-    const o = checkObject(options, 'options') as SendOptions;
+    const o = checkOptions(options, 'options', ['fds', 'to']) as SendOptions;
     const fds = checkSendFds(o.fds);
     const to = o.to === undefined ? undefined : encodeAddress(o.to, 'options.to');
     if (to && this.type !== 'dgram') throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.to is for dgram sockets');
@@ -194,7 +197,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
       const path = item.display ?? this.remoteAddress ?? `fd ${this.#fd}`;
       const err = e as { errno: number; syscall: string };
       const limit =
-        err.errno === 90 /* EMSGSIZE */ ? { name: '/proc/sys/net/core/wmem_default (socket send buffer, SO_SNDBUF)' } : undefined;
+        Math.abs(err.errno) === 90 /* EMSGSIZE */ ? { name: '/proc/sys/net/core/wmem_default (socket send buffer, SO_SNDBUF)' } : undefined;
       item.reject(typeof err.errno === 'number' ? new IpcError(err.errno, err.syscall, limit ? { path, limit } : { path }) : e);
       return true;
     }

@@ -7,7 +7,7 @@ import { closeSync, constants as fsc, fstatSync, ftruncateSync, openSync } from 
 import { rangeError, sys, typeError } from './errors.js';
 import { native, PAGE_SIZE } from './native.js';
 import { SharedRegion } from './region.js';
-import { checkBoolean, checkMode, checkObject, checkSize, checkString } from './validate.js';
+import { checkBoolean, checkMode, checkOptions, checkSize, checkString } from './validate.js';
 
 export interface MmapFileOptions {
   /** MAP_SHARED (writes reach the file and other mappers) or MAP_PRIVATE (copy-on-write). Default true. */
@@ -45,7 +45,7 @@ export class MappedFile extends SharedRegion {
    * `async`, schedules it (MS_ASYNC) instead of waiting (MS_SYNC).
    */
   sync(options?: { async?: boolean; offset?: number; length?: number }): void {
-    const o = checkObject(options, 'options') as { async?: boolean; offset?: number; length?: number };
+    const o = checkOptions(options, 'options', ['async', 'offset', 'length']) as { async?: boolean; offset?: number; length?: number };
     const async = checkBoolean(o.async, 'options.async', false);
     const start = checkSize(o.offset, 'options.offset', 0, 0);
     if (start > this.size) throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `options.offset ${start} is past the mapping's ${this.size} bytes`);
@@ -58,7 +58,7 @@ export class MappedFile extends SharedRegion {
 /** Maps `path` into memory. */
 export function file(path: string, options?: MmapFileOptions): MappedFile {
   checkString(path, 'path');
-  const o = checkObject(options, 'options') as MmapFileOptions;
+  const o = checkOptions(options, 'options', ['shared', 'size', 'offset', 'readOnly', 'create', 'grow', 'mode']) as MmapFileOptions;
   const shared = checkBoolean(o.shared, 'options.shared', true);
   const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
   const create = checkBoolean(o.create, 'options.create', false);

@@ -10,7 +10,7 @@ import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcEr
 import { native } from './native.js';
 import { openOrCreate } from './posix-open.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
-import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkPosixName, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
 
 /** A received message. */
@@ -87,6 +87,10 @@ const ETIMEDOUT = 110;
 /** How many messages one wake-up moves at most before yielding to the loop. */
 const BATCH = 256;
 
+/** MqSendOptions; sendSync() knows `signal` too, to refuse it as an asynchronous-only option. */
+const SEND_OPTIONS = ['priority', 'timeout', 'signal'] as const;
+const OPEN_OPTIONS = ['create', 'exclusive', 'mode', 'maxMessages', 'messageSize', 'readOnly', 'writeOnly'] as const;
+
 function checkPriority(value: unknown): number {
   return checkInteger(value, 'options.priority', 0, PRIO_MAX, 0);
 }
@@ -153,7 +157,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   /** Sends now if there is room: true if sent, false if the queue is full. */
   trySend(data: MessageData, options?: { priority?: number }): boolean {
     const bytes = messageBytes(data);
-    const priority = checkPriority((checkObject(options, 'options') as { priority?: number }).priority);
+    const priority = checkPriority((checkOptions(options, 'options', ['priority']) as { priority?: number }).priority);
     this.#assertCan('send');
     // Keep this handle's FIFO order: queued async sends go first.
     if (this.#senders.length > 0) return false;
@@ -167,7 +171,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   trySendMany(messages: readonly MessageData[], options?: { priority?: number }): number {
     if (!Array.isArray(messages)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `messages must be an array, got ${show(messages)}`);
     const list = messages.map((m, i) => messageBytes(m, `messages[${i}]`));
-    const priority = checkPriority((checkObject(options, 'options') as { priority?: number }).priority);
+    const priority = checkPriority((checkOptions(options, 'options', ['priority']) as { priority?: number }).priority);
     this.#assertCan('send');
     if (this.#senders.length > 0) return 0;
     return this.#sys(() => native.mqSendMany(this.#fd, list, priority, 0), 'mq_send', list);
@@ -196,7 +200,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   send(data: MessageData, options?: MqSendOptions): Promise<void> {
     try {
       const bytes = messageBytes(data);
-      const o = checkObject(options, 'options') as MqSendOptions;
+      const o = checkOptions(options, 'options', SEND_OPTIONS) as MqSendOptions;
       const priority = checkPriority(o.priority);
       const wait = checkWaitOptions({ timeout: o.timeout, signal: o.signal });
       this.#assertCan('send');
@@ -240,7 +244,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   /** Sends, blocking this thread while the queue is full (for worker threads). */
   sendSync(data: MessageData, options?: { priority?: number; timeout?: number }): void {
     const bytes = messageBytes(data);
-    const o = checkObject(options, 'options') as { priority?: number; timeout?: number; signal?: AbortSignal };
+    const o = checkOptions(options, 'options', SEND_OPTIONS) as { priority?: number; timeout?: number; signal?: AbortSignal };
     const priority = checkPriority(o.priority);
     const { timeoutNs } = checkWaitOptions({ timeout: o.timeout, signal: o.signal }, false);
     this.#assertCan('send');
@@ -576,7 +580,7 @@ function readDefault(file: string, fallback: number): number {
 /** Opens (and optionally creates) the POSIX message queue `name`. */
 export function open(name: string, options?: MqOpenOptions): PosixQueue {
   checkPosixName(name);
-  const o = checkObject(options, 'options') as MqOpenOptions;
+  const o = checkOptions(options, 'options', OPEN_OPTIONS) as MqOpenOptions;
   const create = checkBoolean(o.create, 'options.create', false);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);

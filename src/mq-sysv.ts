@@ -11,7 +11,7 @@ import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcEr
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
 import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkObject, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
 
 export interface SysvMessage {
@@ -105,8 +105,15 @@ interface ReceiveSpec {
   nowait: boolean;
 }
 
-function checkReceive(options: unknown): ReceiveSpec & { o: SysvReceiveOptions } {
-  const o = checkObject(options as object | undefined, 'options') as SysvReceiveOptions;
+/** SysvReceiveOptions, and the subsets the non-waiting and iterating calls take. */
+const RECEIVE_OPTIONS = ['type', 'except', 'noError', 'nowait', 'maxSize', 'timeout', 'signal'] as const;
+const TRY_RECEIVE_OPTIONS = ['type', 'except', 'noError', 'maxSize'] as const;
+const ITERATE_OPTIONS = ['type', 'except', 'noError', 'maxSize', 'signal'] as const;
+/** SysvSendOptions; sendSync() knows `signal` too, to refuse it as an asynchronous-only option. */
+const SEND_OPTIONS = ['nowait', 'timeout', 'signal'] as const;
+
+function checkReceive(options: unknown, known: readonly string[]): ReceiveSpec & { o: SysvReceiveOptions } {
+  const o = checkOptions(options as object | undefined, 'options', known) as SysvReceiveOptions;
   const type = checkInteger(o.type, 'options.type', -MAX_TYPE, MAX_TYPE, 0);
   const except = checkBoolean(o.except, 'options.except', false);
   const noError = checkBoolean(o.noError, 'options.noError', false);
@@ -165,7 +172,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   async send(type: number, data: MessageData, options?: SysvSendOptions): Promise<void> {
     const t = checkType(type);
     const bytes = messageBytes(data);
-    const o = checkObject(options, 'options') as SysvSendOptions;
+    const o = checkOptions(options, 'options', SEND_OPTIONS) as SysvSendOptions;
     const nowait = checkBoolean(o.nowait, 'options.nowait', false);
     const wait = checkWaitOptions({ timeout: o.timeout, signal: o.signal });
     wait.signal?.throwIfAborted();
@@ -178,7 +185,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   sendSync(type: number, data: MessageData, options?: { nowait?: boolean; timeout?: number }): void {
     const t = checkType(type);
     const bytes = messageBytes(data);
-    const o = checkObject(options, 'options') as { nowait?: boolean; timeout?: number; signal?: AbortSignal };
+    const o = checkOptions(options, 'options', SEND_OPTIONS) as { nowait?: boolean; timeout?: number; signal?: AbortSignal };
     const nowait = checkBoolean(o.nowait, 'options.nowait', false);
     const { timeoutNs } = checkWaitOptions({ timeout: o.timeout, signal: o.signal }, false);
     if (this.#sys(() => native.msgTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength)) return;
@@ -186,16 +193,16 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     this.#sys(() => native.msgSendSync(this.id, t, bytes, timeoutNs), 'msgsnd', bytes.byteLength);
   }
 
-  /** Takes the selected message if there is one now, else null. Options as receive(). */
+  /** Takes the selected message if there is one now, else null. Options as receive(), less the waiting ones. */
   tryReceive(options?: Omit<SysvReceiveOptions, 'nowait' | 'timeout' | 'signal'>): SysvMessage | null {
-    const r = checkReceive(options);
+    const r = checkReceive(options, TRY_RECEIVE_OPTIONS);
     return this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
   }
 
   /** Takes up to `max` selected messages that are there now. */
   tryReceiveMany(max: number, options?: Omit<SysvReceiveOptions, 'nowait' | 'timeout' | 'signal'>): SysvMessage[] {
     const n = checkInteger(max, 'max', 1, 0xffffffff);
-    const r = checkReceive(options);
+    const r = checkReceive(options, TRY_RECEIVE_OPTIONS);
     return this.#sys(() => native.msgReceiveMany(this.id, r.maxSize, r.type, r.flags, n), 'msgrcv', 0, r.maxSize);
   }
 
@@ -206,7 +213,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
    * the queue, unless `noError` truncates it.
    */
   async receive(options?: SysvReceiveOptions): Promise<SysvMessage> {
-    const r = checkReceive(options);
+    const r = checkReceive(options, RECEIVE_OPTIONS);
     const wait = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal });
     wait.signal?.throwIfAborted();
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
@@ -220,7 +227,8 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
 
   /** Like receive(), blocking this thread (for worker threads). */
   receiveSync(options?: Omit<SysvReceiveOptions, 'signal'>): SysvMessage {
-    const r = checkReceive(options);
+    // `signal` is known here so that it is refused as an asynchronous-only option.
+    const r = checkReceive(options, RECEIVE_OPTIONS);
     const { timeoutNs } = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal }, false);
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
@@ -234,8 +242,8 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
    * nothing beyond the last message yielded.
    */
   async *messages(options?: Omit<SysvReceiveOptions, 'nowait' | 'timeout'>): AsyncGenerator<SysvMessage, void, undefined> {
-    const o = { ...(checkObject(options, 'options') as SysvReceiveOptions), nowait: false, timeout: undefined };
-    checkReceive(o);
+    const o = { ...(checkOptions(options, 'options', ITERATE_OPTIONS) as SysvReceiveOptions), nowait: false, timeout: undefined };
+    checkReceive(o, RECEIVE_OPTIONS);
     for (;;) {
       try {
         yield await this.receive(o);
@@ -275,7 +283,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
 
   /** msgctl(IPC_SET): capacity, permission bits, owner. */
   set(changes: SysvMqSetOptions): void {
-    const c = checkObject(changes, 'changes') as SysvMqSetOptions;
+    const c = checkOptions(changes, 'changes', ['qbytes', 'mode', 'uid', 'gid']) as SysvMqSetOptions;
     const current = sys(() => native.msgStat(this.id), this.#context);
     const mode = checkMode(c.mode, current.mode & 0o777);
     const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
@@ -349,7 +357,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
         return new IpcError(err.errno, 'msgsnd', { ...this.#context, limit: max }, `a ${size}-byte message is larger than the system's largest System V message`);
       }
     }
-    if (err.code === 'E2BIG' || err.errno === E2BIG) {
+    if (err.code === 'E2BIG' || Math.abs(err.errno) === E2BIG) {
       return new IpcError(err.errno, 'msgrcv', { ...this.#context, limit: { name: 'options.maxSize', value: maxSize } },
         'the selected message is longer; it stays in the queue (pass a larger maxSize, or noError: true to truncate)');
     }
@@ -374,7 +382,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
 /** Gets (and optionally creates) the queue for `key`; 'private' always creates a new one. */
 export function get(key: SysvKey, options?: SysvMqGetOptions): SysvQueue {
   const k = checkKey(key);
-  const o = checkObject(options, 'options') as SysvMqGetOptions;
+  const o = checkOptions(options, 'options', ['create', 'exclusive', 'mode']) as SysvMqGetOptions;
   const isPrivate = key === 'private';
   const create = checkBoolean(o.create, 'options.create', isPrivate);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);

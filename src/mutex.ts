@@ -3,7 +3,7 @@
 // word and the kernel robust-futex list are explained in native/mutex.c.
 import { rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
-import { checkBoolean, checkInteger, checkObject, show } from './validate.js';
+import { checkBoolean, checkInteger, checkOptions, show } from './validate.js';
 import { futexWaitNative } from './futex.js';
 import { checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
 
@@ -81,7 +81,7 @@ function place(buffer: unknown, byteOffset: unknown, size: number, what: string)
 }
 
 function initOption(options: PlaceOptions | undefined): boolean {
-  const o = checkObject(options, 'options') as PlaceOptions;
+  const o = checkOptions(options, 'options', ['init']) as PlaceOptions;
   return checkBoolean(o.init, 'options.init', false);
 }
 
@@ -170,7 +170,7 @@ export class Mutex {
     try {
       return this.#acquired(native.mutexLockSync(this.#words, timeoutNs));
     } catch (e) {
-      if ((e as { errno?: number }).errno === EDEADLK) throw this.#deadlock();
+      if (Math.abs((e as { errno?: number }).errno ?? 0) === EDEADLK) throw this.#deadlock();
       throw toIpcError(e, this.#context);
     }
   }
@@ -208,7 +208,7 @@ export class Mutex {
     try {
       return native.mutexTryLock(this.#words, waited);
     } catch (e) {
-      if ((e as { errno?: number }).errno === EDEADLK) return -EDEADLK;
+      if (Math.abs((e as { errno?: number }).errno ?? 0) === EDEADLK) return -EDEADLK;
       throw toIpcError(e, this.#context);
     }
   }

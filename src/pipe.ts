@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readLimit, sys, toIpcError, typeError, type IpcLimit } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
-import { checkBoolean, checkInteger, checkObject, checkString, show } from './validate.js';
+import { checkBoolean, checkInteger, checkOptions, checkString, show } from './validate.js';
 
 /** One end of an anonymous pipe: readable or writable, never both. */
 export class PipeEnd extends FdStream {}
@@ -34,7 +34,7 @@ function capacityLimit(code: string): IpcLimit | undefined {
  * event), never a SIGPIPE that kills the process.
  */
 export function pipe(options?: PipeOptions): [PipeEnd, PipeEnd] {
-  const o = checkObject(options, 'options') as PipeOptions;
+  const o = checkOptions(options, 'options', ['capacity']) as PipeOptions;
   const capacity = checkInteger(o.capacity, 'options.capacity', 1, 0x7fffffff, undefined);
   const [r, w] = sys(() => native.pipe(false), {}, fileLimit);
   try {
@@ -89,7 +89,7 @@ export function popen(command: string, mode: 'r' | 'w', options?: PopenOptions):
   checkString(command, 'command');
   if (command.length === 0) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'command must not be empty');
   if (mode !== 'r' && mode !== 'w') throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `mode must be 'r' or 'w', got ${show(mode)}`);
-  const o = checkObject(options, 'options') as PopenOptions;
+  const o = checkOptions(options, 'options', ['shell', 'args', 'cwd', 'env']) as PopenOptions;
   if (o.args !== undefined && (!Array.isArray(o.args) || o.args.some((a) => typeof a !== 'string'))) {
     throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'options.args must be an array of strings');
   }

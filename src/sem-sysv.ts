@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { IpcError, rangeError, readLimit, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { checkKey, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkObject } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
 export interface SemOp {
@@ -93,7 +93,7 @@ export class SysvSemaphoreSet {
     }
     const out = new Int32Array(ops.length * 3);
     ops.forEach((op, i) => {
-      const o = checkObject(op, `ops[${i}]`) as SemOp;
+      const o = checkOptions(op, `ops[${i}]`, ['index', 'delta', 'undo', 'nowait']) as SemOp;
       out[3 * i] = this.#index(o.index, `ops[${i}].index`);
       out[3 * i + 1] = checkInteger(o.delta, `ops[${i}].delta`, -32768, 32767);
       out[3 * i + 2] =
@@ -189,7 +189,7 @@ export class SysvSemaphoreSet {
 
   /** semctl(IPC_SET): change owner and permission bits. */
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
-    const c = checkObject(changes, 'changes') as { mode?: number | string; uid?: number; gid?: number };
+    const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
     const current = sys(() => native.semStat(this.id), this.#context);
     const mode = checkMode(c.mode, current.mode & 0o777);
     const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
@@ -215,7 +215,7 @@ function explain(e: unknown, ctx: IpcErrorContext): unknown {
 /** Gets (and optionally creates) the set for `key`; 'private' always creates a new one. */
 export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet {
   const k = checkKey(key);
-  const o = checkObject(options, 'options') as SysvSemGetOptions;
+  const o = checkOptions(options, 'options', ['count', 'create', 'exclusive', 'mode']) as SysvSemGetOptions;
   const isPrivate = key === 'private';
   const create = checkBoolean(o.create, 'options.create', isPrivate);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);

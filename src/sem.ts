@@ -6,7 +6,7 @@ import { chmodSync } from 'node:fs';
 import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { openOrCreate } from './posix-open.js';
-import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkPosixName, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
 export interface SemOpenOptions {
@@ -138,7 +138,7 @@ function checkValue(value: unknown, what: string, fallback?: number): number {
 export function open(name: string, options?: SemOpenOptions): Semaphore {
   // glibc stores it as /dev/shm/sem.NAME, so 4 bytes of NAME_MAX go to the prefix.
   checkPosixName(name, 'name', 251);
-  const o = checkObject(options, 'options') as SemOpenOptions;
+  const o = checkOptions(options, 'options', ['create', 'exclusive', 'value', 'mode']) as SemOpenOptions;
   const create = checkBoolean(o.create, 'options.create', false);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const value = checkValue(o.value, 'options.value', 0);
@@ -180,7 +180,7 @@ export function inMemory(buffer: SharedArrayBuffer, byteOffset = 0, options?: In
   if (offset % SEM_ALIGN !== 0) {
     throw rangeError('ERR_IPCKIT_UNALIGNED_OFFSET', `byteOffset ${offset} must be a multiple of ${SEM_ALIGN}`);
   }
-  const o = checkObject(options, 'options') as InMemoryOptions;
+  const o = checkOptions(options, 'options', ['init']) as InMemoryOptions;
   const init = o.init === undefined ? -1 : checkValue(o.init, 'options.init');
   const view = new Uint8Array(buffer, offset, SEM_SIZE);
   return new Semaphore(sys(() => native.semInMemory(view, init)), undefined, view);

@@ -3,7 +3,7 @@ import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError
 import { native } from './native.js';
 import { SharedRegion } from './region.js';
 import { checkKey, ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkObject, checkSize } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkSize } from './validate.js';
 
 export interface SysvShmStat extends SysvOwnership {
   /** Bytes in the segment (shm_segsz). */
@@ -69,7 +69,7 @@ export class SysvSegment implements Disposable {
    * (as in C) — use segment.write(), which checks.
    */
   attach(options?: AttachOptions): SharedArrayBuffer {
-    const o = checkObject(options, 'options') as AttachOptions;
+    const o = checkOptions(options, 'options', ['readOnly']) as AttachOptions;
     const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
     if (this.#region) {
       if (this.#region.readOnly !== readOnly) {
@@ -141,7 +141,7 @@ export class SysvSegment implements Disposable {
 
   /** shmctl(IPC_SET): change owner and permission bits. */
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
-    const c = checkObject(changes, 'changes') as { mode?: number | string; uid?: number; gid?: number };
+    const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
     const current = sys(() => native.shmStat(this.id), this.#context);
     const mode = checkMode(c.mode, current.mode & 0o777);
     const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
@@ -163,7 +163,7 @@ export class SysvSegment implements Disposable {
 /** Gets (and optionally creates) the segment for `key`; 'private' always creates a new one. */
 export function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
   const k = checkKey(key);
-  const o = checkObject(options, 'options') as SysvShmGetOptions;
+  const o = checkOptions(options, 'options', ['create', 'exclusive', 'size', 'mode']) as SysvShmGetOptions;
   const isPrivate = key === 'private';
   const create = checkBoolean(o.create, 'options.create', isPrivate);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);

@@ -7,7 +7,7 @@ import { native } from './native.js';
 import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
 import { sysv } from './shm-sysv.js';
-import { checkBoolean, checkInteger, checkMode, checkObject, checkPosixName, checkSize, checkString } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkPosixName, checkSize, checkString } from './validate.js';
 
 export interface ShmStat {
   /** Size of the object in bytes (may differ from the mapped `size` if someone resized it). */
@@ -122,7 +122,7 @@ function fileLimit(code: string): IpcLimit | undefined {
 /** Opens (and optionally creates) the POSIX shared memory object `name` and maps it. */
 export function open(name: string, options?: ShmOpenOptions): ShmRegion {
   checkPosixName(name);
-  const o = checkObject(options, OPTIONS) as ShmOpenOptions;
+  const o = checkOptions(options, OPTIONS, ['create', 'exclusive', 'size', 'mode', 'readOnly']) as ShmOpenOptions;
   const create = checkBoolean(o.create, 'options.create', false);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
@@ -191,7 +191,7 @@ export interface AnonymousOptions {
  */
 export function anonymous(size: number, options?: AnonymousOptions): FdRegion {
   const n = checkSize(size, 'size', 1);
-  const o = checkObject(options, OPTIONS) as AnonymousOptions;
+  const o = checkOptions(options, OPTIONS, ['name', 'sealed']) as AnonymousOptions;
   const label = o.name === undefined ? 'ipckit' : checkString(o.name, 'options.name');
   if (Buffer.byteLength(label) > 249 || label.includes('\0')) {
     throw typeError('ERR_IPCKIT_INVALID_NAME', 'options.name must be at most 249 bytes without NUL');
@@ -222,7 +222,7 @@ export interface FromFdOptions {
 /** Maps shared memory given as a descriptor (memfd, shm_open, or a file). */
 export function fromFd(fd: number, options?: FromFdOptions): FdRegion {
   checkInteger(fd, 'fd', 0, 0x7fffffff);
-  const o = checkObject(options, OPTIONS) as FromFdOptions;
+  const o = checkOptions(options, OPTIONS, ['readOnly', 'size', 'closeFd']) as FromFdOptions;
   const closeFd = checkBoolean(o.closeFd, 'options.closeFd', false);
   const ctx = { path: `fd:${fd}` };
   const accessMode = sys(() => native.fdAccessMode(fd), ctx);

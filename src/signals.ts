@@ -18,7 +18,7 @@ import { isMainThread } from 'node:worker_threads';
 import { IpcError, rangeError, stateError, sys, typeError } from './errors.js';
 import { native, type RawSignalInfo, type ThreadMaskReport } from './native.js';
 import { READABLE, watchFd, type FdWatcher } from './poller.js';
-import { checkInteger, checkObject, show } from './validate.js';
+import { checkInteger, checkOptions, show } from './validate.js';
 
 /** A signal by name ('SIGUSR1', 'USR1', 'SIGRTMIN+3', 'SIGRTMAX-1') or number. */
 export type SignalSpec = string | number;
@@ -242,7 +242,7 @@ export interface SendOptions {
  */
 export function send(target: number | PidFd, signal: SignalSpec, options?: SendOptions): boolean {
   const n = signal === 0 || signal === '0' ? 0 : toNumber(signal);
-  const o = checkObject(options, 'options') as SendOptions;
+  const o = checkOptions(options, 'options', ['value']) as SendOptions;
   const hasValue = o.value !== undefined;
   const value = hasValue ? checkInteger(o.value, 'options.value', -0x80000000, 0x7fffffff) : 0;
   if (target instanceof PidFd) {
@@ -583,7 +583,7 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
     };
     return remove;
   }
-  const o = checkObject(arg, 'options') as OnceOptions;
+  const o = checkOptions(arg, 'options', ['timeout', 'signal']) as OnceOptions;
   const timeout = checkInteger(o.timeout, 'options.timeout', 0, 2 ** 31 - 1, undefined);
   const abort = checkAbortSignal(o.signal);
   if (abort?.aborted) return Promise.reject(abort.reason);
@@ -727,7 +727,7 @@ export function watch(signals: SignalSpec | SignalSpec[], options?: WatchOptions
   const specs = Array.isArray(signals) ? signals : [signals];
   if (specs.length === 0) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'watch() needs at least one signal');
   const numbers = [...new Set(specs.map((s, i) => receivable(s, `signals[${i}]`)))];
-  const o = checkObject(options, 'options') as WatchOptions;
+  const o = checkOptions(options, 'options', ['signal']) as WatchOptions;
   const abort = checkAbortSignal(o.signal);
   if (abort?.aborted) throw abort.reason;
   return new Watch(numbers, abort);

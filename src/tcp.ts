@@ -3,7 +3,7 @@
 // pair it with src/framing.ts for messages.
 import net from 'node:net';
 import { toIpcError } from './errors.js';
-import { checkInteger, checkObject, checkString } from './validate.js';
+import { checkInteger, checkOptions, checkString } from './validate.js';
 
 export interface TcpListenOptions {
   /** Address to bind. Default '127.0.0.1' (loopback: IPC, not a network service). */
@@ -14,7 +14,7 @@ export interface TcpListenOptions {
 /** Listens on `port` (0 picks a free one: read it from server.address().port). */
 export function listen(port: number, options?: TcpListenOptions): Promise<net.Server> {
   checkInteger(port, 'port', 0, 65535);
-  const o = checkObject(options, 'options') as TcpListenOptions;
+  const o = checkOptions(options, 'options', ['host', 'backlog']) as TcpListenOptions;
   const host = o.host === undefined ? '127.0.0.1' : checkString(o.host, 'options.host');
   const backlog = checkInteger(o.backlog, 'options.backlog', 0, 0x7fffffff, 511);
   const server = net.createServer();
@@ -34,7 +34,7 @@ export interface TcpConnectOptions {
 /** Connects; resolves with the connected net.Socket, rejects with an IpcError (ECONNREFUSED, ...). */
 export function connect(port: number, options?: TcpConnectOptions): Promise<net.Socket> {
   checkInteger(port, 'port', 1, 65535);
-  const o = checkObject(options, 'options') as TcpConnectOptions;
+  const o = checkOptions(options, 'options', ['host', 'noDelay']) as TcpConnectOptions;
   const host = o.host === undefined ? '127.0.0.1' : checkString(o.host, 'options.host');
   const noDelay = o.noDelay ?? true;
   return new Promise((resolve, reject) => {

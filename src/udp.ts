@@ -2,7 +2,7 @@
 // boundaries but may be lost or reordered (the seeds' 数据报套接字).
 import dgram from 'node:dgram';
 import { toIpcError, typeError } from './errors.js';
-import { checkInteger, checkObject, checkString } from './validate.js';
+import { checkInteger, checkOptions, checkString } from './validate.js';
 
 export interface UdpBindOptions {
   type?: 'udp4' | 'udp6';
@@ -13,7 +13,7 @@ export interface UdpBindOptions {
 /** A bound dgram.Socket (port 0 picks a free one: socket.address().port). */
 export function bind(port: number, options?: UdpBindOptions): Promise<dgram.Socket> {
   checkInteger(port, 'port', 0, 65535);
-  const o = checkObject(options, 'options') as UdpBindOptions;
+  const o = checkOptions(options, 'options', ['type', 'host']) as UdpBindOptions;
   const type = o.type ?? 'udp4';
   if (type !== 'udp4' && type !== 'udp6') throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.type must be 'udp4' or 'udp6'");
   const host = o.host === undefined ? (type === 'udp4' ? '127.0.0.1' : '::1') : checkString(o.host, 'options.host');

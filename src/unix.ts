@@ -13,12 +13,12 @@ import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcLimit } from './errors.js';
 import { FdStream, checkFd } from './fd-stream.js';
-import { MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
+import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
 import { native } from './native.js';
 import { socketTypeNumber, type SocketPairType } from './pipe.js';
 import { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } from './unix-address.js';
-import { checkBoolean, checkInteger, checkMode, checkObject, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, show } from './validate.js';
 
 export type { UnixAddress } from './unix-address.js';
 export type UnixSocketType = SocketPairType;
@@ -167,6 +167,8 @@ export interface ListenOptions extends MessageSocketOptions {
   fds?: boolean;
 }
 
+const LISTEN_OPTIONS = ['type', 'backlog', 'mode', 'reclaim', 'unlinkOnClose', 'allowUids', 'allowPeer', 'fds', ...MESSAGE_SOCKET_OPTIONS];
+
 interface BindPlan {
   type: number;
   address: EncodedAddress;
@@ -291,7 +293,7 @@ export function listen(address: UnixAddress, options: ListenOptions & { type: 'd
 export function listen(address: UnixAddress, options?: ListenOptions): Promise<UnixServer | MessageServer | MessageSocket>;
 export async function listen(address: UnixAddress, options?: ListenOptions): Promise<UnixServer | MessageServer | MessageSocket> {
   const addr = encodeAddress(address);
-  const o = checkObject(options, 'options') as ListenOptions;
+  const o = checkOptions(options, 'options', LISTEN_OPTIONS) as ListenOptions;
   const type = socketTypeNumber(o.type);
   const filter = checkFilter(o);
   const fdPassing = checkBoolean(o.fds, 'options.fds', false);
@@ -342,7 +344,7 @@ export function connect(address: UnixAddress, options: ConnectOptions & { type: 
 export function connect(address: UnixAddress, options?: ConnectOptions): Promise<UnixStream | MessageSocket>;
 export async function connect(address: UnixAddress, options?: ConnectOptions): Promise<UnixStream | MessageSocket> {
   const addr = encodeAddress(address);
-  const o = checkObject(options, 'options') as ConnectOptions;
+  const o = checkOptions(options, 'options', ['type', 'bind', 'timeout', 'fds', ...MESSAGE_SOCKET_OPTIONS]) as ConnectOptions;
   const type = socketTypeNumber(o.type);
   const local = o.bind === undefined ? undefined : encodeAddress(o.bind, 'options.bind');
   const timeout = o.timeout === undefined ? 5000 : checkInteger(o.timeout, 'options.timeout', 0, 0x7fffffff);
@@ -385,7 +387,7 @@ export interface DatagramOptions extends MessageSocketOptions {
 
 /** An unconnected datagram socket: send with `{ to }`; bound with `bind` to receive too. */
 export function dgram(options?: DatagramOptions): MessageSocket {
-  const o = checkObject(options, 'options') as DatagramOptions;
+  const o = checkOptions(options, 'options', ['bind', ...MESSAGE_SOCKET_OPTIONS]) as DatagramOptions;
   const type = native.pipeConstants.SOCK_DGRAM;
   if (o.bind !== undefined) {
     const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), {}, false);
@@ -411,7 +413,7 @@ export function socketpair(options?: SocketPairOptions & { type?: 'stream' }): [
 export function socketpair(options: SocketPairOptions & { type: 'seqpacket' | 'dgram' }): [MessageSocket, MessageSocket];
 export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream] | [MessageSocket, MessageSocket];
 export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream] | [MessageSocket, MessageSocket] {
-  const o = checkObject(options, 'options') as SocketPairOptions;
+  const o = checkOptions(options, 'options', ['type', 'fds', ...MESSAGE_SOCKET_OPTIONS]) as SocketPairOptions;
   const type = socketTypeNumber(o.type);
   const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   if (fdPassing && type !== native.pipeConstants.SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream'");
@@ -433,13 +435,14 @@ export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream
  */
 export function fromFd(fd: number, options?: MessageSocketOptions & { fds?: boolean }): UnixStream | MessageSocket {
   checkFd(fd);
-  const fdPassing = checkBoolean(options?.fds, 'options.fds', false);
+  const o = checkOptions(options, 'options', ['fds', ...MESSAGE_SOCKET_OPTIONS]) as MessageSocketOptions & { fds?: boolean };
+  const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   const type = sys(() => native.unixSocketType(fd), { path: `fd ${fd}` });
   const { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET } = native.pipeConstants;
-  if (type === SOCK_STREAM && fdPassing) return new MessageSocket(MessageSocket.token, fd, 'stream', null, options ?? {});
+  if (type === SOCK_STREAM && fdPassing) return new MessageSocket(MessageSocket.token, fd, 'stream', null, o);
   if (type === SOCK_STREAM) return new UnixStream(fd, { readable: true, writable: true });
   if (type === SOCK_DGRAM || type === SOCK_SEQPACKET) {
-    return new MessageSocket(MessageSocket.token, fd, type === SOCK_DGRAM ? 'dgram' : 'seqpacket', null, options ?? {});
+    return new MessageSocket(MessageSocket.token, fd, type === SOCK_DGRAM ? 'dgram' : 'seqpacket', null, o);
   }
   throw rangeError('ERR_IPCKIT_INVALID_ARG_VALUE', `fd ${fd} is a socket of unsupported type ${type}`);
 }

@@ -6,7 +6,7 @@
 // rejection into an IpcError or the AbortSignal's reason.
 import { IpcError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
-import { checkObject, show } from './validate.js';
+import { checkOptions, show } from './validate.js';
 
 /** What native wait starters return: the Promise of the blocking call and its id for cancelling. */
 export interface NativeWait {
@@ -32,9 +32,12 @@ const ETIMEDOUT = 110;
 /** How often an abort is re-signalled until the native wait has returned (see waiter.h). */
 const RESIGNAL_MS = 5;
 
+/** The names WaitOptions has. */
+const WAIT_OPTIONS = ['timeout', 'signal'] as const;
+
 /** Validates `{ timeout, signal }`; `allowSignal` is false for synchronous waits. */
 export function checkWaitOptions(options: unknown, allowSignal = true): CheckedWait {
-  const o = checkObject(options as object | undefined, 'options') as WaitOptions;
+  const o = checkOptions(options as object | undefined, 'options', WAIT_OPTIONS) as WaitOptions;
   let timeoutNs = -1;
   if (o.timeout !== undefined) {
     if (typeof o.timeout !== 'number' || Number.isNaN(o.timeout) || o.timeout < 0) {
@@ -78,7 +81,7 @@ export async function awaitNative(
   try {
     return await promise;
   } catch (e) {
-    if ((e as { errno?: number }).errno === ECANCELED && signal.aborted) throw signal.reason;
+    if (Math.abs((e as { errno?: number }).errno ?? 0) === ECANCELED && signal.aborted) throw signal.reason;
     throw settleError(e, wait, context);
   } finally {
     signal.removeEventListener('abort', onAbort);

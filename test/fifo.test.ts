@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { IpcError, fifo } from 'ipckit';
-import { startPeer } from './helpers.js';
+import { assertUnknownOption, startPeer } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-fifo-'));
@@ -60,6 +60,23 @@ describe('fifo.create / remove', () => {
     assert.throws(() => fifo.create(join(dir, 'm'), { mode: 0o1777 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     await assert.rejects(fifo.open(join(dir, 'm'), 'x' as 'r'), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
     await assert.rejects(fifo.open(join(dir, 'm'), 'r', { timeout: -1 }), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+  });
+
+  test('a misspelt option is a TypeError naming the nearest one', async () => {
+    const missing = join(dir, 'typo');
+    const p = fifoPath();
+    const fds = openFds();
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['create', () => fifo.create(missing, { exist_ok: true } as never), 'existOk'],
+      ['create', () => fifo.create(missing, { mdoe: 0o600 } as never), 'mode'],
+      ['open', () => fifo.open(p, 'r', { timout: 5 } as never), 'timeout'],
+      ['open', () => fifo.open(p, 'w', { wiat: false } as never), 'wait'],
+      ['open', () => fifo.open(p, 'r', { nonBlocking: true } as never), null],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.equal(fifo.isFifo(missing), false, 'nothing created');
+    assert.equal(openFds(), fds, 'nothing opened');
+    fifo.remove(p);
   });
 });
 

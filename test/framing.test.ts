@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { IpcError, framing, pipe, tcp, udp } from 'ipckit';
-import { has, startPeer } from './helpers.js';
+import { assertUnknownOption, has, startPeer } from './helpers.js';
 
 const T = { timeout: 60_000 };
 
@@ -43,6 +43,22 @@ describe('framing', () => {
     assert.throws(() => framing.encode(Buffer.alloc(11), { maxFrameSize: 10 }), (e: unknown) => e instanceof IpcError && e.code === 'EMSGSIZE');
     assert.throws(() => framing.decoder({ maxFrameSize: -1 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => framing.encode(42 as never), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+  });
+
+  test('a misspelt option of framing, tcp or udp is a TypeError naming the nearest one', async () => {
+    const [r, w] = pipe();
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['encode', () => framing.encode('x', { maxFrameSze: 10 } as never), 'maxFrameSize'],
+      ['decoder', () => framing.decoder({ maxframesize: 10 } as never), 'maxFrameSize'],
+      ['encoder', () => framing.encoder({ maxFrame: 10 } as never), null],
+      ['channel', () => framing.channel([r, w], { maxFrameSize: 10, maxFrameSizes: 10 } as never), 'maxFrameSize'],
+      ['tcp.listen', () => tcp.listen(0, { hots: '127.0.0.1' } as never), 'host'],
+      ['tcp.connect', () => tcp.connect(1, { nodelay: false } as never), 'noDelay'],
+      ['udp.bind', () => udp.bind(0, { tpye: 'udp4' } as never), 'type'],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    r.destroy();
+    w.destroy();
   });
 });
 

@@ -1,5 +1,6 @@
 // Shared test utilities: unique names, peer processes speaking JSON lines,
 // and small C programs compiled on the fly as independent peers.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -117,4 +118,29 @@ export const canDropPrivileges = process.getuid?.() === 0 && has('setpriv');
  */
 export function withoutCapabilities(cmd: string, args: string[]): [string, string[]] {
   return ['setpriv', ['--inh-caps=-all', '--bounding-set=-all', '--', cmd, ...args]];
+}
+
+/**
+ * Checks that `call` refuses a misspelt option: a TypeError with code
+ * ERR_IPCKIT_UNKNOWN_OPTION, thrown or as a rejected Promise, whose message
+ * suggests `nearest` (or suggests nothing when `nearest` is null).
+ */
+export async function assertUnknownOption(call: () => unknown, nearest: string | null, label = ''): Promise<void> {
+  const check = (e: unknown) => {
+    assert.ok(e instanceof TypeError, `${label}: not a TypeError: ${String(e)}`);
+    assert.equal(e.name, 'TypeError', label);
+    assert.equal((e as { code?: string }).code, 'ERR_IPCKIT_UNKNOWN_OPTION', label);
+    if (nearest === null) assert.doesNotMatch(e.message, /did you mean/, label);
+    else assert.match(e.message, new RegExp(`\\(did you mean ${nearest}\\?\\)`), label);
+    return true;
+  };
+  let result: unknown;
+  try {
+    result = call();
+  } catch (e) {
+    check(e);
+    return;
+  }
+  assert.ok(result instanceof Promise, `${label}: neither threw nor returned a Promise`);
+  await assert.rejects(result, check);
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { IpcError, mmap } from 'ipckit';
-import { canDropPrivileges, fixturesDir, startPeer, withoutCapabilities } from './helpers.js';
+import { assertUnknownOption, canDropPrivileges, fixturesDir, startPeer, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-mmap-'));
@@ -120,6 +120,21 @@ describe('mmap.file: the pitfalls', () => {
     assert.deepEqual(await peer.next(), { size: 6 }, 'reading is allowed');
     peer.send({ op: 'exit' });
     await peer.exited;
+  });
+
+  test('a misspelt option is a TypeError naming the nearest one, and creates nothing', T, async () => {
+    const path = fileWith(Buffer.alloc(100));
+    const missing = join(dir, 'typo-not-created');
+    using map = mmap.file(path);
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['file', () => mmap.file(missing, { creat: true, size: 4096 } as never), 'create'],
+      ['file', () => mmap.file(path, { grwo: true, size: 4096 } as never), 'grow'],
+      ['file', () => mmap.file(path, { private: true } as never), null],
+      ['sync', () => map.sync({ asynk: true } as never), 'async'],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.throws(() => statSync(missing), { code: 'ENOENT' });
+    assert.equal(statSync(path).size, 100, 'not grown');
   });
 
   test('bad sync ranges are RangeErrors', T, () => {

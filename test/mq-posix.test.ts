@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { after, describe, test } from 'node:test';
 import { IpcError, mq } from 'ipckit';
 import { floodAndDrain } from './mq-flood.js';
-import { canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueName, withoutCapabilities } from './helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueName, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
 /** Absolute path of a command, so startPeer runs it rather than a fixture. */
@@ -385,6 +385,28 @@ describe('POSIX message queues', () => {
     using wo = mq.open(q.name, { writeOnly: true });
     assert.throws(() => ro.trySend('x'), { code: 'ERR_IPCKIT_READ_ONLY' });
     assert.throws(() => wo.tryReceive(), { code: 'ERR_IPCKIT_WRITE_ONLY' });
+    q.unlink();
+  });
+
+  test('a misspelt option is a TypeError naming the nearest one, and nothing is created, sent or taken', T, async () => {
+    const n = name('typo');
+    using q = mq.open(name('typo-q'), { create: true, maxMessages: 2, messageSize: 8 });
+    q.trySend('keep');
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['open', () => mq.open(n, { create: true, maxMessage: 2 } as never), 'maxMessages'],
+      ['open', () => mq.open(n, { create: true, readonly: true } as never), 'readOnly'],
+      ['open', () => mq.open(n, { create: true, nonBlocking: true } as never), null],
+      ['trySend', () => q.trySend('x', { priorty: 1 } as never), 'priority'],
+      ['trySendMany', () => q.trySendMany(['x'], { prority: 1 } as never), 'priority'],
+      ['send', () => q.send('x', { priority: 1, timout: 5 } as never), 'timeout'],
+      ['sendSync', () => q.sendSync('x', { priorty: 1 } as never), 'priority'],
+      ['receive', () => q.receive({ timout: 5 } as never), 'timeout'],
+      ['receive', () => q.receive({ priority: 1 } as never), null],
+      ['receiveSync', () => q.receiveSync({ timeuot: 5 } as never), 'timeout'],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.throws(() => mq.open(n), (e: unknown) => e instanceof IpcError && e.code === 'ENOENT', 'nothing created');
+    assert.equal(q.attributes().currentMessages, 1, 'nothing sent, nothing taken');
     q.unlink();
   });
 });

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { after, describe, test } from 'node:test';
 import { IpcError, mq } from 'ipckit';
-import { canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueKey, withoutCapabilities } from './helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueKey, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
 /** Absolute path of a command, so startPeer runs it rather than a fixture. */
@@ -411,6 +411,29 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
     assert.throws(() => q.tryReceive({ type: -2, except: true }), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
     assert.throws(() => q.receiveSync({ signal: new AbortController().signal } as never), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
     assert.throws(() => mq.sysv.get(uniqueKey()), (e: unknown) => e instanceof IpcError && e.code === 'ENOENT' && e.key !== undefined);
+    q.remove();
+  });
+
+  test('a misspelt option is a TypeError naming the nearest one, and nothing is created, sent or taken', T, async () => {
+    const key = uniqueKey();
+    using q = track(mq.sysv.get('private'));
+    q.trySend(1, 'keep');
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['get', () => mq.sysv.get(key, { create: true, exclusiv: true } as never), 'exclusive'],
+      ['send', () => q.send(1, 'x', { nowiat: true } as never), 'nowait'],
+      ['sendSync', () => q.sendSync(1, 'x', { timout: 5 } as never), 'timeout'],
+      ['receive', () => q.receive({ tpye: 1 } as never), 'type'],
+      ['receive', () => q.receive({ nowait: true, maxsize: 100 } as never), 'maxSize'],
+      ['receiveSync', () => q.receiveSync({ noerror: true } as never), 'noError'],
+      ['tryReceive', () => q.tryReceive({ exept: true } as never), 'except'],
+      ['tryReceive', () => q.tryReceive({ timeout: 5 } as never), null],
+      ['tryReceiveMany', () => q.tryReceiveMany(5, { typ: 1 } as never), 'type'],
+      ['messages', () => q.messages({ tpe: 1 } as never).next(), 'type'],
+      ['set', () => q.set({ qbyte: 1 } as never), 'qbytes'],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.throws(() => mq.sysv.get(key), (e: unknown) => e instanceof IpcError && e.code === 'ENOENT', 'nothing created');
+    assert.equal(q.stat().qnum, 1, 'nothing sent, nothing taken');
     q.remove();
   });
 });

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { IpcError, pipe, pipeCapacity, popen, socketpair, unix, type MessageSocket } from 'ipckit';
+import { assertUnknownOption } from './helpers.js';
 
 const T = { timeout: 60_000 };
 
@@ -64,6 +65,20 @@ describe('pipe()', () => {
   test('bad options throw before any system call', () => {
     assert.throws(() => pipe({ capacity: -1 }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     assert.throws(() => pipe('x' as never), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
+  });
+
+  test('a misspelt option of pipe, popen or socketpair is a TypeError naming the nearest one', async () => {
+    const fds = readdirSync('/proc/self/fd').length;
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['pipe', () => pipe({ capacty: 1 << 20 } as never), 'capacity'],
+      ['pipe', () => pipe({ size: 1 << 20 } as never), null],
+      ['popen', () => popen('true', 'r', { arg: ['x'] } as never), 'args'],
+      ['popen', () => popen('true', 'r', { shel: true } as never), 'shell'],
+      ['socketpair', () => socketpair({ tpye: 'seqpacket' } as never), 'type'],
+      ['socketpair', () => socketpair({ fd: true } as never), 'fds'],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.equal(readdirSync('/proc/self/fd').length, fds, 'no descriptor was made');
   });
 });
 

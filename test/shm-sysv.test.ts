@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { IpcError, ftok, shm } from 'ipckit';
-import { canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueKey, withoutCapabilities } from './helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueKey, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const made: number[] = [];
@@ -199,6 +199,22 @@ describe('System V shared memory: bad input and faults', () => {
   test('a segment larger than shmmax names the limit', { ...T, skip: !(shmmax < Number.MAX_SAFE_INTEGER) && 'shmmax is unlimited here' }, () => {
     const max = shmmax;
     assert.throws(() => shm.sysv.get('private', { size: max + 1 }), (e: unknown) => e instanceof IpcError && e.limit?.name === '/proc/sys/kernel/shmmax');
+  });
+
+  test('a misspelt option is a TypeError naming the nearest one', T, async () => {
+    const key = uniqueKey();
+    using seg = track(shm.sysv.get('private', { size: 64 }));
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['get', () => shm.sysv.get(key, { create: true, sise: 64 } as never), 'size'],
+      ['get', () => shm.sysv.get(key, { create: true, size: 64, exlusive: true } as never), 'exclusive'],
+      ['attach', () => seg.attach({ readonly: true } as never), 'readOnly'],
+      ['set', () => seg.set({ mod: 0o600 } as never), 'mode'],
+      ['set', () => seg.set({ owner: 0 } as never), null],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.throws(() => shm.sysv.get(key), (e: unknown) => e instanceof IpcError && e.code === 'ENOENT', 'nothing created');
+    assert.equal(seg.attached, false);
+    seg.remove();
   });
 
   test('an unknown id is EINVAL', T, () => {

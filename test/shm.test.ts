@@ -1,11 +1,12 @@
 // POSIX shared memory and memfd regions, between real processes.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { after, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { IpcError, shm } from 'ipckit';
-import { canDropPrivileges, has, startPeer, uniqueName, withoutCapabilities, fixturesDir } from './helpers.js';
+import { assertUnknownOption, canDropPrivileges, has, startPeer, uniqueName, withoutCapabilities, fixturesDir } from './helpers.js';
 import { join } from 'node:path';
 
 const T = { timeout: 60_000 };
@@ -287,6 +288,40 @@ describe('POSIX shared memory: bad input and faults', () => {
   test('opening a missing object without create is ENOENT', T, () => {
     const n = name('missing');
     assert.throws(() => shm.open(n), (e: unknown) => e instanceof IpcError && e.code === 'ENOENT' && e.syscall === 'shm_open' && e.path === n);
+  });
+
+  test('IpcError.errno is negative, as in Node\'s own SystemError', T, () => {
+    const n = name('errno');
+    let err: unknown;
+    try {
+      shm.open(n);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof IpcError);
+    assert.equal(err.code, 'ENOENT');
+    assert.equal(err.errno, -osConstants.errno.ENOENT);
+    assert.ok(err.errno < 0);
+    assert.equal(new IpcError(osConstants.errno.EEXIST, 'shm_open').errno, -osConstants.errno.EEXIST, 'a positive errno is stored negated');
+    assert.equal(new IpcError(-osConstants.errno.EEXIST, 'shm_open').code, 'EEXIST', 'a negative errno names the same code');
+  });
+
+  test('a misspelt option is a TypeError naming the nearest one, before any system call', T, async () => {
+    const n = name('typo');
+    using region = shm.anonymous(4096);
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['open', () => shm.open(n, { creat: true, size: 4096 } as never), 'create'],
+      ['open', () => shm.open(n, { create: true, readonly: true } as never), 'readOnly'],
+      ['open', () => shm.open(n, { create: true, sizes: 4096 } as never), 'size'],
+      ['anonymous', () => shm.anonymous(4096, { nmae: 'x' } as never), 'name'],
+      ['fromFd', () => shm.fromFd(region.fd, { closefd: true } as never), 'closeFd'],
+      ['fromFd', () => shm.fromFd(region.fd, { writable: true } as never), null],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.equal(existsSync(`/dev/shm${n}`), false, 'nothing created');
+    // Keys whose value is undefined count as absent.
+    using ok = shm.anonymous(4096, { name: 'x', extra: undefined } as never);
+    assert.equal(ok.size, 4096);
   });
 
   test('exclusive on an existing object is EEXIST', T, () => {

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { IpcError, signals, type SignalInfo } from 'ipckit';
-import { canDropPrivileges, compileC, has, startPeer, withoutCapabilities, type Peer } from './helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, has, startPeer, withoutCapabilities, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const cleanups: Array<() => void> = [];
@@ -267,6 +267,20 @@ int main(int argc, char **argv) {
     assert.throws(() => signals.send('1' as unknown as number, 'SIGUSR1'), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
     assert.throws(() => signals.send(process.pid, 'SIGNOPE'), { code: 'ERR_IPCKIT_UNKNOWN_SIGNAL' });
     assert.throws(() => signals.pidfd(0), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+  });
+
+  test('a misspelt option is a TypeError naming the nearest one, before any signal is sent or taken', T, async () => {
+    // These throw before touching any signal state, so the runner itself is safe.
+    const calls: Array<[string, () => unknown, string | null]> = [
+      // Signal 0 only checks that the process exists: harmless if it went out.
+      ['send', () => signals.send(process.pid, 0, { valeu: 1 } as never), 'value'],
+      ['send', () => signals.send(process.pid, 0, { payload: 1 } as never), null],
+      ['once', () => signals.once('SIGUSR1', { timout: 5 } as never), 'timeout'],
+      ['once', () => signals.once('SIGUSR1', { singal: new AbortController().signal } as never), 'signal'],
+      ['watch', () => signals.watch('SIGUSR1', { sigal: new AbortController().signal } as never), 'signal'],
+      ['watch', () => signals.watch('SIGUSR1', { timeout: 5 } as never), null],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
   });
 
   test('SIGKILL and SIGSTOP cannot be taken; fault signals are refused', T, () => {

@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { Condition, futex, IpcError, Mutex, sem, shm, signals, type SysvSemaphoreSet } from 'ipckit';
-import { compileC, has, run, startPeer, uniqueKey, uniqueName, type Peer } from './helpers.js';
+import { assertUnknownOption, compileC, has, run, startPeer, uniqueKey, uniqueName, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const shmNames = new Set<string>();
@@ -629,5 +629,47 @@ describe('robust Mutex and Condition', () => {
     m.unlock();
     await assert.rejects(c.wait(m), { code: 'ERR_IPCKIT_NOT_OWNER' });
     assert.throws(() => c.waitSync(m), { code: 'ERR_IPCKIT_NOT_OWNER' });
+  });
+});
+
+describe('misspelt options', () => {
+  test('every sync call refuses a misspelt option with a TypeError naming the nearest one', T, async () => {
+    using r = shm.anonymous(4096);
+    const n = semName('typo');
+    const key = uniqueKey();
+    const s = sem.inMemory(r.buffer, 0, { init: 1 });
+    const m = Mutex.at(r.buffer, 64);
+    const c = Condition.at(r.buffer, 128);
+    const set = sysvSet(1);
+    const words = new Int32Array(r.buffer, 256, 1);
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['sem.open', () => sem.open(n, { create: true, vaule: 1 } as never), 'value'],
+      ['sem.open', () => sem.open(n, { creat: true } as never), 'create'],
+      ['sem.inMemory', () => sem.inMemory(r.buffer, 512, { int: 1 } as never), 'init'],
+      ['Semaphore.wait', () => s.wait({ timout: 5 } as never), 'timeout'],
+      ['Semaphore.wait', () => s.wait({ singal: new AbortController().signal } as never), 'signal'],
+      ['Semaphore.waitSync', () => s.waitSync({ timeuot: 5 } as never), 'timeout'],
+      ['sem.sysv.get', () => sem.sysv.get(key, { create: true, cuont: 1 } as never), 'count'],
+      ['SysvSemaphoreSet.op', () => set.op([{ index: 0, delta: 1, undoo: true } as never]), 'undo'],
+      ['SysvSemaphoreSet.op', () => set.op([{ index: 0, detla: 1 } as never]), 'delta'],
+      ['SysvSemaphoreSet.op', () => set.op([{ index: 0, delta: 1 }], { timout: 5 } as never), 'timeout'],
+      ['SysvSemaphoreSet.opSync', () => set.opSync([{ index: 0, delta: 1 }], { timout: 5 } as never), 'timeout'],
+      ['SysvSemaphoreSet.set', () => set.set({ mdoe: 0o600 } as never), 'mode'],
+      ['Mutex.at', () => Mutex.at(r.buffer, 64, { intit: true } as never), 'init'],
+      ['Mutex.lock', () => m.lock({ timout: 5 } as never), 'timeout'],
+      ['Mutex.lockSync', () => m.lockSync({ timout: 5 } as never), 'timeout'],
+      ['Condition.at', () => Condition.at(r.buffer, 128, { reset: true } as never), null],
+      ['Condition.wait', () => c.wait(m, { timout: 5 } as never), 'timeout'],
+      ['Condition.waitSync', () => c.waitSync(m, { timout: 5 } as never), 'timeout'],
+      ['futex.wait', () => futex.wait(words, 0, 0, { timout: 5 } as never), 'timeout'],
+      ['futex.waitAsync', () => futex.waitAsync(words, 0, 0, { timeot: 5 } as never), 'timeout'],
+    ];
+    for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+    assert.equal(existsSync(`/dev/shm/sem.${n.slice(1)}`), false, 'no semaphore created');
+    assert.equal(s.value, 1, 'no wait took the semaphore');
+    assert.deepEqual(set.getAll(), [0], 'no operation was applied');
+    assert.equal(m.state.locked, false, 'the mutex was not taken');
+    assert.throws(() => sem.sysv.get(key), (e: unknown) => e instanceof IpcError && e.code === 'ENOENT', 'no set created');
+    s.close();
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 import { IpcError, framing, shm, socketpair, unix, type MessageSocket } from 'ipckit';
-import { canDropPrivileges, fixturesDir, has, startPeer, withoutCapabilities } from './helpers.js';
+import { assertUnknownOption, canDropPrivileges, fixturesDir, has, startPeer, withoutCapabilities } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-unix-'));
@@ -444,6 +444,36 @@ describe('datagram sockets without a server', () => {
     a.close();
     b.close();
     assert.equal(existsSync(p1) || existsSync(p2), false);
+  });
+});
+
+describe('misspelt options', () => {
+  test('every unix call refuses a misspelt option with a TypeError naming the nearest one', T, async () => {
+    const p = sockPath('typo');
+    const [a, b] = unix.socketpair({ type: 'seqpacket' });
+    const fds = openFds();
+    const calls: Array<[string, () => unknown, string | null]> = [
+      ['listen', () => unix.listen(p, { allowUid: [0] } as never), 'allowUids'],
+      ['listen', () => unix.listen(p, { type: 'seqpacket', maxMessagSize: 64 } as never), 'maxMessageSize'],
+      ['listen', () => unix.listen(p, { permissions: 0o600 } as never), null],
+      ['listen', () => unix.listen(p, { unlinkOnclose: false } as never), 'unlinkOnClose'],
+      ['connect', () => unix.connect(p, { timout: 5 } as never), 'timeout'],
+      ['connect', () => unix.connect(p, { type: 'dgram', bnd: sockPath('typo-b') } as never), 'bind'],
+      ['dgram', () => unix.dgram({ bnid: sockPath('typo-d') } as never), 'bind'],
+      ['socketpair', () => unix.socketpair({ type: 'seqpacket', allowHalfopen: true } as never), 'allowHalfOpen'],
+      ['fromFd', () => unix.fromFd(a.fd, { fd: true } as never), 'fds'],
+      ['MessageSocket.send', () => a.send('x', { fd: [b.fd] } as never), 'fds'],
+      ['MessageSocket.send', () => a.send('x', { too: p } as never), 'to'],
+    ];
+    try {
+      for (const [label, call, nearest] of calls) await assertUnknownOption(call, nearest, label);
+      assert.equal(existsSync(p), false, 'no socket file');
+      assert.equal(readdirSync(dir).some((f) => f.startsWith('typo-')), false, 'no bound socket file');
+      assert.equal(openFds(), fds, 'no descriptor was made');
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
 

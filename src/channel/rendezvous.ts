@@ -23,6 +23,7 @@ import { Refusal, checkHello, checkReply, type Hello } from './hello.js';
 const ACCEPT_BATCH = 64;
 /** Handshakes in progress at most; past it the oldest is dropped (a good peer finishes in microseconds). */
 const PENDING_MAX = 1024;
+const EADDRINUSE = 98;
 
 export interface LocalListenerEvents {
   /** A peer's credentials were refused (EACCES sent back). */
@@ -76,7 +77,8 @@ export class LocalListener {
     this.#events = events;
     const fd = sys(() => native.unixSocket(native.pipeConstants.SOCK_STREAM), { path: url });
     try {
-      sys(() => native.unixBind(fd, Buffer.from(`\0${name}`), false), { path: url });
+      // An abstract name in use is EADDRINUSE (another listener, alive: abstract names vanish with their socket).
+      if (sys(() => native.unixBind(fd, Buffer.from(`\0${name}`)), { path: url }) !== 0) throw new IpcError(EADDRINUSE, 'bind', { path: url });
       sys(() => native.unixListen(fd, 511), { path: url });
     } catch (e) {
       native.fdClose(fd);
