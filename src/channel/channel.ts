@@ -259,8 +259,13 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (handler !== null && typeof handler !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'handler must be a function');
     if (handler !== null && this.#link.direction) throw this.#oneWay('onRequest');
     this.#handler = handler;
+    // Requests that arrived before there was a handler are answered now, in order.
+    if (handler) for (const r of this.#unanswered.splice(0)) this.#answer(r.id, r.request, true);
     return this;
   }
+
+  /** Requests that arrived while no handler was set: they wait for onRequest() (counted as outstanding answers). */
+  #unanswered: Array<{ id: number; request: T }> = [];
 
   /** Misuse of a one-way channel (fifo:): the error says which end can do what. */
   #oneWay(what: string, code: 'ERR_IPCKIT_READ_ONLY' | 'ERR_IPCKIT_WRITE_ONLY' | 'ERR_IPCKIT_ONE_WAY' = 'ERR_IPCKIT_ONE_WAY'): Error {
@@ -406,12 +411,20 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
   }
 
-  #answer(id: number, request: T): void {
+  #answer(id: number, request: T, counted = false): void {
     const handler = this.#handler;
     // Every answer is counted until the transport took it: a peer that sends
     // requests and never reads the answers stops being read (bounded memory).
-    this.#repliesOutstanding++;
-    this.#checkReplies();
+    if (!counted) {
+      this.#repliesOutstanding++;
+      this.#checkReplies();
+    }
+    if (!handler) {
+      // No handler yet (the channel is younger than the code that will set
+      // one): the request waits for it; the requester's timeout bounds the wait.
+      this.#unanswered.push({ id, request });
+      return;
+    }
     let settled = false;
     const sent = () => {
       if (settled) return;
@@ -426,7 +439,6 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       const body = Buffer.from(JSON.stringify({ message: err.message, code: (err as { code?: unknown }).code, name: err.name }));
       this.#sendReplyBytes(correlatedHeader(KIND_ERROR, id), body, sent);
     };
-    if (!handler) return fail(new Error('no onRequest() handler on this channel'));
     let result: T | Promise<T>;
     try {
       result = handler(request);
@@ -642,6 +654,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       r.cleanup();
       r.reject(err);
     }
+    this.#unanswered = [];
     if (info.error) {
       // Errors end the iteration with a throw, so `for await` users see them;
       // 'error' listeners get them too. Without either, the error is in closeInfo.
