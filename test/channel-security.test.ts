@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { channel, pipe, shm, type Channel, type ChannelServer } from 'ipckit';
+import { channel, pipe, type Channel, type ChannelServer } from 'ipckit';
 import { LAYOUT, connectionMemory, controlClient, forgeShm, hello, rawStream, sharedRingHand, streamHello } from './forge.js';
 import { fixturesDir, has, startPeer, type Peer } from './helpers.js';
 
@@ -257,15 +257,42 @@ describe('shm: a forged connector cannot hang, crash or steer the listener', () 
     await stop(server);
   });
 
+  test('a wrap marker at the head of the shared ring fails the channels through it (ERR_IPCKIT_BAD_FRAME) after bounded work; a newcomer gets a fresh ring', T, async () => {
+    const server = await listen(`shm:ipckit-test-${tag()}`, { sharedRing: true });
+    const conn = server[Symbol.asyncIterator]().next();
+    const forged = await forgeShm(server.url.slice(4));
+    const victim = (await conn).value as Channel<any>;
+    const hand = sharedRingHand(forged);
+    hand.i32[4096 >> 2] = LAYOUT.WRAP;
+    const { value: info, ms } = await ticksDuring(
+      (async () => {
+        hand.publish(8);
+        return closeOf(victim);
+      })(),
+    );
+    assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
+    assert.ok(ms < 2000);
+    const conn2 = server[Symbol.asyncIterator]().next();
+    const client = await channel.connect<any>(server.url, { codec: 'raw' });
+    const fresh = (await conn2).value as Channel<any>;
+    await client.send(Buffer.from('fresh'));
+    assert.equal(String((await fresh.next()).value), 'fresh');
+    await client.close();
+    await fresh.close();
+    hand.close();
+    forged.close();
+    forged.mem.close();
+    await stop(server);
+  });
+
   test("a connector that takes the shared ring's lock and keeps it loses its channel after the stall bound (ERR_IPCKIT_PROTOCOL); the other writers carry on", T, async () => {
     const server = await listen(`shm:ipckit-test-${tag()}`, { sharedRing: true });
     const good = await goodPeer(server);
     const conn = server[Symbol.asyncIterator]().next();
     const forged = await forgeShm(server.url.slice(4));
     const victim = (await conn).value as Channel<any>;
-    const ring = shm.fromFd(forged.fds.shift()!, { closeFd: true });
-    const i32 = new Int32Array(ring.buffer);
-    assert.equal(Atomics.compareExchange(i32, LAYOUT.S_LOCK, 0, forged.reply.shared.slot), 0);
+    const hand = sharedRingHand(forged);
+    assert.equal(Atomics.compareExchange(hand.i32, LAYOUT.S_LOCK, 0, hand.slot), 0);
     good.peer.send({ op: 'emit', count: 1000, size: 8 });
     const started = performance.now();
     const info = await closeOf(victim);
@@ -279,7 +306,7 @@ describe('shm: a forged connector cannot hang, crash or steer the listener', () 
       if (++n === 1000) break;
     }
     assert.deepEqual(await good.peer.next(), { op: 'emit', sent: 1000 });
-    ring.close();
+    hand.close();
     forged.close();
     forged.mem.close();
     await endPeer(good);

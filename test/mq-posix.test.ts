@@ -4,7 +4,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { after, describe, test } from 'node:test';
-import { IpcError, mq } from 'ipckit';
+import { IpcError, mq, unix } from 'ipckit';
+import { native } from '../dist/native.js';
 import { floodAndDrain } from './mq-flood.js';
 import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueName, withoutCapabilities } from './helpers.js';
 
@@ -368,6 +369,35 @@ describe('POSIX message queues', () => {
     assert.equal(q.attributes().currentMessages, 0);
     t.diagnostic(`POSIX mq: ${count} x 8 B in ${got.ms.toFixed(0)} ms = ${((count / got.ms) * 1000).toFixed(0)} msg/s (queue of ${maxMessages}, sender ${sent.ms.toFixed(0)} ms)`);
     q.unlink();
+  });
+
+  test('fromFd: a queue descriptor received by SCM_RIGHTS works in the receiver; any other descriptor is refused; a sender clearing O_NONBLOCK on the shared description cannot make a try block', T, async () => {
+    const q = mq.open(uniqueName('fromfd'), { create: true, exclusive: true, maxMessages: 2, messageSize: 64 });
+    q.unlink();
+    const [a, b] = unix.socketpair({ fds: true });
+    const got = new Promise<number>((resolve) => b.once('message', (_d: Buffer, info: { takeFds(): number[] }) => resolve(info.takeFds()[0]!)));
+    await a.send('queue', { fds: [q] });
+    const other = mq.fromFd(await got, 'received');
+    assert.equal(other.canSend && other.canReceive, true);
+    assert.equal(other.messageSize, 64);
+    q.trySend('one');
+    assert.equal(other.tryReceive()?.data.toString(), 'one');
+    // The sender turns O_NONBLOCK off on the description both descriptors share.
+    native.mqSetattr(q.fd, false);
+    assert.equal(q.attributes().nonBlocking, false);
+    const started = performance.now();
+    assert.equal(other.tryReceive(), null); // empty: would block in mq_receive
+    assert.equal(other.trySend('x'), true);
+    assert.equal(other.trySend('y'), true);
+    assert.equal(other.trySend('z'), false); // full: would block in mq_send
+    assert.equal(other.tryReceiveMany().length, 2);
+    assert.ok(performance.now() - started < 1000);
+    // Not a queue: refused before any queue call.
+    const [p1, p2] = unix.socketpair();
+    assert.throws(() => mq.fromFd(p1.fd), { name: 'TypeError', code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+    for (const x of [q, other, a, b]) x.close();
+    p1.destroy();
+    p2.destroy();
   });
 
   test('misuse is refused before any system call', T, () => {

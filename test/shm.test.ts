@@ -1,6 +1,6 @@
 // POSIX shared memory and memfd regions, between real processes.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { after, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
@@ -254,6 +254,17 @@ describe('anonymous shared memory (memfd)', () => {
     assert.equal(region.stat().size, 8192);
     region.resize(4096);
     assert.equal(region.size, 4096);
+  });
+
+  test('sealed: nobody can change the size any more, this process included (EPERM), so no holder can cause SIGBUS by a shrink', T, () => {
+    using region = shm.anonymous(8192, { sealed: true });
+    region.write('kept');
+    assert.throws(() => region.resize(4096), { name: 'IpcError', code: 'EPERM' });
+    assert.throws(() => ftruncateSync(region.fd, 0), { code: 'EPERM' });
+    assert.throws(() => ftruncateSync(region.fd, 1 << 20), { code: 'EPERM' });
+    assert.equal(region.stat().size, 8192);
+    assert.equal(region.read(0, 4).toString(), 'kept');
+    assert.throws(() => shm.anonymous(8192, { sealed: 'yes' as unknown as boolean }), { name: 'TypeError', code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
   });
 });
 

@@ -5,6 +5,7 @@ import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { rangeError, stateError, typeError } from '../errors.js';
 import { checkWaitOptions } from '../waiter.js';
+import { checkOptions } from '../validate.js';
 import { raw as rawCodec, type Codec } from './codec.js';
 import {
   KIND_ERROR,
@@ -218,7 +219,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   /** Sends `message` as a request and resolves with the peer's onRequest() answer. */
   request(message: T, options: RequestOptions = {}): Promise<T> {
-    if (typeof options !== 'object' || options === null) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'options must be an object');
+    checkOptions(options, 'options', ['timeout', 'signal']);
     const timeout = options.timeout ?? this.#requestTimeout;
     if (timeout !== undefined && (!Number.isFinite(timeout) || timeout < 0)) {
       throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'options.timeout must be a non-negative number of milliseconds');
