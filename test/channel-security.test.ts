@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { channel, pipe, type Channel, type ChannelServer } from 'ipckit';
+import { channel, pipe, socketpair, type Channel, type ChannelServer } from 'ipckit';
 import { LAYOUT, connectionMemory, controlClient, forgeShm, hello, rawStream, sharedRingHand, streamHello } from './forge.js';
 import { fixturesDir, has, startPeer, type Peer } from './helpers.js';
 
@@ -148,6 +148,8 @@ describe('shm: a forged connector cannot hang, crash or steer the listener', () 
     };
     const [pipeRead, pipeWrite] = pipe();
     mine.push({ close: () => (pipeRead.destroy(), pipeWrite.destroy()) });
+    const [sockA, sockB] = socketpair();
+    mine.push({ close: () => (sockA.destroy(), sockB.destroy()) });
     const attempt = async (message: unknown, fds: number[]) => {
       const c = await controlClient('shm', name, message, fds);
       c.close();
@@ -163,6 +165,7 @@ describe('shm: a forged connector cannot hang, crash or steer the listener', () 
       ['a regular file', () => attempt(hello('shm', { ring: 8192, shared: true }), [fd(openSync(file, 'r+'))])],
       ['an O_PATH descriptor', () => attempt(hello('shm', { ring: 8192, shared: true }), [fd(openSync(file, 0o10000000))])],
       ['a pipe', () => attempt(hello('shm', { ring: 8192, shared: true }), [pipeRead.fd])],
+      ['a socket', () => attempt(hello('shm', { ring: 8192, shared: true }), [sockA.fd])],
       ['no descriptor', () => attempt(hello('shm', { ring: 8192, shared: true }), [])],
       ['two descriptors', () => attempt(hello('shm', { ring: 8192, shared: true }), [memory(), memory()])],
       ['protocol version 1', () => attempt({ v: 1, pid: process.pid, memfd: 3, bell: 4 }, [])],
@@ -400,6 +403,18 @@ describe('stream transports against hostile input', () => {
     const info = await closeOf(ch);
     assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
     big.destroy();
+    // After a good hello: half a frame, then the peer hangs up: peer-lost, nothing delivered.
+    const conn3 = server[Symbol.asyncIterator]().next();
+    const half = await rawStream(server.url);
+    half.on('error', () => {});
+    half.on('data', () => {});
+    half.write(streamHello(hello('unix')));
+    const cut = (await conn3).value as Channel<any>;
+    const frame = Buffer.alloc(4 + 100);
+    frame.writeUInt32LE(100, 0);
+    half.end(frame.subarray(0, 50));
+    assert.equal((await closeOf(cut)).reason, 'peer-lost');
+    assert.deepEqual(await cut.next(), { value: undefined, done: true });
     // 500 connections that send half a hello and stall.
     const rssBefore = process.memoryUsage().rss;
     const slow = await Promise.all(
