@@ -16,7 +16,7 @@ import { Channel } from './channel/channel.js';
 import { resolveCodec, type Codec, type CodecName } from './channel/codec.js';
 import { Access, type AccessOptions, type PeerCredentials } from './channel/access.js';
 import { HANDSHAKE_MS } from './channel/control.js';
-import { Refusal, checkHello, checkReply, makeHello } from './channel/hello.js';
+import { Refusal, checkHello, checkReply, makeHello, type Hello } from './channel/hello.js';
 import type { Link } from './channel/link.js';
 import type { LocalListenerEvents } from './channel/rendezvous.js';
 import { connectShm, listenShm, type ShmLinkOptions, type ShmSettings } from './channel/shm.js';
@@ -359,37 +359,59 @@ function serverEvents(cs: () => ChannelServer<unknown>): LocalListenerEvents {
   return { refused: (peer) => cs().refused(peer), error: (e) => cs().failed(e) };
 }
 
+/** One accepted connection of a stream-like listener, as the hello exchange needs it. */
+interface AcceptedEnd {
+  /** The peer's hello, and what came right after it (byte streams). */
+  read(): Promise<{ value: Record<string, unknown>; rest?: Buffer }>;
+  /** Answers with a refusal and lets the peer read it before hanging up. */
+  refuse(refusal: Refusal): void;
+  drop(): void;
+  /** Sends our hello and makes the link (the peer's checked hello says its limit). */
+  open(peerHello: Hello, rest: Buffer | undefined): Link;
+}
+
 /**
- * Listener side of a byte stream: refuse a peer the access rules do not
- * admit (answer EACCES, read nothing), else read its hello, check it,
+ * Listener side of stream-like transports: refuse a peer the access rules
+ * do not admit (answer EACCES, read nothing), else read its hello, check it,
  * answer with ours, and hand over the channel.
  */
-function acceptStream<T>(ep: Endpoint, url: string, socket: Socket, peer: PeerCredentials | null, s: Settings<T>, cs: ChannelServer<T>): void {
-  socket.on('error', () => {});
+function acceptWithHello<T>(ep: Endpoint, url: string, end: AcceptedEnd, peer: PeerCredentials | null, s: Settings<T>, cs: ChannelServer<T>): void {
   if (peer && !s.access.allows(peer)) {
-    refuseStream(socket, new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`));
+    end.refuse(new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`));
     cs.refused(peer);
     return;
   }
-  readHello(socket, url, HANDSHAKE_MS).then(
+  end.read().then(
     ({ value, rest }) => {
-      let hello;
+      let hello: Hello;
       try {
         hello = checkHello(value, ep.scheme, s.codec.name);
       } catch (e) {
-        if (e instanceof Refusal) refuseStream(socket, e);
-        else socket.destroy();
+        if (e instanceof Refusal) end.refuse(e);
+        else end.drop();
         return cs.failed(handshakeFailure(url, peer, e as Error));
       }
-      socket.removeAllListeners('error');
-      socket.write(helloFrame(makeHello(ep.scheme, s.codec.name, s.maxMessageSize)));
-      cs.accept(makeChannel(new StreamLink(ep.scheme, socket, s.maxMessageSize + 5, hello.max + 5, rest, peer), s));
+      cs.accept(makeChannel(end.open(hello, rest), s));
     },
     (e: Error) => {
-      socket.destroy();
+      end.drop();
       cs.failed(handshakeFailure(url, peer, e));
     },
   );
+}
+
+function acceptStream<T>(ep: Endpoint, url: string, socket: Socket, peer: PeerCredentials | null, s: Settings<T>, cs: ChannelServer<T>): void {
+  socket.on('error', () => {});
+  acceptWithHello(ep, url, {
+    read: () => readHello(socket, url, HANDSHAKE_MS),
+    refuse: (refusal) => refuseStream(socket, refusal),
+    drop: () => socket.destroy(),
+    open: (hello, rest) => {
+      socket.removeAllListeners('error');
+      socket.write(helloFrame(makeHello(ep.scheme, s.codec.name, s.maxMessageSize)));
+      return new StreamLink(ep.scheme, socket, s.maxMessageSize + 5, hello.max + 5, rest ?? null, peer);
+    },
+  }, peer, s, cs);
 }
 
 /** How long a refused peer has to read its answer and hang up before its socket is cut. */
@@ -440,30 +462,16 @@ function acceptSeqpacket<T>(ep: Endpoint, url: string, sock: MessageSocket, fram
     sock.close();
     return cs.failed(e as Error);
   }
-  if (!s.access.allows(peer)) {
-    refuseMessage(sock, new Refusal('EACCES', `uid ${peer.uid} (pid ${peer.pid}) is not allowed by this listener's allowUids/allowGids`));
-    cs.refused(peer);
-    return;
-  }
-  readMessageHello(sock, url, HANDSHAKE_MS).then(
-    (value) => {
-      let hello;
-      try {
-        hello = checkHello(value, ep.scheme, s.codec.name);
-      } catch (e) {
-        if (e instanceof Refusal) refuseMessage(sock, e);
-        else sock.close();
-        return cs.failed(handshakeFailure(url, peer, e as Error));
-      }
+  acceptWithHello(ep, url, {
+    read: async () => ({ value: await readMessageHello(sock, url, HANDSHAKE_MS) }),
+    refuse: (refusal) => refuseMessage(sock, refusal),
+    drop: () => sock.close(),
+    open: (hello) => {
       sock.removeAllListeners('error');
       void sock.send(helloFrame(makeHello(ep.scheme, s.codec.name, s.maxMessageSize), false)).catch(() => {});
-      cs.accept(makeChannel(new SeqpacketLink(ep.scheme, sock, frame, Math.min(hello.max + 5, seqpacketMaxFrame()), peer), s));
+      return new SeqpacketLink(ep.scheme, sock, frame, Math.min(hello.max + 5, seqpacketMaxFrame()), peer);
     },
-    (e: Error) => {
-      sock.close();
-      cs.failed(handshakeFailure(url, peer, e));
-    },
-  );
+  }, peer, s, cs);
 }
 
 /** Listens on `url`; resolves once bound. */

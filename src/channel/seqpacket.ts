@@ -6,11 +6,10 @@
 // close sends a one-byte "bye" frame first: a killed peer's socket also
 // reads as end-of-file, and only the bye tells the two apart.
 import { readFileSync } from 'node:fs';
-import { stateError } from '../errors.js';
 import type { PeerCredentials } from './access.js';
 import { badFrame, KIND_BYE } from './frame.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
-import { CLOSE_GRACE_MS, parseHello } from './stream.js';
+import { CLOSE_GRACE_MS, parseHello, readFirst } from './stream.js';
 import type { MessageSocket } from '../message-socket.js';
 
 /** Frames handed to the socket and not yet taken by the kernel before tryWrite() says "not now". */
@@ -27,39 +26,9 @@ export function seqpacketMaxFrame(): number {
   }
 }
 
-/**
- * Reads the first message, which must be the peer's hello, within
- * `timeoutMs`; leaves the socket paused so that nothing after it is read
- * before the link starts.
- */
+/** Reads the first message, which must be the peer's hello, within `timeoutMs` (the socket is left paused). */
 export function readMessageHello(sock: MessageSocket, what: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const done = (error: Error | null, value?: Record<string, unknown>) => {
-      clearTimeout(timer);
-      sock.off('message', onMessage);
-      sock.off('end', onEnd);
-      sock.off('close', onEnd);
-      sock.off('error', onError);
-      if (error) reject(error);
-      else resolve(value!);
-    };
-    const onMessage = (data: Buffer) => {
-      sock.pause();
-      try {
-        done(null, parseHello(data, what));
-      } catch (e) {
-        done(e as Error);
-      }
-    };
-    const onEnd = () => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer hung up during the handshake`));
-    const onError = (e: Error) => done(e);
-    const timer = setTimeout(() => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: no hello within ${timeoutMs} ms`)), timeoutMs);
-    sock.on('message', onMessage);
-    sock.on('end', onEnd);
-    sock.on('close', onEnd);
-    sock.on('error', onError);
-    sock.resume();
-  });
+  return readFirst(sock, 'message', (data) => parseHello(data, what), what, timeoutMs);
 }
 
 export class SeqpacketLink implements Link {

@@ -54,32 +54,36 @@ export function parseHello(frame: Uint8Array, what: string): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
+/** What a hello is read from: a net.Socket ('data') or a MessageSocket ('message'). */
+interface HelloSource {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
 /**
- * Reads the first frame of a byte stream, which must be a hello, within
- * `timeoutMs` and at most HELLO_MAX bytes. Leaves the socket paused, and
- * returns the bytes that came after the hello for the link to read first.
+ * Feeds what arrives on `source` as `event` to `take` until it returns a
+ * result (or throws), within `timeoutMs`; the peer hanging up or the time
+ * running out first is ERR_IPCKIT_HANDSHAKE. Leaves the source paused, so
+ * nothing after the hello is read before the link starts.
  */
-export function readHello(socket: Socket, what: string, timeoutMs: number): Promise<{ value: Record<string, unknown>; rest: Buffer }> {
+export function readFirst<R>(source: HelloSource, event: string, take: (chunk: Buffer) => R | undefined, what: string, timeoutMs: number): Promise<R> {
   return new Promise((resolve, reject) => {
-    let buffered: Buffer = Buffer.alloc(0);
-    const done = (error: Error | null, value?: Record<string, unknown>, rest?: Buffer) => {
+    const done = (error: Error | null, value?: R) => {
       clearTimeout(timer);
-      socket.pause();
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onEnd);
-      socket.off('error', onError);
+      source.pause();
+      source.off(event, onChunk);
+      source.off('end', onEnd);
+      source.off('close', onEnd);
+      source.off('error', onError);
       if (error) reject(error);
-      else resolve({ value: value!, rest: rest! });
+      else resolve(value!);
     };
-    const onData = (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      if (buffered.length < 4) return;
-      const len = buffered.readUInt32LE(0);
-      if (len < 2 || len > HELLO_MAX) return done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer did not open with an ipckit channel hello (protocol 2)`));
-      if (buffered.length < 4 + len) return;
+    const onChunk = (chunk: Buffer) => {
       try {
-        done(null, parseHello(buffered.subarray(4, 4 + len), what), buffered.subarray(4 + len));
+        const r = take(chunk);
+        if (r !== undefined) done(null, r);
       } catch (e) {
         done(e as Error);
       }
@@ -87,12 +91,35 @@ export function readHello(socket: Socket, what: string, timeoutMs: number): Prom
     const onEnd = () => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer hung up during the handshake`));
     const onError = (e: Error) => done(e);
     const timer = setTimeout(() => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: no hello within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onEnd);
-    socket.on('error', onError);
-    socket.resume();
+    source.on(event, onChunk);
+    source.on('end', onEnd);
+    source.on('close', onEnd);
+    source.on('error', onError);
+    source.resume();
   });
+}
+
+/**
+ * Reads the first frame of a byte stream, which must be a hello, within
+ * `timeoutMs` and at most HELLO_MAX bytes, and returns it with the bytes
+ * that came after it (for the link to read first).
+ */
+export function readHello(socket: Socket, what: string, timeoutMs: number): Promise<{ value: Record<string, unknown>; rest: Buffer }> {
+  let buffered: Buffer = Buffer.alloc(0);
+  return readFirst(
+    socket,
+    'data',
+    (chunk) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      if (buffered.length < 4) return undefined;
+      const len = buffered.readUInt32LE(0);
+      if (len < 2 || len > HELLO_MAX) throw stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer did not open with an ipckit channel hello (protocol 2)`);
+      if (buffered.length < 4 + len) return undefined;
+      return { value: parseHello(buffered.subarray(4, 4 + len), what), rest: buffered.subarray(4 + len) };
+    },
+    what,
+    timeoutMs,
+  );
 }
 
 export function pushFrames(framer: StreamFramer, chunk: Buffer | null, events: LinkEvents, bye: () => void, held?: () => boolean): void {
