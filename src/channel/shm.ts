@@ -167,7 +167,7 @@ export class ShmLink implements Link, HubFed {
   #finished = false;
   #closing: Promise<void> | null = null;
   #failure: Error | undefined;
-  #socketClosed = false;
+  #peerGone = false;
   #graceTimer: NodeJS.Timeout | null = null;
   readonly #zeroCopy: boolean;
   readonly #url: string;
@@ -228,7 +228,7 @@ export class ShmLink implements Link, HubFed {
 
   #onControl(): void {
     if (this.#ctrl.drain() < 0) {
-      this.#socketClosed = true;
+      this.#peerGone = true;
       this.#ctrl.close();
       this.#finish();
       return;
@@ -307,7 +307,7 @@ export class ShmLink implements Link, HubFed {
   }
 
   #readBatch(): number {
-    if ((this.#paused && !this.#socketClosed) || this.#hub) return 0;
+    if ((this.#paused && !this.#peerGone) || this.#hub) return 0;
     const i32 = this.#i32;
     const u8 = this.#u8;
     const R = this.#R;
@@ -368,7 +368,7 @@ export class ShmLink implements Link, HubFed {
         } else this.#held.push({ end: recordEnd, released: true });
       }
       n++;
-      if (this.#finished || (this.#paused && !this.#socketClosed)) break;
+      if (this.#finished || (this.#paused && !this.#peerGone)) break;
       if (avail === 0) {
         head = Atomics.load(i32, this.#in.head);
         avail = (head - read) >>> 0;
@@ -389,7 +389,7 @@ export class ShmLink implements Link, HubFed {
 
   /** Listener with a shared ring (HubFed): the hub stops at this peer's next frame while this is true. */
   get blocksHub(): boolean {
-    return (this.#paused || this.#events === null) && !this.#socketClosed && !this.#finished;
+    return (this.#paused || this.#events === null) && !this.#peerGone && !this.#finished;
   }
 
   /** A frame the hub read for this peer (HubFed): owned bytes at buffer[start..end). */
@@ -580,7 +580,7 @@ export class ShmLink implements Link, HubFed {
     try {
       for (;;) {
         if (this.#readBatch() > 0) return true;
-        if (this.#finished || this.#failure || this.#socketClosed) return false;
+        if (this.#finished || this.#failure || this.#peerGone) return false;
         // Spin first, as the event-loop side does: a busy peer answers within the budget.
         const spinNs = this.#spinner.spinUs * 1000;
         let k = 0;
@@ -597,7 +597,7 @@ export class ShmLink implements Link, HubFed {
         Atomics.store(i32, this.#in.consumerSleeping, 0);
         if (woke && this.#ctrl.drain() < 0) {
           // The peer is gone: what it wrote before is still in the ring.
-          this.#socketClosed = true;
+          this.#peerGone = true;
           return this.#readBatch() > 0;
         }
         if (!woke && Atomics.load(i32, this.#in.head) === this.#inRead) throw timedOut('ppoll', { path: this.#url });
