@@ -7,6 +7,8 @@
 // does a fifth of it). npm run stress runs the same fuzz with 1,000,000.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { channel, type Channel, type CloseInfo } from 'ipckit';
+import { forgeShm } from './forge.js';
 import { assertClean, fuzzCount, fuzzSeed, fuzzShm, summary } from './shm-fuzz.js';
 
 const seed = fuzzSeed();
@@ -30,4 +32,24 @@ test(`shm: ring fuzz, shared ring: ${Math.ceil(mutations / 5)} mutations of the 
   t.diagnostic(summary(r));
   assertClean(r);
   assert.ok((r.closes['bystander error:ERR_IPCKIT_BAD_FRAME'] ?? 0) > 0, 'the shared ring never failed');
+});
+
+test('an error reply whose body is not JSON (for a request never sent) is ERR_IPCKIT_BAD_FRAME, whatever the codec', { timeout: 30_000 }, async () => {
+  for (const codec of ['raw', 'json'] as const) {
+    const name = `ipckit-test-fuzz-${process.pid}-${codec}`;
+    const server = await channel.listen<any>(`shm:${name}`, { codec, maxMessageSize: 1024 });
+    const conn = server[Symbol.asyncIterator]().next();
+    const forged = await forgeShm(name, { helloExtra: { codec } });
+    const ch = (await conn).value as Channel<any>;
+    const closed = new Promise<CloseInfo>((r) => (ch.closeInfo ? r(ch.closeInfo) : ch.once('close', r)));
+    // Kind 3 (error reply), correlation id 7, body "xyz".
+    forged.publish(forged.place(Uint8Array.of(3, 7, 0, 0, 0, 0x78, 0x79, 0x7a)));
+    const info = await closed;
+    assert.equal(info.reason, 'error');
+    assert.equal((info.error as { code?: string }).code, 'ERR_IPCKIT_BAD_FRAME', `${codec}: ${info.error?.message}`);
+    assert.match(info.error!.message, /error reply whose body is not JSON/);
+    forged.close();
+    forged.mem.close();
+    await server.close();
+  }
 });

@@ -479,12 +479,11 @@ function judge(report: FuzzReport, who: string, info: CloseInfo, allowed: string
 }
 
 /**
- * What a forged channel may close with: a ring that makes no sense fails
- * with ERR_IPCKIT_BAD_FRAME; an error reply whose body is not JSON is a
- * codec failure (ERR_IPCKIT_CODEC, docs/channels.md); when we closed it, the
- * peer left (with or without its closed flag up).
+ * What a forged channel may close with: a ring or a frame that makes no
+ * sense fails with ERR_IPCKIT_BAD_FRAME (the raw codec decodes any bytes);
+ * when we closed it, the peer left (with or without its closed flag up).
  */
-const allowedFor = (v: Victim, extra: string[] = []) => ['error:ERR_IPCKIT_BAD_FRAME', 'error:ERR_IPCKIT_CODEC', ...extra, ...(v.byUs ? ['peer-lost', 'peer-closed'] : [])];
+const allowedFor = (v: Victim, extra: string[] = []) => ['error:ERR_IPCKIT_BAD_FRAME', ...extra, ...(v.byUs ? ['peer-lost', 'peer-closed'] : [])];
 
 /** Publishes the head, rings, and lets the listener run until it read everything published (or closed the channel), within a few turns. */
 async function publishAndSettle(v: Victim, head: number): Promise<void> {
@@ -643,7 +642,7 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
       if (ringFailed || bystander.info) {
         // A corrupt shared ring fails every channel through it.
         if (!(await closedWithin(bystander, CLOSE_BOUND_MS))) report.unexpected.push(`step ${step} (${v.lastStep}): the shared ring failed but the good channel through it stayed open`);
-        else judge(report, 'bystander', bystander.info!, ['error:ERR_IPCKIT_BAD_FRAME', 'error:ERR_IPCKIT_CODEC'], step, v.lastStep);
+        else judge(report, 'bystander', bystander.info!, ['error:ERR_IPCKIT_BAD_FRAME'], step, v.lastStep);
         await dropBystander(bystander);
         bystander = null;
         bystander = await newBystander(ringFailed);
@@ -722,7 +721,7 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
       }
       if (bystander?.info) {
         // A frame with the bystander's slot (the fuzz writes random slots) can fail it alone.
-        judge(report, 'bystander', bystander.info, ['error:ERR_IPCKIT_BAD_FRAME', 'error:ERR_IPCKIT_CODEC'], step, victim.lastStep);
+        judge(report, 'bystander', bystander.info, ['error:ERR_IPCKIT_BAD_FRAME'], step, victim.lastStep);
         await dropBystander(bystander);
         bystander = await newBystander(false);
       }
