@@ -163,6 +163,12 @@ async function until(check: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
+/** Adds a line to a list of findings, keeping the first hundred (a long run that goes wrong would otherwise fill memory). */
+function note(list: string[], line: string): void {
+  if (list.length < 100) list.push(line);
+  else if (list.length === 100) list.push('(more not kept)');
+}
+
 const describeClose = (info: CloseInfo) => (info.reason === 'error' ? `error:${(info.error as { code?: string } | undefined)?.code}` : info.reason);
 
 /** Random helpers over one PRNG. */
@@ -475,7 +481,7 @@ async function closeVictim(v: Victim): Promise<boolean> {
 function judge(report: FuzzReport, who: string, info: CloseInfo, allowed: string[], step: number, lastStep: string): void {
   const what = describeClose(info);
   report.closes[`${who} ${what}`] = (report.closes[`${who} ${what}`] ?? 0) + 1;
-  if (!allowed.includes(what)) report.unexpected.push(`step ${step} (${lastStep}): ${who} channel closed with ${what}${info.error ? ` (${info.error.message})` : ''}`);
+  if (!allowed.includes(what)) note(report.unexpected, `step ${step} (${lastStep}): ${who} channel closed with ${what}${info.error ? ` (${info.error.message})` : ''}`);
 }
 
 /**
@@ -553,11 +559,11 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
     good!.request(Buffer.from(`ping ${k}`), { timeout: 10_000 }).then(
       (answer) => {
         report.goodChecks++;
-        if (String(answer) !== `re:ping ${k}`) report.goodFailures.push(`request ${k}: answer ${JSON.stringify(String(answer))}`);
+        if (String(answer) !== `re:ping ${k}`) note(report.goodFailures, `request ${k}: answer ${JSON.stringify(String(answer))}`);
       },
       (e: Error) => {
         report.goodChecks++;
-        report.goodFailures.push(`request ${k}: ${(e as { code?: string }).code ?? ''} ${e.message}`);
+        note(report.goodFailures, `request ${k}: ${(e as { code?: string }).code ?? ''} ${e.message}`);
       },
     );
 
@@ -585,7 +591,7 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
         const down = await back;
         if (String(down.value) !== `down ${k}`) throw new Error(`the newcomer got ${JSON.stringify(String(down.value))}`);
       } catch (e) {
-        report.goodFailures.push(`step ${current.step}: a fresh channel after the shared ring failed: ${(e as Error).message}`);
+        note(report.goodFailures, `step ${current.step}: a fresh channel after the shared ring failed: ${(e as Error).message}`);
       }
     }
     // From here on the bystander only listens: what reaches it is counted.
@@ -641,7 +647,7 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
       const ringFailed = (v.info!.error as { code?: string } | undefined)?.code === 'ERR_IPCKIT_BAD_FRAME' && /in the shared ring/.test(v.info!.error!.message);
       if (ringFailed || bystander.info) {
         // A corrupt shared ring fails every channel through it.
-        if (!(await closedWithin(bystander, CLOSE_BOUND_MS))) report.unexpected.push(`step ${step} (${v.lastStep}): the shared ring failed but the good channel through it stayed open`);
+        if (!(await closedWithin(bystander, CLOSE_BOUND_MS))) note(report.unexpected, `step ${step} (${v.lastStep}): the shared ring failed but the good channel through it stayed open`);
         else judge(report, 'bystander', bystander.info!, ['error:ERR_IPCKIT_BAD_FRAME'], step, v.lastStep);
         await dropBystander(bystander);
         bystander = null;
@@ -649,13 +655,14 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
       }
     };
     const leave = async (v: Victim, step: number): Promise<void> => {
-      if (!(await closeVictim(v))) report.unexpected.push(`step ${step} (${v.lastStep}): the listener's channel did not close within ${CLOSE_BOUND_MS} ms after its forged peer left`);
+      if (!(await closeVictim(v))) note(report.unexpected, `step ${step} (${v.lastStep}): the listener's channel did not close within ${CLOSE_BOUND_MS} ms after its forged peer left`);
       else await afterClose(v, step);
       report.closedByUs++;
     };
 
     victim = await openVictim(s);
-    const stallAt = o.shared && o.mutations >= 100 ? Math.floor(o.mutations / 2) : -1;
+    // Lock stalls cost LOCK_STALL_MS each: two in a short run, two per 50,000 mutations in a long one.
+    const stallEvery = !o.shared || o.mutations < 100 ? 0 : o.mutations < 100_000 ? Math.floor(o.mutations / 2) : 50_000;
     for (let step = 1; step <= o.mutations; step++) {
       current.step = step;
       if (d.chance(0.01)) {
@@ -665,10 +672,10 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
         await leave(victim, step);
         victim = await openVictim(s);
       }
-      if (step === stallAt || step === stallAt + 1) {
+      if (stallEvery > 0 && step < o.mutations && (step % stallEvery === 0 || step % stallEvery === 1) && step > 1) {
         // The shared ring's lock held past LOCK_STALL_MS: by this connection's slot (its channel fails with
         // ERR_IPCKIT_PROTOCOL), or by a slot of no connection (the lock is just freed).
-        const own = step === stallAt;
+        const own = step % stallEvery === 0;
         const v = victim;
         const holder = own ? v.ring.slot : 0x7ffffff0;
         Atomics.store(v.ring.i32, LAYOUT.S_LOCK, holder);
@@ -677,9 +684,9 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
         const counts = (report.kinds[own ? 'lock-stall-own' : 'lock-stall-foreign'] ??= [0, 0]);
         counts[0]++;
         const freed = await until(() => Atomics.load(v.ring.i32, LAYOUT.S_LOCK) !== holder, 3000);
-        if (!freed) report.unexpected.push(`step ${step}: a shared ring lock held by ${holder} was not freed within 3 s`);
+        if (!freed) note(report.unexpected, `step ${step}: a shared ring lock held by ${holder} was not freed within 3 s`);
         if (own) {
-          if (!(await closedWithin(v, CLOSE_BOUND_MS))) report.unexpected.push(`step ${step}: the lock holder's channel stayed open`);
+          if (!(await closedWithin(v, CLOSE_BOUND_MS))) note(report.unexpected, `step ${step}: the lock holder's channel stayed open`);
           else {
             counts[1]++;
             await afterClose(v, step, ['error:ERR_IPCKIT_PROTOCOL']);
@@ -688,7 +695,7 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
           victim = await openVictim(s);
         } else if (v.info) {
           counts[1]++;
-          report.unexpected.push(`step ${step}: a lock held by no connection closed a channel (${describeClose(v.info)})`);
+          note(report.unexpected, `step ${step}: a lock held by no connection closed a channel (${describeClose(v.info)})`);
           await closeVictim(v);
           victim = await openVictim(s);
         }
@@ -750,7 +757,7 @@ export async function fuzzShm(o: FuzzOptions & { shared: boolean }): Promise<Fuz
       const v = await openVictim(s);
       v.lastStep = 'final corruption (an unaligned head)';
       await publishAndSettle(v, (v.head + 4) | 0);
-      if (!(await closedWithin(v, CLOSE_BOUND_MS))) report.unexpected.push('end: an unaligned head did not fail the shared ring');
+      if (!(await closedWithin(v, CLOSE_BOUND_MS))) note(report.unexpected, 'end: an unaligned head did not fail the shared ring');
       else await afterClose(v, o.mutations);
       await closeVictim(v);
     }
