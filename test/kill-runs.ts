@@ -68,12 +68,13 @@ function kernelObjects(): { names: Set<string>; sysv: Map<string, number[]> } {
 
 /**
  * Objects present now that were not `before` and that are ours: a name with
- * ipckit in it, or a System V queue last used by one of `pids` (or never
- * used). Other test runs on the machine make objects too.
+ * one of `pids` in it (an mq: connector names its queues
+ * /ipckit-mq-PID-...), or a System V queue last used by one of `pids` (or
+ * never used). Other test runs on the machine make objects too.
  */
 function newObjects(before: ReturnType<typeof kernelObjects>, pids: Set<number>): string[] {
   const now = kernelObjects();
-  const names = [...now.names].filter((n) => !before.names.has(n) && n.includes('ipckit'));
+  const names = [...now.names].filter((n) => !before.names.has(n) && [...pids].some((pid) => n.includes(`-${pid}-`)));
   const sysv = [...now.sysv].filter(([id, [ls, lr]]) => !before.sysv.has(id) && (pids.has(ls!) || pids.has(lr!) || (ls === 0 && lr === 0))).map(([id]) => id);
   return [...names, ...sysv];
 }
