@@ -40,22 +40,26 @@ function snapshot() {
   return new Set([...listDir('/dev/shm'), ...listDir('/dev/mqueue'), ...sysvIds('shm'), ...sysvIds('sem'), ...sysvIds('msg')]);
 }
 
-function findTests(dir) {
+// npm test: every *.test.js except under fixtures/ and stress/. npm run stress
+// (--stress): the heavy runs, stress/*.stress.js.
+function findTests(dir, suffix, skip) {
   const out = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name);
-    if (entry.isDirectory() && entry.name !== 'fixtures') out.push(...findTests(p));
-    else if (entry.isFile() && entry.name.endsWith('.test.js')) out.push(p);
+    if (entry.isDirectory() && !skip.includes(entry.name)) out.push(...findTests(p, suffix, skip));
+    else if (entry.isFile() && entry.name.endsWith(suffix)) out.push(p);
   }
   return out.sort();
 }
 
-const only = process.argv.slice(2);
-const files = only.length ? only : findTests(testDir);
+const stress = process.argv[2] === '--stress';
+const only = process.argv.slice(stress ? 3 : 2);
+const files = only.length ? only : stress ? findTests(join(testDir, 'stress'), '.stress.js', []) : findTests(testDir, '.test.js', ['fixtures', 'stress']);
 const before = snapshot();
 const run = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', '--test-timeout=180000', ...files],
+  // Stress tests set their own (long) timeouts.
+  ['--test', '--test-reporter=spec', `--test-timeout=${stress ? 4 * 3_600_000 : 180_000}`, ...files],
   { stdio: 'inherit', cwd: root },
 );
 const leaked = [...snapshot()].filter((x) => !before.has(x));

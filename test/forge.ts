@@ -91,7 +91,10 @@ export async function controlClient(transport: 'shm' | 'mq' | 'sysvmq', name: st
     sock,
     reply: answer,
     fds: got,
-    ring: () => void sock.send(Buffer.of(1)).catch(() => {}),
+    ring: () => {
+      // A doorbell after the listener hung up goes nowhere (send() refuses a closed socket at once).
+      if (!sock.closed) void sock.send(Buffer.of(1)).catch(() => {});
+    },
     close: () => sock.close(),
   };
 }

@@ -387,15 +387,23 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     const hl = headerLength(kind);
     let value: T;
     let payload: unknown;
-    try {
-      if (kind === KIND_ERROR) payload = JSON.parse(Buffer.from(frame.subarray(start + hl, end)).toString('utf8'));
-      // raw needs no second copy of a frame the link already copied for us.
-      else if (owned && this.#raw) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as T;
-      else value = this.#codec.decode(frame.subarray(start + hl, end));
-    } catch (e) {
-      const err = stateError('ERR_IPCKIT_CODEC', `cannot decode a ${end - start}-byte frame with the ${this.#codec.name} codec: ${(e as Error).message}`);
-      err.cause = e;
-      return this.#fail(err);
+    if (kind === KIND_ERROR) {
+      // An error reply's body is JSON whatever the codec (frame.ts): one that is not is a corrupt frame.
+      try {
+        payload = JSON.parse(Buffer.from(frame.subarray(start + hl, end)).toString('utf8'));
+      } catch {
+        return this.#fail(badFrame(`corrupt frame on ${this.transport}: channel: an error reply whose body is not JSON`));
+      }
+    } else {
+      try {
+        // raw needs no second copy of a frame the link already copied for us.
+        if (owned && this.#raw) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as T;
+        else value = this.#codec.decode(frame.subarray(start + hl, end));
+      } catch (e) {
+        const err = stateError('ERR_IPCKIT_CODEC', `cannot decode a ${end - start}-byte frame with the ${this.#codec.name} codec: ${(e as Error).message}`);
+        err.cause = e;
+        return this.#fail(err);
+      }
     }
     if (kind === KIND_MESSAGE) return this.#deliver(value!);
     const id = readId(frame, start);
