@@ -37,9 +37,10 @@ async function ok(args: string[], input?: Uint8Array | string): Promise<Buffer> 
   return r.stdout;
 }
 
-async function fails(args: string[], message: RegExp): Promise<void> {
+/** Exit status 1 when the operation fails, 2 for a usage error (then a hint follows the message). */
+async function fails(args: string[], message: RegExp, status = 1): Promise<void> {
   const r = await ipckit(args);
-  assert.equal(r.code, 1, `ipckit ${args.join(' ')} should fail`);
+  assert.equal(r.code, status, `ipckit ${args.join(' ')} should fail with status ${status}: ${r.stderr}`);
   assert.match(r.stderr, /^ipckit: /);
   assert.match(r.stderr, message);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
@@ -84,8 +85,8 @@ describe('ipckit mq', () => {
     assert.equal((await ok(['mq', 'recv', n])).toString(), 'one');
     await fails(['mq', 'recv', n, '--timeout', '50'], /ETIMEDOUT/);
     await fails(['mq', 'recv', n, '--nowait'], /EAGAIN.*empty/);
-    await fails(['mq', 'send', n, '--data', 'x'.repeat(1025)], /EMSGSIZE.*messageSize.*1024/);
-    await fails(['mq', 'send', n, '--type', '3', '--data', 'x'], /--type is for System V/);
+    await fails(['mq', 'send', n, '--data', 'x'.repeat(1025)], /EMSGSIZE.*message size.*1024/);
+    await fails(['mq', 'send', n, '--type', '3', '--data', 'x'], /--type is for System V/, 2);
     await ok(['mq', 'rm', n]);
     await fails(['mq', 'stat', n], /ENOENT/);
   });

@@ -116,16 +116,20 @@ describe('ipckit sem with System V keys and ids', () => {
     const id = Number(await ok(['sem', 'create', 'private']));
     ids.add(id);
     assert.equal(sem.sysv.fromId(id).count, 1);
-    for (const args of [
-      ['sem', 'create', 'private', '--count', '0'],
-      ['sem', 'create', '/x', '--count', '2'],
-      ['sem', 'wait', `id:${id}`, '--timeout', 'soon'],
-      ['sem', 'post', `id:${id}`, '--index', '4'],
-      ['sem', 'wait', 'id:999999999'],
-    ]) {
+    // Exit status 2: the command line is wrong; 1: the object said no.
+    for (const [status, ...args] of [
+      [2, 'sem', 'create', 'private', '--count', '0'],
+      [2, 'sem', 'create', '/x', '--count', '2'],
+      [2, 'sem', 'create', 'private', '--value', '40000'],
+      [2, 'sem', 'wait', `id:${id}`, '--timeout', 'soon'],
+      [1, 'sem', 'post', `id:${id}`, '--index', '4'],
+      [1, 'sem', 'wait', 'id:999999999'],
+    ] as Array<[number, ...string[]]>) {
       const r = await ipckit(args);
-      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.code, status, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /^ipckit: /);
     }
+    const past = await ipckit(['sem', 'post', `id:${id}`, '--index', '4']);
+    assert.match(past.stderr, /^ipckit: --index 4 is past the end: the set has 1 semaphore \(0 to 0\)$/m);
   });
 });

@@ -54,6 +54,22 @@ async function fails(args: string[], message: RegExp, input?: string): Promise<s
   return r.stderr;
 }
 
+/**
+ * Runs `ipckit ...` and insists on a usage error: exit status 2, one line
+ * `ipckit: ...` matching `message`, then the hint naming the command's help.
+ */
+async function usage(args: string[], message: RegExp, helpOf: string): Promise<string> {
+  const r = await ipckit(args);
+  assert.equal(r.code, 2, `ipckit ${args.join(' ')} should be a usage error; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 2, `a message and a hint: ${r.stderr}`);
+  assert.match(lines[0]!, /^ipckit: /);
+  assert.match(lines[0]!, message);
+  assert.equal(lines[1], `Try '${helpOf} --help'.`);
+  assert.equal(r.stdout.length, 0);
+  return lines[0]!;
+}
+
 const json = async <T = any>(args: string[]): Promise<T> => JSON.parse((await ok(args)).toString()) as T;
 
 interface LsJsonRow {
@@ -320,7 +336,7 @@ describe('ipckit ls', () => {
   });
 
   test('unknown kinds are refused', T, async () => {
-    await fails(['ls', 'nonsense'], /unknown kind nonsense \(known: posix-shm, sysv-shm/);
+    await usage(['ls', 'nonsense'], /unknown kind nonsense \(known: posix-shm, sysv-shm/, 'ipckit ls');
   });
 });
 
@@ -331,24 +347,24 @@ describe('ipckit errors', () => {
     await fails(['shm', 'rm', uniqueName('cli-missing')], /ENOENT.*shm_unlink/);
   });
 
-  test('bad names and targets say what is wrong', T, async () => {
-    await fails(['shm', 'create', '/a/b', '--size', '1'], /may contain only the leading '\/'/);
-    await fails(['shm', 'create', 'noslash', '--size', '1'], /not a target: "noslash" \(use \/name \(POSIX\)/);
-    await fails(['shm', 'read', 'private'], /'private' only makes sense with create/);
-    await fails(['shm', 'create', 'id:3', '--size', '1'], /cannot create by id/);
-    await fails(['shm', 'create', '0', '--size', '1'], /key 0 is IPC_PRIVATE/);
+  test('bad names and targets say what is wrong (usage errors: exit status 2)', T, async () => {
+    await usage(['shm', 'create', '/a/b', '--size', '1'], /may contain only the leading '\/'/, 'ipckit shm create');
+    await usage(['shm', 'create', 'noslash', '--size', '1'], /not a target: "noslash" \(use \/name \(POSIX\)/, 'ipckit shm create');
+    await usage(['shm', 'read', 'private'], /'private' only makes sense with create/, 'ipckit shm read');
+    await usage(['shm', 'create', 'id:3', '--size', '1'], /cannot create by id/, 'ipckit shm create');
+    await usage(['shm', 'create', '0', '--size', '1'], /key 0 is IPC_PRIVATE/, 'ipckit shm create');
   });
 
-  test('bad options are refused before anything is created', T, async () => {
+  test('bad options are refused before anything is created (usage errors: exit status 2)', T, async () => {
     const n = name('bad-options');
-    await fails(['shm', 'create', n], /required option '--size <bytes>' not specified/);
-    await fails(['shm', 'create', n, '--size', '4x'], /size must be a byte count like 4096, 4k or 1m, got "4x"/);
-    await fails(['shm', 'create', n, '--size', '4k', '--mode', '999'], /mode must be permission bits/);
+    await usage(['shm', 'create', n], /required option '--size <bytes>' not specified/, 'ipckit shm create');
+    await usage(['shm', 'create', n, '--size', '4x'], /size must be a byte count like 4096, 4k or 1m, got "4x"/, 'ipckit shm create');
+    await usage(['shm', 'create', n, '--size', '4k', '--mode', '999'], /mode must be permission bits/, 'ipckit shm create');
     assert.equal(existsSync(`/dev/shm${n}`), false, 'nothing left behind');
     const key = uniqueKey();
-    await fails(['shm', 'create', hex(key), '--size', '4k', '--mode', '999'], /mode must be permission bits/);
+    await usage(['shm', 'create', hex(key), '--size', '4k', '--mode', '999'], /mode must be permission bits/, 'ipckit shm create');
     await fails(['shm', 'stat', hex(key)], /ENOENT/);
-    await fails(['shm', 'frobnicate'], /unknown command 'frobnicate'/);
+    await usage(['shm', 'frobnicate'], /unknown command 'frobnicate'/, 'ipckit shm');
   });
 
   test('writing past the end is refused and changes nothing', T, async () => {

@@ -1,6 +1,6 @@
 // The `bench` command line (commander), shared by `npm run bench`
-// (src/bench/main.ts) and, later, `ipckit bench`: add it with
-// `program.addCommand(benchCommand())`.
+// (src/bench/main.ts) and `ipckit bench` (src/cli/main.ts adds it with
+// `program.addCommand(benchCommand())`).
 import { Command, InvalidArgumentError } from 'commander';
 import { parseBytes } from '../cli/args.js';
 import { CASES } from './registry.js';
@@ -26,11 +26,15 @@ function parseCount(text: string): number {
   return n;
 }
 
-function parseList(text: string): string[] {
-  return text
+/** "shm,unix" → the names, each one a known transport (a typo is a usage error, before anything runs). */
+function parseTransports(text: string): string[] {
+  const names = text
     .split(',')
     .map((t) => t.trim())
     .filter(Boolean);
+  const unknown = names.filter((n) => !CASES.some((c) => c.transport === n));
+  if (unknown.length) throw new InvalidArgumentError(`unknown transport ${unknown.map((n) => `'${n}'`).join(', ')} (see --list)`);
+  return names;
 }
 
 interface CommandOptions {
@@ -48,7 +52,7 @@ interface CommandOptions {
 export function benchCommand(name = 'bench'): Command {
   return new Command(name)
     .description('round-trip latency and one-way throughput of each transport, every trial in fresh processes')
-    .option('--transports <names>', 'comma-separated transports (default: all; see --list)', parseList)
+    .option('--transports <names>', 'comma-separated transports (default: all; see --list)', parseTransports)
     .option('--size <bytes>', 'comma-separated message sizes, e.g. 64,4096,64k,1m', parseSizes, DEFAULT_SIZES)
     .option('--count <n>', 'timed round trips per trial (fewer for large sizes)', parseCount, DEFAULT_COUNT)
     .option('--trials <n>', 'trials per transport and size, each in fresh processes; figures are medians over trials', parseCount, DEFAULT_TRIALS)

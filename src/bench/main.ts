@@ -1,9 +1,8 @@
 // `npm run bench` → node dist/bench/main.js [options]; see command.ts.
+// Exit statuses as `ipckit bench`: 1 when a run fails, 2 for a usage error.
+import { applyExitConventions, report } from '../cli/exit.js';
 import { benchCommand } from './command.js';
 
-benchCommand()
-  .parseAsync(process.argv)
-  .catch((e: unknown) => {
-    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  });
+const program = benchCommand();
+applyExitConventions(program);
+program.parseAsync(process.argv).catch(report);

@@ -4,11 +4,20 @@
 import { InvalidArgumentError } from 'commander';
 import { IpcError } from '../errors.js';
 import { parseKey } from '../sysv-key.js';
-import { checkPosixName } from '../validate.js';
+import { checkMode, checkPosixName } from '../validate.js';
 
-/** A mistake on the command line; printed as its message, exit status 1. */
+/** A mistake on the command line; printed as its message and a hint, exit status 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/** Runs a library check on command-line text: its complaint is a usage error. */
+function asUsage<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
@@ -28,6 +37,51 @@ export const sizeOption = (text: string): number => parseBytes(text, 'size');
 export const offsetOption = (text: string): number => parseBytes(text, 'offset');
 export const lengthOption = (text: string): number => parseBytes(text, 'length');
 
+/** A commander parser for an integer option from `min` to `max`. */
+export const integerOption = (what: string, min: number, max = Number.MAX_SAFE_INTEGER) => (text: string): number => {
+  const n = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new InvalidArgumentError(`${what} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(text)}`);
+  }
+  return n;
+};
+
+/** The largest timer Node can set (setTimeout's limit), about 24.8 days. */
+const MAX_MS = 2 ** 31 - 1;
+
+/** A duration in whole milliseconds, as every ipckit option takes them: '0', '250', '10000'. */
+export function parseMs(text: string, what: string): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n <= MAX_MS)) throw new InvalidArgumentError(`${what} must be milliseconds from 0 to ${MAX_MS}, got ${JSON.stringify(text)}`);
+  return n;
+}
+export const msOption = (text: string): number => parseMs(text, 'timeout');
+
+/** Permission bits as octal text ('600', '0640'); checked here so a bad one is a usage error. */
+export function modeOption(text: string): string {
+  try {
+    checkMode(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return text;
+}
+
+/**
+ * commander gives an option with an optional value (`--retry [ms]`) the next
+ * word whatever it is, so `send --retry shm:x hello` would retry for "shm:x"
+ * ms. A flag from `flags` followed by a word that is not a number is given
+ * an empty value instead (`--retry=`), which its parser reads as the default.
+ */
+export function withOptionalValuesSeparated(argv: readonly string[], flags: readonly string[]): string[] {
+  const out = [...argv];
+  for (let i = 0; i < out.length - 1; i++) {
+    if (out[i] === '--') break;
+    if (flags.includes(out[i]!) && !/^\d+$/.test(out[i + 1]!) && !out[i + 1]!.startsWith('-')) out[i] = `${out[i]}=`;
+  }
+  return out;
+}
+
 /** Where a command points: a POSIX name, a System V key or id, or a new private System V object. */
 export type Target =
   | { kind: 'posix'; name: string }
@@ -40,7 +94,7 @@ export const TARGET_HELP =
 
 /** Parses a target; 'private' only where `allowPrivate` (creating). */
 export function parseTarget(text: string, allowPrivate = false): Target {
-  if (text.startsWith('/')) return { kind: 'posix', name: checkPosixName(text) };
+  if (text.startsWith('/')) return { kind: 'posix', name: asUsage(() => checkPosixName(text)) };
   const id = /^id:(\d+)$/.exec(text);
   if (id) {
     const n = Number(id[1]);
@@ -54,14 +108,13 @@ export function parseTarget(text: string, allowPrivate = false): Target {
     return { kind: 'private' };
   }
   if (/^(0x[0-9a-f]+|-?\d+)$/i.test(text)) {
-    const key = parseKey(text);
+    const key = asUsage(() => parseKey(text));
     if (key === 0) throw new UsageError("key 0 is IPC_PRIVATE: write 'private' to create a new object, or id:N to address one");
     return { kind: 'sysv-key', key: key as number };
   }
   throw new UsageError(`not a target: ${JSON.stringify(text)} (use ${TARGET_HELP})`);
 }
 
-/** Permission bits as people write them: 0600. */
 /**
  * The existing System V object a key or id:N names. `fromId` fails with
  * EINVAL for an id nothing has (that is what the kernel's *ctl says): the
@@ -80,6 +133,7 @@ export function sysvTarget<T>(t: Target, get: (key: number) => T, fromId: (id: n
   }
 }
 
+/** Permission bits as people write them: 0600. */
 export function octal(mode: number): string {
   return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 }

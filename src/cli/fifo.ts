@@ -2,17 +2,11 @@
 // seeds' rules (cat waits for a writer, write waits for a reader) with an
 // optional --timeout, and the `ls` section listing FIFOs in --path directories.
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import * as fifo from '../fifo.js';
+import { modeOption, msOption } from './args.js';
 import { readStdin } from './io.js';
 import { addLsProvider } from './ls.js';
 import { fifoProvider } from './fifo-ls.js';
-
-function msOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`timeout must be milliseconds >= 0, got ${JSON.stringify(text)}`);
-  return n;
-}
 
 interface OpenFlags {
   timeout?: number;
@@ -26,7 +20,7 @@ export function register(program: Command): void {
     .command('create')
     .description('create a FIFO (mkfifo)')
     .argument('<path>', 'where to create it')
-    .option('--mode <octal>', 'permission bits, applied exactly', '0600')
+    .option('--mode <octal>', 'permission bits, applied exactly', modeOption, '0600')
     .option('--exist-ok', 'succeed if a FIFO is already there')
     .action((path: string, o: { mode: string; existOk?: boolean }) => {
       fifo.create(path, { mode: o.mode, existOk: !!o.existOk });
@@ -36,7 +30,7 @@ export function register(program: Command): void {
     .command('cat')
     .description('read the FIFO to stdout until every writer has closed it (waits for a writer)')
     .argument('<path>', 'the FIFO')
-    .option('--timeout <ms>', 'give up if no writer opens it in time', msOption)
+    .option('--timeout <ms>', 'give up if no writer opens it within this many ms', msOption)
     .option('--no-wait', 'do not wait for a writer: read whatever comes')
     .action(async (path: string, o: OpenFlags) => {
       const stream = await fifo.open(path, 'r', { timeout: o.timeout, wait: o.wait !== false });
@@ -52,7 +46,7 @@ export function register(program: Command): void {
     .description('write --data (or stdin) into the FIFO (waits for a reader)')
     .argument('<path>', 'the FIFO')
     .option('--data <text>', 'what to write (default: stdin)')
-    .option('--timeout <ms>', 'give up if no reader opens it in time', msOption)
+    .option('--timeout <ms>', 'give up if no reader opens it within this many ms', msOption)
     .action(async (path: string, o: OpenFlags & { data?: string }) => {
       // Read stdin first: a writer should not hold the FIFO open while its own input is pending.
       const data = o.data !== undefined ? Buffer.from(o.data) : await readStdin('--data');

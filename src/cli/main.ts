@@ -4,8 +4,8 @@
 // is an import and a call below.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { IpcError } from '../errors.js';
 import { benchCommand } from '../bench/command.js';
+import { applyExitConventions, report } from './exit.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
 import { register as registerSem } from './sem.js';
@@ -16,18 +16,6 @@ import { register as registerUnix } from './unix.js';
 import { register as registerChannel } from './channel.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-const debug = process.env.IPCKIT_DEBUG === '1';
-
-/** `ipckit: message` on stderr, exit status 1; the stack only with IPCKIT_DEBUG=1. */
-function report(e: unknown): void {
-  const err = e instanceof Error ? e : new Error(String(e));
-  process.stderr.write(`ipckit: ${err.message}\n`);
-  if (debug) {
-    process.stderr.write(`${err.stack ?? ''}\n`);
-    if (err instanceof IpcError) process.stderr.write(`${JSON.stringify({ ...err })}\n`);
-  }
-  process.exitCode = 1;
-}
 
 // `ipckit shm read /x | head -c 10`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -39,9 +27,7 @@ const program = new Command()
   .name('ipckit')
   .description('Linux IPC objects from the command line')
   .version(pkg.version)
-  // Before any subcommand is added: subcommands copy these settings.
-  .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'ipckit: ')) })
-  .showHelpAfterError('(add --help for usage)');
+  .addHelpText('after', '\nExit status: 0 success, 1 the operation failed, 2 a usage error, 128+N after signal N.\nEvery duration is in milliseconds (ms). See docs/cli.md.');
 
 registerShm(program);
 registerSem(program);
@@ -52,5 +38,6 @@ registerFifo(program);
 registerUnix(program);
 registerChannel(program);
 program.addCommand(benchCommand());
+applyExitConventions(program);
 
 program.parseAsync(process.argv).catch(report);

@@ -1,10 +1,10 @@
 // `ipckit mq create|send|recv|stat|rm` for POSIX queue names and System V
 // keys/ids. Every command opens what it needs, does one thing and closes it.
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { IpcError } from '../errors.js';
 import * as posix from '../mq-posix.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
-import { octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
+import { integerOption as integer, modeOption, msOption, octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { MOUNT_HINT, posixMqProvider, sysvMqProvider } from './mq-ls.js';
@@ -16,16 +16,6 @@ function queue(t: Target): SysvQueue {
   return sysvTarget(t, get, fromId, 'queue', 'ipckit ls');
 }
 
-const integer = (what: string, min: number, max: number) => (text: string): number => {
-  const n = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  return n;
-};
-const millis = (text: string): number => {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`timeout must be milliseconds >= 0, got ${JSON.stringify(text)}`);
-  return n;
-};
 
 
 /** A message as JSON: text when it is valid UTF-8, else base64. */
@@ -176,7 +166,7 @@ export function register(program: Command): void {
     .argument('<target>', "/name, a System V key, or 'private'")
     .option('--max-messages <n>', 'POSIX: capacity in messages (default /proc/sys/fs/mqueue/msg_default)', integer('max-messages', 1, 65536))
     .option('--message-size <bytes>', 'POSIX: largest message (default /proc/sys/fs/mqueue/msgsize_default)', (v: string) => parseBytes(v, 'message-size'))
-    .option('--mode <octal>', 'permission bits of a new queue', '600')
+    .option('--mode <octal>', 'permission bits of a new queue', modeOption, '600')
     .option('--exclusive', 'fail with EEXIST if it already exists')
     .action(create);
 
@@ -186,7 +176,7 @@ export function register(program: Command): void {
     .option('--data <string>', 'send this string (UTF-8) instead of reading stdin')
     .option('--priority <n>', 'POSIX priority 0-32767 (default 0)', integer('priority', 0, 32767))
     .option('--type <n>', 'System V message type > 0 (default 1)', integer('type', 1, Number.MAX_SAFE_INTEGER))
-    .option('--timeout <ms>', 'wait at most this long for room (default: wait)', millis)
+    .option('--timeout <ms>', 'wait at most this many ms for room (default: wait)', msOption)
     .option('--nowait', 'fail at once if the queue is full')
     .action(send);
 
@@ -195,7 +185,7 @@ export function register(program: Command): void {
     .argument('<target>', '/name, a System V key, or id:N')
     .option('--type <n>', 'System V: 0 first message, n first of type n, -n lowest type <= n', integer('type', -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER))
     .option('--except', 'System V: with --type n > 0, the first message NOT of type n')
-    .option('--timeout <ms>', 'wait at most this long (default: wait)', millis)
+    .option('--timeout <ms>', 'wait at most this many ms for a message (default: wait)', msOption)
     .option('--nowait', 'fail at once if there is no message')
     .option('--max-size <bytes>', 'System V: largest message accepted (default msgmax)', (v: string) => parseBytes(v, 'max-size'))
     .option('--truncate', 'System V: cut a longer message to --max-size (MSG_NOERROR)')

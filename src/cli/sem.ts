@@ -1,31 +1,32 @@
 // `ipckit sem create|post|wait|get|rm` for POSIX named semaphores (/name)
 // and System V semaphore sets (key, id:N, or 'private' to create). Each
 // command opens what it needs, does one thing and closes it again.
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { IpcError } from '../errors.js';
 import * as posix from '../sem.js';
 import { sysv, type SysvSemaphoreSet } from '../sem-sysv.js';
-import { parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
+import { integerOption as integer, modeOption, msOption, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixSemProvider, sysvSemProvider } from './sem-ls.js';
 import { formatPairs, formatTable } from './table.js';
 import { sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, when } from './users.js';
 
-const integer = (what: string, min: number) => (text: string): number => {
-  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
-  return n;
-};
-const milliseconds = (text: string): number => {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`timeout must be milliseconds >= 0, got ${JSON.stringify(text)}`);
-  return n;
-};
+
+/** The largest value of a System V semaphore (the kernel's SEMVMX). */
+const SEMVMX = 32767;
 
 /** An existing System V semaphore set named by key or id. */
 function semSet(t: Target): SysvSemaphoreSet {
   return sysvTarget(t, sysv.get, sysv.fromId, 'semaphore set', 'ipckit ls sysv-sem');
+}
+
+/** --index checked against the set it points into (the set decides, so a failure, not a usage error). */
+function indexIn(set: SysvSemaphoreSet, index = 0): number {
+  if (index >= set.count) {
+    throw new Error(`--index ${index} is past the end: the set has ${set.count} semaphore${set.count === 1 ? '' : 's'} (0 to ${set.count - 1})`);
+  }
+  return index;
 }
 
 interface CreateOptions {
@@ -43,6 +44,8 @@ async function create(text: string, o: CreateOptions): Promise<void> {
     return;
   }
   if (t.kind === 'sysv-id') throw new UsageError('cannot create by id: the kernel picks ids; give a key or private');
+  // Checked before the set exists: a refused value must not leave a new set behind.
+  if (o.value !== undefined && o.value > SEMVMX) throw new UsageError(`--value must be at most ${SEMVMX} for a System V semaphore (SEMVMX)`);
   const key = t.kind === 'private' ? 'private' : t.key;
   const count = o.count ?? 1;
   let set: SysvSemaphoreSet;
@@ -68,9 +71,9 @@ async function post(text: string, o: { index?: number; count?: number }): Promis
     for (let i = 0; i < n; i++) s.post();
     return;
   }
+  if (n > SEMVMX) throw new UsageError(`--count must be at most ${SEMVMX} for a System V semaphore (SEMVMX)`);
   const set = semSet(t);
-  if (n > 32767) throw new UsageError('--count must be at most 32767 for a System V semaphore (SEMVMX)');
-  await set.op([{ index: o.index ?? 0, delta: n }]);
+  await set.op([{ index: indexIn(set, o.index), delta: n }]);
 }
 
 async function wait(text: string, o: { index?: number; timeout?: number }): Promise<void> {
@@ -86,7 +89,8 @@ async function wait(text: string, o: { index?: number; timeout?: number }): Prom
       await s.wait({ timeout: o.timeout, signal: ac.signal });
       return;
     }
-    await semSet(t).op([{ index: o.index ?? 0, delta: -1 }], { timeout: o.timeout, signal: ac.signal });
+    const set = semSet(t);
+    await set.op([{ index: indexIn(set, o.index), delta: -1 }], { timeout: o.timeout, signal: ac.signal });
   } catch (e) {
     if (ac.signal.aborted) {
       process.exitCode = 130;
@@ -159,9 +163,9 @@ export function register(program: Command): void {
     .command('create')
     .description('create a semaphore or set (prints the id of a System V set)')
     .argument('<target>', "/name, a System V key, or 'private'")
-    .option('--value <n>', 'initial value (System V: of every semaphore in a set this creates)', integer('value', 0))
+    .option('--value <n>', `initial value (System V: of every semaphore in a set this creates, at most ${SEMVMX})`, integer('value', 0, 2 ** 31 - 1))
     .option('--count <n>', 'semaphores in a System V set (default 1)', integer('count', 1))
-    .option('--mode <octal>', 'permission bits of a new object', '600')
+    .option('--mode <octal>', 'permission bits of a new object', modeOption, '600')
     .option('--exclusive', 'fail with EEXIST if it already exists')
     .action(create);
 
@@ -178,7 +182,7 @@ export function register(program: Command): void {
     .description('decrement, waiting while the value is 0 (sem_wait; System V: semop -1)')
     .argument('<target>', '/name, a System V key, or id:N')
     .option('--index <i>', 'which semaphore of a System V set (default 0)', integer('index', 0))
-    .option('--timeout <ms>', 'give up after this many milliseconds (exit status 1, ETIMEDOUT)', milliseconds)
+    .option('--timeout <ms>', 'give up after this many ms (exit status 1, ETIMEDOUT)', msOption)
     .action(wait);
 
   sem

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import * as posix from '../shm.js';
 import { sysv, type SysvSegment } from '../shm-sysv.js';
-import { lengthOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
+import { lengthOption, modeOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';
 import { posixShmProvider, sysvShmProvider } from './shm-ls.js';
@@ -30,8 +30,9 @@ async function create(text: string, o: CreateOptions): Promise<void> {
     try {
       using _region = posix.open(t.name, { create: true, exclusive: !!o.exclusive, size: o.size, mode: o.mode });
     } catch (e) {
+      // The command line is fine; the object that is there is not: a failure, not a usage error.
       if ((e as { code?: string }).code === 'ERR_IPCKIT_SIZE_MISMATCH') {
-        throw new UsageError(`${(e as Error).message.split(';')[0]} (it already exists; create does not resize)`);
+        throw new Error(`${(e as Error).message.split(';')[0]} (it already exists; create does not resize)`);
       }
       throw e;
     }
@@ -150,7 +151,7 @@ export function register(program: Command): void {
     .description('create a shared memory object or segment (prints the id of a System V segment)')
     .argument('<target>', "/name, a System V key, or 'private'")
     .requiredOption('--size <bytes>', 'size, e.g. 4096, 4k, 1m', sizeOption)
-    .option('--mode <octal>', 'permission bits of a new object', '600')
+    .option('--mode <octal>', 'permission bits of a new object', modeOption, '600')
     .option('--exclusive', 'fail with EEXIST if it already exists')
     .action(create);
 
