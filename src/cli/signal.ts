@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import * as signals from '../signals.js';
 import type { SignalInfo } from '../signals.js';
-import { UsageError } from './args.js';
+import { msOption, UsageError } from './args.js';
 import { formatTable } from './table.js';
 
 function integer(text: string, what: string): number {
@@ -51,23 +51,24 @@ const TIMED_OUT = 124;
 
 async function wait(
   names: string[],
-  o: { count: string; timeout?: string; json?: boolean },
+  o: { count: string; timeout?: number; json?: boolean },
 ): Promise<void> {
   const numbers = names.map((n) => signalNumber(n));
   const count = integer(o.count, '--count');
   if (count < 0) throw new UsageError('--count must be 0 (no limit) or more');
-  let seconds: number | undefined;
-  if (o.timeout !== undefined) {
-    seconds = Number(o.timeout);
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(o.timeout)}`);
-    }
-  }
   const abort = new AbortController();
   const timedOut = new Error('timed out');
-  const timer = seconds === undefined ? undefined : setTimeout(() => abort.abort(timedOut), seconds * 1000);
+  const timer = o.timeout === undefined ? undefined : setTimeout(() => abort.abort(timedOut), o.timeout);
   // Installed (blocked and queued) from here on: only now may senders start.
-  const iterator = signals.watch(numbers, { signal: abort.signal });
+  let iterator: ReturnType<typeof signals.watch>;
+  try {
+    iterator = signals.watch(numbers, { signal: abort.signal });
+  } catch (e) {
+    clearTimeout(timer);
+    // SIGKILL, SIGSTOP: a signal nobody can wait for is a mistake on the command line.
+    if ((e as { code?: string }).code === 'ERR_IPCKIT_SIGNAL_UNCATCHABLE') throw new UsageError((e as Error).message);
+    throw e;
+  }
   if (o.json) process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid })}\n`);
   else process.stderr.write(`ipckit: pid ${process.pid} waiting for ${numbers.map((n) => signals.toName(n)).join(', ')}\n`);
   let received = 0;
@@ -85,7 +86,7 @@ async function wait(
     }
   } catch (e) {
     if (e !== timedOut) throw e;
-    process.stderr.write(`ipckit: timed out after ${seconds} s (${received} signal(s) received)\n`);
+    process.stderr.write(`ipckit: timed out after ${o.timeout} ms (${received} signal(s) received)\n`);
     process.exitCode = TIMED_OUT;
   } finally {
     clearTimeout(timer);
@@ -118,7 +119,7 @@ export function register(program: Command): void {
     )
     .argument('<signal...>', 'signals to take, e.g. SIGUSR1 SIGRTMIN+1')
     .option('--count <n>', 'exit after this many signals (0: no limit)', '1')
-    .option('--timeout <seconds>', 'give up after this many seconds')
+    .option('--timeout <ms>', `give up after this many ms (exit status ${TIMED_OUT})`, msOption)
     .option('--json', 'first line {"ready":true,"pid":N} once the signals are taken, then one JSON object per signal')
     .action(wait);
 }
