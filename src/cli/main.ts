@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { benchCommand } from '../bench/command.js';
 import { applyExitConventions, report } from './exit.js';
+import { withOptionalValuesSeparated } from './args.js';
 import { register as registerLs } from './ls.js';
 import { register as registerShm } from './shm.js';
 import { register as registerSem } from './sem.js';
@@ -13,7 +14,7 @@ import { register as registerMq } from './mq.js';
 import { register as registerSignal } from './signal.js';
 import { register as registerFifo } from './fifo.js';
 import { register as registerUnix } from './unix.js';
-import { register as registerChannel } from './channel.js';
+import { register as registerChannel, OPTIONAL_VALUE_FLAGS } from './channel.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -40,4 +41,4 @@ registerChannel(program);
 program.addCommand(benchCommand());
 applyExitConventions(program);
 
-program.parseAsync(process.argv).catch(report);
+program.parseAsync(withOptionalValuesSeparated(process.argv, OPTIONAL_VALUE_FLAGS)).catch(report);
