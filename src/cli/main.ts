@@ -15,6 +15,7 @@ import { register as registerSignal } from './signal.js';
 import { register as registerFifo } from './fifo.js';
 import { register as registerUnix } from './unix.js';
 import { register as registerChannel, OPTIONAL_VALUE_FLAGS } from './channel.js';
+import { register as registerLimits } from './limits.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -38,6 +39,7 @@ registerSignal(program);
 registerFifo(program);
 registerUnix(program);
 registerChannel(program);
+registerLimits(program);
 program.addCommand(benchCommand());
 applyExitConventions(program);
 
