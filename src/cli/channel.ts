@@ -74,8 +74,8 @@ function announce(url: string): void {
   process.stderr.write(`ipckit: listening on ${url} (pid ${process.pid})\n`);
 }
 
-/** Calls `attempt` again while nobody listens yet, for up to `totalMs` in all (0: once). */
-async function retrying<T>(totalMs: number, attempt: (leftMs: number | undefined) => Promise<T>): Promise<T> {
+/** Calls `attempt` again while nobody listens yet at `url`, for up to `totalMs` in all (0: once). */
+async function retrying<T>(url: string, totalMs: number, attempt: (leftMs: number | undefined) => Promise<T>): Promise<T> {
   const started = Date.now();
   for (let i = 0; ; i++) {
     const left = totalMs - (Date.now() - started);
@@ -84,6 +84,8 @@ async function retrying<T>(totalMs: number, attempt: (leftMs: number | undefined
     } catch (e) {
       const waited = Date.now() - started;
       if (!NOT_YET.includes((e as { code?: string }).code ?? '') || waited >= totalMs) throw e;
+      // Once, so a person (or a script) knows what the wait is for.
+      if (i === 0) process.stderr.write(`ipckit: nobody listens on ${url} yet (${(e as { code: string }).code}); retrying for up to ${totalMs} ms\n`);
       await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_BACKOFF_MS[Math.min(i, RETRY_BACKOFF_MS.length - 1)]!, totalMs - waited)));
     }
   }
@@ -121,7 +123,7 @@ async function open(url: string, o: CommonOptions, listening: boolean): Promise<
   const options = channelOptions(o);
   const ms = retryMs(o);
   const ep = parseUrl(url);
-  return guarded(await retrying(ms, (left) => connect(url, { ...options, ...(ep.scheme === 'fifo' && left !== undefined ? { timeout: left } : {}) })));
+  return guarded(await retrying(url, ms, (left) => connect(url, { ...options, ...(ep.scheme === 'fifo' && left !== undefined ? { timeout: left } : {}) })));
 }
 
 function toMessage(data: Buffer, codec: string): unknown {
@@ -154,7 +156,7 @@ async function sendRaw(url: string, ep: Endpoint, data: string | undefined, o: S
   }
   const bytes = data === undefined ? undefined : Buffer.from(data);
   if (!listening) {
-    await rawSend(await retrying(retryMs(o), (left) => rawConnect(ep, url, left)), bytes);
+    await rawSend(await retrying(url, retryMs(o), (left) => rawConnect(ep, url, left)), bytes);
     return;
   }
   const server = await rawListen(ep, url);
@@ -207,7 +209,7 @@ async function recvRaw(url: string, ep: Endpoint, o: RecvOptions, listening: boo
   if (o.count !== undefined) throw new UsageError('--raw has no messages to count: it prints one peer\'s bytes until that peer closes');
   if (o.maxSize !== undefined) throw new UsageError('--raw receives plain bytes: --max-size does not apply');
   if (!listening) {
-    await rawReceive(await retrying(retryMs(o), (left) => rawConnect(ep, url, left)));
+    await rawReceive(await retrying(url, retryMs(o), (left) => rawConnect(ep, url, left)));
     return;
   }
   const server = await rawListen(ep, url);
@@ -248,7 +250,7 @@ async function recv(url: string, o: RecvOptions): Promise<void> {
     return n >= count;
   };
   if (!listening) {
-    const { ch, done } = guarded(await retrying(retryMs(o), () => connect(url, options)));
+    const { ch, done } = guarded(await retrying(url, retryMs(o), () => connect(url, options)));
     await drain(ch);
     await done();
   } else if (count > 0) {
