@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { runCli, startCli } from './cli-run.js';
+import { mq } from 'ipckit';
 import { uniqueName } from './helpers.js';
 
 const T = { timeout: 120_000 };
@@ -124,12 +125,21 @@ describe('ipckit exit statuses', () => {
       [['fifo', 'cat', '/etc/hostname'], /^ipckit: EINVAL: .*not a FIFO \(create it with 'ipckit fifo create'\)$/],
       [['send', `unix:/tmp/${uniqueName('nobody').slice(1)}.sock`, 'x'], /^ipckit: ENOENT: .*connect 'unix:/],
     ];
-    for (const [args, message] of cases) {
-      const r = await runCli(args);
-      assert.equal(r.code, 1, `ipckit ${args.join(' ')}: ${r.stderr}`);
-      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
-      assert.match(r.stderr.trimEnd(), message);
-      assert.doesNotMatch(r.stderr, LIBRARY_WORDS);
+    // The library's advice names its options (maxSize, noError: true): here they are flags.
+    using q = mq.sysv.get('private', { create: true });
+    await q.send(1, Buffer.from('0123456789'));
+    cases.push([['mq', 'recv', `id:${q.id}`, '--max-size', '4'], /^ipckit: E2BIG: .*\(limit --max-size = 4\): .*pass a larger --max-size, or --truncate to truncate\)$/]);
+    try {
+      for (const [args, message] of cases) {
+        const r = await runCli(args);
+        assert.equal(r.code, 1, `ipckit ${args.join(' ')}: ${r.stderr}`);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+        assert.match(r.stderr.trimEnd(), message);
+        assert.doesNotMatch(r.stderr, LIBRARY_WORDS);
+        assert.doesNotMatch(r.stderr.replace(/'[^']*'/g, ''), /\b[a-z]+[A-Z]\w*\b/, 'no camelCase library names');
+      }
+    } finally {
+      q.remove();
     }
   });
 });

@@ -31,9 +31,10 @@ export function namesAFlag(message: string, cmd: Command | undefined): boolean {
   return [...message.matchAll(/\boptions\.([a-zA-Z]+)/g)].some((m) => flagFor(m[1]!, cmd) !== undefined);
 }
 
-/** Option names in the library's words: `options.maxMessageSize`, or bare (`maxMessages 100 is above it`). */
+/** Option names in the library's words: `noError: true`, `options.maxMessageSize`, or bare (`maxMessages 100 is above it`). */
 function renameOptions(text: string, cmd: Command | undefined): string {
   return text
+    .replace(/\b([a-zA-Z]+): true\b/g, (m, name: string) => flagFor(name, cmd) ?? m)
     .replace(/\boptions\.([a-zA-Z]+)/g, (_m, name: string) => flagFor(name, cmd) ?? words(name))
     .replace(/\b[a-z]+[A-Z][a-zA-Z]*\b/g, (name) => flagFor(name, cmd) ?? words(name));
 }
