@@ -9,6 +9,7 @@
 // - a line `// --- in another process ---` splits a block: the part before runs
 //   first, the part after is started once the first printed a line of stdout
 //   (a listener prints when it is ready), and both must exit 0.
+// Line numbers in an example's errors are lines of its Markdown file.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -76,8 +77,9 @@ function writeExample(block: DocBlock): string[] {
 
 function compile(source: string, block: DocBlock): string {
   const out = ts.transpileModule(source, {
-    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
-    fileName: `${block.file}-${block.line}.ts`,
+    // An inline source map (run with --enable-source-maps) keeps error lines those of the Markdown file.
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, inlineSourceMap: true, inlineSources: true, sourceRoot: dirname(join(root, block.file)) },
+    fileName: join(root, block.file),
     reportDiagnostics: true,
   });
   const errors = (out.diagnostics ?? []).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
@@ -113,7 +115,7 @@ async function runExample(block: DocBlock, files: string[]): Promise<void> {
     if (runs.length < files.length) {
       failures.push(`process ${runs.length} printed no line before exiting, so process ${runs.length + 1} was never started (a listener prints a line when it is ready)`);
     }
-    const left = leftovers(before, paths, cwd);
+    const left = leftovers(block, before, paths, cwd);
     if (left.length) failures.push(`left behind: ${left.join(', ')}`);
     if (failures.length) {
       const output = runs.map((r, i) => `--- output of process ${i + 1} ---\n${r.output.trimEnd()}`).join('\n');
@@ -129,7 +131,7 @@ function start(file: string, cwd: string): Run {
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT; // the example is a program, not a child of this test runner
   // Its own process group: a timeout ends whatever the example started too.
-  const child = spawn(process.execPath, [file], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, ['--enable-source-maps', file], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const run: Run = { child, file, output: '', firstLine: Promise.resolve(false), exited: Promise.resolve(null) };
   let sawLine: (ok: boolean) => void = () => {};
   run.firstLine = new Promise((resolve) => (sawLine = resolve));
@@ -191,18 +193,27 @@ function alive(pid: number): boolean {
 /**
  * What the example left: IPC objects that appeared while it ran (not the test
  * suite's, nor held by a live process: every process of the example has
- * exited), files it named, and anything in its working directory. Each is
- * removed once reported, so one broken example does not fail the others.
+ * exited), files it named, and anything in its working directory. Files, and
+ * objects whose name or key the example spells out, are removed once reported,
+ * so one broken example does not fail the next; other objects might belong to
+ * another program that made them meanwhile, and are only reported.
  */
-function leftovers(before: Set<string>, paths: string[], cwd: string): string[] {
+function leftovers(block: DocBlock, before: Set<string>, paths: string[], cwd: string): string[] {
   const objects = ipcObjects().filter(
     (o) => !before.has(o.name) && !FOREIGN_PREFIXES.some((p) => o.name.startsWith(p)) && !o.pids.some(alive),
   );
-  for (const o of objects) removeObject(o);
+  for (const o of objects) if (namedIn(block.code, o)) removeObject(o);
   const files = paths.filter((p) => existsSync(p));
   for (const p of files) rmSync(p, { recursive: true, force: true });
   const inCwd = readdirSync(cwd).map((name) => `${name} (in the working directory)`);
   return [...objects.map((o) => o.name), ...files, ...inCwd];
+}
+
+function namedIn(code: string, o: IpcObject): boolean {
+  const posix = /^\/dev\/(?:shm\/(?:sem\.)?|mqueue\/)(.+)$/.exec(o.name);
+  if (posix) return ["'", '"', '`'].some((q) => code.includes(`${q}/${posix[1]}${q}`));
+  const key = / key=(0x[0-9a-f]+) /.exec(o.name);
+  return key !== null && key[1] !== '0x0' && code.toLowerCase().includes(key[1]);
 }
 
 function removeObject(o: IpcObject): void {
