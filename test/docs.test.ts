@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { mq, sem, shm } from 'ipckit';
+import { ftok, mq, sem, shm } from 'ipckit';
 import ts from 'typescript';
 import { ipcObjects, type IpcObject } from '../scripts/ipc-objects.mjs';
 import { extractBlocks, namedPaths, splitProcesses, usingDeclarations, type DocBlock } from './doc-blocks.js';
@@ -115,7 +115,7 @@ async function runExample(block: DocBlock, files: string[]): Promise<void> {
     if (runs.length < files.length) {
       failures.push(`process ${runs.length} printed no line before exiting, so process ${runs.length + 1} was never started (a listener prints a line when it is ready)`);
     }
-    const left = leftovers(block, before, paths, cwd);
+    const left = await leftovers(block, runs.map((r) => r.child.pid ?? 0), before, paths, cwd);
     if (left.length) failures.push(`left behind: ${left.join(', ')}`);
     if (failures.length) {
       const output = runs.map((r, i) => `--- output of process ${i + 1} ---\n${r.output.trimEnd()}`).join('\n');
@@ -181,39 +181,72 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
- * What the example left: IPC objects that appeared while it ran (not the test
- * suite's, nor held by a live process: every process of the example has
- * exited), files it named, and anything in its working directory. Files, and
- * objects whose name or key the example spells out, are removed once reported,
- * so one broken example does not fail the next; other objects might belong to
- * another program that made them meanwhile, and are only reported.
+ * What the example left: files it named, anything in its working directory,
+ * and IPC objects that appeared while it ran and are not another program's.
+ * Other programs (test suites, the tour) may make objects meanwhile on this
+ * machine, so an object counts as the example's when the example spells out
+ * its name or key (a literal, or an ftok() of a literal path), when the kernel
+ * recorded one of the example's pids for it (creator, last sender, last semop)
+ * or a generated name carries one. An object with no such evidence either way
+ * (an unused private System V object, a POSIX name without a pid in it) counts
+ * if it is still there after a short while: another program's would be in use,
+ * or gone. The example's own objects and files are removed once reported, so
+ * one broken example does not fail the next.
  */
-function leftovers(block: DocBlock, before: Set<string>, paths: string[], cwd: string): string[] {
-  const objects = ipcObjects().filter(
-    (o) => !before.has(o.name) && !FOREIGN_PREFIXES.some((p) => o.name.startsWith(p)) && !o.pids.some(alive),
-  );
-  for (const o of objects) if (namedIn(block.code, o)) removeObject(o);
+async function leftovers(block: DocBlock, pids: number[], before: Set<string>, paths: string[], cwd: string): Promise<string[]> {
+  const keys = namedKeys(block.code);
+  const left: string[] = [];
+  let unclear: IpcObject[] = [];
+  for (const o of ipcObjects()) {
+    if (before.has(o.name) || FOREIGN_PREFIXES.some((p) => o.name.startsWith(p))) continue;
+    const recorded = o.kind === 'sysv-sem' ? semPids(o.id!) : o.pids;
+    const posix = /^\/dev\/(?:shm\/(?:sem\.)?|mqueue\/)(.+)$/.exec(o.name);
+    const key = posix ? 0 : Number(/ key=(0x[0-9a-f]+) /.exec(o.name)?.[1]);
+    const ours =
+      recorded.some((pid) => pids.includes(pid)) ||
+      pids.some((pid) => new RegExp(`\\b${pid}\\b`).test(o.name)) ||
+      (posix ? ["'", '"', '`'].some((q) => block.code.includes(`${q}/${posix[1]}${q}`)) : keys.includes(key));
+    if (ours) {
+      removeObject(o);
+      left.push(o.name);
+    } else if (recorded.length === 0 && (posix ? !/\d{3,}/.test(posix[1]) : key === 0)) {
+      unclear.push(o);
+    }
+  }
+  for (let waited = 0; unclear.length && waited < 2000; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = new Set(ipcObjects().map((o) => o.name));
+    unclear = unclear.filter((o) => now.has(o.name));
+  }
+  left.push(...unclear.map((o) => `${o.name} (probably)`));
   const files = paths.filter((p) => existsSync(p));
   for (const p of files) rmSync(p, { recursive: true, force: true });
   const inCwd = readdirSync(cwd).map((name) => `${name} (in the working directory)`);
-  return [...objects.map((o) => o.name), ...files, ...inCwd];
+  return [...left, ...files, ...inCwd];
 }
 
-function namedIn(code: string, o: IpcObject): boolean {
-  const posix = /^\/dev\/(?:shm\/(?:sem\.)?|mqueue\/)(.+)$/.exec(o.name);
-  if (posix) return ["'", '"', '`'].some((q) => code.includes(`${q}/${posix[1]}${q}`));
-  const key = / key=(0x[0-9a-f]+) /.exec(o.name);
-  return key !== null && key[1] !== '0x0' && code.toLowerCase().includes(key[1]);
+/** System V keys an example spells out: hex literals, and ftok() of a literal path. */
+function namedKeys(code: string): number[] {
+  const keys = [...code.matchAll(/\b0x[0-9a-f]{1,8}\b/gi)].map((m) => Number(m[0]));
+  for (const m of code.matchAll(/ftok\(\s*['"]([^'"]+)['"]\s*,\s*(\d+)\s*\)/g)) {
+    try {
+      keys.push(ftok(m[1], Number(m[2])) >>> 0);
+    } catch {
+      // no such file: the example cannot have made the key either
+    }
+  }
+  return keys.filter((k) => k !== 0);
+}
+
+/** The pids of the last semop on each semaphore of a System V set (0: never). */
+function semPids(id: number): number[] {
+  try {
+    const set = sem.sysv.fromId(id);
+    return Array.from({ length: set.count }, (_, i) => set.pidOf(i)).filter((pid) => pid > 0);
+  } catch {
+    return [];
+  }
 }
 
 function removeObject(o: IpcObject): void {
