@@ -68,7 +68,7 @@ export function usingDeclarations(code: string): string[] {
   return code.split('\n').filter((text) => /(^|[^\w$.])(await\s+)?using\s+[A-Za-z_$][\w$]*\s*=/.test(text.replace(/\/\/.*$/, '')));
 }
 
-/** Absolute paths outside /dev and /proc that an example names in string literals (files it may create). */
+/** Paths under /tmp, /run and /var/tmp that an example names in string literals (files it may create). */
 export function namedPaths(code: string): string[] {
   const found = new Set<string>();
   for (const m of code.matchAll(/['"`](\/(?:tmp|run|var\/tmp)\/[^'"`\s$]+)['"`]/g)) found.add(m[1]);

@@ -91,7 +91,7 @@ interface Run {
   child: ChildProcess;
   file: string;
   output: string;
-  /** Resolves at the first line of stdout, or when the process exits without one (false). */
+  /** Resolves true at the first line of stdout, false if the process exits without one. */
   firstLine: Promise<boolean>;
   exited: Promise<string | null>;
 }
@@ -137,7 +137,7 @@ function start(file: string, cwd: string): Run {
   run.firstLine = new Promise((resolve) => (sawLine = resolve));
   child.stdout?.on('data', (chunk: Buffer) => {
     run.output += chunk.toString();
-    if (run.output.includes('\n')) sawLine(true);
+    if (chunk.includes(0x0a)) sawLine(true);
   });
   child.stderr?.on('data', (chunk: Buffer) => (run.output += chunk.toString()));
   run.exited = new Promise((resolve) => {
@@ -152,7 +152,7 @@ function start(file: string, cwd: string): Run {
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      sawLine(run.output.length > 0);
+      sawLine(false);
       const stray = groupAlive(child);
       killGroup(child);
       if (code !== 0) resolve(`exited with ${signal ?? `status ${code}`}`);
