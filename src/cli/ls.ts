@@ -127,7 +127,7 @@ function renderSection({ provider, rows, notes }: Section): string {
 export function register(program: Command): void {
   program
     .command('ls')
-    .description('list IPC objects: POSIX shared memory, System V segments, ...')
+    .description('list IPC objects: shared memory, semaphores and message queues (POSIX and System V), FIFOs and Unix sockets')
     .argument('[kinds...]', 'only these kinds, as in the section headings (e.g. posix-shm sysv-shm)')
     .option('--json', 'one JSON array of objects instead of tables')
     .option('--path <dir>', 'also look for FIFOs and Unix sockets in DIR (repeatable)', (dir: string, prev: string[]) => [...prev, dir], [] as string[])
