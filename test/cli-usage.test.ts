@@ -18,8 +18,14 @@ function subcommands(help: string): string[] {
   return [...section.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]!).filter((n) => n !== 'help');
 }
 
-/** Every command path (`shm create`, `limits`, ...) with its help text. */
-async function allHelp(): Promise<Map<string, string>> {
+let helpTree: Promise<Map<string, string>> | undefined;
+/** Every command path (`shm create`, `limits`, ...) with its help text (read once). */
+function allHelp(): Promise<Map<string, string>> {
+  helpTree ??= readHelpTree();
+  return helpTree;
+}
+
+async function readHelpTree(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const visit = async (path: string[]): Promise<void> => {
     const r = await runCli([...path, '--help']);
@@ -127,11 +133,62 @@ describe('ipckit exit statuses', () => {
     }
   });
 
+  test('every command of the help tree: an unknown option exits 2 with the hint for that command', T, async () => {
+    const helps = await allHelp();
+    for (const cmd of helps.keys()) {
+      const r = await runCli([...cmd.split(' '), '--no-such-flag']);
+      const what = `ipckit ${cmd} --no-such-flag`;
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      // A missing argument or required option may be reported first: either way a usage error.
+      const [message, hint, ...more] = r.stderr.trimEnd().split('\n');
+      assert.match(message!, /^ipckit: (unknown option '--no-such-flag'|missing required argument|required option)/, what);
+      assert.equal(hint, `Try 'ipckit ${cmd} --help'.`, what);
+      assert.deepEqual(more, [], what);
+    }
+  });
+
   test('no command at all prints the help on stderr and exits 2; --help and --version exit 0', T, async () => {
     const bare = await runCli([]);
     assert.equal(bare.code, 2);
     assert.match(bare.stderr, /^Usage: ipckit/);
     for (const args of [['--help'], ['shm', 'create', '--help'], ['--version']]) assert.equal((await runCli(args)).code, 0, args.join(' '));
+  });
+
+  test('every command that addresses an object: a missing one exits 1 with one line and no hint', T, async () => {
+    const name = uniqueName('missing');
+    const path = `/tmp/${name.slice(1)}`;
+    const missing: Record<string, string[]> = {
+      'shm write': [name, '--data', 'x'],
+      'shm read': [name],
+      'shm stat': [name],
+      'shm rm': [name],
+      'sem post': [name],
+      'sem wait': [name, '--timeout', '10'],
+      'sem get': [name],
+      'sem rm': [name],
+      'mq send': [name, '--data', 'x'],
+      'mq recv': [name, '--nowait'],
+      'mq stat': [name],
+      'mq rm': [name],
+      'fifo cat': [path],
+      'fifo write': [path, '--data', 'x'],
+      'fifo rm': [path],
+      'fifo create': [`${path}/in-a-missing-directory`],
+      'signal send': ['2147483647', '0'],
+      send: [`unix:${path}.sock`, 'x'],
+      recv: ['--connect', `unix:${path}.sock`],
+    };
+    // Commands that make objects from nothing or only read the system: nothing can be missing.
+    const addressNothing = ['shm create', 'sem create', 'mq create', 'signal list', 'signal wait', 'ls', 'limits', 'bench'];
+    const helps = await allHelp();
+    assert.deepEqual([...helps.keys()].filter((cmd) => !(cmd in missing) && !addressNothing.includes(cmd)), [], 'every command is classified');
+    for (const [cmd, args] of Object.entries(missing)) {
+      const r = await runCli([...cmd.split(' '), ...args]);
+      const what = `ipckit ${cmd} ${args.join(' ')}`;
+      assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, /^ipckit: (ENOENT: no such file or directory, \w+ '|no such process 2147483647$)/m, what);
+    }
   });
 
   test('a failed operation exits 1 with one line and no hint, in the command line\'s words', T, async () => {
