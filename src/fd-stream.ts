@@ -1,7 +1,7 @@
 // A net.Socket over a descriptor ipckit made (pipe end, FIFO, socketpair
 // end, Unix stream socket). net.Socket drives pipes and stream sockets with
-// epoll — never the threadpool, unlike fs streams on a FIFO (native-notes
-// hazard 5) — and gives the usual Node stream API.
+// epoll — never the threadpool, unlike fs.createReadStream on a FIFO, whose
+// reads block a threadpool thread — and gives the usual Node stream API.
 //
 // One twist: an O_NONBLOCK flag lives on the open file description, which a
 // child shares after spawn(..., { stdio: [end] }). Most programs (cat, C

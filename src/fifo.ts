@@ -1,8 +1,9 @@
-// Named pipes (mkfifo): the seeds' "有名管道", between unrelated processes.
+// Named pipes (mkfifo): a pipe with a name in the filesystem, between
+// unrelated processes.
 //
-// Opening follows the seeds' rule — a reader waits until a writer opens the
-// FIFO and a writer waits for a reader — without blocking the event loop or a
-// threadpool thread:
+// Opening follows the rule of a blocking open(2) of a FIFO — a reader waits
+// until a writer opens it and a writer waits for a reader — without blocking
+// the event loop or a threadpool thread:
 // - 'w': first a non-blocking open (O_WRONLY|O_NONBLOCK), which succeeds at
 //   once when a reader exists and fails with ENXIO when none does;
 // - 'r' (and 'w' without a reader): a blocking open(2) on a dedicated waiter
@@ -72,7 +73,7 @@ export interface FifoOpenOptions {
   /** Cancels the wait; the Promise rejects with `signal.reason`. */
   signal?: AbortSignal;
   /**
-   * Wait for the other side before resolving (the seeds' rule). Default true.
+   * Wait for the other side before resolving, as a blocking open(2) does. Default true.
    * With false a reader opens at once (data arrives whenever a writer
    * writes), and a writer without a reader fails with ENXIO.
    */

@@ -1,6 +1,6 @@
-// Anonymous pipes (pipe2), popen, and socket pairs: the seeds' "普通管道",
-// "高级管道 (popen)" and "流管道 (socketpair)". Each end is a Node stream over
-// a real kernel descriptor that can be handed to a child process.
+// Anonymous pipes (pipe2), popen(3) (a child connected by one pipe), and
+// socket pairs (socketpair: a full-duplex pipe). Each end is a Node stream
+// over a real kernel descriptor that can be handed to a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readLimit, sys, toIpcError, typeError, type IpcLimit } from './errors.js';
 import { FdStream } from './fd-stream.js';

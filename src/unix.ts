@@ -1,4 +1,4 @@
-// Unix domain sockets, the seed's socket → bind → listen → accept / connect
+// Unix domain sockets, the socket → bind → listen → accept / connect
 // flow, for all three types:
 // - 'stream': net-compatible (UnixServer is a net.Server, connections are
 //   net.Socket), driven by libuv.

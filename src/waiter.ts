@@ -107,9 +107,10 @@ export function waiterStats(): { threads: number; idle: number; pending: number 
   return native.waiterStats();
 }
 
-// process.exit() must not wait for pending waits (native-notes hazard 1):
-// wake them all as early as possible. Their threads are not libuv threads,
-// so nothing joins them at exit, but a worker's teardown does join them.
+// process.exit() must not wait for pending waits (with a wait parked on a
+// libuv thread it would hang forever: libuv joins its threads at exit): wake
+// them all as early as possible. Their threads are not libuv threads, so
+// nothing joins them at exit, but a worker's teardown does join them.
 process.on('exit', () => {
   native.waiterCancelAll();
 });
