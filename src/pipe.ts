@@ -68,8 +68,8 @@ export interface PopenOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** A child process connected to us by one pipe, as popen(3) makes. */
-export interface Popen {
+/** A child process connected to us by one pipe, as popen(3) makes. Disposing it is close(). */
+export interface Popen extends AsyncDisposable {
   /** Mode 'r': the child's stdout. Mode 'w': the child's stdin. */
   readonly stream: PipeEnd;
   readonly pid: number;
@@ -122,15 +122,19 @@ export function popen(command: string, mode: 'r' | 'w', options?: PopenOptions):
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   exited.catch(() => {}); // observed through close() or by the caller
+  const close = async (): Promise<ExitStatus> => {
+    if (mode === 'w') stream.end();
+    else stream.destroy();
+    return exited;
+  };
   return {
     stream,
     pid: child.pid ?? -1,
     child,
     exited,
-    async close() {
-      if (mode === 'w') stream.end();
-      else stream.destroy();
-      return exited;
+    close,
+    async [Symbol.asyncDispose]() {
+      await close();
     },
   };
 }
