@@ -59,6 +59,19 @@ export class FdStream extends net.Socket {
     const base = net.Socket.prototype as unknown as { _writev(this: FdStream, c: typeof chunks, cb: (error?: Error | null) => void): void };
     base._writev.call(this, chunks, cb);
   }
+
+  /**
+   * `await using`: destroys the stream (closing the descriptor) and resolves
+   * once it closed. Node's own stream dispose would reject for a write-only
+   * end (ERR_STREAM_PREMATURE_CLOSE: its readable side counts as ended, so
+   * it destroys without an error and then finds the writable side unfinished).
+   */
+  override async [Symbol.asyncDispose](): Promise<void> {
+    if (this.closed) return;
+    const closed = new Promise((resolve) => this.once('close', resolve));
+    this.destroy();
+    await closed;
+  }
 }
 
 /** Checks a descriptor number given by the caller. */
