@@ -45,6 +45,24 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+interface NamedApi {
+  open(name: string, options?: { create: true; exclusive: true }): Disposable & { readonly closed: boolean; close(): void };
+  unlink(name: string): void;
+}
+
+/** A new named object released by `using`: closed afterwards, and its name still opens. */
+function disposeNamed(prefix: string, api: NamedApi): void {
+  const name = uniqueName(prefix);
+  cleanups.push(() => api.unlink(name));
+  let kept: { readonly closed: boolean };
+  {
+    using opened = api.open(name, { create: true, exclusive: true });
+    kept = opened;
+  }
+  assert.equal(kept.closed, true);
+  api.open(name).close(); // still there
+}
+
 const settled = <T>(p: Promise<T>) => p.then(() => 'resolved', (e: { code?: string }) => e.code);
 
 describe('Symbol.dispose / Symbol.asyncDispose on every handle', () => {
@@ -159,15 +177,7 @@ describe('Symbol.dispose / Symbol.asyncDispose on every handle', () => {
   });
 
   test('semaphores: POSIX named, System V set (its pending op() is cancelled)', T, async () => {
-    const name = uniqueName('dispose-sem');
-    cleanups.push(() => sem.unlink(name));
-    let s: ReturnType<typeof sem.open>;
-    {
-      using opened = sem.open(name, { create: true, exclusive: true });
-      s = opened;
-    }
-    assert.equal(s.closed, true);
-    sem.open(name).close(); // still there
+    disposeNamed('dispose-sem', sem);
     const set = sem.sysv.get('private', { count: 1 });
     cleanups.push(() => set.remove());
     let pending: Promise<unknown>;
@@ -181,15 +191,7 @@ describe('Symbol.dispose / Symbol.asyncDispose on every handle', () => {
   });
 
   test('message queues: POSIX and System V', T, async () => {
-    const name = uniqueName('dispose-mq');
-    cleanups.push(() => mq.unlink(name));
-    let q: ReturnType<typeof mq.open>;
-    {
-      using opened = mq.open(name, { create: true, exclusive: true });
-      q = opened;
-    }
-    assert.equal(q.closed, true);
-    mq.open(name).close();
+    disposeNamed('dispose-mq', mq);
     const sq = mq.sysv.get('private');
     cleanups.push(() => sq.remove());
     let pending: Promise<unknown>;
