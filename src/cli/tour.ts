@@ -34,5 +34,7 @@ export function register(program: Command): void {
     .argument('[mechanism]', `run only this step: ${STEPS.map((s) => s.name).join(', ')}`)
     .option('--lang <lang>', `language of the narration: ${LANGS.join(' or ')}`, 'en')
     .option('--list', 'list the steps and exit')
+    // commander has printed its message (an unknown option, a missing value, a second mechanism): a usage error too.
+    .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : USAGE))
     .action(tour);
 }
