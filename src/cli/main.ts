@@ -14,6 +14,7 @@ import { register as registerSignal } from './signal.js';
 import { register as registerFifo } from './fifo.js';
 import { register as registerUnix } from './unix.js';
 import { register as registerChannel } from './channel.js';
+import { register as registerTour } from './tour.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 const debug = process.env.IPCKIT_DEBUG === '1';
@@ -51,6 +52,7 @@ registerSignal(program);
 registerFifo(program);
 registerUnix(program);
 registerChannel(program);
+registerTour(program);
 program.addCommand(benchCommand());
 
 program.parseAsync(process.argv).catch(report);
