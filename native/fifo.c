@@ -1,5 +1,5 @@
 /* Named pipes: mkfifo. Opening goes through fs.openSync with O_NONBLOCK
- * (never blocks) or, when the caller wants the seeds' rule "wait for the
+ * (never blocks) or, when the caller wants open(2)'s rule "wait for the
  * other side", through a blocking open on a waiter thread (see src/fifo.ts). */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@ typedef struct fifo_open_ctx {
 } fifo_open_ctx;
 
 /* Runs on a waiter thread: open(2) of a FIFO sleeps in the kernel until the
- * other side opens it (the seeds' rule). Cancellation (abort, timeout
+ * other side opens it. Cancellation (abort, timeout
  * decided in JS, process exit) arrives as IPCK_WAKE_SIGNAL, which makes open
  * fail with EINTR. An open that succeeded is always returned, even if a
  * cancel raced with it, so JS can close the descriptor instead of leaking it. */

@@ -1,7 +1,7 @@
 /* Anonymous pipes (pipe2) and socket pairs (socketpair).
  *
  * Node cannot make a real pipe(2): spawn's stdio "pipes" are socketpairs in
- * libuv (native-notes hazard 6). Both calls return close-on-exec descriptors
+ * libuv. Both calls return close-on-exec descriptors
  * so they reach a child only when handed to it explicitly (spawn's stdio dup2s
  * them, which clears the flag on the child's copy). src/pipe.ts wraps them in
  * net.Socket, which drives them with epoll, never the threadpool. */

@@ -14,7 +14,7 @@
  *   pollerRef(handle, bool)        whether the watch keeps the loop alive
  *   pollerStop(handle)             stop and close; idempotent
  *
- * Things learned the hard way (docs/native-notes hazard 2):
+ * Things learned the hard way:
  * - napi_make_callback needs an object as `this`; `undefined` fails and a
  *   level-triggered poll whose callback never runs spins forever. `this` is
  *   the handle object, kept alive by a strong reference while active.

@@ -3,7 +3,8 @@
  *
  * Why: a blocking wait (futex, sem_wait, semop, msgrcv, a FIFO open) parked on
  * the threadpool starves fs/dns/crypto/zlib and keeps process.exit() from
- * finishing (native-notes hazard 1). Instead each pending wait gets a thread
+ * finishing (libuv joins its threads at exit, so an endless wait there hangs
+ * it forever). Instead each pending wait gets a thread
  * of its own, taken from a small per-environment pool that grows on demand
  * (idle threads are kept for reuse so the next wait does not pay for
  * pthread_create). The result comes back to the loop through one

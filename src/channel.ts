@@ -11,7 +11,7 @@ import { fork as forkProcess, type ChildProcess, type ForkOptions as NodeForkOpt
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, createServer, Socket, type Server } from 'node:net';
-import { IpcError, rangeError, stateError, typeError } from './errors.js';
+import { IpcError, fromHere, rangeError, stateError, timeoutError, typeError } from './errors.js';
 import { Channel } from './channel/channel.js';
 import { resolveCodec, type Codec, type CodecName } from './channel/codec.js';
 import { Access, type AccessOptions, type PeerCredentials } from './channel/access.js';
@@ -178,8 +178,16 @@ async function connectStream(ep: Endpoint, url: string, socket: Socket, s: Setti
   }
 }
 
-/** Connects to a listening channel (or, for pipe:, wraps an inherited descriptor). */
-export async function connect<T = unknown>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
+/**
+ * Connects to a listening channel (or, for pipe:, wraps an inherited
+ * descriptor). Its handshake errors come from socket callbacks: fromHere()
+ * gives them the caller's stack.
+ */
+export function connect<T = unknown>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
+  return fromHere(connectChannel<T>(url, options));
+}
+
+async function connectChannel<T>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
   const ep = parseUrl(url);
   const o = checkOptions(options, 'options', CONNECT_OPTIONS) as ConnectOptions<T>;
   const s = settings(o, ep);
@@ -251,7 +259,8 @@ async function netConnectRetry(ep: Endpoint, url: string, timeoutMs: number): Pr
       });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      if (err.code !== 'EAGAIN' || Date.now() - started >= timeoutMs) throw wrapNetError(err, 'connect', url);
+      if (err.code !== 'EAGAIN') throw wrapNetError(err, 'connect', url);
+      if (Date.now() - started >= timeoutMs) throw timeoutError('connect', { path: url }, `the listener's backlog stayed full for ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, BACKLOG_RETRY_MS[Math.min(attempt, BACKLOG_RETRY_MS.length - 1)]));
     }
   }
@@ -567,16 +576,27 @@ export interface ChannelForkOptions<T = unknown> extends ChannelOptions<T> {
   timeout?: number;
 }
 
-export interface ForkedChannel<T> {
+export interface ForkedChannel<T> extends AsyncDisposable {
   child: ChildProcess;
   channel: Channel<T>;
+}
+
+/** What fork() resolves with; disposing it closes the channel (the child is left to exit by itself). */
+function forked<T>(child: ChildProcess, channel: Channel<T>): ForkedChannel<T> {
+  return { child, channel, [Symbol.asyncDispose]: () => channel.close() };
 }
 
 /**
  * Starts `modulePath` as a child Node process and resolves once it called
  * `channel.parent()`: the ipckit answer to child_process.fork's JSON IPC.
+ * Rejects with IpcError ETIMEDOUT when the child does not connect within
+ * `timeout`.
  */
-export async function fork<T = unknown>(modulePath: string, args: string[] = [], options?: ChannelForkOptions<T>): Promise<ForkedChannel<T>> {
+export function fork<T = unknown>(modulePath: string, args: string[] = [], options?: ChannelForkOptions<T>): Promise<ForkedChannel<T>> {
+  return fromHere(forkChannel<T>(modulePath, args, options));
+}
+
+async function forkChannel<T>(modulePath: string, args: string[], options?: ChannelForkOptions<T>): Promise<ForkedChannel<T>> {
   const o = checkOptions(options, 'options', FORK_OPTIONS) as ChannelForkOptions<T>;
   const transport = o.transport ?? 'shm';
   if (!['shm', 'pipe', 'unix-abstract'].includes(transport)) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.transport must be 'shm', 'pipe' or 'unix-abstract'");
@@ -601,7 +621,7 @@ export async function fork<T = unknown>(modulePath: string, args: string[] = [],
         connectStream(ep, 'pipe:', socket, s as Settings<unknown>, null, timeout),
         new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(stateError('ERR_IPCKIT_HANDSHAKE', `child ${modulePath} exited (${signal ?? code}) before calling channel.parent()`)))),
       ]);
-      return { child, channel: makeChannel(link, s) };
+      return forked(child, makeChannel(link, s));
     } catch (e) {
       child.kill('SIGKILL');
       throw e;
@@ -618,7 +638,7 @@ export async function fork<T = unknown>(modulePath: string, args: string[] = [],
   child.channel?.unref();
   try {
     const channel = await new Promise<Channel<T>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(stateError('ERR_IPCKIT_TIMEOUT', `child ${modulePath} did not call channel.parent() within ${timeout} ms`)), timeout);
+      const timer = setTimeout(() => reject(timeoutError('fork', { path: modulePath }, `the child did not call channel.parent() within ${timeout} ms`)), timeout);
       const onExit = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
         reject(stateError('ERR_IPCKIT_HANDSHAKE', `child ${modulePath} exited (${signal ?? code}) before calling channel.parent()`));
@@ -630,7 +650,7 @@ export async function fork<T = unknown>(modulePath: string, args: string[] = [],
         resolve(ch);
       });
     });
-    return { child, channel };
+    return forked(child, channel);
   } catch (e) {
     child.kill('SIGKILL');
     throw e;

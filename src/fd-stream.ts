@@ -1,7 +1,7 @@
 // A net.Socket over a descriptor ipckit made (pipe end, FIFO, socketpair
 // end, Unix stream socket). net.Socket drives pipes and stream sockets with
-// epoll — never the threadpool, unlike fs streams on a FIFO (native-notes
-// hazard 5) — and gives the usual Node stream API.
+// epoll — never the threadpool, unlike fs.createReadStream on a FIFO, whose
+// reads block a threadpool thread — and gives the usual Node stream API.
 //
 // One twist: an O_NONBLOCK flag lives on the open file description, which a
 // child shares after spawn(..., { stdio: [end] }). Most programs (cat, C
@@ -58,6 +58,19 @@ export class FdStream extends net.Socket {
     this.#arm();
     const base = net.Socket.prototype as unknown as { _writev(this: FdStream, c: typeof chunks, cb: (error?: Error | null) => void): void };
     base._writev.call(this, chunks, cb);
+  }
+
+  /**
+   * `await using`: destroys the stream (closing the descriptor) and resolves
+   * once it closed. Node's own stream dispose would reject for a write-only
+   * end (ERR_STREAM_PREMATURE_CLOSE: its readable side counts as ended, so
+   * it destroys without an error and then finds the writable side unfinished).
+   */
+  override async [Symbol.asyncDispose](): Promise<void> {
+    if (this.closed) return;
+    const closed = new Promise((resolve) => this.once('close', resolve));
+    this.destroy();
+    await closed;
   }
 }
 

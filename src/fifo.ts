@@ -1,8 +1,9 @@
-// Named pipes (mkfifo): the seeds' "有名管道", between unrelated processes.
+// Named pipes (mkfifo): a pipe with a name in the filesystem, between
+// unrelated processes.
 //
-// Opening follows the seeds' rule — a reader waits until a writer opens the
-// FIFO and a writer waits for a reader — without blocking the event loop or a
-// threadpool thread:
+// Opening follows the rule of a blocking open(2) of a FIFO — a reader waits
+// until a writer opens it and a writer waits for a reader — without blocking
+// the event loop or a threadpool thread:
 // - 'w': first a non-blocking open (O_WRONLY|O_NONBLOCK), which succeeds at
 //   once when a reader exists and fails with ENXIO when none does;
 // - 'r' (and 'w' without a reader): a blocking open(2) on a dedicated waiter
@@ -11,7 +12,7 @@
 // - 'rw': O_RDWR never waits (Linux-specific; the process is its own partner).
 // The stream is a net.Socket over the descriptor (epoll), never an fs stream.
 import { constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
-import { IpcError, rangeError, sys, toIpcError, typeError } from './errors.js';
+import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
 import { checkBoolean, checkMode, checkOptions, checkString, show } from './validate.js';
@@ -69,10 +70,10 @@ export type FifoMode = 'r' | 'w' | 'rw';
 export interface FifoOpenOptions {
   /** Milliseconds to wait for the other side. Default: no limit. */
   timeout?: number;
-  /** Cancels the wait; the Promise rejects with `signal.reason`. */
+  /** Cancels the wait; the Promise rejects with an AbortError (`cause`: `signal.reason`). */
   signal?: AbortSignal;
   /**
-   * Wait for the other side before resolving (the seeds' rule). Default true.
+   * Wait for the other side before resolving, as a blocking open(2) does. Default true.
    * With false a reader opens at once (data arrives whenever a writer
    * writes), and a writer without a reader fails with ENXIO.
    */
@@ -81,7 +82,6 @@ export interface FifoOpenOptions {
 
 const RESIGNAL_MS = 5;
 const ECANCELED = 125;
-const ETIMEDOUT = 110;
 const EINVAL = 22;
 
 /**
@@ -97,7 +97,7 @@ export async function open(path: string, mode: FifoMode, options?: FifoOpenOptio
   const o = checkOptions(options, 'options', ['timeout', 'signal', 'wait']) as FifoOpenOptions;
   const wait = checkWaitOptions({ timeout: o.timeout, signal: o.signal });
   const shouldWait = checkBoolean(o.wait, 'options.wait', true);
-  wait.signal?.throwIfAborted();
+  throwIfAborted(wait.signal);
   const ctx = { path: p };
   // Refuse non-FIFOs before a blocking open could hang on, say, a device.
   const st = sys(() => lstatSync(p), ctx);
@@ -142,15 +142,15 @@ async function blockingOpen(path: string, flags: number, timeoutMs: number | und
     if (why === 'abort') {
       // The other side arrived just as we gave up: do not leak the descriptor.
       native.fdClose(fd);
-      throw signal!.reason;
+      throw abortError(signal!);
     }
     return fd;
   } catch (e) {
     if (Math.abs((e as { errno?: number }).errno ?? 0) === ECANCELED) {
-      if (why === 'abort') throw signal!.reason;
+      if (why === 'abort') throw abortError(signal!);
       if (why === 'timeout') {
         const side = flags === fsc.O_WRONLY ? 'no reader opened the FIFO' : 'no writer opened the FIFO';
-        throw new IpcError(ETIMEDOUT, 'open', ctx, `${side} within ${timeoutMs} ms`);
+        throw timeoutError('open', ctx, `${side} within ${timeoutMs} ms`);
       }
     }
     throw toIpcError(e, ctx);

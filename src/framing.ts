@@ -6,7 +6,7 @@
 //
 // The decoder checks the length against maxFrameSize from the 4 header bytes
 // alone, so a hostile or corrupt length is rejected without allocating it.
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
 import { IpcError, typeError } from './errors.js';
@@ -136,14 +136,17 @@ export class FrameEncoder extends Transform {
 }
 
 /** A message channel over any byte stream (pipe ends, FIFO, socketpair, Unix/TCP socket). */
-export class FramedChannel extends EventEmitter {
+export class FramedChannel extends EventEmitter implements AsyncDisposable {
+  readonly #in: Readable;
   readonly #out: Writable;
   readonly #decoder: FrameDecoder;
+  #closing: Promise<void> | null = null;
   readonly maxFrameSize: number;
 
   constructor(input: Readable, output: Writable, options?: FramingOptions) {
     super();
     this.maxFrameSize = checkMax(options);
+    this.#in = input;
     this.#out = output;
     this.#decoder = new FrameDecoder({ maxFrameSize: this.maxFrameSize });
     this.#decoder.on('data', (frame: Buffer) => this.emit('message', frame));
@@ -170,6 +173,28 @@ export class FramedChannel extends EventEmitter {
   /** Ends our side of the stream. */
   end(): void {
     this.#out.end();
+  }
+
+  /**
+   * Ends our side once what send() queued is written, then stops reading and
+   * destroys the input stream (the streams are the channel's). Resolves when
+   * both are done. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await new Promise<void>((resolve) => this.#out.end(() => resolve()));
+      this.#in.unpipe(this.#decoder);
+      if (!this.#in.closed) {
+        const closed = once(this.#in, 'close').catch(() => {});
+        this.#in.destroy();
+        await closed;
+      }
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

@@ -2,16 +2,24 @@
 // over any ipckit SharedArrayBuffer (POSIX, System V, memfd, mmap). V8's own
 // Atomics.wait/notify only reach threads of this process; these reach every
 // process that maps the same memory.
-import { rangeError, typeError } from './errors.js';
+import { rangeError, timeoutError, typeError } from './errors.js';
 import { native } from './native.js';
 import { READABLE, watchFd, type FdWatcher } from './poller.js';
 import { awaitNative, checkWaitOptions, type CheckedWait, type WaitOptions } from './waiter.js';
 import { checkInteger, show } from './validate.js';
 
-export type FutexResult = 'ok' | 'not-equal' | 'timed-out';
+export type FutexResult = 'ok' | 'not-equal';
 export interface FutexWaitOptions extends WaitOptions {}
 
-const RESULTS: readonly FutexResult[] = ['ok', 'not-equal', 'timed-out'];
+const RESULTS: readonly FutexResult[] = ['ok', 'not-equal'];
+/** What the native futex wait answers when the timeout passed. */
+const TIMED_OUT = 2;
+
+/** The answer of a futex wait; a timeout is an error, as for every wait in ipckit. */
+function result(r: number, timeoutNs: number): FutexResult {
+  if (r === TIMED_OUT) throw timeoutError('futex', {}, `the timeout of ${timeoutNs / 1e6} ms passed`);
+  return RESULTS[r]!;
+}
 
 function checkWord(array: unknown, index: unknown): void {
   if (!(array instanceof Int32Array) || !(array.buffer instanceof SharedArrayBuffer)) {
@@ -28,25 +36,28 @@ function checkValue(value: unknown, what: string): number {
 /**
  * Sleeps while `array[index] === expected` (FUTEX_WAIT), blocking this thread:
  * for worker threads. Returns 'ok' when woken by notify() (or spuriously),
- * 'not-equal' if the word did not hold `expected`, 'timed-out'.
+ * 'not-equal' if the word did not hold `expected`; throws IpcError ETIMEDOUT
+ * when the timeout passes first.
  */
 export function wait(array: Int32Array, index: number, expected: number, options?: { timeout?: number }): FutexResult {
   checkWord(array, index);
   const value = checkValue(expected, 'expected');
   const { timeoutNs } = checkWaitOptions(options, false);
-  return RESULTS[native.futexWait(array, index, value, timeoutNs)]!;
+  return result(native.futexWait(array, index, value, timeoutNs), timeoutNs);
 }
 
 /**
  * Like wait(), without blocking the thread: through io_uring (FUTEX_WAIT
  * completed into a ring whose eventfd the event loop watches) where the
- * kernel supports it (Linux 6.7+), else on a native waiter thread.
+ * kernel supports it (Linux 6.7+), else on a native waiter thread. Rejects
+ * with IpcError ETIMEDOUT when the timeout passes, with an AbortError when
+ * the signal aborts.
  */
 export async function waitAsync(array: Int32Array, index: number, expected: number, options?: FutexWaitOptions): Promise<FutexResult> {
   checkWord(array, index);
   const value = checkValue(expected, 'expected');
-  const r = await futexWaitNative(array, index, value, checkWaitOptions(options));
-  return RESULTS[r]!;
+  const wait = checkWaitOptions(options);
+  return result(await futexWaitNative(array, index, value, wait), wait.timeoutNs);
 }
 
 /** The io_uring completion watch of this thread; null when io_uring cannot serve futex waits. */

@@ -134,7 +134,7 @@ export const pipeCapacity = pipeApi.capacity;
 /** Two connected Unix sockets (socketpair): 'stream', 'seqpacket' or 'dgram'. */
 export const socketpair = unixApi.socketpair;
 
-/** Named pipes (mkfifo) opened by the seeds' rules, without blocking the event loop. */
+/** Named pipes (mkfifo): open waits for the other side, as open(2) of a FIFO does, without blocking the event loop. */
 export const fifo = {
   create: fifoApi.create,
   open: fifoApi.open,

@@ -1,7 +1,7 @@
 // Message-oriented Unix sockets (SOCK_SEQPACKET, SOCK_DGRAM): every send is
 // one message, boundaries preserved, optionally carrying descriptors
-// (SCM_RIGHTS). net.Socket refuses these descriptors (native-notes hazard 5),
-// so readiness comes from the uv_poll watcher (src/poller.ts) and data moves
+// (SCM_RIGHTS). net.Socket refuses SOCK_SEQPACKET and SOCK_DGRAM descriptors
+// (ERR_INVALID_FD_TYPE), so readiness comes from the uv_poll watcher (src/poller.ts) and data moves
 // with non-blocking sendmsg/recvmsg (native/unix.c, MSG_NOSIGNAL: a vanished
 // peer is an EPIPE error, never a SIGPIPE).
 //

@@ -6,7 +6,7 @@
 // when the poller (src/poller.ts, uv_poll) reports the descriptor ready. The
 // Sync variants block the calling thread (for worker threads) in ppoll.
 import { constants as fsc, fchmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, abortError, fromHere, readLimit, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { openOrCreate } from './posix-open.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
@@ -42,14 +42,14 @@ export interface MqSendOptions {
   priority?: number;
   /** Milliseconds to wait for room at most. Default: no limit. */
   timeout?: number;
-  /** Cancels the wait; the Promise rejects with `signal.reason` and nothing is sent. */
+  /** Cancels the wait; the Promise rejects with an AbortError (`cause`: `signal.reason`) and nothing is sent. */
   signal?: AbortSignal;
 }
 
 export interface MqReceiveOptions {
   /** Milliseconds to wait for a message at most. Default: no limit. */
   timeout?: number;
-  /** Cancels the wait; the Promise rejects with `signal.reason` and nothing is taken. */
+  /** Cancels the wait; the Promise rejects with an AbortError (`cause`: `signal.reason`) and nothing is taken. */
   signal?: AbortSignal;
 }
 
@@ -83,7 +83,6 @@ const PRIO_MAX = native.mqConstants.MQ_PRIO_MAX - 1;
 const HARD_MSGMAX = 65536;
 const HARD_MSGSIZEMAX = 16 * 1024 * 1024;
 const EMSGSIZE = 90;
-const ETIMEDOUT = 110;
 /** How many messages one wake-up moves at most before yielding to the loop. */
 const BATCH = 256;
 
@@ -194,8 +193,8 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
 
   /**
    * Sends `data`, waiting for room without blocking the event loop. Rejects
-   * with ETIMEDOUT after `timeout` ms (nothing sent), or with the signal's
-   * reason when aborted. Sends from one handle leave in call order.
+   * with ETIMEDOUT after `timeout` ms (nothing sent), or with an AbortError
+   * when the signal aborts. Sends from one handle leave in call order.
    */
   send(data: MessageData, options?: MqSendOptions): Promise<void> {
     try {
@@ -204,7 +203,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
       const priority = checkPriority(o.priority);
       const wait = checkWaitOptions({ timeout: o.timeout, signal: o.signal });
       this.#assertCan('send');
-      wait.signal?.throwIfAborted();
+      throwIfAborted(wait.signal);
       if (this.#senders.length === 0 && this.#trySend(bytes, priority)) return Promise.resolve();
       return this.#enqueue(this.#senders, wait, 'mq_timedsend', (resolve) => {
         if (!this.#trySend(bytes, priority)) return false;
@@ -218,14 +217,14 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
 
   /**
    * Receives the highest-priority message, waiting for one without blocking
-   * the event loop. Rejects with ETIMEDOUT after `timeout` ms, or with the
-   * signal's reason when aborted; a rejected receive never takes a message.
+   * the event loop. Rejects with ETIMEDOUT after `timeout` ms, or with an
+   * AbortError when the signal aborts; a rejected receive never takes a message.
    */
   receive(options?: MqReceiveOptions): Promise<MqMessage> {
     try {
       const wait = checkWaitOptions(options);
       this.#assertCan('receive');
-      wait.signal?.throwIfAborted();
+      throwIfAborted(wait.signal);
       if (this.#receivers.length === 0) {
         const m = this.#sys(() => native.mqTryReceive(this.#fd, this.messageSize), 'mq_receive');
         if (m) return Promise.resolve(m);
@@ -367,9 +366,13 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
     }
   }
 
-  /** Queues a waiting operation, served in order when the descriptor is ready. */
+  /**
+   * Queues a waiting operation, served in order when the descriptor is ready.
+   * Its timeout and abort errors are made in callbacks: fromHere() gives
+   * them the caller's stack.
+   */
   #enqueue<T>(list: Pending[], wait: ReturnType<typeof checkWaitOptions>, syscall: string, attempt: (resolve: (v: T) => void) => boolean): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+    return fromHere(new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const { signal } = wait;
       const done = () => {
@@ -381,7 +384,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
       };
       const onAbort = () => {
         done();
-        reject(signal!.reason);
+        reject(abortError(signal!));
       };
       const pending: Pending = {
         settle: () => {
@@ -412,13 +415,13 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
       }
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#updateWatch();
-    });
+    }));
   }
 
   #timedOut(syscall: string): IpcError {
     const limit: IpcLimit | undefined =
       syscall === 'mq_timedsend' ? { name: `maxMessages (mq_maxmsg) of '${this.name}'`, value: this.maxMessages } : undefined;
-    return new IpcError(ETIMEDOUT, syscall, limit ? { ...this.#context, limit } : this.#context,
+    return timeoutError(syscall, limit ? { ...this.#context, limit } : this.#context,
       syscall === 'mq_timedsend' ? 'the queue stayed full' : 'no message arrived');
   }
 

@@ -7,7 +7,7 @@
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.
-import { IpcError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, readLimit, stateError, sys, throwIfAborted, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
 import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
@@ -34,7 +34,7 @@ export interface SysvSendOptions {
   nowait?: boolean;
   /** Milliseconds to wait for room at most; then ETIMEDOUT. Default: no limit. */
   timeout?: number;
-  /** Cancels the wait; the Promise rejects with `signal.reason` and nothing is sent. */
+  /** Cancels the wait; the Promise rejects with an AbortError (`cause`: `signal.reason`) and nothing is sent. */
   signal?: AbortSignal;
 }
 
@@ -55,7 +55,7 @@ export interface SysvReceiveOptions {
   maxSize?: number;
   /** Milliseconds to wait at most; then ETIMEDOUT. Default: no limit. */
   timeout?: number;
-  /** Cancels the wait; the Promise rejects with `signal.reason` and nothing is taken. */
+  /** Cancels the wait; the Promise rejects with an AbortError (`cause`: `signal.reason`) and nothing is taken. */
   signal?: AbortSignal;
 }
 
@@ -166,8 +166,8 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   /**
    * Sends a message of `type` (> 0), waiting for room on a waiter thread.
    * With `nowait` a full queue rejects with EAGAIN naming the queue's
-   * capacity; `timeout` rejects with ETIMEDOUT; an abort rejects with the
-   * signal's reason. Nothing is sent when the Promise rejects.
+   * capacity; `timeout` rejects with ETIMEDOUT; an abort rejects with an
+   * AbortError. Nothing is sent when the Promise rejects.
    */
   async send(type: number, data: MessageData, options?: SysvSendOptions): Promise<void> {
     const t = checkType(type);
@@ -175,7 +175,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     const o = checkOptions(options, 'options', SEND_OPTIONS) as SysvSendOptions;
     const nowait = checkBoolean(o.nowait, 'options.nowait', false);
     const wait = checkWaitOptions({ timeout: o.timeout, signal: o.signal });
-    wait.signal?.throwIfAborted();
+    throwIfAborted(wait.signal);
     if (this.#sys(() => native.msgTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength)) return;
     if (nowait) throw this.#full(EAGAIN, 'msgsnd');
     await this.#wait(wait, (ns) => native.msgSendAsync(this.id, t, bytes, ns), 'msgsnd', bytes.byteLength);
@@ -215,7 +215,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   async receive(options?: SysvReceiveOptions): Promise<SysvMessage> {
     const r = checkReceive(options, RECEIVE_OPTIONS);
     const wait = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal });
-    wait.signal?.throwIfAborted();
+    throwIfAborted(wait.signal);
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
     if (r.nowait) throw new IpcError(42 /* ENOMSG */, 'msgrcv', this.#context, 'no message of the requested type');
@@ -322,19 +322,15 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   /** Runs a waiter-thread wait, cancelled by the caller's signal or by close(). */
   async #wait(wait: CheckedWait, start: (ns: number) => { promise: Promise<number>; id: number }, syscall: string, size: number, maxSize = 0): Promise<number> {
     const own = new AbortController();
-    const outer = wait.signal;
-    const forward = () => own.abort(outer!.reason);
-    outer?.addEventListener('abort', forward, { once: true });
     this.#pending.add(own);
     try {
-      return await awaitNative(start, { timeoutNs: wait.timeoutNs, signal: own.signal }, this.#context);
+      return await awaitNative(start, wait, this.#context, undefined, own.signal);
     } catch (e) {
       if (e instanceof IpcError && e.code === 'ETIMEDOUT') {
         throw syscall === 'msgsnd' ? this.#full(ETIMEDOUT, 'msgsnd') : new IpcError(ETIMEDOUT, 'msgrcv', this.#context, 'no matching message arrived');
       }
       throw this.#explain(e, syscall, size, maxSize);
     } finally {
-      outer?.removeEventListener('abort', forward);
       this.#pending.delete(own);
     }
   }

@@ -1,11 +1,11 @@
 // A robust mutex and a condition variable living in shared memory, usable
 // from any process (and any worker thread) that maps the region. The lock
 // word and the kernel robust-futex list are explained in native/mutex.c.
-import { rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { rangeError, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkBoolean, checkInteger, checkOptions, show } from './validate.js';
 import { futexWaitNative } from './futex.js';
-import { checkWaitOptions, timedOut, type WaitOptions } from './waiter.js';
+import { checkWaitOptions, type WaitOptions } from './waiter.js';
 
 export interface LockResult {
   /**
@@ -33,6 +33,8 @@ export interface PlaceOptions {
 const { SIZE: MUTEX_SIZE, ALIGN, robustOffset } = native.mutexConstants;
 const EDEADLK = 35;
 const BUSY = 2;
+/** What a native futex wait answers when its timeout passed. */
+const TIMED_OUT = 2;
 /** Lock-word bits (futex(2) robust-futex format, see native/mutex.c). */
 const TID_MASK = 0x3fffffff;
 const WAITERS = 0x80000000 | 0;
@@ -126,7 +128,7 @@ export class Mutex {
    * Takes the lock, waiting on a native waiter thread while another thread
    * holds it. If this thread already holds it, waits for this thread's
    * unlock() (async code on one thread queues up). Rejects with IpcError
-   * ETIMEDOUT after `timeout` ms, or with the signal's reason on abort.
+   * ETIMEDOUT after `timeout` ms, or with an AbortError when the signal aborts.
    */
   async lock(options?: WaitOptions): Promise<LockResult> {
     const w = checkWaitOptions(options);
@@ -134,11 +136,11 @@ export class Mutex {
     const words = this.#words;
     let waited = false;
     for (;;) {
-      w.signal?.throwIfAborted();
+      throwIfAborted(w.signal);
       const r = this.#try(waited);
       if (r === 0 || r === 1) return this.#acquired(r);
       const left = deadline < 0 ? -1 : Math.max(0, Math.round((deadline - performance.now()) * 1e6));
-      if (left === 0) throw timedOut('futex', this.#context);
+      if (left === 0) throw this.#timedOut(w.timeoutNs);
       // Announce a sleeper (FUTEX_WAITERS) so the owner's unlock wakes one,
       // then sleep while the word still reads so (the same futex wait as
       // futex.waitAsync: io_uring or a waiter thread). The calling thread
@@ -156,15 +158,15 @@ export class Mutex {
         passOnWake(words);
         throw toIpcError(e, this.#context);
       }
-      if (result === 2) {
+      if (result === TIMED_OUT) {
         passOnWake(words);
-        throw timedOut('futex', this.#context);
+        throw this.#timedOut(w.timeoutNs);
       }
       waited = true;
     }
   }
 
-  /** lock() that blocks this thread: for worker threads. Throws ERR_IPCKIT_DEADLOCK if this thread holds it. */
+  /** lock() that blocks this thread: for worker threads. Throws ERR_IPCKIT_DEADLOCK if this thread holds it, IpcError ETIMEDOUT on timeout. */
   lockSync(options?: { timeout?: number }): LockResult {
     const { timeoutNs } = checkWaitOptions(options, false);
     try {
@@ -213,15 +215,17 @@ export class Mutex {
     }
   }
 
+  #timedOut(timeoutNs: number): Error {
+    return timeoutError('futex', this.#context, `the mutex stayed locked for the timeout of ${timeoutNs / 1e6} ms`);
+  }
+
   #deadlock(): Error {
     return stateError('ERR_IPCKIT_DEADLOCK', `thread ${native.gettid()} already holds this mutex (it is not recursive)`);
   }
 }
 
-export interface ConditionWaitResult extends LockResult {
-  /** The timeout passed before a signal()/broadcast() (the mutex is held again either way). */
-  timedOut: boolean;
-}
+/** What Condition.wait() resolves with (a timeout rejects, as every wait in ipckit does). */
+export type ConditionWaitResult = LockResult;
 
 /**
  * A condition variable in shared memory (`Condition.SIZE` bytes at an
@@ -252,30 +256,30 @@ export class Condition {
 
   /**
    * Atomically releases `mutex` (which this thread must hold) and sleeps until
-   * signalled or timed out, then takes `mutex` again before resolving — also
-   * on abort, where it rejects with the signal's reason once the mutex is
-   * held again.
+   * signalled, then takes `mutex` again before resolving. A timeout (IpcError
+   * ETIMEDOUT) or an abort (AbortError) rejects once the mutex is held again,
+   * as pthread_cond_timedwait returns ETIMEDOUT holding it — unless taking it
+   * again found its owner dead: that resolves `{ ownerDied: true }` (a wake-up
+   * the caller's loop re-checks), since the state needs repair either way.
    */
   async wait(mutex: Mutex, options?: WaitOptions): Promise<ConditionWaitResult> {
     const w = checkWaitOptions(options);
     const seq = this.#enter(mutex);
-    let timedOutNow = false;
     let failure: unknown;
     try {
-      w.signal?.throwIfAborted(); // still re-takes the mutex before rejecting
-      const r = await futexWaitNative(this.#words, 0, seq, w);
-      timedOutNow = r === 2;
+      throwIfAborted(w.signal); // still re-takes the mutex before rejecting
+      if ((await futexWaitNative(this.#words, 0, seq, w)) === TIMED_OUT) failure = this.#timedOut(w.timeoutNs);
     } catch (e) {
       failure = e;
     } finally {
       Atomics.sub(this.#words, 1, 1);
     }
     const { ownerDied } = await mutex.lock();
-    if (failure !== undefined) throw failure;
-    return { timedOut: timedOutNow, ownerDied };
+    if (failure !== undefined && !ownerDied) throw failure;
+    return { ownerDied };
   }
 
-  /** wait() that blocks this thread: for worker threads. */
+  /** wait() that blocks this thread: for worker threads. Throws IpcError ETIMEDOUT as wait() rejects. */
   waitSync(mutex: Mutex, options?: { timeout?: number }): ConditionWaitResult {
     const { timeoutNs } = checkWaitOptions(options, false);
     const seq = this.#enter(mutex);
@@ -286,7 +290,12 @@ export class Condition {
       Atomics.sub(this.#words, 1, 1);
     }
     const { ownerDied } = mutex.lockSync();
-    return { timedOut: r === 2, ownerDied };
+    if (r === TIMED_OUT && !ownerDied) throw this.#timedOut(timeoutNs);
+    return { ownerDied };
+  }
+
+  #timedOut(timeoutNs: number): Error {
+    return timeoutError('futex', {}, `no signal() or broadcast() within the timeout of ${timeoutNs / 1e6} ms`);
   }
 
   /** Wakes one waiter (in any process). */

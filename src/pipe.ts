@@ -1,6 +1,6 @@
-// Anonymous pipes (pipe2), popen, and socket pairs: the seeds' "普通管道",
-// "高级管道 (popen)" and "流管道 (socketpair)". Each end is a Node stream over
-// a real kernel descriptor that can be handed to a child process.
+// Anonymous pipes (pipe2), popen(3) (a child connected by one pipe), and
+// socket pairs (socketpair: a full-duplex pipe). Each end is a Node stream
+// over a real kernel descriptor that can be handed to a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readLimit, sys, toIpcError, typeError, type IpcLimit } from './errors.js';
 import { FdStream } from './fd-stream.js';
@@ -68,8 +68,8 @@ export interface PopenOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** A child process connected to us by one pipe, as popen(3) makes. */
-export interface Popen {
+/** A child process connected to us by one pipe, as popen(3) makes. Disposing it is close(). */
+export interface Popen extends AsyncDisposable {
   /** Mode 'r': the child's stdout. Mode 'w': the child's stdin. */
   readonly stream: PipeEnd;
   readonly pid: number;
@@ -122,15 +122,19 @@ export function popen(command: string, mode: 'r' | 'w', options?: PopenOptions):
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   exited.catch(() => {}); // observed through close() or by the caller
+  const close = async (): Promise<ExitStatus> => {
+    if (mode === 'w') stream.end();
+    else stream.destroy();
+    return exited;
+  };
   return {
     stream,
     pid: child.pid ?? -1,
     child,
     exited,
-    async close() {
-      if (mode === 'w') stream.end();
-      else stream.destroy();
-      return exited;
+    close,
+    async [Symbol.asyncDispose]() {
+      await close();
     },
   };
 }

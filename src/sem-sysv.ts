@@ -1,6 +1,6 @@
 // System V semaphore sets: semget, semop/semtimedop, semctl.
 import { readFileSync } from 'node:fs';
-import { IpcError, rangeError, readLimit, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { checkKey, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions } from './validate.js';
@@ -63,12 +63,13 @@ function semLimit(code: string, syscall: string): IpcLimit | undefined {
 
 const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
 
-/** A System V semaphore set. */
-export class SysvSemaphoreSet {
+/** A System V semaphore set, by id. Nothing to release: `close()` only cancels this handle's waits. */
+export class SysvSemaphoreSet implements Disposable {
   readonly id: number;
   readonly key: number;
   /** Number of semaphores in the set. */
   readonly count: number;
+  readonly #pending = new Set<AbortController>();
 
   /** @internal */
   constructor(id: number, key: number, count: number) {
@@ -107,15 +108,21 @@ export class SysvSemaphoreSet {
    * waiting on a native waiter thread while any would block. Resolves true
    * once applied, false if a `nowait` operation could not proceed (nothing
    * changed). Rejects with IpcError ETIMEDOUT after `timeout` ms (0: try
-   * once), with the signal's reason on abort, EIDRM if the set is removed.
+   * once), with an AbortError when the signal aborts, EIDRM if the set is
+   * removed, ERR_IPCKIT_CLOSED if this handle is closed meanwhile.
    */
   async op(ops: readonly SemOp[], options?: WaitOptions): Promise<boolean> {
     const encoded = this.#encode(ops);
     const w = checkWaitOptions(options);
-    const r = await awaitNative((ns) => native.semopAsync(this.id, encoded, ns), w, this.#context).catch((e) => {
+    const own = new AbortController();
+    this.#pending.add(own);
+    try {
+      return (await awaitNative((ns) => native.semopAsync(this.id, encoded, ns), w, this.#context, undefined, own.signal)) === 0;
+    } catch (e) {
       throw explain(e, this.#context);
-    });
-    return r === 0;
+    } finally {
+      this.#pending.delete(own);
+    }
   }
 
   /** op() that blocks this thread: for worker threads. */
@@ -200,6 +207,17 @@ export class SysvSemaphoreSet {
   /** semctl(IPC_RMID): removes the set now; every waiter fails with EIDRM. */
   remove(): void {
     sys(() => native.semRemove(this.id), this.#context);
+  }
+
+  /** Cancels this handle's pending op() waits (they reject with ERR_IPCKIT_CLOSED). The set stays. Idempotent. */
+  close(): void {
+    const reason = stateError('ERR_IPCKIT_CLOSED', `semaphore set id ${this.id}: handle closed`);
+    for (const c of this.#pending) c.abort(reason);
+    this.#pending.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 

@@ -80,14 +80,13 @@ export class Semaphore implements Disposable {
   /**
    * Decrements, waiting on a native waiter thread while the value is zero
    * (sem_wait; sem_clockwait on CLOCK_MONOTONIC with a timeout). Rejects with
-   * IpcError ETIMEDOUT when the timeout passes, with the signal's reason on
-   * abort, and with ERR_IPCKIT_CLOSED if close() is called meanwhile.
+   * IpcError ETIMEDOUT when the timeout passes, with an AbortError when the
+   * signal aborts, and with ERR_IPCKIT_CLOSED if close() is called meanwhile.
    */
   async wait(options?: WaitOptions): Promise<void> {
     const w = checkWaitOptions(options);
     const handle = this.#open();
-    const signal = w.signal ? AbortSignal.any([w.signal, this.#closing.signal]) : this.#closing.signal;
-    await awaitNative((ns) => native.semWaitAsync(handle, ns, this), { ...w, signal }, this.#context);
+    await awaitNative((ns) => native.semWaitAsync(handle, ns, this), w, this.#context, undefined, this.#closing.signal);
   }
 
   /** wait() that blocks this thread: for worker threads. Throws IpcError ETIMEDOUT on timeout. */

@@ -15,7 +15,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { IpcError, rangeError, stateError, sys, typeError } from './errors.js';
+import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError } from './errors.js';
 import { native, type RawSignalInfo, type ThreadMaskReport } from './native.js';
 import { READABLE, watchFd, type FdWatcher } from './poller.js';
 import { checkInteger, checkOptions, show } from './validate.js';
@@ -551,7 +551,7 @@ type OnceWrapper = SignalListener & { original: SignalListener; remove: () => vo
 export interface OnceOptions {
   /** Give up after this many milliseconds: the promise rejects with IpcError ETIMEDOUT. */
   timeout?: number;
-  /** Abort the wait: the promise rejects with signal.reason. */
+  /** Abort the wait: the promise rejects with an AbortError (`cause`: `signal.reason`). */
   signal?: AbortSignal;
 }
 
@@ -586,8 +586,9 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
   const o = checkOptions(arg, 'options', ['timeout', 'signal']) as OnceOptions;
   const timeout = checkInteger(o.timeout, 'options.timeout', 0, 2 ** 31 - 1, undefined);
   const abort = checkAbortSignal(o.signal);
-  if (abort?.aborted) return Promise.reject(abort.reason);
-  return new Promise<SignalInfo>((resolve, reject) => {
+  if (abort?.aborted) return Promise.reject(abortError(abort));
+  // The timeout and abort errors are made in callbacks: fromHere() gives them the caller's stack.
+  return fromHere(new Promise<SignalInfo>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const finish = () => {
       remove();
@@ -598,7 +599,7 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
     };
     const onAbort = () => {
       finish();
-      reject(abort!.reason);
+      reject(abortError(abort!));
     };
     const remove = subscribe(n, (info) => {
       finish();
@@ -610,10 +611,10 @@ export function once(signal: SignalSpec, arg?: SignalListener | OnceOptions): ((
     if (timeout !== undefined) {
       timer = setTimeout(() => {
         finish();
-        reject(new IpcError(osConstants.errno.ETIMEDOUT, 'signalfd', {}, `no ${toName(n)} within ${timeout} ms`));
+        reject(timeoutError('signalfd', {}, `no ${toName(n)} within ${timeout} ms`));
       }, timeout);
     }
-  });
+  }));
 }
 
 function checkAbortSignal(value: unknown): AbortSignal | undefined {
@@ -625,7 +626,7 @@ function checkAbortSignal(value: unknown): AbortSignal | undefined {
 }
 
 export interface WatchOptions {
-  /** Ends the iteration: the pending or next next() rejects with signal.reason. */
+  /** Ends the iteration: the pending or next next() rejects with an AbortError (`cause`: `signal.reason`). */
   signal?: AbortSignal;
 }
 
@@ -642,7 +643,7 @@ class Watch implements SignalWatch {
   #closed = false;
   #error: unknown = undefined;
   #abort: AbortSignal | undefined;
-  #onAbort = () => this.#fail(this.#abort!.reason);
+  #onAbort = () => this.#fail(abortError(this.#abort!));
 
   constructor(numbers: number[], abort: AbortSignal | undefined) {
     this.#removers = [];
@@ -681,11 +682,11 @@ class Watch implements SignalWatch {
     if (this.#error !== undefined) {
       const e = this.#error;
       this.#error = undefined;
-      return Promise.reject(e);
+      return fromHere(Promise.reject(e));
     }
     if (this.#closed) return Promise.resolve({ value: undefined, done: true });
     holdLoop(1);
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return fromHere(new Promise((resolve, reject) => this.#waiters.push({ resolve, reject })));
   }
 
   return(): Promise<IteratorResult<SignalInfo>> {
@@ -729,7 +730,7 @@ export function watch(signals: SignalSpec | SignalSpec[], options?: WatchOptions
   const numbers = [...new Set(specs.map((s, i) => receivable(s, `signals[${i}]`)))];
   const o = checkOptions(options, 'options', ['signal']) as WatchOptions;
   const abort = checkAbortSignal(o.signal);
-  if (abort?.aborted) throw abort.reason;
+  throwIfAborted(abort);
   return new Watch(numbers, abort);
 }
 

@@ -1,5 +1,5 @@
-// TCP, thin: Node's net with Promises and IpcError. The seeds' AF_INET flow
-// (socket, bind, listen, accept, connect) is exactly net.Server/net.Socket;
+// TCP, thin: Node's net with Promises and IpcError. The AF_INET stream calls
+// (socket, bind, listen, accept, connect) are exactly net.Server/net.Socket;
 // pair it with src/framing.ts for messages.
 import net from 'node:net';
 import { toIpcError } from './errors.js';

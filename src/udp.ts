@@ -1,5 +1,5 @@
 // UDP, thin: Node's dgram with Promises and IpcError. Datagrams keep their
-// boundaries but may be lost or reordered (the seeds' 数据报套接字).
+// boundaries but may be lost or reordered (SOCK_DGRAM over AF_INET).
 import dgram from 'node:dgram';
 import { toIpcError, typeError } from './errors.js';
 import { checkInteger, checkOptions, checkString } from './validate.js';

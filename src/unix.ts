@@ -1,4 +1,4 @@
-// Unix domain sockets, the seed's socket → bind → listen → accept / connect
+// Unix domain sockets, the socket → bind → listen → accept / connect
 // flow, for all three types:
 // - 'stream': net-compatible (UnixServer is a net.Server, connections are
 //   net.Socket), driven by libuv.
@@ -11,7 +11,7 @@ import net from 'node:net';
 import { chmodSync, lstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
-import { IpcError, rangeError, readLimit, stateError, sys, typeError, type IpcLimit } from './errors.js';
+import { IpcError, rangeError, readLimit, stateError, sys, timeoutError, typeError, type IpcLimit } from './errors.js';
 import { FdStream, checkFd } from './fd-stream.js';
 import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
 import { native } from './native.js';
@@ -325,7 +325,7 @@ export interface ConnectOptions extends MessageSocketOptions {
   type?: UnixSocketType;
   /** dgram: bind this local address first, so that the server can reply. */
   bind?: UnixAddress;
-  /** Milliseconds to keep retrying while the listener's backlog is full. Default 5000. */
+  /** Milliseconds to keep retrying while the listener's backlog is full; then IpcError ETIMEDOUT. Default 5000. */
   timeout?: number;
   /** stream: return a MessageSocket driven by recvmsg/sendmsg, which can pass descriptors. Default false. */
   fds?: boolean;
@@ -368,7 +368,9 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
       const r = sys(() => native.unixConnect(fd, addr.raw), ctx, fileLimit);
       if (r === 0) break;
       // EAGAIN: the listener's backlog is full; a Unix connect does not complete later.
-      if (Date.now() - started >= timeout) throw new IpcError(r, 'connect', { ...ctx, limit: readLimit('/proc/sys/net/core/somaxconn') }, 'listen backlog stayed full');
+      if (Date.now() - started >= timeout) {
+        throw timeoutError('connect', { ...ctx, limit: readLimit('/proc/sys/net/core/somaxconn') }, `the listen backlog stayed full for ${timeout} ms`);
+      }
       await new Promise((resolve) => setTimeout(resolve, BACKLOG_RETRY_MS[Math.min(attempt, BACKLOG_RETRY_MS.length - 1)]));
     }
   } catch (e) {

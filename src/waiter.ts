@@ -3,8 +3,9 @@
 // opens) runs on a dedicated native waiter thread, never on the libuv
 // threadpool, and comes back here. This module owns what is common to all of
 // them: the `timeout`/`signal` options, cancellation, and turning the native
-// rejection into an IpcError or the AbortSignal's reason.
-import { IpcError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+// rejection into an IpcError, or an AbortError when the caller's signal
+// cancelled the wait.
+import { IpcError, abortError, sys, timeoutError, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkOptions, show } from './validate.js';
 
@@ -17,7 +18,7 @@ export interface NativeWait {
 export interface WaitOptions {
   /** Milliseconds to wait at most (fractions allowed). Default: no limit. */
   timeout?: number;
-  /** Cancels the wait; the Promise rejects with `signal.reason`. */
+  /** Cancels the wait; the Promise rejects with an AbortError (`code` 'ABORT_ERR') whose `cause` is `signal.reason`. */
   signal?: AbortSignal;
 }
 
@@ -28,7 +29,6 @@ export interface CheckedWait {
 }
 
 const ECANCELED = 125;
-const ETIMEDOUT = 110;
 /** How often an abort is re-signalled until the native wait has returned (see waiter.h). */
 const RESIGNAL_MS = 5;
 
@@ -56,35 +56,45 @@ export function checkWaitOptions(options: unknown, allowSignal = true): CheckedW
 }
 
 /**
- * Starts a native wait and settles with its number result. An abort cancels
+ * Starts a native wait and settles with its number result. The caller's
+ * signal (`wait.signal`) and the handle's own `closing` signal both cancel
  * the native wait (`cancel`: by default a waiter thread is woken with a
- * signal) and rejects with the signal's reason; other failures become
- * IpcError naming `context`.
+ * signal); the first rejects with an AbortError, the second with its own
+ * reason (ERR_IPCKIT_CLOSED). Other failures become IpcError naming `context`.
  */
 export async function awaitNative(
   start: (timeoutNs: number) => NativeWait,
   wait: CheckedWait,
   context: IpcErrorContext = {},
   cancel: (id: number) => unknown = native.waiterCancel,
+  closing?: AbortSignal,
 ): Promise<number> {
   const { signal } = wait;
-  signal?.throwIfAborted();
+  if (signal?.aborted) throw abortError(signal);
+  if (closing?.aborted) throw closing.reason;
   const { promise, id } = sys(() => start(wait.timeoutNs), context);
-  if (!signal) return promise.catch((e) => Promise.reject(settleError(e, wait, context)));
+  if (!signal && !closing) return promise.catch((e) => Promise.reject(settleError(e, wait, context)));
   let timer: NodeJS.Timeout | undefined;
-  const onAbort = () => {
+  let cancelledBy: AbortSignal | undefined;
+  const onAbort = (event: Event) => {
+    if (cancelledBy) return;
+    cancelledBy = event.target as AbortSignal;
     cancel(id);
     timer = setInterval(() => cancel(id), RESIGNAL_MS);
     timer.unref();
   };
-  signal.addEventListener('abort', onAbort, { once: true });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  closing?.addEventListener('abort', onAbort, { once: true });
   try {
     return await promise;
   } catch (e) {
-    if (Math.abs((e as { errno?: number }).errno ?? 0) === ECANCELED && signal.aborted) throw signal.reason;
+    if (Math.abs((e as { errno?: number }).errno ?? 0) === ECANCELED && cancelledBy) {
+      throw cancelledBy === signal ? abortError(signal) : cancelledBy.reason;
+    }
     throw settleError(e, wait, context);
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    signal?.removeEventListener('abort', onAbort);
+    closing?.removeEventListener('abort', onAbort);
     if (timer) clearInterval(timer);
   }
 }
@@ -92,14 +102,9 @@ export async function awaitNative(
 function settleError(e: unknown, wait: CheckedWait, context: IpcErrorContext): unknown {
   const err = toIpcError(e, context);
   if (err instanceof IpcError && err.code === 'ETIMEDOUT' && wait.timeoutNs >= 0) {
-    return new IpcError(err.errno, err.syscall, context, `the timeout of ${wait.timeoutNs / 1e6} ms passed`);
+    return timeoutError(err.syscall, context, `the timeout of ${wait.timeoutNs / 1e6} ms passed`);
   }
   return err;
-}
-
-/** The error a semaphore/mutex wait gives when its timeout passes. */
-export function timedOut(syscall: string, context: IpcErrorContext = {}): IpcError {
-  return new IpcError(ETIMEDOUT, syscall, context);
 }
 
 /** Pool state, for tests and diagnostics. */
@@ -107,9 +112,10 @@ export function waiterStats(): { threads: number; idle: number; pending: number 
   return native.waiterStats();
 }
 
-// process.exit() must not wait for pending waits (native-notes hazard 1):
-// wake them all as early as possible. Their threads are not libuv threads,
-// so nothing joins them at exit, but a worker's teardown does join them.
+// process.exit() must not wait for pending waits (with a wait parked on a
+// libuv thread it would hang forever: libuv joins its threads at exit): wake
+// them all as early as possible. Their threads are not libuv threads, so
+// nothing joins them at exit, but a worker's teardown does join them.
 process.on('exit', () => {
   native.waiterCancelAll();
 });

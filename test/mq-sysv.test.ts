@@ -291,8 +291,9 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
     const started = Date.now();
     await readFile(new URL(import.meta.url));
     assert.ok(Date.now() - started < 1000, 'fs still has its threads with 9 receives pending');
-    ac.abort(new Error('stop'));
-    await assert.rejects(aborted, /stop/);
+    const reason = new Error('stop');
+    ac.abort(reason);
+    await assert.rejects(aborted, { name: 'AbortError', code: 'ABORT_ERR', cause: reason });
     await assert.rejects(q.receive({ timeout: 30 }), { code: 'ETIMEDOUT' });
     q.close();
     assert.deepEqual(await Promise.all(waits), new Array(8).fill('ERR_IPCKIT_CLOSED'));

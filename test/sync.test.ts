@@ -118,22 +118,24 @@ describe('futex', () => {
     while (futex.notify(words, 0) === 0) await new Promise((res) => setImmediate(res));
     assert.deepEqual(await p.next(), { result: 'ok', mechanism: 'waiter-thread' });
     p.send({ op: 'futex-wait', index: 1, expected: 0, timeout: 10 });
-    assert.deepEqual(await p.next(), { result: 'timed-out', mechanism: 'waiter-thread' });
+    assert.deepEqual(await p.next(), { code: 'ETIMEDOUT', mechanism: 'waiter-thread' });
   });
 
-  test('results: not-equal, timed-out; abort rejects with the reason', T, async () => {
+  test('results: not-equal; a timeout is IpcError ETIMEDOUT; abort rejects with an AbortError caused by the reason', T, async () => {
     const words = new Int32Array(new SharedArrayBuffer(16));
+    const timedOut = { name: 'IpcError', code: 'ETIMEDOUT', errno: -110, syscall: 'futex' };
     assert.equal(futex.wait(words, 0, 1), 'not-equal');
-    assert.equal(futex.wait(words, 0, 0, { timeout: 5 }), 'timed-out');
+    assert.throws(() => futex.wait(words, 0, 0, { timeout: 5 }), timedOut);
     assert.equal(await futex.waitAsync(words, 0, 1), 'not-equal');
     const t0 = performance.now();
-    assert.equal(await futex.waitAsync(words, 0, 0, { timeout: 30 }), 'timed-out');
+    await assert.rejects(futex.waitAsync(words, 0, 0, { timeout: 30 }), timedOut);
     assert.ok(performance.now() - t0 >= 29);
     const ac = new AbortController();
     const p = futex.waitAsync(words, 0, 0, { signal: ac.signal });
-    setTimeout(() => ac.abort(new Error('stop')), 10);
-    await assert.rejects(p, /stop/);
-    await assert.rejects(futex.waitAsync(words, 0, 0, { signal: AbortSignal.abort() }), { name: 'AbortError' });
+    const stop = new Error('stop');
+    setTimeout(() => ac.abort(stop), 10);
+    await assert.rejects(p, { name: 'AbortError', code: 'ABORT_ERR', cause: stop });
+    await assert.rejects(futex.waitAsync(words, 0, 0, { signal: AbortSignal.abort() }), { name: 'AbortError', code: 'ABORT_ERR' });
     assert.equal(futex.notify(words, 0), 0);
   });
 
@@ -172,10 +174,10 @@ describe('futex', () => {
   test('EINTR never surfaces: signals during waits are retried with the time left', T, async () => {
     const words = new Int32Array(new SharedArrayBuffer(16));
     const t0 = performance.now();
-    const waits = [0, 1, 2].map((i) => futex.waitAsync(words, i, 0, { timeout: 150 }));
+    const waits = [0, 1, 2].map((i) => futex.waitAsync(words, i, 0, { timeout: 150 }).catch((e: IpcError) => e.code));
     const spam = setInterval(() => process.kill(process.pid, 'SIGURG'), 2);
     try {
-      assert.deepEqual(await Promise.all(waits), ['timed-out', 'timed-out', 'timed-out']);
+      assert.deepEqual(await Promise.all(waits), ['ETIMEDOUT', 'ETIMEDOUT', 'ETIMEDOUT']);
     } finally {
       clearInterval(spam);
     }
@@ -198,7 +200,7 @@ describe('synchronous waits in a worker', () => {
          parentPort.postMessage('spam');
          try { s.waitSync({ timeout: 100 }); } catch (e) { out.sem = e.code; }
          try { set.opSync([{ index: 0, delta: -1 }], { timeout: 100 }); } catch (e) { out.op = e.code; }
-         out.futex = futex.wait(w, 0, 0, { timeout: 100 });
+         try { futex.wait(w, 0, 0, { timeout: 100 }); } catch (e) { out.futex = e.code; }
          parentPort.postMessage(out);
          s.waitSync({ timeout: 20000 });
          parentPort.postMessage(set.opSync([{ index: 0, delta: -1 }], { timeout: 20000 }));
@@ -215,7 +217,7 @@ describe('synchronous waits in a worker', () => {
     assert.equal(await next(), 'spam');
     const spam = setInterval(() => process.kill(process.pid, 'SIGURG'), 2);
     try {
-      assert.deepEqual(await next(), { sem: 'ETIMEDOUT', op: 'ETIMEDOUT', futex: 'timed-out' });
+      assert.deepEqual(await next(), { sem: 'ETIMEDOUT', op: 'ETIMEDOUT', futex: 'ETIMEDOUT' });
     } finally {
       clearInterval(spam);
     }
@@ -244,7 +246,7 @@ describe('waiter threads', () => {
     const words = new Int32Array(new SharedArrayBuffer(16));
     const ac = new AbortController();
     const aborted = futex.waitAsync(words, 0, 0, { signal: ac.signal });
-    const timed = futex.waitAsync(words, 1, 0, { timeout: 100 });
+    const timed = futex.waitAsync(words, 1, 0, { timeout: 100 }).catch((e: IpcError) => e);
     let got = 0;
     const listener = () => void got++;
     signals.on('SIGUSR2', listener);
@@ -257,7 +259,7 @@ describe('waiter threads', () => {
       await arrived;
       ac.abort();
       await assert.rejects(aborted, { name: 'AbortError' });
-      assert.equal(await timed, 'timed-out');
+      assert.equal(((await timed) as IpcError).code, 'ETIMEDOUT');
       assert.equal(got, 1);
     } finally {
       signals.off('SIGUSR2', listener);
@@ -600,7 +602,7 @@ describe('robust Mutex and Condition', () => {
     assert.equal(m.state.locked, false);
   });
 
-  test('Condition: a waiter in another process is woken by signal(); timeout re-takes the mutex', T, async () => {
+  test('Condition: a waiter in another process is woken by signal(); a timeout (ETIMEDOUT) or abort rejects once the mutex is held again', T, async () => {
     const { name, region: r } = region('cond');
     using _ = r;
     const m = Mutex.at(r.buffer, 0);
@@ -617,14 +619,15 @@ describe('robust Mutex and Condition', () => {
     assert.deepEqual(await p.next(), { woke: true, flag: 9 });
 
     await m.lock();
-    const res = await c.wait(m, { timeout: 20 });
-    assert.deepEqual(res, { timedOut: true, ownerDied: false });
-    assert.equal(m.isOwnedByMe, true);
+    const timedOut = { name: 'IpcError', code: 'ETIMEDOUT', errno: -110, syscall: 'futex' };
+    await assert.rejects(c.wait(m, { timeout: 20 }), timedOut);
+    assert.equal(m.isOwnedByMe, true, 'the mutex is held again after a timeout');
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 5);
-    await assert.rejects(c.wait(m, { signal: ac.signal }), { name: 'AbortError' });
+    const reason = new Error('enough');
+    setTimeout(() => ac.abort(reason), 5);
+    await assert.rejects(c.wait(m, { signal: ac.signal }), { name: 'AbortError', code: 'ABORT_ERR', cause: reason });
     assert.equal(m.isOwnedByMe, true, 'the mutex is held again after an abort');
-    assert.deepEqual(c.waitSync(m, { timeout: 10 }), { timedOut: true, ownerDied: false });
+    assert.throws(() => c.waitSync(m, { timeout: 10 }), timedOut);
     assert.equal(m.isOwnedByMe, true);
     m.unlock();
     await assert.rejects(c.wait(m), { code: 'ERR_IPCKIT_NOT_OWNER' });

@@ -3,7 +3,7 @@
 // Imported, not the global: the global Buffer is a getter, paid on every message here.
 import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
-import { rangeError, stateError, typeError } from '../errors.js';
+import { abortError, fromHere, rangeError, stateError, timeoutError, typeError } from '../errors.js';
 import { checkWaitOptions } from '../waiter.js';
 import { checkOptions } from '../validate.js';
 import { raw as rawCodec, type Codec } from './codec.js';
@@ -27,8 +27,9 @@ import { CLOSE_GRACE_MS } from './stream.js';
 const REPLY_BYTES_MAX = 8 * 1024 * 1024;
 
 export interface RequestOptions {
-  /** Milliseconds before the request rejects with ERR_IPCKIT_TIMEOUT. Default: the channel's requestTimeout (none). */
+  /** Milliseconds before the request rejects with IpcError ETIMEDOUT. Default: the channel's requestTimeout (none). */
   timeout?: number;
+  /** Cancels the request: it rejects with an AbortError (`cause`: `signal.reason`); a late reply is dropped. */
   signal?: AbortSignal;
 }
 
@@ -217,7 +218,11 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     });
   }
 
-  /** Sends `message` as a request and resolves with the peer's onRequest() answer. */
+  /**
+   * Sends `message` as a request and resolves with the peer's onRequest()
+   * answer. The reply, timeout and abort all settle it from callbacks:
+   * fromHere() gives their errors the caller's stack.
+   */
   request(message: T, options: RequestOptions = {}): Promise<T> {
     checkOptions(options, 'options', ['timeout', 'signal']);
     const timeout = options.timeout ?? this.#requestTimeout;
@@ -226,14 +231,14 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     if (this.#link.direction) return Promise.reject(this.#oneWay('request'));
     if (this.closed) return Promise.reject(closedError(this.#closeInfo));
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) return Promise.reject(abortError(options.signal));
     const id = this.#nextId;
     this.#nextId = (this.#nextId + 1) >>> 0 || 1;
-    return new Promise<T>((resolve, reject) => {
+    return fromHere(new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         this.#requests.get(id)?.cleanup();
-        reject(options.signal!.reason);
+        reject(abortError(options.signal!));
       };
       const cleanup = () => {
         this.#requests.delete(id);
@@ -244,7 +249,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       if (timeout !== undefined) {
         timer = setTimeout(() => {
           cleanup();
-          reject(stateError('ERR_IPCKIT_TIMEOUT', `request ${id} got no reply within ${timeout} ms`));
+          reject(timeoutError('request', {}, `no reply to request ${id} within ${timeout} ms`));
         }, timeout);
       }
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -252,7 +257,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
         cleanup();
         reject(e);
       });
-    });
+    }));
   }
 
   /** Answers the peer's request() calls; a throw (or rejection) becomes the requester's rejection. One handler; null removes it. */

@@ -10,7 +10,7 @@
 // on this side's own descriptor (made by socket() or accept()), whose flags
 // no peer can change.
 import { Buffer } from 'node:buffer';
-import { IpcError, stateError, sys } from '../errors.js';
+import { IpcError, readLimit, stateError, sys, throwIfAborted, timeoutError } from '../errors.js';
 import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import type { PeerCredentials } from './access.js';
@@ -66,11 +66,13 @@ export class ControlSocket {
     try {
       const started = Date.now();
       for (let attempt = 0; ; attempt++) {
-        signal?.throwIfAborted();
+        throwIfAborted(signal);
         const r = sys(() => native.unixConnect(fd, address), { path: url });
         if (r === 0) return new ControlSocket(fd);
         if (r !== EAGAIN) throw new IpcError(r, 'connect', { path: url });
-        if (Date.now() - started >= timeoutMs) throw new IpcError(EAGAIN, 'connect', { path: url }, "the listener's backlog stayed full");
+        if (Date.now() - started >= timeoutMs) {
+          throw timeoutError('connect', { path: url, limit: readLimit('/proc/sys/net/core/somaxconn') }, `the listener's backlog stayed full for ${timeoutMs} ms`);
+        }
         await new Promise((resolve) => setTimeout(resolve, BACKLOG_RETRY_MS[Math.min(attempt, BACKLOG_RETRY_MS.length - 1)]));
       }
     } catch (e) {
@@ -114,9 +116,9 @@ export class ControlSocket {
   /**
    * Reads one handshake message: at most MESSAGE_MAX bytes of JSON object and
    * `maxFds` descriptors, within `timeoutMs`. Anything else (a longer or
-   * malformed message, more descriptors, end of file, the time running out)
-   * rejects with ERR_IPCKIT_HANDSHAKE, and every descriptor received so far
-   * is closed.
+   * malformed message, more descriptors, end of file) rejects with
+   * ERR_IPCKIT_HANDSHAKE, the time running out with IpcError ETIMEDOUT; every
+   * descriptor received so far is then closed.
    */
   readMessage(what: string, timeoutMs: number, maxFds: number): Promise<ControlMessage> {
     return new Promise<ControlMessage>((resolve, reject) => {
@@ -170,7 +172,7 @@ export class ControlSocket {
           return finish(null, value as Record<string, unknown>);
         }
       };
-      const timer = setTimeout(() => finish(handshakeError(what, `no handshake within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => finish(timeoutError('recvmsg', { path: what }, `no handshake within ${timeoutMs} ms`)), timeoutMs);
       try {
         watch = watchFd(this.#fd, READABLE, onReady);
       } catch (e) {

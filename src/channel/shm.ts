@@ -28,7 +28,7 @@
 // nextSync() waits the same way, blocking.
 import { Buffer } from 'node:buffer';
 import { constants as fsc } from 'node:fs';
-import { stateError, sys } from '../errors.js';
+import { stateError, sys, timeoutError } from '../errors.js';
 import { native } from '../native.js';
 import type { SharedRegion } from '../region.js';
 import { anonymous, fromFd, type FdRegion } from '../shm.js';
@@ -64,7 +64,6 @@ import {
 import { SharedRingHub, SharedRingWriter, WRITTEN, type HubFed } from './shm-shared.js';
 import { Spinner } from './shm-spin.js';
 import { CLOSE_GRACE_MS } from './stream.js';
-import { timedOut } from '../waiter.js';
 
 export interface ShmListenOptions extends ShmLinkOptions {
   /** One ring all connectors write into, read by one hub (MPSC). Default false: a ring pair per connection. */
@@ -599,7 +598,7 @@ export class ShmLink implements Link, HubFed {
           this.#peerGone = true;
           return this.#readBatch() > 0;
         }
-        if (!woke && Atomics.load(i32, this.#in.head) === this.#inRead) throw timedOut('ppoll', { path: this.#url });
+        if (!woke && Atomics.load(i32, this.#in.head) === this.#inRead) throw timeoutError('ppoll', { path: this.#url });
       }
     } finally {
       // The event-loop side may have been asleep with its flag up, which we

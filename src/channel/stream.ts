@@ -3,7 +3,7 @@
 // or pipe descriptor). Each frame goes out as u32-LE length + frame; the
 // first frame each way is the hello (hello.ts).
 import type { Socket } from 'node:net';
-import { stateError } from '../errors.js';
+import { stateError, timeoutError } from '../errors.js';
 import type { PeerCredentials } from './access.js';
 import { HELLO_MAX, KIND_BYE, KIND_HELLO, StreamFramer } from './frame.js';
 import type { CloseInfo, Link, LinkEvents } from './link.js';
@@ -64,9 +64,9 @@ interface HelloSource {
 
 /**
  * Feeds what arrives on `source` as `event` to `take` until it returns a
- * result (or throws), within `timeoutMs`; the peer hanging up or the time
- * running out first is ERR_IPCKIT_HANDSHAKE. Leaves the source paused, so
- * nothing after the hello is read before the link starts.
+ * result (or throws), within `timeoutMs`; the peer hanging up first is
+ * ERR_IPCKIT_HANDSHAKE, the time running out IpcError ETIMEDOUT. Leaves the
+ * source paused, so nothing after the hello is read before the link starts.
  */
 export function readFirst<R>(source: HelloSource, event: string, take: (chunk: Buffer) => R | undefined, what: string, timeoutMs: number): Promise<R> {
   return new Promise((resolve, reject) => {
@@ -90,7 +90,8 @@ export function readFirst<R>(source: HelloSource, event: string, take: (chunk: B
     };
     const onEnd = () => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: the peer hung up during the handshake`));
     const onError = (e: Error) => done(e);
-    const timer = setTimeout(() => done(stateError('ERR_IPCKIT_HANDSHAKE', `${what}: no hello within ${timeoutMs} ms`)), timeoutMs);
+    const syscall = event === 'message' ? 'recvmsg' : 'read';
+    const timer = setTimeout(() => done(timeoutError(syscall, { path: what }, `no hello within ${timeoutMs} ms`)), timeoutMs);
     source.on(event, onChunk);
     source.on('end', onEnd);
     source.on('close', onEnd);

@@ -1,6 +1,7 @@
-// `ipckit fifo create|cat|write|rm`: named pipes from the shell, opened by the
-// seeds' rules (cat waits for a writer, write waits for a reader) with an
-// optional --timeout, and the `ls` section listing FIFOs in --path directories.
+// `ipckit fifo create|cat|write|rm`: named pipes from the shell, opened as a
+// blocking open(2) opens a FIFO (cat waits for a writer, write waits for a
+// reader) with an optional --timeout, and the `ls` section listing FIFOs in
+// --path directories.
 import type { Command } from 'commander';
 import * as fifo from '../fifo.js';
 import { modeOption, msOption } from './args.js';

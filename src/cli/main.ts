@@ -16,6 +16,7 @@ import { register as registerFifo } from './fifo.js';
 import { register as registerUnix } from './unix.js';
 import { register as registerChannel, OPTIONAL_VALUE_FLAGS } from './channel.js';
 import { register as registerLimits } from './limits.js';
+import { register as registerTour } from './tour.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -40,6 +41,7 @@ registerFifo(program);
 registerUnix(program);
 registerChannel(program);
 registerLimits(program);
+registerTour(program);
 program.addCommand(benchCommand());
 applyExitConventions(program);
 

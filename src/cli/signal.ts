@@ -85,7 +85,7 @@ async function wait(
       if (count > 0 && ++received >= count) break;
     }
   } catch (e) {
-    if (e !== timedOut) throw e;
+    if ((e as { cause?: unknown }).cause !== timedOut) throw e;
     process.stderr.write(`ipckit: timed out after ${o.timeout} ms (${received} signal(s) received)\n`);
     process.exitCode = TIMED_OUT;
   } finally {

@@ -41,9 +41,21 @@ function view(buffer: SharedArrayBuffer, size: number): View {
   return { words: new Int32Array(buffer, 0, CONTROL_BYTES / 4), ping: at(0), pong: at(1), ring: Array.from({ length: slots }, (_, i) => at(2 + i)) };
 }
 
-type Sleep = (words: Int32Array, index: number, value: number) => Promise<string> | string;
-const sleepSync: Sleep = (w, i, v) => futex.wait(w, i, v, { timeout: SLICE_MS });
-const sleepAsync: Sleep = (w, i, v) => futex.waitAsync(w, i, v, { timeout: SLICE_MS });
+/** Sleeps at most one slice; false when the slice passed with no change. */
+type Sleep = (words: Int32Array, index: number, value: number) => Promise<boolean> | boolean;
+const sliceOver = (e: unknown): false => {
+  if ((e as { code?: string }).code !== 'ETIMEDOUT') throw e;
+  return false;
+};
+const sleepSync: Sleep = (w, i, v) => {
+  try {
+    futex.wait(w, i, v, { timeout: SLICE_MS });
+    return true;
+  } catch (e) {
+    return sliceOver(e);
+  }
+};
+const sleepAsync: Sleep = (w, i, v) => futex.waitAsync(w, i, v, { timeout: SLICE_MS }).then(() => true, sliceOver);
 
 /**
  * Waits until words[index] satisfies `done`, sleeping on the value last seen.
@@ -55,7 +67,7 @@ async function until(wait: Sleep, words: Int32Array, index: number, done: (v: nu
     const v = Atomics.load(words, index);
     if (done(v)) return v;
     const r = wait(words, index, v);
-    if ((r instanceof Promise ? await r : r) === 'timed-out') guard();
+    if (!(r instanceof Promise ? await r : r)) guard();
   }
 }
 

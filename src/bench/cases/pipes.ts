@@ -1,4 +1,4 @@
-// Pipes, FIFOs and sockets (issue 5): one generic byte-stream protocol and one
+// Pipes, FIFOs and sockets: one generic byte-stream protocol and one
 // generic message protocol, each run over several transports.
 //
 // Byte streams (pipe, fifo, socketpair-stream, unix-stream, tcp): as in
