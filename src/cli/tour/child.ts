@@ -103,8 +103,14 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
     let go = Atomics.load(words, 1);
     emit({ ready: true });
     for (;;) {
-      // 'not-equal' when the go came before we slept: fine.
-      if (futex.wait(words, 1, go, { timeout: WAIT_MS }) === 'timed-out' && process.ppid !== parentPid) process.exit(1);
+      // 'not-equal' when the go came before we slept: fine. A timeout throws
+      // ETIMEDOUT: wait again unless the parent is gone.
+      try {
+        futex.wait(words, 1, go, { timeout: WAIT_MS });
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'ETIMEDOUT') throw e;
+        if (process.ppid !== parentPid) process.exit(1);
+      }
       if (Atomics.load(words, 1) === go) continue;
       go = Atomics.load(words, 1);
       const mode = Atomics.load(words, 2);
