@@ -10,10 +10,11 @@
 //   Timeout and AbortSignal interrupt it with a signal to that thread.
 // - 'rw': O_RDWR never waits (Linux-specific; the process is its own partner).
 // The stream is a net.Socket over the descriptor (epoll), never an fs stream.
-import { constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
+import { chmodSync, constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { IpcError, rangeError, sys, toIpcError, typeError } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
+import { forget, identityOf, ownByName } from './owned.js';
 import { checkBoolean, checkMode, checkOptions, checkString, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
 
@@ -22,6 +23,13 @@ export interface FifoCreateOptions {
   mode?: number | string;
   /** Succeed if a FIFO already exists at `path` (it is left as it is). Default false. */
   existOk?: boolean;
+  /**
+   * Remove the FIFO when this process exits (normally, by process.exit(), an
+   * uncaught exception, SIGINT, SIGTERM or SIGHUP; not kill -9), if it is
+   * still the file this call made. An existing FIFO accepted by `existOk` is
+   * never owned. Default false.
+   */
+  owned?: boolean;
 }
 
 function checkPath(path: unknown): string {
@@ -34,17 +42,20 @@ function checkPath(path: unknown): string {
 /** Creates a FIFO at `path` (mkfifo). Remove it with `fs.unlinkSync(path)` or `fifo.remove(path)`. */
 export function create(path: string, options?: FifoCreateOptions): void {
   const p = checkPath(path);
-  const o = checkOptions(options, 'options', ['mode', 'existOk']) as FifoCreateOptions;
+  const o = checkOptions(options, 'options', ['mode', 'existOk', 'owned']) as FifoCreateOptions;
   const mode = checkMode(o.mode);
   const existOk = checkBoolean(o.existOk, 'options.existOk', false);
-  const old = process.umask(0);
+  const owned = checkBoolean(o.owned, 'options.owned', false);
   try {
     sys(() => native.mkfifo(p, mode), { path: p });
   } catch (e) {
     if (!(existOk && e instanceof IpcError && e.code === 'EEXIST' && isFifo(p))) throw e;
-  } finally {
-    process.umask(old);
+    return;
   }
+  // The exact mode: mkfifo's was filtered by the umask, which can only have
+  // taken bits away meanwhile. (process.umask() cannot be set in workers.)
+  sys(() => chmodSync(p, mode), { path: p });
+  if (owned) ownByName('file', p, identityOf(p));
 }
 
 /** Removes the FIFO at `path` (unlink); refuses anything that is not a FIFO. */
@@ -53,6 +64,7 @@ export function remove(path: string): void {
   const st = sys(() => lstatSync(p), { path: p });
   if (!st.isFIFO()) throw new IpcError(EINVAL, 'unlink', { path: p }, 'not a FIFO');
   sys(() => unlinkSync(p), { path: p });
+  forget('file', p);
 }
 
 /** Whether `path` is a FIFO (without following a final symlink). */

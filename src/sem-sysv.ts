@@ -2,8 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { IpcError, rangeError, readLimit, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
+import { forget, ownById } from './owned.js';
+import { openOrCreate } from './posix-open.js';
 import { checkKey, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
 export interface SemOp {
@@ -37,6 +39,13 @@ export interface SysvSemGetOptions {
   exclusive?: boolean;
   /** Permission bits of a new set. Default 0o600. */
   mode?: number | string;
+  /**
+   * Remove the set (IPC_RMID) when this process exits (normally, by
+   * process.exit(), an uncaught exception, SIGINT, SIGTERM or SIGHUP; not
+   * kill -9). Applies only if this call creates it (see `set.owned`). Needs
+   * `create` (implied by 'private'). Default false.
+   */
+  owned?: boolean;
 }
 
 const { SEM_UNDO, IPC_NOWAIT, SEMVMX } = native.semSysvConstants;
@@ -69,12 +78,15 @@ export class SysvSemaphoreSet {
   readonly key: number;
   /** Number of semaphores in the set. */
   readonly count: number;
+  /** This call created the set with `owned: true`: it is removed when this process exits. */
+  readonly owned: boolean;
 
   /** @internal */
-  constructor(id: number, key: number, count: number) {
+  constructor(id: number, key: number, count: number, owned = false) {
     this.id = id;
     this.key = key;
     this.count = count;
+    this.owned = owned;
   }
 
   get #context(): IpcErrorContext {
@@ -200,6 +212,7 @@ export class SysvSemaphoreSet {
   /** semctl(IPC_RMID): removes the set now; every waiter fails with EIDRM. */
   remove(): void {
     sys(() => native.semRemove(this.id), this.#context);
+    forget('sysv-sem', this.id);
   }
 }
 
@@ -215,9 +228,10 @@ function explain(e: unknown, ctx: IpcErrorContext): unknown {
 /** Gets (and optionally creates) the set for `key`; 'private' always creates a new one. */
 export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet {
   const k = checkKey(key);
-  const o = checkOptions(options, 'options', ['count', 'create', 'exclusive', 'mode']) as SysvSemGetOptions;
+  const o = checkOptions(options, 'options', ['count', 'create', 'exclusive', 'mode', 'owned']) as SysvSemGetOptions;
   const isPrivate = key === 'private';
   const create = checkBoolean(o.create, 'options.create', isPrivate);
+  const owned = checkOwned(o.owned, create);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const limits = kernelSemLimits();
   const count = checkInteger(o.count, 'options.count', create ? 1 : 0, limits.semmsl, undefined);
@@ -225,27 +239,29 @@ export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet
   if (exclusive && !create) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.exclusive needs options.create');
   if (create && count === undefined) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.count is needed to create a System V semaphore set');
   const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
-  const flags = (create ? IPC_CREAT | mode : 0) | (exclusive ? IPC_EXCL : 0);
   const ctx = isPrivate ? {} : { key: k };
-  let id: number;
-  try {
-    id = native.semget(k, count ?? 0, flags);
-  } catch (e) {
-    const err = explain(e, ctx);
-    if (err instanceof IpcError && err.code === 'EINVAL' && count !== undefined && !isPrivate) {
-      try {
-        const existing = native.semStat(native.semget(k, 0, 0));
-        if (existing.nsems < count) {
-          throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `set for key ${k} has ${existing.nsems} semaphores, fewer than the requested ${count}`);
+  const getIt = (flags: number): number => {
+    try {
+      return native.semget(k, count ?? 0, flags === 0 ? 0 : flags | mode);
+    } catch (e) {
+      const err = explain(e, ctx);
+      if (err instanceof IpcError && err.code === 'EINVAL' && count !== undefined && !isPrivate) {
+        try {
+          const existing = native.semStat(native.semget(k, 0, 0));
+          if (existing.nsems < count) {
+            throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `set for key ${k} has ${existing.nsems} semaphores, fewer than the requested ${count}`);
+          }
+        } catch (inner) {
+          if (!(inner instanceof IpcError)) throw inner;
         }
-      } catch (inner) {
-        if (!(inner instanceof IpcError)) throw inner;
       }
+      throw err;
     }
-    throw err;
-  }
+  };
+  const { handle: id, created } = openOrCreate(getIt, create, exclusive, { create: IPC_CREAT, exclusive: IPC_EXCL });
+  if (owned && created) ownById('sysv-sem', id);
   const nsems = sys(() => native.semStat(id), { id }).nsems;
-  return new SysvSemaphoreSet(id, isPrivate ? 0 : k, nsems);
+  return new SysvSemaphoreSet(id, isPrivate ? 0 : k, nsems, owned && created);
 }
 
 /** Opens the set with identifier `id` (as `ipcs -s` and `ipcmk -S` print it). */

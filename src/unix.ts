@@ -159,6 +159,13 @@ export interface ListenOptions extends MessageSocketOptions {
   reclaim?: boolean;
   /** close() removes the socket file. Default true. */
   unlinkOnClose?: boolean;
+  /**
+   * Also remove the socket file when the process ends by SIGINT, SIGTERM or
+   * SIGHUP, or from a worker thread that is terminated (it is always removed
+   * by close() and at a normal exit; kill -9 leaves it, and the next listen()
+   * reclaims it). Default false.
+   */
+  owned?: boolean;
   /** Only accept peers whose uid is listed (SO_PEERCRED); others are closed and 'peerRejected' is emitted. */
   allowUids?: number[];
   /** Accept a peer only if this returns true. */
@@ -167,13 +174,14 @@ export interface ListenOptions extends MessageSocketOptions {
   fds?: boolean;
 }
 
-const LISTEN_OPTIONS = ['type', 'backlog', 'mode', 'reclaim', 'unlinkOnClose', 'allowUids', 'allowPeer', 'fds', ...MESSAGE_SOCKET_OPTIONS];
+const LISTEN_OPTIONS = ['type', 'backlog', 'mode', 'reclaim', 'unlinkOnClose', 'owned', 'allowUids', 'allowPeer', 'fds', ...MESSAGE_SOCKET_OPTIONS];
 
 interface BindPlan {
   type: number;
   address: EncodedAddress;
   reclaim: boolean;
   unlinkOnClose: boolean;
+  owned: boolean;
   mode: number;
   /** listen() with this backlog after binding; null for datagram sockets. */
   backlog: number | null;
@@ -185,6 +193,7 @@ function bindPlan(type: number, address: EncodedAddress, o: ListenOptions, liste
     address,
     reclaim: checkBoolean(o.reclaim, 'options.reclaim', true),
     unlinkOnClose: checkBoolean(o.unlinkOnClose, 'options.unlinkOnClose', true),
+    owned: checkBoolean(o.owned, 'options.owned', false),
     mode: checkMode(o.mode),
     backlog: listen ? checkInteger(o.backlog, 'options.backlog', 0, 0x7fffffff, 511) : null,
   };
@@ -218,7 +227,7 @@ function bindOnce(fd: number, plan: BindPlan): { file: SocketFile | null } | 'bu
     }
     if (address.path !== undefined) {
       const st = sys(() => lstatSync(address.path!), ctx);
-      file = new SocketFile(address.path, st.dev, st.ino);
+      file = new SocketFile(address.path, st.dev, st.ino, plan.owned);
       if (!plan.unlinkOnClose) file.keep();
       // Before listen(): nobody can connect yet, so nobody slips in under the umask's mode.
       sys(() => chmodSync(address.path!, plan.mode), ctx);
