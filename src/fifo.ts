@@ -15,6 +15,7 @@ import { IpcError, rangeError, sys, toIpcError, typeError } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
+import { fileKey, filesIn, openers, type Holder } from './scan.js';
 import { checkBoolean, checkMode, checkOptions, checkString, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
 
@@ -171,4 +172,47 @@ async function blockingOpen(path: string, flags: number, timeoutMs: number | und
     if (resend) clearInterval(resend);
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+export interface FifoListEntry {
+  /** Absolute path, symlinks in the directory resolved. */
+  path: string;
+  /** Permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Open descriptors on it, and how many can read (O_RDONLY, O_RDWR) and write (O_WRONLY, O_RDWR). */
+  opens: number;
+  readers: number;
+  writers: number;
+  /** Processes holding it open. */
+  pids: number[];
+}
+
+/**
+ * Lists the FIFOs in the directories `dirs` (not recursive) with who holds
+ * them open, from /proc/PID/fd (only processes this process may inspect;
+ * all of them as root). FIFOs live anywhere in the filesystem, so there is
+ * no system-wide list: name the directories.
+ */
+export function list(dirs: string | readonly string[]): FifoListEntry[] {
+  const dirList = typeof dirs === 'string' ? [dirs] : dirs;
+  if (!Array.isArray(dirList)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `dirs must be a path or an array of paths, got ${show(dirs)}`);
+  dirList.forEach((d, i) => checkString(d, `dirs[${i}]`));
+  const files = filesIn(dirList, (st) => st.isFIFO());
+  const paths = new Set(files.map((f) => f.path));
+  const open = files.length > 0 ? openers((link) => paths.has(link)).byFile : new Map<string, Holder[]>();
+  return files.map(({ path, st }) => {
+    const hs = open.get(fileKey(st.dev, st.ino)) ?? [];
+    return {
+      path,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      opens: hs.length,
+      readers: hs.filter((h) => h.access !== fsc.O_WRONLY).length,
+      writers: hs.filter((h) => h.access !== fsc.O_RDONLY).length,
+      pids: [...new Set(hs.map((h) => h.pid))],
+    };
+  });
 }

@@ -429,21 +429,35 @@ export interface SysvMqListEntry {
   lrpid: number;
   uid: number;
   gid: number;
+  /** Creator's uid/gid. */
+  cuid: number;
+  cgid: number;
+  /** Last msgsnd / msgrcv / change; null when it never happened. */
+  stime: Date | null;
+  rtime: Date | null;
+  ctime: Date | null;
 }
 
-/** Lists every System V queue (/proc/sysvipc/msg). */
+/** Lists every System V queue (/proc/sysvipc/msg), sorted by id. The kernel records no creator pid for queues. */
 export function list(): SysvMqListEntry[] {
-  return readSysvTable('msg', ['key', 'msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'uid', 'gid']).map(({ num, perms }) => ({
-    key: num('key') | 0,
-    id: num('msqid'),
-    mode: perms() & 0o777,
-    cbytes: num('cbytes'),
-    qnum: num('qnum'),
-    lspid: num('lspid'),
-    lrpid: num('lrpid'),
-    uid: num('uid'),
-    gid: num('gid'),
-  }));
+  return readSysvTable('msg', ['key', 'msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'uid', 'gid', 'cuid', 'cgid', 'stime', 'rtime', 'ctime'])
+    .map(({ num, perms }) => ({
+      key: num('key') | 0,
+      id: num('msqid'),
+      mode: perms() & 0o777,
+      cbytes: num('cbytes'),
+      qnum: num('qnum'),
+      lspid: num('lspid'),
+      lrpid: num('lrpid'),
+      uid: num('uid'),
+      gid: num('gid'),
+      cuid: num('cuid'),
+      cgid: num('cgid'),
+      stime: toDate(num('stime')),
+      rtime: toDate(num('rtime')),
+      ctime: toDate(num('ctime')),
+    }))
+    .sort((a, b) => a.id - b.id);
 }
 
 export const sysv = { get, fromId, ftok, list } as const;

@@ -4,7 +4,7 @@ import { IpcError, rangeError, readLimit, sys, toIpcError, typeError, type IpcEr
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkKey, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
@@ -271,4 +271,43 @@ export function fromId(id: number): SysvSemaphoreSet {
   return new SysvSemaphoreSet(id, ds.key, ds.nsems);
 }
 
-export const sysv = { get, fromId } as const;
+export interface SysvSemListEntry extends Omit<SysvSemStat, 'seq'> {
+  id: number;
+  /** Every semaphore's value (semctl GETALL); null if this process may not read them. */
+  values: number[] | null;
+}
+
+/**
+ * Lists every System V semaphore set on the machine from /proc/sysvipc/sem
+ * (also those this process may not read), sorted by id. The kernel records
+ * no creator pid for sets; pidOf() tells who operated last.
+ */
+export function list(): SysvSemListEntry[] {
+  const rows = readSysvTable('sem', ['key', 'semid', 'nsems', 'uid', 'gid', 'cuid', 'cgid', 'otime', 'ctime']);
+  return rows
+    .map(({ num, perms }): SysvSemListEntry => {
+      const id = num('semid');
+      let values: number[] | null = null;
+      try {
+        values = native.semctlGetAll(id);
+      } catch {
+        // No read permission, or removed meanwhile.
+      }
+      return {
+        key: num('key') | 0,
+        id,
+        count: num('nsems'),
+        values,
+        mode: perms() & 0o777,
+        uid: num('uid'),
+        gid: num('gid'),
+        cuid: num('cuid'),
+        cgid: num('cgid'),
+        otime: toDate(num('otime')),
+        ctime: toDate(num('ctime')),
+      };
+    })
+    .sort((a, b) => a.id - b.id);
+}
+
+export const sysv = { get, fromId, list } as const;

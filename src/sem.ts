@@ -2,11 +2,12 @@
 // unnamed process-shared ones living in a shared region (sem_init with
 // pshared=1). System V semaphore sets are in sem-sysv.ts (sem.sysv).
 import { setMaxListeners } from 'node:events';
-import { chmodSync } from 'node:fs';
+import { chmodSync, lstatSync } from 'node:fs';
 import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
+import { entriesIfPresent } from './scan.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
@@ -182,6 +183,47 @@ export function unlink(name: string): void {
   checkPosixName(name, 'name', 251);
   sys(() => native.semUnlink(name), { path: name });
   forget('posix-sem', name);
+}
+
+export interface SemListEntry {
+  /** '/name', as sem.open() takes it. */
+  name: string;
+  /** The current value; null if this process may not open it. */
+  value: number | null;
+  /** Permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  mtime: Date;
+}
+
+/**
+ * Lists the named semaphores (glibc keeps them as /dev/shm/sem.NAME), sorted
+ * by name, each with its value (read with sem_open + sem_getvalue +
+ * sem_close). The kernel records no creator for them.
+ */
+export function list(): SemListEntry[] {
+  const out: SemListEntry[] = [];
+  for (const file of entriesIfPresent('/dev/shm').filter((n) => n.startsWith('sem.') && n.length > 4).sort()) {
+    let st;
+    try {
+      st = lstatSync(`/dev/shm/${file}`);
+    } catch {
+      continue; // unlinked while we looked
+    }
+    if (!st.isFile()) continue;
+    const name = `/${file.slice(4)}`;
+    let value: number | null = null;
+    try {
+      using s = open(name);
+      value = s.value;
+    } catch {
+      // No permission, or unlinked meanwhile.
+    }
+    out.push({ name, value, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, ino: st.ino, mtime: st.mtime });
+  }
+  return out;
 }
 
 /**

@@ -4,7 +4,7 @@ import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
-import { checkKey, ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkSize } from './validate.js';
 
 export interface SysvShmStat extends SysvOwnership {
@@ -232,4 +232,48 @@ export function fromId(id: number): SysvSegment {
   return new SysvSegment(id, ds.key);
 }
 
-export const sysv = { get, fromId, ftok } as const;
+export interface SysvShmListEntry extends Omit<SysvShmStat, 'mode'> {
+  id: number;
+  /** Permission bits. */
+  mode: number;
+  /** Resident and swapped bytes; null where the kernel does not report them. */
+  rss: number | null;
+  swap: number | null;
+}
+
+/**
+ * Lists every System V segment on the machine from /proc/sysvipc/shm (also
+ * those this process may not attach), sorted by id. A removed segment that
+ * is still attached shows with key 0 and markedForRemoval.
+ */
+export function list(): SysvShmListEntry[] {
+  const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
+  const rows = readSysvTable('shm', ['key', 'shmid', 'size', 'cpid', 'lpid', 'nattch', 'uid', 'gid', 'cuid', 'cgid', 'atime', 'dtime', 'ctime']);
+  return rows
+    .map(({ num, optional, perms: permsColumn }): SysvShmListEntry => {
+      const perms = permsColumn();
+      return {
+        key: num('key') | 0,
+        id: num('shmid'),
+        size: num('size'),
+        mode: perms & 0o777,
+        uid: num('uid'),
+        gid: num('gid'),
+        cuid: num('cuid'),
+        cgid: num('cgid'),
+        cpid: num('cpid'),
+        lpid: num('lpid'),
+        nattch: num('nattch'),
+        atime: toDate(num('atime')),
+        dtime: toDate(num('dtime')),
+        ctime: toDate(num('ctime')),
+        markedForRemoval: (perms & SHM_DEST) !== 0,
+        locked: (perms & SHM_LOCKED) !== 0,
+        rss: optional('rss'),
+        swap: optional('swap'),
+      };
+    })
+    .sort((a, b) => a.id - b.id);
+}
+
+export const sysv = { get, fromId, ftok, list } as const;

@@ -1,12 +1,13 @@
 // POSIX shared memory (shm_open), anonymous shared memory (memfd_create), and
 // mapping a descriptor received from elsewhere. System V segments live in
 // shm-sysv.ts and are exposed here as shm.sysv.
-import { constants as fsc, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
+import { constants as fsc, fchmodSync, fstatSync, ftruncateSync, lstatSync } from 'node:fs';
 import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
+import { entriesIfPresent, fileKey, mappers } from './scan.js';
 import { sysv } from './shm-sysv.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, checkSize, checkString } from './validate.js';
 
@@ -186,6 +187,49 @@ export function unlink(name: string): void {
   checkPosixName(name);
   sys(() => native.shmUnlink(name), { path: name });
   forget('posix-shm', name);
+}
+
+export interface ShmListEntry {
+  /** '/name', as shm.open() takes it. */
+  name: string;
+  size: number;
+  /** Permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  mtime: Date;
+  /**
+   * Processes that map it now, counted from /proc/PID/maps (matched by
+   * inode). The kernel keeps no such count for POSIX objects; only maps this
+   * process may read are counted (all of them as root).
+   */
+  attaches: number;
+}
+
+/**
+ * Lists the POSIX shared memory objects (the files in /dev/shm, less the
+ * sem.* files of named semaphores, which sem.list() shows), sorted by name.
+ * The kernel records no creator for them.
+ */
+export function list(): ShmListEntry[] {
+  const found: Array<{ entry: ShmListEntry; key: string }> = [];
+  for (const file of entriesIfPresent(SHM_DIR).filter((n) => !n.startsWith('sem.')).sort()) {
+    let st;
+    try {
+      st = lstatSync(`${SHM_DIR}/${file}`);
+    } catch {
+      continue; // unlinked while we looked
+    }
+    if (!st.isFile()) continue;
+    const entry = { name: `/${file}`, size: st.size, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, ino: st.ino, mtime: st.mtime, attaches: 0 };
+    found.push({ entry, key: fileKey(st.dev, st.ino) });
+  }
+  if (found.length > 0) {
+    const { byFile } = mappers(`${SHM_DIR}/`);
+    for (const f of found) f.entry.attaches = byFile.get(f.key)?.size ?? 0;
+  }
+  return found.map((f) => f.entry);
 }
 
 export interface AnonymousOptions {
