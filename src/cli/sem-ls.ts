@@ -46,6 +46,7 @@ export const sysvSemProvider: LsProvider = {
         mode: s.mode,
         count: s.count,
         detail: s.values ? s.values.join(' ') : '?',
+        gauge: s.values ? s.values.reduce((a, b) => a + b, 0) : null,
         extra: { values: s.values, gid: s.gid, cuid: s.cuid, cgid: s.cgid, otime: iso(s.otime), ctime: iso(s.ctime) },
       }),
     );
