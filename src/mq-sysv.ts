@@ -440,19 +440,14 @@ export interface SysvMqListEntry {
 
 /** Lists every System V queue (/proc/sysvipc/msg), sorted by id. The kernel records no creator pid for queues. */
 export function list(): SysvMqListEntry[] {
-  return readSysvTable('msg', ['key', 'msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'uid', 'gid', 'cuid', 'cgid', 'stime', 'rtime', 'ctime'])
-    .map(({ num, perms }) => ({
-      key: num('key') | 0,
+  return readSysvTable('msg', ['msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'stime', 'rtime', 'ctime'])
+    .map(({ num, ownership }) => ({
+      ...ownership(),
       id: num('msqid'),
-      mode: perms() & 0o777,
       cbytes: num('cbytes'),
       qnum: num('qnum'),
       lspid: num('lspid'),
       lrpid: num('lrpid'),
-      uid: num('uid'),
-      gid: num('gid'),
-      cuid: num('cuid'),
-      cgid: num('cgid'),
       stime: toDate(num('stime')),
       rtime: toDate(num('rtime')),
       ctime: toDate(num('ctime')),

@@ -283,9 +283,9 @@ export interface SysvSemListEntry extends Omit<SysvSemStat, 'seq'> {
  * no creator pid for sets; pidOf() tells who operated last.
  */
 export function list(): SysvSemListEntry[] {
-  const rows = readSysvTable('sem', ['key', 'semid', 'nsems', 'uid', 'gid', 'cuid', 'cgid', 'otime', 'ctime']);
+  const rows = readSysvTable('sem', ['semid', 'nsems', 'otime', 'ctime']);
   return rows
-    .map(({ num, perms }): SysvSemListEntry => {
+    .map(({ num, ownership }): SysvSemListEntry => {
       const id = num('semid');
       let values: number[] | null = null;
       try {
@@ -294,15 +294,10 @@ export function list(): SysvSemListEntry[] {
         // No read permission, or removed meanwhile.
       }
       return {
-        key: num('key') | 0,
+        ...ownership(),
         id,
         count: num('nsems'),
         values,
-        mode: perms() & 0o777,
-        uid: num('uid'),
-        gid: num('gid'),
-        cuid: num('cuid'),
-        cgid: num('cgid'),
         otime: toDate(num('otime')),
         ctime: toDate(num('ctime')),
       };

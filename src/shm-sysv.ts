@@ -248,19 +248,14 @@ export interface SysvShmListEntry extends Omit<SysvShmStat, 'mode'> {
  */
 export function list(): SysvShmListEntry[] {
   const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
-  const rows = readSysvTable('shm', ['key', 'shmid', 'size', 'cpid', 'lpid', 'nattch', 'uid', 'gid', 'cuid', 'cgid', 'atime', 'dtime', 'ctime']);
+  const rows = readSysvTable('shm', ['shmid', 'size', 'cpid', 'lpid', 'nattch', 'atime', 'dtime', 'ctime']);
   return rows
-    .map(({ num, optional, perms: permsColumn }): SysvShmListEntry => {
+    .map(({ num, optional, perms: permsColumn, ownership }): SysvShmListEntry => {
       const perms = permsColumn();
       return {
-        key: num('key') | 0,
+        ...ownership(),
         id: num('shmid'),
         size: num('size'),
-        mode: perms & 0o777,
-        uid: num('uid'),
-        gid: num('gid'),
-        cuid: num('cuid'),
-        cgid: num('cgid'),
         cpid: num('cpid'),
         lpid: num('lpid'),
         nattch: num('nattch'),

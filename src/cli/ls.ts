@@ -2,9 +2,11 @@
 // mechanism's CLI module adds its section with addLsProvider(); this file only
 // collects and prints.
 import { InvalidArgumentError, type Command } from 'commander';
+import { formatKey } from '../errors.js';
 import { octal, UsageError } from './args.js';
 import { formatTable, type Column } from './table.js';
 import { writeStdout } from './io.js';
+import { userName } from './users.js';
 import { listStale } from './stale.js';
 import { watch } from './watch.js';
 
@@ -35,6 +37,15 @@ export interface LsRow {
   gauge?: number | null;
   /** Anything else worth having in --json. */
   extra?: Record<string, unknown>;
+}
+
+/**
+ * The fields every System V row has: NAME is what you type to address it —
+ * the key, or id:N for IPC_PRIVATE objects (and removed segments still
+ * attached, whose key the kernel clears) — then key, id and owner.
+ */
+export function sysvRow(kind: string, o: { key: number; id: number; uid: number; mode: number }): LsRow {
+  return { kind, name: o.key === 0 ? `id:${o.id}` : formatKey(o.key), key: formatKey(o.key), id: o.id, owner: userName(o.uid), uid: o.uid, mode: o.mode };
 }
 
 export interface LsProvider {

@@ -1,10 +1,9 @@
 // `ipckit ls` sections for semaphores: POSIX named semaphores (glibc keeps
 // them as /dev/shm/sem.NAME) and System V sets (/proc/sysvipc/sem) with
 // their values, as sem.list() and sem.sysv.list() give them.
-import { formatKey } from '../errors.js';
 import { list as posixList } from '../sem.js';
 import { list as sysvList } from '../sem-sysv.js';
-import type { LsProvider, LsRow } from './ls.js';
+import { sysvRow, type LsProvider, type LsRow } from './ls.js';
 import { userName } from './users.js';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
@@ -36,14 +35,7 @@ export const sysvSemProvider: LsProvider = {
   list(): LsRow[] {
     return sysvList().map(
       (s): LsRow => ({
-        kind: 'sysv-sem',
-        // IPC_PRIVATE sets can only be named by id.
-        name: s.key === 0 ? `id:${s.id}` : formatKey(s.key),
-        key: formatKey(s.key),
-        id: s.id,
-        owner: userName(s.uid),
-        uid: s.uid,
-        mode: s.mode,
+        ...sysvRow('sysv-sem', s),
         count: s.count,
         detail: s.values ? s.values.join(' ') : '?',
         gauge: s.values ? s.values.reduce((a, b) => a + b, 0) : null,

@@ -1,10 +1,9 @@
 // `ipckit ls` sections for shared memory: POSIX objects (files in /dev/shm)
 // and System V segments (/proc/sysvipc/shm), as shm.list() and
 // shm.sysv.list() give them.
-import { formatKey } from '../errors.js';
 import { list as posixList, SHM_DIR } from '../shm.js';
 import { list as sysvList } from '../shm-sysv.js';
-import type { LsProvider, LsRow } from './ls.js';
+import { sysvRow, type LsProvider, type LsRow } from './ls.js';
 import { userName } from './users.js';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
@@ -39,14 +38,7 @@ export const sysvShmProvider: LsProvider = {
   list(): LsRow[] {
     return sysvList().map(
       (s): LsRow => ({
-        kind: 'sysv-shm',
-        // IPC_PRIVATE segments (and removed ones, whose key the kernel clears) can only be named by id.
-        name: s.key === 0 ? `id:${s.id}` : formatKey(s.key),
-        key: formatKey(s.key),
-        id: s.id,
-        owner: userName(s.uid),
-        uid: s.uid,
-        mode: s.mode,
+        ...sysvRow('sysv-shm', s),
         size: s.size,
         count: s.nattch,
         cpid: s.cpid,
