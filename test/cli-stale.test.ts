@@ -6,15 +6,15 @@
 // objects of their own that look stale for a moment.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { mq, sem, shm } from 'ipckit';
-import { has, startPeer, uniqueKey, uniqueName } from './helpers.js';
+import { mq, sem } from 'ipckit';
+import { has, startPeer, uniqueName } from './helpers.js';
+import { cleanup, KINDS, newSpec, present, type Spec } from './ipc-objects-spec.js';
 
 const T = { timeout: 90_000 };
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -40,13 +40,6 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-interface Spec {
-  tag: string;
-  dir: string;
-  keys: [number, number, number];
-  owned: boolean;
-  end: string;
-}
 interface Row {
   kind: string;
   name: string;
@@ -55,47 +48,22 @@ interface Row {
   action?: string;
 }
 
-const KINDS = ['posix-shm', 'sysv-shm', 'posix-sem', 'sysv-sem', 'posix-mq', 'sysv-mq', 'fifo', 'unix-socket'];
+/** Every IPC kind the fixture makes (its mapped file is not an IPC object: not ours to judge). */
+const IPC_KINDS = KINDS.filter((k) => k !== 'mapped-file').sort();
 const specs: Spec[] = [];
-function newSpec(): Spec {
-  const s: Spec = { tag: `ipckit-test-stale-${process.pid}-${randomBytes(4).toString('hex')}`, dir, keys: [uniqueKey(), uniqueKey(), uniqueKey()], owned: false, end: 'wait' };
+function stale(): Spec {
+  const s = newSpec('stale', dir, 'wait', false);
   specs.push(s);
   return s;
 }
 /** The arguments that narrow a command to this spec's objects. */
 const scope = (s: Spec) => ['--path', dir, '--match', [s.tag, ...s.keys.map(hex)].join('|')];
 const kinds = (rows: Row[]) => rows.map((r) => r.kind).sort();
-
-/** Which of the spec's objects exist, by kind. */
-function present(s: Spec): string[] {
-  const out: string[] = [];
-  if (existsSync(`/dev/shm/${s.tag}-shm`)) out.push('posix-shm');
-  if (shm.sysv.list().some((e) => e.key >>> 0 === s.keys[0])) out.push('sysv-shm');
-  if (existsSync(`/dev/shm/sem.${s.tag}-sem`)) out.push('posix-sem');
-  if (sem.sysv.list().some((e) => e.key >>> 0 === s.keys[1])) out.push('sysv-sem');
-  if (mq.list()?.some((q) => q.name === `/${s.tag}-mq`)) out.push('posix-mq');
-  if (mq.sysv.list().some((e) => e.key >>> 0 === s.keys[2])) out.push('sysv-mq');
-  if (existsSync(join(dir, `${s.tag}.fifo`))) out.push('fifo');
-  if (existsSync(join(dir, `${s.tag}.sock`))) out.push('unix-socket');
-  return out.sort();
-}
+/** Which of the spec's objects exist, by kind, sorted as kinds() sorts. */
+const left = (s: Spec) => present(s).sort();
 
 after(() => {
-  const quietly = (f: () => void) => {
-    try {
-      f();
-    } catch {
-      /* already gone */
-    }
-  };
-  for (const s of specs) {
-    quietly(() => shm.unlink(`/${s.tag}-shm`));
-    quietly(() => sem.unlink(`/${s.tag}-sem`));
-    quietly(() => mq.unlink(`/${s.tag}-mq`));
-    quietly(() => shm.sysv.get(s.keys[0]).remove());
-    quietly(() => sem.sysv.get(s.keys[1]).remove());
-    quietly(() => mq.sysv.get(s.keys[2]).remove());
-  }
+  for (const s of specs) cleanup(s);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -110,16 +78,16 @@ async function leftBehindByKill(s: Spec): Promise<void> {
   maker.child.kill('SIGKILL');
   assert.equal((await maker.exited).signal, 'SIGKILL');
   unlinkSync(join(dir, `${s.tag}.bin`)); // a mapped file is not an IPC object: not ours to judge
-  assert.deepEqual(present(s), [...KINDS].sort(), 'kill -9 leaves every kind behind');
+  assert.deepEqual(left(s), IPC_KINDS, 'kill -9 leaves every kind behind');
 }
 
 describe('ipckit ls --stale, ipckit rm --stale', () => {
   test('every kind a SIGKILLed creator left is listed, a dry run removes nothing, --yes removes them all', T, async () => {
-    const s = newSpec();
+    const s = stale();
     await leftBehindByKill(s);
 
     const rows = JSON.parse(await ok(['ls', '--stale', '--json', ...scope(s)])) as Row[];
-    assert.deepEqual(kinds(rows), [...KINDS].sort());
+    assert.deepEqual(kinds(rows), IPC_KINDS);
     const reasons = Object.fromEntries(rows.map((r) => [r.kind, r.reason]));
     assert.equal(reasons['posix-shm'], 'nobody maps it or has it open');
     assert.match(reasons['sysv-shm']!, /^no attaches, and its creator and last user are gone \(pid \d+\)$/);
@@ -134,45 +102,45 @@ describe('ipckit ls --stale, ipckit rm --stale', () => {
     const dry = await ok(['rm', '--stale', ...scope(s)]);
     assert.match(dry, /dry run: nothing removed; add --yes to remove these 8/);
     assert.equal(dry.match(/^would-remove /gm)?.length, 8);
-    assert.deepEqual(present(s), [...KINDS].sort(), 'the dry run removed nothing');
+    assert.deepEqual(left(s), IPC_KINDS, 'the dry run removed nothing');
 
     const done = JSON.parse(await ok(['rm', '--stale', '--yes', '--json', ...scope(s)])) as Row[];
-    assert.deepEqual(kinds(done), [...KINDS].sort());
+    assert.deepEqual(kinds(done), IPC_KINDS);
     assert.ok(done.every((r) => r.action === 'removed'), JSON.stringify(done));
-    assert.deepEqual(present(s), []);
+    assert.deepEqual(left(s), []);
     assert.equal(await ok(['ls', '--stale', ...scope(s)]), 'no stale objects\n');
   });
 
   test('objects in use (mapped, open, attached, waited on, served) are never listed nor removed', T, async () => {
-    const s = newSpec();
+    const s = stale();
     await leftBehindByKill(s);
     const holder = startPeer('ipc-objects', ['hold', JSON.stringify(s)]);
     try {
       await holder.next();
       assert.deepEqual(JSON.parse(await ok(['ls', '--stale', '--json', ...scope(s)])), []);
       assert.deepEqual(JSON.parse(await ok(['rm', '--stale', '--yes', '--json', ...scope(s)])), []);
-      assert.deepEqual(present(s), [...KINDS].sort(), 'nothing in use was removed');
+      assert.deepEqual(left(s), IPC_KINDS, 'nothing in use was removed');
     } finally {
       holder.send('exit');
       await holder.exited;
     }
     // The holder served the socket file itself and removed it on close; the rest is stale again.
     const done = JSON.parse(await ok(['rm', '--stale', '--yes', '--json', ...scope(s)])) as Row[];
-    assert.deepEqual(kinds(done), KINDS.filter((k) => k !== 'unix-socket').sort());
-    assert.deepEqual(present(s), []);
+    assert.deepEqual(kinds(done), IPC_KINDS.filter((k) => k !== 'unix-socket').sort());
+    assert.deepEqual(left(s), []);
   });
 
   test('FIFOs and socket files are looked for only in --path directories; kinds and --match narrow', T, async () => {
-    const s = newSpec();
+    const s = stale();
     await leftBehindByKill(s);
     const match = ['--match', [s.tag, ...s.keys.map(hex)].join('|')];
     const noPath = JSON.parse(await ok(['ls', '--stale', '--json', ...match])) as Row[];
-    assert.deepEqual(kinds(noPath), KINDS.filter((k) => k !== 'fifo' && k !== 'unix-socket').sort());
+    assert.deepEqual(kinds(noPath), IPC_KINDS.filter((k) => k !== 'fifo' && k !== 'unix-socket').sort());
     const some = JSON.parse(await ok(['rm', '--stale', 'sysv-sem', 'fifo', '--yes', '--json', ...scope(s)])) as Row[];
     assert.deepEqual(kinds(some), ['fifo', 'sysv-sem']);
-    assert.deepEqual(present(s), KINDS.filter((k) => k !== 'fifo' && k !== 'sysv-sem').sort());
+    assert.deepEqual(left(s), IPC_KINDS.filter((k) => k !== 'fifo' && k !== 'sysv-sem').sort());
     await ok(['rm', '--stale', '--yes', ...scope(s)]);
-    assert.deepEqual(present(s), []);
+    assert.deepEqual(left(s), []);
   });
 
   test('command-line mistakes', T, async () => {

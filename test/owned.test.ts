@@ -5,83 +5,35 @@
 // signal itself. Child processes (test/fixtures/ipc-objects.ts) make one
 // object of every kind and end each way.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fifo, mmap, mq, sem, shm } from 'ipckit';
 import { native } from '../dist/native.js';
 import { startPeer, uniqueKey, uniqueName } from './helpers.js';
+import { cleanup, KINDS, newSpec, present, type Spec } from './ipc-objects-spec.js';
 
 const T = { timeout: 60_000 };
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-owned-'));
 
-interface Spec {
-  tag: string;
-  dir: string;
-  keys: [number, number, number];
-  owned: boolean;
-  end: string;
-  adopt?: boolean;
-}
 interface Ready {
   ready: true;
   pid: number;
-  ids: { shm: number; sem: number; mq: number };
   owned: Record<string, boolean>;
 }
 
-const made: Array<{ spec: Spec; ids?: Ready['ids'] }> = [];
+const made: Spec[] = [];
 function spec(end: string, owned = true, extra: Partial<Spec> = {}): Spec {
-  const s: Spec = { tag: `ipckit-test-owned-${end}-${process.pid}-${randomBytes(4).toString('hex')}`, dir, keys: [uniqueKey(), uniqueKey(), uniqueKey()], owned, end, ...extra };
-  made.push({ spec: s });
+  const s = newSpec(`owned-${end}`, dir, end, owned, extra);
+  made.push(s);
   return s;
 }
 
-/** Which of the spec's objects exist now. */
-function present(s: Spec, ids: Ready['ids']): Record<string, boolean> {
-  return {
-    'posix-shm': existsSync(`/dev/shm/${s.tag}-shm`),
-    'posix-sem': existsSync(`/dev/shm/sem.${s.tag}-sem`),
-    'posix-mq': mq.list()?.some((q) => q.name === `/${s.tag}-mq`) ?? false,
-    'sysv-shm': shm.sysv.list().some((e) => e.id === ids.shm),
-    'sysv-sem': sem.sysv.list().some((e) => e.id === ids.sem),
-    'sysv-mq': mq.sysv.list().some((e) => e.id === ids.mq),
-    fifo: existsSync(join(s.dir, `${s.tag}.fifo`)),
-    'mapped file': existsSync(join(s.dir, `${s.tag}.bin`)),
-    'socket file': existsSync(join(s.dir, `${s.tag}.sock`)),
-  };
-}
-
-const all = (value: boolean, except: Record<string, boolean> = {}) =>
-  Object.fromEntries(['posix-shm', 'posix-sem', 'posix-mq', 'sysv-shm', 'sysv-sem', 'sysv-mq', 'fifo', 'mapped file', 'socket file'].map((k) => [k, except[k] ?? value]));
-
-/** Removes whatever of the spec's objects is left. */
-function cleanup(s: Spec, ids?: Ready['ids']): void {
-  const quietly = (f: () => void) => {
-    try {
-      f();
-    } catch {
-      /* already gone */
-    }
-  };
-  quietly(() => shm.unlink(`/${s.tag}-shm`));
-  quietly(() => sem.unlink(`/${s.tag}-sem`));
-  quietly(() => mq.unlink(`/${s.tag}-mq`));
-  for (const [i, get] of [(k: number) => shm.sysv.get(k), (k: number) => sem.sysv.get(k), (k: number) => mq.sysv.get(k)].entries()) {
-    quietly(() => get(s.keys[i]!).remove());
-  }
-  if (ids) {
-    quietly(() => shm.sysv.fromId(ids.shm).remove());
-    quietly(() => sem.sysv.fromId(ids.sem).remove());
-    quietly(() => mq.sysv.fromId(ids.mq).remove());
-  }
-  for (const ext of ['fifo', 'bin', 'sock']) quietly(() => unlinkSync(join(s.dir, `${s.tag}.${ext}`)));
-}
+const everyKindBut = (...gone: string[]) => KINDS.filter((k) => !gone.includes(k));
 
 after(() => {
-  for (const m of made) cleanup(m.spec, m.ids);
+  for (const s of made) cleanup(s);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -90,7 +42,6 @@ async function start(s: Spec) {
   // Its stderr is let go: some endings print an uncaught error there, on purpose.
   const peer = startPeer('ipc-objects', ['make', JSON.stringify(s)], { stdio: ['pipe', 'pipe', 'ignore'] });
   const ready = await peer.next<Ready>();
-  made.find((m) => m.spec === s)!.ids = ready.ids;
   return { peer, ready };
 }
 
@@ -109,13 +60,13 @@ describe('owned objects are removed when their process exits', () => {
       const s = spec(e.end);
       const { peer, ready } = await start(s);
       assert.deepEqual(ready.owned, { shm: true, sem: true, mq: true, sysvShm: true, sysvSem: true, sysvMq: true, file: true });
-      assert.deepEqual(present(s, ready.ids), all(true), 'all made');
+      assert.deepEqual(present(s), KINDS, 'all made');
       if (e.signal) peer.child.kill(e.signal);
       else peer.send('go');
       const exit = await peer.exited;
       // A signal the process did not handle itself still ends it, as without ipckit.
       assert.deepEqual(exit, e.signal ? { code: null, signal: e.signal } : { code: e.code, signal: null });
-      assert.deepEqual(present(s, ready.ids), all(false));
+      assert.deepEqual(present(s), []);
     });
   }
 
@@ -123,10 +74,10 @@ describe('owned objects are removed when their process exits', () => {
     const s = spec('worker');
     const { peer, ready } = await start(s);
     assert.equal((ready as Ready & { workerEnded: boolean }).workerEnded, true);
-    assert.deepEqual(present(s, ready.ids), all(true), 'the worker was terminated, the process lives on');
+    assert.deepEqual(present(s), KINDS, 'the worker was terminated, the process lives on');
     peer.send('exit');
     assert.deepEqual(await peer.exited, { code: 0, signal: null });
-    assert.deepEqual(present(s, ready.ids), all(false));
+    assert.deepEqual(present(s), []);
   });
 
   test('a program with its own SIGTERM listener is not ended behind its back; the objects go when it exits', T, async () => {
@@ -134,10 +85,10 @@ describe('owned objects are removed when their process exits', () => {
     const { peer, ready } = await start(s);
     peer.child.kill('SIGTERM');
     assert.deepEqual(await peer.next(), { handled: 'SIGTERM' });
-    assert.deepEqual(present(s, ready.ids), all(true), 'still running, nothing removed');
+    assert.deepEqual(present(s), KINDS, 'still running, nothing removed');
     peer.send('exit');
     assert.deepEqual(await peer.exited, { code: 0, signal: null });
-    assert.deepEqual(present(s, ready.ids), all(false));
+    assert.deepEqual(present(s), []);
   });
 
   test('objects not owned stay (a socket file still goes at a normal exit, as before)', T, async () => {
@@ -146,8 +97,8 @@ describe('owned objects are removed when their process exits', () => {
     assert.deepEqual(ready.owned, { shm: false, sem: false, mq: false, sysvShm: false, sysvSem: false, sysvMq: false, file: false });
     peer.send('go');
     await peer.exited;
-    assert.deepEqual(present(s, ready.ids), all(true, { 'socket file': false }));
-    cleanup(s, ready.ids);
+    assert.deepEqual(present(s), everyKindBut('unix-socket'));
+    cleanup(s);
   });
 
   test('owned: true on an object someone else created opens it and leaves it alone', T, async () => {
@@ -165,8 +116,8 @@ describe('owned objects are removed when their process exits', () => {
     assert.deepEqual(ready.owned, { shm: false, sem: false, mq: false, sysvShm: false, sysvSem: false, sysvMq: false, file: false });
     peer.send('go');
     await peer.exited;
-    assert.deepEqual(present(s, ready.ids), all(true, { 'socket file': false }));
-    cleanup(s, ready.ids);
+    assert.deepEqual(present(s), everyKindBut('unix-socket'));
+    cleanup(s);
   });
 });
 
