@@ -2,8 +2,9 @@
 // IPC objects behind (POSIX shm/semaphores in /dev/shm, POSIX queues in
 // /dev/mqueue, System V objects in /proc/sysvipc).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ipcObjects } from './ipc-objects.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const testDir = join(root, 'dist-test');
@@ -13,31 +14,8 @@ if (process.getuid?.() === 0 && !existsSync('/dev/mqueue/.') && existsSync('/dev
   spawnSync('sh', ['-c', 'mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue'], { stdio: 'ignore' });
 }
 
-function listDir(dir) {
-  try {
-    return readdirSync(dir).map((n) => `${dir}/${n}`);
-  } catch {
-    return [];
-  }
-}
-
-function sysvIds(kind) {
-  try {
-    return readFileSync(`/proc/sysvipc/${kind}`, 'utf8')
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((line) => {
-        const f = line.trim().split(/\s+/);
-        return `sysv-${kind} key=0x${(Number(f[0]) >>> 0).toString(16)} id=${f[1]}`;
-      });
-  } catch {
-    return [];
-  }
-}
-
 function snapshot() {
-  return new Set([...listDir('/dev/shm'), ...listDir('/dev/mqueue'), ...sysvIds('shm'), ...sysvIds('sem'), ...sysvIds('msg')]);
+  return new Set(ipcObjects().map((o) => o.name));
 }
 
 // npm test: every *.test.js except under fixtures/ and stress/. npm run stress

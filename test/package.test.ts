@@ -29,6 +29,12 @@ test('a plain node script in another folder imports ipckit (ESM and types)', { t
   assert.ok(pkg.types && pkg.exports['.'].types, 'ships type declarations');
 });
 
+test("the benchmark harness is importable as 'ipckit/bench'", { timeout: 30_000 }, () => {
+  writeFileSync(join(app, 'bench.mjs'), `import { runBench } from 'ipckit/bench'; console.log(typeof runBench);`);
+  assert.equal(run(process.execPath, [join(app, 'bench.mjs')]).trim(), 'function');
+  assert.ok(pkg.exports['./bench'].types, 'ships its type declarations');
+});
+
 test('the ipckit bin runs through its link', { timeout: 30_000 }, () => {
   const out = run(join(app, 'node_modules', '.bin', 'ipckit'), ['--version']);
   assert.equal(out.trim(), pkg.version);

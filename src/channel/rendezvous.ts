@@ -127,8 +127,10 @@ export class LocalListener {
       fds = got.fds;
       if (this.#closed || ctrl.closed) throw ControlSocket.refused(this.url);
       const hello = checkHello(got.value, this.#transport, this.#codec);
-      const answer = this.#handshake(ctrl, hello, fds, peer);
+      // From here on the descriptors are the transport's to keep or close.
+      const handed = fds;
       fds = [];
+      const answer = this.#handshake(ctrl, hello, handed, peer);
       try {
         ctrl.sendMessage(answer.reply, answer.fds ?? [], this.url);
       } catch (e) {

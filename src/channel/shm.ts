@@ -41,7 +41,6 @@ import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezv
 import {
   CONTROL_BYTES,
   MAGIC,
-  MAX_RING,
   NATIVE_COPY_MIN,
   RunCopier,
   SHARED_HEADER,
