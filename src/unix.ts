@@ -18,7 +18,7 @@ import { native } from './native.js';
 import { socketTypeNumber, type SocketPairType } from './pipe.js';
 import { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } from './unix-address.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
 
 export type { UnixAddress } from './unix-address.js';
 export type UnixSocketType = SocketPairType;
@@ -334,6 +334,8 @@ export interface ConnectOptions extends MessageSocketOptions {
   type?: UnixSocketType;
   /** dgram: bind this local address first, so that the server can reply. */
   bind?: UnixAddress;
+  /** With `bind`: also remove its socket file when the process ends by SIGINT, SIGTERM or SIGHUP, as `listen({ owned })`. Default false. */
+  owned?: boolean;
   /** Milliseconds to keep retrying while the listener's backlog is full. Default 5000. */
   timeout?: number;
   /** stream: return a MessageSocket driven by recvmsg/sendmsg, which can pass descriptors. Default false. */
@@ -353,9 +355,10 @@ export function connect(address: UnixAddress, options: ConnectOptions & { type: 
 export function connect(address: UnixAddress, options?: ConnectOptions): Promise<UnixStream | MessageSocket>;
 export async function connect(address: UnixAddress, options?: ConnectOptions): Promise<UnixStream | MessageSocket> {
   const addr = encodeAddress(address);
-  const o = checkOptions(options, 'options', ['type', 'bind', 'timeout', 'fds', ...MESSAGE_SOCKET_OPTIONS]) as ConnectOptions;
+  const o = checkOptions(options, 'options', ['type', 'bind', 'owned', 'timeout', 'fds', ...MESSAGE_SOCKET_OPTIONS]) as ConnectOptions;
   const type = socketTypeNumber(o.type);
   const local = o.bind === undefined ? undefined : encodeAddress(o.bind, 'options.bind');
+  const owned = checkOwned(o.owned, o.bind !== undefined, 'options.bind');
   const timeout = o.timeout === undefined ? 5000 : checkInteger(o.timeout, 'options.timeout', 0, 0x7fffffff);
   const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   const { SOCK_STREAM, SOCK_DGRAM } = native.pipeConstants;
@@ -366,7 +369,7 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
   let file: SocketFile | null = null;
   try {
     if (local) {
-      const b = await bindSocketAsync(type, local, { unlinkOnClose: true }, false);
+      const b = await bindSocketAsync(type, local, { unlinkOnClose: true, owned }, false);
       fd = b.fd;
       file = b.file;
     } else {
@@ -392,14 +395,17 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
 export interface DatagramOptions extends MessageSocketOptions {
   /** Bind this address (so that others can send to it / reply). Default: unbound. */
   bind?: UnixAddress;
+  /** With `bind`: also remove its socket file when the process ends by SIGINT, SIGTERM or SIGHUP, as `listen({ owned })`. Default false. */
+  owned?: boolean;
 }
 
 /** An unconnected datagram socket: send with `{ to }`; bound with `bind` to receive too. */
 export function dgram(options?: DatagramOptions): MessageSocket {
-  const o = checkOptions(options, 'options', ['bind', ...MESSAGE_SOCKET_OPTIONS]) as DatagramOptions;
+  const o = checkOptions(options, 'options', ['bind', 'owned', ...MESSAGE_SOCKET_OPTIONS]) as DatagramOptions;
   const type = native.pipeConstants.SOCK_DGRAM;
+  const owned = checkOwned(o.owned, o.bind !== undefined, 'options.bind');
   if (o.bind !== undefined) {
-    const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), {}, false);
+    const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), { owned }, false);
     return new MessageSocket(MessageSocket.token, fd, 'dgram', file, o);
   }
   const fd = sys(() => native.unixSocket(type), {}, fileLimit);

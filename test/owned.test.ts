@@ -5,11 +5,11 @@
 // signal itself. Child processes (test/fixtures/ipc-objects.ts) make one
 // object of every kind and end each way.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fifo, mmap, mq, sem, shm } from 'ipckit';
+import { fifo, mmap, mq, sem, shm, unix } from 'ipckit';
 import { native } from '../dist/native.js';
 import { startPeer, uniqueKey, uniqueName } from './helpers.js';
 import { cleanup, KINDS, newSpec, present, type Spec } from './ipc-objects-spec.js';
@@ -118,6 +118,47 @@ describe('owned objects are removed when their process exits', () => {
     await peer.exited;
     assert.deepEqual(present(s), everyKindBut('unix-socket'));
     cleanup(s);
+  });
+});
+
+describe('owned socket files: unix.listen, unix.dgram({ bind }) and unix.connect({ bind })', () => {
+  const FILES = ['client.sock', 'dgram.sock', 'server.sock'];
+  /** Starts the binder in a fresh directory; the socket files there once it is ready. */
+  async function bound(owned: boolean, end: string) {
+    const where = mkdtempSync(join(dir, 'sockets-'));
+    const peer = startPeer('owned-sockets', [where, String(owned), end], { stdio: ['pipe', 'pipe', 'ignore'] });
+    await peer.next();
+    const files = () => readdirSync(where).sort();
+    assert.deepEqual(files(), FILES);
+    return { peer, files };
+  }
+  const endings: Array<{ end: string; how: string; signal?: NodeJS.Signals; code?: number }> = [
+    { end: 'exit', how: 'calls process.exit()', code: 0 },
+    { end: 'wait', how: 'gets SIGINT', signal: 'SIGINT' },
+    { end: 'wait', how: 'gets SIGTERM', signal: 'SIGTERM' },
+    { end: 'throw', how: 'dies of an uncaught exception', code: 1 },
+  ];
+  for (const e of endings) {
+    test(`owned: gone when the process ${e.how}`, T, async () => {
+      const { peer, files } = await bound(true, e.end);
+      if (e.signal) peer.child.kill(e.signal);
+      else peer.send('go');
+      assert.deepEqual(await peer.exited, e.signal ? { code: null, signal: e.signal } : { code: e.code, signal: null });
+      assert.deepEqual(files(), []);
+    });
+  }
+
+  test('not owned: a fatal signal leaves them (stale; the next bind reclaims them)', T, async () => {
+    const { peer, files } = await bound(false, 'wait');
+    peer.child.kill('SIGTERM');
+    assert.deepEqual(await peer.exited, { code: null, signal: 'SIGTERM' });
+    assert.deepEqual(files(), FILES);
+  });
+
+  test('owned needs bind', () => {
+    const refused = { code: 'ERR_IPCKIT_INVALID_ARG_VALUE', message: /options.owned needs options.bind/ };
+    assert.throws(() => unix.dgram({ owned: true }), refused);
+    return assert.rejects(unix.connect(join(dir, 'nobody.sock'), { type: 'dgram', owned: true }), refused);
   });
 });
 
