@@ -130,6 +130,25 @@ describe('ipckit ls --stale, ipckit rm --stale', () => {
     assert.deepEqual(left(s), []);
   });
 
+  // One kind at a time in use, the others not: each kind's own use is what keeps it.
+  for (const kind of IPC_KINDS) {
+    test(`${kind} in use is kept while the others go`, T, async () => {
+      const s = stale();
+      await leftBehindByKill(s);
+      const holder = startPeer('ipc-objects', ['hold', JSON.stringify({ ...s, hold: kind })]);
+      try {
+        await holder.next();
+        const others = IPC_KINDS.filter((k) => k !== kind);
+        assert.deepEqual(kinds(JSON.parse(await ok(['ls', '--stale', '--json', ...scope(s)])) as Row[]), others);
+        assert.deepEqual(kinds(JSON.parse(await ok(['rm', '--stale', '--yes', '--json', ...scope(s)])) as Row[]), others);
+        assert.deepEqual(left(s), [kind]);
+      } finally {
+        holder.send('exit');
+        await holder.exited;
+      }
+    });
+  }
+
   test('FIFOs and socket files are looked for only in --path directories; kinds and --match narrow', T, async () => {
     const s = stale();
     await leftBehindByKill(s);

@@ -17,6 +17,8 @@ export interface Spec {
   end: string;
   /** make: create:true on objects that exist already (made by the test), owned as asked; no socket. */
   adopt?: boolean;
+  /** hold: use only the object of this kind (default: every kind). */
+  hold?: string;
 }
 
 /** Every kind, in `ipckit ls` order, then the mapped file (not an IPC object, but mmap.file can own it). */
