@@ -10,35 +10,14 @@ import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { mq, sem } from 'ipckit';
+import { hex, ipckit, MAIN, ok } from './cli-run.js';
 import { has, startPeer, uniqueName } from './helpers.js';
 import { cleanup, KINDS, newSpec, present, type Spec } from './ipc-objects-spec.js';
 
 const T = { timeout: 90_000 };
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-stale-'));
-const hex = (key: number) => `0x${(key >>> 0).toString(16).padStart(8, '0')}`;
-
-function ipckit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c) => (stdout += c));
-  child.stderr.on('data', (c) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function ok(args: string[]): Promise<string> {
-  const r = await ipckit(args);
-  assert.equal(r.code, 0, `ipckit ${args.join(' ')} failed: ${r.stderr}`);
-  assert.equal(r.stderr, '', `ipckit ${args.join(' ')} printed to stderr`);
-  return r.stdout;
-}
 
 interface Row {
   kind: string;

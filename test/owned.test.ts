@@ -45,6 +45,16 @@ async function start(s: Spec) {
   return { peer, ready };
 }
 
+/** Starts a maker whose handles own nothing, lets it end normally: all but its served socket file stays. */
+async function endsOwningNothing(s: Spec): Promise<void> {
+  const { peer, ready } = await start(s);
+  assert.deepEqual(ready.owned, { shm: false, sem: false, mq: false, sysvShm: false, sysvSem: false, sysvMq: false, file: false });
+  peer.send('go');
+  await peer.exited;
+  assert.deepEqual(present(s), everyKindBut('unix-socket'));
+  cleanup(s);
+}
+
 describe('owned objects are removed when their process exits', () => {
   const endings: Array<{ end: string; how: string; signal?: NodeJS.Signals; code?: number }> = [
     { end: 'return', how: 'ends normally', code: 0 },
@@ -93,12 +103,7 @@ describe('owned objects are removed when their process exits', () => {
 
   test('objects not owned stay (a socket file still goes at a normal exit, as before)', T, async () => {
     const s = spec('exit', false);
-    const { peer, ready } = await start(s);
-    assert.deepEqual(ready.owned, { shm: false, sem: false, mq: false, sysvShm: false, sysvSem: false, sysvMq: false, file: false });
-    peer.send('go');
-    await peer.exited;
-    assert.deepEqual(present(s), everyKindBut('unix-socket'));
-    cleanup(s);
+    await endsOwningNothing(s);
   });
 
   test('owned: true on an object someone else created opens it and leaves it alone', T, async () => {
@@ -112,12 +117,7 @@ describe('owned objects are removed when their process exits', () => {
     mq.sysv.get(s.keys[2], { create: true });
     fifo.create(join(dir, `${s.tag}.fifo`));
     mmap.file(join(dir, `${s.tag}.bin`), { create: true, grow: true, size: 4096 }).close();
-    const { peer, ready } = await start(s);
-    assert.deepEqual(ready.owned, { shm: false, sem: false, mq: false, sysvShm: false, sysvSem: false, sysvMq: false, file: false });
-    peer.send('go');
-    await peer.exited;
-    assert.deepEqual(present(s), everyKindBut('unix-socket'));
-    cleanup(s);
+    await endsOwningNothing(s);
   });
 });
 
