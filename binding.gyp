@@ -23,7 +23,8 @@
         "native/mutex.c",
         "native/futex_uring.c",
         "native/mq_posix.c",
-        "native/mq_sysv.c"
+        "native/mq_sysv.c",
+        "native/owned.c"
       ],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-O2"],

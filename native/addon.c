@@ -1,6 +1,7 @@
 /* Module entry. Each mechanism group registers its functions here; any state
  * must live in per-environment instance data (ipck_env), never in globals,
- * because every worker thread loads its own copy of the exports. */
+ * because every worker thread loads its own copy of the exports. The one
+ * exception is owned.c's list, which belongs to the process (see there). */
 #include "common.h"
 #include "mapping.h"
 
@@ -40,7 +41,7 @@ static napi_value init(napi_env env, napi_value exports) {
     ipck_throw_napi_failure(env, "module registration");
     return NULL;
   }
-  if (!ipck_init_doorbell(env, exports) || !ipck_init_ring(env, exports)) {
+  if (!ipck_init_doorbell(env, exports) || !ipck_init_ring(env, exports) || !ipck_init_owned(env, exports)) {
     ipck_throw_napi_failure(env, "module registration");
     return NULL;
   }

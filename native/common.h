@@ -89,6 +89,7 @@ bool ipck_init_poller(napi_env env, napi_value exports);
 bool ipck_init_signals(napi_env env, napi_value exports);
 bool ipck_init_doorbell(napi_env env, napi_value exports);
 bool ipck_init_ring(napi_env env, napi_value exports);
+bool ipck_init_owned(napi_env env, napi_value exports);
 
 #ifdef __cplusplus
 }

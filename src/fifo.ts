@@ -11,10 +11,12 @@
 //   Timeout and AbortSignal interrupt it with a signal to that thread.
 // - 'rw': O_RDWR never waits (Linux-specific; the process is its own partner).
 // The stream is a net.Socket over the descriptor (epoll), never an fs stream.
-import { constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
+import { chmodSync, constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
+import { forget, identityOf, ownByName } from './owned.js';
+import { fileKey, filesIn, openers, type Holder } from './scan.js';
 import { checkBoolean, checkMode, checkOptions, checkString, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
 
@@ -23,6 +25,13 @@ export interface FifoCreateOptions {
   mode?: number | string;
   /** Succeed if a FIFO already exists at `path` (it is left as it is). Default false. */
   existOk?: boolean;
+  /**
+   * Remove the FIFO when this process exits (normally, by process.exit(), an
+   * uncaught exception, SIGINT, SIGTERM or SIGHUP; not kill -9), if it is
+   * still the file this call made. An existing FIFO accepted by `existOk` is
+   * never owned. Default false.
+   */
+  owned?: boolean;
 }
 
 function checkPath(path: unknown): string {
@@ -35,17 +44,20 @@ function checkPath(path: unknown): string {
 /** Creates a FIFO at `path` (mkfifo). Remove it with `fs.unlinkSync(path)` or `fifo.remove(path)`. */
 export function create(path: string, options?: FifoCreateOptions): void {
   const p = checkPath(path);
-  const o = checkOptions(options, 'options', ['mode', 'existOk']) as FifoCreateOptions;
+  const o = checkOptions(options, 'options', ['mode', 'existOk', 'owned']) as FifoCreateOptions;
   const mode = checkMode(o.mode);
   const existOk = checkBoolean(o.existOk, 'options.existOk', false);
-  const old = process.umask(0);
+  const owned = checkBoolean(o.owned, 'options.owned', false);
   try {
     sys(() => native.mkfifo(p, mode), { path: p });
   } catch (e) {
     if (!(existOk && e instanceof IpcError && e.code === 'EEXIST' && isFifo(p))) throw e;
-  } finally {
-    process.umask(old);
+    return;
   }
+  // The exact mode: mkfifo's was filtered by the umask, which can only have
+  // taken bits away meanwhile. (process.umask() cannot be set in workers.)
+  sys(() => chmodSync(p, mode), { path: p });
+  if (owned) ownByName('file', p, identityOf(p));
 }
 
 /** Removes the FIFO at `path` (unlink); refuses anything that is not a FIFO. */
@@ -54,6 +66,7 @@ export function remove(path: string): void {
   const st = sys(() => lstatSync(p), { path: p });
   if (!st.isFIFO()) throw new IpcError(EINVAL, 'unlink', { path: p }, 'not a FIFO');
   sys(() => unlinkSync(p), { path: p });
+  forget('file', p);
 }
 
 /** Whether `path` is a FIFO (without following a final symlink). */
@@ -159,4 +172,47 @@ async function blockingOpen(path: string, flags: number, timeoutMs: number | und
     if (resend) clearInterval(resend);
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+export interface FifoListEntry {
+  /** Absolute path, symlinks in the directory resolved. */
+  path: string;
+  /** Permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Open descriptors on it, and how many can read (O_RDONLY, O_RDWR) and write (O_WRONLY, O_RDWR). */
+  opens: number;
+  readers: number;
+  writers: number;
+  /** Processes holding it open. */
+  pids: number[];
+}
+
+/**
+ * Lists the FIFOs in the directories `dirs` (not recursive) with who holds
+ * them open, from /proc/PID/fd (only processes this process may inspect;
+ * all of them as root). FIFOs live anywhere in the filesystem, so there is
+ * no system-wide list: name the directories.
+ */
+export function list(dirs: string | readonly string[]): FifoListEntry[] {
+  const dirList = typeof dirs === 'string' ? [dirs] : dirs;
+  if (!Array.isArray(dirList)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `dirs must be a path or an array of paths, got ${show(dirs)}`);
+  dirList.forEach((d, i) => checkString(d, `dirs[${i}]`));
+  const files = filesIn(dirList, (st) => st.isFIFO());
+  const paths = new Set(files.map((f) => f.path));
+  const open = files.length > 0 ? openers((link) => paths.has(link)).byFile : new Map<string, Holder[]>();
+  return files.map(({ path, st }) => {
+    const hs = open.get(fileKey(st.dev, st.ino)) ?? [];
+    return {
+      path,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      opens: hs.length,
+      readers: hs.filter((h) => h.access !== fsc.O_WRONLY).length,
+      writers: hs.filter((h) => h.access !== fsc.O_RDONLY).length,
+      pids: [...new Set(hs.map((h) => h.pid))],
+    };
+  });
 }

@@ -7,8 +7,8 @@ import * as semSysv from './sem-sysv.js';
 
 export { IpcError, type IpcLimit, type IpcMisuseError } from './errors.js';
 export { SharedRegion } from './region.js';
-export type { FdRegion, ShmRegion, ShmOpenOptions, ShmStat, AnonymousOptions, FromFdOptions } from './shm.js';
-export type { SysvSegment, SysvShmStat, SysvShmGetOptions, AttachOptions } from './shm-sysv.js';
+export type { FdRegion, ShmRegion, ShmOpenOptions, ShmStat, ShmListEntry, AnonymousOptions, FromFdOptions } from './shm.js';
+export type { SysvSegment, SysvShmStat, SysvShmGetOptions, SysvShmListEntry, AttachOptions } from './shm-sysv.js';
 export type { MappedFile, MmapFileOptions } from './mmap.js';
 export { ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
 
@@ -16,6 +16,7 @@ export { ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
 export const shm = {
   open: shmPosix.open,
   unlink: shmPosix.unlink,
+  list: shmPosix.list,
   anonymous: shmPosix.anonymous,
   fromFd: shmPosix.fromFd,
   sysv: shmPosix.sysv,
@@ -104,6 +105,7 @@ export const mq = {
 export const sem = {
   open: semPosix.open,
   unlink: semPosix.unlink,
+  list: semPosix.list,
   inMemory: semPosix.inMemory,
   /** sizeof(sem_t): bytes an in-memory semaphore occupies. */
   SIZE: semPosix.SEM_SIZE,
@@ -111,19 +113,21 @@ export const sem = {
   ALIGN: semPosix.SEM_ALIGN,
   sysv: semSysv.sysv,
 } as const;
-export type { Semaphore, SemOpenOptions, InMemoryOptions } from './sem.js';
-export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions } from './sem-sysv.js';
+export type { Semaphore, SemOpenOptions, SemListEntry, InMemoryOptions } from './sem.js';
+export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions, SysvSemListEntry } from './sem-sysv.js';
 export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './mutex.js';
 
 import * as pipeApi from './pipe.js';
 import * as fifoApi from './fifo.js';
 import * as unixApi from './unix.js';
+import * as unixListApi from './unix-list.js';
 export { FdStream } from './fd-stream.js';
 export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipe.js';
 export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './unix.js';
 export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './message-socket.js';
 export type { UnixAddress } from './unix-address.js';
-export type { FifoCreateOptions, FifoOpenOptions, FifoMode } from './fifo.js';
+export type { FifoCreateOptions, FifoOpenOptions, FifoMode, FifoListEntry } from './fifo.js';
+export type { UnixSocketListEntry } from './unix-list.js';
 
 /** An anonymous pipe (pipe2): `[readable, writable]` streams over real descriptors. */
 export const pipe = pipeApi.pipe;
@@ -140,6 +144,7 @@ export const fifo = {
   open: fifoApi.open,
   remove: fifoApi.remove,
   isFifo: fifoApi.isFifo,
+  list: fifoApi.list,
 } as const;
 
 /** Unix domain sockets: stream (net-compatible), seqpacket and datagram; paths and abstract names; fd passing; peer credentials. */
@@ -150,6 +155,7 @@ export const unix = {
   dgram: unixApi.dgram,
   fromFd: unixApi.fromFd,
   peerCredentials: unixApi.peerCredentials,
+  list: unixListApi.list,
 } as const;
 
 import * as framingApi from './framing.js';

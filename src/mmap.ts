@@ -6,8 +6,10 @@
 import { closeSync, constants as fsc, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { rangeError, sys, typeError } from './errors.js';
 import { native, PAGE_SIZE } from './native.js';
+import { identityOf, ownByName } from './owned.js';
+import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
-import { checkBoolean, checkMode, checkOptions, checkSize, checkString } from './validate.js';
+import { checkBoolean, checkMode, checkOptions, checkOwned, checkSize, checkString } from './validate.js';
 
 export interface MmapFileOptions {
   /** MAP_SHARED (writes reach the file and other mappers) or MAP_PRIVATE (copy-on-write). Default true. */
@@ -24,6 +26,13 @@ export interface MmapFileOptions {
   grow?: boolean;
   /** Permission bits for a created file. Default 0o600. */
   mode?: number | string;
+  /**
+   * Delete the file when this process exits (normally, by process.exit(), an
+   * uncaught exception, SIGINT, SIGTERM or SIGHUP; not kill -9), if this call
+   * created it and it is still that file (see `map.owned`). Needs `create`.
+   * Default false.
+   */
+  owned?: boolean;
 }
 
 /** A mapped file. */
@@ -31,13 +40,16 @@ export class MappedFile extends SharedRegion {
   readonly path: string;
   readonly offset: number;
   readonly shared: boolean;
+  /** This call created the file with `owned: true`: it is deleted when this process exits. */
+  readonly owned: boolean;
 
   /** @internal */
-  constructor(token: symbol, path: string, mapping: ReturnType<typeof native.mapFd>, readOnly: boolean, offset: number, shared: boolean) {
+  constructor(token: symbol, path: string, mapping: ReturnType<typeof native.mapFd>, readOnly: boolean, offset: number, shared: boolean, owned = false) {
     super(token, mapping, readOnly, { path });
     this.path = path;
     this.offset = offset;
     this.shared = shared;
+    this.owned = owned;
   }
 
   /**
@@ -58,10 +70,11 @@ export class MappedFile extends SharedRegion {
 /** Maps `path` into memory. */
 export function file(path: string, options?: MmapFileOptions): MappedFile {
   checkString(path, 'path');
-  const o = checkOptions(options, 'options', ['shared', 'size', 'offset', 'readOnly', 'create', 'grow', 'mode']) as MmapFileOptions;
+  const o = checkOptions(options, 'options', ['shared', 'size', 'offset', 'readOnly', 'create', 'grow', 'mode', 'owned']) as MmapFileOptions;
   const shared = checkBoolean(o.shared, 'options.shared', true);
   const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
   const create = checkBoolean(o.create, 'options.create', false);
+  const owned = checkOwned(o.owned, create);
   const grow = checkBoolean(o.grow, 'options.grow', false);
   const mode = checkMode(o.mode);
   const offset = checkSize(o.offset, 'options.offset', 0, 0);
@@ -74,9 +87,12 @@ export function file(path: string, options?: MmapFileOptions): MappedFile {
   // A shared writable mapping needs the file open for writing; a private one
   // only needs read access, since its writes never reach the file.
   const needsWrite = (shared && !readOnly) || grow;
-  const flags = (needsWrite ? fsc.O_RDWR : fsc.O_RDONLY) | (create ? fsc.O_CREAT : 0);
+  const access = needsWrite ? fsc.O_RDWR : fsc.O_RDONLY;
   const ctx = { path };
-  const fd = sys(() => openSync(path, flags, mode), ctx);
+  // O_CREAT|O_EXCL first when owning, to learn whether this call made the file.
+  const { handle: fd, created } = owned
+    ? openOrCreate((extra) => sys(() => openSync(path, access | extra, mode), ctx), true, false)
+    : { handle: sys(() => openSync(path, access | (create ? fsc.O_CREAT : 0), mode), ctx), created: false };
   try {
     const st = sys(() => fstatSync(fd), ctx);
     const isFile = st.isFile();
@@ -102,7 +118,8 @@ export function file(path: string, options?: MmapFileOptions): MappedFile {
     }
     length = Math.max(length, 0);
     const mapping = sys(() => native.mapFd(fd, length, offset, !readOnly, shared), ctx);
-    return new MappedFile(SharedRegion.token, path, mapping, readOnly, offset, shared);
+    if (created) ownByName('file', path, identityOf(path, st));
+    return new MappedFile(SharedRegion.token, path, mapping, readOnly, offset, shared, created);
   } finally {
     // The mapping holds its own reference to the file.
     closeSync(fd);

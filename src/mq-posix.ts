@@ -5,12 +5,13 @@
 // Linux, so a send on a full queue or a receive on an empty one is retried
 // when the poller (src/poller.ts, uv_poll) reports the descriptor ready. The
 // Sync variants block the calling thread (for worker threads) in ppoll.
-import { constants as fsc, fchmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { constants as fsc, fchmodSync, fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { IpcError, abortError, fromHere, readLimit, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
+import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkPosixName, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from './validate.js';
 import { checkWaitOptions } from './waiter.js';
 
 /** A received message. */
@@ -35,6 +36,13 @@ export interface MqOpenOptions {
   readOnly?: boolean;
   /** Open for sending only (O_WRONLY). Default false. */
   writeOnly?: boolean;
+  /**
+   * Unlink the queue when this process exits (normally, by process.exit(),
+   * an uncaught exception, SIGINT, SIGTERM or SIGHUP; not kill -9). Applies
+   * only if this call creates it (see `queue.owned`). Needs `create`.
+   * Default false.
+   */
+  owned?: boolean;
 }
 
 export interface MqSendOptions {
@@ -88,7 +96,7 @@ const BATCH = 256;
 
 /** MqSendOptions; sendSync() knows `signal` too, to refuse it as an asynchronous-only option. */
 const SEND_OPTIONS = ['priority', 'timeout', 'signal'] as const;
-const OPEN_OPTIONS = ['create', 'exclusive', 'mode', 'maxMessages', 'messageSize', 'readOnly', 'writeOnly'] as const;
+const OPEN_OPTIONS = ['create', 'exclusive', 'mode', 'maxMessages', 'messageSize', 'readOnly', 'writeOnly', 'owned'] as const;
 
 function checkPriority(value: unknown): number {
   return checkInteger(value, 'options.priority', 0, PRIO_MAX, 0);
@@ -108,6 +116,8 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   readonly messageSize: number;
   readonly canSend: boolean;
   readonly canReceive: boolean;
+  /** This call created the queue with `owned: true`: it is unlinked when this process exits. */
+  readonly owned: boolean;
   #fd: number;
   #watch: FdWatcher | null = null;
   #watching = 0;
@@ -116,9 +126,10 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
   #notify: { socket: number; watch: FdWatcher; callbacks: Set<() => void> } | null = null;
 
   /** @internal */
-  constructor(token: symbol, name: string, fd: number, access: number) {
+  constructor(token: symbol, name: string, fd: number, access: number, owned = false) {
     if (token !== TOKEN) throw new TypeError('use mq.open()');
     this.name = name;
+    this.owned = owned;
     this.#fd = fd;
     const attr = sys(() => native.mqGetattr(fd), this.#context);
     this.maxMessages = attr.maxmsg;
@@ -585,6 +596,7 @@ export function open(name: string, options?: MqOpenOptions): PosixQueue {
   checkPosixName(name);
   const o = checkOptions(options, 'options', OPEN_OPTIONS) as MqOpenOptions;
   const create = checkBoolean(o.create, 'options.create', false);
+  const owned = checkOwned(o.owned, create);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
   const writeOnly = checkBoolean(o.writeOnly, 'options.writeOnly', false);
@@ -615,7 +627,13 @@ export function open(name: string, options?: MqOpenOptions): PosixQueue {
   const { handle: fd, created } = openOrCreate(openIt, create, exclusive);
   try {
     if (created) sys(() => fchmodSync(fd, mode), { path: name });
-    return new PosixQueue(TOKEN, name, fd, access);
+    const queue = new PosixQueue(TOKEN, name, fd, access, owned && created);
+    if (queue.owned) {
+      // The name can be checked only where the mqueue filesystem is mounted.
+      const dir = mountPoint();
+      ownByName('posix-mq', name, dir ? identityOf(`${dir}${name}`, fstatSync(fd)) : null);
+    }
+    return queue;
   } catch (e) {
     native.mqClose(fd);
     if (created) native.mqUnlink(name);
@@ -645,6 +663,7 @@ export function fromFd(fd: number, name = `fd:${fd}`): PosixQueue {
 export function unlink(name: string): void {
   checkPosixName(name);
   sys(() => native.mqUnlink(name), { path: name });
+  forget('posix-mq', name);
 }
 
 /** Where the mqueue filesystem is mounted, if it is (it lists queues as files). */

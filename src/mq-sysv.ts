@@ -10,8 +10,10 @@
 import { IpcError, readLimit, stateError, sys, throwIfAborted, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
+import { forget, ownById } from './owned.js';
+import { openOrCreate } from './posix-open.js';
 import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
 
 export interface SysvMessage {
@@ -27,6 +29,13 @@ export interface SysvMqGetOptions {
   exclusive?: boolean;
   /** Permission bits of a new queue. Default 0o600. */
   mode?: number | string;
+  /**
+   * Remove the queue (IPC_RMID) when this process exits (normally, by
+   * process.exit(), an uncaught exception, SIGINT, SIGTERM or SIGHUP; not
+   * kill -9). Applies only if this call creates it (see `queue.owned`).
+   * Needs `create` (implied by 'private'). Default false.
+   */
+  owned?: boolean;
 }
 
 export interface SysvSendOptions {
@@ -136,12 +145,15 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   readonly id: number;
   /** The key it was found by (0 for 'private' or fromId() of a private queue). */
   readonly key: number;
+  /** This call created the queue with `owned: true`: it is removed when this process exits. */
+  readonly owned: boolean;
   readonly #pending = new Set<AbortController>();
 
   /** @internal */
-  constructor(id: number, key: number) {
+  constructor(id: number, key: number, owned = false) {
     this.id = id;
     this.key = key;
+    this.owned = owned;
   }
 
   get #context(): IpcErrorContext {
@@ -304,6 +316,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   /** msgctl(IPC_RMID): destroys the queue now; waiting senders and receivers get EIDRM. */
   remove(): void {
     sys(() => native.msgRemove(this.id), this.#context);
+    forget('sysv-mq', this.id);
   }
 
   /** Cancels this handle's pending waits (they reject with ERR_IPCKIT_CLOSED). The queue stays. Idempotent. */
@@ -378,17 +391,20 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
 /** Gets (and optionally creates) the queue for `key`; 'private' always creates a new one. */
 export function get(key: SysvKey, options?: SysvMqGetOptions): SysvQueue {
   const k = checkKey(key);
-  const o = checkOptions(options, 'options', ['create', 'exclusive', 'mode']) as SysvMqGetOptions;
+  const o = checkOptions(options, 'options', ['create', 'exclusive', 'mode', 'owned']) as SysvMqGetOptions;
   const isPrivate = key === 'private';
   const create = checkBoolean(o.create, 'options.create', isPrivate);
+  const owned = checkOwned(o.owned, create);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const mode = checkMode(o.mode);
   if (exclusive && !create) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.exclusive needs options.create');
   const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
-  const flags = (create ? IPC_CREAT | mode : 0) | (exclusive ? IPC_EXCL : 0);
   const ctx = isPrivate ? {} : { key: k };
-  const id = sys(() => native.msgget(k, flags), ctx, (code) => (code === 'ENOSPC' ? readLimit(`${KERNEL}/msgmni`) : undefined));
-  return new SysvQueue(id, isPrivate ? 0 : k);
+  const getIt = (flags: number): number =>
+    sys(() => native.msgget(k, flags === 0 ? 0 : flags | mode), ctx, (code) => (code === 'ENOSPC' ? readLimit(`${KERNEL}/msgmni`) : undefined));
+  const { handle: id, created } = openOrCreate(getIt, create, exclusive, { create: IPC_CREAT, exclusive: IPC_EXCL });
+  if (owned && created) ownById('sysv-mq', id);
+  return new SysvQueue(id, isPrivate ? 0 : k, owned && created);
 }
 
 /** Opens the queue with identifier `id` (as `ipcs -q` and `ipcmk -Q` print it). */
@@ -409,21 +425,30 @@ export interface SysvMqListEntry {
   lrpid: number;
   uid: number;
   gid: number;
+  /** Creator's uid/gid. */
+  cuid: number;
+  cgid: number;
+  /** Last msgsnd / msgrcv / change; null when it never happened. */
+  stime: Date | null;
+  rtime: Date | null;
+  ctime: Date | null;
 }
 
-/** Lists every System V queue (/proc/sysvipc/msg). */
+/** Lists every System V queue (/proc/sysvipc/msg), sorted by id. The kernel records no creator pid for queues. */
 export function list(): SysvMqListEntry[] {
-  return readSysvTable('msg', ['key', 'msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'uid', 'gid']).map(({ num, perms }) => ({
-    key: num('key') | 0,
-    id: num('msqid'),
-    mode: perms() & 0o777,
-    cbytes: num('cbytes'),
-    qnum: num('qnum'),
-    lspid: num('lspid'),
-    lrpid: num('lrpid'),
-    uid: num('uid'),
-    gid: num('gid'),
-  }));
+  return readSysvTable('msg', ['msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'stime', 'rtime', 'ctime'])
+    .map(({ num, ownership }) => ({
+      ...ownership(),
+      id: num('msqid'),
+      cbytes: num('cbytes'),
+      qnum: num('qnum'),
+      lspid: num('lspid'),
+      lrpid: num('lrpid'),
+      stime: toDate(num('stime')),
+      rtime: toDate(num('rtime')),
+      ctime: toDate(num('ctime')),
+    }))
+    .sort((a, b) => a.id - b.id);
 }
 
 export const sysv = { get, fromId, ftok, list } as const;

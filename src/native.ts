@@ -215,6 +215,14 @@ export interface Native {
   doorbellWait(fd: number, timeoutNs: number): number;
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
   ringYield(): void;
+
+  /** Adds an object to the process-wide list removed at exit (native/owned.c): kind as in src/owned.ts. */
+  ownedAdd(kind: number, name: string | null, check: string | null, dev: number, ino: number, type: number, id: number): void;
+  /** Drops the list entries for an object removed early; returns how many. */
+  ownedForget(kind: number, name: string | null, id: number): number;
+  /** Removes every listed object now; returns how many were removed. */
+  ownedRemoveAll(): number;
+  ownedCount(): number;
 }
 
 export interface MqAttr {

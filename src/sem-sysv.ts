@@ -2,8 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
-import { checkKey, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions } from './validate.js';
+import { forget, ownById } from './owned.js';
+import { openOrCreate } from './posix-open.js';
+import { checkKey, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
 export interface SemOp {
@@ -37,6 +39,13 @@ export interface SysvSemGetOptions {
   exclusive?: boolean;
   /** Permission bits of a new set. Default 0o600. */
   mode?: number | string;
+  /**
+   * Remove the set (IPC_RMID) when this process exits (normally, by
+   * process.exit(), an uncaught exception, SIGINT, SIGTERM or SIGHUP; not
+   * kill -9). Applies only if this call creates it (see `set.owned`). Needs
+   * `create` (implied by 'private'). Default false.
+   */
+  owned?: boolean;
 }
 
 const { SEM_UNDO, IPC_NOWAIT, SEMVMX } = native.semSysvConstants;
@@ -70,12 +79,15 @@ export class SysvSemaphoreSet implements Disposable {
   /** Number of semaphores in the set. */
   readonly count: number;
   readonly #pending = new Set<AbortController>();
+  /** This call created the set with `owned: true`: it is removed when this process exits. */
+  readonly owned: boolean;
 
   /** @internal */
-  constructor(id: number, key: number, count: number) {
+  constructor(id: number, key: number, count: number, owned = false) {
     this.id = id;
     this.key = key;
     this.count = count;
+    this.owned = owned;
   }
 
   get #context(): IpcErrorContext {
@@ -207,6 +219,7 @@ export class SysvSemaphoreSet implements Disposable {
   /** semctl(IPC_RMID): removes the set now; every waiter fails with EIDRM. */
   remove(): void {
     sys(() => native.semRemove(this.id), this.#context);
+    forget('sysv-sem', this.id);
   }
 
   /** Cancels this handle's pending op() waits (they reject with ERR_IPCKIT_CLOSED). The set stays. Idempotent. */
@@ -233,9 +246,10 @@ function explain(e: unknown, ctx: IpcErrorContext): unknown {
 /** Gets (and optionally creates) the set for `key`; 'private' always creates a new one. */
 export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet {
   const k = checkKey(key);
-  const o = checkOptions(options, 'options', ['count', 'create', 'exclusive', 'mode']) as SysvSemGetOptions;
+  const o = checkOptions(options, 'options', ['count', 'create', 'exclusive', 'mode', 'owned']) as SysvSemGetOptions;
   const isPrivate = key === 'private';
   const create = checkBoolean(o.create, 'options.create', isPrivate);
+  const owned = checkOwned(o.owned, create);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const limits = kernelSemLimits();
   const count = checkInteger(o.count, 'options.count', create ? 1 : 0, limits.semmsl, undefined);
@@ -243,27 +257,29 @@ export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet
   if (exclusive && !create) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.exclusive needs options.create');
   if (create && count === undefined) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.count is needed to create a System V semaphore set');
   const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
-  const flags = (create ? IPC_CREAT | mode : 0) | (exclusive ? IPC_EXCL : 0);
   const ctx = isPrivate ? {} : { key: k };
-  let id: number;
-  try {
-    id = native.semget(k, count ?? 0, flags);
-  } catch (e) {
-    const err = explain(e, ctx);
-    if (err instanceof IpcError && err.code === 'EINVAL' && count !== undefined && !isPrivate) {
-      try {
-        const existing = native.semStat(native.semget(k, 0, 0));
-        if (existing.nsems < count) {
-          throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `set for key ${k} has ${existing.nsems} semaphores, fewer than the requested ${count}`);
+  const getIt = (flags: number): number => {
+    try {
+      return native.semget(k, count ?? 0, flags === 0 ? 0 : flags | mode);
+    } catch (e) {
+      const err = explain(e, ctx);
+      if (err instanceof IpcError && err.code === 'EINVAL' && count !== undefined && !isPrivate) {
+        try {
+          const existing = native.semStat(native.semget(k, 0, 0));
+          if (existing.nsems < count) {
+            throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `set for key ${k} has ${existing.nsems} semaphores, fewer than the requested ${count}`);
+          }
+        } catch (inner) {
+          if (!(inner instanceof IpcError)) throw inner;
         }
-      } catch (inner) {
-        if (!(inner instanceof IpcError)) throw inner;
       }
+      throw err;
     }
-    throw err;
-  }
+  };
+  const { handle: id, created } = openOrCreate(getIt, create, exclusive, { create: IPC_CREAT, exclusive: IPC_EXCL });
+  if (owned && created) ownById('sysv-sem', id);
   const nsems = sys(() => native.semStat(id), { id }).nsems;
-  return new SysvSemaphoreSet(id, isPrivate ? 0 : k, nsems);
+  return new SysvSemaphoreSet(id, isPrivate ? 0 : k, nsems, owned && created);
 }
 
 /** Opens the set with identifier `id` (as `ipcs -s` and `ipcmk -S` print it). */
@@ -273,4 +289,38 @@ export function fromId(id: number): SysvSemaphoreSet {
   return new SysvSemaphoreSet(id, ds.key, ds.nsems);
 }
 
-export const sysv = { get, fromId } as const;
+export interface SysvSemListEntry extends Omit<SysvSemStat, 'seq'> {
+  id: number;
+  /** Every semaphore's value (semctl GETALL); null if this process may not read them. */
+  values: number[] | null;
+}
+
+/**
+ * Lists every System V semaphore set on the machine from /proc/sysvipc/sem
+ * (also those this process may not read), sorted by id. The kernel records
+ * no creator pid for sets; pidOf() tells who operated last.
+ */
+export function list(): SysvSemListEntry[] {
+  const rows = readSysvTable('sem', ['semid', 'nsems', 'otime', 'ctime']);
+  return rows
+    .map(({ num, ownership }): SysvSemListEntry => {
+      const id = num('semid');
+      let values: number[] | null = null;
+      try {
+        values = native.semctlGetAll(id);
+      } catch {
+        // No read permission, or removed meanwhile.
+      }
+      return {
+        ...ownership(),
+        id,
+        count: num('nsems'),
+        values,
+        otime: toDate(num('otime')),
+        ctime: toDate(num('ctime')),
+      };
+    })
+    .sort((a, b) => a.id - b.id);
+}
+
+export const sysv = { get, fromId, list } as const;

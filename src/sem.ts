@@ -2,11 +2,13 @@
 // unnamed process-shared ones living in a shared region (sem_init with
 // pshared=1). System V semaphore sets are in sem-sysv.ts (sem.sysv).
 import { setMaxListeners } from 'node:events';
-import { chmodSync } from 'node:fs';
+import { chmodSync, lstatSync } from 'node:fs';
 import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
+import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkPosixName, show } from './validate.js';
+import { entriesIfPresent } from './scan.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
 export interface SemOpenOptions {
@@ -18,6 +20,13 @@ export interface SemOpenOptions {
   value?: number;
   /** Permission bits of a new semaphore, applied exactly (not filtered by umask). Default 0o600. */
   mode?: number | string;
+  /**
+   * Unlink the semaphore when this process exits (normally, by
+   * process.exit(), an uncaught exception, SIGINT, SIGTERM or SIGHUP; not
+   * kill -9). Applies only if this call creates it (see `semaphore.owned`).
+   * Needs `create`. Default false.
+   */
+  owned?: boolean;
 }
 
 export interface InMemoryOptions {
@@ -42,6 +51,8 @@ function valueLimit(code: string): IpcLimit | undefined {
 export class Semaphore implements Disposable {
   /** The name for named semaphores; undefined for in-memory ones. */
   readonly name: string | undefined;
+  /** This call created the semaphore with `owned: true`: it is unlinked when this process exits. */
+  readonly owned: boolean;
   #handle: object | null;
   /** Keeps the shared memory of an in-memory semaphore mapped while we use it. */
   readonly #memory: Uint8Array | null;
@@ -49,9 +60,10 @@ export class Semaphore implements Disposable {
   readonly #closing = new AbortController();
 
   /** @internal */
-  constructor(handle: object, name: string | undefined, memory: Uint8Array | null) {
+  constructor(handle: object, name: string | undefined, memory: Uint8Array | null, owned = false) {
     this.#handle = handle;
     this.name = name;
+    this.owned = owned;
     this.#memory = memory;
     this.#context = name !== undefined ? { path: name } : {};
     // Every pending wait listens to it: any number of waits is normal use.
@@ -137,8 +149,9 @@ function checkValue(value: unknown, what: string, fallback?: number): number {
 export function open(name: string, options?: SemOpenOptions): Semaphore {
   // glibc stores it as /dev/shm/sem.NAME, so 4 bytes of NAME_MAX go to the prefix.
   checkPosixName(name, 'name', 251);
-  const o = checkOptions(options, 'options', ['create', 'exclusive', 'value', 'mode']) as SemOpenOptions;
+  const o = checkOptions(options, 'options', ['create', 'exclusive', 'value', 'mode', 'owned']) as SemOpenOptions;
   const create = checkBoolean(o.create, 'options.create', false);
+  const owned = checkOwned(o.owned, create);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const value = checkValue(o.value, 'options.value', 0);
   const mode = checkMode(o.mode);
@@ -147,20 +160,69 @@ export function open(name: string, options?: SemOpenOptions): Semaphore {
   const ctx = { path: name };
   const openIt = (flags: number) => sys(() => native.semOpen(name, flags, mode, value), ctx, valueLimit);
   const { handle, created } = openOrCreate(openIt, create, exclusive);
+  const file = semFile(name);
   if (created) {
     try {
-      chmodSync(`/dev/shm/sem.${name.slice(1)}`, mode); // the exact mode, not the umask-filtered one
+      chmodSync(file, mode); // the exact mode, not the umask-filtered one
     } catch {
       // Not the glibc layout: the umask-filtered mode stays.
     }
+    if (owned) ownByName('posix-sem', name, identityOf(file));
   }
-  return new Semaphore(handle, name, null);
+  return new Semaphore(handle, name, null, owned && created);
+}
+
+/** Where glibc keeps the named semaphore `name`: /dev/shm/sem.NAME. */
+export function semFile(name: string): string {
+  return `/dev/shm/sem.${name.slice(1)}`;
 }
 
 /** Removes the named semaphore `name` (sem_unlink). */
 export function unlink(name: string): void {
   checkPosixName(name, 'name', 251);
   sys(() => native.semUnlink(name), { path: name });
+  forget('posix-sem', name);
+}
+
+export interface SemListEntry {
+  /** '/name', as sem.open() takes it. */
+  name: string;
+  /** The current value; null if this process may not open it. */
+  value: number | null;
+  /** Permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  mtime: Date;
+}
+
+/**
+ * Lists the named semaphores (glibc keeps them as /dev/shm/sem.NAME), sorted
+ * by name, each with its value (read with sem_open + sem_getvalue +
+ * sem_close). The kernel records no creator for them.
+ */
+export function list(): SemListEntry[] {
+  const out: SemListEntry[] = [];
+  for (const file of entriesIfPresent('/dev/shm').filter((n) => n.startsWith('sem.') && n.length > 4).sort()) {
+    let st;
+    try {
+      st = lstatSync(`/dev/shm/${file}`);
+    } catch {
+      continue; // unlinked while we looked
+    }
+    if (!st.isFile()) continue;
+    const name = `/${file.slice(4)}`;
+    let value: number | null = null;
+    try {
+      using s = open(name);
+      value = s.value;
+    } catch {
+      // No permission, or unlinked meanwhile.
+    }
+    out.push({ name, value, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, ino: st.ino, mtime: st.mtime });
+  }
+  return out;
 }
 
 /**

@@ -1,9 +1,11 @@
 // System V shared memory: shmget/shmat/shmdt/shmctl.
 import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
+import { forget, ownById } from './owned.js';
+import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
-import { checkKey, ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkSize } from './validate.js';
+import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkSize } from './validate.js';
 
 export interface SysvShmStat extends SysvOwnership {
   /** Bytes in the segment (shm_segsz). */
@@ -32,6 +34,13 @@ export interface SysvShmGetOptions {
   size?: number;
   /** Permission bits of a new segment. Default 0o600. */
   mode?: number | string;
+  /**
+   * Remove the segment (IPC_RMID) when this process exits (normally, by
+   * process.exit(), an uncaught exception, SIGINT, SIGTERM or SIGHUP; not
+   * kill -9). Applies only if this call creates it (see `segment.owned`).
+   * Needs `create` (implied by 'private'). Default false.
+   */
+  owned?: boolean;
 }
 
 export interface AttachOptions {
@@ -45,12 +54,15 @@ const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Dat
 export class SysvSegment implements Disposable {
   readonly id: number;
   readonly key: number;
+  /** This call created the segment with `owned: true`: it is removed when this process exits. */
+  readonly owned: boolean;
   #region: SharedRegion | null = null;
 
   /** @internal */
-  constructor(id: number, key: number) {
+  constructor(id: number, key: number, owned = false) {
     this.id = id;
     this.key = key;
+    this.owned = owned;
   }
 
   get #context(): IpcErrorContext {
@@ -152,6 +164,7 @@ export class SysvSegment implements Disposable {
   /** shmctl(IPC_RMID): the segment is destroyed once every process has detached. */
   remove(): void {
     sys(() => native.shmRemove(this.id), this.#context);
+    forget('sysv-shm', this.id);
   }
 
   #attachedRegion(): SharedRegion {
@@ -163,9 +176,10 @@ export class SysvSegment implements Disposable {
 /** Gets (and optionally creates) the segment for `key`; 'private' always creates a new one. */
 export function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
   const k = checkKey(key);
-  const o = checkOptions(options, 'options', ['create', 'exclusive', 'size', 'mode']) as SysvShmGetOptions;
+  const o = checkOptions(options, 'options', ['create', 'exclusive', 'size', 'mode', 'owned']) as SysvShmGetOptions;
   const isPrivate = key === 'private';
   const create = checkBoolean(o.create, 'options.create', isPrivate);
+  const owned = checkOwned(o.owned, create);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const size = checkSize(o.size, 'options.size', 1, undefined);
   const mode = checkMode(o.mode);
@@ -174,15 +188,17 @@ export function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
     throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.size is needed to create a System V segment');
   }
   const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
-  const flags = (create ? IPC_CREAT | mode : 0) | (exclusive ? IPC_EXCL : 0);
   const ctx = isPrivate ? {} : { key: k };
-  let id: number;
-  try {
-    id = native.shmget(k, size ?? 0, flags);
-  } catch (e) {
-    throw explainShmgetFailure(e, k, size, ctx);
-  }
-  return new SysvSegment(id, isPrivate ? 0 : k);
+  const getIt = (flags: number): number => {
+    try {
+      return native.shmget(k, size ?? 0, flags === 0 ? 0 : flags | mode);
+    } catch (e) {
+      throw explainShmgetFailure(e, k, size, ctx);
+    }
+  };
+  const { handle: id, created } = openOrCreate(getIt, create, exclusive, { create: IPC_CREAT, exclusive: IPC_EXCL });
+  if (owned && created) ownById('sysv-shm', id);
+  return new SysvSegment(id, isPrivate ? 0 : k, owned && created);
 }
 
 function explainShmgetFailure(e: unknown, key: number, size: number | undefined, ctx: IpcErrorContext): unknown {
@@ -216,4 +232,43 @@ export function fromId(id: number): SysvSegment {
   return new SysvSegment(id, ds.key);
 }
 
-export const sysv = { get, fromId, ftok } as const;
+export interface SysvShmListEntry extends Omit<SysvShmStat, 'mode'> {
+  id: number;
+  /** Permission bits. */
+  mode: number;
+  /** Resident and swapped bytes; null where the kernel does not report them. */
+  rss: number | null;
+  swap: number | null;
+}
+
+/**
+ * Lists every System V segment on the machine from /proc/sysvipc/shm (also
+ * those this process may not attach), sorted by id. A removed segment that
+ * is still attached shows with key 0 and markedForRemoval.
+ */
+export function list(): SysvShmListEntry[] {
+  const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
+  const rows = readSysvTable('shm', ['shmid', 'size', 'cpid', 'lpid', 'nattch', 'atime', 'dtime', 'ctime']);
+  return rows
+    .map(({ num, optional, perms: permsColumn, ownership }): SysvShmListEntry => {
+      const perms = permsColumn();
+      return {
+        ...ownership(),
+        id: num('shmid'),
+        size: num('size'),
+        cpid: num('cpid'),
+        lpid: num('lpid'),
+        nattch: num('nattch'),
+        atime: toDate(num('atime')),
+        dtime: toDate(num('dtime')),
+        ctime: toDate(num('ctime')),
+        markedForRemoval: (perms & SHM_DEST) !== 0,
+        locked: (perms & SHM_LOCKED) !== 0,
+        rss: optional('rss'),
+        swap: optional('swap'),
+      };
+    })
+    .sort((a, b) => a.id - b.id);
+}
+
+export const sysv = { get, fromId, ftok, list } as const;

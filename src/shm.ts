@@ -1,13 +1,15 @@
 // POSIX shared memory (shm_open), anonymous shared memory (memfd_create), and
 // mapping a descriptor received from elsewhere. System V segments live in
 // shm-sysv.ts and are exposed here as shm.sysv.
-import { constants as fsc, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
+import { constants as fsc, fchmodSync, fstatSync, ftruncateSync, lstatSync } from 'node:fs';
 import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { native } from './native.js';
+import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
+import { entriesIfPresent, fileKey, mappers } from './scan.js';
 import { sysv } from './shm-sysv.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkPosixName, checkSize, checkString } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, checkSize, checkString } from './validate.js';
 
 export interface ShmStat {
   /** Size of the object in bytes (may differ from the mapped `size` if someone resized it). */
@@ -81,11 +83,14 @@ export class FdRegion extends SharedRegion {
 /** A named POSIX shared memory object (shm_open) and its mapping. */
 export class ShmRegion extends FdRegion {
   readonly name: string;
+  /** This call created the object with `owned: true`: it is unlinked when this process exits. */
+  readonly owned: boolean;
 
   /** @internal */
-  constructor(token: symbol, name: string, fd: number, size: number, readOnly: boolean) {
+  constructor(token: symbol, name: string, fd: number, size: number, readOnly: boolean, owned = false) {
     super(token, fd, true, size, readOnly, { path: name });
     this.name = name;
+    this.owned = owned;
   }
 
   /** Removes the name (shm_unlink); mappings stay valid until closed. */
@@ -109,9 +114,18 @@ export interface ShmOpenOptions {
   mode?: number | string;
   /** Open O_RDONLY and map PROT_READ. Default false. */
   readOnly?: boolean;
+  /**
+   * Unlink the object when this process exits (normally, by process.exit(),
+   * an uncaught exception, SIGINT, SIGTERM or SIGHUP; not kill -9). Applies
+   * only if this call creates it: an existing object is opened and left
+   * alone (see `region.owned`). Needs `create`. Default false.
+   */
+  owned?: boolean;
 }
 
 const OPTIONS = 'options';
+/** Where glibc keeps POSIX shared memory objects as files. */
+export const SHM_DIR = '/dev/shm';
 
 function fileLimit(code: string): IpcLimit | undefined {
   if (code === 'EMFILE') return { name: 'RLIMIT_NOFILE (ulimit -n)' };
@@ -122,8 +136,9 @@ function fileLimit(code: string): IpcLimit | undefined {
 /** Opens (and optionally creates) the POSIX shared memory object `name` and maps it. */
 export function open(name: string, options?: ShmOpenOptions): ShmRegion {
   checkPosixName(name);
-  const o = checkOptions(options, OPTIONS, ['create', 'exclusive', 'size', 'mode', 'readOnly']) as ShmOpenOptions;
+  const o = checkOptions(options, OPTIONS, ['create', 'exclusive', 'size', 'mode', 'readOnly', 'owned']) as ShmOpenOptions;
   const create = checkBoolean(o.create, 'options.create', false);
+  const owned = checkOwned(o.owned, create);
   const exclusive = checkBoolean(o.exclusive, 'options.exclusive', false);
   const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
   const size = checkSize(o.size, 'options.size', 0, undefined);
@@ -157,7 +172,9 @@ export function open(name: string, options?: ShmOpenOptions): ShmRegion {
       }
       length = size;
     }
-    return new ShmRegion(SharedRegion.token, name, fd, length, readOnly);
+    const region = new ShmRegion(SharedRegion.token, name, fd, length, readOnly, owned && created);
+    if (region.owned) ownByName('posix-shm', name, identityOf(`${SHM_DIR}${name}`, fstatSync(fd)));
+    return region;
   } catch (e) {
     native.fdClose(fd);
     if (created) native.shmUnlink(name);
@@ -169,6 +186,50 @@ export function open(name: string, options?: ShmOpenOptions): ShmRegion {
 export function unlink(name: string): void {
   checkPosixName(name);
   sys(() => native.shmUnlink(name), { path: name });
+  forget('posix-shm', name);
+}
+
+export interface ShmListEntry {
+  /** '/name', as shm.open() takes it. */
+  name: string;
+  size: number;
+  /** Permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  mtime: Date;
+  /**
+   * Processes that map it now, counted from /proc/PID/maps (matched by
+   * inode). The kernel keeps no such count for POSIX objects; only maps this
+   * process may read are counted (all of them as root).
+   */
+  attaches: number;
+}
+
+/**
+ * Lists the POSIX shared memory objects (the files in /dev/shm, less the
+ * sem.* files of named semaphores, which sem.list() shows), sorted by name.
+ * The kernel records no creator for them.
+ */
+export function list(): ShmListEntry[] {
+  const found: Array<{ entry: ShmListEntry; key: string }> = [];
+  for (const file of entriesIfPresent(SHM_DIR).filter((n) => !n.startsWith('sem.')).sort()) {
+    let st;
+    try {
+      st = lstatSync(`${SHM_DIR}/${file}`);
+    } catch {
+      continue; // unlinked while we looked
+    }
+    if (!st.isFile()) continue;
+    const entry = { name: `/${file}`, size: st.size, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, ino: st.ino, mtime: st.mtime, attaches: 0 };
+    found.push({ entry, key: fileKey(st.dev, st.ino) });
+  }
+  if (found.length > 0) {
+    const { byFile } = mappers(`${SHM_DIR}/`);
+    for (const f of found) f.entry.attaches = byFile.get(f.key)?.size ?? 0;
+  }
+  return found.map((f) => f.entry);
 }
 
 export interface AnonymousOptions {

@@ -352,6 +352,15 @@ let keepAlive = 0;
 let oneShots = 0;
 let lastReport: ThreadMaskReport | null = null;
 
+/**
+ * Whether on/once/watch or block() holds `signal` (a name such as 'SIGINT'):
+ * the program handles it then, and it never takes its default action.
+ */
+export function isTaken(signal: string): boolean {
+  const n = byName.get(signal);
+  return n !== undefined && (consumers.has(n) || held.has(n));
+}
+
 function maskThreads(block: number[], unblock: number[]): void {
   const report = sys(() => native.signalMaskThreads(block, unblock, [...blockedByUs, ...held]));
   lastReport = report;

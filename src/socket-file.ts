@@ -1,5 +1,8 @@
 // A listener's socket file: removed on close only while it is still ours.
 import { native } from './native.js';
+import { forget, ownByName } from './owned.js';
+
+const S_IFSOCK = 0o140000;
 
 // Socket files this process serves, removed at exit if their servers were not
 // closed (a crash still leaves them; the next listen() reclaims them).
@@ -19,19 +22,24 @@ export class SocketFile {
   readonly path: string;
   readonly #dev: number;
   readonly #ino: number;
+  readonly #owned: boolean;
   #removed = false;
 
-  constructor(path: string, dev: number, ino: number) {
+  /** `owned`: also removed at a fatal signal and at process exit from any thread (src/owned.ts). */
+  constructor(path: string, dev: number, ino: number, owned = false) {
     this.path = path;
     this.#dev = dev;
     this.#ino = ino;
+    this.#owned = owned;
     liveFiles.set(path, { dev, ino });
+    if (owned) ownByName('file', path, { path, dev, ino, type: S_IFSOCK });
   }
 
   remove(): void {
     if (this.#removed) return;
     this.#removed = true;
     liveFiles.delete(this.path);
+    if (this.#owned) forget('file', this.path);
     try {
       native.unixUnlinkIfSame(this.path, this.#dev, this.#ino);
     } catch {
@@ -39,7 +47,7 @@ export class SocketFile {
     }
   }
 
-  /** Forget it: close() will leave the file where it is. */
+  /** Forget it: close() will leave the file where it is (an owned one still goes at process exit). */
   keep(): void {
     this.#removed = true;
     liveFiles.delete(this.path);

@@ -67,6 +67,8 @@ export interface SysvTableRow {
   optional(column: string): number | null;
   /** The `perms` column, which the kernel prints in octal and which carries flag bits above 0o777. */
   perms(): number;
+  /** Key (as key_t, signed), permission bits and owner and creator ids: the ipc_perm every kind shares. */
+  ownership(): SysvOwnership;
 }
 
 /**
@@ -85,19 +87,22 @@ export function readSysvTable(kind: 'shm' | 'sem' | 'msg', required: readonly st
   }
   const [header = '', ...lines] = text.split('\n').filter((l) => l.trim() !== '');
   const columns = header.trim().split(/\s+/);
-  for (const name of [...required, 'perms']) {
+  for (const name of [...required, 'perms', 'key', 'uid', 'gid', 'cuid', 'cgid']) {
     if (!columns.includes(name)) throw new Error(`${path} has no ${name} column`);
   }
   return lines.map((line) => {
     const f = line.trim().split(/\s+/);
     const field = (name: string) => f[columns.indexOf(name)];
+    const num = (name: string) => Number(field(name));
+    const perms = () => parseInt(field('perms')!, 8);
     return {
-      num: (name) => Number(field(name)),
+      num,
       optional: (name) => {
         const v = columns.includes(name) ? field(name) : undefined;
         return v === undefined ? null : Number(v);
       },
-      perms: () => parseInt(field('perms')!, 8),
+      perms,
+      ownership: () => ({ key: num('key') | 0, mode: perms() & 0o777, uid: num('uid'), gid: num('gid'), cuid: num('cuid'), cgid: num('cgid') }),
     };
   });
 }

@@ -18,7 +18,7 @@ import { native } from './native.js';
 import { socketTypeNumber, type SocketPairType } from './pipe.js';
 import { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } from './unix-address.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
 
 export type { UnixAddress } from './unix-address.js';
 export type UnixSocketType = SocketPairType;
@@ -159,6 +159,13 @@ export interface ListenOptions extends MessageSocketOptions {
   reclaim?: boolean;
   /** close() removes the socket file. Default true. */
   unlinkOnClose?: boolean;
+  /**
+   * Also remove the socket file when the process ends by SIGINT, SIGTERM or
+   * SIGHUP, or from a worker thread that is terminated (it is always removed
+   * by close() and at a normal exit; kill -9 leaves it, and the next listen()
+   * reclaims it). Default false.
+   */
+  owned?: boolean;
   /** Only accept peers whose uid is listed (SO_PEERCRED); others are closed and 'peerRejected' is emitted. */
   allowUids?: number[];
   /** Accept a peer only if this returns true. */
@@ -167,13 +174,14 @@ export interface ListenOptions extends MessageSocketOptions {
   fds?: boolean;
 }
 
-const LISTEN_OPTIONS = ['type', 'backlog', 'mode', 'reclaim', 'unlinkOnClose', 'allowUids', 'allowPeer', 'fds', ...MESSAGE_SOCKET_OPTIONS];
+const LISTEN_OPTIONS = ['type', 'backlog', 'mode', 'reclaim', 'unlinkOnClose', 'owned', 'allowUids', 'allowPeer', 'fds', ...MESSAGE_SOCKET_OPTIONS];
 
 interface BindPlan {
   type: number;
   address: EncodedAddress;
   reclaim: boolean;
   unlinkOnClose: boolean;
+  owned: boolean;
   mode: number;
   /** listen() with this backlog after binding; null for datagram sockets. */
   backlog: number | null;
@@ -185,6 +193,7 @@ function bindPlan(type: number, address: EncodedAddress, o: ListenOptions, liste
     address,
     reclaim: checkBoolean(o.reclaim, 'options.reclaim', true),
     unlinkOnClose: checkBoolean(o.unlinkOnClose, 'options.unlinkOnClose', true),
+    owned: checkBoolean(o.owned, 'options.owned', false),
     mode: checkMode(o.mode),
     backlog: listen ? checkInteger(o.backlog, 'options.backlog', 0, 0x7fffffff, 511) : null,
   };
@@ -218,7 +227,7 @@ function bindOnce(fd: number, plan: BindPlan): { file: SocketFile | null } | 'bu
     }
     if (address.path !== undefined) {
       const st = sys(() => lstatSync(address.path!), ctx);
-      file = new SocketFile(address.path, st.dev, st.ino);
+      file = new SocketFile(address.path, st.dev, st.ino, plan.owned);
       if (!plan.unlinkOnClose) file.keep();
       // Before listen(): nobody can connect yet, so nobody slips in under the umask's mode.
       sys(() => chmodSync(address.path!, plan.mode), ctx);
@@ -325,6 +334,8 @@ export interface ConnectOptions extends MessageSocketOptions {
   type?: UnixSocketType;
   /** dgram: bind this local address first, so that the server can reply. */
   bind?: UnixAddress;
+  /** With `bind`: also remove its socket file when the process ends by SIGINT, SIGTERM or SIGHUP, as `listen({ owned })`. Default false. */
+  owned?: boolean;
   /** Milliseconds to keep retrying while the listener's backlog is full; then IpcError ETIMEDOUT. Default 5000. */
   timeout?: number;
   /** stream: return a MessageSocket driven by recvmsg/sendmsg, which can pass descriptors. Default false. */
@@ -344,9 +355,10 @@ export function connect(address: UnixAddress, options: ConnectOptions & { type: 
 export function connect(address: UnixAddress, options?: ConnectOptions): Promise<UnixStream | MessageSocket>;
 export async function connect(address: UnixAddress, options?: ConnectOptions): Promise<UnixStream | MessageSocket> {
   const addr = encodeAddress(address);
-  const o = checkOptions(options, 'options', ['type', 'bind', 'timeout', 'fds', ...MESSAGE_SOCKET_OPTIONS]) as ConnectOptions;
+  const o = checkOptions(options, 'options', ['type', 'bind', 'owned', 'timeout', 'fds', ...MESSAGE_SOCKET_OPTIONS]) as ConnectOptions;
   const type = socketTypeNumber(o.type);
   const local = o.bind === undefined ? undefined : encodeAddress(o.bind, 'options.bind');
+  const owned = checkOwned(o.owned, o.bind !== undefined, 'options.bind');
   const timeout = o.timeout === undefined ? 5000 : checkInteger(o.timeout, 'options.timeout', 0, 0x7fffffff);
   const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   const { SOCK_STREAM, SOCK_DGRAM } = native.pipeConstants;
@@ -357,7 +369,7 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
   let file: SocketFile | null = null;
   try {
     if (local) {
-      const b = await bindSocketAsync(type, local, { unlinkOnClose: true }, false);
+      const b = await bindSocketAsync(type, local, { unlinkOnClose: true, owned }, false);
       fd = b.fd;
       file = b.file;
     } else {
@@ -385,14 +397,17 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
 export interface DatagramOptions extends MessageSocketOptions {
   /** Bind this address (so that others can send to it / reply). Default: unbound. */
   bind?: UnixAddress;
+  /** With `bind`: also remove its socket file when the process ends by SIGINT, SIGTERM or SIGHUP, as `listen({ owned })`. Default false. */
+  owned?: boolean;
 }
 
 /** An unconnected datagram socket: send with `{ to }`; bound with `bind` to receive too. */
 export function dgram(options?: DatagramOptions): MessageSocket {
-  const o = checkOptions(options, 'options', ['bind', ...MESSAGE_SOCKET_OPTIONS]) as DatagramOptions;
+  const o = checkOptions(options, 'options', ['bind', 'owned', ...MESSAGE_SOCKET_OPTIONS]) as DatagramOptions;
   const type = native.pipeConstants.SOCK_DGRAM;
+  const owned = checkOwned(o.owned, o.bind !== undefined, 'options.bind');
   if (o.bind !== undefined) {
-    const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), {}, false);
+    const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), { owned }, false);
     return new MessageSocket(MessageSocket.token, fd, 'dgram', file, o);
   }
   const fd = sys(() => native.unixSocket(type), {}, fileLimit);

@@ -52,6 +52,19 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/**
+ * `options.owned`: remove the object when this process exits. Only an object
+ * the call itself creates can be owned, so it needs the option that creates
+ * one (`create`; `bind` for a socket file).
+ */
+export function checkOwned(value: unknown, create: boolean, creator = 'options.create'): boolean {
+  const owned = checkBoolean(value, 'options.owned', false);
+  if (owned && !create) {
+    throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `options.owned needs ${creator} (only an object this call creates can be owned)`);
+  }
+  return owned;
+}
+
 export function checkBoolean(value: unknown, what: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') {

@@ -1,5 +1,6 @@
 // `ipckit` as a real process (node dist/cli/main.js) for the CLI tests:
 // run one to completion, or start one and follow what it prints.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
@@ -78,4 +79,21 @@ export function startCli(args: string[], options: { input?: Uint8Array | string;
 /** Runs `ipckit ...` to completion. */
 export function runCli(args: string[], options: { input?: Uint8Array | string; command?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return startCli(args, options).done;
+}
+
+/** A System V key as the CLI prints it. */
+export const hex = (key: number) => `0x${(key >>> 0).toString(16).padStart(8, '0')}`;
+
+/** Runs `ipckit ARGS` to its end: exit code and output as text. */
+export async function ipckit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await runCli(args);
+  return { code: r.code, stdout: r.stdout.toString(), stderr: r.stderr };
+}
+
+/** Runs `ipckit ARGS`, which must exit 0 with nothing on stderr; its stdout. */
+export async function ok(args: string[]): Promise<string> {
+  const r = await ipckit(args);
+  assert.equal(r.code, 0, `ipckit ${args.join(' ')} failed: ${r.stderr}`);
+  assert.equal(r.stderr, '', `ipckit ${args.join(' ')} printed to stderr`);
+  return r.stdout;
 }

@@ -1,33 +1,12 @@
 // `ipckit sem ...` and the semaphore sections of `ipckit ls`, run as real
 // processes against real kernel objects and checked with the library and ipcs.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { sem } from 'ipckit';
+import { hex, ipckit, ok } from './cli-run.js';
 import { has, run, uniqueKey, uniqueName } from './helpers.js';
 
 const T = { timeout: 60_000 };
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const hex = (key: number) => `0x${(key >>> 0).toString(16).padStart(8, '0')}`;
-
-function ipckit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c));
-  child.stderr.on('data', (c: Buffer) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-async function ok(args: string[]): Promise<string> {
-  const r = await ipckit(args);
-  assert.equal(r.code, 0, `ipckit ${args.join(' ')} failed: ${r.stderr}`);
-  assert.equal(r.stderr, '');
-  return r.stdout;
-}
 
 const names = new Set<string>();
 const ids = new Set<number>();

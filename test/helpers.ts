@@ -2,7 +2,6 @@
 // and small C programs compiled on the fly as independent peers.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,15 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
-/** A POSIX IPC name no other test or run will use. */
-export function uniqueName(tag: string): string {
-  return `/ipckit-test-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
-}
-
-/** A System V key unlikely to collide (random, never 0). */
-export function uniqueKey(): number {
-  return (randomBytes(4).readUInt32BE(0) | 0x10000000) >>> 0;
-}
+export { uniqueKey, uniqueName } from './unique.js';
 
 // Peers still running when a test file ends (a failed assertion skipped their
 // shutdown) would keep the runner waiting: end them in teardown.

@@ -533,9 +533,11 @@ describe('interop with socat', { skip: !haveSocat && 'socat is not installed' },
     const server = await unix.listen({ abstract: name });
     const got = new Promise<string>((resolve) => server.once('connection', (c) => collect(c).then(resolve)));
     const socat = spawn('socat', ['-u', 'STDIN', `ABSTRACT-CONNECT:${name}`], { stdio: ['pipe', 'ignore', 'inherit'] });
+    // Listened for before anything is awaited: socat may exit before its data has been read here.
+    const exited = once(socat, 'exit');
     socat.stdin!.end('abstract hello');
     assert.equal(await got, 'abstract hello');
-    await once(socat, 'exit');
+    await exited;
     server.close();
   });
 });

@@ -1,9 +1,8 @@
 // `ipckit ls` sections for message queues: POSIX queues (files of the mqueue
 // filesystem, when it is mounted) and System V queues (/proc/sysvipc/msg).
-import { formatKey } from '../errors.js';
 import * as posix from '../mq-posix.js';
 import { list as sysvList } from '../mq-sysv.js';
-import type { LsProvider, LsRow } from './ls.js';
+import { sysvRow, type LsProvider, type LsRow } from './ls.js';
 import { userName } from './users.js';
 
 export const MOUNT_HINT = 'mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue';
@@ -38,21 +37,13 @@ export const sysvMqProvider: LsProvider = {
   title: 'System V message queues',
   countName: 'messages',
   list(): LsRow[] {
-    return sysvList()
-      .map(
-        (q): LsRow => ({
-          kind: 'sysv-mq',
-          name: q.key === 0 ? `id:${q.id}` : formatKey(q.key),
-          key: formatKey(q.key),
-          id: q.id,
-          owner: userName(q.uid),
-          uid: q.uid,
-          mode: q.mode,
-          size: q.cbytes,
-          count: q.qnum,
-          extra: { gid: q.gid, lspid: q.lspid, lrpid: q.lrpid },
-        }),
-      )
-      .sort((a, b) => a.id! - b.id!);
+    return sysvList().map(
+      (q): LsRow => ({
+        ...sysvRow('sysv-mq', q),
+        size: q.cbytes,
+        count: q.qnum,
+        extra: { gid: q.gid, lspid: q.lspid, lrpid: q.lrpid },
+      }),
+    );
   },
 };
