@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { channel, pipe, socketpair, type Channel, type ChannelServer } from 'ipckit';
+import { channel, mq, pipe, socketpair, type Channel, type ChannelServer } from 'ipckit';
 import { LAYOUT, connectionMemory, controlClient, forgeShm, hello, rawStream, sharedRingHand, streamHello } from './forge.js';
 import { fixturesDir, has, startPeer, type Peer } from './helpers.js';
 
@@ -486,6 +486,38 @@ const LOCAL_URLS: Array<[string, () => string, Record<string, unknown>]> = [
   ['unix-seqpacket', () => `unix-seqpacket:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`, {}],
   ['unix-seqpacket-abstract', () => `unix-seqpacket-abstract:ipckit-test-${tag()}`, {}],
 ];
+
+describe('queue transports against a peer that removes its queues', () => {
+  test('sysvmq: a connector that removes its two queues and stays connected loses its channel (ERR_IPCKIT_PEER_LOST) after a grace period; the event loop keeps turning meanwhile', T, async () => {
+    const server = await channel.listen(`sysvmq:ipckit-test-${tag()}`, { codec: 'raw' });
+    const up = mq.sysv.get('private');
+    const down = mq.sysv.get('private');
+    try {
+      const conn = server[Symbol.asyncIterator]().next();
+      const client = await controlClient('sysvmq', server.url.slice('sysvmq:'.length), hello('sysvmq', { up: up.id, down: down.id }));
+      const ch = (await conn).value as Channel<any>;
+      const closed = new Promise<any>((r) => ch.once('close', r));
+      up.remove();
+      down.remove();
+      // Timers still fire while the channel has nothing left to read.
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      const info = await closed;
+      clearInterval(ticker);
+      assert.equal(info.reason, 'error');
+      assert.equal(info.error.code, 'ERR_IPCKIT_PEER_LOST');
+      assert.ok(ticks > 20, `the event loop turned only ${ticks} times while the channel waited`);
+      client.close();
+    } finally {
+      for (const q of [up, down]) {
+        try {
+          q.remove();
+        } catch {}
+      }
+      await server.close();
+    }
+  });
+});
 
 describe('another user at the other end', { skip: otherSkip }, () => {
   before(() => {

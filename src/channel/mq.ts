@@ -136,14 +136,31 @@ export class QueueLink implements Link {
   }
 
   #loop: Promise<void> | null = null;
+  /** The peer removed the queues (EIDRM): nothing more can be read; its hang-up says how it ended. */
+  #queuesGone = false;
+  #goneTimer: NodeJS.Timeout | null = null;
 
   #readLoop(): void {
-    if (this.#loop || this.#finished) return;
+    if (this.#loop || this.#finished || this.#queuesGone) return;
     this.#loop = this.#read().finally(() => {
       this.#loop = null;
       // Resumed while a receive was still in progress: that loop ended at the pause; start again.
       if (!this.#paused && !this.#finished && !this.#abort.signal.aborted) this.#readLoop();
     });
+  }
+
+  /**
+   * The queues are gone: a peer removes them as its side ends and then hangs
+   * up, and that hang-up (with or without "bye") decides the close. Reading
+   * again would fail at once, and a loop of promptly failing reads would
+   * starve the event loop before the hang-up could be seen, so reading stops
+   * here; a peer that removed them and stays connected is cut after a grace
+   * period.
+   */
+  #onQueuesGone(): void {
+    if (this.#queuesGone) return;
+    this.#queuesGone = true;
+    this.#goneTimer = setTimeout(() => this.destroy(stateError('ERR_IPCKIT_PEER_LOST', `the ${this.transport}: peer removed the queues but did not hang up`)), CLOSE_GRACE_MS).unref();
   }
 
   async #read(): Promise<void> {
@@ -160,9 +177,10 @@ export class QueueLink implements Link {
         }
       }
     } catch (e) {
-      // EIDRM: the peer removed its System V queues as its side ended; the
-      // socket hang-up (with or without "bye") says how.
-      if (!this.#abort.signal.aborted && !isGone(e)) this.destroy(e as Error);
+      if (this.#abort.signal.aborted) return;
+      // EIDRM: the peer removed its System V queues as its side ended.
+      if (isGone(e)) this.#onQueuesGone();
+      else this.destroy(e as Error);
     }
   }
 
@@ -248,6 +266,7 @@ export class QueueLink implements Link {
     this.#finished = true;
     this.#abort.abort();
     if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    if (this.#goneTimer) clearTimeout(this.#goneTimer);
     this.#ctrl.close();
     const info: CloseInfo = this.#failure
       ? { reason: 'error', error: this.#failure }
