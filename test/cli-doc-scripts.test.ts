@@ -1,6 +1,6 @@
 // The shell examples of the CLI's docs are scripts that must run as they are
 // written: the README's "Command line" block and every ```sh block of
-// docs/cli.md (unless marked `<!-- not run: REASON -->` on the line before, as
+// docs/*.md (unless marked `<!-- not run: REASON -->` on the line before, as
 // for the docs test's js/ts blocks, which do not include shell). Each runs
 // with `ipckit` on the PATH and its names made unique, must exit 0, and must
 // leave no object and no file behind.
@@ -43,9 +43,10 @@ function shellBlocks(file: string, markdown: string): ShellBlock[] {
 const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
 const readme = read('README.md');
 const commandLineAt = readme.split('\n').indexOf('## Command line');
+const docs = readdirSync(new URL('../docs/', import.meta.url)).filter((f) => f.endsWith('.md')).sort();
 const blocks = [
   ...shellBlocks('README.md', readme).filter((b) => b.line > commandLineAt).slice(0, 1),
-  ...shellBlocks('docs/cli.md', read('docs/cli.md')),
+  ...docs.flatMap((f) => shellBlocks(`docs/${f}`, read(`docs/${f}`))),
 ];
 
 test('the README has a "Command line" block and docs/cli.md has shell examples', () => {
@@ -59,13 +60,13 @@ test('the README has a "Command line" block and docs/cli.md has shell examples',
  * object someone made by hand cannot collide with it.
  */
 function withUniqueNames(script: string, work: string, tag: string): { script: string; names: string[] } {
-  const posix = new Set([...script.matchAll(/\bipckit (?:shm|sem|mq) \w+ (\/[\w-]+)(?=\s)/g)].map((m) => m[1]!));
+  const posix = new Set([...script.matchAll(/\bipckit (?:shm|sem|mq) \w+ (\/[\w-]+)(?=\s|$)/g)].map((m) => m[1]!));
   const channels = new Set([...script.matchAll(/\bshm:([\w-]+)/g)].map((m) => m[1]!));
   const names: string[] = [];
   for (const name of posix) {
     const unique = uniqueName(`doc-${name.slice(1)}`);
     names.push(unique.slice(1));
-    script = script.replace(new RegExp(`(?<=\\s)${name}(?=\\s)`, 'g'), unique);
+    script = script.replace(new RegExp(`(?<=\\s)${name}(?=\\s|$)`, 'g'), unique);
   }
   for (const name of channels) {
     const unique = `${tag}-${name}`;
@@ -81,16 +82,22 @@ function leftBehind(names: string[]): string[] {
   return [...list('/dev/shm'), ...list('/dev/mqueue')].filter((path) => names.some((n) => path.includes(n)));
 }
 
-/** What some examples must print: the messages and signals that went from one process to another. */
+/**
+ * What some examples must print: the messages and signals that went from one
+ * process to another. Keys: a file, or a file and the start of a block's
+ * first line.
+ */
 const EXPECTED: Record<string, RegExp[]> = {
+  'docs/mq.md': [/"priority":5,"size":6,"encoding":"utf8","data":"hello\\n"/],
+  'docs/signals.md': [/^\{"ready":true,"pid":\d+\}$/m, /"signal":"SIGRTMIN\+1",.*"value":7,"code":"SI_QUEUE"/, /"signal":"SIGUSR1",.*"code":"SI_USER"/],
   'README.md': [/^hi$/m, /^job$/m, /^hello$/m, /^\{"signal":"SIGRTMIN\+1",.*"value":42,"code":"SI_QUEUE"\}$/m, /RLIMIT_MSGQUEUE/],
-  'ipckit shm create /frames': [/^hello\{$/m, /"kind": "sysv-shm"/],
-  'ipckit sem create /jobs': [/VALUE/],
-  'ipckit mq create /jobs': [/^\{"priority":5,"size":6,"encoding":"utf8","data":"job-1\\n"\}$/m, /^typed$/m],
-  'ipckit fifo create': [/^job 1$/m],
-  'ipckit signal list': [/^\{"ready":true,"pid":\d+\}$/m, /"signal":"SIGRTMIN\+1",.*"value":7,"code":"SI_QUEUE"/, /"signal":"SIGUSR1",.*"value":null,"code":"SI_USER"/],
-  'ipckit recv shm:demo': [/^hello\na\nb\n$/],
-  'head -c 100k': [/^hello, socatbytes\n$/],
+  'docs/cli.md ipckit shm create /frames': [/^hello\{$/m, /"kind": "sysv-shm"/],
+  'docs/cli.md ipckit sem create /jobs': [/VALUE/],
+  'docs/cli.md ipckit mq create /jobs': [/^\{"priority":5,"size":6,"encoding":"utf8","data":"job-1\\n"\}$/m, /^typed$/m],
+  'docs/cli.md ipckit fifo create': [/^job 1$/m],
+  'docs/cli.md ipckit signal list': [/^\{"ready":true,"pid":\d+\}$/m, /"signal":"SIGRTMIN\+1",.*"value":7,"code":"SI_QUEUE"/, /"signal":"SIGUSR1",.*"value":null,"code":"SI_USER"/],
+  'docs/cli.md ipckit recv shm:demo': [/^hello\na\nb\n$/],
+  'docs/cli.md head -c 100k': [/^hello, socatbytes\n$/],
 };
 
 for (const [i, block] of blocks.entries()) {
@@ -112,7 +119,7 @@ for (const [i, block] of blocks.entries()) {
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.equal(code, 0, `${block.file}:${block.line} failed; script:\n${script}\nstderr:\n${stderr}\nstdout:\n${stdout}`);
-    const key = Object.keys(EXPECTED).find((k) => k === block.file || first.startsWith(k));
+    const key = Object.keys(EXPECTED).find((k) => k === block.file || (k.startsWith(`${block.file} `) && first.startsWith(k.slice(block.file.length + 1))));
     for (const pattern of EXPECTED[key ?? ''] ?? []) assert.match(stdout, pattern, `${block.file}:${block.line} printed:\n${stdout}`);
     assert.deepEqual(leftBehind(names), []);
     assert.deepEqual(readdirSync(work), [], 'the files the example made (FIFOs, socket files) are gone');

@@ -116,6 +116,8 @@ describe('ipckit exit statuses', () => {
       [['recv', 'pipe:3'], /a pipe: channel joins a Node program and the child it started/, 'ipckit recv'],
       [['recv', 'shm:x', '--count', 'many'], /count must be an integer >= 0/, 'ipckit recv'],
       [['ls', 'nonsense'], /unknown kind nonsense/, 'ipckit ls'],
+      [['ls', '--path', fifo], /no such directory/, 'ipckit ls'],
+      [['rm', '--stale', '--path', '/etc/hostname'], /\/etc\/hostname: not a directory/, 'ipckit rm'],
       [['limits', 'extra'], /too many arguments/, 'ipckit limits'],
       [['bench', '--transports', 'no-such-transport'], /unknown transport 'no-such-transport' \(see --list\)/, 'ipckit bench'],
       [['bench', '--size', '0'], /'0' is not a size in bytes/, 'ipckit bench'],
@@ -179,7 +181,7 @@ describe('ipckit exit statuses', () => {
       recv: ['--connect', `unix:${path}.sock`],
     };
     // Commands that make objects from nothing or only read the system: nothing can be missing.
-    const addressNothing = ['shm create', 'sem create', 'mq create', 'signal list', 'signal wait', 'ls', 'limits', 'bench', 'tour'];
+    const addressNothing = ['shm create', 'sem create', 'mq create', 'signal list', 'signal wait', 'ls', 'rm', 'limits', 'bench', 'tour'];
     const helps = await allHelp();
     assert.deepEqual([...helps.keys()].filter((cmd) => !(cmd in missing) && !addressNothing.includes(cmd)), [], 'every command is classified');
     for (const [cmd, args] of Object.entries(missing)) {

@@ -1,6 +1,7 @@
 // `ipckit ls`: every IPC object on the system, one section per kind. Each
 // mechanism's CLI module adds its section with addLsProvider(); this file only
 // collects and prints.
+import { statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { formatKey } from '../errors.js';
 import { octal, UsageError } from './args.js';
@@ -187,7 +188,19 @@ const msOption = (what: string) => (text: string): number => {
 };
 
 /** The `--path DIR` option: repeatable. */
-export const pathOption = ['--path <dir>', 'also look for FIFOs and Unix sockets in DIR (repeatable)', (dir: string, prev: string[]) => [...prev, dir], [] as string[]] as const;
+export const pathOption = ['--path <dir>', 'also look for FIFOs and Unix sockets in DIR (repeatable)', (dir: string, prev: string[]) => [...prev, checkDirectory(dir)], [] as string[]] as const;
+
+/** A --path that names no directory is a mistake on the command line, not an empty listing. */
+function checkDirectory(dir: string): string {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch (e) {
+    throw new InvalidArgumentError(`${dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (e as Error).message}`);
+  }
+  if (!isDirectory) throw new InvalidArgumentError(`${dir}: not a directory`);
+  return dir;
+}
 export const matchOption = ['--match <regex>', 'only objects whose NAME matches the regular expression'] as const;
 export const minAgeOption = ['--min-age <ms>', 'only objects unchanged for at least this many milliseconds (default 0)', msOption('--min-age')] as const;
 
@@ -201,7 +214,7 @@ export function register(program: Command): void {
     .option(...matchOption)
     .option('--stale', 'only objects left behind: their creator is gone and nobody uses them (see ipckit rm --stale)')
     .option(...minAgeOption)
-    .option('--watch', 'refresh the listing until Ctrl-C, with rates of change per second')
+    .option('--watch', 'refresh the listing until Ctrl-C, with rates of change (per s)')
     .option('--interval <ms>', 'with --watch: time between refreshes (default 1000)', msOption('--interval'))
     .action(async (kinds: string[], opts: LsOptions) => {
       checkKinds(kinds);
