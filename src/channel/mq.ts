@@ -205,7 +205,20 @@ export class QueueLink implements Link {
     const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
     frame.set(header, 0);
     frame.set(body, header.byteLength);
-    if (this.#q.trySend(frame)) return true;
+    let sent: boolean;
+    try {
+      sent = this.#q.trySend(frame);
+    } catch (e) {
+      // Never a throw into send() (or into a reply sent from a promise, where
+      // it would be an unhandled rejection). EINVAL/EIDRM: the peer removed
+      // the queues as its side ended, and its hang-up decides the close; this
+      // frame then fails with the channel, as those queued behind it do.
+      if (isGone(e)) this.#onQueuesGone();
+      else this.destroy(e as Error);
+      this.#wantWritable = true;
+      return false;
+    }
+    if (sent) return true;
     // Full: this one frame is accepted and waits in mq_send's queue; the next waits for it.
     this.#inflight = true;
     this.#inflightDone = this.#q.send(frame, this.#abort.signal).then(
