@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { abortError, fromHere, rangeError, stateError, timeoutError, typeError } from '../errors.js';
 import { checkWaitOptions } from '../waiter.js';
 import { checkOptions } from '../validate.js';
-import { raw as rawCodec, type Codec } from './codec.js';
+import { decodeError, encodeError, raw as rawCodec, type Codec } from './codec.js';
 import {
   KIND_ERROR,
   KIND_MESSAGE,
@@ -111,6 +111,8 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   #requests = new Map<number, PendingRequest<T>>();
   #handler: RequestHandler<T> | null = null;
   #closeInfo: CloseInfo | null = null;
+  /** #fail() was called: the link is being torn down and frames still arriving are dropped. */
+  #failed = false;
   #closing: Promise<void> | null = null;
   #iteratorError: Error | null = null;
 
@@ -191,16 +193,17 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (this.#closeInfo || this.#closing) return Promise.reject(closedError(this.#closeInfo));
     const n = messages.length;
     const bodies: Uint8Array[] = new Array(n);
-    try {
-      for (let i = 0; i < n; i++) {
-        const body = this.#codec.encode(messages[i]!);
-        if (body.byteLength > this.#maxMessageSize) {
-          throw rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `message ${i} of ${body.byteLength} bytes exceeds maxMessageSize ${this.#maxMessageSize}`);
-        }
-        bodies[i] = body;
+    for (let i = 0; i < n; i++) {
+      let body: Uint8Array;
+      try {
+        body = this.#codec.encode(messages[i]!);
+      } catch (e) {
+        return Promise.reject(encodeError(this.#codec, `message ${i} of the batch`, e));
       }
-    } catch (e) {
-      return Promise.reject(e);
+      if (body.byteLength > this.#maxMessageSize) {
+        return Promise.reject(rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `message ${i} of ${body.byteLength} bytes exceeds maxMessageSize ${this.#maxMessageSize}`));
+      }
+      bodies[i] = body;
     }
     const link = this.#link;
     let sent = 0;
@@ -286,7 +289,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     try {
       body = this.#codec.encode(message);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(encodeError(this.#codec, header[0] === KIND_REQUEST ? 'the request' : 'the message', e));
     }
     if (body.byteLength > this.#maxMessageSize) {
       return Promise.reject(
@@ -330,11 +333,13 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * Zero-copy send: resolves with a writable view of `size` bytes. Fill it,
    * then publish(view). On shm: the view is inside the ring, so nothing is
    * copied; elsewhere it is a plain Buffer sent by publish(). One loan at a
-   * time; other sends wait behind it. The receiver decodes it with its codec
-   * (use 'raw', or zeroCopy on the receiving shm: end to get a view).
+   * time; other sends wait behind it. The bytes bypass the codec, so both
+   * ends must use codec 'raw' (ERR_IPCKIT_CODEC otherwise); zeroCopy on the
+   * receiving shm: end gets a view.
    */
   loan(size: number): Promise<Uint8Array> {
     if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('loan', 'ERR_IPCKIT_READ_ONLY'));
+    if (!this.#raw) return Promise.reject(this.#notRaw('loan'));
     if (!Number.isSafeInteger(size) || size < 0 || size > this.#maxMessageSize) {
       throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `size must be an integer 0..${this.#maxMessageSize} (maxMessageSize)`);
     }
@@ -362,8 +367,17 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     });
   }
 
+  /**
+   * loan()/publish() send bytes as they are, past the codec: a peer whose
+   * codec is not raw could not decode them and would fail the channel.
+   */
+  #notRaw(what: string): Error {
+    return stateError('ERR_IPCKIT_CODEC', `${what}() sends bytes as they are, which needs codec 'raw' at both ends; this channel's codec is ${this.#codec.name} (use send())`);
+  }
+
   /** Sends the view from loan() (its first `length` bytes, default all). */
   publish(view: Uint8Array, length: number = view.byteLength): Promise<void> {
+    if (!this.#raw) throw this.#notRaw('publish');
     if (view !== this.#loaned) throw stateError('ERR_IPCKIT_LOAN', 'publish() takes the view returned by the last loan()');
     if (!Number.isSafeInteger(length) || length < 0 || length > view.byteLength) {
       throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', `length must be an integer 0..${view.byteLength}`);
@@ -381,7 +395,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   /** The frame at frame[start..end); `owned`: those bytes are ours to keep (no copy needed for raw). */
   #onFrame(frame: Uint8Array, start: number, end: number, owned: boolean): void {
-    if (this.#closeInfo) return;
+    if (this.#closeInfo || this.#failed) return;
     // The common case first: a plain message in bytes that are already ours, raw codec.
     if (owned && this.#raw && frame[start] === KIND_MESSAGE && end > start) {
       return this.#deliver(Buffer.from(frame.buffer, frame.byteOffset + start + 1, end - start - 1) as T);
@@ -405,9 +419,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
         if (owned && this.#raw) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as T;
         else value = this.#codec.decode(frame.subarray(start + hl, end));
       } catch (e) {
-        const err = stateError('ERR_IPCKIT_CODEC', `cannot decode a ${end - start}-byte frame with the ${this.#codec.name} codec: ${(e as Error).message}`);
-        err.cause = e;
-        return this.#fail(err);
+        return this.#fail(decodeError(this.#codec, end - start, e));
       }
     }
     if (kind === KIND_MESSAGE) return this.#deliver(value!);
@@ -466,7 +478,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
         try {
           body = this.#codec.encode(answer);
         } catch (e) {
-          return fail(e);
+          return fail(encodeError(this.#codec, 'the reply', e));
         }
         if (body.byteLength > this.#maxMessageSize) {
           return fail(rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `reply of ${body.byteLength} bytes exceeds maxMessageSize ${this.#maxMessageSize}`));
@@ -650,8 +662,14 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     };
   }
 
+  /**
+   * A frame from the peer made no sense: the link is torn down (its 'close'
+   * comes a tick later) and, from now on, no frame that came after that one
+   * is delivered or answered.
+   */
   #fail(error: Error): void {
-    if (this.#closeInfo) return;
+    if (this.#closeInfo || this.#failed) return;
+    this.#failed = true;
     this.#link.destroy(error);
   }
 

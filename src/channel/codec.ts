@@ -5,7 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { deserialize, serialize } from 'node:v8';
 import { Packr } from 'msgpackr';
-import { typeError } from '../errors.js';
+import { stateError, typeError } from '../errors.js';
 
 export interface Codec<T = unknown> {
   readonly name: string;
@@ -72,6 +72,34 @@ const msgpack: Codec<unknown> = {
   // msgpackr may keep references into the input for strings/binary: copy first.
   decode: (bytes) => (packr ??= new Packr({ useRecords: false })).unpack(Buffer.from(bytes)),
 };
+
+/** The text of anything a codec threw (a codec of the user's may throw what is not an Error, even what String() refuses). */
+function textOf(thrown: unknown): string {
+  try {
+    return thrown instanceof Error ? thrown.message : String(thrown);
+  } catch {
+    return 'a value that cannot be shown';
+  }
+}
+
+/**
+ * What a send rejects with when the codec cannot encode `what` (a message, a
+ * reply): the codec's own ERR_IPCKIT_* errors as they are (raw: not bytes),
+ * anything else as a TypeError ERR_IPCKIT_CODEC with the original as `cause`.
+ */
+export function encodeError(codec: Codec<unknown>, what: string, thrown: unknown): Error {
+  if (thrown instanceof Error && String((thrown as { code?: unknown }).code).startsWith('ERR_IPCKIT_')) return thrown;
+  const err = typeError('ERR_IPCKIT_CODEC', `cannot encode ${what} with the ${codec.name} codec: ${textOf(thrown)}`);
+  err.cause = thrown;
+  return err;
+}
+
+/** The error that fails a channel whose codec cannot decode a received frame of `bytes` bytes; `cause` is what the codec threw. */
+export function decodeError(codec: Codec<unknown>, bytes: number, thrown: unknown): Error {
+  const err = stateError('ERR_IPCKIT_CODEC', `cannot decode a ${bytes}-byte frame with the ${codec.name} codec: ${textOf(thrown)}`);
+  err.cause = thrown;
+  return err;
+}
 
 const builtins: Record<CodecName, Codec<any>> = { raw, json, v8, msgpack };
 
