@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { deserialize, serialize } from 'node:v8';
 import { Packr } from 'msgpackr';
-import { channel, mq, type Channel, type ChannelServer, type Codec } from 'ipckit';
-import { controlClient, hello } from './forge.js';
+import { channel, type Channel, type ChannelServer, type Codec } from 'ipckit';
+import { forgeSysv, type SysvForgery } from './forge.js';
 import { fixturesDir } from './helpers.js';
 import { T, TRANSPORTS, control, listenExtras, live, pair, servers, urlFor, type Transport } from './channel-pair.js';
 
@@ -285,28 +285,22 @@ describe('codec errors: the queue a peer removed', () => {
   test('sysvmq: a send after the peer removed its queues (as its side ends) is a rejected promise, never a throw', T, async () => {
     const server = await channel.listen<any>(urlFor('sysvmq'), { codec: 'raw' });
     servers.add(server);
-    const up = mq.sysv.get('private');
-    const down = mq.sysv.get('private');
+    let forged: SysvForgery | undefined;
     try {
-      const conn = server[Symbol.asyncIterator]().next();
-      const client = await controlClient('sysvmq', server.url.slice('sysvmq:'.length), hello('sysvmq', { up: up.id, down: down.id }));
-      const ch = track((await conn).value as Channel<any>);
+      forged = await forgeSysv(server);
+      const ch = track(forged.ch);
       const closed = new Promise<any>((resolve) => ch.once('close', resolve));
       // What a peer does as its side ends, before its hang-up arrives.
-      up.remove();
-      down.remove();
+      forged.up.remove();
+      forged.down.remove();
       let sent!: Promise<void>;
       assert.doesNotThrow(() => (sent = ch.send(Buffer.from('to nobody'))));
       const outcome = sent.then(() => 'resolved', (e) => e.code);
-      client.close();
+      forged.client.close();
       assert.equal((await closed).reason, 'peer-lost');
       assert.equal(await outcome, 'ERR_IPCKIT_PEER_LOST');
     } finally {
-      for (const q of [up, down]) {
-        try {
-          q.remove();
-        } catch {}
-      }
+      forged?.cleanup();
       await server.close();
       servers.delete(server);
     }

@@ -11,8 +11,8 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { channel, mq, pipe, socketpair, type Channel, type ChannelServer } from 'ipckit';
-import { LAYOUT, connectionMemory, controlClient, forgeShm, hello, rawStream, sharedRingHand, streamHello } from './forge.js';
+import { channel, pipe, socketpair, type Channel, type ChannelServer } from 'ipckit';
+import { LAYOUT, connectionMemory, controlClient, forgeShm, forgeSysv, hello, rawStream, sharedRingHand, streamHello, type SysvForgery } from './forge.js';
 import { fixturesDir, has, startPeer, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
@@ -490,12 +490,10 @@ const LOCAL_URLS: Array<[string, () => string, Record<string, unknown>]> = [
 describe('queue transports against a peer that removes its queues', () => {
   test('sysvmq: a connector that removes its two queues and stays connected loses its channel (ERR_IPCKIT_PEER_LOST) after a grace period; the event loop keeps turning meanwhile', T, async () => {
     const server = await channel.listen(`sysvmq:ipckit-test-${tag()}`, { codec: 'raw' });
-    const up = mq.sysv.get('private');
-    const down = mq.sysv.get('private');
+    let forged: SysvForgery | undefined;
     try {
-      const conn = server[Symbol.asyncIterator]().next();
-      const client = await controlClient('sysvmq', server.url.slice('sysvmq:'.length), hello('sysvmq', { up: up.id, down: down.id }));
-      const ch = (await conn).value as Channel<any>;
+      forged = await forgeSysv(server);
+      const { up, down, client, ch } = forged;
       const closed = new Promise<any>((r) => ch.once('close', r));
       up.remove();
       down.remove();
@@ -509,11 +507,7 @@ describe('queue transports against a peer that removes its queues', () => {
       assert.ok(ticks > 20, `the event loop turned only ${ticks} times while the channel waited`);
       client.close();
     } finally {
-      for (const q of [up, down]) {
-        try {
-          q.remove();
-        } catch {}
-      }
+      forged?.cleanup();
       await server.close();
     }
   });

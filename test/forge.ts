@@ -5,7 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { closeSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { shm, unix, type MessageSocket, type FdRegion } from 'ipckit';
+import { mq, shm, unix, type Channel, type ChannelServer, type MessageSocket, type FdRegion, type SysvQueue } from 'ipckit';
 
 export const PROTOCOL = 2;
 
@@ -138,6 +138,48 @@ export async function forgeShm(name: string, options: { R?: number; helloExtra?:
       for (const fd of client.fds) closeSync(fd);
     },
   };
+}
+
+/** A forged sysvmq: connector: its two private queues, its control socket, and the listener's channel for it. */
+export interface SysvForgery {
+  /** The connector's queues: up carries frames to the listener, down from it. */
+  up: SysvQueue;
+  down: SysvQueue;
+  client: ControlClient;
+  ch: Channel<any>;
+  /** Removes the queues still there (a test may have removed them itself) and hangs up. */
+  cleanup(): void;
+}
+
+/** Connects to a sysvmq: listener by hand (two private queues, the hello on the control socket). */
+export async function forgeSysv(server: ChannelServer<any>): Promise<SysvForgery> {
+  const up = mq.sysv.get('private');
+  const down = mq.sysv.get('private');
+  const removeQueues = () => {
+    for (const q of [up, down]) {
+      try {
+        q.remove();
+      } catch {}
+    }
+  };
+  try {
+    const conn = server[Symbol.asyncIterator]().next();
+    const client = await controlClient('sysvmq', server.url.slice('sysvmq:'.length), hello('sysvmq', { up: up.id, down: down.id }));
+    const ch = (await conn).value as Channel<any>;
+    return {
+      up,
+      down,
+      client,
+      ch,
+      cleanup() {
+        client.close();
+        removeQueues();
+      },
+    };
+  } catch (e) {
+    removeQueues();
+    throw e;
+  }
 }
 
 /** A forged connector's hand on the shared ring a sharedRing listener sent it (records [length][slot][frame]). */
