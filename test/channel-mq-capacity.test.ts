@@ -3,9 +3,10 @@
 // default), and the listener says how many connections that allows.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import { channel, type Channel, type ChannelServer } from 'ipckit';
+import { channel, mq, type Channel, type ChannelServer } from 'ipckit';
+import { controlClient, hello } from './forge.js';
 import { canDropPrivileges, fixturesDir, startPeer, type Peer } from './helpers.js';
 import { urlFor } from './channel-pair.js';
 
@@ -100,6 +101,37 @@ describe('mq: connections per user', () => {
     servers.delete(server);
   });
 
+  test('a long frame whose parts lie is an error on that channel, before anything is allocated for it', T, async () => {
+    const server = await channel.listen<Buffer>(urlFor('mq'), { codec: 'raw', maxMessageSize: 4096 });
+    servers.add(server);
+    const first = (total: number, bytes: number) => {
+      const b = Buffer.alloc(5 + bytes, 7);
+      b[0] = 6;
+      b.writeUInt32LE(total, 1);
+      return b;
+    };
+    const lies: Array<[string, Buffer[]]> = [
+      ['announces more than maxMessageSize', [first(0xffffffff, 100)]],
+      ['announces no more than its first part', [first(50, 100)]],
+      ['has parts beyond what it announced', [first(300, 100), Buffer.alloc(201)]],
+      ['first part shorter than its header', [Buffer.from([6, 1])]],
+    ];
+    for (const [what, parts] of lies) {
+      const info = await forgedMqPeer(server, parts);
+      assert.equal(info.reason, 'error', what);
+      assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME', what);
+    }
+    // The listener goes on: an honest long frame after the lies.
+    const accepted = new Promise<Channel<Buffer>>((resolve) => server.once('connection', resolve));
+    const client = await channel.connect<Buffer>(server.url, { codec: 'raw', maxMessageSize: 4096 });
+    const far = await accepted;
+    await client.send(Buffer.alloc(4096, 1));
+    assert.ok(((await far.next()).value as Buffer).equals(Buffer.alloc(4096, 1)));
+    await Promise.all([client.close(), far.close()]);
+    await server.close();
+    servers.delete(server);
+  });
+
   test('the listener says how many connections the limit allows: at least 25 at the default limit', T, async () => {
     const server = await channel.listen<unknown>(urlFor('mq'));
     servers.add(server);
@@ -140,3 +172,24 @@ describe('mq: connections per user', () => {
     peers.delete(p);
   });
 });
+
+/** Speaks the mq: handshake by hand with `parts` already in the up queue; resolves with how the listener's channel closed. */
+async function forgedMqPeer(server: ChannelServer<Buffer>, parts: Buffer[]): Promise<any> {
+  const base = `/ipckit-test-forged-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const up = mq.open(`${base}-up`, { create: true, exclusive: true, messageSize: 1024 });
+  const down = mq.open(`${base}-down`, { create: true, exclusive: true, messageSize: 1024 });
+  const upR = mq.open(up.name, { readOnly: true });
+  const downW = mq.open(down.name, { writeOnly: true });
+  for (const n of [up.name, down.name]) mq.unlink(n);
+  try {
+    for (const part of parts) assert.ok(up.trySend(part));
+    const conn = new Promise<Channel<Buffer>>((resolve) => server.once('connection', resolve));
+    const client = await controlClient('mq', server.url.slice(3).replace(/^\/+/, ''), hello('mq', { max: 4096 }), [upR.fd, downW.fd]);
+    const ch = await conn;
+    const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
+    client.close();
+    return info;
+  } finally {
+    for (const q of [up, down, upR, downW]) q.close();
+  }
+}

@@ -224,7 +224,8 @@ export class QueueLink implements Link {
   }
 
   #deliver(frame: Buffer): void {
-    if (this.#finished) return;
+    // After a bad frame, what follows it in the same batch is not read.
+    if (this.#finished || this.#failure) return;
     if (frame.length === 1 && frame[0] === KIND_BYE) {
       this.#peerSaidBye = true;
       return;
@@ -244,8 +245,10 @@ export class QueueLink implements Link {
   #takePart(part: Buffer): void {
     const long = this.#long;
     if (long === null) {
-      const total = part.length > LONG_HEADER ? part.readUInt32LE(1) : 0;
-      if (total > this.#maxIn) {
+      const total = part.length > LONG_HEADER ? part.readUInt32LE(1) : -1;
+      if (total < 0) {
+        this.destroy(badFrame(`a long frame's first part of ${part.length} bytes is no longer than its header`));
+      } else if (total > this.#maxIn) {
         this.destroy(badFrame(`incoming frame of ${total} bytes exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload)`));
       } else if (total <= part.length - LONG_HEADER) {
         this.destroy(badFrame(`a long frame's first part of ${part.length} bytes announces ${total} bytes`));
