@@ -15,8 +15,8 @@
 // of file without it is 'peer-lost'.
 // Queue memory is charged to the connecting user's RLIMIT_MSGQUEUE (819200
 // bytes by default; see queueBytes in mq-posix.ts), so a connection's queues
-// are small: 10 messages of at most 1 KiB each way, about 23 KiB a
-// connection, 35 connections at the default limit. A frame longer than one
+// are small: 10 messages of at most 1 KiB each way, 22,400 bytes a
+// connection, 36 connections at the default limit. A frame longer than one
 // queue message travels in parts: a first message [KIND_LONG, total length
 // u32 LE, first bytes], then the rest of the frame in full messages, in
 // order (one writer per queue).
