@@ -271,6 +271,7 @@ interface ListenerHandle {
   close(): void;
   ref(): void;
   unref(): void;
+  readonly maxConnections?: number;
 }
 
 /**
@@ -329,6 +330,17 @@ export class ChannelServer<T = unknown> extends EventEmitter implements AsyncIte
       },
       return: async () => ({ value: undefined, done: true }),
     };
+  }
+
+  /**
+   * mq: only: how many connections the connecting user's RLIMIT_MSGQUEUE
+   * (this process's value) holds when that user has no other queues. Each
+   * connection's two queues are charged to the user who connects; past it,
+   * connect() fails with EMFILE and `limit` RLIMIT_MSGQUEUE. Infinity when
+   * unlimited; undefined on transports without such a budget.
+   */
+  get maxConnections(): number | undefined {
+    return this.#handle.maxConnections;
   }
 
   /** Stops accepting (and removes a unix: socket file or fifo: FIFO). Channels already accepted stay open. Idempotent. */

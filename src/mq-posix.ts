@@ -531,8 +531,20 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
 
 const TOKEN = Symbol('PosixQueue');
 
+/**
+ * The bytes mq_open charges a new queue against its creator's RLIMIT_MSGQUEUE
+ * (the kernel's mqueue_get_inode): each message slot costs its message size
+ * plus one struct msg_msg (48 bytes on 64-bit), and each slot up to
+ * MQ_PRIO_MAX (32768) one priority-tree node (struct posix_msg_tree_node,
+ * 48 bytes), as the worst case of pinned memory. The charge lasts until the
+ * queue is both unlinked and closed everywhere.
+ */
+export function queueBytes(maxMessages: number, messageSize: number): number {
+  return maxMessages * (48 + messageSize) + Math.min(maxMessages, 32768) * 48;
+}
+
 /** /proc/self/limits "Max msgqueue size" (bytes), the per-user budget for queue memory. */
-function rlimitMsgqueue(): IpcLimit {
+export function rlimitMsgqueue(): IpcLimit {
   try {
     const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max msgqueue size'));
     const soft = line?.slice('Max msgqueue size'.length).trim().split(/\s+/)[0];
@@ -578,7 +590,7 @@ function explainOpen(err: IpcError, name: string, create: boolean, maxMessages: 
   }
   if (err.code === 'EMFILE') {
     if (openFiles() >= nofileLimit()) return remake({ name: 'RLIMIT_NOFILE (ulimit -n)', value: nofileLimit() }, 'too many open descriptors');
-    const need = maxMessages > 0 ? ` this queue needs about ${maxMessages * messageSize} bytes plus bookkeeping;` : '';
+    const need = maxMessages > 0 ? ` this queue needs ${queueBytes(maxMessages, messageSize)} bytes;` : '';
     return remake(rlimitMsgqueue(), `the bytes of all queues created by this user would exceed it;${need} RLIMIT_MSGQUEUE counts every queue the user created until it is unlinked and closed`);
   }
   if (err.code === 'ENOSPC') return remake(readLimit(`${MQ_DIR}/queues_max`), 'the system-wide number of queues is reached (processes with CAP_SYS_RESOURCE are exempt)');

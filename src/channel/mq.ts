@@ -12,13 +12,18 @@
 // /dev/mqueue whenever a process dies.
 // The control socket's end of file says the peer went away; a clean close
 // first sends a bye frame through the queue (after everything else), so end
-// of file without it is 'peer-lost'. Each message holds one frame, so
-// maxMessageSize is bounded by the queue message size
-// (/proc/sys/fs/mqueue/msgsize_max unless root).
+// of file without it is 'peer-lost'.
+// Queue memory is charged to the connecting user's RLIMIT_MSGQUEUE (819200
+// bytes by default; see queueBytes in mq-posix.ts), so a connection's queues
+// are small: 10 messages of at most 1 KiB each way, 22,400 bytes a
+// connection, 36 connections at the default limit. A frame longer than one
+// queue message travels in parts: a first message [KIND_LONG, total length
+// u32 LE, first bytes], then the rest of the frame in full messages, in
+// order (one writer per queue).
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { stateError } from '../errors.js';
-import { fromFd as mqFromFd, open as mqOpen, unlink as mqUnlink, type PosixQueue } from '../mq-posix.js';
+import { readLimit, stateError } from '../errors.js';
+import { fromFd as mqFromFd, open as mqOpen, queueBytes, rlimitMsgqueue, unlink as mqUnlink, type PosixQueue } from '../mq-posix.js';
 import { native } from '../native.js';
 import type { Access, PeerCredentials } from './access.js';
 import { closeAll, type ControlSocket } from './control.js';
@@ -40,6 +45,8 @@ export interface QueueListener {
   close(): void;
   ref(): void;
   unref(): void;
+  /** mq: how many connections the connecting user's RLIMIT_MSGQUEUE holds (see ChannelServer.maxConnections). */
+  readonly maxConnections?: number;
 }
 
 export function mqSocketName(name: string): string {
@@ -47,6 +54,30 @@ export function mqSocketName(name: string): string {
 }
 
 const BYE_FRAME = Buffer.from([KIND_BYE]);
+/** mq: only, never reaches the Channel: the first part of a frame longer than one queue message. */
+const KIND_LONG = 6;
+const LONG_HEADER = 5;
+/** Queue messages of a connection: enough for small frames to stream (the queue wakes a reader per batch), small enough for many connections. */
+const QUEUE_MESSAGES = 10;
+const QUEUE_MESSAGE_SIZE = 1024;
+/** Smallest queue message a listener accepts: a long frame's first part must carry some of the frame. */
+const MIN_QUEUE_MESSAGE = 16;
+
+/** The queues a connector whose frames are at most `maxFrame` bytes creates. */
+function queueShape(maxFrame: number): { maxMessages: number; messageSize: number } {
+  const msgMax = readLimit('/proc/sys/fs/mqueue/msg_max').value;
+  return {
+    maxMessages: typeof msgMax === 'number' ? Math.max(1, Math.min(QUEUE_MESSAGES, msgMax)) : QUEUE_MESSAGES,
+    messageSize: Math.max(MIN_QUEUE_MESSAGE, Math.min(maxFrame, QUEUE_MESSAGE_SIZE)),
+  };
+}
+
+/** How many connections of `maxFrame` this user's RLIMIT_MSGQUEUE holds when it has no other queues. */
+function connectionsAllowed(maxFrame: number): number {
+  const limit = rlimitMsgqueue().value;
+  const { maxMessages, messageSize } = queueShape(maxFrame);
+  return typeof limit === 'number' ? Math.floor(limit / (2 * queueBytes(maxMessages, messageSize))) : Infinity;
+}
 
 /** The queue was removed under us (System V: the peer's side ended). */
 function isGone(e: unknown): boolean {
@@ -58,6 +89,8 @@ function isGone(e: unknown): boolean {
 export interface QueuePair {
   /** Largest frame one message carries. */
   maxFrame: number;
+  /** POSIX: the largest queue message; a longer frame is sent in parts. Absent: frames are never longer than one message. */
+  part?: number;
   trySend(frame: Buffer): boolean;
   send(frame: Buffer, signal: AbortSignal): Promise<void>;
   /** Frames there now (possibly none). */
@@ -69,7 +102,8 @@ export interface QueuePair {
 
 function posixPair(out: PosixQueue, inbound: PosixQueue): QueuePair {
   return {
-    maxFrame: Math.min(out.messageSize, inbound.messageSize),
+    maxFrame: Number.MAX_SAFE_INTEGER,
+    part: out.messageSize,
     trySend: (frame) => out.trySend(frame),
     send: (frame, signal) => out.send(frame, { signal }),
     tryReceiveMany: () => inbound.tryReceiveMany().map((m) => m.data),
@@ -87,7 +121,11 @@ export class QueueLink implements Link {
   readonly maxFrame: number;
   readonly peer: PeerCredentials;
   readonly #maxIn: number;
+  readonly #part: number;
   readonly #q: QueuePair;
+  /** The long frame being put together from its parts, and how much of it has arrived. */
+  #long: Buffer | null = null;
+  #longAt = 0;
   readonly #ctrl: ControlSocket;
   readonly #abort = new AbortController();
   #events: LinkEvents | null = null;
@@ -111,6 +149,7 @@ export class QueueLink implements Link {
     this.peer = peer;
     this.#maxIn = maxIn;
     this.maxFrame = Math.min(pair.maxFrame, maxOut);
+    this.#part = pair.part ?? Infinity;
   }
 
   start(events: LinkEvents): void {
@@ -185,9 +224,14 @@ export class QueueLink implements Link {
   }
 
   #deliver(frame: Buffer): void {
-    if (this.#finished) return;
+    // After a bad frame, what follows it in the same batch is not read.
+    if (this.#finished || this.#failure) return;
     if (frame.length === 1 && frame[0] === KIND_BYE) {
       this.#peerSaidBye = true;
+      return;
+    }
+    if (this.#long !== null || frame[0] === KIND_LONG) {
+      this.#takePart(frame);
       return;
     }
     if (frame.length > this.#maxIn) {
@@ -197,31 +241,55 @@ export class QueueLink implements Link {
     this.#events!.onFrame(frame, true);
   }
 
-  tryWrite(header: Uint8Array, body: Uint8Array): boolean {
-    if (this.#closing || this.#finished || this.#inflight) {
-      this.#wantWritable = true;
-      return false;
+  /** One part of a long frame: the first allocates it (after checking its length), the last delivers it. */
+  #takePart(part: Buffer): void {
+    const long = this.#long;
+    if (long === null) {
+      const total = part.length > LONG_HEADER ? part.readUInt32LE(1) : -1;
+      if (total < 0) {
+        this.destroy(badFrame(`a long frame's first part of ${part.length} bytes is no longer than its header`));
+      } else if (total > this.#maxIn) {
+        this.destroy(badFrame(`incoming frame of ${total} bytes exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload)`));
+      } else if (total <= part.length - LONG_HEADER) {
+        this.destroy(badFrame(`a long frame's first part of ${part.length} bytes announces ${total} bytes`));
+      } else {
+        this.#long = Buffer.allocUnsafe(total);
+        this.#longAt = part.copy(this.#long, 0, LONG_HEADER);
+      }
+      return;
     }
-    const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
-    frame.set(header, 0);
-    frame.set(body, header.byteLength);
-    let sent: boolean;
-    try {
-      sent = this.#q.trySend(frame);
-    } catch (e) {
-      // Never a throw into send() (or into a reply sent from a promise, where
-      // it would be an unhandled rejection). EINVAL/EIDRM: the peer removed
-      // the queues as its side ended, and its hang-up decides the close; this
-      // frame then fails with the channel, as those queued behind it do.
-      if (isGone(e)) this.#onQueuesGone();
-      else this.destroy(e as Error);
-      this.#wantWritable = true;
-      return false;
+    if (part.length > long.length - this.#longAt) {
+      this.destroy(badFrame(`a long frame's parts exceed its announced ${long.length} bytes`));
+      return;
     }
-    if (sent) return true;
-    // Full: this one frame is accepted and waits in mq_send's queue; the next waits for it.
+    this.#longAt += part.copy(long, this.#longAt);
+    if (this.#longAt < long.length) return;
+    this.#long = null;
+    this.#events!.onFrame(long, true);
+  }
+
+  /** A frame longer than one queue message, as parts: what fits now is sent now, the rest in order as room appears. */
+  #writeLong(frame: Buffer): void {
+    const parts: Buffer[] = [];
+    const first = Buffer.allocUnsafe(this.#part);
+    first[0] = KIND_LONG;
+    first.writeUInt32LE(frame.length, 1);
+    let at = frame.copy(first, LONG_HEADER, 0, this.#part - LONG_HEADER);
+    parts.push(first);
+    for (; at < frame.length; at += this.#part) parts.push(frame.subarray(at, at + this.#part));
+    let i = 0;
+    while (i < parts.length && this.#q.trySend(parts[i]!)) i++;
+    if (i < parts.length) {
+      this.#sendLater(async () => {
+        for (; i < parts.length; i++) await this.#q.send(parts[i]!, this.#abort.signal);
+      });
+    }
+  }
+
+  /** The queue is full: `sending` waits for room; writes after it wait for it (the frame itself is accepted). */
+  #sendLater(sending: () => Promise<void>): void {
     this.#inflight = true;
-    this.#inflightDone = this.#q.send(frame, this.#abort.signal).then(
+    this.#inflightDone = sending().then(
       () => {
         this.#inflight = false;
         if (this.#wantWritable) {
@@ -233,6 +301,30 @@ export class QueueLink implements Link {
         if (!this.#abort.signal.aborted && !isGone(e)) this.destroy(e);
       },
     );
+  }
+
+  tryWrite(header: Uint8Array, body: Uint8Array): boolean {
+    if (this.#closing || this.#finished || this.#inflight) {
+      this.#wantWritable = true;
+      return false;
+    }
+    const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
+    frame.set(header, 0);
+    frame.set(body, header.byteLength);
+    try {
+      if (frame.length > this.#part) this.#writeLong(frame);
+      // Full: this one frame is accepted and waits in mq_send's queue; the next waits for it.
+      else if (!this.#q.trySend(frame)) this.#sendLater(() => this.#q.send(frame, this.#abort.signal));
+    } catch (e) {
+      // Never a throw into send() (or into a reply sent from a promise, where
+      // it would be an unhandled rejection). EINVAL/EIDRM: the peer removed
+      // the queues as its side ended, and its hang-up decides the close; this
+      // frame then fails with the channel, as those queued behind it do.
+      if (isGone(e)) this.#onQueuesGone();
+      else this.destroy(e as Error);
+      this.#wantWritable = true;
+      return false;
+    }
     return true;
   }
 
@@ -306,7 +398,7 @@ export class QueueLink implements Link {
 
 /** A fresh queue, opened twice: `keep` for this side, `give` (the other access) for the listener. */
 function queueFor(name: string, maxFrame: number, keepWrites: boolean): { keep: PosixQueue; give: PosixQueue } {
-  const keep = mqOpen(name, { create: true, exclusive: true, mode: 0o600, messageSize: maxFrame, ...(keepWrites ? { writeOnly: true } : { readOnly: true }) });
+  const keep = mqOpen(name, { create: true, exclusive: true, mode: 0o600, ...queueShape(maxFrame), ...(keepWrites ? { writeOnly: true } : { readOnly: true }) });
   try {
     return { keep, give: mqOpen(name, keepWrites ? { readOnly: true } : { writeOnly: true }) };
   } catch (e) {
@@ -355,6 +447,10 @@ function receivedQueues(fds: number[], url: string): { inbound: PosixQueue; out:
   try {
     const out = mqFromFd(fds[1]!, `${url} (down)`);
     fds[1] = -1;
+    if (out.messageSize < MIN_QUEUE_MESSAGE) {
+      out.close();
+      throw new Refusal('EPROTO', `the down queue's messages (${out.messageSize} bytes) are shorter than ${MIN_QUEUE_MESSAGE}`);
+    }
     return { inbound, out };
   } catch (e) {
     inbound.close();
@@ -374,5 +470,6 @@ export function listenMq(name: string, s: QueueSettings, onLink: (link: Link) =>
       closeAll(fds);
     }
   };
-  return new LocalListener(mqSocketName(name), url, 'mq', s.codec, s.access, 2, handshake, events);
+  const listener = new LocalListener(mqSocketName(name), url, 'mq', s.codec, s.access, 2, handshake, events);
+  return { close: () => listener.close(), ref: () => listener.ref(), unref: () => listener.unref(), maxConnections: connectionsAllowed(maxIn) };
 }
