@@ -82,6 +82,18 @@ function closedError(info: CloseInfo | null): Error {
 }
 
 /**
+ * A lost peer's close, the same on every transport: ERR_IPCKIT_PEER_LOST,
+ * with what the transport saw (ECONNRESET, ETIMEDOUT...) as its cause.
+ */
+function peerLost(info: CloseInfo, transport: string): CloseInfo {
+  const seen = info.error;
+  if ((seen as { code?: unknown } | undefined)?.code === 'ERR_IPCKIT_PEER_LOST') return info;
+  const error = stateError('ERR_IPCKIT_PEER_LOST', `the ${transport}: peer went away without closing (killed or crashed)${seen ? `: ${seen.message}` : ''}`);
+  if (seen) (error as Error).cause = seen;
+  return { reason: 'peer-lost', error };
+}
+
+/**
  * One end of a message channel. Events: 'message' (when listened to, messages
  * go there instead of the iterator), 'error' (protocol or system error; the
  * channel closes right after), 'close' ({ reason, error? }).
@@ -524,27 +536,32 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   #deliver(value: T): void {
     if (this.listenerCount('message') > 0) {
-      this.emit('message', value);
-      return;
-    }
-    const open = this.#openBatch;
-    if (open !== null && open.length < this.#openBatchMax) {
-      open.push(value);
-      return;
-    }
-    const reader = this.#readers.shift();
-    if (reader) {
-      if (reader.max === 0) return reader.resolve({ value, done: false });
-      // The reader's code runs after this delivery run (a microtask later):
-      // until then, messages that arrive in the same run join its batch.
-      const batch = [value];
-      reader.resolve(batch);
-      if (reader.max > 1) {
-        if (this.#openBatch === null) RESOLVED.then(this.#endBatch);
-        this.#openBatch = batch;
-        this.#openBatchMax = reader.max;
+      if (this.#inboxHead === this.#inbox.length) {
+        this.emit('message', value);
+        return;
       }
-      return;
+      // Older messages wait for the drain a new listener queued: this one goes behind them.
+      this.#queueDrain();
+    } else {
+      const open = this.#openBatch;
+      if (open !== null && open.length < this.#openBatchMax) {
+        open.push(value);
+        return;
+      }
+      const reader = this.#readers.shift();
+      if (reader) {
+        if (reader.max === 0) return reader.resolve({ value, done: false });
+        // The reader's code runs after this delivery run (a microtask later):
+        // until then, messages that arrive in the same run join its batch.
+        const batch = [value];
+        reader.resolve(batch);
+        if (reader.max > 1) {
+          if (this.#openBatch === null) RESOLVED.then(this.#endBatch);
+          this.#openBatch = batch;
+          this.#openBatchMax = reader.max;
+        }
+        return;
+      }
     }
     this.#inbox.push(value);
     if (this.#inbox.length - this.#inboxHead >= this.#hwm) this.#hold(HELD_BY_INBOX);
@@ -552,6 +569,54 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   readonly #endBatch = (): void => {
     this.#openBatch = null;
+  };
+
+  // Messages that arrived before any consumer was attached wait in the inbox
+  // (the link may deliver before the code that got the channel runs on, and
+  // when depends on the transport). A 'message' listener added later takes
+  // them first, a microtask later, in order; next(), for await and
+  // receiveBatch() read the inbox anyway. (once() and prependOnceListener()
+  // go through on() and prependListener().)
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.on(event, listener);
+    return this.#added(event);
+  }
+
+  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.addListener(event, listener);
+    return this.#added(event);
+  }
+
+  override prependListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.prependListener(event, listener);
+    return this.#added(event);
+  }
+
+  #added(event: string | symbol): this {
+    if (event === 'message' && this.#inboxHead < this.#inbox.length) this.#queueDrain();
+    return this;
+  }
+
+  #drainQueued = false;
+
+  #queueDrain(): void {
+    if (this.#drainQueued) return;
+    this.#drainQueued = true;
+    RESOLVED.then(this.#drain);
+  }
+
+  /** Hands the inbox to the 'message' listeners while there are any (a once() listener takes one). */
+  readonly #drain = (): void => {
+    this.#drainQueued = false;
+    try {
+      while (this.#inboxHead < this.#inbox.length && this.listenerCount('message') > 0) {
+        const value = this.#inbox[this.#inboxHead]!;
+        this.#inbox[this.#inboxHead++] = undefined as T;
+        this.emit('message', value);
+      }
+    } finally {
+      this.#tookFromInbox();
+    }
   };
 
   /** Next message, or done once the channel is closed and everything received was read. */
@@ -675,7 +740,10 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   #onClose(info: CloseInfo): void {
     if (this.#closeInfo) return;
+    if (info.reason === 'peer-lost') info = peerLost(info, this.transport);
     this.#closeInfo = info;
+    // Messages received before the close reach 'message' listeners before 'close' does.
+    if (this.#inboxHead < this.#inbox.length && this.listenerCount('message') > 0) this.#drain();
     const err = closedError(info);
     for (const p of this.#sendQueue.splice(0)) p.reject(err);
     this.#loanWaiter?.reject(err);
@@ -687,11 +755,12 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       r.reject(err);
     }
     this.#unanswered = [];
-    if (info.error) {
+    if (info.reason === 'error' && info.error) {
       // Errors end the iteration with a throw, so `for await` users see them;
       // 'error' listeners get them too. Without either, the error is in closeInfo.
+      // A peer that went away is no error of this channel: the iteration just ends.
       if (this.#readers.length > 0) this.#readers.shift()!.reject(info.error);
-      else if (info.reason === 'error') this.#iteratorError = info.error;
+      else this.#iteratorError = info.error;
       if (this.listenerCount('error') > 0) this.emit('error', info.error);
     }
     for (const r of this.#readers.splice(0)) r.resolve(r.max === 0 ? { value: undefined, done: true } : []);

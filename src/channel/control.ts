@@ -255,11 +255,16 @@ export class ControlSocket {
     this.#watch?.unref();
   }
 
+  /** Stops watching; the descriptor stays open (the peer does not see end of file yet). */
+  unwatch(): void {
+    this.#watch?.stop();
+    this.#watch = null;
+  }
+
   /** Closes the descriptor. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
-    this.#watch?.stop();
-    this.#watch = null;
+    this.unwatch();
     closeQuietly(this.#fd);
     this.#fd = -1;
   }

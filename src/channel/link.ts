@@ -9,7 +9,11 @@ export type CloseReason =
   | 'closed'
   /** The peer closed its side cleanly. */
   | 'peer-closed'
-  /** The peer went away without closing: killed, crashed, or the connection broke. */
+  /**
+   * The peer went away without closing: killed, crashed, or the connection
+   * broke. A link may give what it saw as `error`; the Channel reports an
+   * ERR_IPCKIT_PEER_LOST error with it as the cause, on every transport.
+   */
   | 'peer-lost'
   /** A protocol or system error on this channel (see `error`). */
   | 'error';

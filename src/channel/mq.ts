@@ -165,10 +165,12 @@ export class QueueLink implements Link {
    * The peer's end of file: a receive in progress may already hold its last
    * frames (the bye among them), so it is cancelled and allowed to settle,
    * then whatever is left in the queue is read, and only then the close is
-   * judged clean or not.
+   * judged clean or not. The control socket stays open until then: our end
+   * of file lets the peer finish, and a System V peer removes the queues as
+   * it finishes, with whatever we had not read yet.
    */
   #hangup(): void {
-    this.#ctrl.close();
+    this.#ctrl.unwatch();
     this.#abort.abort();
     if (this.#loop) void this.#loop.then(() => this.#finish());
     else this.#finish();
@@ -379,7 +381,7 @@ export class QueueLink implements Link {
         ? { reason: 'closed' }
         : this.#peerSaidBye
           ? { reason: 'peer-closed' }
-          : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', `the ${this.transport}: peer went away without closing (killed or crashed)`) };
+          : { reason: 'peer-lost' };
     try {
       this.#q.close();
     } catch {}

@@ -671,7 +671,7 @@ export class ShmLink implements Link, HubFed {
         ? { reason: 'closed' }
         : peerClosed
           ? { reason: 'peer-closed' }
-          : { reason: 'peer-lost', error: stateError('ERR_IPCKIT_PEER_LOST', 'the shm: peer went away without closing (killed or crashed)') };
+          : { reason: 'peer-lost' };
     this.#hub?.detach(this);
     this.#writer?.close();
     this.#region.close();

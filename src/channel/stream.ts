@@ -207,9 +207,9 @@ export class StreamLink implements Link {
       this.#closed = true;
       if (this.#failure) return this.#finish({ reason: 'error', error: this.#failure });
       if (wasClosed && this.#closing) return this.#finish({ reason: 'closed' });
-      const code = (failure as NodeJS.ErrnoException | undefined)?.code;
       if (endedCleanly && !failure) return this.#finish({ reason: 'peer-closed' });
-      this.#finish({ reason: 'peer-lost', ...(failure && code !== 'ECONNRESET' && code !== 'EPIPE' ? { error: failure } : {}) });
+      // EOF without the bye, ECONNRESET, EPIPE, ETIMEDOUT...: what the socket saw becomes the cause.
+      this.#finish({ reason: 'peer-lost', ...(failure ? { error: failure } : {}) });
     });
     if (!this.#paused) s.resume();
   }
