@@ -340,11 +340,11 @@ describe('channel over unix-seqpacket: specifics', () => {
     const sock = await unix.connect(path, { type: 'seqpacket' });
     // The hello first, each way: kind byte 5 + JSON, one message.
     const theirs = new Promise<Buffer>((r) => sock.once('message', r));
-    await sock.send(Buffer.concat([Buffer.of(5), Buffer.from(JSON.stringify({ ipckit: 2, transport: 'unix-seqpacket', codec: 'raw', max: 1 << 20 }))]));
+    await sock.send(Buffer.concat([Buffer.of(5), Buffer.from(JSON.stringify({ ipckit: 3, transport: 'unix-seqpacket', codec: 'raw', max: 1 << 20 }))]));
     const ch = (await it.next()).value as Channel<any>;
     const listenerHello = await theirs;
     assert.equal(listenerHello[0], 5);
-    assert.deepEqual(JSON.parse(listenerHello.subarray(1).toString()), { ipckit: 2, transport: 'unix-seqpacket', codec: 'raw', max: 1 << 20 });
+    assert.deepEqual(JSON.parse(listenerHello.subarray(1).toString()), { ipckit: 3, transport: 'unix-seqpacket', codec: 'raw', max: 1 << 20 });
     // Frame = kind byte 0 + payload, one message each, no length prefix.
     await sock.send(Buffer.from('\0hello'));
     assert.equal(String((await ch.next()).value), 'hello');

@@ -7,7 +7,7 @@ import { closeSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { mq, shm, unix, type Channel, type ChannelServer, type MessageSocket, type FdRegion, type SysvQueue } from 'ipckit';
 
-export const PROTOCOL = 2;
+export const PROTOCOL = 3;
 
 export function hello(transport: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { ipckit: PROTOCOL, transport, codec: 'raw', max: 1024, ...extra };

@@ -5,12 +5,13 @@
 // what it receives and sends at most the smaller of the two, so the
 // listener's own limits always hold, whatever a connector asks for.
 //
-//   { "ipckit": 2, "transport": "shm", "codec": "json", "max": 1048576, ... }
-//   refusal:  { "ipckit": 2, "error": "EACCES" | "EPROTO", "message": "..." }
+//   { "ipckit": 3, "transport": "shm", "codec": "json", "max": 1048576, ... }
+//   refusal:  { "ipckit": 3, "error": "EACCES" | "EPROTO", "message": "..." }
 import { stateError } from '../errors.js';
 import { Access } from './access.js';
 
-export const PROTOCOL_VERSION = 2;
+/** Bumped whenever what travels after the hello changes (3: mq: frames longer than one queue message travel in parts), so that mismatched peers fail at connect(), not mid-stream. */
+export const PROTOCOL_VERSION = 3;
 /** Largest maxMessageSize either side may announce (1 GiB, as the option's own limit). */
 export const MAX_ANNOUNCED = 1024 * 1024 * 1024;
 
