@@ -3,10 +3,10 @@
 // default), and the listener says how many connections that allows.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { channel, mq, type Channel, type ChannelServer } from 'ipckit';
-import { controlClient, hello } from './forge.js';
+import { forgeMqFrames } from './forge.js';
 import { canDropPrivileges, fixturesDir, startPeer, type Peer } from './helpers.js';
 import { urlFor } from './channel-pair.js';
 
@@ -117,7 +117,7 @@ describe('mq: connections per user', () => {
       ['first part shorter than its header', [Buffer.from([6, 1])]],
     ];
     for (const [what, parts] of lies) {
-      const info = await forgedMqPeer(server, parts);
+      const info = await forgeMqFrames(server, parts, { messageSize: 1024, helloExtra: { max: 4096 } });
       assert.equal(info.reason, 'error', what);
       assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME', what);
     }
@@ -172,24 +172,3 @@ describe('mq: connections per user', () => {
     peers.delete(p);
   });
 });
-
-/** Speaks the mq: handshake by hand with `parts` already in the up queue; resolves with how the listener's channel closed. */
-async function forgedMqPeer(server: ChannelServer<Buffer>, parts: Buffer[]): Promise<any> {
-  const base = `/ipckit-test-forged-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const up = mq.open(`${base}-up`, { create: true, exclusive: true, messageSize: 1024 });
-  const down = mq.open(`${base}-down`, { create: true, exclusive: true, messageSize: 1024 });
-  const upR = mq.open(up.name, { readOnly: true });
-  const downW = mq.open(down.name, { writeOnly: true });
-  for (const n of [up.name, down.name]) mq.unlink(n);
-  try {
-    for (const part of parts) assert.ok(up.trySend(part));
-    const conn = new Promise<Channel<Buffer>>((resolve) => server.once('connection', resolve));
-    const client = await controlClient('mq', server.url.slice(3).replace(/^\/+/, ''), hello('mq', { max: 4096 }), [upR.fd, downW.fd]);
-    const ch = await conn;
-    const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
-    client.close();
-    return info;
-  } finally {
-    for (const q of [up, down, upR, downW]) q.close();
-  }
-}

@@ -2,12 +2,11 @@
 // files call defineTransportSuite() with the transports they cover (split so
 // that each file stays well within the runner's per-file time limit).
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { channel, mq, unix, type Channel, type ChannelServer } from 'ipckit';
 import { startPeer } from './helpers.js';
-import { controlClient, forgeShm, hello, rawStream, streamHello } from './forge.js';
+import { controlClient, forgeMqFrames, forgeShm, hello, rawStream, streamHello } from './forge.js';
 import { T, urlFor, control, listenExtras, live, servers, pair, seq, settledWithin, ONE_WAY, sharedRingPeer, type Transport } from './channel-pair.js';
 
 export function defineTransportSuite(transports: readonly Transport[]): void {
@@ -199,7 +198,7 @@ export function defineTransportSuite(transports: readonly Transport[]): void {
           assert.match(info.error.message, /exceeds maxMessageSize/);
           await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
         } else {
-          const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'shm-shared' ? forgeSharedPeer(server!, 'frame') : t === 'mq' ? forgeMqPeer(server!) : t === 'sysvmq' ? forgeSysvPeer(server!) : t === 'unix-seqpacket' ? forgeSeqpacketPeer(server!) : forgeStreamPeer(server!, t));
+          const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'shm-shared' ? forgeSharedPeer(server!, 'frame') : t === 'mq' ? forgeMqFrames(server!, [Buffer.from([9, 1, 2, 3])], { messageSize: 1029 }) : t === 'sysvmq' ? forgeSysvPeer(server!) : t === 'unix-seqpacket' ? forgeSeqpacketPeer(server!) : forgeStreamPeer(server!, t));
           assert.equal(victim.reason, 'error');
           assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
         }
@@ -245,27 +244,6 @@ async function forgeStreamPeer(server: ChannelServer<any>, t: string): Promise<a
   const info = await closed;
   sock.destroy();
   return info;
-}
-
-/** Speaks the mq: handshake by hand (two queue descriptors by SCM_RIGHTS) and queues a frame of an unknown kind. */
-async function forgeMqPeer(server: ChannelServer<any>): Promise<any> {
-  const base = `/ipckit-test-forged-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const up = mq.open(`${base}-up`, { create: true, exclusive: true, messageSize: 1029 });
-  const down = mq.open(`${base}-down`, { create: true, exclusive: true, messageSize: 1029 });
-  const upR = mq.open(up.name, { readOnly: true });
-  const downW = mq.open(down.name, { writeOnly: true });
-  for (const n of [up.name, down.name]) mq.unlink(n);
-  try {
-    up.trySend(Buffer.from([9, 1, 2, 3]));
-    const conn = server[Symbol.asyncIterator]().next();
-    const client = await controlClient('mq', server.url.slice(3).replace(/^\/+/, ''), hello('mq'), [upR.fd, downW.fd]);
-    const ch = (await conn).value as Channel<any>;
-    const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
-    client.close();
-    return info;
-  } finally {
-    for (const q of [up, down, upR, downW]) q.close();
-  }
 }
 
 /** Speaks the sysvmq: handshake by hand and queues a frame of an unknown kind. */

@@ -3,6 +3,7 @@
 // that tests can play a hostile peer: wrong hellos, wrong descriptors,
 // corrupt rings, truncated memory, held locks.
 import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { mq, shm, unix, type Channel, type ChannelServer, type MessageSocket, type FdRegion, type SysvQueue } from 'ipckit';
@@ -149,6 +150,31 @@ export interface SysvForgery {
   ch: Channel<any>;
   /** Removes the queues still there (a test may have removed them itself) and hangs up. */
   cleanup(): void;
+}
+
+/**
+ * Connects to an mq: listener by hand (two queues whose names are removed,
+ * passed by SCM_RIGHTS) with `frames` already waiting in the up queue;
+ * resolves with how the listener's channel closed.
+ */
+export async function forgeMqFrames(server: ChannelServer<any>, frames: Buffer[], options: { messageSize: number; helloExtra?: Record<string, unknown> }): Promise<any> {
+  const base = `/ipckit-test-forged-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const up = mq.open(`${base}-up`, { create: true, exclusive: true, messageSize: options.messageSize });
+  const down = mq.open(`${base}-down`, { create: true, exclusive: true, messageSize: options.messageSize });
+  const upR = mq.open(up.name, { readOnly: true });
+  const downW = mq.open(down.name, { writeOnly: true });
+  for (const n of [up.name, down.name]) mq.unlink(n);
+  try {
+    for (const frame of frames) if (!up.trySend(frame)) throw new Error('the forged up queue is full');
+    const conn = server[Symbol.asyncIterator]().next();
+    const client = await controlClient('mq', server.url.slice(3).replace(/^\/+/, ''), hello('mq', options.helloExtra), [upR.fd, downW.fd]);
+    const ch = (await conn).value as Channel<any>;
+    const info = ch.closeInfo ?? (await new Promise<any>((res) => ch.once('close', res)));
+    client.close();
+    return info;
+  } finally {
+    for (const q of [up, down, upR, downW]) q.close();
+  }
 }
 
 /** Connects to a sysvmq: listener by hand (two private queues, the hello on the control socket). */
