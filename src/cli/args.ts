@@ -49,10 +49,14 @@ export const integerOption = (what: string, min: number, max = Number.MAX_SAFE_I
 /** The largest timer Node can set (setTimeout's limit), about 24.8 days. */
 const MAX_MS = 2 ** 31 - 1;
 
-/** A duration in whole milliseconds, as every ipckit option takes them: '0', '250', '10000'. */
-export function parseMs(text: string, what: string): number {
+/**
+ * A duration in whole milliseconds, as every ipckit option takes them: '0',
+ * '250', '10000'. `max` is a timer's limit unless the duration is no timer
+ * (an age).
+ */
+export function parseMs(text: string, what: string, max = MAX_MS): number {
   const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(n <= MAX_MS)) throw new InvalidArgumentError(`${what} must be milliseconds from 0 to ${MAX_MS}, got ${JSON.stringify(text)}`);
+  if (!(n <= max)) throw new InvalidArgumentError(`${what} must be milliseconds from 0 to ${max}, got ${JSON.stringify(text)}`);
   return n;
 }
 export const msOption = (text: string): number => parseMs(text, 'timeout');

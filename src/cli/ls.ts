@@ -4,7 +4,7 @@
 import { statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { formatKey } from '../errors.js';
-import { octal, UsageError } from './args.js';
+import { octal, parseMs, UsageError } from './args.js';
 import { formatTable, type Column } from './table.js';
 import { writeStdout } from './io.js';
 import { userName } from './users.js';
@@ -181,12 +181,6 @@ interface LsOptions {
   interval?: number;
 }
 
-const msOption = (what: string) => (text: string): number => {
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${what} must be a whole number of milliseconds, got ${JSON.stringify(text)}`);
-  return n;
-};
-
 /** The `--path DIR` option: repeatable. */
 export const pathOption = ['--path <dir>', 'also look for FIFOs and Unix sockets in DIR (repeatable)', (dir: string, prev: string[]) => [...prev, checkDirectory(dir)], [] as string[]] as const;
 
@@ -202,7 +196,7 @@ function checkDirectory(dir: string): string {
   return dir;
 }
 export const matchOption = ['--match <regex>', 'only objects whose NAME matches the regular expression'] as const;
-export const minAgeOption = ['--min-age <ms>', 'only objects unchanged for at least this many milliseconds (default 0)', msOption('--min-age')] as const;
+export const minAgeOption = ['--min-age <ms>', 'only objects unchanged for at least this many milliseconds (default 0)', (text: string) => parseMs(text, '--min-age', Number.MAX_SAFE_INTEGER)] as const;
 
 export function register(program: Command): void {
   program
@@ -215,7 +209,7 @@ export function register(program: Command): void {
     .option('--stale', 'only objects left behind: their creator is gone and nobody uses them (see ipckit rm --stale)')
     .option(...minAgeOption)
     .option('--watch', 'refresh the listing until Ctrl-C, with rates of change (per s)')
-    .option('--interval <ms>', 'with --watch: time between refreshes (default 1000)', msOption('--interval'))
+    .option('--interval <ms>', 'with --watch: time between refreshes (default 1000)', (text: string) => parseMs(text, '--interval'))
     .action(async (kinds: string[], opts: LsOptions) => {
       checkKinds(kinds);
       if (opts.stale && opts.watch) throw new UsageError('--stale and --watch cannot be combined');
