@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { channel, mq, type Channel, type ChannelServer } from 'ipckit';
 import { forgeMqFrames } from './forge.js';
-import { canDropPrivileges, fixturesDir, startPeer, type Peer } from './helpers.js';
+import { fixturesDir, otherUserFixtureSkip, startPeer, type Peer } from './helpers.js';
 import { urlFor } from './channel-pair.js';
 
 const T = { timeout: 60_000 };
@@ -39,7 +39,7 @@ const queueBytes = (maxMessages: number, messageSize: number) => maxMessages * (
 describe('mq: connections per user', () => {
   test('30 concurrent connections from 3 other processes all connect and answer a request', T, async () => {
     // The connectors' queues are charged to their user: one of its own (when we may switch), whose budget no other process shares.
-    const uid = canDropPrivileges ? randomInt(40000, 50000) : process.getuid!();
+    const uid = otherUserFixtureSkip === null ? randomInt(40000, 50000) : process.getuid!();
     const server = await channel.listen<unknown>(urlFor('mq'), { allowUids: [uid] });
     servers.add(server);
     const answered: Promise<unknown>[] = [];
@@ -156,7 +156,7 @@ describe('mq: connections per user', () => {
     const perConnection = 2 * queueBytes(10, 1024);
     const limit = 3 * perConnection + 100;
     // A user of its own (when we may switch), so that no other process's queues share its budget.
-    const own = canDropPrivileges;
+    const own = otherUserFixtureSkip === null;
     const [cmd, args] = asUser(own ? randomInt(40000, 50000) : process.getuid!(), process.execPath, [`${fixturesDir}/mq-capacity-peer.js`, 'exhaust', urlFor('mq')]);
     const p = startPeer('/usr/bin/prlimit', [`--msgqueue=${limit}`, '--', cmd, ...args]);
     peers.add(p);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { channel, pipe, socketpair, type Channel, type ChannelServer } from 'ipckit';
 import { LAYOUT, connectionMemory, controlClient, forgeShm, forgeSysv, hello, rawStream, sharedRingHand, streamHello, type SysvForgery } from './forge.js';
-import { fixturesDir, has, startPeer, type Peer } from './helpers.js';
+import { fixturesDir, has, otherUserFixtureSkip, startPeer, type Peer } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -455,7 +455,7 @@ describe('stream transports against hostile input', () => {
 // Another user: created for the test (and removed after) when this process is root.
 const OTHER = 'ipckit-test-peer';
 let other: { uid: number; gid: number; created: boolean } | null = null;
-const otherSkip = process.getuid?.() !== 0 ? 'needs root (to run a peer as another user with setpriv)' : !has('setpriv') || !has('useradd') ? 'needs setpriv and useradd (util-linux, passwd)' : false;
+const otherSkip = process.getuid?.() !== 0 ? 'needs root (to run a peer as another user with setpriv)' : !has('setpriv') || !has('useradd') ? 'needs setpriv and useradd (util-linux, passwd)' : (otherUserFixtureSkip ?? false);
 
 function otherUser(): { uid: number; gid: number } {
   if (!other) throw new Error('no other user');

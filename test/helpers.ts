@@ -103,6 +103,17 @@ export function compileC(source: string): { path: string; cleanup: () => void } 
 export const canDropPrivileges = process.getuid?.() === 0 && has('setpriv');
 
 /**
+ * Why a fixture cannot run as another user here, or null if it can: besides
+ * root and setpriv, every directory above the checkout must let others in (a
+ * clone under a 0700 directory, such as one mktemp -d makes, keeps them out).
+ */
+export const otherUserFixtureSkip: string | null = !canDropPrivileges
+  ? 'needs root and setpriv to run a peer as another user'
+  : spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'test', '-r', join(fixturesDir, 'hostile-peer.js')]).status !== 0
+    ? `another user cannot read the checkout (a directory above ${fixturesDir} is closed to others, e.g. a 0700 mktemp -d): its fixtures cannot run as that user`
+    : null;
+
+/**
  * Arguments that run a command as root *without* capabilities, so that
  * permission bits apply to it as to any unprivileged process. Unlike switching
  * to another uid, this keeps access to the checkout wherever it lives.
