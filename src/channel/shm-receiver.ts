@@ -8,7 +8,7 @@ import { timeoutError } from '../errors.js';
 import { native } from '../native.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import type { LoanedView } from './link.js';
-import { NATIVE_COPY_MIN, RingReader, RunCopier } from './ring.js';
+import { CORRUPT, NATIVE_COPY_MIN, RingReader, RunCopier } from './ring.js';
 import type { LinkInput, ShmLinkBase, ShmLinkSetup } from './shm-link.js';
 
 export class RingReceiver implements LinkInput {
@@ -78,7 +78,7 @@ export class RingReceiver implements LinkInput {
       n++;
       if (link.finished || (link.paused && !link.peerGone)) break;
     }
-    if (len < 0) return this.#corrupt(reader.problem);
+    if (len === CORRUPT) return this.#corrupt(reader.problem);
     if (this.#unreleased > 0 && held.length === 0) reader.release(reader.pos);
     this.#unreleased = 0;
     if (n > 0) this.#wakeProducer();
