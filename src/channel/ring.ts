@@ -192,3 +192,125 @@ export const S_LOCK = 80;
 export function sharedTotalBytes(ringSize: number): number {
   return CONTROL_BYTES + ringSize;
 }
+
+/** RingReader.next(): the ring holds something no honest producer writes (see `problem`). */
+export const CORRUPT = -1;
+
+/**
+ * The consumer's view of one ring: walks its records, checking everything
+ * it reads from the shared memory before use, since a peer can write there
+ * at any moment. The head must lie within R bytes past the tail and not
+ * behind the reader, on an 8-byte boundary; a wrap marker may only end the
+ * ring's last stretch, within what was published; a record's length must be
+ * positive, within the frame limit, fit before the end of the ring and
+ * within what was published. So every step consumes at least 8 published
+ * bytes, and a corrupt ring is found after bounded work. No allocation:
+ * the record next() found is described by fields (start, at).
+ */
+export class RingReader {
+  /** Ring position of the next record (bytes ever read, mod 2^32). */
+  pos = 0;
+  /** Published bytes past `pos` not read yet (as of the head last loaded). */
+  avail = 0;
+  /**
+   * Where the consumer's tail is: nothing before it is still needed, and
+   * an honest producer never gets more than R bytes past it. The owner
+   * keeps it (release(), or the shared ring's hub directly).
+   */
+  tail = 0;
+  /** The record next() returned: its ring position (after any wrap marker) and its byte offset in the memory. */
+  start = 0;
+  at = 0;
+  /** What was wrong, after next() returned CORRUPT. */
+  problem = '';
+  readonly #i32: Int32Array;
+  readonly #R: number;
+  readonly #data: number;
+  readonly #header: number;
+  readonly #maxFrame: number;
+  readonly #headWord: number;
+  readonly #tailWord: number;
+
+  /**
+   * A ring of `ringSize` bytes whose records start at byte `data` of the
+   * memory, each with a `header` of 4 ([length]) or 8 ([length][slot])
+   * bytes; `headWord`/`tailWord`: its control words (headWord -1: a fixed
+   * stretch, set by the owner in pos and avail, and never the head).
+   */
+  constructor(i32: Int32Array, ringSize: number, data: number, header: number, maxFrame: number, headWord: number, tailWord: number) {
+    this.#i32 = i32;
+    this.#R = ringSize;
+    this.#data = data;
+    this.#header = header;
+    this.#maxFrame = maxFrame;
+    this.#headWord = headWord;
+    this.#tailWord = tailWord;
+  }
+
+  /**
+   * The frame length of the next record (the frame is at `at + header`),
+   * after stepping over a wrap marker; `pos` and `avail` move past it. 0:
+   * nothing more is published (the head is loaded again first when what was
+   * published is used up); CORRUPT: see `problem`.
+   */
+  next(): number {
+    if (this.avail === 0) {
+      if (this.#headWord < 0) return 0;
+      const head = Atomics.load(this.#i32, this.#headWord);
+      const avail = this.published(head);
+      if (avail < 0) return this.#corrupt(`head ${head >>> 0} is not a record boundary within a ring of ${this.#R} bytes past the reader`);
+      if (avail === 0) return 0;
+      this.avail = avail;
+    }
+    const R = this.#R;
+    let off = this.pos & (R - 1);
+    let len = this.#i32[(this.#data + off) >> 2]!;
+    if (len === WRAP) {
+      // A wrap marker only ever ends the ring's last stretch, once per pass.
+      const skip = R - off;
+      if (off === 0 || skip > this.avail) return this.#corrupt(`wrap marker at offset ${off}`);
+      this.pos = (this.pos + skip) | 0;
+      this.avail -= skip;
+      if (this.avail === 0) return 0;
+      off = 0;
+      len = this.#i32[this.#data >> 2]!;
+    }
+    const bytes = (this.#header + len + 7) & ~7;
+    if (len <= 0 || len > this.#maxFrame || this.#header + len > R - off || bytes > this.avail) return this.#corrupt(`record length ${len} at offset ${off}`);
+    this.start = this.pos;
+    this.at = this.#data + off;
+    this.pos = (this.pos + bytes) | 0;
+    this.avail -= bytes;
+    return len;
+  }
+
+  /** Puts back the record next() just returned: it is read again next time. */
+  unread(): void {
+    this.avail += (this.pos - this.start) >>> 0;
+    this.pos = this.start;
+  }
+
+  /** Whether the head moved past the reader (something to read, or a corrupt head to find). */
+  arrived(): boolean {
+    return this.avail > 0 || Atomics.load(this.#i32, this.#headWord) !== this.pos;
+  }
+
+  /** Bytes published past `pos` with the head at `head`, or -1 when it cannot be (more than R past the tail, behind the reader, or not 8-aligned). */
+  published(head: number): number {
+    const fromTail = (head - this.tail) >>> 0;
+    const read = (this.pos - this.tail) >>> 0;
+    if (fromTail > this.#R || fromTail < read || (head & 7) !== 0) return -1;
+    return fromTail - read;
+  }
+
+  /** Gives the ring up to `to` back to the producer(s): stores the tail. */
+  release(to: number): void {
+    this.tail = to;
+    Atomics.store(this.#i32, this.#tailWord, to);
+  }
+
+  #corrupt(what: string): number {
+    this.problem = what;
+    return CORRUPT;
+  }
+}

@@ -1,4 +1,4 @@
-// The adaptive wait of the shm: transport, shared by a connection (shm.ts)
+// The adaptive wait of the shm: transport, shared by a connection (shm-link.ts)
 // and by the reader of a shared ring (shm-hub.ts): after any activity keep
 // looking at the ring(s) for `spinUs` microseconds, one look per microtask
 // hop so the process's own code keeps running in between; then raise the

@@ -1,0 +1,137 @@
+// A shm: connection that writes into its own ring to the peer: the usual
+// case (a ring pair, read by a RingReceiver), and the listener's side of a
+// shared-ring listener (read by its hub, HubFedInput), which answers through
+// its ring 1. Records are placed at a private head and published by one head
+// store (ring.ts); loan()/publish() lend the ring's memory itself.
+import { stateError } from '../errors.js';
+import { KIND_MESSAGE } from './frame.js';
+import { WRAP, fits, putRecord, recordBytes } from './ring.js';
+import { ShmLinkBase, type LinkInput, type ShmLinkSetup } from './shm-link.js';
+
+export class RingSenderLink extends ShmLinkBase {
+  #outHead: number;
+  /** Producer's last view of the consumer's tail (only ever behind the real one: safe). */
+  #tailSeen: number;
+  readonly #mask: number;
+  /** tryWrite() places records without publishing them (see Link.cork). */
+  #corked = false;
+  /** The outstanding loan(): where its record starts and the head after it. */
+  #loan: { view: Uint8Array; at: number; len: number; headAfter: number } | null = null;
+
+  constructor(setup: ShmLinkSetup, input: (link: ShmLinkBase) => LinkInput) {
+    super(setup, setup.maxOut, input);
+    this.#mask = this.ringSize - 1;
+    // Our own position starts from what the memory says only on the side
+    // that made it (the connector, before anyone else could write there).
+    this.#outHead = setup.side === 'connector' ? Atomics.load(this.i32, this.out.head) : 0;
+    this.#tailSeen = this.#outHead;
+  }
+
+  tryWrite(header: Uint8Array, body: Uint8Array): boolean {
+    if (!this.#place(header, body)) return false;
+    if (!this.#corked) this.#publishHead();
+    return true;
+  }
+
+  cork(): void {
+    this.#corked = true;
+  }
+
+  uncork(): void {
+    this.#corked = false;
+    if (this.#outHead !== Atomics.load(this.i32, this.out.head) && !this.#loan) this.#publishHead();
+  }
+
+  protected roomFor(frameLength: number): boolean {
+    return !this.#loan && fits(this.ringSize, this.#outHead, Atomics.load(this.i32, this.out.tail), recordBytes(frameLength));
+  }
+
+  protected raiseOutputFlag(): void {
+    Atomics.store(this.i32, this.out.producerSleeping, 1);
+  }
+
+  protected lowerOutputFlag(): void {
+    Atomics.store(this.i32, this.out.producerSleeping, 0);
+  }
+
+  /** Copies one record in at #outHead without publishing it; false (and the wait for room armed) when it does not fit. */
+  #place(header: Uint8Array, body: Uint8Array): boolean {
+    if (this.closing || this.finished) return false;
+    const len = header.byteLength + body.byteLength;
+    if (this.#loan) {
+      // A loaned record sits at the head: later frames queue behind it, and
+      // the pump does not report room until publish() (it would loop).
+      this.wantWritable = true;
+      this.wantBytes = len;
+      return false;
+    }
+    const total = recordBytes(len);
+    const head = this.#outHead;
+    // The tail as last seen: re-read (a cache line the consumer writes) only when it looks full.
+    if (!fits(this.ringSize, head, this.#tailSeen, total)) {
+      this.#tailSeen = Atomics.load(this.i32, this.out.tail);
+      if (!fits(this.ringSize, head, this.#tailSeen, total)) {
+        // Records placed before this one in a batch must not wait for the room this one needs.
+        if (head !== Atomics.load(this.i32, this.out.head)) this.#publishHead();
+        this.blocked(len);
+        return false;
+      }
+    }
+    this.#outHead = putRecord(this.i32, this.u8, this.out.data, this.ringSize, head, header, body, -1);
+    return true;
+  }
+
+  /** Makes the placed records visible (the head store orders the byte copies before it) and rings a sleeping consumer. */
+  #publishHead(): void {
+    const i32 = this.i32;
+    const out = this.out;
+    Atomics.store(i32, out.head, this.#outHead);
+    if (Atomics.load(i32, out.consumerSleeping) === 1 && Atomics.compareExchange(i32, out.consumerSleeping, 1, 0) === 1) {
+      this.ctrl.ring();
+    }
+    this.wokeSelf();
+  }
+
+  loan(size: number): Uint8Array | null {
+    if (this.#loan) throw stateError('ERR_IPCKIT_LOAN', 'publish() the current loan before taking another');
+    if (this.closing || this.finished) return null;
+    const len = 1 + size;
+    if (!this.roomFor(len)) {
+      this.blocked(len);
+      if (!this.roomFor(len)) return null;
+    }
+    const R = this.ringSize;
+    let head = this.#outHead;
+    let off = head & this.#mask;
+    const total = recordBytes(len);
+    if (total > R - off) {
+      this.i32[(this.out.data + off) >> 2] = WRAP;
+      head = (head + (R - off)) | 0;
+      off = 0;
+    }
+    const at = this.out.data + off;
+    this.i32[at >> 2] = len;
+    this.u8[at + 4] = KIND_MESSAGE;
+    // The wrap marker is private until publish() moves the head past it.
+    this.#outHead = head;
+    const view = new Uint8Array(this.u8.buffer, at + 5, size);
+    this.#loan = { view, at, len, headAfter: (head + total) | 0 };
+    return view;
+  }
+
+  publish(view: Uint8Array, length: number): void {
+    const loan = this.#loan;
+    if (!loan || view.buffer !== loan.view.buffer || view.byteOffset !== loan.view.byteOffset) {
+      throw stateError('ERR_IPCKIT_LOAN', 'publish() takes the view returned by the last loan()');
+    }
+    if (length !== loan.len - 1) {
+      // Shrink the record: fewer bytes used than loaned.
+      this.i32[loan.at >> 2] = 1 + length;
+      loan.headAfter = (this.#outHead + recordBytes(1 + length)) | 0;
+    }
+    this.#loan = null;
+    this.#outHead = loan.headAfter;
+    this.#publishHead();
+    if (this.wantWritable) this.spinner.schedule();
+  }
+}
