@@ -255,10 +255,11 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
    * Sends `message` as a request and resolves with the peer's onRequest()
    * answer. The reply, timeout and abort all settle it from callbacks:
    * fromHere() gives their errors the caller's stack.
-   * `R` narrows the reply where Receive is a union (one reply type per
-   * request type): the caller's word, not checked at run time.
+   * `request<R>()` narrows the reply where Receive is a union (one reply type
+   * per request type): the caller's word, not checked at run time, and only
+   * when written out (never inferred from where the reply goes).
    */
-  request<R extends Receive = Receive>(message: Send, options?: RequestOptions): Promise<R>;
+  request<R extends Receive = Receive>(message: Send, options?: RequestOptions): Promise<NoInfer<R>>;
   request(message: Send, options: RequestOptions = {}): Promise<Receive> {
     checkOptions(options, 'options', ['timeout', 'signal']);
     const timeout = options.timeout ?? this.#requestTimeout;
