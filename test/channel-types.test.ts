@@ -5,7 +5,11 @@
 // breaks the build (the functions of that part never run). And what the
 // types claim, checked at run time over every transport.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import {
   channel,
   type Channel,
@@ -18,6 +22,7 @@ import {
   type ZeroCopyChannel,
 } from 'ipckit';
 import { ONE_WAY, T, TRANSPORTS, listenExtras, pair, servers, urlFor, type Transport } from './channel-pair.js';
+import { extractBlocks } from './doc-blocks.js';
 
 /** true when A and B are the same type, not merely assignable one way. */
 type Same<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
@@ -348,3 +353,34 @@ for (const t of TRANSPORTS) {
     servers.delete(server);
   });
 }
+
+// The docs test runs the example of docs/channels.md "Types" without checking
+// its types (it only strips them): check them here, where they are the point.
+test('docs/channels.md "Types": its example compiles as written, and the request it says would not compile does not', T, () => {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+  const markdown = readFileSync(join(root, 'docs', 'channels.md'), 'utf8');
+  const section = markdown.split('\n').indexOf('## Types') + 1;
+  assert.ok(section > 0, 'docs/channels.md has a "## Types" section');
+  const block = extractBlocks('docs/channels.md', markdown).find((b) => b.line > section && b.language === 'ts');
+  assert.ok(block, 'the "Types" section has a ts example');
+  const refused = /^\/\/ (.*) would not compile/m.exec(block.code);
+  assert.ok(refused, 'the example names a call that would not compile');
+
+  // A program of the example alone, inside this package so that 'ipckit' resolves to this checkout (dist/).
+  const file = join(root, 'dist-test', 'channel-types-docs-example.ts');
+  const { config } = ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile);
+  const options = { ...ts.convertCompilerOptionsFromJson(config.compilerOptions, root).options, noEmit: true, declaration: false, rootDir: root };
+  let program: ts.Program | undefined;
+  const diagnostics = (code: string): string[] => {
+    const host = ts.createCompilerHost(options);
+    const { getSourceFile, fileExists, readFile } = host;
+    host.getSourceFile = (name, language, ...rest) => (name === file ? ts.createSourceFile(name, code, language) : getSourceFile.call(host, name, language, ...rest));
+    host.fileExists = (name) => name === file || fileExists.call(host, name);
+    host.readFile = (name) => (name === file ? code : readFile.call(host, name));
+    program = ts.createProgram([file], options, host, program);
+    return ts.getPreEmitDiagnostics(program).map((d) => `${d.file?.fileName === file ? `line ${block.line + 1 + d.file.getLineAndCharacterOfPosition(d.start!).line}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
+  };
+  assert.deepEqual(diagnostics(block.code), []);
+  const withRefused = block.code.replace(refused[0], `${refused[1]};`);
+  assert.match(diagnostics(withRefused).join('\n'), /'"sub"' is not assignable/);
+});
