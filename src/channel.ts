@@ -15,7 +15,7 @@ import { IpcError, fromHere, rangeError, stateError, timeoutError, typeError } f
 import { Channel } from './channel/channel.js';
 import { resolveCodec, type Codec, type CodecName } from './channel/codec.js';
 import { Access, type AccessOptions, type PeerCredentials } from './channel/access.js';
-import type { AnyListener, ChannelServerEvents, OtherEvent } from './channel/events.js';
+import type { ChannelServerEvents, EventMethod } from './channel/events.js';
 import { HANDSHAKE_MS } from './channel/control.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from './channel/hello.js';
 import type { Link, LoanedView } from './channel/link.js';
@@ -297,20 +297,13 @@ interface ListenerHandle {
 
 /** Typed on()/once()/off()... (ChannelServerEvents). */
 export interface ChannelServer<Send = unknown, Receive = Send> {
-  on<E extends keyof ChannelServerEvents<Send, Receive>>(event: E, listener: ChannelServerEvents<Send, Receive>[E]): this;
-  on<E extends string | symbol>(event: OtherEvent<E, ChannelServerEvents<Send, Receive>>, listener: AnyListener): this;
-  once<E extends keyof ChannelServerEvents<Send, Receive>>(event: E, listener: ChannelServerEvents<Send, Receive>[E]): this;
-  once<E extends string | symbol>(event: OtherEvent<E, ChannelServerEvents<Send, Receive>>, listener: AnyListener): this;
-  off<E extends keyof ChannelServerEvents<Send, Receive>>(event: E, listener: ChannelServerEvents<Send, Receive>[E]): this;
-  off<E extends string | symbol>(event: OtherEvent<E, ChannelServerEvents<Send, Receive>>, listener: AnyListener): this;
-  addListener<E extends keyof ChannelServerEvents<Send, Receive>>(event: E, listener: ChannelServerEvents<Send, Receive>[E]): this;
-  addListener<E extends string | symbol>(event: OtherEvent<E, ChannelServerEvents<Send, Receive>>, listener: AnyListener): this;
-  removeListener<E extends keyof ChannelServerEvents<Send, Receive>>(event: E, listener: ChannelServerEvents<Send, Receive>[E]): this;
-  removeListener<E extends string | symbol>(event: OtherEvent<E, ChannelServerEvents<Send, Receive>>, listener: AnyListener): this;
-  prependListener<E extends keyof ChannelServerEvents<Send, Receive>>(event: E, listener: ChannelServerEvents<Send, Receive>[E]): this;
-  prependListener<E extends string | symbol>(event: OtherEvent<E, ChannelServerEvents<Send, Receive>>, listener: AnyListener): this;
-  prependOnceListener<E extends keyof ChannelServerEvents<Send, Receive>>(event: E, listener: ChannelServerEvents<Send, Receive>[E]): this;
-  prependOnceListener<E extends string | symbol>(event: OtherEvent<E, ChannelServerEvents<Send, Receive>>, listener: AnyListener): this;
+  on: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  once: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  off: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  addListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  removeListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  prependListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  prependOnceListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
 }
 
 /**

@@ -20,7 +20,7 @@ import {
   readId,
 } from './frame.js';
 import type { PeerCredentials } from './access.js';
-import type { AnyListener, ChannelEvents, OtherEvent } from './events.js';
+import type { AnyListener, ChannelEvents, EventMethod, OtherEvent } from './events.js';
 import type { CloseInfo, Link } from './link.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
@@ -96,14 +96,10 @@ function peerLost(info: CloseInfo, transport: string): CloseInfo {
 
 /** Typed once()/off()... (on(), addListener() and prependListener() are typed in the class, which overrides them). */
 export interface Channel<Send = unknown, out Receive = Send> {
-  once<E extends keyof ChannelEvents<Receive>>(event: E, listener: ChannelEvents<Receive>[E]): this;
-  once<E extends string | symbol>(event: OtherEvent<E, ChannelEvents<Receive>>, listener: AnyListener): this;
-  off<E extends keyof ChannelEvents<Receive>>(event: E, listener: ChannelEvents<Receive>[E]): this;
-  off<E extends string | symbol>(event: OtherEvent<E, ChannelEvents<Receive>>, listener: AnyListener): this;
-  removeListener<E extends keyof ChannelEvents<Receive>>(event: E, listener: ChannelEvents<Receive>[E]): this;
-  removeListener<E extends string | symbol>(event: OtherEvent<E, ChannelEvents<Receive>>, listener: AnyListener): this;
-  prependOnceListener<E extends keyof ChannelEvents<Receive>>(event: E, listener: ChannelEvents<Receive>[E]): this;
-  prependOnceListener<E extends string | symbol>(event: OtherEvent<E, ChannelEvents<Receive>>, listener: AnyListener): this;
+  once: EventMethod<ChannelEvents<Receive>, this>;
+  off: EventMethod<ChannelEvents<Receive>, this>;
+  removeListener: EventMethod<ChannelEvents<Receive>, this>;
+  prependOnceListener: EventMethod<ChannelEvents<Receive>, this>;
 }
 
 /**

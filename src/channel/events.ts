@@ -26,3 +26,9 @@ export interface ChannelServerEvents<Send, Receive> {
 export type OtherEvent<E, Events> = Exclude<E, keyof Events>;
 
 export type AnyListener = (...args: any[]) => void;
+
+/** on(), once(), off()... of an emitter of `Events`, returning the emitter (`This`). */
+export interface EventMethod<Events, This> {
+  <E extends keyof Events>(event: E, listener: Events[E]): This;
+  <E extends string | symbol>(event: OtherEvent<E, Events>, listener: AnyListener): This;
+}
