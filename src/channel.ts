@@ -15,9 +15,10 @@ import { IpcError, fromHere, rangeError, stateError, timeoutError, typeError } f
 import { Channel } from './channel/channel.js';
 import { resolveCodec, type Codec, type CodecName } from './channel/codec.js';
 import { Access, type AccessOptions, type PeerCredentials } from './channel/access.js';
+import type { ChannelServerEvents, EventMethod } from './channel/events.js';
 import { HANDSHAKE_MS } from './channel/control.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from './channel/hello.js';
-import type { Link } from './channel/link.js';
+import type { Link, LoanedView } from './channel/link.js';
 import type { LocalListenerEvents } from './channel/rendezvous.js';
 import { connectShm, listenShm, type ShmLinkOptions, type ShmSettings } from './channel/shm.js';
 import { connectMq, listenMq, type QueueSettings } from './channel/mq.js';
@@ -33,13 +34,14 @@ import { checkBoolean, checkInteger, checkOptions } from './validate.js';
 
 export { Channel };
 export type { Codec, CodecName };
-export type { CloseInfo, CloseReason } from './channel/link.js';
+export type { CloseInfo, CloseReason, LoanedView } from './channel/link.js';
+export type { ChannelEvents, ChannelServerEvents } from './channel/events.js';
 export type { RequestOptions, RequestHandler } from './channel/channel.js';
 export type { PeerCredentials, AccessOptions } from './channel/access.js';
 
-export interface ChannelOptions<T = unknown> extends ShmLinkOptions {
+export interface ChannelOptions<Send = unknown, Receive = Send> extends ShmLinkOptions {
   /** 'raw' | 'json' | 'v8' | 'msgpack' or your own { name, encode, decode }. Default 'json'. Both ends must agree (checked by the hello). */
-  codec?: CodecName | Codec<T>;
+  codec?: CodecName | Codec<Send, Receive>;
   /** Largest message payload in bytes this side accepts; bigger incoming frames are an error on the channel. Each side sends at most the smaller of the two ends' limits. Default 16 MiB (shm: 1 MiB). */
   maxMessageSize?: number;
   /** Received messages buffered before the transport is paused (the sender then waits). Default 1024. */
@@ -48,14 +50,14 @@ export interface ChannelOptions<T = unknown> extends ShmLinkOptions {
   requestTimeout?: number;
 }
 
-export interface ConnectOptions<T = unknown> extends ChannelOptions<T>, AccessOptions {
+export interface ConnectOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions {
   /** ms for the connect and the handshake (fifo: for a reader to open the FIFO). Default: 10000 (fifo: no limit). */
   timeout?: number;
   /** fifo: cancels the wait for a reader. */
   signal?: AbortSignal;
 }
 
-export interface ListenOptions<T = unknown> extends ChannelOptions<T>, AccessOptions {
+export interface ListenOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions {
   /**
    * unix: replace a stale socket file left by a server that died (nobody
    * accepts on it; never another kind of file) instead of failing with
@@ -72,6 +74,22 @@ export interface ListenOptions<T = unknown> extends ChannelOptions<T>, AccessOpt
    */
   sharedRing?: boolean;
 }
+
+/**
+ * `codec: 'raw'`: any bytes in (Buffer, TypedArray, DataView), a Buffer out
+ * (the channel's own copy). connect/listen/fork/parent type their channel so.
+ */
+export type RawChannel = Channel<ArrayBufferView, Buffer>;
+/**
+ * `codec: 'raw'` with `zeroCopy`: on shm: a message arrives as a view into
+ * the ring to release(); an empty message, requests, replies and every
+ * message on other transports arrive as Buffers (`'release' in m` tells).
+ */
+export type ZeroCopyChannel = Channel<ArrayBufferView, Buffer | LoanedView>;
+/** Options with `codec: 'raw'` and no zeroCopy. */
+export type RawOptions<O> = O & { codec: 'raw'; zeroCopy?: false };
+/** Options with `codec: 'raw'` and zeroCopy true (or a boolean only known at run time). */
+export type ZeroCopyOptions<O> = O & { codec: 'raw'; zeroCopy: boolean };
 
 const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy'] as const;
 const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'allowUids', 'allowGids'];
@@ -183,6 +201,9 @@ async function connectStream(ep: Endpoint, url: string, socket: Socket, s: Setti
  * descriptor). Its handshake errors come from socket callbacks: fromHere()
  * gives them the caller's stack.
  */
+export function connect(url: string, options: RawOptions<ConnectOptions>): Promise<RawChannel>;
+export function connect(url: string, options: ZeroCopyOptions<ConnectOptions>): Promise<ZeroCopyChannel>;
+export function connect<Send = unknown, Receive = Send>(url: string, options?: ConnectOptions<Send, Receive>): Promise<Channel<Send, Receive>>;
 export function connect<T = unknown>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
   return fromHere(connectChannel<T>(url, options));
 }
@@ -274,6 +295,17 @@ interface ListenerHandle {
   readonly maxConnections?: number;
 }
 
+/** Typed on()/once()/off()... (ChannelServerEvents). */
+export interface ChannelServer<Send = unknown, Receive = Send> {
+  on: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  once: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  off: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  addListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  removeListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  prependListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+  prependOnceListener: EventMethod<ChannelServerEvents<Send, Receive>, this>;
+}
+
 /**
  * A listening endpoint. Each peer that connects becomes a Channel: take them
  * with `for await (const ch of server)` or the 'connection' event. Events:
@@ -281,11 +313,11 @@ interface ListenerHandle {
  * allowUids/allowGids turned away; it got EACCES), 'error' (a failed
  * handshake; the server keeps going).
  */
-export class ChannelServer<T = unknown> extends EventEmitter implements AsyncIterable<Channel<T>>, AsyncDisposable {
+export class ChannelServer<Send = unknown, Receive = Send> extends EventEmitter implements AsyncIterable<Channel<Send, Receive>>, AsyncDisposable {
   readonly url: string;
   readonly #handle: ListenerHandle;
-  #queue: Channel<T>[] = [];
-  #waiting: Array<(r: IteratorResult<Channel<T>>) => void> = [];
+  #queue: Channel<Send, Receive>[] = [];
+  #waiting: Array<(r: IteratorResult<Channel<Send, Receive>>) => void> = [];
   #closing: Promise<void> | null = null;
 
   /** @internal */
@@ -296,7 +328,7 @@ export class ChannelServer<T = unknown> extends EventEmitter implements AsyncIte
   }
 
   /** @internal */
-  accept(ch: Channel<T>): void {
+  accept(ch: Channel<Send, Receive>): void {
     if (this.#closing) {
       void ch.close();
       return;
@@ -320,7 +352,7 @@ export class ChannelServer<T = unknown> extends EventEmitter implements AsyncIte
     this.emit('refused', peer);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<Channel<T>> {
+  [Symbol.asyncIterator](): AsyncIterator<Channel<Send, Receive>> {
     return {
       next: () => {
         const ch = this.#queue.shift();
@@ -496,6 +528,9 @@ function acceptSeqpacket<T>(ep: Endpoint, url: string, sock: MessageSocket, fram
 }
 
 /** Listens on `url`; resolves once bound. */
+export function listen(url: string, options: RawOptions<ListenOptions>): Promise<ChannelServer<ArrayBufferView, Buffer>>;
+export function listen(url: string, options: ZeroCopyOptions<ListenOptions>): Promise<ChannelServer<ArrayBufferView, Buffer | LoanedView>>;
+export function listen<Send = unknown, Receive = Send>(url: string, options?: ListenOptions<Send, Receive>): Promise<ChannelServer<Send, Receive>>;
 export async function listen<T = unknown>(url: string, options?: ListenOptions<T>): Promise<ChannelServer<T>> {
   const ep = parseUrl(url);
   const o = checkOptions(options, 'options', LISTEN_OPTIONS) as ListenOptions<T>;
@@ -579,7 +614,7 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
   return (cs = new ChannelServer<T>(url, netHandle(server)));
 }
 
-export interface ChannelForkOptions<T = unknown> extends ChannelOptions<T> {
+export interface ChannelForkOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive> {
   /** 'shm' (default) or 'pipe' (a socketpair on fd 3), or 'unix-abstract'. */
   transport?: 'shm' | 'pipe' | 'unix-abstract';
   /** Passed to child_process.fork (env, execArgv, cwd, stdio for 0-2, uid, gid...). */
@@ -588,9 +623,9 @@ export interface ChannelForkOptions<T = unknown> extends ChannelOptions<T> {
   timeout?: number;
 }
 
-export interface ForkedChannel<T> extends AsyncDisposable {
+export interface ForkedChannel<Send = unknown, Receive = Send> extends AsyncDisposable {
   child: ChildProcess;
-  channel: Channel<T>;
+  channel: Channel<Send, Receive>;
 }
 
 /** What fork() resolves with; disposing it closes the channel (the child is left to exit by itself). */
@@ -604,6 +639,9 @@ function forked<T>(child: ChildProcess, channel: Channel<T>): ForkedChannel<T> {
  * Rejects with IpcError ETIMEDOUT when the child does not connect within
  * `timeout`.
  */
+export function fork(modulePath: string, args: string[] | undefined, options: RawOptions<ChannelForkOptions>): Promise<ForkedChannel<ArrayBufferView, Buffer>>;
+export function fork(modulePath: string, args: string[] | undefined, options: ZeroCopyOptions<ChannelForkOptions>): Promise<ForkedChannel<ArrayBufferView, Buffer | LoanedView>>;
+export function fork<Send = unknown, Receive = Send>(modulePath: string, args?: string[], options?: ChannelForkOptions<Send, Receive>): Promise<ForkedChannel<Send, Receive>>;
 export function fork<T = unknown>(modulePath: string, args: string[] = [], options?: ChannelForkOptions<T>): Promise<ForkedChannel<T>> {
   return fromHere(forkChannel<T>(modulePath, args, options));
 }
@@ -679,7 +717,10 @@ function std3(base: NodeForkOptions): unknown[] {
   return ['inherit', 'inherit', 'inherit'];
 }
 
-/** In a process started by channel.fork(): the channel to the parent. */
+/** In a process started by channel.fork(): the channel to the parent (the codec, unless given, is the parent's: type it as the parent's channel, Send and Receive swapped). */
+export function parent(options: RawOptions<ChannelOptions>): Promise<RawChannel>;
+export function parent(options: ZeroCopyOptions<ChannelOptions>): Promise<ZeroCopyChannel>;
+export function parent<Send = unknown, Receive = Send>(options?: ChannelOptions<Send, Receive>): Promise<Channel<Send, Receive>>;
 export function parent<T = unknown>(options?: ChannelOptions<T>): Promise<Channel<T>> {
   let o: ChannelOptions<T>;
   try {

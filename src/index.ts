@@ -77,6 +77,11 @@ export type {
   CloseReason,
   RequestOptions,
   RequestHandler,
+  ChannelEvents,
+  ChannelServerEvents,
+  LoanedView,
+  RawChannel,
+  ZeroCopyChannel,
 } from './channel.js';
 
 /** Channels: typed messages over shm:, unix:, unix-abstract:, tcp://, pipe: — one API, the transport is the URL. */

@@ -1,4 +1,4 @@
-// Channel<T>: typed messages over any Link, with send backpressure, an
+// Channel<Send, Receive>: typed messages over any Link, with send backpressure, an
 // async-iterator receive side with a bounded queue, and request-reply.
 // Imported, not the global: the global Buffer is a getter, paid on every message here.
 import { Buffer } from 'node:buffer';
@@ -20,6 +20,7 @@ import {
   readId,
 } from './frame.js';
 import type { PeerCredentials } from './access.js';
+import type { AnyListener, ChannelEvents, EventMethod, OtherEvent } from './events.js';
 import type { CloseInfo, Link } from './link.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
@@ -33,7 +34,7 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-export type RequestHandler<T> = (message: T) => T | Promise<T>;
+export type RequestHandler<Request = unknown, Reply = Request> = (request: Request) => Reply | Promise<Reply>;
 
 interface PendingSend {
   header: Uint8Array;
@@ -50,23 +51,23 @@ interface PendingSend {
 const HELD_BY_INBOX = 1;
 const HELD_BY_REPLIES = 2;
 
-/** A pending next() (max 0) or receiveBatch(max). */
+/** A pending next() (max 0) or receiveBatch(max). (resolve is a method so that Channel stays covariant in Receive.) */
 interface Reader<T> {
   max: number;
-  resolve: (r: IteratorResult<T> | T[]) => void;
+  resolve(r: IteratorResult<T> | T[]): void;
   reject: (e: Error) => void;
 }
 
 const noop = (): void => {};
 
 interface PendingRequest<T> {
-  resolve: (v: T) => void;
+  resolve(v: T): void;
   reject: (e: Error) => void;
   cleanup: () => void;
 }
 
-export interface ChannelSettings<T> {
-  codec: Codec<T>;
+export interface ChannelSettings<Send, Receive = Send> {
+  codec: Codec<Send, Receive>;
   maxMessageSize: number;
   highWaterMark: number;
   requestTimeout?: number;
@@ -93,35 +94,48 @@ function peerLost(info: CloseInfo, transport: string): CloseInfo {
   return { reason: 'peer-lost', error };
 }
 
+/** Typed once()/off()... (on(), addListener() and prependListener() are typed in the class, which overrides them). */
+export interface Channel<Send = unknown, out Receive = Send> {
+  once: EventMethod<ChannelEvents<Receive>, this>;
+  off: EventMethod<ChannelEvents<Receive>, this>;
+  removeListener: EventMethod<ChannelEvents<Receive>, this>;
+  prependOnceListener: EventMethod<ChannelEvents<Receive>, this>;
+}
+
 /**
- * One end of a message channel. Events: 'message' (when listened to, messages
- * go there instead of the iterator), 'error' (protocol or system error; the
- * channel closes right after), 'close' ({ reason, error? }).
+ * One end of a message channel: sends Send, receives Receive (a client of
+ * Channel<Request, Reply> talks to a server of Channel<Reply, Request>).
+ * Events (ChannelEvents): 'message' (when listened to, messages go there
+ * instead of the iterator), 'error' (protocol or system error; the channel
+ * closes right after), 'close' ({ reason, error? }). Covariant in Receive
+ * (a Channel<ArrayBufferView, Buffer> is a Channel<Uint8Array>); the fields
+ * keep it so (method-style callbacks).
  */
-export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<T>, AsyncDisposable {
+export class Channel<Send = unknown, out Receive = Send> extends EventEmitter implements AsyncIterable<Receive>, AsyncDisposable {
   readonly #link: Link;
   /** The link lends its own memory for loan() (shm:); otherwise loan() hands out a Buffer that publish() sends. */
   readonly #lends: boolean;
-  readonly #codec: Codec<T>;
+  readonly #codec: Codec<Send, Receive>;
   readonly #maxMessageSize: number;
   readonly #hwm: number;
   readonly #requestTimeout: number | undefined;
   readonly #raw: boolean;
 
   #sendQueue: PendingSend[] = [];
-  #inbox: T[] = [];
+  #inbox: Receive[] = [];
   #inboxHead = 0;
-  #readers: Array<Reader<T>> = [];
+  #readers: Array<Reader<Receive>> = [];
   /** The array a receiveBatch() was just resolved with: messages delivered in the same run join it (see #deliver). */
-  #openBatch: T[] | null = null;
+  #openBatch: Receive[] | null = null;
   #openBatchMax = 0;
   #held = 0;
   /** Requests taken from the peer whose answers have not yet been handed to the transport. */
   #repliesOutstanding = 0;
   #replyBytesQueued = 0;
   #nextId = 1;
-  #requests = new Map<number, PendingRequest<T>>();
-  #handler: RequestHandler<T> | null = null;
+  #requests = new Map<number, PendingRequest<Receive>>();
+  /** Untyped here: a field of type RequestHandler<Receive, Send> would make the class invariant (onRequest() types it). */
+  #handler: RequestHandler<any, any> | null = null;
   #closeInfo: CloseInfo | null = null;
   /** #fail() was called: the link is being torn down and frames still arriving are dropped. */
   #failed = false;
@@ -129,7 +143,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   #iteratorError: Error | null = null;
 
   /** @internal Channels come from channel.connect(), channel.listen(), channel.fork(). */
-  constructor(link: Link, settings: ChannelSettings<T>) {
+  constructor(link: Link, settings: ChannelSettings<Send, Receive>) {
     super();
     this.#link = link;
     this.#lends = typeof link.loan === 'function' && link.canLoan !== false;
@@ -140,7 +154,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     this.#raw = this.#codec === (rawCodec as Codec<unknown>);
 
     link.start({
-      onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as T) : this.#onFrame(frame, 0, frame.byteLength, owned === true)),
+      onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as Receive) : this.#onFrame(frame, 0, frame.byteLength, owned === true)),
       onFrameAt: (buffer, start, end) => this.#onFrame(buffer, start, end, true),
       onWritable: () => this.#flush(),
       onClose: (info) => this.#onClose(info),
@@ -188,7 +202,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * ring / socket buffer, in order); while the transport is full the promise
    * waits, which is the backpressure: await it (or every Nth) to bound memory.
    */
-  send(message: T): Promise<void> {
+  send(message: Send): Promise<void> {
     if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('send', 'ERR_IPCKIT_READ_ONLY'));
     return this.#sendFrame(MESSAGE_HEADER, message);
   }
@@ -199,7 +213,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * before any is sent, so a bad one rejects the call with nothing sent.
    * Resolves once the transport accepted the last one.
    */
-  sendBatch(messages: readonly T[]): Promise<void> {
+  sendBatch(messages: readonly Send[]): Promise<void> {
     if (!Array.isArray(messages)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'messages must be an array');
     if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('sendBatch', 'ERR_IPCKIT_READ_ONLY'));
     if (this.#closeInfo || this.#closing) return Promise.reject(closedError(this.#closeInfo));
@@ -237,8 +251,12 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * Sends `message` as a request and resolves with the peer's onRequest()
    * answer. The reply, timeout and abort all settle it from callbacks:
    * fromHere() gives their errors the caller's stack.
+   * `request<R>()` narrows the reply where Receive is a union (one reply type
+   * per request type): the caller's word, not checked at run time, and only
+   * when written out (never inferred from where the reply goes).
    */
-  request(message: T, options: RequestOptions = {}): Promise<T> {
+  request<R extends Receive = Receive>(message: Send, options?: RequestOptions): Promise<NoInfer<R>>;
+  request(message: Send, options: RequestOptions = {}): Promise<Receive> {
     checkOptions(options, 'options', ['timeout', 'signal']);
     const timeout = options.timeout ?? this.#requestTimeout;
     if (timeout !== undefined && (!Number.isFinite(timeout) || timeout < 0)) {
@@ -249,7 +267,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (options.signal?.aborted) return Promise.reject(abortError(options.signal));
     const id = this.#nextId;
     this.#nextId = (this.#nextId + 1) >>> 0 || 1;
-    return fromHere(new Promise<T>((resolve, reject) => {
+    return fromHere(new Promise<Receive>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         this.#requests.get(id)?.cleanup();
@@ -276,7 +294,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   }
 
   /** Answers the peer's request() calls; a throw (or rejection) becomes the requester's rejection. One handler; null removes it. */
-  onRequest(handler: RequestHandler<T> | null): this {
+  onRequest(handler: RequestHandler<Receive, Send> | null): this {
     if (handler !== null && typeof handler !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'handler must be a function');
     if (handler !== null && this.#link.direction) throw this.#oneWay('onRequest');
     this.#handler = handler;
@@ -286,7 +304,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   }
 
   /** Requests that arrived while no handler was set: they wait for onRequest() (counted as outstanding answers). */
-  #unanswered: Array<{ id: number; request: T }> = [];
+  #unanswered: Array<{ id: number; request: Receive }> = [];
 
   /** Misuse of a one-way channel (fifo:): the error says which end can do what. */
   #oneWay(what: string, code: 'ERR_IPCKIT_READ_ONLY' | 'ERR_IPCKIT_WRITE_ONLY' | 'ERR_IPCKIT_ONE_WAY' = 'ERR_IPCKIT_ONE_WAY'): Error {
@@ -295,7 +313,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     return stateError(code, `${what}() ${why}: this ${this.transport}: channel is one-way and this is ${end}`);
   }
 
-  #sendFrame(header: Uint8Array, message: T): Promise<void> {
+  #sendFrame(header: Uint8Array, message: Send): Promise<void> {
     if (this.#closeInfo || (this.#closing && header === MESSAGE_HEADER)) return Promise.reject(closedError(this.#closeInfo));
     let body: Uint8Array;
     try {
@@ -410,13 +428,13 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (this.#closeInfo || this.#failed) return;
     // The common case first: a plain message in bytes that are already ours, raw codec.
     if (owned && this.#raw && frame[start] === KIND_MESSAGE && end > start) {
-      return this.#deliver(Buffer.from(frame.buffer, frame.byteOffset + start + 1, end - start - 1) as T);
+      return this.#deliver(Buffer.from(frame.buffer, frame.byteOffset + start + 1, end - start - 1) as Receive);
     }
     const problem = checkFrame(frame, start, end);
     if (problem) return this.#fail(badFrame(`corrupt frame on ${this.transport}: channel: ${problem}`));
     const kind = frame[start]!;
     const hl = headerLength(kind);
-    let value: T;
+    let value: Receive;
     let payload: unknown;
     if (kind === KIND_ERROR) {
       // An error reply's body is JSON whatever the codec (frame.ts): one that is not is a corrupt frame.
@@ -428,7 +446,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     } else {
       try {
         // raw needs no second copy of a frame the link already copied for us.
-        if (owned && this.#raw) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as T;
+        if (owned && this.#raw) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as Receive;
         else value = this.#codec.decode(frame.subarray(start + hl, end));
       } catch (e) {
         return this.#fail(decodeError(this.#codec, end - start, e));
@@ -449,7 +467,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
   }
 
-  #answer(id: number, request: T, counted = false): void {
+  #answer(id: number, request: Receive, counted = false): void {
     const handler = this.#handler;
     // Every answer is counted until the transport took it: a peer that sends
     // requests and never reads the answers stops being read (bounded memory).
@@ -477,7 +495,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       const body = Buffer.from(JSON.stringify({ message: err.message, code: (err as { code?: unknown }).code, name: err.name }));
       this.#sendReplyBytes(correlatedHeader(KIND_ERROR, id), body, sent);
     };
-    let result: T | Promise<T>;
+    let result: Send | Promise<Send>;
     try {
       result = handler(request);
     } catch (e) {
@@ -534,7 +552,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (this.#held === 0 && !this.#closeInfo) this.#link.resume();
   }
 
-  #deliver(value: T): void {
+  #deliver(value: Receive): void {
     if (this.listenerCount('message') > 0) {
       if (this.#inboxHead === this.#inbox.length) {
         this.emit('message', value);
@@ -577,16 +595,22 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   // them first, a microtask later, in order; next(), for await and
   // receiveBatch() read the inbox anyway. (once() and prependOnceListener()
   // go through on() and prependListener().)
+  override on<E extends keyof ChannelEvents<Receive>>(event: E, listener: ChannelEvents<Receive>[E]): this;
+  override on<E extends string | symbol>(event: OtherEvent<E, ChannelEvents<Receive>>, listener: AnyListener): this;
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     super.on(event, listener);
     return this.#added(event);
   }
 
+  override addListener<E extends keyof ChannelEvents<Receive>>(event: E, listener: ChannelEvents<Receive>[E]): this;
+  override addListener<E extends string | symbol>(event: OtherEvent<E, ChannelEvents<Receive>>, listener: AnyListener): this;
   override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
     super.addListener(event, listener);
     return this.#added(event);
   }
 
+  override prependListener<E extends keyof ChannelEvents<Receive>>(event: E, listener: ChannelEvents<Receive>[E]): this;
+  override prependListener<E extends string | symbol>(event: OtherEvent<E, ChannelEvents<Receive>>, listener: AnyListener): this;
   override prependListener(event: string | symbol, listener: (...args: any[]) => void): this {
     super.prependListener(event, listener);
     return this.#added(event);
@@ -611,7 +635,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     try {
       while (this.#inboxHead < this.#inbox.length && this.listenerCount('message') > 0) {
         const value = this.#inbox[this.#inboxHead]!;
-        this.#inbox[this.#inboxHead++] = undefined as T;
+        this.#inbox[this.#inboxHead++] = undefined as Receive;
         this.emit('message', value);
       }
     } finally {
@@ -620,17 +644,17 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   };
 
   /** Next message, or done once the channel is closed and everything received was read. */
-  next(): Promise<IteratorResult<T>> {
+  next(): Promise<IteratorResult<Receive>> {
     if (this.#link.direction === 'send') return Promise.reject(this.#oneWay('next', 'ERR_IPCKIT_WRITE_ONLY'));
     if (this.#inboxHead < this.#inbox.length) {
       const value = this.#inbox[this.#inboxHead]!;
-      this.#inbox[this.#inboxHead++] = undefined as T;
+      this.#inbox[this.#inboxHead++] = undefined as Receive;
       this.#tookFromInbox();
       return Promise.resolve({ value, done: false });
     }
     const ended = this.#endOfInput();
-    if (ended) return ended as Promise<IteratorResult<T>>;
-    return new Promise((resolve, reject) => this.#readers.push({ max: 0, resolve: resolve as Reader<T>['resolve'], reject }));
+    if (ended) return ended as Promise<IteratorResult<Receive>>;
+    return new Promise((resolve, reject) => this.#readers.push({ max: 0, resolve: resolve as Reader<Receive>['resolve'], reject }));
   }
 
   /**
@@ -641,7 +665,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * (the 'close' event itself comes when the event loop runs). Throws
    * IpcError ETIMEDOUT when `timeout` ms pass first.
    */
-  nextSync(options?: { timeout?: number }): IteratorResult<T> {
+  nextSync(options?: { timeout?: number }): IteratorResult<Receive> {
     const { timeoutNs } = checkWaitOptions(options, false);
     if (this.#link.direction === 'send') throw this.#oneWay('nextSync', 'ERR_IPCKIT_WRITE_ONLY');
     if (!this.#link.waitSync) throw stateError('ERR_IPCKIT_UNSUPPORTED', `nextSync() needs the shm: transport (this is ${this.transport}:)`);
@@ -659,7 +683,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       if (this.#closeInfo || !this.#link.waitSync(left)) return { value: undefined, done: true };
     }
     const value = this.#inbox[this.#inboxHead]!;
-    this.#inbox[this.#inboxHead++] = undefined as T;
+    this.#inbox[this.#inboxHead++] = undefined as Receive;
     this.#tookFromInbox();
     return { value, done: false };
   }
@@ -671,20 +695,20 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * instead of one per message: the fast way to drain a busy channel.
    * `max` defaults to the channel's highWaterMark.
    */
-  receiveBatch(max: number = this.#hwm): Promise<T[]> {
+  receiveBatch(max: number = this.#hwm): Promise<Receive[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'max must be a positive integer');
     if (this.#link.direction === 'send') return Promise.reject(this.#oneWay('receiveBatch', 'ERR_IPCKIT_WRITE_ONLY'));
     const head = this.#inboxHead;
     const available = this.#inbox.length - head;
     if (available > 0) {
-      let batch: T[];
+      let batch: Receive[];
       if (head === 0 && available <= max) {
         batch = this.#inbox;
         this.#inbox = [];
       } else {
         const end = head + Math.min(available, max);
         batch = this.#inbox.slice(head, end);
-        this.#inbox.fill(undefined as T, head, end);
+        this.#inbox.fill(undefined as Receive, head, end);
         this.#inboxHead = end;
       }
       this.#tookFromInbox();
@@ -692,7 +716,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     const ended = this.#endOfInput();
     if (ended) return ended.then(() => []);
-    return new Promise((resolve, reject) => this.#readers.push({ max, resolve: resolve as Reader<T>['resolve'], reject }));
+    return new Promise((resolve, reject) => this.#readers.push({ max, resolve: resolve as Reader<Receive>['resolve'], reject }));
   }
 
   /** After messages left the inbox: compacts it and resumes a paused link below half the high-water mark. */
@@ -709,7 +733,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   }
 
   /** With the inbox empty: the pending error or end of input, or null while the channel is open. */
-  #endOfInput(): Promise<IteratorResult<T>> | null {
+  #endOfInput(): Promise<IteratorResult<Receive>> | null {
     if (this.#iteratorError) {
       const e = this.#iteratorError;
       this.#iteratorError = null;
@@ -719,7 +743,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     return null;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<T> {
+  [Symbol.asyncIterator](): AsyncIterator<Receive> {
     return {
       next: () => this.next(),
       // Breaking out of `for await` does not close the channel: it stays usable.

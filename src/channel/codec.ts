@@ -7,7 +7,8 @@ import { deserialize, serialize } from 'node:v8';
 import { Packr } from 'msgpackr';
 import { stateError, typeError } from '../errors.js';
 
-export interface Codec<T = unknown> {
+/** Encodes what a channel sends (T) and decodes what it receives (Decoded: T unless the codec says otherwise, as raw does). */
+export interface Codec<T = unknown, Decoded = T> {
   readonly name: string;
   /** The bytes of one message. May return a view; it is copied before the call returns to the caller's next send. */
   encode(value: T): Uint8Array;
@@ -15,7 +16,7 @@ export interface Codec<T = unknown> {
    * The message in `bytes`. `bytes` may be a view into shared memory that is
    * reused once decode returns: copy what you keep (json/v8/msgpack do by nature).
    */
-  decode(bytes: Uint8Array): T;
+  decode(bytes: Uint8Array): Decoded;
 }
 
 /** Below this many bytes a byte loop beats TypedArray#set out of shared memory (V8's generic path: ~130 ns fixed). */
@@ -37,7 +38,7 @@ export function copyBytes(bytes: Uint8Array): Buffer {
 
 export type CodecName = 'raw' | 'json' | 'v8' | 'msgpack';
 
-export const raw: Codec<ArrayBufferView> = {
+export const raw: Codec<ArrayBufferView, Buffer> = {
   name: 'raw',
   encode(value) {
     if (!ArrayBuffer.isView(value)) {
