@@ -75,6 +75,12 @@ export interface ChannelSettings<Send, Receive = Send> {
 
 const RESOLVED = Promise.resolve();
 
+/**
+ * T, never inferred from where the value goes (what TypeScript 5.4's
+ * NoInfer does; this form also works for users on older compilers).
+ */
+type AsWritten<T> = [T][T extends unknown ? 0 : never];
+
 function closedError(info: CloseInfo | null): Error {
   const why = info ? ` (${info.reason}${info.error ? `: ${info.error.message}` : ''})` : '';
   const err = stateError(info?.reason === 'peer-lost' ? 'ERR_IPCKIT_PEER_LOST' : 'ERR_IPCKIT_CLOSED', `channel is closed${why}`);
@@ -255,7 +261,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
    * per request type): the caller's word, not checked at run time, and only
    * when written out (never inferred from where the reply goes).
    */
-  request<R extends Receive = Receive>(message: Send, options?: RequestOptions): Promise<NoInfer<R>>;
+  request<R extends Receive = Receive>(message: Send, options?: RequestOptions): Promise<AsWritten<R>>;
   request(message: Send, options: RequestOptions = {}): Promise<Receive> {
     checkOptions(options, 'options', ['timeout', 'signal']);
     const timeout = options.timeout ?? this.#requestTimeout;
