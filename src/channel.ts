@@ -221,12 +221,12 @@ export async function listen<T = unknown>(url: string, options?: ListenOptions<T
   if (sharedRing && !where.transport.sharedRing) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.sharedRing is for shm: listeners');
   const l = { unlink, sharedRing };
   where.transport.check?.(o, 'listen', s, l);
-  let cs: ChannelServer<T> | undefined;
+  let cs: ChannelServer<T>;
   // A transport reports nothing before listen() resolves: peers come later, on the event loop.
   const listener = await where.listen(s, l, {
-    link: (link) => cs?.accept(makeChannel(link, s)),
-    refused: (peer) => cs?.refused(peer),
-    error: (e) => cs?.failed(e),
+    link: (link) => cs.accept(makeChannel(link, s)),
+    refused: (peer) => cs.refused(peer),
+    error: (e) => cs.failed(e),
   });
   return (cs = new ChannelServer<T>(listener.url ?? url, listener));
 }

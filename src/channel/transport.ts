@@ -4,6 +4,7 @@
 // checks what is common to all, then hands the endpoint to the transport.
 import { typeError } from '../errors.js';
 import type { Codec } from './codec.js';
+import { MAX_ANNOUNCED } from './hello.js';
 import type { Access, AccessOptions } from './access.js';
 import type { Link } from './link.js';
 import type { LocalListenerEvents } from './rendezvous.js';
@@ -78,6 +79,11 @@ export interface Transport<E extends { scheme: string }> {
   /** Resolves once peers can connect. */
   listen(ep: E, url: string, s: Settings, l: ListenSettings, events: ListenerEvents): Promise<Listener>;
 }
+
+/** Default maxMessageSize of the byte-stream transports. */
+export const STREAM_MAX = 16 * 1024 * 1024;
+/** The largest maxMessageSize a transport accepts unless its own medium is smaller (what a hello may announce). */
+export const MAX_LIMIT = MAX_ANNOUNCED;
 
 export function urlError(url: string, why: string): TypeError {
   return typeError('ERR_IPCKIT_INVALID_URL', `invalid channel URL '${url}': ${why}`);

@@ -3,8 +3,7 @@
 import { typeError } from '../../errors.js';
 import { Access } from '../access.js';
 import { connectFifo, listenFifo } from '../fifo.js';
-import { parsePath, type Transport } from '../transport.js';
-import { MAX_LIMIT, STREAM_MAX } from './unix.js';
+import { MAX_LIMIT, STREAM_MAX, parsePath, type Transport } from '../transport.js';
 
 export type FifoEndpoint = { scheme: 'fifo'; path: string };
 

@@ -1,9 +1,8 @@
 // mq:/NAME: one POSIX message queue per direction per connection,
 // rendezvous and liveness by an abstract socket.
 import { connectMq, listenMq } from '../mq.js';
-import { urlError, type Transport } from '../transport.js';
+import { MAX_LIMIT, urlError, type Transport } from '../transport.js';
 import { localSettings } from './shm.js';
-import { MAX_LIMIT } from './unix.js';
 
 export type MqEndpoint = { scheme: 'mq'; name: string };
 

@@ -5,8 +5,7 @@ import { typeError } from '../../errors.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { connectStream } from '../handshake.js';
 import type { Link } from '../link.js';
-import { urlError, type Settings, type Transport } from '../transport.js';
-import { MAX_LIMIT, STREAM_MAX } from './unix.js';
+import { MAX_LIMIT, STREAM_MAX, urlError, type Settings, type Transport } from '../transport.js';
 
 export const PIPE_SCHEME = 'pipe';
 export type PipeEndpoint = { scheme: typeof PIPE_SCHEME; fd: number };

@@ -5,8 +5,7 @@ import type { MessageSocket } from '../../message-socket.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { acceptSeqpacket, connectSeqpacket, seqpacketFrame } from '../handshake.js';
 import { seqpacketMaxFrame } from '../seqpacket.js';
-import { parseName, parsePath, type Transport } from '../transport.js';
-import { MAX_LIMIT } from './unix.js';
+import { MAX_LIMIT, parseName, parsePath, type Transport } from '../transport.js';
 
 export type SeqpacketEndpoint = { scheme: 'unix-seqpacket'; path: string } | { scheme: 'unix-seqpacket-abstract'; name: string };
 

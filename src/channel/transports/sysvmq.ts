@@ -1,10 +1,9 @@
 // sysvmq:KEY: two private System V queues per connection, rendezvous and
 // liveness by an abstract socket.
 import { connectSysvMq, listenSysvMq } from '../sysvmq.js';
-import type { Transport } from '../transport.js';
+import { MAX_LIMIT, type Transport } from '../transport.js';
 import { QUEUE_MAX, parseQueueName } from './mq.js';
 import { localSettings } from './shm.js';
-import { MAX_LIMIT } from './unix.js';
 
 export type SysvMqEndpoint = { scheme: 'sysvmq'; name: string };
 

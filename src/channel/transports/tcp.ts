@@ -4,8 +4,7 @@ import { connect as netConnect } from 'node:net';
 import { HANDSHAKE_MS } from '../control.js';
 import { acceptStream, connectStream } from '../handshake.js';
 import { UNIX_BACKLOG_MS, listenNet, netConnectRetry, netListener } from '../net.js';
-import { urlError, type Transport } from '../transport.js';
-import { MAX_LIMIT, STREAM_MAX } from './unix.js';
+import { MAX_LIMIT, STREAM_MAX, urlError, type Transport } from '../transport.js';
 
 export type TcpEndpoint = { scheme: 'tcp'; host: string; port: number };
 

@@ -7,13 +7,9 @@ import type { PeerCredentials } from '../access.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { acceptStream, connectStream } from '../handshake.js';
 import { UNIX_BACKLOG_MS, listenNet, netConnectRetry, netListener, withUrl } from '../net.js';
-import { parseName, parsePath, type Transport } from '../transport.js';
+import { MAX_LIMIT, STREAM_MAX, parseName, parsePath, type Transport } from '../transport.js';
 
 export type UnixEndpoint = { scheme: 'unix'; path: string } | { scheme: 'unix-abstract'; name: string };
-
-export const STREAM_MAX = 16 * 1024 * 1024;
-/** The largest maxMessageSize of the socket transports (the hello's own limit). */
-export const MAX_LIMIT = 1024 * 1024 * 1024;
 
 function address(ep: UnixEndpoint): string {
   return ep.scheme === 'unix' ? ep.path : `\0${ep.name}`;
