@@ -30,7 +30,7 @@ export interface ConnectSettings {
 
 /** listen()'s own options, checked. */
 export interface ListenSettings {
-  /** unix:: replace a stale socket file; unix-seqpacket:, fifo:: remove the file on close. */
+  /** unix: replaces a stale socket file; unix-seqpacket: and fifo: remove their file on close. */
   unlink: boolean;
   sharedRing: boolean;
 }
@@ -85,6 +85,9 @@ export const STREAM_MAX = 16 * 1024 * 1024;
 /** The largest maxMessageSize a transport accepts unless its own medium is smaller (what a hello may announce). */
 export const MAX_LIMIT = MAX_ANNOUNCED;
 
+/** A transport as the facade sees it once the URL is parsed: its limits and checks. */
+export type TransportInfo = Omit<Transport<never>, 'parse' | 'connect' | 'listen'>;
+
 export function urlError(url: string, why: string): TypeError {
   return typeError('ERR_IPCKIT_INVALID_URL', `invalid channel URL '${url}': ${why}`);
 }
@@ -105,7 +108,7 @@ export function parsePath(scheme: string, rest: string, url: string, socket: boo
 }
 
 /** A transport's default maxMessageSize, now (some depend on the system). */
-export function defaultMaxMessageSize(t: Pick<Transport<never>, 'maxMessageSize'>): number {
+export function defaultMaxMessageSize(t: Pick<TransportInfo, 'maxMessageSize'>): number {
   const d = t.maxMessageSize.default;
   return typeof d === 'function' ? d() : d;
 }

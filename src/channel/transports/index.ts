@@ -3,7 +3,7 @@
 // suite's transport list are checked against this list by the tests.
 import { typeError } from '../../errors.js';
 import type { Link } from '../link.js';
-import { urlError, type ConnectSettings, type Listener, type ListenerEvents, type ListenSettings, type Settings, type Transport } from '../transport.js';
+import { urlError, type ConnectSettings, type Listener, type ListenerEvents, type ListenSettings, type Settings, type Transport, type TransportInfo } from '../transport.js';
 import { fifo } from './fifo.js';
 import { mq } from './mq.js';
 import { pipe } from './pipe.js';
@@ -33,7 +33,7 @@ export const SCHEMES: readonly string[] = TRANSPORTS.flatMap((t) => t.schemes);
 /** A parsed URL and its transport, ready to connect or listen. */
 export interface Resolved {
   readonly scheme: string;
-  readonly transport: Omit<Transport<never>, 'parse' | 'connect' | 'listen'>;
+  readonly transport: TransportInfo;
   connect(s: Settings, c: ConnectSettings): Promise<Link>;
   listen(s: Settings, l: ListenSettings, events: ListenerEvents): Promise<Listener>;
 }
@@ -57,6 +57,7 @@ export function parseUrl(url: string): Endpoint {
   return transportOf(url, scheme).parse(scheme, rest, url);
 }
 
+/** Binds the endpoint to the transport that parsed it, so connect/listen always get their own kind. */
 function bind<E extends { scheme: string }>(t: Transport<E>, scheme: string, rest: string, url: string): Resolved {
   const ep = t.parse(scheme, rest, url);
   return {
@@ -70,5 +71,6 @@ function bind<E extends { scheme: string }>(t: Transport<E>, scheme: string, res
 /** The transport `url` names, bound to its endpoint. */
 export function resolve(url: string): Resolved {
   const { scheme, rest } = split(url);
+  // Each transport is a Transport<Endpoint> too (its methods take its own endpoints, which bind() guarantees).
   return bind<Endpoint>(transportOf(url, scheme), scheme, rest, url);
 }
