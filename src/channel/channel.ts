@@ -21,6 +21,7 @@ import {
 } from './frame.js';
 import type { PeerCredentials } from './access.js';
 import type { CloseInfo, Link } from './link.js';
+import { cancellable, checkChannelWait, type ChannelWaitOptions, type CheckedChannelWait } from './cancel.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 /** Bytes of replies waiting for room in the transport before this side stops reading the peer's requests. */
@@ -38,6 +39,13 @@ export type RequestHandler<T> = (message: T) => T | Promise<T>;
 interface PendingSend {
   header: Uint8Array;
   body: Uint8Array;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** A send (or flush) whose frames the link accepted into a userspace buffer: it settles when the kernel has them (ticket: Link.unwritten). */
+interface WriteWaiter {
+  ticket: number;
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -109,6 +117,12 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   readonly #raw: boolean;
 
   #sendQueue: PendingSend[] = [];
+  /** Sends handed to the link that wait for it to write them into the kernel, in ticket order. */
+  #writeWaiters: WriteWaiter[] = [];
+  /** flush() calls waiting for the send queue to empty. */
+  #flushWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** The channel closed with sends not yet written (they rejected): a later flush() rejects too. */
+  #lostAtClose = false;
   #inbox: T[] = [];
   #inboxHead = 0;
   #readers: Array<Reader<T>> = [];
@@ -143,6 +157,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as T) : this.#onFrame(frame, 0, frame.byteLength, owned === true)),
       onFrameAt: (buffer, start, end) => this.#onFrame(buffer, start, end, true),
       onWritable: () => this.#flush(),
+      onWritten: (upTo) => this.#onWritten(upTo),
       onClose: (info) => this.#onClose(info),
     });
   }
@@ -184,12 +199,18 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   }
 
   /**
-   * Sends one message. Resolves once the transport accepted it (it is in the
-   * ring / socket buffer, in order); while the transport is full the promise
-   * waits, which is the backpressure: await it (or every Nth) to bound memory.
+   * Sends one message. Resolves once it is in the kernel (socket buffer,
+   * message queue) or the shm: ring, in order: from then on it reaches the
+   * peer even if this process dies, unless the peer (or the kernel object)
+   * goes too. While the transport is full the promise waits, which is the
+   * backpressure: await it (or every Nth) to bound memory. `signal` /
+   * `timeout` end the wait (AbortError / IpcError ETIMEDOUT): a message still
+   * in this channel's own queue is then never sent; one the transport took
+   * already may still arrive.
    */
-  send(message: T): Promise<void> {
+  send(message: T, options?: ChannelWaitOptions): Promise<void> {
     if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('send', 'ERR_IPCKIT_READ_ONLY'));
+    if (options !== undefined) return this.#sendFrame(MESSAGE_HEADER, message, checkChannelWait(options));
     return this.#sendFrame(MESSAGE_HEADER, message);
   }
 
@@ -197,12 +218,16 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * Sends messages in order, as many as fit at once (on shm: one publish and
    * at most one wake-up for the lot). Every message is encoded and checked
    * before any is sent, so a bad one rejects the call with nothing sent.
-   * Resolves once the transport accepted the last one.
+   * Resolves once the last one is in the kernel or the ring (as send()).
+   * `signal` / `timeout` as for send(): the messages still in this channel's
+   * queue are not sent, those the transport took may arrive.
    */
-  sendBatch(messages: readonly T[]): Promise<void> {
+  sendBatch(messages: readonly T[], options?: ChannelWaitOptions): Promise<void> {
     if (!Array.isArray(messages)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'messages must be an array');
+    const wait = options === undefined ? undefined : checkChannelWait(options);
     if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('sendBatch', 'ERR_IPCKIT_READ_ONLY'));
     if (this.#closeInfo || this.#closing) return Promise.reject(closedError(this.#closeInfo));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     const n = messages.length;
     const bodies: Uint8Array[] = new Array(n);
     for (let i = 0; i < n; i++) {
@@ -224,13 +249,89 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       while (sent < n && link.tryWrite(MESSAGE_HEADER, bodies[sent]!)) sent++;
       link.uncork?.();
     }
-    if (sent === n) return RESOLVED;
-    return new Promise<void>((resolve, reject) => {
-      for (let i = sent; i < n; i++) {
-        // Copies, as in #sendFrame: the codec may hand back the caller's buffers.
-        this.#sendQueue.push({ header: MESSAGE_HEADER, body: bodies[i]!.slice(), resolve: i === n - 1 ? resolve : noop, reject });
-      }
-    });
+    if (sent === n) return this.#whenWritten(wait, 'sendBatch()');
+    // Copies, as in #sendFrame: the codec may hand back the caller's buffers.
+    for (let i = sent; i < n; i++) bodies[i] = bodies[i]!.slice();
+    return this.#enqueue(bodies.slice(sent), MESSAGE_HEADER, wait, 'sendBatch()');
+  }
+
+  /**
+   * Queues frames behind those already waiting; resolves once the last is
+   * written (see #whenWritten). Under `wait`, an abort or timeout takes out
+   * the ones still queued: they are never sent.
+   */
+  #enqueue(bodies: Uint8Array[], header: Uint8Array, wait: CheckedChannelWait | undefined, what: string): Promise<void> {
+    const start = (resolve: () => void, reject: (e: Error) => void) => {
+      const last = bodies.length - 1;
+      const entries = bodies.map((body, i): PendingSend => ({ header, body, resolve: i === last ? resolve : noop, reject }));
+      for (const e of entries) this.#sendQueue.push(e);
+      return () => this.#withdraw(entries);
+    };
+    if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
+    return cancellable(wait, 'send', what, start);
+  }
+
+  /** Takes cancelled sends out of the send queue (those still in it). */
+  #withdraw(entries: PendingSend[]): void {
+    const gone = new Set(entries);
+    const q = this.#sendQueue;
+    const kept = q.filter((p) => !gone.has(p));
+    if (kept.length === q.length) return;
+    this.#sendQueue = kept;
+    if (kept.length === 0) this.#queueEmptied();
+  }
+
+  /**
+   * After the link took frames: resolved at once when they are all in the
+   * kernel or ring (the fast path: no allocation), else once the link says
+   * it wrote them (a link that goes down first rejects them at close).
+   */
+  #whenWritten(wait?: CheckedChannelWait, what = 'send()'): Promise<void> {
+    const ticket = this.#link.unwritten?.() ?? 0;
+    if (ticket === 0) return RESOLVED;
+    const start = (resolve: () => void, reject: (e: Error) => void) => {
+      const w: WriteWaiter = { ticket, resolve, reject };
+      this.#writeWaiters.push(w);
+      return () => {
+        const at = this.#writeWaiters.indexOf(w);
+        if (at >= 0) this.#writeWaiters.splice(at, 1);
+      };
+    };
+    if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
+    return cancellable(wait, 'send', what, start);
+  }
+
+  /** The link wrote every frame up to `upTo` into the kernel. */
+  #onWritten(upTo: number): void {
+    const w = this.#writeWaiters;
+    let n = 0;
+    while (n < w.length && w[n]!.ticket <= upTo) n++;
+    if (n === 0) return;
+    for (const x of w.splice(0, n)) x.resolve();
+  }
+
+  /**
+   * Resolves once everything sent so far is in the kernel or the ring (the
+   * send queue is empty and the link wrote what it took); rejects if the
+   * channel closes first with some of it unwritten. `signal` / `timeout` end
+   * the wait only (nothing is taken back).
+   */
+  flush(options?: ChannelWaitOptions): Promise<void> {
+    const wait = options === undefined ? undefined : checkChannelWait(options);
+    if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('flush', 'ERR_IPCKIT_READ_ONLY'));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
+    if (this.#closeInfo) return this.#lostAtClose ? Promise.reject(closedError(this.#closeInfo)) : RESOLVED;
+    if (this.#sendQueue.length === 0) return this.#whenWritten(wait, 'flush()');
+    const start = (resolve: () => void, reject: (e: Error) => void) => {
+      const w = { resolve, reject };
+      this.#flushWaiters.push(w);
+      return () => {
+        const at = this.#flushWaiters.indexOf(w);
+        if (at >= 0) this.#flushWaiters.splice(at, 1);
+      };
+    };
+    if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
+    return cancellable(wait, 'send', 'flush()', start);
   }
 
   /**
@@ -295,8 +396,9 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     return stateError(code, `${what}() ${why}: this ${this.transport}: channel is one-way and this is ${end}`);
   }
 
-  #sendFrame(header: Uint8Array, message: T): Promise<void> {
+  #sendFrame(header: Uint8Array, message: T, wait?: CheckedChannelWait): Promise<void> {
     if (this.#closeInfo || (this.#closing && header === MESSAGE_HEADER)) return Promise.reject(closedError(this.#closeInfo));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     let body: Uint8Array;
     try {
       body = this.#codec.encode(message);
@@ -308,7 +410,8 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
         rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `message of ${body.byteLength} bytes exceeds maxMessageSize ${this.#maxMessageSize}`),
       );
     }
-    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return RESOLVED;
+    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return this.#whenWritten(wait);
+    if (wait) return this.#enqueue([body.slice()], header, wait, 'send()');
     return new Promise<void>((resolve, reject) => {
       // The codec may hand back a view it reuses (raw: the caller's buffer): keep a copy while queued.
       this.#sendQueue.push({ header, body: body.slice(), resolve, reject });
@@ -321,9 +424,20 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     this.#link.cork?.();
     while (i < q.length && this.#link.tryWrite(q[i]!.header, q[i]!.body)) i++;
     this.#link.uncork?.();
-    for (let k = 0; k < i; k++) q[k]!.resolve();
+    // What the link took but holds in userspace settles once written (#onWritten).
+    const ticket = i > 0 ? (this.#link.unwritten?.() ?? 0) : 0;
+    for (let k = 0; k < i; k++) {
+      const p = q[k]!;
+      if (ticket === 0) p.resolve();
+      else this.#writeWaiters.push({ ticket, resolve: p.resolve, reject: p.reject });
+    }
     if (i > 0) q.splice(0, i);
-    if (q.length === 0 && this.#loanWaiter) {
+    if (q.length === 0) this.#queueEmptied();
+  }
+
+  /** The send queue just emptied: a waiting loan, close() and flush() go on. */
+  #queueEmptied(): void {
+    if (this.#loanWaiter) {
       const w = this.#loanWaiter;
       const view = this.#link.loan!(w.size);
       if (view) {
@@ -331,9 +445,16 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
         w.resolve(view);
       }
     }
-    if (q.length === 0 && this.#flushed) {
+    if (this.#flushed) {
       this.#flushed();
       this.#flushed = null;
+    }
+    if (this.#flushWaiters.length > 0) {
+      const ticket = this.#link.unwritten?.() ?? 0;
+      for (const w of this.#flushWaiters.splice(0)) {
+        if (ticket === 0) w.resolve();
+        else this.#writeWaiters.push({ ticket, ...w });
+      }
     }
   }
 
@@ -398,7 +519,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     if (this.closed) return Promise.reject(closedError(this.#closeInfo));
     if (!this.#lends) {
       const body = view.subarray(0, length);
-      if (this.#sendQueue.length === 0 && this.#link.tryWrite(MESSAGE_HEADER, body)) return RESOLVED;
+      if (this.#sendQueue.length === 0 && this.#link.tryWrite(MESSAGE_HEADER, body)) return this.#whenWritten();
       return new Promise<void>((resolve, reject) => this.#sendQueue.push({ header: MESSAGE_HEADER, body, resolve, reject }));
     }
     this.#link.publish!(view, length);
@@ -619,9 +740,15 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
   };
 
-  /** Next message, or done once the channel is closed and everything received was read. */
-  next(): Promise<IteratorResult<T>> {
+  /**
+   * Next message, or done once the channel is closed and everything received
+   * was read. `signal` / `timeout` end the wait (AbortError / IpcError
+   * ETIMEDOUT) without taking a message: the next one stays for the next read.
+   */
+  next(options?: ChannelWaitOptions): Promise<IteratorResult<T>> {
+    const wait = options === undefined ? undefined : checkChannelWait(options);
     if (this.#link.direction === 'send') return Promise.reject(this.#oneWay('next', 'ERR_IPCKIT_WRITE_ONLY'));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     if (this.#inboxHead < this.#inbox.length) {
       const value = this.#inbox[this.#inboxHead]!;
       this.#inbox[this.#inboxHead++] = undefined as T;
@@ -630,7 +757,20 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     const ended = this.#endOfInput();
     if (ended) return ended as Promise<IteratorResult<T>>;
+    if (wait) return this.#readWithin<IteratorResult<T>>(0, wait, 'next()');
     return new Promise((resolve, reject) => this.#readers.push({ max: 0, resolve: resolve as Reader<T>['resolve'], reject }));
+  }
+
+  /** A pending next() (max 0) or receiveBatch(max) under a signal / timeout: withdrawn from the readers when it ends first. */
+  #readWithin<R>(max: number, wait: CheckedChannelWait, what: string): Promise<R> {
+    return cancellable<R>(wait, 'recv', what, (resolve, reject) => {
+      const reader: Reader<T> = { max, resolve: resolve as Reader<T>['resolve'], reject };
+      this.#readers.push(reader);
+      return () => {
+        const at = this.#readers.indexOf(reader);
+        if (at >= 0) this.#readers.splice(at, 1);
+      };
+    });
   }
 
   /**
@@ -669,11 +809,14 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
    * is, the next run of messages as soon as it arrives. Resolves with [] once
    * the channel is closed and everything was read. One promise per batch
    * instead of one per message: the fast way to drain a busy channel.
-   * `max` defaults to the channel's highWaterMark.
+   * `max` defaults to the channel's highWaterMark. `signal` / `timeout` end
+   * the wait as for next().
    */
-  receiveBatch(max: number = this.#hwm): Promise<T[]> {
+  receiveBatch(max: number = this.#hwm, options?: ChannelWaitOptions): Promise<T[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'max must be a positive integer');
+    const wait = options === undefined ? undefined : checkChannelWait(options);
     if (this.#link.direction === 'send') return Promise.reject(this.#oneWay('receiveBatch', 'ERR_IPCKIT_WRITE_ONLY'));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     const head = this.#inboxHead;
     const available = this.#inbox.length - head;
     if (available > 0) {
@@ -692,6 +835,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     }
     const ended = this.#endOfInput();
     if (ended) return ended.then(() => []);
+    if (wait) return this.#readWithin<T[]>(max, wait, 'receiveBatch()');
     return new Promise((resolve, reject) => this.#readers.push({ max, resolve: resolve as Reader<T>['resolve'], reject }));
   }
 
@@ -745,7 +889,10 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
     // Messages received before the close reach 'message' listeners before 'close' does.
     if (this.#inboxHead < this.#inbox.length && this.listenerCount('message') > 0) this.#drain();
     const err = closedError(info);
+    if (this.#sendQueue.length > 0 || this.#writeWaiters.length > 0) this.#lostAtClose = true;
     for (const p of this.#sendQueue.splice(0)) p.reject(err);
+    for (const w of this.#writeWaiters.splice(0)) w.reject(err);
+    for (const w of this.#flushWaiters.splice(0)) w.reject(err);
     this.#loanWaiter?.reject(err);
     this.#loanWaiter = null;
     this.#flushed?.();
@@ -787,7 +934,9 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
         clearTimeout(timer);
         this.#flushed = null;
         const err = stateError('ERR_IPCKIT_CLOSED', `channel closed before the peer took this message (it stopped reading for ${CLOSE_GRACE_MS} ms)`);
+        if (this.#sendQueue.length > 0) this.#lostAtClose = true;
         for (const p of this.#sendQueue.splice(0)) p.reject(err);
+        for (const w of this.#flushWaiters.splice(0)) w.reject(err);
       }
       await this.#link.close();
     })();
