@@ -30,6 +30,7 @@ import { connect as unixConnect, listen as unixListen, peerCredentials, type Uni
 import type { MessageSocket } from './message-socket.js';
 import { parseUrl, type Endpoint } from './channel/url.js';
 import { checkBoolean, checkInteger, checkOptions } from './validate.js';
+import { connectWithPolicy, type RetryOptions } from './channel/connect-policy.js';
 
 export { Channel };
 export type { Codec, CodecName };
@@ -49,10 +50,17 @@ export interface ChannelOptions<T = unknown> extends ShmLinkOptions {
 }
 
 export interface ConnectOptions<T = unknown> extends ChannelOptions<T>, AccessOptions {
-  /** ms for the connect and the handshake (fifo: for a reader to open the FIFO). Default: 10000 (fifo: no limit). */
+  /** ms for the whole connect: every attempt, the handshake, the pauses between retries (fifo: also the wait for a reader). Default: 10000 (fifo: no limit). */
   timeout?: number;
-  /** fifo: cancels the wait for a reader. */
+  /** Cancels the connect at any point: it rejects with an AbortError, and nothing is left open. */
   signal?: AbortSignal;
+  /**
+   * Connect again while nobody listens yet (ECONNREFUSED, ENOENT), with
+   * exponential back-off, until it works, `timeout` passes, `attempts` run
+   * out or `signal` aborts: a client may start before its server. true: the
+   * defaults. Default false.
+   */
+  retry?: boolean | RetryOptions;
 }
 
 export interface ListenOptions<T = unknown> extends ChannelOptions<T>, AccessOptions {
@@ -74,7 +82,7 @@ export interface ListenOptions<T = unknown> extends ChannelOptions<T>, AccessOpt
 }
 
 const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy'] as const;
-const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'allowUids', 'allowGids'];
+const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'retry', 'allowUids', 'allowGids'];
 const LISTEN_OPTIONS = [...CHANNEL_OPTIONS, 'unlink', 'sharedRing', 'allowUids', 'allowGids'];
 const FORK_OPTIONS = [...CHANNEL_OPTIONS, 'transport', 'fork', 'timeout'];
 
@@ -184,7 +192,12 @@ async function connectStream(ep: Endpoint, url: string, socket: Socket, s: Setti
  * gives them the caller's stack.
  */
 export function connect<T = unknown>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
-  return fromHere(connectChannel<T>(url, options));
+  const connecting = (async () => {
+    const { retry, ...o } = checkOptions(options, 'options', CONNECT_OPTIONS) as ConnectOptions<T>;
+    const policy = { timeout: o.timeout, signal: o.signal, retry };
+    return connectWithPolicy(url, policy, parseUrl(url).scheme === 'fifo' ? undefined : HANDSHAKE_MS, (attempt) => connectChannel<T>(url, { ...o, ...attempt }));
+  })();
+  return fromHere(connecting);
 }
 
 async function connectChannel<T>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
