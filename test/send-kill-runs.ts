@@ -8,6 +8,7 @@
 // kernel (socket buffer, message queue) or in the shm: ring, never only in
 // the sender's memory. Used by test/channel-send-kill.test.ts (npm test, a
 // few runs) and test/stress/channel-send-kill.stress.ts (many).
+import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +16,11 @@ import { channel, type Channel, type ChannelOptions, type ChannelServer } from '
 import { TRANSPORTS, control, listenExtras, urlFor, type Transport } from './channel-pair.js';
 import { checkSendKillFrame } from './fixtures/kill-frames.js';
 import { fixturesDir, startPeer } from './helpers.js';
-import { mulberry32 } from './shm-fuzz.js';
+import { test } from 'node:test';
+import { killCount } from './kill-runs.js';
+import { fuzzSeed, mulberry32 } from './shm-fuzz.js';
 
-export const SEND_KILL_TRANSPORTS = TRANSPORTS;
+const SEND_KILL_TRANSPORTS = TRANSPORTS;
 
 export interface SendKillReport {
   runs: number;
@@ -112,4 +115,19 @@ export async function sendKillRuns(t: Transport, runs: number, seed: number): Pr
     rmSync(dir, { recursive: true, force: true });
   }
   return report;
+}
+
+/** One test per transport: `runs` senders (IPCKIT_KILL_RUNS overrides) killed at random moments, nothing resolved lost. */
+export function sendKillTests(defaultRuns: number, timeout: number): void {
+  const seed = fuzzSeed();
+  const runs = killCount(defaultRuns);
+  SEND_KILL_TRANSPORTS.forEach((transport, k) => {
+    test(`channel over ${transport}: ${runs} senders killed (SIGKILL) at random moments: every message whose send() resolved arrives, in order`, { timeout }, async (t) => {
+      const s = (seed + k) >>> 0;
+      const r = await sendKillRuns(transport, runs, s);
+      t.diagnostic(`seed ${s} (IPCKIT_FUZZ_SEED=${seed} replays it): ${r.resolved} sends resolved, ${r.received} messages received; ${r.lost} lost in ${r.lossyRuns} of ${r.runs} runs`);
+      assert.deepEqual(r.problems, []);
+      assert.equal(r.runs, runs);
+    });
+  });
 }

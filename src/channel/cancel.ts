@@ -33,14 +33,18 @@ export function checkChannelWait(options: ChannelWaitOptions | undefined): Check
   };
 }
 
+/** The IpcError ETIMEDOUT of a channel wait (`what`: its name in the message). */
+export function waitTimedOut(syscall: string, what: string, ms: number | undefined): Error {
+  return timeoutError(syscall, {}, `${what} did not complete within ${ms} ms`);
+}
+
 /**
  * Runs the wait `start` registers (it returns how to withdraw it) under
- * `wait`'s signal and timeout. `what` names the wait in the timeout's message.
+ * `wait`'s signal and timeout (`timedOut` makes the timeout's error).
  */
 export function cancellable<R>(
   wait: CheckedChannelWait,
-  syscall: string,
-  what: string,
+  timedOut: () => Error,
   start: (resolve: (value: R) => void, reject: (error: Error) => void) => () => void,
 ): Promise<R> {
   const { signal, timeoutMs } = wait;
@@ -69,7 +73,7 @@ export function cancellable<R>(
       timer = setTimeout(() => {
         if (!end()) return;
         withdraw();
-        reject(timeoutError(syscall, {}, `${what} did not complete within ${timeoutMs} ms`));
+        reject(timedOut());
       }, timeoutMs);
     }
     signal?.addEventListener('abort', onAbort, { once: true });

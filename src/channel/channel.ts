@@ -21,7 +21,7 @@ import {
 } from './frame.js';
 import type { PeerCredentials } from './access.js';
 import type { CloseInfo, Link } from './link.js';
-import { cancellable, checkChannelWait, type ChannelWaitOptions, type CheckedChannelWait } from './cancel.js';
+import { cancellable, checkChannelWait, waitTimedOut, type ChannelWaitOptions, type CheckedChannelWait } from './cancel.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 /** Bytes of replies waiting for room in the transport before this side stops reading the peer's requests. */
@@ -268,7 +268,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       return () => this.#withdraw(entries);
     };
     if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
-    return cancellable(wait, 'send', what, start);
+    return cancellable(wait, () => waitTimedOut('send', what, wait.timeoutMs), start);
   }
 
   /** Takes cancelled sends out of the send queue (those still in it). */
@@ -298,7 +298,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       };
     };
     if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
-    return cancellable(wait, 'send', what, start);
+    return cancellable(wait, () => waitTimedOut('send', what, wait.timeoutMs), start);
   }
 
   /** The link wrote every frame up to `upTo` into the kernel. */
@@ -331,7 +331,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
       };
     };
     if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
-    return cancellable(wait, 'send', 'flush()', start);
+    return cancellable(wait, () => waitTimedOut('send', 'flush()', wait.timeoutMs), start);
   }
 
   /**
@@ -763,7 +763,7 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
 
   /** A pending next() (max 0) or receiveBatch(max) under a signal / timeout: withdrawn from the readers when it ends first. */
   #readWithin<R>(max: number, wait: CheckedChannelWait, what: string): Promise<R> {
-    return cancellable<R>(wait, 'recv', what, (resolve, reject) => {
+    return cancellable<R>(wait, () => waitTimedOut('recv', what, wait.timeoutMs), (resolve, reject) => {
       const reader: Reader<T> = { max, resolve: resolve as Reader<T>['resolve'], reject };
       this.#readers.push(reader);
       return () => {

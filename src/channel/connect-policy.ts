@@ -6,6 +6,7 @@
 // not left behind: if it still succeeds, its channel is closed at once.
 import { IpcError, abortError, timeoutError, typeError } from '../errors.js';
 import { checkInteger, checkOptions } from '../validate.js';
+import { cancellable } from './cancel.js';
 
 export interface RetryOptions {
   /** Connects in all, the first included. Default: no limit (the timeout decides). */
@@ -113,43 +114,16 @@ export async function connectWithPolicy<C extends { close(): Promise<void> }>(
  */
 function bounded<C extends { close(): Promise<void> }>(p: Promise<C>, ms: number | undefined, signal: AbortSignal | undefined, timedOut: () => Error): Promise<C> {
   if (ms === undefined && !signal) return p;
-  return new Promise<C>((resolve, reject) => {
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    const end = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      return true;
-    };
-    const overtaken = (error: Error) => {
-      if (!end()) return;
-      p.then((c) => c.close(), () => {}).catch(() => {});
-      reject(error);
-    };
-    const onAbort = () => overtaken(abortError(signal!));
-    p.then(
-      (c) => (end() ? resolve(c) : undefined),
-      (e: Error) => (end() ? reject(e) : undefined),
-    );
-    if (ms !== undefined) timer = setTimeout(() => overtaken(timedOut()), ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
+  return cancellable<C>({ ...(signal ? { signal } : {}), ...(ms !== undefined ? { timeoutMs: ms } : {}) }, timedOut, (resolve, reject) => {
+    p.then(resolve, reject);
+    return () => void p.then((c) => c.close(), () => {}).catch(() => {});
   });
 }
 
 /** Waits `ms`, or rejects with an AbortError as soon as `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortError(signal));
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal!));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
+  return cancellable<void>(signal ? { signal } : {}, () => new Error('unreachable: no timeout'), (resolve) => {
+    const timer = setTimeout(resolve, ms);
+    return () => clearTimeout(timer);
   });
 }
