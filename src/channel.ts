@@ -195,7 +195,7 @@ export function connect<T = unknown>(url: string, options?: ConnectOptions<T>): 
   const connecting = (async () => {
     const { retry, ...o } = checkOptions(options, 'options', CONNECT_OPTIONS) as ConnectOptions<T>;
     const policy = { timeout: o.timeout, signal: o.signal, retry };
-    return connectWithPolicy(url, policy, parseUrl(url).scheme === 'fifo' ? undefined : HANDSHAKE_MS, (attempt) => connectChannel<T>(url, { ...o, ...attempt }));
+    return await connectWithPolicy(url, policy, parseUrl(url).scheme === 'fifo' ? undefined : HANDSHAKE_MS, (attempt) => connectChannel<T>(url, { ...o, ...attempt }));
   })();
   return fromHere(connecting);
 }

@@ -289,6 +289,20 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
   #whenWritten(wait?: CheckedChannelWait, what = 'send()'): Promise<void> {
     const ticket = this.#link.unwritten?.() ?? 0;
     if (ticket === 0) return RESOLVED;
+    if (!wait) {
+      // Sends made while the link still holds earlier ones share one waiter
+      // (no allocation per message): what it holds goes out in one write.
+      const last = this.#writeWaiters[this.#writeWaiters.length - 1];
+      if (last !== undefined && last === this.#shared?.waiter) {
+        last.ticket = ticket;
+        return this.#shared.promise;
+      }
+      let waiter!: WriteWaiter;
+      const promise = new Promise<void>((resolve, reject) => (waiter = { ticket, resolve, reject }));
+      this.#writeWaiters.push(waiter);
+      this.#shared = { waiter, promise };
+      return promise;
+    }
     const start = (resolve: () => void, reject: (e: Error) => void) => {
       const w: WriteWaiter = { ticket, resolve, reject };
       this.#writeWaiters.push(w);
@@ -297,9 +311,11 @@ export class Channel<T = unknown> extends EventEmitter implements AsyncIterable<
         if (at >= 0) this.#writeWaiters.splice(at, 1);
       };
     };
-    if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
     return cancellable(wait, () => waitTimedOut('send', what, wait.timeoutMs), start);
   }
+
+  /** The last waiter #whenWritten made without a signal, and its promise. */
+  #shared: { waiter: WriteWaiter; promise: Promise<void> } | null = null;
 
   /** The link wrote every frame up to `upTo` into the kernel. */
   #onWritten(upTo: number): void {

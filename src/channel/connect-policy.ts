@@ -26,6 +26,8 @@ interface Retry {
 const RETRY_OPTIONS = ['attempts', 'delay', 'maxDelay'] as const;
 const RETRY_DEFAULTS: Retry = { attempts: Infinity, delay: 50, maxDelay: 1000 };
 const MAX_MS = 2 ** 31 - 1;
+/** How much later than the time left an attempt is cut, so that its own timeout error (which stage: connect, hello) comes first. */
+const DEADLINE_SLACK_MS = 100;
 
 /** options.retry: false/undefined (no retry), true (the defaults) or { attempts?, delay?, maxDelay? }. */
 export function checkRetry(retry: unknown): Retry | null {
@@ -93,7 +95,10 @@ export async function connectWithPolicy<C extends { close(): Promise<void> }>(
     const left = deadline === undefined ? undefined : deadline - Date.now();
     if (left !== undefined && left <= 0) throw timedOut();
     try {
-      return await bounded(attempt({ ...(left !== undefined ? { timeout: left } : {}), ...(signal ? { signal } : {}) }), left, signal, timedOut);
+      // The attempt bounds each of its stages by the time left and names the one that ran out; the
+      // deadline here, a little later, bounds them together.
+      const bound = left === undefined ? undefined : left + DEADLINE_SLACK_MS;
+      return await bounded(attempt({ ...(left !== undefined ? { timeout: left } : {}), ...(signal ? { signal } : {}) }), bound, signal, timedOut);
     } catch (e) {
       if (!retry || !nobodyListens(e) || n >= retry.attempts) throw e;
       const pause = Math.min(retry.maxDelay, retry.delay * 2 ** Math.min(n - 1, 30));
