@@ -22,6 +22,8 @@ import { PIPE_SCHEME, connectPipe, pipe } from './channel/transports/pipe.js';
 import { resolve, type Resolved } from './channel/transports/index.js';
 import { defaultMaxMessageSize, type Listener, type Settings } from './channel/transport.js';
 import { checkBoolean, checkInteger, checkOptions } from './validate.js';
+import { HANDSHAKE_MS } from './channel/control.js';
+import { connectWithPolicy, type RetryOptions } from './channel/connect-policy.js';
 
 export { Channel };
 export type { Codec, CodecName };
@@ -42,10 +44,17 @@ export interface ChannelOptions<Send = unknown, Receive = Send> extends ShmLinkO
 }
 
 export interface ConnectOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions {
-  /** ms for the connect and the handshake (fifo: for a reader to open the FIFO). Default: 10000 (fifo: no limit). */
+  /** ms for the whole connect: every attempt, the handshake, the pauses between retries (fifo: also the wait for a reader). Default: 10000 (fifo: no limit). */
   timeout?: number;
-  /** fifo: cancels the wait for a reader. */
+  /** Cancels the connect at any point: it rejects with an AbortError, and nothing is left open. */
   signal?: AbortSignal;
+  /**
+   * Connect again while nobody listens yet (ECONNREFUSED, ENOENT), with
+   * exponential back-off, until it works, `timeout` passes, `attempts` run
+   * out or `signal` aborts: a client may start before its server. true: the
+   * defaults. Default false.
+   */
+  retry?: boolean | RetryOptions;
 }
 
 export interface ListenOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions {
@@ -83,7 +92,7 @@ export type RawOptions<O> = O & { codec: 'raw'; zeroCopy?: false };
 export type ZeroCopyOptions<O> = O & { codec: 'raw'; zeroCopy: boolean };
 
 const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy'] as const;
-const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'allowUids', 'allowGids'];
+const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'retry', 'allowUids', 'allowGids'];
 const LISTEN_OPTIONS = [...CHANNEL_OPTIONS, 'unlink', 'sharedRing', 'allowUids', 'allowGids'];
 const FORK_OPTIONS = [...CHANNEL_OPTIONS, 'transport', 'fork', 'timeout'];
 
@@ -123,7 +132,13 @@ export function connect(url: string, options: RawOptions<ConnectOptions>): Promi
 export function connect(url: string, options: ZeroCopyOptions<ConnectOptions>): Promise<ZeroCopyChannel>;
 export function connect<Send = unknown, Receive = Send>(url: string, options?: ConnectOptions<Send, Receive>): Promise<Channel<Send, Receive>>;
 export function connect<T = unknown>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
-  return fromHere(connectChannel<T>(url, options));
+  const connecting = (async () => {
+    const { retry, ...o } = checkOptions(options, 'options', CONNECT_OPTIONS) as ConnectOptions<T>;
+    const policy = { timeout: o.timeout, signal: o.signal, retry };
+    const bound = resolve(url).transport.connectTimeout;
+    return await connectWithPolicy(url, policy, bound === null ? undefined : (bound ?? HANDSHAKE_MS), (attempt) => connectChannel<T>(url, { ...o, ...attempt }));
+  })();
+  return fromHere(connecting);
 }
 
 async function connectChannel<T>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {

@@ -83,6 +83,8 @@ export type {
   RawChannel,
   ZeroCopyChannel,
 } from './channel.js';
+export type { ChannelWaitOptions } from './channel/cancel.js';
+export type { RetryOptions as ChannelRetryOptions } from './channel/connect-policy.js';
 
 /** Channels: typed messages over shm:, unix:, unix-abstract:, tcp://, pipe: — one API, the transport is the URL. */
 export const channel = {

@@ -143,6 +143,11 @@ export class MessageSocket extends EventEmitter implements Disposable {
     return this.#closed;
   }
 
+  /** @internal Messages send() accepted that wait for room (not in the kernel yet). */
+  get queuedSends(): number {
+    return this.#queue.length;
+  }
+
   /** Our address: a path, '\0name' for abstract, or undefined when unbound. */
   get localAddress(): string | undefined {
     return this.#closed ? undefined : decodeAddress(native.unixName(this.#fd, false));

@@ -22,6 +22,7 @@ import {
 import type { PeerCredentials } from './access.js';
 import type { AnyListener, ChannelEvents, EventMethod, OtherEvent } from './events.js';
 import type { CloseInfo, Link } from './link.js';
+import { cancellable, checkChannelWait, waitTimedOut, type ChannelWaitOptions, type CheckedChannelWait } from './cancel.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 /** Bytes of replies waiting for room in the transport before this side stops reading the peer's requests. */
@@ -43,6 +44,13 @@ interface PendingSend {
   reject: (e: Error) => void;
 }
 
+/** A send (or flush) whose frames the link accepted into a userspace buffer: it settles when the kernel has them (ticket: Link.unwritten). */
+interface WriteWaiter {
+  ticket: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
 /**
  * Why reading from the peer is paused: our inbox is full (the user is not
  * reading), or answers to the peer's requests pile up (the peer is not
@@ -52,9 +60,9 @@ const HELD_BY_INBOX = 1;
 const HELD_BY_REPLIES = 2;
 
 /** A pending next() (max 0) or receiveBatch(max). (resolve is a method so that Channel stays covariant in Receive.) */
-interface Reader<T> {
+interface Reader<Receive> {
   max: number;
-  resolve(r: IteratorResult<T> | T[]): void;
+  resolve(r: IteratorResult<Receive> | Receive[]): void;
   reject: (e: Error) => void;
 }
 
@@ -128,6 +136,12 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
   readonly #raw: boolean;
 
   #sendQueue: PendingSend[] = [];
+  /** Sends handed to the link that wait for it to write them into the kernel, in ticket order. */
+  #writeWaiters: WriteWaiter[] = [];
+  /** flush() calls waiting for the send queue to empty. */
+  #flushWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** The channel closed with sends not yet written (they rejected): a later flush() rejects too. */
+  #lostAtClose = false;
   #inbox: Receive[] = [];
   #inboxHead = 0;
   #readers: Array<Reader<Receive>> = [];
@@ -163,6 +177,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
       onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as Receive) : this.#onFrame(frame, 0, frame.byteLength, owned === true)),
       onFrameAt: (buffer, start, end) => this.#onFrame(buffer, start, end, true),
       onWritable: () => this.#flush(),
+      onWritten: (upTo) => this.#onWritten(upTo),
       onClose: (info) => this.#onClose(info),
     });
   }
@@ -204,12 +219,18 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
   }
 
   /**
-   * Sends one message. Resolves once the transport accepted it (it is in the
-   * ring / socket buffer, in order); while the transport is full the promise
-   * waits, which is the backpressure: await it (or every Nth) to bound memory.
+   * Sends one message. Resolves once it is in the kernel (socket buffer,
+   * message queue) or the shm: ring, in order: from then on it reaches the
+   * peer even if this process dies, unless the peer (or the kernel object)
+   * goes too. While the transport is full the promise waits, which is the
+   * backpressure: await it (or every Nth) to bound memory. `signal` /
+   * `timeout` end the wait (AbortError / IpcError ETIMEDOUT): a message still
+   * in this channel's own queue is then never sent; one the transport took
+   * already may still arrive.
    */
-  send(message: Send): Promise<void> {
+  send(message: Send, options?: ChannelWaitOptions): Promise<void> {
     if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('send', 'ERR_IPCKIT_READ_ONLY'));
+    if (options !== undefined) return this.#sendFrame(MESSAGE_HEADER, message, checkChannelWait(options));
     return this.#sendFrame(MESSAGE_HEADER, message);
   }
 
@@ -217,12 +238,16 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
    * Sends messages in order, as many as fit at once (on shm: one publish and
    * at most one wake-up for the lot). Every message is encoded and checked
    * before any is sent, so a bad one rejects the call with nothing sent.
-   * Resolves once the transport accepted the last one.
+   * Resolves once the last one is in the kernel or the ring (as send()).
+   * `signal` / `timeout` as for send(): the messages still in this channel's
+   * queue are not sent, those the transport took may arrive.
    */
-  sendBatch(messages: readonly Send[]): Promise<void> {
+  sendBatch(messages: readonly Send[], options?: ChannelWaitOptions): Promise<void> {
     if (!Array.isArray(messages)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'messages must be an array');
+    const wait = options === undefined ? undefined : checkChannelWait(options);
     if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('sendBatch', 'ERR_IPCKIT_READ_ONLY'));
     if (this.#closeInfo || this.#closing) return Promise.reject(closedError(this.#closeInfo));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     const n = messages.length;
     const bodies: Uint8Array[] = new Array(n);
     for (let i = 0; i < n; i++) {
@@ -244,13 +269,105 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
       while (sent < n && link.tryWrite(MESSAGE_HEADER, bodies[sent]!)) sent++;
       link.uncork?.();
     }
-    if (sent === n) return RESOLVED;
-    return new Promise<void>((resolve, reject) => {
-      for (let i = sent; i < n; i++) {
-        // Copies, as in #sendFrame: the codec may hand back the caller's buffers.
-        this.#sendQueue.push({ header: MESSAGE_HEADER, body: bodies[i]!.slice(), resolve: i === n - 1 ? resolve : noop, reject });
+    if (sent === n) return this.#whenWritten(wait, 'sendBatch()');
+    // Copies, as in #sendFrame: the codec may hand back the caller's buffers.
+    for (let i = sent; i < n; i++) bodies[i] = bodies[i]!.slice();
+    return this.#enqueue(bodies.slice(sent), MESSAGE_HEADER, wait, 'sendBatch()');
+  }
+
+  /**
+   * Queues frames behind those already waiting; resolves once the last is
+   * written (see #whenWritten). Under `wait`, an abort or timeout takes out
+   * the ones still queued: they are never sent.
+   */
+  #enqueue(bodies: Uint8Array[], header: Uint8Array, wait: CheckedChannelWait | undefined, what: string): Promise<void> {
+    const start = (resolve: () => void, reject: (e: Error) => void) => {
+      const last = bodies.length - 1;
+      const entries = bodies.map((body, i): PendingSend => ({ header, body, resolve: i === last ? resolve : noop, reject }));
+      for (const e of entries) this.#sendQueue.push(e);
+      return () => this.#withdraw(entries);
+    };
+    if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
+    return cancellable(wait, () => waitTimedOut('send', what, wait.timeoutMs), start);
+  }
+
+  /** Takes cancelled sends out of the send queue (those still in it). */
+  #withdraw(entries: PendingSend[]): void {
+    const gone = new Set(entries);
+    const q = this.#sendQueue;
+    const kept = q.filter((p) => !gone.has(p));
+    if (kept.length === q.length) return;
+    this.#sendQueue = kept;
+    if (kept.length === 0) this.#queueEmptied();
+  }
+
+  /**
+   * After the link took frames: resolved at once when they are all in the
+   * kernel or ring (the fast path: no allocation), else once the link says
+   * it wrote them (a link that goes down first rejects them at close).
+   */
+  #whenWritten(wait?: CheckedChannelWait, what = 'send()'): Promise<void> {
+    const ticket = this.#link.unwritten?.() ?? 0;
+    if (ticket === 0) return RESOLVED;
+    if (!wait) {
+      // Sends made while the link still holds earlier ones share one waiter
+      // (no allocation per message): what it holds goes out in one write.
+      const last = this.#writeWaiters[this.#writeWaiters.length - 1];
+      if (last !== undefined && last === this.#shared?.waiter) {
+        last.ticket = ticket;
+        return this.#shared.promise;
       }
-    });
+      let waiter!: WriteWaiter;
+      const promise = new Promise<void>((resolve, reject) => (waiter = { ticket, resolve, reject }));
+      this.#writeWaiters.push(waiter);
+      this.#shared = { waiter, promise };
+      return promise;
+    }
+    const start = (resolve: () => void, reject: (e: Error) => void) => {
+      const w: WriteWaiter = { ticket, resolve, reject };
+      this.#writeWaiters.push(w);
+      return () => {
+        const at = this.#writeWaiters.indexOf(w);
+        if (at >= 0) this.#writeWaiters.splice(at, 1);
+      };
+    };
+    return cancellable(wait, () => waitTimedOut('send', what, wait.timeoutMs), start);
+  }
+
+  /** The last waiter #whenWritten made without a signal, and its promise. */
+  #shared: { waiter: WriteWaiter; promise: Promise<void> } | null = null;
+
+  /** The link wrote every frame up to `upTo` into the kernel. */
+  #onWritten(upTo: number): void {
+    const w = this.#writeWaiters;
+    let n = 0;
+    while (n < w.length && w[n]!.ticket <= upTo) n++;
+    if (n === 0) return;
+    for (const x of w.splice(0, n)) x.resolve();
+  }
+
+  /**
+   * Resolves once everything sent so far is in the kernel or the ring (the
+   * send queue is empty and the link wrote what it took); rejects if the
+   * channel closes first with some of it unwritten. `signal` / `timeout` end
+   * the wait only (nothing is taken back).
+   */
+  flush(options?: ChannelWaitOptions): Promise<void> {
+    const wait = options === undefined ? undefined : checkChannelWait(options);
+    if (this.#link.direction === 'receive') return Promise.reject(this.#oneWay('flush', 'ERR_IPCKIT_READ_ONLY'));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
+    if (this.#closeInfo) return this.#lostAtClose ? Promise.reject(closedError(this.#closeInfo)) : RESOLVED;
+    if (this.#sendQueue.length === 0) return this.#whenWritten(wait, 'flush()');
+    const start = (resolve: () => void, reject: (e: Error) => void) => {
+      const w = { resolve, reject };
+      this.#flushWaiters.push(w);
+      return () => {
+        const at = this.#flushWaiters.indexOf(w);
+        if (at >= 0) this.#flushWaiters.splice(at, 1);
+      };
+    };
+    if (!wait) return new Promise<void>((resolve, reject) => void start(resolve, reject));
+    return cancellable(wait, () => waitTimedOut('send', 'flush()', wait.timeoutMs), start);
   }
 
   /**
@@ -319,8 +436,9 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     return stateError(code, `${what}() ${why}: this ${this.transport}: channel is one-way and this is ${end}`);
   }
 
-  #sendFrame(header: Uint8Array, message: Send): Promise<void> {
+  #sendFrame(header: Uint8Array, message: Send, wait?: CheckedChannelWait): Promise<void> {
     if (this.#closeInfo || (this.#closing && header === MESSAGE_HEADER)) return Promise.reject(closedError(this.#closeInfo));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     let body: Uint8Array;
     try {
       body = this.#codec.encode(message);
@@ -332,7 +450,8 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
         rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `message of ${body.byteLength} bytes exceeds maxMessageSize ${this.#maxMessageSize}`),
       );
     }
-    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return RESOLVED;
+    if (this.#sendQueue.length === 0 && this.#link.tryWrite(header, body)) return this.#whenWritten(wait);
+    if (wait) return this.#enqueue([body.slice()], header, wait, 'send()');
     return new Promise<void>((resolve, reject) => {
       // The codec may hand back a view it reuses (raw: the caller's buffer): keep a copy while queued.
       this.#sendQueue.push({ header, body: body.slice(), resolve, reject });
@@ -345,9 +464,20 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     this.#link.cork?.();
     while (i < q.length && this.#link.tryWrite(q[i]!.header, q[i]!.body)) i++;
     this.#link.uncork?.();
-    for (let k = 0; k < i; k++) q[k]!.resolve();
+    // What the link took but holds in userspace settles once written (#onWritten).
+    const ticket = i > 0 ? (this.#link.unwritten?.() ?? 0) : 0;
+    for (let k = 0; k < i; k++) {
+      const p = q[k]!;
+      if (ticket === 0) p.resolve();
+      else this.#writeWaiters.push({ ticket, resolve: p.resolve, reject: p.reject });
+    }
     if (i > 0) q.splice(0, i);
-    if (q.length === 0 && this.#loanWaiter) {
+    if (q.length === 0) this.#queueEmptied();
+  }
+
+  /** The send queue just emptied: a waiting loan, close() and flush() go on. */
+  #queueEmptied(): void {
+    if (this.#loanWaiter) {
       const w = this.#loanWaiter;
       const view = this.#link.loan!(w.size);
       if (view) {
@@ -355,9 +485,16 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
         w.resolve(view);
       }
     }
-    if (q.length === 0 && this.#flushed) {
+    if (this.#flushed) {
       this.#flushed();
       this.#flushed = null;
+    }
+    if (this.#flushWaiters.length > 0) {
+      const ticket = this.#link.unwritten?.() ?? 0;
+      for (const w of this.#flushWaiters.splice(0)) {
+        if (ticket === 0) w.resolve();
+        else this.#writeWaiters.push({ ticket, ...w });
+      }
     }
   }
 
@@ -422,7 +559,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     if (this.closed) return Promise.reject(closedError(this.#closeInfo));
     if (!this.#lends) {
       const body = view.subarray(0, length);
-      if (this.#sendQueue.length === 0 && this.#link.tryWrite(MESSAGE_HEADER, body)) return RESOLVED;
+      if (this.#sendQueue.length === 0 && this.#link.tryWrite(MESSAGE_HEADER, body)) return this.#whenWritten();
       return new Promise<void>((resolve, reject) => this.#sendQueue.push({ header: MESSAGE_HEADER, body, resolve, reject }));
     }
     this.#link.publish!(view, length);
@@ -649,9 +786,15 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     }
   };
 
-  /** Next message, or done once the channel is closed and everything received was read. */
-  next(): Promise<IteratorResult<Receive>> {
+  /**
+   * Next message, or done once the channel is closed and everything received
+   * was read. `signal` / `timeout` end the wait (AbortError / IpcError
+   * ETIMEDOUT) without taking a message: the next one stays for the next read.
+   */
+  next(options?: ChannelWaitOptions): Promise<IteratorResult<Receive>> {
+    const wait = options === undefined ? undefined : checkChannelWait(options);
     if (this.#link.direction === 'send') return Promise.reject(this.#oneWay('next', 'ERR_IPCKIT_WRITE_ONLY'));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     if (this.#inboxHead < this.#inbox.length) {
       const value = this.#inbox[this.#inboxHead]!;
       this.#inbox[this.#inboxHead++] = undefined as Receive;
@@ -660,7 +803,20 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     }
     const ended = this.#endOfInput();
     if (ended) return ended as Promise<IteratorResult<Receive>>;
+    if (wait) return this.#readWithin<IteratorResult<Receive>>(0, wait, 'next()');
     return new Promise((resolve, reject) => this.#readers.push({ max: 0, resolve: resolve as Reader<Receive>['resolve'], reject }));
+  }
+
+  /** A pending next() (max 0) or receiveBatch(max) under a signal / timeout: withdrawn from the readers when it ends first. */
+  #readWithin<R>(max: number, wait: CheckedChannelWait, what: string): Promise<R> {
+    return cancellable<R>(wait, () => waitTimedOut('recv', what, wait.timeoutMs), (resolve, reject) => {
+      const reader: Reader<Receive> = { max, resolve: resolve as Reader<Receive>['resolve'], reject };
+      this.#readers.push(reader);
+      return () => {
+        const at = this.#readers.indexOf(reader);
+        if (at >= 0) this.#readers.splice(at, 1);
+      };
+    });
   }
 
   /**
@@ -699,11 +855,14 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
    * is, the next run of messages as soon as it arrives. Resolves with [] once
    * the channel is closed and everything was read. One promise per batch
    * instead of one per message: the fast way to drain a busy channel.
-   * `max` defaults to the channel's highWaterMark.
+   * `max` defaults to the channel's highWaterMark. `signal` / `timeout` end
+   * the wait as for next().
    */
-  receiveBatch(max: number = this.#hwm): Promise<Receive[]> {
+  receiveBatch(max: number = this.#hwm, options?: ChannelWaitOptions): Promise<Receive[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'max must be a positive integer');
+    const wait = options === undefined ? undefined : checkChannelWait(options);
     if (this.#link.direction === 'send') return Promise.reject(this.#oneWay('receiveBatch', 'ERR_IPCKIT_WRITE_ONLY'));
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
     const head = this.#inboxHead;
     const available = this.#inbox.length - head;
     if (available > 0) {
@@ -722,6 +881,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     }
     const ended = this.#endOfInput();
     if (ended) return ended.then(() => []);
+    if (wait) return this.#readWithin<Receive[]>(max, wait, 'receiveBatch()');
     return new Promise((resolve, reject) => this.#readers.push({ max, resolve: resolve as Reader<Receive>['resolve'], reject }));
   }
 
@@ -775,7 +935,10 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     // Messages received before the close reach 'message' listeners before 'close' does.
     if (this.#inboxHead < this.#inbox.length && this.listenerCount('message') > 0) this.#drain();
     const err = closedError(info);
+    if (this.#sendQueue.length > 0 || this.#writeWaiters.length > 0) this.#lostAtClose = true;
     for (const p of this.#sendQueue.splice(0)) p.reject(err);
+    for (const w of this.#writeWaiters.splice(0)) w.reject(err);
+    for (const w of this.#flushWaiters.splice(0)) w.reject(err);
     this.#loanWaiter?.reject(err);
     this.#loanWaiter = null;
     this.#flushed?.();
@@ -817,7 +980,9 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
         clearTimeout(timer);
         this.#flushed = null;
         const err = stateError('ERR_IPCKIT_CLOSED', `channel closed before the peer took this message (it stopped reading for ${CLOSE_GRACE_MS} ms)`);
+        if (this.#sendQueue.length > 0) this.#lostAtClose = true;
         for (const p of this.#sendQueue.splice(0)) p.reject(err);
+        for (const w of this.#flushWaiters.splice(0)) w.reject(err);
       }
       await this.#link.close();
     })();

@@ -17,7 +17,7 @@ import type { Access } from './access.js';
 import { Access as AccessPolicy } from './access.js';
 import { StreamFramer } from './frame.js';
 import { Refusal, checkHello, makeHello } from './hello.js';
-import type { CloseInfo, Link, LinkEvents } from './link.js';
+import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { HANDSHAKE_MS } from './control.js';
 import { BYE, CLOSE_GRACE_MS, helloFrame, pushFrames, readHello } from './stream.js';
 
@@ -40,6 +40,11 @@ export class FifoLink implements Link {
     this.#peerSaidBye = true;
   };
   #finished = false;
+  /** Frames in Node's write buffer until the kernel took them (the write callback says so). */
+  readonly #tickets = new WriteTickets();
+  readonly #wrote = (error?: Error | null): void => {
+    if (!error) this.#tickets.written(this.#events, 1);
+  };
 
   /** `maxFrame`: the writer's largest frame sent, the reader's largest accepted; `rest`: bytes that came after the hello. */
   constructor(direction: 'send' | 'receive', stream: FdStream, maxFrame: number, onDown?: () => void, rest?: Buffer) {
@@ -115,8 +120,13 @@ export class FifoLink implements Link {
     buf.writeUInt32LE(len, 0);
     buf.set(header, 4);
     buf.set(body, 4 + header.byteLength);
-    s.write(buf);
+    this.#tickets.accepted();
+    s.write(buf, this.#wrote);
     return true;
+  }
+
+  unwritten(): number {
+    return this.#tickets.unwritten(this.#stream.writableLength > 0);
   }
 
   pause(): void {

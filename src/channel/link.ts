@@ -40,6 +40,11 @@ export interface LinkEvents {
   onFrameAt(buffer: Buffer, start: number, end: number): void;
   /** tryWrite() returned false earlier and there is room again. */
   onWritable(): void;
+  /**
+   * Every frame up to ticket `upTo` (see Link.unwritten) is in the kernel
+   * now. Called in order, while a ticket the link handed out is outstanding.
+   */
+  onWritten(upTo: number): void;
   /** The link is down; called once. No onFrame after it. */
   onClose(info: CloseInfo): void;
 }
@@ -57,6 +62,16 @@ export interface Link {
   start(events: LinkEvents): void;
   /** Writes header+body as one frame if there is room now; false (nothing written) otherwise. */
   tryWrite(header: Uint8Array, body: Uint8Array): boolean;
+  /**
+   * Optional, for links whose tryWrite() may accept a frame into a userspace
+   * buffer (Node's socket write buffer, a queue message waiting for room):
+   * 0 when every frame accepted so far is in the kernel, else a ticket that
+   * LinkEvents.onWritten() reaches once they all are. A frame only in this
+   * process's memory dies with it; one in the kernel (or the shm: ring, which
+   * has no such method) reaches the peer. A link that goes down before its
+   * frames are written closes instead.
+   */
+  unwritten?(): number;
   /**
    * Optional (shm:): until uncork(), frames written by tryWrite() are placed
    * but not yet made visible to the peer, so a run of them costs one publish
@@ -90,4 +105,35 @@ export interface Link {
   /** Keep the process alive for this link (default) or not. */
   ref(): void;
   unref(): void;
+}
+
+/**
+ * The bookkeeping behind Link.unwritten() / LinkEvents.onWritten(): frames
+ * accepted (a ticket is that count) and frames the kernel took, in order.
+ */
+export class WriteTickets {
+  #accepted = 0;
+  #written = 0;
+  /** A ticket is outstanding: report progress until the kernel has caught up. */
+  #watched = false;
+
+  /** tryWrite() accepted a frame. */
+  accepted(): void {
+    this.#accepted++;
+  }
+
+  /** 0 when nothing accepted is still in userspace (`pending` false), else the ticket of the last frame. */
+  unwritten(pending: boolean): number {
+    if (!pending || this.#written >= this.#accepted) return 0;
+    this.#watched = true;
+    return this.#accepted;
+  }
+
+  /** The kernel took the next `n` frames (all of them: `n` omitted). */
+  written(events: LinkEvents | null, n = this.#accepted - this.#written): void {
+    this.#written += n;
+    if (!this.#watched) return;
+    if (this.#written >= this.#accepted) this.#watched = false;
+    events?.onWritten(this.#written);
+  }
 }

@@ -29,7 +29,7 @@ import type { Access, PeerCredentials } from './access.js';
 import { closeAll, type ControlSocket } from './control.js';
 import { KIND_BYE, badFrame } from './frame.js';
 import { Refusal, makeHello, type Hello } from './hello.js';
-import type { CloseInfo, Link, LinkEvents } from './link.js';
+import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezvous.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
@@ -132,6 +132,8 @@ export class QueueLink implements Link {
   #inflight = false;
   /** Settles when the frame waiting for room in the queue is sent (or failed). */
   #inflightDone: Promise<void> = Promise.resolve();
+  /** The frame waiting for room is accepted but not in the queue yet (see Link.unwritten). */
+  readonly #tickets = new WriteTickets();
   #wantWritable = false;
   #paused = false;
   #closing: Promise<void> | null = null;
@@ -294,6 +296,7 @@ export class QueueLink implements Link {
     this.#inflightDone = sending().then(
       () => {
         this.#inflight = false;
+        this.#tickets.written(this.#events);
         if (this.#wantWritable) {
           this.#wantWritable = false;
           this.#events!.onWritable();
@@ -313,6 +316,7 @@ export class QueueLink implements Link {
     const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
     frame.set(header, 0);
     frame.set(body, header.byteLength);
+    this.#tickets.accepted();
     try {
       if (frame.length > this.#part) this.#writeLong(frame);
       // Full: this one frame is accepted and waits in mq_send's queue; the next waits for it.
@@ -328,6 +332,10 @@ export class QueueLink implements Link {
       return false;
     }
     return true;
+  }
+
+  unwritten(): number {
+    return this.#tickets.unwritten(this.#inflight);
   }
 
   pause(): void {

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { PeerCredentials } from './access.js';
 import { badFrame, KIND_BYE } from './frame.js';
-import type { CloseInfo, Link, LinkEvents } from './link.js';
+import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { CLOSE_GRACE_MS, parseHello, readFirst } from './stream.js';
 import type { MessageSocket } from '../message-socket.js';
 
@@ -45,6 +45,8 @@ export class SeqpacketLink implements Link {
   #peerSaidBye = false;
   #peerEnded = false;
   #finished = false;
+  /** Frames the socket queues until the kernel takes them (the socket's send() resolves then). */
+  readonly #tickets = new WriteTickets();
 
   /** `maxIn` is the socket's own receive limit (set when it was made); `maxOut`: largest frame sent (the peer's limit). */
   constructor(transport: string, sock: MessageSocket, maxIn: number, maxOut: number, peer: PeerCredentials | null) {
@@ -102,7 +104,10 @@ export class SeqpacketLink implements Link {
       }
     };
     const p = this.#sock.send(frame);
-    p.then(done, (e: Error & { code?: string }) => {
+    p.then(() => {
+      done();
+      this.#tickets.written(this.#events, 1);
+    }, (e: Error & { code?: string }) => {
       done();
       // The peer vanished (EPIPE) shows up as the socket's close; anything else fails the link.
       if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET' && e.code !== 'ERR_IPCKIT_CLOSED') this.destroy(e);
@@ -118,8 +123,13 @@ export class SeqpacketLink implements Link {
     const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
     frame.set(header, 0);
     frame.set(body, header.byteLength);
+    this.#tickets.accepted();
     void this.#send(frame).catch(() => {});
     return true;
+  }
+
+  unwritten(): number {
+    return this.#tickets.unwritten(this.#sock.queuedSends > 0);
   }
 
   pause(): void {

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { stateError, timeoutError } from '../errors.js';
 import type { PeerCredentials } from './access.js';
 import { HELLO_MAX, KIND_BYE, KIND_HELLO, StreamFramer } from './frame.js';
-import type { CloseInfo, Link, LinkEvents } from './link.js';
+import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 
 /** Bytes queued in the socket before tryWrite() says "not now". */
 const WRITE_HIGH_WATER = 256 * 1024;
@@ -148,6 +148,11 @@ export class StreamLink implements Link {
   readonly #saidBye = (): void => {
     this.#peerSaidBye = true;
   };
+  /** Frames in Node's write buffer until the kernel took them (the write callback says so). */
+  readonly #tickets = new WriteTickets();
+  readonly #wrote = (error?: Error | null): void => {
+    if (!error) this.#tickets.written(this.#events, 1);
+  };
 
   /**
    * `maxIn`: largest frame accepted (this side's own limit); `maxOut`: largest
@@ -238,12 +243,13 @@ export class StreamLink implements Link {
       return false;
     }
     const len = header.byteLength + body.byteLength;
+    this.#tickets.accepted();
     if (len < COALESCE_LIMIT) {
       const buf = Buffer.allocUnsafe(4 + len);
       buf.writeUInt32LE(len, 0);
       buf.set(header, 4);
       buf.set(body, 4 + header.byteLength);
-      s.write(buf);
+      s.write(buf, this.#wrote);
     } else {
       const prefix = Buffer.allocUnsafe(4 + header.byteLength);
       prefix.writeUInt32LE(len, 0);
@@ -251,10 +257,14 @@ export class StreamLink implements Link {
       s.cork();
       s.write(prefix);
       // A copy: the caller may reuse its buffer once send() resolves.
-      s.write(Buffer.from(body));
+      s.write(Buffer.from(body), this.#wrote);
       s.uncork();
     }
     return true;
+  }
+
+  unwritten(): number {
+    return this.#tickets.unwritten(this.#socket.writableLength > 0);
   }
 
   pause(): void {

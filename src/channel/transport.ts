@@ -71,6 +71,12 @@ export interface Transport<E extends { scheme: string }> {
   };
   /** Whether the kernel tells who is at the other end; where it cannot, allowUids/allowGids are refused. */
   readonly peerCredentials: boolean;
+  /**
+   * How long a connect may take when no timeout is given, in ms: absent,
+   * the handshake bound (HANDSHAKE_MS); null, no limit (fifo: a writer waits
+   * for its reader as long as it takes).
+   */
+  readonly connectTimeout?: number | null;
   /** Whether listen() honours options.sharedRing. */
   readonly sharedRing?: boolean;
   /** Refuses options this transport cannot honour on `side`. */

@@ -12,6 +12,7 @@ export const fifo: Transport<FifoEndpoint> = {
   parse: (scheme, rest, url) => ({ scheme: 'fifo', path: parsePath(scheme, rest, url, false) }),
   maxMessageSize: { default: STREAM_MAX, max: MAX_LIMIT },
   peerCredentials: true,
+  connectTimeout: null,
   // check() lets through only allowUids: 'any' alone, so a widened Access here means anyone may write.
   check(o, side) {
     if (side === 'listen' && Access.given(o) && !(o.allowUids === 'any' && o.allowGids === undefined)) {
