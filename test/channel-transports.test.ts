@@ -37,15 +37,16 @@ function describeSize(bytes: number): string {
   return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : String(bytes);
 }
 
-/** The rows of the table under "## Transports": the schemes its URL cell names, and its cells. */
-function docRows(): Array<{ schemes: string[]; cells: string[] }> {
+/** The rows of the first table under `heading`: the schemes its URL cell names, and its cells. */
+function docRows(heading = '## Transports', second = 'default `maxMessageSize`'): Array<{ schemes: string[]; cells: string[] }> {
   const md = readFileSync(join(root, 'docs', 'channels.md'), 'utf8');
-  const section = md.slice(md.indexOf('\n## Transports\n'));
-  const lines = section.split('\n').slice(1);
+  const at = md.indexOf(`\n${heading}\n`);
+  assert.ok(at >= 0, `docs/channels.md has a section "${heading}"`);
+  const lines = md.slice(at).split('\n').slice(2);
   const table = lines.slice(lines.findIndex((l) => l.startsWith('|')));
   const rows = table.slice(0, table.findIndex((l) => !l.startsWith('|')));
   const header = rows[0]!.split(' | ');
-  assert.equal(header[1], 'default `maxMessageSize`', 'the transport table\'s second column is the default maxMessageSize');
+  assert.equal(header[1], second, `the second column of the table under "${heading}"`);
   return rows.slice(2).map((row) => {
     const cells = row.slice(2, -2).split(' | ');
     const schemes = [...cells[0]!.matchAll(/`([a-z][a-z0-9-]*):/g)].map((m) => m[1]!);
@@ -81,6 +82,16 @@ describe('the transport registry', () => {
         const t = transportOf(scheme);
         const expected = typeof t.maxMessageSize.default === 'number' ? describeSize(t.maxMessageSize.default) : t.maxMessageSize.describe;
         assert.equal(cells[1], expected, `${scheme}: the default maxMessageSize in the docs`);
+      }
+    }
+  });
+
+  test("docs/channels.md's table of what differs by transport has every scheme, and null peers where the kernel cannot tell", () => {
+    const rows = docRows('## The contract, the same on every transport', 'reach');
+    assert.deepEqual(rows.flatMap((r) => r.schemes).sort(), [...SCHEMES].sort(), 'each scheme of the registry once, no others');
+    for (const { schemes, cells } of rows) {
+      for (const scheme of schemes) {
+        if (!transportOf(scheme).peerCredentials) assert.match(cells[3]!, /^`null`/, `${scheme}: ch.peer is null`);
       }
     }
   });
