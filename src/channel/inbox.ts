@@ -69,7 +69,7 @@ export class Inbox<T> {
   #openBatchMax = 0;
   /** The error the channel closed with, kept for the next read when no read was waiting. */
   #error: Error | null = null;
-
+  /** A drain to the 'message' listeners is queued (queueDrain()). */
   #drainQueued = false;
 
   /** `hwm`: messages held before the link is paused. */
@@ -217,8 +217,9 @@ export class Inbox<T> {
   /**
    * A next() (max 0) or receiveBatch(max) with the inbox empty: the error
    * the channel closed with, or the end of input once it is closed
-   * (`closeInfo` not null), else a wait for the next message. Under `wait`,
-   * it is withdrawn from the readers when the signal or the timeout ends it first.
+   * (`closeInfo`, passed in: this runs once per read), else a wait for the
+   * next message. Under `wait`, it is withdrawn from the readers when the
+   * signal or the timeout ends it first.
    */
   read<R>(max: number, wait: CheckedChannelWait | undefined, what: string, closeInfo: CloseInfo | null): Promise<R> {
     const ended = this.#error ? Promise.reject(this.takeError()) : closeInfo ? Promise.resolve({ value: undefined, done: true }) : null;
