@@ -5,7 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { deserialize, serialize } from 'node:v8';
 import { Packr } from 'msgpackr';
-import { stateError, typeError } from '../errors.js';
+import { rangeError, stateError, typeError } from '../errors.js';
 
 /** Encodes what a channel sends (T) and decodes what it receives (Decoded: T unless the codec says otherwise, as raw does). */
 export interface Codec<T = unknown, Decoded = T> {
@@ -93,6 +93,28 @@ export function encodeError(codec: Codec<unknown>, what: string, thrown: unknown
   const err = typeError('ERR_IPCKIT_CODEC', `cannot encode ${what} with the ${codec.name} codec: ${textOf(thrown)}`);
   err.cause = thrown;
   return err;
+}
+
+/**
+ * sendBatch(): the bytes of every message, each checked against
+ * `maxMessageSize` before any is sent, or the error of the first that fails.
+ */
+export function encodeBatch<T>(codec: Codec<T, unknown>, messages: readonly T[], maxMessageSize: number): Uint8Array[] | Error {
+  const n = messages.length;
+  const bodies: Uint8Array[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    let body: Uint8Array;
+    try {
+      body = codec.encode(messages[i]!);
+    } catch (e) {
+      return encodeError(codec, `message ${i} of the batch`, e);
+    }
+    if (body.byteLength > maxMessageSize) {
+      return rangeError('ERR_IPCKIT_MESSAGE_TOO_LARGE', `message ${i} of ${body.byteLength} bytes exceeds maxMessageSize ${maxMessageSize}`);
+    }
+    bodies[i] = body;
+  }
+  return bodies;
 }
 
 /** The error that fails a channel whose codec cannot decode a received frame of `bytes` bytes; `cause` is what the codec threw. */

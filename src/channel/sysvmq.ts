@@ -22,7 +22,7 @@ import type { PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
 import { Refusal, makeHello, type Hello } from './hello.js';
 import type { Link } from './link.js';
-import { QueueLink, type QueueListener, type QueuePair, type QueueSettings } from './mq.js';
+import { QueueLink, type QueueListener, type QueuePair, type QueueSettings } from './queue-link.js';
 import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezvous.js';
 
 /** mtype of every message (the queues are private to the connection). */
