@@ -32,6 +32,14 @@ export function correlatedHeader(kind: number, id: number): Uint8Array {
   return h;
 }
 
+/** header + body as one new buffer: one frame for transports that send a frame as one message. */
+export function joinFrame(header: Uint8Array, body: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
+  frame.set(header, 0);
+  frame.set(body, header.byteLength);
+  return frame;
+}
+
 export function headerLength(kind: number): number {
   return kind === KIND_MESSAGE ? 1 : 5;
 }

@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer';
 import { stateError } from '../errors.js';
 import type { Access, PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
-import { KIND_BYE, badFrame } from './frame.js';
+import { KIND_BYE, badFrame, joinFrame } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { KIND_LONG, LongFrameReader, splitLong } from './long-frame.js';
 import { CLOSE_GRACE_MS } from './stream.js';
@@ -230,9 +230,7 @@ export class QueueLink implements Link {
       this.#wantWritable = true;
       return false;
     }
-    const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
-    frame.set(header, 0);
-    frame.set(body, header.byteLength);
+    const frame = joinFrame(header, body);
     this.#tickets.accepted();
     try {
       if (frame.length > this.#part) this.#writeLong(frame);

@@ -7,7 +7,7 @@
 // reads as end-of-file, and only the bye tells the two apart.
 import { readFileSync } from 'node:fs';
 import type { PeerCredentials } from './access.js';
-import { badFrame, KIND_BYE } from './frame.js';
+import { badFrame, joinFrame, KIND_BYE } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { CLOSE_GRACE_MS, parseHello, readFirst } from './stream.js';
 import type { MessageSocket } from '../message-socket.js';
@@ -120,9 +120,7 @@ export class SeqpacketLink implements Link {
       this.#wantWritable = true;
       return false;
     }
-    const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);
-    frame.set(header, 0);
-    frame.set(body, header.byteLength);
+    const frame = joinFrame(header, body);
     this.#tickets.accepted();
     void this.#send(frame).catch(() => {});
     return true;
