@@ -1,6 +1,9 @@
 // Many writers, one shm: listener: aggregate one-way throughput with a ring
 // pair per connection (default) and with a shared ring (sharedRing), in the
 // same run. Not part of `npm run bench` (whose cases are pairs of processes).
+// Every message carries its writer and sequence number, and the listener
+// checks that each connection delivered all of its writer's messages, in
+// order, once: a trial that lost, repeated or reordered one fails (exit 1).
 //
 //   node scripts/bench-writers.mjs [writers=1,4,8] [messages per writer=400000] [size=64]
 import { spawn } from 'node:child_process';
@@ -9,13 +12,17 @@ import { channel } from 'ipckit';
 const [writersArg = '1,4,8', countArg = '400000', sizeArg = '64'] = process.argv.slice(2);
 const count = Number(countArg);
 const size = Number(sizeArg);
+if (!(size >= 8)) throw new RangeError('size must be at least 8 bytes (each message carries its writer and sequence number)');
 
 if (process.env.BENCH_WRITER_URL) {
   // A writer: `count` messages of `size` bytes, awaiting every 1024th send (backpressure).
   const ch = await channel.connect(process.env.BENCH_WRITER_URL, { codec: 'raw' });
   const msg = Buffer.alloc(size);
+  msg.writeUInt32LE(Number(process.env.BENCH_WRITER_ID), 0);
   let last;
   for (let i = 0; i < count; i++) {
+    // send() copies the bytes into the ring before it returns: the buffer can be stamped again at once.
+    msg.writeUInt32LE(i, 4);
     last = ch.send(msg);
     if ((i & 1023) === 1023) await last;
   }
@@ -27,13 +34,14 @@ if (process.env.BENCH_WRITER_URL) {
 async function trial(writers, sharedRing) {
   const url = `shm:ipckit-bench-writers-${process.pid}-${writers}-${sharedRing ? 's' : 'p'}`;
   const server = await channel.listen(url, { codec: 'raw', sharedRing });
-  const children = Array.from({ length: writers }, () =>
-    spawn(process.execPath, [process.argv[1], writersArg, countArg, sizeArg], { stdio: 'inherit', env: { ...process.env, BENCH_WRITER_URL: url } }),
+  const children = Array.from({ length: writers }, (_, id) =>
+    spawn(process.execPath, [process.argv[1], writersArg, countArg, sizeArg], { stdio: 'inherit', env: { ...process.env, BENCH_WRITER_URL: url, BENCH_WRITER_ID: String(id) } }),
   );
   let start = 0;
   let cpuStart;
   let received = 0;
   const readers = [];
+  const seen = new Set();
   for await (const ch of server) {
     if (readers.length === 0) {
       start = performance.now();
@@ -41,7 +49,21 @@ async function trial(writers, sharedRing) {
     }
     readers.push(
       (async () => {
-        for (let batch = await ch.receiveBatch(); batch.length > 0; batch = await ch.receiveBatch()) received += batch.length;
+        let writer = -1;
+        let next = 0;
+        for (let batch = await ch.receiveBatch(); batch.length > 0; batch = await ch.receiveBatch()) {
+          for (const m of batch) {
+            if (writer < 0) writer = m.readUInt32LE(0);
+            const seq = m.readUInt32LE(4);
+            if (m.length !== size || m.readUInt32LE(0) !== writer || seq !== next) {
+              throw new Error(`writer ${writer}: message ${next} arrived as writer ${m.readUInt32LE(0)} #${seq} (${m.length} bytes)`);
+            }
+            next++;
+          }
+          received += batch.length;
+        }
+        if (next !== count || seen.has(writer)) throw new Error(`writer ${writer}: ${next} of ${count} messages arrived${seen.has(writer) ? ' on a second connection' : ''}`);
+        seen.add(writer);
       })(),
     );
     if (readers.length === writers) break;

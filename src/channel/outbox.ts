@@ -4,6 +4,7 @@
 // see Link.unwritten). flush() and close() wait on it too.
 import { cancellable, waitTimedOut, type CheckedChannelWait } from './cancel.js';
 import type { Link } from './link.js';
+import { copyBytes } from './frame.js';
 
 interface PendingSend {
   header: Uint8Array;
@@ -71,8 +72,8 @@ export class Outbox {
   send(header: Uint8Array, body: Uint8Array, wait: CheckedChannelWait | undefined): Promise<void> {
     if (this.#queue.length === 0 && this.#link.tryWrite(header, body)) return this.whenWritten(wait);
     // The codec may hand back a view it reuses (raw: the caller's buffer): keep a copy while queued.
-    if (wait) return this.enqueue([body.slice()], header, wait, 'send()');
-    return this.queue(header, body.slice());
+    if (wait) return this.enqueue([copyBytes(body)], header, wait, 'send()');
+    return this.queue(header, copyBytes(body));
   }
 
   /**
@@ -91,7 +92,7 @@ export class Outbox {
     }
     if (sent === n) return this.whenWritten(wait, 'sendBatch()');
     // Copies, as in send(): the codec may hand back the caller's buffers.
-    for (let i = sent; i < n; i++) bodies[i] = bodies[i]!.slice();
+    for (let i = sent; i < n; i++) bodies[i] = copyBytes(bodies[i]!);
     return this.enqueue(bodies.slice(sent), header, wait, 'sendBatch()');
   }
 
