@@ -134,21 +134,15 @@ export function connect<Send = unknown, Receive = Send>(url: string, options?: C
 export function connect<T = unknown>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
   const connecting = (async () => {
     const { retry, ...o } = checkOptions(options, 'options', CONNECT_OPTIONS) as ConnectOptions<T>;
+    // The URL and the options are checked once; each attempt only gets what is left of the time.
+    const where = resolve(url);
+    const s = settings(o, where);
+    where.transport.check?.(o, 'connect', s);
+    const bound = where.transport.connectTimeout;
     const policy = { timeout: o.timeout, signal: o.signal, retry };
-    const bound = resolve(url).transport.connectTimeout;
-    return await connectWithPolicy(url, policy, bound === null ? undefined : (bound ?? HANDSHAKE_MS), (attempt) => connectChannel<T>(url, { ...o, ...attempt }));
+    return await connectWithPolicy(url, policy, bound === null ? undefined : (bound ?? HANDSHAKE_MS), async (attempt) => makeChannel(await where.connect(s, attempt), s));
   })();
   return fromHere(connecting);
-}
-
-async function connectChannel<T>(url: string, options?: ConnectOptions<T>): Promise<Channel<T>> {
-  const where = resolve(url);
-  const o = checkOptions(options, 'options', CONNECT_OPTIONS) as ConnectOptions<T>;
-  const s = settings(o, where);
-  const timeout = o.timeout === undefined ? undefined : checkInteger(o.timeout, 'options.timeout', 0, 2 ** 31 - 1);
-  where.transport.check?.(o, 'connect', s);
-  const link = await where.connect(s, { ...(timeout !== undefined ? { timeout } : {}), ...(o.signal ? { signal: o.signal } : {}) });
-  return makeChannel(link, s);
 }
 
 /** Typed on()/once()/off()... (ChannelServerEvents). */
