@@ -82,11 +82,11 @@ export interface Link {
   uncork?(): void;
   /**
    * Zero-copy send (shm: only): a writable view of `size` bytes inside the
-   * ring, or null when there is no room yet (onWritable follows).
+   * ring, or null when there is no room yet (onWritable follows). A link
+   * without it (a shm: connector of a shared ring too) gets a Buffer from
+   * the Channel, sent by publish().
    */
   loan?(size: number): Uint8Array | null;
-  /** false: this connection has loan() but cannot lend ring memory now (a shm: connector of a shared ring); the Channel lends a Buffer instead. */
-  readonly canLoan?: boolean;
   /** Makes the loaned view (its first `length` bytes) visible to the peer. */
   publish?(view: Uint8Array, length: number): void;
   /**

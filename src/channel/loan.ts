@@ -35,7 +35,7 @@ export class Lender {
     this.#out = out;
     this.#channel = channel;
     this.#settings = settings;
-    this.#lends = typeof link.loan === 'function' && link.canLoan !== false;
+    this.#lends = typeof link.loan === 'function';
   }
 
   /** loan(size) once the Channel checked the direction. */
