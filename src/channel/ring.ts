@@ -93,7 +93,11 @@ export function fits(R: number, head: number, tail: number, total: number): bool
   return R - ((head - tail) >>> 0) >= need;
 }
 
-/** Frames at least this long are copied by memcpy (native/ring.c) rather than TypedArray.set. */
+/**
+ * Frames at least this long are copied by memcpy (native/ring.c) rather than
+ * TypedArray.set, and out of a ring into memory that native/ring.c reuses
+ * (ringTake: a fresh malloc'd Buffer would fault its pages in again).
+ */
 export const NATIVE_COPY_MIN = 2048;
 /**
  * Most bytes of consecutive small records copied out at once. Every message
@@ -123,9 +127,9 @@ export class RunCopier {
     if (this.chunk === null || pos + header + frameLength > this.chunk.length) {
       const avail = (head - start) >>> 0;
       const span = Math.max(header + frameLength, Math.min(avail, R - (start & (R - 1)), SPAN_MAX));
-      const chunk = Buffer.allocUnsafe(span);
-      if (span >= NATIVE_COPY_MIN) native.ringCopy(chunk, 0, u8, at, span);
-      else copyFrom(chunk, u8, at, span);
+      let chunk: Buffer;
+      if (span >= NATIVE_COPY_MIN) chunk = native.ringTake(u8, at, span);
+      else copyFrom((chunk = Buffer.allocUnsafe(span)), u8, at, span);
       this.chunk = chunk;
       this.#chunkStart = start;
       pos = 0;

@@ -303,9 +303,7 @@ export class SharedRingHub implements SpinOwner {
   /** Hands the frame of the record at ring position `pos` (byte offset `at`) to `link`; `head`: where what was published ends. */
   #deliver(link: HubFed, pos: number, at: number, len: number, head: number): void {
     if (len >= NATIVE_COPY_MIN) {
-      const frame = Buffer.allocUnsafeSlow(len);
-      native.ringCopy(frame, 0, this.#u8, at + SHARED_HEADER, len);
-      link.deliver(frame);
+      link.deliver(native.ringTake(this.#u8, at + SHARED_HEADER, len));
     } else {
       // A run copy serves frames that lie one after another.
       const start = this.#runs.frameAt(this.#u8, this.#R, pos, at, len, head, SHARED_HEADER);

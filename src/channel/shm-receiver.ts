@@ -3,7 +3,6 @@
 // whose answers still come through its ring 1). The records are read and
 // checked by RingReader (ring.ts); a ring that does not make sense fails
 // this channel only, with ERR_IPCKIT_BAD_FRAME.
-import { Buffer } from 'node:buffer';
 import { timeoutError } from '../errors.js';
 import { native } from '../native.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
@@ -59,10 +58,8 @@ export class RingReceiver implements LinkInput {
         events.onFrame(u8.subarray(at + 4, at + 4 + len), false, view);
       } else {
         if (len >= NATIVE_COPY_MIN) {
-          // Out of shared memory with memcpy (native/ring.c): much faster than V8's SAB copy.
-          const frame = Buffer.allocUnsafeSlow(len);
-          native.ringCopy(frame, 0, u8, at + 4, len);
-          events.onFrame(frame, true);
+          // Out of shared memory with memcpy into memory that stays faulted in (native/ring.c).
+          events.onFrame(native.ringTake(u8, at + 4, len), true);
         } else {
           const start = this.#runs.frameAt(u8, this.#R, reader.start, at, len, (end + reader.avail) | 0, 4);
           events.onFrameAt(this.#runs.chunk!, start, start + len);
