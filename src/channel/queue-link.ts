@@ -1,6 +1,6 @@
 // QueueLink: a Link over a pair of message queues, one per direction, each
-// frame one queue message (mq: sends longer frames in parts, see
-// long-frame.ts); the mq: and sysvmq: transports differ only in the
+// frame one queue message (a frame longer than the largest queue message
+// goes in parts, see long-frame.ts); the mq: and sysvmq: transports differ only in the
 // QueuePair they give it and in how the queues are set up (mq.ts,
 // sysvmq.ts). The control socket of the rendezvous (rendezvous.ts) is the
 // liveness signal: its end of file says the peer went away; a clean close
@@ -43,7 +43,7 @@ function isGone(e: unknown): boolean {
 export interface QueuePair {
   /** Largest frame one message carries. */
   maxFrame: number;
-  /** POSIX: the largest queue message; a longer frame is sent in parts. Absent: frames are never longer than one message. */
+  /** The largest queue message; a longer frame is sent in parts (long-frame.ts). Absent: frames are never longer than one message. */
   part?: number;
   trySend(frame: Buffer): boolean;
   send(frame: Buffer, signal: AbortSignal): Promise<void>;

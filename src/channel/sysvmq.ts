@@ -17,6 +17,7 @@
 // leaves the queue (ipcs -q, ipckit ls). The queue's capacity is
 // /proc/sys/kernel/msgmnb bytes (16 KiB by default): this transport is for
 // reach (C programs, ipcs), not speed.
+import { readLimit } from '../errors.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
 import type { PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
@@ -33,10 +34,23 @@ export function sysvSocketName(name: string): string {
   return `ipckit-sysvmq/${name}`;
 }
 
+/**
+ * Largest queue message: msgsnd refuses a longer one (EINVAL), so a longer
+ * frame goes in parts (long-frame.ts). A message can also never be larger
+ * than a whole queue (msgmnb). Both ends share the IPC namespace the queues
+ * live in, so they read the same limits.
+ */
+function largestMessage(): number {
+  const limits = ['msgmax', 'msgmnb'].map((n) => readLimit(`/proc/sys/kernel/${n}`).value);
+  return Math.min(...limits.map((v) => (typeof v === 'number' && v > 0 ? v : 8192)));
+}
+
 function pair(out: SysvQueue, inbound: SysvQueue, maxFrame: number): QueuePair {
-  const opts = { maxSize: maxFrame };
+  const part = largestMessage();
+  const opts = { maxSize: Math.min(maxFrame, part) };
   return {
     maxFrame,
+    part,
     trySend: (frame) => out.trySend(TYPE, frame),
     send: (frame, signal) => out.send(TYPE, frame, { signal }),
     tryReceiveMany: () => inbound.tryReceiveMany(BATCH, opts).map((m) => m.data),
