@@ -13,6 +13,8 @@ import type { PeerCredentials } from './access.js';
 import type { AnyListener, ChannelEvents, EventMethod, OtherEvent } from './events.js';
 import type { CloseInfo, Link } from './link.js';
 import { checkChannelWait, type ChannelWaitOptions, type CheckedChannelWait } from './cancel.js';
+import { EACH_OPTIONS, EachReader, type InPlaceHandler, type ReceiveEachOptions } from './each.js';
+import { checkOptions } from '../validate.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 import { closedError, oneWayError, peerLost } from './channel-errors.js';
 import { Outbox } from './outbox.js';
@@ -37,6 +39,7 @@ export interface ChannelSettings<Send, Receive = Send> {
 }
 
 const RESOLVED = Promise.resolve();
+const noop = (): void => {};
 
 /**
  * T, never inferred from where the value goes (what TypeScript 5.4's
@@ -76,6 +79,8 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
   /** #fail() was called: the link is being torn down and frames still arriving are dropped. */
   #failed = false;
   #closing: Promise<void> | null = null;
+  /** The receiveEach() the link hands messages to in place (Link.inPlace), if any. */
+  #sink: EachReader | null = null;
 
   /** @internal Channels come from channel.connect(), channel.listen(), channel.fork(). */
   constructor(link: Link, settings: ChannelSettings<Send, Receive>) {
@@ -319,7 +324,10 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
   }
 
   #added(event: string | symbol): this {
-    if (event === 'message' && !this.#inbox.isEmpty()) this.#inbox.queueDrain();
+    if (event !== 'message') return this;
+    if (!this.#inbox.isEmpty()) this.#inbox.queueDrain();
+    // Messages go to 'message' listeners: a receiveEach() waits, as next() does.
+    if (this.#sink !== null) this.#detachSink(this.#sink);
     return this;
   }
 
@@ -368,6 +376,55 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     const batch = this.#inbox.takeBatch(max);
     if (batch !== null) return Promise.resolve(batch);
     return this.#inbox.read<Receive[]>(max, wait, 'receiveBatch()', this.#closeInfo);
+  }
+
+  /**
+   * Waits until at least one message is there, then calls `handler`
+   * synchronously for each message available now (at most `max`, default
+   * highWaterMark), in order, and resolves with how many it handled: no
+   * promise and no array per message. 0 once the channel is closed and
+   * everything was read. Messages already received are handed out first. If
+   * the handler throws, the messages it was given are consumed, the call
+   * rejects with what it threw, and the rest wait for the next read.
+   * `timeout` / `signal` end the wait for the first message as for next().
+   *
+   * With `inPlace: true` (raw codec only) the handler gets
+   * (bytes, start, end) instead of a Buffer per message: the message is
+   * bytes[start..end), valid ONLY during the call. On shm: `bytes` is the
+   * ring itself, whose space is reused once the handler returns, so nothing
+   * is allocated or copied per message; copy what you keep.
+   */
+  receiveEach(handler: (message: Receive) => void, options?: ReceiveEachOptions & { inPlace?: false }): Promise<number>;
+  receiveEach(handler: InPlaceHandler, options: ReceiveEachOptions & { inPlace: true }): Promise<number>;
+  receiveEach(handler: ((message: Receive) => void) | InPlaceHandler, options?: ReceiveEachOptions): Promise<number> {
+    if (typeof handler !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'handler must be a function');
+    const o = checkOptions(options, 'options', EACH_OPTIONS) as ReceiveEachOptions;
+    const max = o.max ?? this.#hwm;
+    if (!Number.isSafeInteger(max) || max < 1) throw rangeError('ERR_IPCKIT_OUT_OF_RANGE', 'options.max must be a positive integer');
+    if (o.inPlace !== undefined && typeof o.inPlace !== 'boolean') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'options.inPlace must be a boolean');
+    const wait = o.timeout === undefined && o.signal === undefined ? undefined : checkChannelWait({ timeout: o.timeout, signal: o.signal });
+    if (this.#link.direction === 'send') return Promise.reject(oneWayError(this.#link, 'receiveEach', 'ERR_IPCKIT_WRITE_ONLY'));
+    const inPlace = o.inPlace === true;
+    if (inPlace && !this.#raw) {
+      return Promise.reject(typeError('ERR_IPCKIT_CODEC', `receiveEach() with inPlace hands out raw bytes: it needs codec 'raw' (this channel's is '${this.#codec.name}')`));
+    }
+    if (wait?.signal?.aborted) return Promise.reject(abortError(wait.signal));
+    const each = new EachReader(handler, inPlace, max);
+    this.#inbox.takeEach(each);
+    if (each.count > 0) return each.result();
+    return this.#inbox.readEach(each, wait, this.#closeInfo, (first) => {
+      // First in line and nobody else takes messages: the link may hand them over in place.
+      if (!inPlace || !first || !this.#link.inPlace || this.listenerCount('message') > 0) return noop;
+      this.#sink = each;
+      this.#link.inPlace(each);
+      return () => this.#detachSink(each);
+    });
+  }
+
+  #detachSink(each: EachReader): void {
+    if (this.#sink !== each) return;
+    this.#sink = null;
+    this.#link.inPlace!(null);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Receive> {

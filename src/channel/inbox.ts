@@ -5,6 +5,7 @@
 import { stateError } from '../errors.js';
 import { cancellable, waitTimedOut, type CheckedChannelWait } from './cancel.js';
 import type { ChannelState } from './channel-errors.js';
+import type { EachReader } from './each.js';
 import type { CloseInfo, Link } from './link.js';
 
 /**
@@ -39,9 +40,13 @@ export class ReadHold {
   }
 }
 
-/** A pending next() (max 0) or receiveBatch(max). (resolve is a method so that Channel stays covariant in Receive.) */
+/**
+ * A pending next() (max 0), receiveBatch(max) or receiveEach() (`each`).
+ * (resolve is a method so that Channel stays covariant in Receive.)
+ */
 interface Reader<T> {
   max: number;
+  each?: EachReader;
   resolve(r: IteratorResult<T> | T[]): void;
   reject: (e: Error) => void;
 }
@@ -96,6 +101,12 @@ export class Inbox<T> {
       open.push(value);
       return;
     }
+    const first = this.#readers[0];
+    if (first !== undefined && first.each !== undefined) {
+      // A receiveEach() takes every message of this run (up to its max), then settles.
+      const each = first.each;
+      return each.taken(each.take(value));
+    }
     const reader = this.#readers.shift();
     if (reader) {
       if (reader.max === 0) return reader.resolve({ value, done: false });
@@ -149,6 +160,13 @@ export class Inbox<T> {
     }
     this.compact();
     return batch;
+  }
+
+  /** receiveEach(): hands the waiting messages to `each`, in order, while it takes more. */
+  takeEach(each: EachReader): void {
+    if (this.#head === this.#items.length) return;
+    while (this.#head < this.#items.length && each.take(this.shift()));
+    this.compact();
   }
 
   /** After messages left the inbox: compacts it and lets the link go below half the high-water mark. */
@@ -235,10 +253,33 @@ export class Inbox<T> {
     });
   }
 
+  /**
+   * receiveEach() with the inbox empty: as read(), with `each` as the
+   * reader; `attach` (called when it starts waiting, first in line or not)
+   * may hand it to the link too, and returns how to take it back.
+   */
+  readEach(each: EachReader, wait: CheckedChannelWait | undefined, closeInfo: CloseInfo | null, attach: (first: boolean) => () => void): Promise<number> {
+    if (this.#error) return Promise.reject(this.takeError());
+    if (closeInfo) return each.result();
+    return each.wait(wait, () => {
+      const reader: Reader<T> = { max: -1, each, resolve: () => each.end(), reject: (e) => void each.fail(e) };
+      this.#readers.push(reader);
+      const detach = attach(this.#readers.length === 1);
+      return () => {
+        const at = this.#readers.indexOf(reader);
+        if (at >= 0) this.#readers.splice(at, 1);
+        detach();
+      };
+    });
+  }
+
   /** The channel closed with `error`: the oldest waiting read rejects with it, or the next read will. */
   fail(error: Error): void {
-    if (this.#readers.length > 0) this.#readers.shift()!.reject(error);
-    else this.#error = error;
+    const reader = this.#readers.shift();
+    if (reader === undefined) this.#error = error;
+    else if (reader.each === undefined) reader.reject(error);
+    // A receiveEach() that handed out messages already resolves with them: the error is for the next read.
+    else if (!reader.each.fail(error)) this.#error = error;
   }
 
   /** The channel closed: the waiting reads end (done, or []). */

@@ -26,6 +26,21 @@ export interface CloseInfo {
 /** A received message left in shared memory: read it, then release() it to give the space back. */
 export type LoanedView = Uint8Array & { release(): void };
 
+/**
+ * Takes message frames in place for Channel.receiveEach() with `inPlace`
+ * (Link.inPlace): no Buffer is made per message.
+ */
+export interface InPlaceSink {
+  /**
+   * One message (kind 0) at bytes[start..end), valid only during the call:
+   * the link gives the space back once it returns. false: the sink takes no
+   * more (the link stops handing it messages; the next stay where they are).
+   */
+  message(bytes: Buffer, start: number, end: number): boolean;
+  /** The read that handed it messages is over (a link that does not call it: a microtask later). */
+  end(): void;
+}
+
 export interface LinkEvents {
   /**
    * One frame. Unless `owned`, it may be a view into memory that is reused
@@ -95,6 +110,13 @@ export interface Link {
    * throws IpcError ETIMEDOUT after timeoutNs (< 0: no limit).
    */
   waitSync?(timeoutNs: number): boolean;
+  /**
+   * Optional (shm:): while `sink` is set, message frames go to it in place
+   * (a view of the ring or of the run already copied out) instead of to
+   * onFrame/onFrameAt, until it returns false; null takes it away. Other
+   * frames (requests, replies) go to the events as usual, in order.
+   */
+  inPlace?(sink: InPlaceSink | null): void;
   /** Stop / restart delivering frames (receiver backpressure). */
   pause(): void;
   resume(): void;

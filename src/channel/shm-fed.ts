@@ -5,6 +5,7 @@
 // whether it can write (its answers go through its ring 1, RingSenderLink).
 import { Buffer } from 'node:buffer';
 import { stateError } from '../errors.js';
+import type { InPlaceSink } from './link.js';
 import type { HubFed, SharedRingHub } from './shm-hub.js';
 import type { LinkInput, ShmLinkBase } from './shm-link.js';
 
@@ -33,6 +34,16 @@ export class HubFedInput implements LinkInput, HubFed {
   /** A frame the hub read for this peer (HubFed): owned bytes at buffer[start..end). */
   deliverAt(buffer: Buffer, start: number, end: number): void {
     if (!this.#link.finished) this.#link.events?.onFrameAt(buffer, start, end);
+  }
+
+  /** Where this peer's messages go in place while a receiveEach() waits (HubFed). */
+  get sink(): InPlaceSink | null {
+    return this.#link.finished ? null : this.#link.sink;
+  }
+
+  /** The sink took its last message (HubFed): the next go the usual way. */
+  sinkFull(): void {
+    this.#link.sink = null;
   }
 
   /** A large frame the hub copied out for this peer (HubFed). */

@@ -13,7 +13,8 @@ import { Buffer } from 'node:buffer';
 import { stateError } from '../errors.js';
 import { native } from '../native.js';
 import type { FdRegion } from '../shm.js';
-import { badFrame } from './frame.js';
+import { KIND_MESSAGE, badFrame } from './frame.js';
+import type { InPlaceSink } from './link.js';
 import {
   CONTROL_BYTES,
   CORRUPT,
@@ -50,6 +51,9 @@ export interface HubFed {
   readonly blocksHub: boolean;
   deliverAt(buffer: Buffer, start: number, end: number): void;
   deliver(frame: Uint8Array): void;
+  /** A receiveEach() takes its messages in place, in the ring (Link.inPlace); sinkFull() once it said it takes no more. */
+  readonly sink: InPlaceSink | null;
+  sinkFull(): void;
   /** Lowers the connector's "waiting for room" flag and rings it; false if it was not waiting. */
   wakeSharedProducer(): boolean;
   destroy(error?: Error): void;
@@ -73,6 +77,10 @@ export class SharedRingHub implements SpinOwner {
   readonly #walker: RingReader;
   readonly #links = new Map<number, HubFed>();
   readonly #runs = new RunCopier();
+  /** The ring's memory as one Buffer: in-place messages are ranges of it. */
+  readonly #bytes: Buffer;
+  /** The sinks given messages in this look: their receiveEach() settles at its end, before the next look. */
+  readonly #sunk: InPlaceSink[] = [];
   readonly #spinner: Spinner;
   /** Looks at the lock every LOCK_CHECK_MS while anyone is attached: [holder, head, since]. */
   #lockCheck: NodeJS.Timeout | null = null;
@@ -114,6 +122,7 @@ export class SharedRingHub implements SpinOwner {
     const i32 = new Int32Array(this.region.buffer);
     this.#i32 = i32;
     this.#u8 = new Uint8Array(this.region.buffer);
+    this.#bytes = Buffer.from(this.region.buffer);
     this.#R = ringSize;
     this.#reader = new RingReader(i32, ringSize, CONTROL_BYTES, SHARED_HEADER, maxFrame, S_HEAD, S_TAIL);
     this.#walker = new RingReader(i32, ringSize, CONTROL_BYTES, SHARED_HEADER, maxFrame, -1, -1);
@@ -230,6 +239,7 @@ export class SharedRingHub implements SpinOwner {
     n += this.#readBatch();
     if (Atomics.load(this.#i32, S_WAITING) > 0) this.#wakeProducers();
     if (this.#drains.length > 0) this.#settleDrains();
+    if (this.#sunk.length > 0) for (const sink of this.#sunk.splice(0)) sink.end();
     if (this.#stoppedAt !== 0 && n === 0) return -1; // idle until resumed() or the pass-over timer
     return n > 0 ? 1 : 0;
   }
@@ -302,7 +312,12 @@ export class SharedRingHub implements SpinOwner {
 
   /** Hands the frame of the record at ring position `pos` (byte offset `at`) to `link`; `head`: where what was published ends. */
   #deliver(link: HubFed, pos: number, at: number, len: number, head: number): void {
-    if (len >= NATIVE_COPY_MIN) {
+    const sink = link.sink;
+    if (sink !== null && len > 1 && this.#u8[at + SHARED_HEADER] === KIND_MESSAGE) {
+      // receiveEach() in place: read in the ring, whose space goes back only after the handler returned.
+      if (!this.#sunk.includes(sink)) this.#sunk.push(sink);
+      if (!sink.message(this.#bytes, at + SHARED_HEADER + 1, at + SHARED_HEADER + len)) link.sinkFull();
+    } else if (len >= NATIVE_COPY_MIN) {
       link.deliver(native.ringTake(this.#u8, at + SHARED_HEADER, len));
     } else {
       // A run copy serves frames that lie one after another.

@@ -10,7 +10,7 @@
 import type { SharedRegion } from '../region.js';
 import type { PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
-import type { CloseInfo, Link, LinkEvents } from './link.js';
+import type { CloseInfo, InPlaceSink, Link, LinkEvents } from './link.js';
 import { ringWords, type RingWords } from './ring.js';
 import { Spinner, type SpinOwner } from './shm-spin.js';
 import { CLOSE_GRACE_MS } from './stream.js';
@@ -76,6 +76,8 @@ export abstract class ShmLinkBase implements Link, SpinOwner {
   readonly #region: SharedRegion;
   // The state below is read by the input; only this class changes it (except peerGone, see RingReceiver.waitSync).
   events: LinkEvents | null = null;
+  /** Where message frames go in place while a receiveEach() waits (Link.inPlace), read by the input. */
+  sink: InPlaceSink | null = null;
   paused = false;
   /** The control socket ended: the peer is gone (what it wrote is still to be read). */
   peerGone = false;
@@ -197,6 +199,10 @@ export abstract class ShmLinkBase implements Link, SpinOwner {
 
   waitSync(timeoutNs: number): boolean {
     return this.input.waitSync(timeoutNs);
+  }
+
+  inPlace(sink: InPlaceSink | null): void {
+    this.sink = sink;
   }
 
   pause(): void {

@@ -3,6 +3,7 @@
 // whose answers still come through its ring 1). The records are read and
 // checked by RingReader (ring.ts); a ring that does not make sense fails
 // this channel only, with ERR_IPCKIT_BAD_FRAME.
+import { Buffer } from 'node:buffer';
 import { timeoutError } from '../errors.js';
 import { native } from '../native.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
@@ -18,6 +19,8 @@ export class RingReceiver implements LinkInput {
   readonly #R: number;
   readonly #zeroCopy: boolean;
   readonly #runs = new RunCopier();
+  /** The whole shared memory as one Buffer: in-place messages are ranges of it (made once, not per message). */
+  readonly #bytes: Buffer;
   /** Frames consumed since the tail was last stored. */
   #unreleased = 0;
   /** Zero-copy views not yet released, oldest first (with already-consumed records after them). */
@@ -29,6 +32,7 @@ export class RingReceiver implements LinkInput {
     this.#u8 = link.u8;
     this.#R = link.ringSize;
     this.#zeroCopy = setup.zeroCopy;
+    this.#bytes = Buffer.from(link.u8.buffer, link.u8.byteOffset, link.u8.byteLength);
     const words = link.in;
     this.#reader = new RingReader(link.i32, link.ringSize, words.data, 4, setup.maxIn, words.head, words.tail);
   }
@@ -40,11 +44,27 @@ export class RingReceiver implements LinkInput {
     const events = link.events!;
     const u8 = this.#u8;
     const held = this.#held;
+    const sinkAtStart = link.sink;
+    let sink = sinkAtStart;
+    let sank = false;
     let n = 0;
     let len: number;
     while ((len = reader.next()) > 0) {
       const at = reader.at;
       const end = reader.pos;
+      if (sink !== null && len > 1 && u8[at + 4] === KIND_MESSAGE) {
+        // receiveEach() in place: the handler reads the ring itself; the
+        // space goes back (below) only after it returned.
+        sank = true;
+        if (!sink.message(this.#bytes, at + 5, at + 4 + len)) sink = link.sink = null;
+        if (held.length === 0) {
+          if ((++this.#unreleased & 63) === 0) reader.release(end);
+        } else held.push({ end, released: true });
+        n++;
+        // A sink that takes no more leaves the next messages in the ring for the next read.
+        if (sink === null || link.finished || (link.paused && !link.peerGone)) break;
+        continue;
+      }
       if (this.#zeroCopy && len > 1 && u8[at + 4] === KIND_MESSAGE) {
         // Zero-copy: hand out a view into the ring; its space is returned by release().
         const entry = { end, released: false };
@@ -79,6 +99,8 @@ export class RingReceiver implements LinkInput {
     if (this.#unreleased > 0 && held.length === 0) reader.release(reader.pos);
     this.#unreleased = 0;
     if (n > 0) this.#wakeProducer();
+    // Settles the receiveEach() before our next look, so its caller's next call comes first.
+    if (sank) sinkAtStart!.end();
     return n;
   }
 
