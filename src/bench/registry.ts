@@ -21,7 +21,7 @@
 //      waits in unlessExited(promise, echo.exited).
 //   2. Import it below and append it to CASES. Order here is the order of the table.
 //   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
-import { channelShm, channelShmBatch, channelShmJson, channelShmNoSpin, channelShmShared, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
+import { channelShm, channelShmBatch, channelShmEach, channelShmJson, channelShmNoSpin, channelShmShared, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
 import { cShm, cUnix } from './cases/c-baselines.js';
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { futexAsync, futexSync } from './cases/futex.js';
@@ -31,7 +31,7 @@ import { posixMq, sysvMq } from './cases/mq.js';
 import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmEach, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';

@@ -3,6 +3,10 @@
 //   channel:shm            shm: rings, spin 'auto' (spin 50 µs, yielding between slices, then doorbell)
 //   channel:shm-nospin     shm: rings, spin:false (every wait is a doorbell wake-up)
 //   channel:shm-batch      shm:, one-way with sendBatch()/receiveBatch() (256 per call); round trip as channel:shm
+//   channel:shm-each       shm:, one-way sent with sendBatch() (256 prebuilt messages a call, each
+//                          stamped with its sequence number) and read with receiveEach({ inPlace }):
+//                          the receiver reads every message's sequence number in the ring
+//                          itself and checks it, no object per message anywhere
 //   channel:shm-zerocopy   shm:, loan()/publish() to send, zeroCopy views received and released:
 //                          the payload is produced in place (an 8-byte stamp is written, the
 //                          rest of the loaned bytes are not touched), so nothing is copied
@@ -30,6 +34,8 @@ interface Flavour {
   sizeIndependent?: boolean;
   /** One-way phase with sendBatch()/receiveBatch() of this many messages per call. */
   batch?: number;
+  /** Read the one-way phase with receiveEach({ inPlace: true }), checking every message's sequence number. */
+  each?: boolean;
   /** The driver's listen() only (the echo side connects). */
   listen?: ListenOptions<Uint8Array>;
 }
@@ -58,6 +64,25 @@ async function receive(ch: Channel<Uint8Array>): Promise<View> {
   return r.value as View;
 }
 
+/** Message `seq` of a one-way run read by receiveEach(): its number in its first 4 bytes (when it has them). */
+function writeSeq(m: Uint8Array, seq: number): void {
+  if (m.byteLength >= 4) (m as Buffer).writeUInt32LE(seq, 0);
+}
+
+/** Reads `n` messages in place, checking that each carries the next sequence number (when it has 4 bytes). */
+async function receiveEvery(ch: Channel<Uint8Array>, n: number): Promise<void> {
+  let got = 0;
+  let wrong = -1;
+  const check = (bytes: Buffer, start: number, end: number) => {
+    if (end - start >= 4 && bytes.readUInt32LE(start) !== got && wrong < 0) wrong = got;
+    got++;
+  };
+  while (got < n) {
+    if ((await ch.receiveEach(check, { inPlace: true, max: n - got })) === 0) throw new Error(`channel ended after ${got} of ${n}`);
+  }
+  if (wrong >= 0) throw new Error(`message ${wrong} arrived out of order`);
+}
+
 function makeCase(f: Flavour): BenchCase {
   async function driver(ctx: DriverContext): Promise<TrialResult> {
     const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
@@ -78,11 +103,16 @@ function makeCase(f: Flavour): BenchCase {
       })(),
       echo.exited,
     );
-    const many = f.batch ? new Array<Uint8Array>(f.batch).fill(msg) : [];
+    // Messages that carry their sequence number each need bytes of their own.
+    const many = f.batch ? Array.from({ length: f.batch }, () => (f.each ? Buffer.from(msg) : msg)) : [];
     const batch = async (n: number) => {
       let last: Promise<void> = Promise.resolve();
       if (f.batch) {
-        for (let i = 0; i < n; i += f.batch) await ch.sendBatch(i + f.batch <= n ? many : many.slice(0, n - i));
+        for (let i = 0; i < n; i += f.batch) {
+          const run = i + f.batch <= n ? many : many.slice(0, n - i);
+          if (f.each) for (let k = 0; k < run.length; k++) writeSeq(run[k]!, i + k);
+          await ch.sendBatch(run);
+        }
         (await receive(ch)).release?.();
         return;
       }
@@ -112,7 +142,8 @@ function makeCase(f: Flavour): BenchCase {
       m.release?.();
     }
     for (const n of [onewayWarmup, onewayCount]) {
-      if (f.batch) for (let got = 0; got < n; ) got += (await ch.receiveBatch(Math.min(n - got, 1024))).length;
+      if (f.each) await receiveEvery(ch, n);
+      else if (f.batch) for (let got = 0; got < n; ) got += (await ch.receiveBatch(Math.min(n - got, 1024))).length;
       else for (let i = 0; i < n; i++) (await receive(ch)).release?.();
       await ch.send((f.json ? 'k' : Buffer.from('k')) as unknown as Uint8Array);
     }
@@ -170,6 +201,18 @@ export const channelShmBatch = makeCase({
   zeroCopy: false,
   onewayFactor: 40,
   batch: 256,
+});
+
+export const channelShmEach = makeCase({
+  transport: 'channel:shm-each',
+  description:
+    "Channel over shm:, raw codec, spin 'auto'; one-way sent with sendBatch() (256 a call, each stamped with its sequence number) and read in place with receiveEach({ inPlace: true }), every sequence number checked",
+  url: shmUrl,
+  options: { spin: 'auto' },
+  zeroCopy: false,
+  onewayFactor: 40,
+  batch: 256,
+  each: true,
 });
 
 export const channelShmZeroCopy = makeCase({
