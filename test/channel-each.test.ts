@@ -213,6 +213,43 @@ describe('receiveEach', () => {
     });
   }
 
+  for (const sharedRing of [false, true]) {
+    test(`shm${sharedRing ? ' (a sharedRing listener)' : ''}: in place, a run of 50,176 messages allocates nothing per message`, T, async () => {
+      const url = `shm:ipckit-test-each-alloc-${process.pid}-${sharedRing ? 's' : 'p'}`;
+      const server = await channel.listen(url, { codec: 'raw', sharedRing });
+      const accepted = new Promise<Channel<Buffer>>((resolve) => server.once('connection', (ch) => resolve(ch as Channel<Buffer>)));
+      const tx = await channel.connect(url, { codec: 'raw' });
+      const rx = await accepted;
+      try {
+        const N = 196 * 256;
+        const batch = Array.from({ length: 256 }, (_, k) => Buffer.alloc(64, k));
+        const growth: number[] = [];
+        for (let round = 0; round < 6; round++) {
+          let got = 0;
+          let sum = 0;
+          let first = 0;
+          const add = (bytes: Buffer, start: number) => {
+            if (got === 0) first = process.memoryUsage().heapUsed;
+            sum += bytes[start]!;
+            if (++got === N) growth.push(process.memoryUsage().heapUsed - first);
+          };
+          // Waiting before the messages are sent: the link hands them all to this call in one run.
+          const call = rx.receiveEach(add, { inPlace: true, max: N });
+          for (let i = 0; i < N; i += 256) void tx.sendBatch(batch);
+          let n = await call;
+          while (n < N) n += await rx.receiveEach(add, { inPlace: true, max: N - n });
+          assert.equal(sum, (N / 256) * 255 * 128);
+        }
+        // After the JIT has warmed up, a run grows the heap by what memoryUsage() itself makes (no GC in between: >= 0).
+        assert.ok(growth.some((g) => g >= 0 && g < N / 16), `heap growth over runs of ${N} messages: ${growth.join(', ')} bytes`);
+      } finally {
+        await tx.close();
+        await rx.close();
+        await server.close();
+      }
+    });
+  }
+
   test("inPlace needs codec 'raw'; a 'message' listener takes messages instead, as with next()", T, async () => {
     const url = `unix-abstract:ipckit-test-each-${process.pid}`;
     const server = await channel.listen(url);
