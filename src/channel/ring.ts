@@ -146,7 +146,10 @@ export class RunCopier {
  */
 export function putRecord(i32: Int32Array, u8: Uint8Array, base: number, R: number, head: number, header: Uint8Array, body: Uint8Array, slot: number): number {
   const hdr = slot < 0 ? 4 : 8;
-  const len = header.byteLength + body.byteLength;
+  // length, not byteLength (the same for a Uint8Array): V8 inlines the first and calls a builtin for the second (~8 ns).
+  const hl = header.length;
+  const bl = body.length;
+  const len = hl + bl;
   const total = recordBytes(len, hdr);
   let off = head & (R - 1);
   if (total > R - off) {
@@ -158,10 +161,10 @@ export function putRecord(i32: Int32Array, u8: Uint8Array, base: number, R: numb
   i32[at >> 2] = len;
   if (slot >= 0) i32[(at >> 2) + 1] = slot;
   const frameAt = at + hdr;
-  if (header.byteLength === 1) u8[frameAt] = header[0]!;
+  if (hl === 1) u8[frameAt] = header[0]!;
   else u8.set(header, frameAt);
-  if (body.byteLength >= NATIVE_COPY_MIN) native.ringCopy(u8, frameAt + header.byteLength, body, 0, body.byteLength);
-  else u8.set(body, frameAt + header.byteLength);
+  if (bl >= NATIVE_COPY_MIN) native.ringCopy(u8, frameAt + hl, body, 0, bl);
+  else u8.set(body, frameAt + hl);
   return (head + total) | 0;
 }
 

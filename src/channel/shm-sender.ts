@@ -57,7 +57,8 @@ export class RingSenderLink extends ShmLinkBase {
   /** Copies one record in at #outHead without publishing it; false (and the wait for room armed) when it does not fit. */
   #place(header: Uint8Array, body: Uint8Array): boolean {
     if (this.closing || this.finished) return false;
-    const len = header.byteLength + body.byteLength;
+    // length, not byteLength: see putRecord.
+    const len = header.length + body.length;
     if (this.#loan) {
       // A loaned record sits at the head: later frames queue behind it, and
       // the pump does not report room until publish() (it would loop).

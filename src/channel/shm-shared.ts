@@ -77,7 +77,7 @@ export class SharedRingWriter {
     // Other writers share this memory: a head that is not a record boundary
     // would make us write at an odd offset; leave such a ring to the hub,
     // which fails it.
-    if ((head & 7) === 0 && fits(this.#R, head, Atomics.load(i32, S_TAIL), recordBytes(header.byteLength + body.byteLength, SHARED_HEADER))) {
+    if ((head & 7) === 0 && fits(this.#R, head, Atomics.load(i32, S_TAIL), recordBytes(header.length + body.length, SHARED_HEADER))) {
       // The head store orders the byte copies before it; then the lock goes.
       Atomics.store(i32, S_HEAD, putRecord(i32, this.#u8, CONTROL_BYTES, this.#R, head, header, body, this.#slot));
       result = WRITTEN;
@@ -133,7 +133,7 @@ export class SharedWriterLink extends ShmLinkBase {
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
     if (this.closing || this.finished) return false;
     if (this.#writer.write(header, body) !== WRITTEN) {
-      this.blocked(header.byteLength + body.byteLength);
+      this.blocked(header.length + body.length);
       return false;
     }
     this.wokeSelf();
