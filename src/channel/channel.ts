@@ -98,7 +98,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     this.#responder = new Responder(this, this.#out, hold, { codec: this.#codec, maxMessageSize: this.#maxMessageSize, highWaterMark: this.#hwm });
 
     link.start({
-      onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as Receive) : this.#onFrame(frame, 0, frame.byteLength, owned === true)),
+      onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as Receive) : this.#onFrame(frame, 0, frame.length, owned === true)),
       onFrameAt: (buffer, start, end) => this.#onFrame(buffer, start, end, true),
       onWritable: () => this.#out.pump(),
       onWritten: (upTo) => this.#out.onWritten(upTo),
