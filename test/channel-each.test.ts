@@ -7,7 +7,7 @@
 // wrap-arounds, while the ring space itself is reused after the call.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { channel, type Channel } from 'ipckit';
+import { channel, type Channel, type RawChannel } from 'ipckit';
 import { T, TRANSPORTS, pair, type Transport } from './channel-pair.js';
 
 /** Message i of the peer's 'emit-varied': 1..1000 bytes, every byte derived from i (as in the fixture). */
@@ -257,7 +257,8 @@ describe('receiveEach', () => {
     const a = await channel.connect(url);
     const b = await accepted;
     try {
-      await assert.rejects(b.receiveEach(() => {}, { inPlace: true }), { code: 'ERR_IPCKIT_CODEC' });
+      // (The types refuse it too: inPlaceNeedsBytes below.)
+      await assert.rejects((b as unknown as Channel<unknown, Buffer>).receiveEach(() => {}, { inPlace: true }), { code: 'ERR_IPCKIT_CODEC' });
       const got: unknown[] = [];
       await a.send({ n: 1 });
       assert.equal(await b.receiveEach((m) => got.push(m)), 1);
@@ -291,3 +292,29 @@ describe('receiveEach', () => {
     }
   });
 });
+
+// Types (checked by the compiler): the handler gets Receive; in place, (bytes, start, end) and only with inPlace: true.
+export function typesOfReceiveEach(raw: RawChannel, json: Channel<{ a: number }>): void {
+  void raw.receiveEach((m) => {
+    const b: Buffer = m;
+    void b;
+  });
+  void raw.receiveEach(
+    (bytes, start, end) => {
+      const b: Buffer = bytes;
+      const n: number = start + end;
+      void b, n;
+    },
+    { inPlace: true, max: 10, timeout: 5 },
+  );
+  void json.receiveEach((m) => {
+    const n: number = m.a;
+    void n;
+  });
+  // @ts-expect-error an in-place handler needs { inPlace: true }
+  void raw.receiveEach((bytes: Buffer, start: number, end: number) => void [bytes, start, end]);
+}
+export function inPlaceNeedsBytes(json: Channel<{ a: number }>): void {
+  // @ts-expect-error in place is for channels that receive Buffers (codec 'raw')
+  void json.receiveEach((bytes: Buffer, start: number, end: number) => void [bytes, start, end], { inPlace: true });
+}

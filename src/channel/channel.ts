@@ -396,7 +396,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
    * is allocated or copied per message; copy what you keep.
    */
   receiveEach(handler: (message: Receive) => void, options?: ReceiveEachOptions & { inPlace?: false }): Promise<number>;
-  receiveEach(handler: InPlaceHandler, options: ReceiveEachOptions & { inPlace: true }): Promise<number>;
+  receiveEach(this: Channel<Send, Uint8Array>, handler: InPlaceHandler, options: ReceiveEachOptions & { inPlace: true }): Promise<number>;
   receiveEach(handler: ((message: Receive) => void) | InPlaceHandler, options?: ReceiveEachOptions): Promise<number> {
     if (typeof handler !== 'function') throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'handler must be a function');
     const o = checkOptions(options, 'options', EACH_OPTIONS) as ReceiveEachOptions;
