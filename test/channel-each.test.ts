@@ -209,6 +209,23 @@ describe('receiveEach', () => {
             await done();
           }
         });
+
+        test('sendBatch on shm: runs of small records made aside and copied in at once land right across many wrap-arounds', T, async () => {
+          const { ch, peer, done } = await pair(t, { codec: 'raw', ringSize: 64 * 1024, maxMessageSize: 4096 });
+          try {
+            const N = 20_000;
+            peer.send({ op: 'expect-varied', count: N });
+            // Batches of 1..97 messages of 1..1000 bytes: runs end anywhere, also exactly at the ring's end.
+            for (let i = 0; i < N; ) {
+              const batch: Buffer[] = [];
+              for (let k = 0; k < 1 + (i % 97) && i < N; k++) batch.push(varied(i++));
+              await ch.sendBatch(batch);
+            }
+            assert.deepEqual(await peer.next(), { op: 'expect-varied', received: N, firstError: null });
+          } finally {
+            await done();
+          }
+        });
       }
     });
   }
