@@ -15,7 +15,7 @@
 // Written against node-ipc 9.2.1, the release pinned in package.json.
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { RttRecorder, unlessExited } from '../kit.js';
+import { RttRecorder, timeOneway, unlessExited } from '../kit.js';
 import { loadPackage, packageUnavailable } from '../optional-package.js';
 import type { BenchCase, DriverContext, EchoContext, TrialResult } from '../types.js';
 
@@ -58,7 +58,7 @@ function checked(data: unknown, size: number): string {
 }
 
 async function driver(ctx: DriverContext): Promise<TrialResult> {
-  const { size, warmup, count, onewayWarmup, onewayCount, workDir } = ctx.params;
+  const { size, warmup, count, workDir } = ctx.params;
   const ipc = await load(SERVER_ID);
   await new Promise<void>((resolve) => {
     ipc.serve(socketPath(workDir), resolve);
@@ -111,10 +111,7 @@ async function driver(ctx: DriverContext): Promise<TrialResult> {
       };
       pump();
     });
-  await unlessExited(stream(onewayWarmup), echo.exited);
-  const t0 = process.hrtime.bigint();
-  await unlessExited(stream(onewayCount), echo.exited);
-  const onewayNs = Number(process.hrtime.bigint() - t0);
+  const onewayNs = await timeOneway(stream, ctx.params, echo.exited);
 
   sock.end();
   await echo.exited;

@@ -7,7 +7,7 @@
 // as the zeromq.js docs use them. Not a dependency of ipckit: loaded with
 // import() when installed (optional-package.ts), skipped otherwise.
 import { join } from 'node:path';
-import { payload, RttRecorder, unlessExited } from '../kit.js';
+import { payload, RttRecorder, timeOneway, unlessExited } from '../kit.js';
 import { loadPackage, packageUnavailable } from '../optional-package.js';
 import type { BenchCase, DriverContext, EchoContext, TrialResult } from '../types.js';
 
@@ -46,7 +46,7 @@ async function stream(sock: PairSocket, msg: Buffer, n: number): Promise<void> {
 }
 
 async function driver(ctx: DriverContext): Promise<TrialResult> {
-  const { size, warmup, count, onewayWarmup, onewayCount, workDir } = ctx.params;
+  const { size, warmup, count, workDir } = ctx.params;
   const zmq = await loadPackage<ZeroMq>(PACKAGE);
   const sock = new zmq.Pair({ linger: 0 });
   try {
@@ -67,10 +67,7 @@ async function driver(ctx: DriverContext): Promise<TrialResult> {
       echo.exited,
     );
 
-    await unlessExited(stream(sock, msg, onewayWarmup), echo.exited);
-    const t0 = process.hrtime.bigint();
-    await unlessExited(stream(sock, msg, onewayCount), echo.exited);
-    const onewayNs = Number(process.hrtime.bigint() - t0);
+    const onewayNs = await timeOneway((n) => stream(sock, msg, n), ctx.params, echo.exited);
 
     // A Pair reports no disconnection to receive(): tell the echo it may go.
     await sock.send(DONE);
