@@ -4,7 +4,8 @@
 // judged by `npm run bench`, not by tests.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -14,7 +15,8 @@ import { parseCOutput } from '../dist/bench/cases/c-baselines.js';
 import { parseSizes } from '../dist/bench/command.js';
 import { formatMarkdown, formatTable } from '../dist/bench/format.js';
 import { progressLine } from '../dist/bench/progress.js';
-import { CASES } from '../dist/bench/registry.js';
+import { PACKAGES_ENV } from '../dist/bench/optional-package.js';
+import { CASES, COMPARE_CASES } from '../dist/bench/registry.js';
 import { htmlReport } from '../dist/bench/report.js';
 import { runBench, trialParams, type BenchRow } from '../dist/bench/run.js';
 import { combineTrials } from '../dist/bench/stats.js';
@@ -201,6 +203,11 @@ describe('bench harness', () => {
     assert.equal(trialParams('x', 1 << 20, 1000, 20).onewayCount, 512);
     const p = trialParams('x', 64, 10);
     assert.ok(p.warmup >= 1 && p.onewayWarmup >= 1 && p.onewayCount === 10);
+    // A case's own one-way byte cap goes below the 100-message floor, never below one message.
+    assert.equal(trialParams('x', 64, 1000, 1, false, 4 << 20).onewayCount, 1000);
+    assert.equal(trialParams('x', 65536, 1000, 1, false, 4 << 20).onewayCount, 64);
+    assert.equal(trialParams('x', 8 << 20, 1000, 1, false, 4 << 20).onewayCount, 1);
+    assert.equal(trialParams('x', 65536, 1000, 1, false, 4 << 20).count, 1000, 'round trips are not capped');
   });
 
   test('a hung trial is killed at its timeout with its files', T, async (t) => {
@@ -356,5 +363,118 @@ describe('bench harness', () => {
     });
     assertSelfContainedHtml(html);
     assert.ok(html.includes('a&#60;b&#62;&#38;&#34;c&#34;'));
+  });
+  describe('--compare: other libraries in the same run', () => {
+    /** Runs the bench CLI; resolves with its exit status, stdout and stderr. */
+    function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string; pid: number }> {
+      const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+      return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err, pid: child.pid! })));
+    }
+
+    /** An IPCKIT_BENCH_PACKAGES value that makes the loader look `pkg` up under a name no registry has. */
+    const absent = (pkg: string) => ({ [PACKAGES_ENV]: `${pkg}=ipckit-bench-absent-${randomBytes(6).toString('hex')}` });
+
+    test('the compare cases are not in the default run, and are known by name', T, () => {
+      assert.deepEqual(
+        COMPARE_CASES.map((c) => [c.transport, c.optionalPackage]),
+        [
+          ['compare:zeromq-ipc', 'zeromq'],
+          ['compare:node-ipc', 'node-ipc'],
+        ],
+      );
+      for (const c of COMPARE_CASES) assert.ok(!CASES.includes(c));
+    });
+
+    test('--compare measures each installed library beside the selected transports, and leaves nothing', T, async (t) => {
+      const { code, out, err, pid } = await cli(['--transports', 'baseline:net-unix', '--compare', '--size', '64,4k', '--count', '200', '--trials', '1', '--json']);
+      assert.equal(code, 0, err);
+      const entries = JSON.parse(out) as Array<BenchRow | { transport: string; skipped: string }>;
+      assert.deepEqual(
+        entries.slice(0, 2).map((r) => r.transport),
+        ['baseline:net-unix', 'baseline:net-unix'],
+        'the selected transports first, the compare cases after',
+      );
+      for (const c of COMPARE_CASES) {
+        await t.test(c.transport, (st) => {
+          const why = c.unavailable?.();
+          if (why) {
+            assert.deepEqual(entries.filter((e) => e.transport === c.transport), [{ transport: c.transport, skipped: why }]);
+            return st.skip(why);
+          }
+          const rows = entries.filter((e): e is BenchRow => e.transport === c.transport);
+          assert.deepEqual(
+            rows.map((r) => r.size),
+            [64, 4096],
+          );
+          for (const row of rows) assertRow(row, c.transport, row.size);
+        });
+      }
+      assert.deepEqual(benchPeers(), []);
+      assert.deepEqual(leftovers(pid), []);
+    });
+
+    test('--compare with a package absent: one skip line, a skipped entry in --json, the run goes on', T, async () => {
+      const { code, out, err, pid } = await cli(
+        ['--transports', 'baseline:net-unix', '--compare', '--count', '100', '--trials', '1', '--json'],
+        absent('zeromq'),
+      );
+      assert.equal(code, 0, err);
+      const skipLines = err.split('\n').filter((l) => l.includes('compare:zeromq-ipc'));
+      assert.deepEqual(skipLines, ['bench: skipping compare:zeromq-ipc: zeromq is not installed']);
+      const entries = JSON.parse(out) as Array<BenchRow | { transport: string; skipped: string }>;
+      assert.deepEqual(entries.at(-1), { transport: 'compare:zeromq-ipc', skipped: 'zeromq is not installed' });
+      assertRow(entries[0] as BenchRow, 'baseline:net-unix', 64);
+      assert.ok(!entries.some((e) => e.transport === 'compare:zeromq-ipc' && !('skipped' in e)));
+      assert.deepEqual(leftovers(pid), []);
+    });
+
+    test('naming an absent compare case in --transports skips it too (the table is just empty of it)', T, async () => {
+      const { code, out, err } = await cli(['--transports', 'baseline:net-unix,compare:node-ipc', '--count', '100', '--trials', '1'], absent('node-ipc'));
+      assert.equal(code, 0, err);
+      assert.match(err, /^bench: skipping compare:node-ipc: node-ipc is not installed$/m);
+      assert.match(out, /baseline:net-unix/);
+      assert.doesNotMatch(out, /compare:node-ipc/);
+    });
+
+    test('a package that fails to load is skipped with its error, and --list says which are installed', T, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-broken-'));
+      try {
+        const broken = join(dir, 'broken.mjs');
+        writeFileSync(broken, "throw new TypeError('broken on purpose');\n");
+        const env = { [PACKAGES_ENV]: `zeromq=${broken},${absent('node-ipc')[PACKAGES_ENV]}` };
+        const list = await cli(['--list'], env);
+        assert.equal(list.code, 0, list.err);
+        assert.match(list.out, /^compare:zeromq-ipc +\(installed, fails to load: TypeError: broken on purpose\) /m);
+        assert.match(list.out, /^compare:node-ipc +\(not installed\) /m);
+
+        const run = await cli(['--transports', 'baseline:net-unix', '--compare', '--count', '100', '--trials', '1', '--json'], env);
+        assert.equal(run.code, 0, run.err);
+        const skipped = (JSON.parse(run.out) as Array<{ transport: string; skipped?: string }>).filter((e) => e.skipped);
+        assert.deepEqual(skipped, [
+          { transport: 'compare:zeromq-ipc', skipped: 'zeromq fails to load: TypeError: broken on purpose' },
+          { transport: 'compare:node-ipc', skipped: 'node-ipc is not installed' },
+        ]);
+        assert.equal(run.err.split('\n').filter((l) => l.startsWith('bench: skipping')).length, 2);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test('--list marks each installed compare package', T, async (t) => {
+      const { code, out } = await cli(['--list']);
+      assert.equal(code, 0);
+      for (const c of COMPARE_CASES) {
+        const why = c.unavailable?.();
+        if (why) {
+          t.diagnostic(`${c.transport}: ${why}`);
+          continue;
+        }
+        assert.match(out, new RegExp(`^${c.transport} +\\(installed\\) `, 'm'));
+      }
+    });
   });
 });

@@ -53,3 +53,19 @@ export function unlessExited<T>(promise: Promise<T>, exited: Promise<void>): Pro
     }),
   ]);
 }
+
+/**
+ * The one-way phase of the protocol (TrialParams): `send(n)` streams n
+ * messages and resolves on the echo's acknowledgement; an untimed batch of
+ * `onewayWarmup`, then the timed batch of `onewayCount`. Returns its nanoseconds.
+ */
+export async function timeOneway(
+  send: (n: number) => Promise<void>,
+  params: Pick<TrialParams, 'onewayWarmup' | 'onewayCount'>,
+  exited: Promise<void>,
+): Promise<number> {
+  await unlessExited(send(params.onewayWarmup), exited);
+  const t0 = process.hrtime.bigint();
+  await unlessExited(send(params.onewayCount), exited);
+  return Number(process.hrtime.bigint() - t0);
+}
