@@ -72,9 +72,8 @@ export function trialParams(
   size: number,
   count: number,
   onewayFactor = 1,
-  sizeIndependent = false,
 ): Omit<TrialParams, 'workDir' | 'namePrefix'> {
-  const rounds = sizeIndependent ? count : scaled(count, PINGPONG_BYTES, size);
+  const rounds = scaled(count, PINGPONG_BYTES, size);
   const oneway = scaled(Math.min(count * onewayFactor, 1e9), ONEWAY_BYTES, size);
   const warm = (n: number) => Math.min(10_000, Math.max(10, Math.floor(n / 10)));
   return { transport, size, warmup: warm(rounds), count: rounds, onewayWarmup: warm(oneway), onewayCount: oneway };
@@ -234,7 +233,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
         bar?.update(done, `${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
         const id = `ipckit-bench-${process.pid}-${randomBytes(4).toString('hex')}`;
         const params: TrialParams = {
-          ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor, benchCase.sizeIndependent),
+          ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor),
           workDir: mkdtempSync(join(tmpdir(), `${id}-`)),
           namePrefix: id,
           ...(pin ?? {}),

@@ -102,12 +102,6 @@ export interface BenchCase {
    */
   onewayFactor?: number;
   /**
-   * True when the case moves no payload bytes (zero-copy): its round trips
-   * are not scaled down for large sizes, so large sizes get the same
-   * warm-up and sample count as small ones. Default false.
-   */
-  sizeIndependent?: boolean;
-  /**
    * Why the case cannot run on this machine (e.g. no `cc`), or undefined when
    * it can. Called without a size for the case as a whole, and with each
    * requested size (e.g. a message larger than a queue's system limit).
