@@ -22,7 +22,7 @@
 //   2. Import it below and append it to CASES. Order here is the order of the table.
 //   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
 import { channelShm, channelShmBatch, channelShmJson, channelShmNoSpin, channelShmShared, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
-import { cShm, cUnix } from './cases/c-baselines.js';
+import { cFutexWake, cShm, cUnix } from './cases/c-baselines.js';
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { futexAsync, futexSync } from './cases/futex.js';
 import { netUnix } from './cases/net-unix.js';
@@ -31,7 +31,7 @@ import { posixMq, sysvMq } from './cases/mq.js';
 import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, cFutexWake, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';
@@ -42,6 +42,13 @@ export const REFERENCE_TRANSPORT = 'baseline:net-unix';
  * its reference ran (baseline:c-shm needs `cc`).
  */
 export const RATIO_REFERENCES: readonly string[] = [REFERENCE_TRANSPORT, 'baseline:c-shm'];
+
+/**
+ * The case whose half round trip is the machine's cross-core wake-up cost,
+ * shown above the table (and in the HTML report) when it ran; with --json it
+ * is just its row.
+ */
+export const WAKE_UP_TRANSPORT = 'baseline:c-futex-wake';
 
 export function findCase(transport: string): BenchCase | undefined {
   return CASES.find((c) => c.transport === transport);

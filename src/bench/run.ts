@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatMarkdown, formatSize, formatTable } from './format.js';
+import { formatMarkdown, formatSize, formatTable, wakeUpLine } from './format.js';
 import { ProgressBar } from './progress.js';
 import { htmlReport } from './report.js';
 import { combineTrials } from './stats.js';
@@ -273,6 +273,6 @@ function method(count: number, trials: number): string {
 
 function render(rows: BenchRow[], machine: MachineInfo, count: number, trials: number, options: BenchOptions): string {
   if (options.json) return JSON.stringify(rows, null, 2);
-  const header = `${machineLine(machine)}\n${method(count, trials)}`;
+  const header = [machineLine(machine), method(count, trials), wakeUpLine(rows)].filter(Boolean).join('\n');
   return `${header}\n\n${options.markdown ? formatMarkdown(rows) : formatTable(rows)}`;
 }
