@@ -23,7 +23,7 @@
 //      A case measuring another library (optionalPackage) goes in COMPARE_CASES.
 //   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
 import { channelShm, channelShmBatch, channelShmJson, channelShmNoSpin, channelShmShared, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
-import { cShm, cUnix } from './cases/c-baselines.js';
+import { cFutexWake, cShm, cUnix } from './cases/c-baselines.js';
 import { compareNodeIpc } from './cases/compare-node-ipc.js';
 import { compareZeromq } from './cases/compare-zeromq.js';
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
@@ -34,7 +34,7 @@ import { posixMq, sysvMq } from './cases/mq.js';
 import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, cFutexWake, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
 
 /**
  * What `--compare` adds: the libraries a user would pick instead of ipckit,
@@ -53,6 +53,13 @@ export const REFERENCE_TRANSPORT = 'baseline:net-unix';
  * its reference ran (baseline:c-shm needs `cc`).
  */
 export const RATIO_REFERENCES: readonly string[] = [REFERENCE_TRANSPORT, 'baseline:c-shm'];
+
+/**
+ * The case whose half round trip is the machine's cross-core wake-up cost,
+ * shown above the table (and in the HTML report) when it ran; with --json it
+ * is just its row.
+ */
+export const WAKE_UP_TRANSPORT = 'baseline:c-futex-wake';
 
 export function findCase(transport: string): BenchCase | undefined {
   return CASES.find((c) => c.transport === transport) ?? COMPARE_CASES.find((c) => c.transport === transport);

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatMarkdown, formatSize, formatTable } from './format.js';
+import { formatMarkdown, formatSize, formatTable, wakeUpLine } from './format.js';
 import { ProgressBar } from './progress.js';
 import { htmlReport } from './report.js';
 import { combineTrials } from './stats.js';
@@ -81,10 +81,9 @@ export function trialParams(
   size: number,
   count: number,
   onewayFactor = 1,
-  sizeIndependent = false,
   onewayMaxBytes?: number,
 ): Omit<TrialParams, 'workDir' | 'namePrefix'> {
-  const rounds = sizeIndependent ? count : scaled(count, PINGPONG_BYTES, size);
+  const rounds = scaled(count, PINGPONG_BYTES, size);
   const wanted = Math.min(count * onewayFactor, 1e9);
   const oneway =
     onewayMaxBytes === undefined
@@ -261,7 +260,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         bar?.update(done, `${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
         const id = `ipckit-bench-${process.pid}-${randomBytes(4).toString('hex')}`;
         const params: TrialParams = {
-          ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor, benchCase.sizeIndependent, benchCase.onewayMaxBytes),
+          ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor, benchCase.onewayMaxBytes),
           workDir: mkdtempSync(join(tmpdir(), `${id}-`)),
           namePrefix: id,
           ...(pin ?? {}),
@@ -304,6 +303,6 @@ function method(count: number, trials: number): string {
 
 function render(rows: BenchResult, machine: MachineInfo, count: number, trials: number, options: BenchOptions): string {
   if (options.json) return JSON.stringify([...rows, ...rows.skipped], null, 2);
-  const header = `${machineLine(machine)}\n${method(count, trials)}`;
+  const header = [machineLine(machine), method(count, trials), wakeUpLine(rows)].filter(Boolean).join('\n');
   return `${header}\n\n${options.markdown ? formatMarkdown(rows) : formatTable(rows)}`;
 }

@@ -109,12 +109,6 @@ export interface BenchCase {
    */
   onewayFactor?: number;
   /**
-   * True when the case moves no payload bytes (zero-copy): its round trips
-   * are not scaled down for large sizes, so large sizes get the same
-   * warm-up and sample count as small ones. Default false.
-   */
-  sizeIndependent?: boolean;
-  /**
    * Caps the bytes of each one-way phase, below the harness's 512 MiB and
    * without its floor of 100 messages (at least one is sent), for a
    * transport whose cost grows faster than the length of a burst
