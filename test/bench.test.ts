@@ -4,17 +4,22 @@
 // judged by `npm run bench`, not by tests.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseCOutput } from '../dist/bench/cases/c-baselines.js';
+import { crossCorePair, parseCOutput } from '../dist/bench/cases/c-baselines.js';
+import { ZeroCopyMessages } from '../dist/bench/cases/channel.js';
 import { parseSizes } from '../dist/bench/command.js';
-import { formatMarkdown, formatTable } from '../dist/bench/format.js';
+import { formatMarkdown, formatTable, wakeUpLine } from '../dist/bench/format.js';
+import { checksum } from '../dist/bench/kit.js';
+import { allowedCpus } from '../dist/bench/machine.js';
 import { progressLine } from '../dist/bench/progress.js';
-import { CASES } from '../dist/bench/registry.js';
+import { PACKAGES_ENV } from '../dist/bench/optional-package.js';
+import { CASES, COMPARE_CASES } from '../dist/bench/registry.js';
 import { htmlReport } from '../dist/bench/report.js';
 import { runBench, trialParams, type BenchRow } from '../dist/bench/run.js';
 import { combineTrials } from '../dist/bench/stats.js';
@@ -27,6 +32,7 @@ const CC = { ...T, skip: has('cc') ? false : 'no cc' };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const peerPath = join(root, 'dist', 'bench', 'peer.js');
 const mainPath = join(root, 'dist', 'bench', 'main.js');
+const cliPath = join(root, 'dist', 'cli', 'main.js');
 
 interface PeerProcess {
   pid: number;
@@ -129,6 +135,17 @@ function assertRow(row: BenchRow, transport: string, size: number): void {
   assert.ok(row.rttP99Us >= row.rttMedianUs, `${transport}: p99 below median`);
 }
 
+/** Runs `node script ...args` to the end: its exit status, stdout and stderr. */
+async function run(script: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, out, err };
+}
+
 describe('bench harness', () => {
   test('every registered case yields a well-formed row from fresh processes, and leaves nothing', T, async () => {
     const rows = await runBench({ count: 200, trials: 1, quiet: true });
@@ -201,6 +218,11 @@ describe('bench harness', () => {
     assert.equal(trialParams('x', 1 << 20, 1000, 20).onewayCount, 512);
     const p = trialParams('x', 64, 10);
     assert.ok(p.warmup >= 1 && p.onewayWarmup >= 1 && p.onewayCount === 10);
+    // A case's own one-way byte cap goes below the 100-message floor, never below one message.
+    assert.equal(trialParams('x', 64, 1000, 1, 4 << 20).onewayCount, 1000);
+    assert.equal(trialParams('x', 65536, 1000, 1, 4 << 20).onewayCount, 64);
+    assert.equal(trialParams('x', 8 << 20, 1000, 1, 4 << 20).onewayCount, 1);
+    assert.equal(trialParams('x', 65536, 1000, 1, 4 << 20).count, 1000, 'round trips are not capped');
   });
 
   test('a hung trial is killed at its timeout with its files', T, async (t) => {
@@ -347,6 +369,76 @@ describe('bench harness', () => {
     }
   });
 
+  test('zero-copy checksum: every byte counts, wherever the view starts', T, () => {
+    for (const size of [1, 3, 4, 5, 63, 64, 65, 4099]) {
+      const bytes = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + 7) & 0xff));
+      const sum = checksum(bytes);
+      // Ring views are not 4-byte aligned: the same bytes at any offset give the same sum.
+      for (const offset of [1, 2, 3, 5]) {
+        const view = new Uint8Array(new SharedArrayBuffer(size + 8), offset, size);
+        view.set(bytes);
+        assert.equal(checksum(view), sum, `size ${size} at offset ${offset}`);
+      }
+      for (let i = 0; i < size; i += size > 100 ? 97 : 1) {
+        for (const delta of [1, 0x80, 0xff]) {
+          const changed = Buffer.from(bytes);
+          changed[i] = (changed[i]! + delta) & 0xff;
+          assert.notEqual(checksum(changed), sum, `size ${size}: byte ${i} + ${delta} goes unnoticed`);
+        }
+      }
+    }
+  });
+
+  test('zero-copy messages: every byte written, the sum known in advance, message numbers told apart', T, () => {
+    for (const size of [1, 3, 4, 64, 4097]) {
+      const messages = new ZeroCopyMessages(size);
+      const view = new Uint8Array(new SharedArrayBuffer(size + 8), 5, size);
+      for (const seq of [0, 1, 2, 1000, 2 ** 32 - 1]) {
+        view.fill(0);
+        messages.fill(view, seq);
+        assert.equal(checksum(view), messages.expected(seq), `size ${size}, message ${seq}`);
+        if (size >= 64) assert.ok(view.subarray(4).every((b, i) => b === (((i + 4) * 31 + 7) & 0xff)), 'the payload after the first word');
+      }
+      if (size >= 4) assert.notEqual(messages.expected(1), messages.expected(2));
+      let total = 0;
+      for (let seq = 0; seq < 10; seq++) total = (total + messages.expected(seq)) >>> 0;
+      assert.equal(messages.expectedTotal(10), total);
+    }
+  });
+
+  test('ipckit bench runs channel:shm-zerocopy with its checksums checked', T, async () => {
+    const { code, out, err } = await run(cliPath, ['bench', '--transports', 'channel:shm-zerocopy', '--size', '4k', '--trials', '1', '--count', '200', '--json']);
+    assert.equal(code, 0, err);
+    const rows = JSON.parse(out) as BenchRow[];
+    assert.equal(rows.length, 1);
+    assertRow(rows[0], 'channel:shm-zerocopy', 4096);
+    assert.deepEqual(leftovers(process.pid), []);
+  });
+
+  test('baseline:c-futex-wake: a row, and the cross-core wake-up cost above the table', CC, async () => {
+    const { code, out, err } = await run(mainPath, ['--transports', 'baseline:c-futex-wake,baseline:c-shm', '--size', '64,4k', '--count', '200', '--trials', '1', '--markdown']);
+    assert.equal(code, 0, err);
+    const line = /^Cross-core wake-up on this machine: ([\d.]+) µs \(half the median round trip of baseline:c-futex-wake at 64 B\)/m.exec(out);
+    assert.ok(line, out);
+    const futex = out.split('\n').find((l) => l.startsWith('| baseline:c-futex-wake | 64 B |'));
+    assert.ok(futex, out);
+    const rtt = Number(futex.split('|')[3]);
+    assert.ok(Math.abs(Number(line[1]) - rtt / 2) <= rtt / 100 + 0.01, `${line[1]} µs is half of ${rtt} µs`);
+    assert.deepEqual(trialBinaries(process.pid), []);
+  });
+
+  test('the wake-up line: from the smallest size of baseline:c-futex-wake, absent when it did not run; two CPUs for it', T, () => {
+    const row = (transport: string, size: number, rtt: number): BenchRow => ({ transport, size, rttMedianUs: rtt, rttP99Us: rtt * 2, msgsPerSec: 1000, mbPerSec: 1 });
+    assert.equal(wakeUpLine([row('baseline:net-unix', 64, 20)]), undefined);
+    assert.match(wakeUpLine([row('baseline:c-futex-wake', 4096, 90), row('baseline:c-futex-wake', 64, 75)])!, /^Cross-core wake-up on this machine: 37\.5 µs .* at 64 B\)/);
+    const html = htmlReport({ rows: [row('baseline:c-futex-wake', 64, 75)], machine: 'm', method: 'm', date: new Date(0) });
+    assert.match(html, /<p class="wake-up">Cross-core wake-up on this machine: 37\.5 µs/);
+    assert.deepEqual(crossCorePair(3, 5), [3, 5], '--pin chooses');
+    const [a, b] = crossCorePair(undefined, undefined);
+    if (allowedCpus().length > 1) assert.ok(a >= 0 && b >= 0 && a !== b, `${a} and ${b}`);
+    else assert.deepEqual([a, b], [-1, -1]);
+  });
+
   test('report text is escaped', T, () => {
     const html = htmlReport({
       rows: [{ transport: 'a<b>&"c"', size: 64, rttMedianUs: 1, rttP99Us: 2, msgsPerSec: 10, mbPerSec: 0.00064 }],
@@ -356,5 +448,118 @@ describe('bench harness', () => {
     });
     assertSelfContainedHtml(html);
     assert.ok(html.includes('a&#60;b&#62;&#38;&#34;c&#34;'));
+  });
+  describe('--compare: other libraries in the same run', () => {
+    /** Runs the bench CLI; resolves with its exit status, stdout and stderr. */
+    function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string; pid: number }> {
+      const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+      return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err, pid: child.pid! })));
+    }
+
+    /** An IPCKIT_BENCH_PACKAGES value that makes the loader look `pkg` up under a name no registry has. */
+    const absent = (pkg: string) => ({ [PACKAGES_ENV]: `${pkg}=ipckit-bench-absent-${randomBytes(6).toString('hex')}` });
+
+    test('the compare cases are not in the default run, and are known by name', T, () => {
+      assert.deepEqual(
+        COMPARE_CASES.map((c) => [c.transport, c.optionalPackage]),
+        [
+          ['compare:zeromq-ipc', 'zeromq'],
+          ['compare:node-ipc', 'node-ipc'],
+        ],
+      );
+      for (const c of COMPARE_CASES) assert.ok(!CASES.includes(c));
+    });
+
+    test('--compare measures each installed library beside the selected transports, and leaves nothing', T, async (t) => {
+      const { code, out, err, pid } = await cli(['--transports', 'baseline:net-unix', '--compare', '--size', '64,4k', '--count', '200', '--trials', '1', '--json']);
+      assert.equal(code, 0, err);
+      const entries = JSON.parse(out) as Array<BenchRow | { transport: string; skipped: string }>;
+      assert.deepEqual(
+        entries.slice(0, 2).map((r) => r.transport),
+        ['baseline:net-unix', 'baseline:net-unix'],
+        'the selected transports first, the compare cases after',
+      );
+      for (const c of COMPARE_CASES) {
+        await t.test(c.transport, (st) => {
+          const why = c.unavailable?.();
+          if (why) {
+            assert.deepEqual(entries.filter((e) => e.transport === c.transport), [{ transport: c.transport, skipped: why }]);
+            return st.skip(why);
+          }
+          const rows = entries.filter((e): e is BenchRow => e.transport === c.transport);
+          assert.deepEqual(
+            rows.map((r) => r.size),
+            [64, 4096],
+          );
+          for (const row of rows) assertRow(row, c.transport, row.size);
+        });
+      }
+      assert.deepEqual(benchPeers(), []);
+      assert.deepEqual(leftovers(pid), []);
+    });
+
+    test('--compare with a package absent: one skip line, a skipped entry in --json, the run goes on', T, async () => {
+      const { code, out, err, pid } = await cli(
+        ['--transports', 'baseline:net-unix', '--compare', '--count', '100', '--trials', '1', '--json'],
+        absent('zeromq'),
+      );
+      assert.equal(code, 0, err);
+      const skipLines = err.split('\n').filter((l) => l.includes('compare:zeromq-ipc'));
+      assert.deepEqual(skipLines, ['bench: skipping compare:zeromq-ipc: zeromq is not installed']);
+      const entries = JSON.parse(out) as Array<BenchRow | { transport: string; skipped: string }>;
+      assert.deepEqual(entries.at(-1), { transport: 'compare:zeromq-ipc', skipped: 'zeromq is not installed' });
+      assertRow(entries[0] as BenchRow, 'baseline:net-unix', 64);
+      assert.ok(!entries.some((e) => e.transport === 'compare:zeromq-ipc' && !('skipped' in e)));
+      assert.deepEqual(leftovers(pid), []);
+    });
+
+    test('naming an absent compare case in --transports skips it too (the table is just empty of it)', T, async () => {
+      const { code, out, err } = await cli(['--transports', 'baseline:net-unix,compare:node-ipc', '--count', '100', '--trials', '1'], absent('node-ipc'));
+      assert.equal(code, 0, err);
+      assert.match(err, /^bench: skipping compare:node-ipc: node-ipc is not installed$/m);
+      assert.match(out, /baseline:net-unix/);
+      assert.doesNotMatch(out, /compare:node-ipc/);
+    });
+
+    test('a package that fails to load is skipped with its error, and --list says which are installed', T, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-broken-'));
+      try {
+        const broken = join(dir, 'broken.mjs');
+        writeFileSync(broken, "throw new TypeError('broken on purpose');\n");
+        const env = { [PACKAGES_ENV]: `zeromq=${broken},${absent('node-ipc')[PACKAGES_ENV]}` };
+        const list = await cli(['--list'], env);
+        assert.equal(list.code, 0, list.err);
+        assert.match(list.out, /^compare:zeromq-ipc +\(installed, fails to load: TypeError: broken on purpose\) /m);
+        assert.match(list.out, /^compare:node-ipc +\(not installed\) /m);
+
+        const run = await cli(['--transports', 'baseline:net-unix', '--compare', '--count', '100', '--trials', '1', '--json'], env);
+        assert.equal(run.code, 0, run.err);
+        const skipped = (JSON.parse(run.out) as Array<{ transport: string; skipped?: string }>).filter((e) => e.skipped);
+        assert.deepEqual(skipped, [
+          { transport: 'compare:zeromq-ipc', skipped: 'zeromq fails to load: TypeError: broken on purpose' },
+          { transport: 'compare:node-ipc', skipped: 'node-ipc is not installed' },
+        ]);
+        assert.equal(run.err.split('\n').filter((l) => l.startsWith('bench: skipping')).length, 2);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test('--list marks each installed compare package', T, async (t) => {
+      const { code, out } = await cli(['--list']);
+      assert.equal(code, 0);
+      for (const c of COMPARE_CASES) {
+        const why = c.unavailable?.();
+        if (why) {
+          t.diagnostic(`${c.transport}: ${why}`);
+          continue;
+        }
+        assert.match(out, new RegExp(`^${c.transport} +\\(installed\\) `, 'm'));
+      }
+    });
   });
 });

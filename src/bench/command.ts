@@ -3,8 +3,10 @@
 // `program.addCommand(benchCommand())`).
 import { Command, InvalidArgumentError } from 'commander';
 import { parseBytes } from '../cli/args.js';
-import { CASES } from './registry.js';
+import { NOT_INSTALLED } from './optional-package.js';
+import { CASES, COMPARE_CASES, findCase } from './registry.js';
 import { DEFAULT_COUNT, DEFAULT_SIZES, DEFAULT_TRIALS, runBench } from './run.js';
+import type { BenchCase } from './types.js';
 
 /** "64,4096,64k,1m" → bytes, with the same units as every other ipckit size option. */
 export function parseSizes(text: string): number[] {
@@ -32,13 +34,21 @@ function parseTransports(text: string): string[] {
     .split(',')
     .map((t) => t.trim())
     .filter(Boolean);
-  const unknown = names.filter((n) => !CASES.some((c) => c.transport === n));
+  const unknown = names.filter((n) => !findCase(n));
   if (unknown.length) throw new InvalidArgumentError(`unknown transport ${unknown.map((n) => `'${n}'`).join(', ')} (see --list)`);
   return names;
 }
 
+/** '(installed)', '(not installed)' or '(installed, fails to load: ...)' for a case measuring another package. */
+function installState(c: BenchCase): string {
+  const why = c.unavailable?.();
+  if (!why) return '(installed)';
+  return why.endsWith(NOT_INSTALLED) ? '(not installed)' : `(installed, ${why.replace(`${c.optionalPackage} `, '')})`;
+}
+
 interface CommandOptions {
   transports?: string[];
+  compare?: boolean;
   size: number[];
   count: number;
   trials: number;
@@ -53,6 +63,7 @@ export function benchCommand(name = 'bench'): Command {
   return new Command(name)
     .description('round-trip latency and one-way throughput of each transport, every trial in fresh processes')
     .option('--transports <names>', 'comma-separated transports (default: all; see --list)', parseTransports)
+    .option('--compare', 'also measure the libraries you could use instead (zeromq, node-ipc), each skipped when not installed')
     .option('--size <bytes>', 'comma-separated message sizes, e.g. 64,4096,64k,1m', parseSizes, DEFAULT_SIZES)
     .option('--count <n>', 'timed round trips per trial (fewer for large sizes)', parseCount, DEFAULT_COUNT)
     .option('--trials <n>', 'trials per transport and size, each in fresh processes; figures are medians over trials', parseCount, DEFAULT_TRIALS)
@@ -64,9 +75,11 @@ export function benchCommand(name = 'bench'): Command {
     .action(async (opts: CommandOptions) => {
       if (opts.list) {
         for (const c of CASES) process.stdout.write(`${c.transport.padEnd(24)} ${c.description}\n`);
+        process.stdout.write('\nwith --compare:\n');
+        for (const c of COMPARE_CASES) process.stdout.write(`${c.transport.padEnd(24)} ${installState(c)} ${c.description}\n`);
         return;
       }
-      const { transports, size: sizes, count, trials, json, markdown, pin, report } = opts;
-      await runBench({ transports, sizes, count, trials, json, markdown, pin, report });
+      const { transports, compare, size: sizes, count, trials, json, markdown, pin, report } = opts;
+      await runBench({ transports, compare, sizes, count, trials, json, markdown, pin, report });
     });
 }

@@ -1,6 +1,6 @@
 // Renders result rows as the human-readable table.
 import Table from 'cli-table3';
-import { RATIO_REFERENCES, REFERENCE_TRANSPORT } from './registry.js';
+import { RATIO_REFERENCES, REFERENCE_TRANSPORT, WAKE_UP_TRANSPORT } from './registry.js';
 import type { BenchRow } from './types.js';
 
 export function formatSize(bytes: number): string {
@@ -30,6 +30,20 @@ export function ratioText(row: BenchRow, rows: readonly BenchRow[], reference = 
   const r = row.rttMedianUs / ref.rttMedianUs;
   if (Math.abs(r - 1) < 0.05) return `${formatRatio(r)}× (about the same)`;
   return r < 1 ? `${formatRatio(r)}× (${formatRatio(1 / r)}× faster)` : `${formatRatio(r)}× (${formatRatio(r)}× slower)`;
+}
+
+/**
+ * The machine's cross-core wake-up cost, from this run's baseline:c-futex-wake
+ * row at its smallest size (half its median round trip), as one line for
+ * the header; undefined when that case did not run.
+ */
+export function wakeUpLine(rows: readonly BenchRow[]): string | undefined {
+  const futex = rows.filter((r) => r.transport === WAKE_UP_TRANSPORT).sort((a, b) => a.size - b.size)[0];
+  if (!futex) return undefined;
+  return (
+    `Cross-core wake-up on this machine: ${formatUs(futex.rttMedianUs / 2)} µs (half the median round trip of ${WAKE_UP_TRANSPORT} at ${formatSize(futex.size)}); ` +
+    'whatever sleeps between messages pays it on every hop, so compare ratios, not absolute figures, across machines'
+  );
 }
 
 /** The ratio columns this run can fill: one per reference that has rows. */

@@ -20,9 +20,12 @@
 //      dead peer or harness never leaves a process spinning; event-driven code wraps its
 //      waits in unlessExited(promise, echo.exited).
 //   2. Import it below and append it to CASES. Order here is the order of the table.
+//      A case measuring another library (optionalPackage) goes in COMPARE_CASES.
 //   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
 import { channelShm, channelShmBatch, channelShmEach, channelShmJson, channelShmNoSpin, channelShmShared, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
-import { cShm, cUnix } from './cases/c-baselines.js';
+import { cFutexWake, cShm, cUnix } from './cases/c-baselines.js';
+import { compareNodeIpc } from './cases/compare-node-ipc.js';
+import { compareZeromq } from './cases/compare-zeromq.js';
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { futexAsync, futexSync } from './cases/futex.js';
 import { netUnix } from './cases/net-unix.js';
@@ -31,7 +34,15 @@ import { posixMq, sysvMq } from './cases/mq.js';
 import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmEach, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, cFutexWake, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmEach, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+
+/**
+ * What `--compare` adds: the libraries a user would pick instead of ipckit,
+ * measured in the same run when installed (they are not dependencies of
+ * ipckit; each case names its package in `optionalPackage` and is skipped,
+ * saying why, when it is absent). Not part of the default run.
+ */
+export const COMPARE_CASES: readonly BenchCase[] = [compareZeromq, compareNodeIpc];
 
 /** The transport every ratio is computed against. */
 export const REFERENCE_TRANSPORT = 'baseline:net-unix';
@@ -43,6 +54,13 @@ export const REFERENCE_TRANSPORT = 'baseline:net-unix';
  */
 export const RATIO_REFERENCES: readonly string[] = [REFERENCE_TRANSPORT, 'baseline:c-shm'];
 
+/**
+ * The case whose half round trip is the machine's cross-core wake-up cost,
+ * shown above the table (and in the HTML report) when it ran; with --json it
+ * is just its row.
+ */
+export const WAKE_UP_TRANSPORT = 'baseline:c-futex-wake';
+
 export function findCase(transport: string): BenchCase | undefined {
-  return CASES.find((c) => c.transport === transport);
+  return CASES.find((c) => c.transport === transport) ?? COMPARE_CASES.find((c) => c.transport === transport);
 }

@@ -5,7 +5,7 @@
 // Both axes are logarithmic: figures span five orders of magnitude
 // (0.2 µs C shared memory to 15 ms fork JSON at 1 MiB), a linear axis would
 // show one bar and a row of slivers.
-import { cells, formatSize, headCells } from './format.js';
+import { cells, formatSize, headCells, wakeUpLine } from './format.js';
 import type { BenchRow } from './types.js';
 
 export interface ReportInput {
@@ -171,6 +171,7 @@ export function htmlReport(input: ReportInput): string {
     '<h1>ipckit bench</h1>',
     `<p class="machine">${escapeHtml(input.machine)}</p>`,
     `<p>${escapeHtml(input.method)}</p>`,
+    ...[wakeUpLine(rows)].filter((l) => l !== undefined).map((l) => `<p class="wake-up">${escapeHtml(l)}</p>`),
     `<p>Run started ${escapeHtml(input.date.toISOString())}.</p>`,
     '<table>',
     `<thead><tr>${head}</tr></thead>`,

@@ -11,20 +11,29 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatMarkdown, formatSize, formatTable } from './format.js';
+import { formatMarkdown, formatSize, formatTable, wakeUpLine } from './format.js';
 import { ProgressBar } from './progress.js';
 import { htmlReport } from './report.js';
 import { combineTrials } from './stats.js';
 import { allowedCpus, hasTaskset, machineInfo, machineLine, type MachineInfo } from './machine.js';
-import { CASES, findCase } from './registry.js';
+import { CASES, COMPARE_CASES, findCase } from './registry.js';
 import { sweepTrial } from './trial-files.js';
-import type { BenchCase, BenchRow, TrialParams } from './types.js';
+import type { BenchCase, BenchRow, SkippedRow, TrialParams } from './types.js';
 
-export type { BenchRow } from './types.js';
+export type { BenchRow, SkippedRow } from './types.js';
+
+/** The measured rows, plus the `--compare` cases that were skipped and why (empty without them). */
+export type BenchResult = BenchRow[] & { skipped: SkippedRow[] };
 
 export interface BenchOptions {
   /** Case names (default: every case available on this machine). */
   transports?: string[];
+  /**
+   * Also run the `compare:*` cases (COMPARE_CASES: zeromq, node-ipc), after
+   * the selected transports. A case whose package is not installed, or fails
+   * to load, is skipped with one line on stderr and listed in `skipped`.
+   */
+  compare?: boolean;
   /** Payload sizes in bytes (default [64]). */
   sizes?: number[];
   /** Timed round trips per trial (default DEFAULT_COUNT); scaled down for large sizes, see trialParams(). */
@@ -72,10 +81,14 @@ export function trialParams(
   size: number,
   count: number,
   onewayFactor = 1,
-  sizeIndependent = false,
+  onewayMaxBytes?: number,
 ): Omit<TrialParams, 'workDir' | 'namePrefix'> {
-  const rounds = sizeIndependent ? count : scaled(count, PINGPONG_BYTES, size);
-  const oneway = scaled(Math.min(count * onewayFactor, 1e9), ONEWAY_BYTES, size);
+  const rounds = scaled(count, PINGPONG_BYTES, size);
+  const wanted = Math.min(count * onewayFactor, 1e9);
+  const oneway =
+    onewayMaxBytes === undefined
+      ? scaled(wanted, ONEWAY_BYTES, size)
+      : Math.max(1, Math.min(wanted, Math.floor(onewayMaxBytes / size)));
   const warm = (n: number) => Math.min(10_000, Math.max(10, Math.floor(n / 10)));
   return { transport, size, warmup: warm(rounds), count: rounds, onewayWarmup: warm(oneway), onewayCount: oneway };
 }
@@ -87,21 +100,32 @@ function checkCount(n: unknown, what: string, max: number): number {
   return n;
 }
 
-function selectCases(transports: string[] | undefined): BenchCase[] {
-  if (!transports || transports.length === 0) {
-    return CASES.filter((c) => {
-      const why = c.unavailable?.();
-      if (why) process.stderr.write(`bench: skipping ${c.transport}: ${why}\n`);
-      return !why;
-    });
-  }
-  return transports.map((name) => {
-    const c = findCase(name);
-    if (!c) throw new RangeError(`unknown transport '${name}'; known: ${CASES.map((k) => k.transport).join(', ')}`);
+/**
+ * The cases to run, in order. Unavailable ones are left out with a line on
+ * stderr in the default run, and always when they measure an optional
+ * package (those also come back in `skipped`); a case named explicitly that
+ * cannot run here is an error.
+ */
+function selectCases(transports: string[] | undefined, compare: boolean | undefined): { cases: BenchCase[]; skipped: SkippedRow[] } {
+  const explicit = transports !== undefined && transports.length > 0;
+  const named = explicit
+    ? transports.map((name) => {
+        const c = findCase(name);
+        if (!c) throw new RangeError(`unknown transport '${name}'; known: ${[...CASES, ...COMPARE_CASES].map((k) => k.transport).join(', ')}`);
+        return c;
+      })
+    : [...CASES];
+  const wanted = compare ? [...named, ...COMPARE_CASES.filter((c) => !named.includes(c))] : named;
+  const skipped: SkippedRow[] = [];
+  const cases = wanted.filter((c) => {
     const why = c.unavailable?.();
-    if (why) throw new Error(`${name} cannot run here: ${why}`);
-    return c;
+    if (!why) return true;
+    if (explicit && !c.optionalPackage) throw new Error(`${c.transport} cannot run here: ${why}`);
+    process.stderr.write(`bench: skipping ${c.transport}: ${why}\n`);
+    if (c.optionalPackage) skipped.push({ transport: c.transport, skipped: why });
+    return false;
   });
+  return { cases, skipped };
 }
 
 function pinning(pin: boolean | undefined): { driverCpu: number; echoCpu: number } | undefined {
@@ -185,16 +209,18 @@ function startDriver(params: TrialParams): ChildProcess {
 
 /**
  * Runs the benchmarks and returns one row per (transport, size), in registry
- * order then size order. Prints the table (or JSON) unless `quiet`.
+ * order (or the order of `transports`, then the compare cases) then size
+ * order, with the skipped compare cases in `.skipped`. Prints the table (or
+ * JSON, skipped cases included) unless `quiet`.
  */
-export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> {
+export async function runBench(options: BenchOptions = {}): Promise<BenchResult> {
   const sizes = (options.sizes && options.sizes.length ? options.sizes : DEFAULT_SIZES).map((s) =>
     checkCount(s, 'size', 1 << 30),
   );
   const count = checkCount(options.count ?? DEFAULT_COUNT, 'count', 100_000_000);
   const trials = checkCount(options.trials ?? DEFAULT_TRIALS, 'trials', 1000);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const cases = selectCases(options.transports);
+  const { cases, skipped } = selectCases(options.transports, options.compare);
   const pin = pinning(options.pin);
   const machine = machineInfo(pin);
   const started = new Date();
@@ -234,7 +260,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
         bar?.update(done, `${benchCase.transport} ${formatSize(size)} (trial ${t + 1}/${trials})`);
         const id = `ipckit-bench-${process.pid}-${randomBytes(4).toString('hex')}`;
         const params: TrialParams = {
-          ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor, benchCase.sizeIndependent),
+          ...trialParams(benchCase.transport, size, count, benchCase.onewayFactor, benchCase.onewayMaxBytes),
           workDir: mkdtempSync(join(tmpdir(), `${id}-`)),
           namePrefix: id,
           ...(pin ?? {}),
@@ -257,7 +283,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
     process.off('SIGTERM', onSignal);
   }
 
-  const rows = plan.map((entry) => combineTrials(entry.results));
+  const rows: BenchResult = Object.assign(
+    plan.map((entry) => combineTrials(entry.results)),
+    { skipped },
+  );
   if (options.report) {
     writeFileSync(options.report, htmlReport({ rows, machine: machineLine(machine), method: method(count, trials), date: started }));
   }
@@ -272,8 +301,8 @@ function method(count: number, trials: number): string {
   );
 }
 
-function render(rows: BenchRow[], machine: MachineInfo, count: number, trials: number, options: BenchOptions): string {
-  if (options.json) return JSON.stringify(rows, null, 2);
-  const header = `${machineLine(machine)}\n${method(count, trials)}`;
+function render(rows: BenchResult, machine: MachineInfo, count: number, trials: number, options: BenchOptions): string {
+  if (options.json) return JSON.stringify([...rows, ...rows.skipped], null, 2);
+  const header = [machineLine(machine), method(count, trials), wakeUpLine(rows)].filter(Boolean).join('\n');
   return `${header}\n\n${options.markdown ? formatMarkdown(rows) : formatTable(rows)}`;
 }

@@ -20,6 +20,13 @@ export interface BenchRow {
   mbPerSec: number;
 }
 
+/** A case that did not run: `--json` prints it among the rows, with the reason. */
+export interface SkippedRow {
+  transport: string;
+  /** Why, e.g. 'zeromq is not installed'. */
+  skipped: string;
+}
+
 /**
  * What one trial runs, chosen by the harness and passed to both peers. The
  * protocol every case follows, in this order, between the same two processes:
@@ -102,11 +109,12 @@ export interface BenchCase {
    */
   onewayFactor?: number;
   /**
-   * True when the case moves no payload bytes (zero-copy): its round trips
-   * are not scaled down for large sizes, so large sizes get the same
-   * warm-up and sample count as small ones. Default false.
+   * Caps the bytes of each one-way phase, below the harness's 512 MiB and
+   * without its floor of 100 messages (at least one is sent), for a
+   * transport whose cost grows faster than the length of a burst
+   * (compare:node-ipc). Default: no cap of the case's own.
    */
-  sizeIndependent?: boolean;
+  onewayMaxBytes?: number;
   /**
    * Why the case cannot run on this machine (e.g. no `cc`), or undefined when
    * it can. Called without a size for the case as a whole, and with each
@@ -114,6 +122,14 @@ export interface BenchCase {
    * Runs in the harness.
    */
   unavailable?(size?: number): string | undefined;
+  /**
+   * The npm package this case measures when it is not ipckit (`--compare`:
+   * zeromq, node-ipc). Such a package is no dependency of ipckit: while
+   * `unavailable()` says it is missing or fails to load, the case is skipped
+   * with its reason (one line on stderr, a `skipped` entry in --json), even
+   * when named in `transports`, instead of failing the run.
+   */
+  optionalPackage?: string;
   /** Runs in the driver process: set up, startEcho(), measure, tear down. */
   driver(ctx: DriverContext): Promise<TrialResult>;
   /** Runs in the echo process: answer the protocol described at TrialParams, then return. */

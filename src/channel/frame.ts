@@ -32,18 +32,6 @@ export function correlatedHeader(kind: number, id: number): Uint8Array {
   return h;
 }
 
-/**
- * A copy of `bytes` in memory of its own, for a frame that waits in a queue:
- * the codecs may hand back the caller's own buffer (raw does), which the
- * caller may change once send() has returned. (Buffer#slice() is no copy: it
- * shares the memory, unlike Uint8Array#slice().)
- */
-export function copyBytes(bytes: Uint8Array): Uint8Array {
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  return copy;
-}
-
 /** header + body as one new buffer: one frame for transports that send a frame as one message. */
 export function joinFrame(header: Uint8Array, body: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(header.byteLength + body.byteLength);

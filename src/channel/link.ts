@@ -77,6 +77,8 @@ export interface Link {
   start(events: LinkEvents): void;
   /** Writes header+body as one frame if there is room now; false (nothing written) otherwise. */
   tryWrite(header: Uint8Array, body: Uint8Array): boolean;
+  /** tryWrite() has copied the body when it returns true (into a ring, the kernel, a frame of its own): the caller may reuse it at once. */
+  readonly copiesOnWrite?: boolean;
   /**
    * Optional, for links whose tryWrite() may accept a frame into a userspace
    * buffer (Node's socket write buffer, a queue message waiting for room):

@@ -4,11 +4,13 @@
 // see Link.unwritten). flush() and close() wait on it too.
 import { cancellable, waitTimedOut, type CheckedChannelWait } from './cancel.js';
 import type { Link } from './link.js';
-import { copyBytes } from './frame.js';
+import { copyForQueue, releaseQueued } from './send-copies.js';
 
 interface PendingSend {
   header: Uint8Array;
   body: Uint8Array;
+  /** body is a copy from copyForQueue(), to give back once the link copied it. */
+  copied: boolean;
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -72,8 +74,9 @@ export class Outbox {
   send(header: Uint8Array, body: Uint8Array, wait: CheckedChannelWait | undefined): Promise<void> {
     if (this.#queue.length === 0 && this.#link.tryWrite(header, body)) return this.whenWritten(wait);
     // The codec may hand back a view it reuses (raw: the caller's buffer): keep a copy while queued.
-    if (wait) return this.enqueue([copyBytes(body)], header, wait, 'send()');
-    return this.queue(header, copyBytes(body));
+    const copy = copyForQueue(body);
+    if (wait) return this.enqueue([copy], header, wait, 'send()', true);
+    return new Promise<void>((resolve, reject) => this.#queue.push({ header, body: copy, copied: true, resolve, reject }));
   }
 
   /**
@@ -92,8 +95,8 @@ export class Outbox {
     }
     if (sent === n) return this.whenWritten(wait, 'sendBatch()');
     // Copies, as in send(): the codec may hand back the caller's buffers.
-    for (let i = sent; i < n; i++) bodies[i] = copyBytes(bodies[i]!);
-    return this.enqueue(bodies.slice(sent), header, wait, 'sendBatch()');
+    for (let i = sent; i < n; i++) bodies[i] = copyForQueue(bodies[i]!);
+    return this.enqueue(bodies.slice(sent), header, wait, 'sendBatch()', true);
   }
 
   /** Queues one frame (bytes of its own: they are kept as they are) behind those waiting; resolves once written. */
@@ -103,7 +106,7 @@ export class Outbox {
 
   /** Queues one frame whose writing (or failure) `resolve` (or `reject`) is told of. */
   push(header: Uint8Array, body: Uint8Array, resolve: () => void, reject: (e: Error) => void): void {
-    this.#queue.push({ header, body, resolve, reject });
+    this.#queue.push({ header, body, copied: false, resolve, reject });
   }
 
   /**
@@ -111,10 +114,10 @@ export class Outbox {
    * written (see whenWritten). Under `wait`, an abort or timeout takes out
    * the ones still queued: they are never sent.
    */
-  enqueue(bodies: Uint8Array[], header: Uint8Array, wait: CheckedChannelWait | undefined, what: string): Promise<void> {
+  enqueue(bodies: Uint8Array[], header: Uint8Array, wait: CheckedChannelWait | undefined, what: string, copied = false): Promise<void> {
     const start = (resolve: () => void, reject: (e: Error) => void) => {
       const last = bodies.length - 1;
-      const entries = bodies.map((body, i): PendingSend => ({ header, body, resolve: i === last ? resolve : noop, reject }));
+      const entries = bodies.map((body, i): PendingSend => ({ header, body, copied, resolve: i === last ? resolve : noop, reject }));
       for (const e of entries) this.#queue.push(e);
       return () => this.#withdraw(entries);
     };
@@ -177,10 +180,15 @@ export class Outbox {
   /** The link has room again: hands it what waits, in order, as one corked run. */
   pump(): void {
     const q = this.#queue;
+    const link = this.#link;
     let i = 0;
-    this.#link.cork?.();
-    while (i < q.length && this.#link.tryWrite(q[i]!.header, q[i]!.body)) i++;
-    this.#link.uncork?.();
+    link.cork?.();
+    for (; i < q.length; i++) {
+      const p = q[i]!;
+      if (!link.tryWrite(p.header, p.body)) break;
+      if (p.copied && link.copiesOnWrite) releaseQueued(p.body);
+    }
+    link.uncork?.();
     // What the link took but holds in userspace settles once written (onWritten).
     const ticket = i > 0 ? (this.#link.unwritten?.() ?? 0) : 0;
     for (let k = 0; k < i; k++) {

@@ -56,6 +56,8 @@ export interface QueuePair {
 
 /** A Link over a pair of message queues, with the control socket for liveness. */
 export class QueueLink implements Link {
+  /** tryWrite() joins header and body into a frame of its own (joinFrame). */
+  readonly copiesOnWrite = true;
   readonly transport: string;
   readonly maxFrame: number;
   readonly peer: PeerCredentials;

@@ -9,7 +9,8 @@ import { checkOptions } from '../validate.js';
 import type { RequestHandler, RequestOptions } from './channel.js';
 import type { ChannelState } from './channel-errors.js';
 import { encodeError, type Codec } from './codec.js';
-import { KIND_ERROR, KIND_REPLY, copyBytes, correlatedHeader } from './frame.js';
+import { KIND_ERROR, KIND_REPLY, correlatedHeader } from './frame.js';
+import { copyForQueue } from './send-copies.js';
 import { HELD_BY_REPLIES, type ReadHold } from './inbox.js';
 import type { Outbox } from './outbox.js';
 
@@ -215,7 +216,7 @@ export class Responder {
   #sendReplyBytes(header: Uint8Array, body: Uint8Array, sent: () => void): void {
     if (this.#out.tryWrite(header, body)) return sent();
     // A copy: the codec may hand back a view it reuses.
-    const copy = copyBytes(body);
+    const copy = copyForQueue(body);
     this.#bytesQueued += copy.byteLength;
     this.#checkReplies();
     const done = () => {

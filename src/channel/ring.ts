@@ -186,6 +186,10 @@ export function putRecord(i32: Int32Array, u8: Uint8Array, base: number, R: numb
 //          whose connection closed died holding it: the listener, which
 //          learns of every death from the control socket, frees it. The
 //          dead producer never stored the head, so nothing needs repair.
+//     [81] last writer: the slot of the producer that placed the last
+//          record (stored under the lock): a producer that is still the
+//          last writer may trust the tail it read before (nobody else
+//          moved the head since) instead of reading the hub's cache line
 //   4096            data: records [u32 length][u32 slot][frame][pad to 8];
 //                   slot = the connection the frame belongs to.
 export const SHARED_MAGIC = 0x69706b6d;
@@ -195,6 +199,7 @@ export const S_TAIL = 32;
 export const S_CONSUMER_SLEEPING = 48;
 export const S_WAITING = 64;
 export const S_LOCK = 80;
+export const S_LAST_WRITER = 81;
 
 export function sharedTotalBytes(ringSize: number): number {
   return CONTROL_BYTES + ringSize;

@@ -32,6 +32,8 @@ export function readMessageHello(sock: MessageSocket, what: string, timeoutMs: n
 }
 
 export class SeqpacketLink implements Link {
+  /** tryWrite() joins header and body into a frame of its own (joinFrame). */
+  readonly copiesOnWrite = true;
   readonly transport: string;
   readonly maxFrame: number;
   readonly peer: PeerCredentials | null;

@@ -115,6 +115,8 @@ export abstract class ShmLinkBase implements Link, SpinOwner {
   }
 
   abstract tryWrite(header: Uint8Array, body: Uint8Array): boolean;
+  /** The frame is copied into the ring by tryWrite(). */
+  readonly copiesOnWrite = true;
   /** Whether a frame of `frameLength` bytes could be written now. */
   protected abstract roomFor(frameLength: number): boolean;
   /** Before sleeping with a write blocked: asks to be rung when there is room. */

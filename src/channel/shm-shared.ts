@@ -23,7 +23,7 @@
 // channels through it with ERR_IPCKIT_BAD_FRAME after bounded work; the
 // listener then gives newcomers a fresh ring.
 import type { FdRegion } from '../shm.js';
-import { CONTROL_BYTES, SHARED_HEADER, S_CONSUMER_SLEEPING, S_HEAD, S_LOCK, S_TAIL, S_WAITING, fits, putRecord, recordBytes } from './ring.js';
+import { CONTROL_BYTES, SHARED_HEADER, S_CONSUMER_SLEEPING, S_HEAD, S_LAST_WRITER, S_LOCK, S_TAIL, S_WAITING, fits, putRecord, recordBytes } from './ring.js';
 import { ShmLinkBase, type ShmLinkSetup } from './shm-link.js';
 import { RingReceiver } from './shm-receiver.js';
 
@@ -45,6 +45,9 @@ export class SharedRingWriter {
   readonly #ring: () => boolean;
   readonly #flag: Int32Array;
   readonly #flagWord: number;
+  /** The head after this writer's last record, and the tail it read then (see write()). */
+  #headAfterMine = -1;
+  #tailSeen = 0;
 
   /**
    * `ringSize` and `maxFrame` as the handshake settled them (checked, never
@@ -70,16 +73,24 @@ export class SharedRingWriter {
     const i32 = this.#i32;
     if (Atomics.compareExchange(i32, S_LOCK, 0, this.#slot) !== 0) return BUSY;
     let result = FULL;
-    // The tail is read every time, not cached as the private ring's producer
-    // does: other writers move the head, so a cached tail could fall 2^32
-    // bytes behind and make a full ring look empty.
     const head = Atomics.load(i32, S_HEAD);
+    const total = recordBytes(header.length + body.length, SHARED_HEADER);
+    // The tail as this writer last read it serves only while nobody else
+    // wrote since (we were the last writer, and the head is where our last
+    // record ended): it is then behind the real one by what the hub
+    // released since, which only makes the ring look fuller. Once others
+    // wrote it could be 2^32 bytes behind and make a full ring look empty,
+    // so it is read again (a cache line the hub writes: the costly part).
+    const mine = head === this.#headAfterMine && Atomics.load(i32, S_LAST_WRITER) === this.#slot;
+    if (!mine || !fits(this.#R, head, this.#tailSeen, total)) this.#tailSeen = Atomics.load(i32, S_TAIL);
     // Other writers share this memory: a head that is not a record boundary
     // would make us write at an odd offset; leave such a ring to the hub,
     // which fails it.
-    if ((head & 7) === 0 && fits(this.#R, head, Atomics.load(i32, S_TAIL), recordBytes(header.length + body.length, SHARED_HEADER))) {
+    if ((head & 7) === 0 && fits(this.#R, head, this.#tailSeen, total)) {
       // The head store orders the byte copies before it; then the lock goes.
-      Atomics.store(i32, S_HEAD, putRecord(i32, this.#u8, CONTROL_BYTES, this.#R, head, header, body, this.#slot));
+      this.#headAfterMine = putRecord(i32, this.#u8, CONTROL_BYTES, this.#R, head, header, body, this.#slot);
+      if (!mine) Atomics.store(i32, S_LAST_WRITER, this.#slot);
+      Atomics.store(i32, S_HEAD, this.#headAfterMine);
       result = WRITTEN;
     }
     Atomics.store(i32, S_LOCK, 0);

@@ -8,9 +8,10 @@
 //                          the receiver reads every message's sequence number in the ring
 //                          itself and checks it, no object per message anywhere
 //   channel:shm-zerocopy   shm:, loan()/publish() to send, zeroCopy views received and released:
-//                          the payload is produced in place (an 8-byte stamp is written, the
-//                          rest of the loaned bytes are not touched), so nothing is copied
-//                          anywhere and the size should not change the round trip
+//                          the producer writes every byte of each loaned view (the payload,
+//                          its first word + the message's number) and the consumer reads every
+//                          byte of each received view (checksum()); both sides check the sums,
+//                          so a trial whose bytes did not arrive intact fails
 //   channel:unix           unix: stream socket with length-prefixed frames
 //   channel:shm-json, channel:unix-json   the json codec with a string of `size`
 //                          characters, as baseline:fork-json sends
@@ -18,7 +19,7 @@
 // socket and the rings live in a memfd, so nothing can be left behind.
 import { join } from 'node:path';
 import { channel, type Channel, type ChannelOptions, type ChannelListenOptions as ListenOptions } from '../../index.js';
-import { payload, RttRecorder, unlessExited } from '../kit.js';
+import { checksum, payload, RttRecorder, unlessExited } from '../kit.js';
 import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';
 
 type View = Uint8Array & { release?: () => void };
@@ -31,7 +32,6 @@ interface Flavour {
   zeroCopy: boolean;
   onewayFactor?: number;
   json?: boolean;
-  sizeIndependent?: boolean;
   /** One-way phase with sendBatch()/receiveBatch() of this many messages per call. */
   batch?: number;
   /** Read the one-way phase with receiveEach({ inPlace: true }), checking every message's sequence number. */
@@ -44,22 +44,73 @@ function opts(f: Flavour, size: number): ChannelOptions<Uint8Array> {
   return { codec: f.json ? 'json' : 'raw', maxMessageSize: Math.max(size + 16, 1024), ...f.options };
 }
 
-async function sendOne(ch: Channel<Uint8Array>, msg: Uint8Array, zeroCopy: boolean): Promise<void> {
-  if (!zeroCopy) return ch.send(msg);
-  // Zero-copy: the message is made where it travels; a real producer fills
-  // the loaned view itself, so copying `msg` in would measure a memcpy.
-  const view = await ch.loan(msg.byteLength);
-  stamp(view, msg);
+/**
+ * The messages of the zero-copy case. Message number `seq` is the payload
+ * with `seq` added to its first little-endian word (when it has one), so its
+ * checksum is known in advance and a stale or repeated view does not pass.
+ */
+export class ZeroCopyMessages {
+  readonly #payload: Buffer;
+  readonly #sum: number;
+  readonly #word0: number;
+
+  constructor(size: number) {
+    this.#payload = payload(size);
+    this.#sum = checksum(this.#payload);
+    this.#word0 = size >= 4 ? this.#payload.readUInt32LE(0) : 0;
+  }
+
+  /** Writes message `seq` into `view`, every byte of it (the work a producer does in place). */
+  fill(view: Uint8Array, seq: number): void {
+    view.set(this.#payload);
+    if (view.byteLength < 4) return;
+    const w = (this.#word0 + seq) >>> 0;
+    view[0] = w & 0xff;
+    view[1] = (w >>> 8) & 0xff;
+    view[2] = (w >>> 16) & 0xff;
+    view[3] = w >>> 24;
+  }
+
+  /** checksum() of message `seq`. */
+  expected(seq: number): number {
+    return this.#payload.byteLength < 4 ? this.#sum : (this.#sum + seq) >>> 0;
+  }
+
+  /** The checksums of messages 0..n-1 added up (modulo 2^32), as the echo acknowledges a one-way batch. */
+  expectedTotal(n: number): number {
+    let total = 0;
+    for (let seq = 0; seq < n; seq++) total = (total + this.expected(seq)) >>> 0;
+    return total;
+  }
+}
+
+/** The payload is produced in the ring: a loan, every byte written, published. */
+async function sendInPlace(ch: Channel<Uint8Array>, messages: ZeroCopyMessages, size: number, seq: number): Promise<void> {
+  const view = await ch.loan(size);
+  messages.fill(view, seq);
   return ch.publish(view);
 }
 
-/** The first (up to) 8 bytes of `from` into `view`. */
-function stamp(view: Uint8Array, from: Uint8Array): void {
-  for (let i = 0; i < 8 && i < view.byteLength; i++) view[i] = from[i]!;
+/** Reads every byte of a received view, releases it, and returns its checksum. */
+function consume(view: View): number {
+  const sum = checksum(view);
+  view.release?.();
+  return sum;
 }
 
-async function receive(ch: Channel<Uint8Array>): Promise<View> {
-  const r = await ch.next();
+function mismatch(what: string, got: number, expected: number): Error {
+  return new Error(`channel:shm-zerocopy: ${what} has checksum ${got}, expected ${expected}: its bytes did not arrive intact`);
+}
+
+/** A one-way acknowledgement carrying the sum of the checksums the echo read (4 bytes, little-endian). */
+function totalAck(total: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(total >>> 0);
+  return b;
+}
+
+/** The message of a next() result (written `got(await ch.next())`: an async wrapper would add promise hops to every round trip). */
+function got(r: IteratorResult<Uint8Array>): View {
   if (r.done) throw new Error('channel closed early');
   return r.value as View;
 }
@@ -71,16 +122,23 @@ function writeSeq(m: Uint8Array, seq: number): void {
 
 /** Reads `n` messages in place, checking that each carries the next sequence number (when it has 4 bytes). */
 async function receiveEvery(ch: Channel<Uint8Array>, n: number): Promise<void> {
-  let got = 0;
+  let read = 0;
   let wrong = -1;
   const check = (bytes: Buffer, start: number, end: number) => {
-    if (end - start >= 4 && bytes.readUInt32LE(start) !== got && wrong < 0) wrong = got;
-    got++;
+    if (end - start >= 4 && bytes.readUInt32LE(start) !== read && wrong < 0) wrong = read;
+    read++;
   };
-  while (got < n) {
-    if ((await ch.receiveEach(check, { inPlace: true, max: n - got })) === 0) throw new Error(`channel ended after ${got} of ${n}`);
+  while (read < n) {
+    if ((await ch.receiveEach(check, { inPlace: true, max: n - read })) === 0) throw new Error(`channel ended after ${read} of ${n}`);
   }
   if (wrong >= 0) throw new Error(`message ${wrong} arrived out of order`);
+}
+
+/** The total a zero-copy one-way acknowledgement carries (see totalAck). */
+function readTotal(ack: View): number {
+  const total = (ack[0]! | (ack[1]! << 8) | (ack[2]! << 16) | (ack[3]! << 24)) >>> 0;
+  ack.release?.();
+  return total;
 }
 
 function makeCase(f: Flavour): BenchCase {
@@ -92,20 +150,34 @@ function makeCase(f: Flavour): BenchCase {
     await server.close();
     const ch = first.value as Channel<Uint8Array>;
     const msg = (f.json ? 'x'.repeat(size) : payload(size)) as unknown as Uint8Array;
+    const zc = f.zeroCopy ? new ZeroCopyMessages(size) : null;
     const rtt = new RttRecorder(warmup, count);
     await unlessExited(
       (async () => {
+        let round = 0;
         do {
           rtt.start();
-          await sendOne(ch, msg, f.zeroCopy);
-          (await receive(ch)).release?.();
+          if (zc) {
+            await sendInPlace(ch, zc, size, round);
+            const sum = consume(got(await ch.next()));
+            if (sum !== zc.expected(round)) throw mismatch(`reply ${round}`, sum, zc.expected(round));
+          } else {
+            await ch.send(msg);
+            (got(await ch.next())).release?.();
+          }
+          round++;
         } while (!rtt.stop());
       })(),
       echo.exited,
     );
     // Messages that carry their sequence number each need bytes of their own.
     const many = f.batch ? Array.from({ length: f.batch }, () => (f.each ? Buffer.from(msg) : msg)) : [];
-    const batch = async (n: number) => {
+    /** Sends n messages and waits for the acknowledgement; zero-copy: returns the total it carries. */
+    const batch = async (n: number): Promise<number | undefined> => {
+      if (zc) {
+        for (let seq = 0; seq < n; seq++) await sendInPlace(ch, zc, size, seq);
+        return readTotal(got(await ch.next()));
+      }
       let last: Promise<void> = Promise.resolve();
       if (f.batch) {
         for (let i = 0; i < n; i += f.batch) {
@@ -113,21 +185,26 @@ function makeCase(f: Flavour): BenchCase {
           if (f.each) for (let k = 0; k < run.length; k++) writeSeq(run[k]!, i + k);
           await ch.sendBatch(run);
         }
-        (await receive(ch)).release?.();
-        return;
+        (got(await ch.next())).release?.();
+        return undefined;
       }
       for (let i = 0; i < n; i++) {
-        last = sendOne(ch, msg, f.zeroCopy);
+        last = ch.send(msg);
         // Await now and then: enough to follow backpressure without a promise per message.
-        if (f.zeroCopy || (i & 1023) === 1023) await last;
+        if ((i & 1023) === 1023) await last;
       }
       await last;
-      (await receive(ch)).release?.();
+      (got(await ch.next())).release?.();
+      return undefined;
     };
-    await unlessExited(batch(onewayWarmup), echo.exited);
+    const verify = (n: number, total: number | undefined) => {
+      if (zc && total !== zc.expectedTotal(n)) throw mismatch(`the one-way batch of ${n} messages`, total ?? NaN, zc.expectedTotal(n));
+    };
+    verify(onewayWarmup, await unlessExited(batch(onewayWarmup), echo.exited));
     const t0 = process.hrtime.bigint();
-    await unlessExited(batch(onewayCount), echo.exited);
+    const total = await unlessExited(batch(onewayCount), echo.exited);
     const onewayNs = Number(process.hrtime.bigint() - t0);
+    verify(onewayCount, total);
     await ch.close();
     await echo.exited;
     return { rttNs: rtt.samples, onewayNs };
@@ -136,15 +213,27 @@ function makeCase(f: Flavour): BenchCase {
   async function echo(ctx: EchoContext): Promise<void> {
     const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
     const ch = await channel.connect<Uint8Array>(f.url(ctx.params), opts(f, size));
+    const zc = f.zeroCopy ? new ZeroCopyMessages(size) : null;
     for (let i = 0; i < warmup + count; i++) {
-      const m = await receive(ch);
-      await sendOne(ch, m, f.zeroCopy);
-      m.release?.();
+      const m = got(await ch.next());
+      if (zc) {
+        const sum = consume(m);
+        if (sum !== zc.expected(i)) throw mismatch(`message ${i}`, sum, zc.expected(i));
+        await sendInPlace(ch, zc, size, i);
+      } else {
+        await ch.send(m);
+        m.release?.();
+      }
     }
     for (const n of [onewayWarmup, onewayCount]) {
       if (f.each) await receiveEvery(ch, n);
       else if (f.batch) for (let got = 0; got < n; ) got += (await ch.receiveBatch(Math.min(n - got, 1024))).length;
-      else for (let i = 0; i < n; i++) (await receive(ch)).release?.();
+      else if (zc) {
+        let total = 0;
+        for (let i = 0; i < n; i++) total = (total + consume(got(await ch.next()))) >>> 0;
+        await ch.send(totalAck(total));
+        continue;
+      } else for (let i = 0; i < n; i++) (got(await ch.next())).release?.();
       await ch.send((f.json ? 'k' : Buffer.from('k')) as unknown as Uint8Array);
     }
     // The driver closes once it has the last acknowledgement.
@@ -156,7 +245,6 @@ function makeCase(f: Flavour): BenchCase {
     transport: f.transport,
     description: f.description,
     ...(f.onewayFactor ? { onewayFactor: f.onewayFactor } : {}),
-    ...(f.sizeIndependent ? { sizeIndependent: true } : {}),
     driver,
     echo,
   };
@@ -217,11 +305,11 @@ export const channelShmEach = makeCase({
 
 export const channelShmZeroCopy = makeCase({
   transport: 'channel:shm-zerocopy',
-  description: 'Channel over shm:, loan()/publish() in place (8-byte stamp, nothing copied), received as ring views released after use',
+  description:
+    'Channel over shm:, loan()/publish(): the producer writes every byte in place, the receiver checksums every byte of its ring view, then releases it; sums checked',
   url: shmUrl,
   options: { spin: 'auto', zeroCopy: true },
   zeroCopy: true,
-  sizeIndependent: true,
 });
 
 export const channelUnix = makeCase({

@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { payload, RttRecorder, unlessExited } from '../kit.js';
+import { payload, RttRecorder, timeOneway, unlessExited } from '../kit.js';
 import type { BenchCase, DriverContext, EchoContext, TrialResult } from '../types.js';
 
 const ACK = Buffer.from('k');
@@ -33,7 +33,7 @@ function stream(sock: Socket, msg: Buffer, n: number): Promise<void> {
 }
 
 async function driver(ctx: DriverContext): Promise<TrialResult> {
-  const { size, warmup, count, onewayWarmup, onewayCount, workDir } = ctx.params;
+  const { size, warmup, count, workDir } = ctx.params;
   const server = createServer();
   server.listen(socketPath(workDir));
   await once(server, 'listening');
@@ -65,10 +65,7 @@ async function driver(ctx: DriverContext): Promise<TrialResult> {
     echo.exited,
   );
 
-  await unlessExited(stream(sock, msg, onewayWarmup), echo.exited);
-  const t0 = process.hrtime.bigint();
-  await unlessExited(stream(sock, msg, onewayCount), echo.exited);
-  const onewayNs = Number(process.hrtime.bigint() - t0);
+  const onewayNs = await timeOneway((n) => stream(sock, msg, n), ctx.params, echo.exited);
 
   sock.end();
   await echo.exited;
