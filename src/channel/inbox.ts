@@ -197,7 +197,7 @@ export class Inbox<T> {
    */
   takeSync(link: Link, timeoutNs: number): T | typeof EMPTY {
     if (!link.waitSync) throw stateError('ERR_IPCKIT_UNSUPPORTED', `nextSync() needs the shm: transport (this is ${link.transport}:)`);
-    if (this.#readers.length > 0) throw stateError('ERR_IPCKIT_UNSUPPORTED', 'nextSync() while a next() or receiveBatch() is pending on this channel');
+    if (this.#readers.length > 0) throw stateError('ERR_IPCKIT_UNSUPPORTED', 'nextSync() while a next(), receiveBatch() or receiveEach() is pending on this channel');
     if (this.#owner.listenerCount('message') > 0) throw stateError('ERR_IPCKIT_UNSUPPORTED', "nextSync() on a channel with 'message' listeners (they take every message)");
     const start = process.hrtime.bigint();
     let value = this.take();
