@@ -43,9 +43,10 @@ static napi_value js_ring_copy(napi_env env, napi_callback_info info) {
  * glibc gives back to the kernel once enough is free at the top of the heap
  * (or always, for blocks it maps itself: 128 KiB and up by default). Each
  * message then faults its pages in again, and the kernel zeroes each one:
- * measured, a 64 KiB round trip took 260 us that way against 29 us in memory
- * that stays mapped, and a 4 KiB one switched between 9 and 21 us from one
- * process pair to the next. Blocks kept here stay faulted in.
+ * measured, a 64 KiB round trip took 260 us that way against 21-29 us in
+ * memory that stays mapped. Blocks kept here stay faulted in. Each Buffer
+ * made here costs a weak handle and a finalizer, so the caller uses it for
+ * large frames only.
  *
  * Size classes: 2 KiB, then four per power of two (1, 1.25, 1.5, 1.75 times
  * it), so a block is at most 25% larger than what it holds. A collected

@@ -11,7 +11,6 @@
 // work, and the listener gives newcomers a fresh ring.
 import { Buffer } from 'node:buffer';
 import { stateError } from '../errors.js';
-import { native } from '../native.js';
 import type { FdRegion } from '../shm.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import type { InPlaceSink } from './link.js';
@@ -19,6 +18,7 @@ import {
   CONTROL_BYTES,
   CORRUPT,
   NATIVE_COPY_MIN,
+  copyOut,
   RingReader,
   RunCopier,
   SHARED_HEADER,
@@ -318,7 +318,7 @@ export class SharedRingHub implements SpinOwner {
       if (!this.#sunk.includes(sink)) this.#sunk.push(sink);
       if (!sink.message(this.#bytes, at + SHARED_HEADER + 1, at + SHARED_HEADER + len)) link.sinkFull();
     } else if (len >= NATIVE_COPY_MIN) {
-      link.deliver(native.ringTake(this.#u8, at + SHARED_HEADER, len));
+      link.deliver(copyOut(this.#u8, at + SHARED_HEADER, len));
     } else {
       // A run copy serves frames that lie one after another.
       const start = this.#runs.frameAt(this.#u8, this.#R, pos, at, len, head, SHARED_HEADER);

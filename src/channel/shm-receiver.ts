@@ -5,10 +5,9 @@
 // this channel only, with ERR_IPCKIT_BAD_FRAME.
 import { Buffer } from 'node:buffer';
 import { timeoutError } from '../errors.js';
-import { native } from '../native.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import type { LoanedView } from './link.js';
-import { CORRUPT, NATIVE_COPY_MIN, RingReader, RunCopier } from './ring.js';
+import { CORRUPT, NATIVE_COPY_MIN, RingReader, RunCopier, copyOut } from './ring.js';
 import type { LinkInput, ShmLinkBase, ShmLinkSetup } from './shm-link.js';
 
 export class RingReceiver implements LinkInput {
@@ -78,8 +77,7 @@ export class RingReceiver implements LinkInput {
         events.onFrame(u8.subarray(at + 4, at + 4 + len), false, view);
       } else {
         if (len >= NATIVE_COPY_MIN) {
-          // Out of shared memory with memcpy into memory that stays faulted in (native/ring.c).
-          events.onFrame(native.ringTake(u8, at + 4, len), true);
+          events.onFrame(copyOut(u8, at + 4, len), true);
         } else {
           const start = this.#runs.frameAt(u8, this.#R, reader.start, at, len, (end + reader.avail) | 0, 4);
           events.onFrameAt(this.#runs.chunk!, start, start + len);
