@@ -10,7 +10,7 @@
  *
  *   ringCopy(dst, dstOffset, src, srcOffset, length)   both TypedArray/Buffer;
  *   offsets are relative to each view; bounds are checked here too.
- *   ringTake(src, srcOffset, length) -> Buffer   a copy in reused memory, see below;
+ *   ringTake(src, srcOffset, length) -> ArrayBuffer   a copy in reused memory, see below;
  *   ringYield()   sched_yield(), see below. */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "sab.h"
 
 static napi_value js_ring_copy(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 5);
@@ -35,18 +36,18 @@ static napi_value js_ring_copy(napi_env env, napi_callback_info info) {
   return ipck_undefined(env);
 }
 
-/* ringTake(src, srcOffset, length): a Buffer holding a copy of the bytes,
- * in a block that earlier Buffers of its size class gave back when the GC
- * collected them.
+/* ringTake(src, srcOffset, length): an ArrayBuffer holding a copy of the
+ * bytes, in a block that earlier ArrayBuffers of its size class gave back
+ * when the GC collected them (their V8 deleter: no weak handle and no
+ * finalizer on the JS thread, unlike an external Buffer of N-API, whose
+ * per-Buffer cost made small frames slower than a plain allocation).
  *
  * Why: a fresh Buffer of tens of KiB or more comes from malloc, whose memory
  * glibc gives back to the kernel once enough is free at the top of the heap
  * (or always, for blocks it maps itself: 128 KiB and up by default). Each
  * message then faults its pages in again, and the kernel zeroes each one:
  * measured, a 64 KiB round trip took 260 us that way against 21-29 us in
- * memory that stays mapped. Blocks kept here stay faulted in. Each Buffer
- * made here costs a weak handle and a finalizer, so the caller uses it for
- * large frames only.
+ * memory that stays mapped. Blocks kept here stay faulted in.
  *
  * Size classes: 2 KiB, then four per power of two (1, 1.25, 1.5, 1.75 times
  * it), so a block is at most 25% larger than what it holds. A collected
@@ -95,8 +96,9 @@ static void *take_block_get(int c) {
   return b != NULL ? (void *)b : malloc(take_class_size(c));
 }
 
-static void take_block_put(napi_env env, void *data, void *hint) {
-  (void)env;
+/* The ArrayBuffer over a block was collected (any thread: ipck_ab_create). */
+static void take_block_put(void *data, size_t len, void *hint) {
+  (void)len;
   int c = (int)(intptr_t)hint;
   size_t size = take_class_size(c);
   pthread_mutex_lock(&take_lock);
@@ -127,11 +129,12 @@ static napi_value js_ring_take(napi_env env, napi_callback_info info) {
   if (block == NULL) return ipck_throw_errno(env, ENOMEM, "malloc");
   memcpy(block, from, (size_t)len);
   napi_value result;
-  napi_status status = napi_create_external_buffer(env, (size_t)len, block, take_block_put, (void *)(intptr_t)c, &result);
-  if (status == napi_ok) return result;
-  /* A runtime that allows no external buffers (a V8 sandbox): a plain copy. */
-  take_block_put(env, block, (void *)(intptr_t)c);
-  IPCK_CALL(env, napi_create_buffer_copy(env, (size_t)len, from, NULL, &result));
+  if (ipck_ab_create(env, block, (size_t)len, take_block_put, (void *)(intptr_t)c, &result) == napi_ok) return result;
+  /* A runtime that allows no external ArrayBuffers (a V8 sandbox): a plain copy. */
+  take_block_put(block, (size_t)len, (void *)(intptr_t)c);
+  void *copy = NULL;
+  IPCK_CALL(env, napi_create_arraybuffer(env, (size_t)len, &copy, &result));
+  memcpy(copy, from, (size_t)len);
   return result;
 }
 

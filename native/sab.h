@@ -15,6 +15,13 @@ napi_status ipck_sab_create(napi_env env, void *data, size_t len,
                             ipck_sab_deleter deleter, void *hint,
                             napi_value *out);
 
+/* Wraps [data, data+len) as a plain ArrayBuffer whose deleter runs when
+ * the GC frees it (on any thread): no weak handle or finalizer on the JS
+ * thread, which napi_create_external_buffer costs per Buffer. */
+napi_status ipck_ab_create(napi_env env, void *data, size_t len,
+                           ipck_sab_deleter deleter, void *hint,
+                           napi_value *out);
+
 #ifdef __cplusplus
 }
 #endif

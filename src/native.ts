@@ -214,8 +214,8 @@ export interface Native {
   /** 1 readable (a ring or end of file), -1 timeout; blocks the thread. */
   doorbellWait(fd: number, timeoutNs: number): number;
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
-  /** A Buffer holding src[srcOffset, srcOffset+length), in memory reused from collected ones (native/ring.c). */
-  ringTake(src: ArrayBufferView, srcOffset: number, length: number): Buffer;
+  /** An ArrayBuffer holding src[srcOffset, srcOffset+length), in memory reused from collected ones (native/ring.c). */
+  ringTake(src: ArrayBufferView, srcOffset: number, length: number): ArrayBuffer;
   ringYield(): void;
 
   /** Adds an object to the process-wide list removed at exit (native/owned.c): kind as in src/owned.ts. */

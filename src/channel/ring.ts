@@ -96,18 +96,18 @@ export function fits(R: number, head: number, tail: number, total: number): bool
 /** Frames at least this long are copied by memcpy (native/ring.c) rather than TypedArray.set. */
 export const NATIVE_COPY_MIN = 2048;
 /**
- * Frames (and runs) at least this long are copied out of a ring into memory
- * that native/ring.c keeps for reuse (ringTake): a fresh malloc'd Buffer
- * that large faults its pages in again for each message (measured round
- * trips: 16 KiB 40 -> 11 us, 64 KiB 258 -> 21 us). Below it, the native
- * Buffer's own cost (a weak handle and a finalizer each) is larger than what
- * it saves: one-way 4 KiB messages went from 220 k to 49 k msg/s with it.
+ * Frames at least this long are copied out of a ring into memory that
+ * native/ring.c keeps for reuse (ringTake): a fresh malloc'd Buffer that
+ * large faults its pages in again for each message (measured round trips:
+ * 64 KiB 222 -> 28 us, and 8 KiB ones that were 29 us in some process pairs
+ * and 7 in others). Below it a plain Buffer is faster: one-way 4 KiB
+ * messages ran 20-40% faster without it.
  */
-export const TAKE_MIN = 16 * 1024;
+export const TAKE_MIN = 8 * 1024;
 
 /** A Buffer of its own holding one frame, u8[at, at + length). */
 export function copyOut(u8: Uint8Array, at: number, length: number): Buffer {
-  return length >= TAKE_MIN ? native.ringTake(u8, at, length) : plainCopy(u8, at, length);
+  return length >= TAKE_MIN ? Buffer.from(native.ringTake(u8, at, length)) : plainCopy(u8, at, length);
 }
 
 function plainCopy(u8: Uint8Array, at: number, length: number): Buffer {
@@ -144,7 +144,7 @@ export class RunCopier {
     if (this.chunk === null || pos + header + frameLength > this.chunk.length) {
       const avail = (head - start) >>> 0;
       const span = Math.max(header + frameLength, Math.min(avail, R - (start & (R - 1)), SPAN_MAX));
-      // A run of small frames: a plain Buffer (a kept block's cost per Buffer is more than a run of up to SPAN_MAX saves).
+      // A run of small frames (at most SPAN_MAX bytes): a plain Buffer, as for frames below TAKE_MIN.
       this.chunk = plainCopy(u8, at, span);
       this.#chunkStart = start;
       pos = 0;
