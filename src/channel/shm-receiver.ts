@@ -56,15 +56,8 @@ export class RingReceiver implements LinkInput {
         // space goes back (below) only after it returned.
         sank = true;
         if (!sink.message(this.#bytes, at + 5, at + 4 + len)) sink = link.sink = null;
-        if (held.length === 0) {
-          if ((++this.#unreleased & 63) === 0) reader.release(end);
-        } else held.push({ end, released: true });
-        n++;
-        // A sink that takes no more leaves the next messages in the ring for the next read.
-        if (sink === null || link.finished || (link.paused && !link.peerGone)) break;
-        continue;
-      }
-      if (this.#zeroCopy && len > 1 && u8[at + 4] === KIND_MESSAGE) {
+        this.#consumed(end);
+      } else if (this.#zeroCopy && len > 1 && u8[at + 4] === KIND_MESSAGE) {
         // Zero-copy: hand out a view into the ring; its space is returned by release().
         const entry = { end, released: false };
         held.push(entry);
@@ -82,16 +75,12 @@ export class RingReceiver implements LinkInput {
           const start = this.#runs.frameAt(u8, this.#R, reader.start, at, len, (end + reader.avail) | 0, 4);
           events.onFrameAt(this.#runs.chunk!, start, start + len);
         }
-        // onFrame decoded (copied) the frame: its space can go back (the tail
-        // is stored every 64 frames and at the end of the batch: fewer writes
-        // to a line the producer reads), unless zero-copy views handed out
-        // before it are still held.
-        if (held.length === 0) {
-          if ((++this.#unreleased & 63) === 0) reader.release(end);
-        } else held.push({ end, released: true });
+        // onFrame decoded (copied) the frame.
+        this.#consumed(end);
       }
       n++;
-      if (link.finished || (link.paused && !link.peerGone)) break;
+      // A sink that took no more leaves the next messages in the ring for the next read.
+      if (sink !== sinkAtStart || link.finished || (link.paused && !link.peerGone)) break;
     }
     if (len === CORRUPT) return this.#corrupt(reader.problem);
     if (this.#unreleased > 0 && held.length === 0) reader.release(reader.pos);
@@ -100,6 +89,18 @@ export class RingReceiver implements LinkInput {
     // Settles the receiveEach() before our next look, so its caller's next call comes first.
     if (sank) sinkAtStart!.end();
     return n;
+  }
+
+  /**
+   * The record ending at ring position `end` is read and done with: its
+   * space can go back (the tail is stored every 64 records and at the end
+   * of the batch: fewer writes to a line the producer reads), unless
+   * zero-copy views handed out before it are still held.
+   */
+  #consumed(end: number): void {
+    if (this.#held.length === 0) {
+      if ((++this.#unreleased & 63) === 0) this.#reader.release(end);
+    } else this.#held.push({ end, released: true });
   }
 
   /** The peer's ring holds something no honest peer writes: this channel fails (only this one). */
