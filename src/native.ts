@@ -42,6 +42,8 @@ export interface SemidDs extends IpcPermDs {
 
 export interface Native {
   mappingDetach(handle: object): void;
+  /** A plain ArrayBuffer over the same mapped range (bulk copies run at memcpy speed through it). */
+  mappingAlias(handle: object): ArrayBuffer;
   mappingSync(handle: object, offset: number, length: number, async: boolean): void;
 
   shmConstants: {

@@ -2,6 +2,7 @@
 // SharedArrayBuffer (Atomics work on it across processes and worker threads)
 // plus bounds-checked copy helpers. Every shared-memory handle in ipckit
 // (POSIX, memfd, fd, file, System V) is, or holds, one of these.
+import { markAsUntransferable } from 'node:worker_threads';
 import { rangeError, stateError, typeError, type IpcErrorContext } from './errors.js';
 import { native, type NativeMapping } from './native.js';
 import { checkInteger } from './validate.js';
@@ -11,6 +12,7 @@ const kConstruct = Symbol('ipckit.region.construct');
 export class SharedRegion implements Disposable {
   #buffer: SharedArrayBuffer | null;
   #handle: object | null;
+  #plain: ArrayBuffer | null = null;
   #size: number;
   readonly #readOnly: boolean;
   #closed = false;
@@ -53,6 +55,23 @@ export class SharedRegion implements Disposable {
   get buffer(): SharedArrayBuffer {
     this.assertOpen();
     return this.#buffer as SharedArrayBuffer;
+  }
+
+  /**
+   * @internal The mapped memory as a plain ArrayBuffer over the same pages,
+   * made once per mapping: V8 copies into and out of a SharedArrayBuffer
+   * (TypedArray set, Buffer copy) one byte at a time unless both sides are
+   * equally word-aligned, and with memcpy through a plain one. It cannot be
+   * transferred to another thread (that would detach it under its users).
+   * Atomics need the SharedArrayBuffer.
+   */
+  get plainBuffer(): ArrayBuffer {
+    this.assertOpen();
+    if (this.#plain === null) {
+      this.#plain = this.#handle ? native.mappingAlias(this.#handle) : new ArrayBuffer(0);
+      markAsUntransferable(this.#plain);
+    }
+    return this.#plain;
   }
 
   /** Copies `length` bytes from `offset` into a new Buffer. */
@@ -103,6 +122,7 @@ export class SharedRegion implements Disposable {
       this.detachMapping();
     } finally {
       this.#buffer = null;
+      this.#plain = null;
       this.releaseResources();
     }
   }
@@ -116,6 +136,7 @@ export class SharedRegion implements Disposable {
     this.detachMapping();
     this.#buffer = mapping ? mapping.buffer : new SharedArrayBuffer(0);
     this.#handle = mapping ? mapping.handle : null;
+    this.#plain = null;
     this.#size = this.#buffer.byteLength;
   }
 

@@ -121,8 +121,9 @@ export class SharedRingHub implements SpinOwner {
     this.region = makeMemory(sharedTotalBytes(ringSize), `ipckit-shm-shared:${url.slice(4)}`);
     const i32 = new Int32Array(this.region.buffer);
     this.#i32 = i32;
-    this.#u8 = new Uint8Array(this.region.buffer);
-    this.#bytes = Buffer.from(this.region.buffer);
+    // Bytes through the plain alias (memcpy-speed copies), control words through the SharedArrayBuffer (Atomics).
+    this.#u8 = new Uint8Array(this.region.plainBuffer);
+    this.#bytes = Buffer.from(this.region.plainBuffer);
     this.#R = ringSize;
     this.#reader = new RingReader(i32, ringSize, CONTROL_BYTES, SHARED_HEADER, maxFrame, S_HEAD, S_TAIL);
     this.#walker = new RingReader(i32, ringSize, CONTROL_BYTES, SHARED_HEADER, maxFrame, -1, -1);
@@ -269,6 +270,7 @@ export class SharedRingHub implements SpinOwner {
     const i32 = this.#i32;
     const reader = this.#reader;
     const tailWas = reader.tail;
+    let stored = tailWas;
     let n = 0;
     let len: number;
     while ((len = reader.next()) > 0) {
@@ -298,8 +300,13 @@ export class SharedRingHub implements SpinOwner {
         this.#step(reader.pos);
         // A frame of a connection already gone (it wrote after its close), or of no connection, is dropped.
         if (link !== undefined) this.#deliver(link, pos, at, len, (reader.pos + reader.avail) | 0);
-        // The tail every 64 frames and at the end: fewer writes to a line producers read.
-        if ((++n & 63) === 0) reader.release(reader.tail);
+        // The tail every 64 frames, every eighth of the ring and at the end:
+        // few writes to a line producers read, yet room for a waiting
+        // producer while large frames are still being read.
+        if ((++n & 63) === 0 || ((reader.tail - stored) >>> 0) >= this.#R >>> 3) {
+          reader.release(reader.tail);
+          stored = reader.tail;
+        }
         if (this.#closed || this.#failed) return n;
       } else this.#step(reader.pos);
     }

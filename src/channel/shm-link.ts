@@ -98,7 +98,11 @@ export abstract class ShmLinkBase implements Link, SpinOwner {
     this.peer = setup.peer;
     this.maxFrame = maxFrame;
     this.i32 = new Int32Array(region.buffer);
-    this.u8 = new Uint8Array(region.buffer);
+    // Bytes through the plain alias (memcpy-speed copies), control words
+    // through the SharedArrayBuffer (Atomics): a seq-cst Atomics.store of
+    // the head orders every earlier store before it, whichever buffer it
+    // went through, and the reader loads the head before the bytes.
+    this.u8 = new Uint8Array(region.plainBuffer);
     this.ringSize = setup.ringSize;
     this.out = ringWords(side === 'connector' ? 0 : 1, this.ringSize);
     this.in = ringWords(side === 'connector' ? 1 : 0, this.ringSize);

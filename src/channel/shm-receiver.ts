@@ -93,13 +93,19 @@ export class RingReceiver implements LinkInput {
 
   /**
    * The record ending at ring position `end` is read and done with: its
-   * space can go back (the tail is stored every 64 records and at the end
-   * of the batch: fewer writes to a line the producer reads), unless
-   * zero-copy views handed out before it are still held.
+   * space can go back, unless zero-copy views handed out before it are
+   * still held. The tail is stored every 64 records, every eighth of the
+   * ring, and at the end of the batch: few writes to a line the producer
+   * reads, yet a producer waiting for room can fill the ring again while
+   * large records are still being read (storing it only per 64 records,
+   * 64 KiB messages alternated: the producer waited out each whole batch).
    */
   #consumed(end: number): void {
     if (this.#held.length === 0) {
-      if ((++this.#unreleased & 63) === 0) this.#reader.release(end);
+      if ((++this.#unreleased & 63) === 0 || ((end - this.#reader.tail) >>> 0) >= this.#R >>> 3) {
+        this.#reader.release(end);
+        this.#wakeProducer();
+      }
     } else this.#held.push({ end, released: true });
   }
 

@@ -59,7 +59,8 @@ export class SharedRingWriter {
   constructor(region: FdRegion, ringSize: number, maxFrame: number, slot: number, ring: () => boolean, flag: Int32Array, flagWord: number) {
     this.#region = region;
     this.#i32 = new Int32Array(region.buffer);
-    this.#u8 = new Uint8Array(region.buffer);
+    // Bytes through the plain alias (memcpy-speed copies), control words through the SharedArrayBuffer (Atomics).
+    this.#u8 = new Uint8Array(region.plainBuffer);
     this.#R = ringSize;
     this.maxFrame = maxFrame;
     this.#slot = slot;
