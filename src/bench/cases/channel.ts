@@ -7,6 +7,8 @@
 //                          stamped with its sequence number) and read with receiveEach({ inPlace }):
 //                          the receiver reads every message's sequence number in the ring
 //                          itself and checks it, no object per message anywhere
+//   channel:shm-each-copy  as channel:shm-each, but every message is first copied out of the
+//                          ring into one Buffer (every byte read, as C's consumer does)
 //   channel:shm-zerocopy   shm:, loan()/publish() to send, zeroCopy views received and released:
 //                          the producer writes every byte of each loaned view (the payload,
 //                          its first word + the message's number) and the consumer reads every
@@ -36,6 +38,8 @@ interface Flavour {
   batch?: number;
   /** Read the one-way phase with receiveEach({ inPlace: true }), checking every message's sequence number. */
   each?: boolean;
+  /** With `each`: the handler first copies every message into one Buffer of its own (every byte read, as C's consumer does). */
+  copyOut?: boolean;
   /** The driver's listen() only (the echo side connects). */
   listen?: ListenOptions<Uint8Array>;
 }
@@ -120,14 +124,24 @@ function writeSeq(m: Uint8Array, seq: number): void {
   if (m.byteLength >= 4) (m as Buffer).writeUInt32LE(seq, 0);
 }
 
-/** Reads `n` messages in place, checking that each carries the next sequence number (when it has 4 bytes). */
-async function receiveEvery(ch: Channel<Uint8Array>, n: number): Promise<void> {
+/**
+ * Reads `n` messages in place, checking that each carries the next sequence
+ * number (when it has 4 bytes); `into`: each is first copied into it (one
+ * Buffer for all, as C's consumer copies into one local buffer) and checked there.
+ */
+async function receiveEvery(ch: Channel<Uint8Array>, n: number, into: Buffer | null): Promise<void> {
   let read = 0;
   let wrong = -1;
-  const check = (bytes: Buffer, start: number, end: number) => {
-    if (end - start >= 4 && bytes.readUInt32LE(start) !== read && wrong < 0) wrong = read;
-    read++;
-  };
+  const check = into
+    ? (bytes: Buffer, start: number, end: number) => {
+        bytes.copy(into, 0, start, end);
+        if (end - start >= 4 && into.readUInt32LE(0) !== read && wrong < 0) wrong = read;
+        read++;
+      }
+    : (bytes: Buffer, start: number, end: number) => {
+        if (end - start >= 4 && bytes.readUInt32LE(start) !== read && wrong < 0) wrong = read;
+        read++;
+      };
   while (read < n) {
     if ((await ch.receiveEach(check, { inPlace: true, max: n - read })) === 0) throw new Error(`channel ended after ${read} of ${n}`);
   }
@@ -170,8 +184,11 @@ function makeCase(f: Flavour): BenchCase {
       })(),
       echo.exited,
     );
+    // At most 1 MiB a sendBatch() call (as the one-way senders of the other
+    // cases await every MiB): more than the ring holds would be queued copies.
+    const perBatch = f.batch ? Math.max(1, Math.min(f.batch, Math.floor((1 << 20) / Math.max(1, size)))) : 0;
     // Messages that carry their sequence number each need bytes of their own.
-    const many = f.batch ? Array.from({ length: f.batch }, () => (f.each ? Buffer.from(msg) : msg)) : [];
+    const many = Array.from({ length: perBatch }, () => (f.each ? Buffer.from(msg) : msg));
     /** Sends n messages and waits for the acknowledgement; zero-copy: returns the total it carries. */
     const batch = async (n: number): Promise<number | undefined> => {
       if (zc) {
@@ -180,8 +197,8 @@ function makeCase(f: Flavour): BenchCase {
       }
       let last: Promise<void> = Promise.resolve();
       if (f.batch) {
-        for (let i = 0; i < n; i += f.batch) {
-          const run = i + f.batch <= n ? many : many.slice(0, n - i);
+        for (let i = 0; i < n; i += perBatch) {
+          const run = i + perBatch <= n ? many : many.slice(0, n - i);
           if (f.each) for (let k = 0; k < run.length; k++) writeSeq(run[k]!, i + k);
           await ch.sendBatch(run);
         }
@@ -230,7 +247,7 @@ function makeCase(f: Flavour): BenchCase {
       }
     }
     for (const n of [onewayWarmup, onewayCount]) {
-      if (f.each) await receiveEvery(ch, n);
+      if (f.each) await receiveEvery(ch, n, f.copyOut ? Buffer.alloc(size) : null);
       else if (f.batch) for (let got = 0; got < n; ) got += (await ch.receiveBatch(Math.min(n - got, 1024))).length;
       else if (zc) {
         let total = 0;
@@ -305,6 +322,19 @@ export const channelShmEach = makeCase({
   onewayFactor: 40,
   batch: 256,
   each: true,
+});
+
+export const channelShmEachCopy = makeCase({
+  transport: 'channel:shm-each-copy',
+  description:
+    "As channel:shm-each, but the handler first copies every message out of the ring into one Buffer of its own (every byte read, as baseline:c-shm's consumer copies into one local buffer) and checks its number there",
+  url: shmUrl,
+  options: { spin: 'auto' },
+  zeroCopy: false,
+  onewayFactor: 40,
+  batch: 256,
+  each: true,
+  copyOut: true,
 });
 
 export const channelShmZeroCopy = makeCase({
