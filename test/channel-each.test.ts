@@ -7,6 +7,9 @@
 // wrap-arounds, while the ring space itself is reused after the call.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { MessageChannel } from 'node:worker_threads';
 import { channel, type Channel, type RawChannel } from 'ipckit';
 import { T, TRANSPORTS, pair, type Transport } from './channel-pair.js';
 
@@ -307,6 +310,57 @@ describe('receiveEach', () => {
       await rx.close();
       await server.close();
     }
+  });
+
+  test('shm: in-place bytes copy at memcpy speed, are not detached by a transfer (the channel goes on), and stay readable after close and collection', T, async () => {
+    const url = `shm:ipckit-test-each-alias-${process.pid}`;
+    const server = await channel.listen(url, { codec: 'raw' });
+    const accepted = new Promise<Channel<Buffer>>((resolve) => server.once('connection', (ch) => resolve(ch as Channel<Buffer>)));
+    const tx = await channel.connect(url, { codec: 'raw' });
+    const rx = await accepted;
+    const port = new MessageChannel();
+    let kept: Buffer | null = null;
+    try {
+      const big = Buffer.alloc(64 * 1024);
+      for (let k = 0; k < big.length; k++) big[k] = (k * 31 + 7) & 255;
+      await tx.send(big);
+      const local = Buffer.alloc(big.length);
+      let lengthAfter = -1;
+      assert.equal(
+        await rx.receiveEach(
+          (bytes: Buffer, start: number, end: number) => {
+            // A plain ArrayBuffer over the ring (V8 copies into a SharedArrayBuffer byte by byte when misaligned).
+            assert.ok(bytes.buffer instanceof ArrayBuffer);
+            bytes.copy(local, 0, start, end);
+            // Listed for transfer, it is copied instead (markAsUntransferable): the ring stays attached.
+            port.port1.postMessage(null, [bytes.buffer]);
+            lengthAfter = bytes.length;
+            kept = bytes;
+          },
+          { inPlace: true },
+        ),
+        1,
+      );
+      assert.ok(local.equals(big), 'the copy taken in the handler has every byte');
+      assert.ok(lengthAfter > 0, 'a transfer did not detach the ring');
+      await tx.send(Buffer.from('after'));
+      const after: string[] = [];
+      assert.equal(await rx.receiveEach((m: Buffer) => after.push(m.toString()), { timeout: 10_000 }), 1);
+      assert.deepEqual(after, ['after'], 'the channel goes on');
+    } finally {
+      port.port1.close();
+      await tx.close();
+      await rx.close();
+      await server.close();
+    }
+    // The SharedArrayBuffer of the rings may be collected now; the plain one
+    // still maps the range, so reading it cannot fault.
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+    await new Promise((r) => setImmediate(r));
+    let sum = 0;
+    for (let k = 0; k < kept!.length; k += 4096) sum += kept![k]!;
+    assert.ok(sum >= 0);
   });
 });
 
