@@ -138,6 +138,20 @@ static napi_value js_ring_take(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ringGive(arrayBuffer): detaches an ArrayBuffer of ringTake whose message
+ * its owner is done with (release()), or whose frame was decoded into other
+ * memory: V8 drops the backing store at once and its deleter puts the block
+ * back now, not at the next collection, so the next frame is copied into
+ * memory the caches still hold. */
+static napi_value js_ring_give(napi_env env, napi_callback_info info) {
+  IPCK_ARGS(env, info, 1);
+  bool is_buffer = false;
+  if (napi_is_arraybuffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer)
+    return ipck_throw_errno(env, EINVAL, "free");
+  IPCK_CALL(env, napi_detach_arraybuffer(env, argv[0]));
+  return ipck_undefined(env);
+}
+
 /* ringYield(): sched_yield() between spin slices. On an oversubscribed
  * machine the peer we wait for may be runnable on our own core: spinning
  * without yielding would keep it off the CPU for our whole spin budget
@@ -151,5 +165,6 @@ static napi_value js_ring_yield(napi_env env, napi_callback_info info) {
 bool ipck_init_ring(napi_env env, napi_value exports) {
   return ipck_export(env, exports, "ringCopy", js_ring_copy) &&
          ipck_export(env, exports, "ringTake", js_ring_take) &&
+         ipck_export(env, exports, "ringGive", js_ring_give) &&
          ipck_export(env, exports, "ringYield", js_ring_yield);
 }

@@ -218,6 +218,8 @@ export interface Native {
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
   /** An ArrayBuffer holding src[srcOffset, srcOffset+length), in memory reused from collected ones (native/ring.c). */
   ringTake(src: ArrayBufferView, srcOffset: number, length: number): ArrayBuffer;
+  /** Detaches an ArrayBuffer of ringTake(): its block is reused at once. */
+  ringGive(buffer: ArrayBuffer): void;
   ringYield(): void;
 
   /** Adds an object to the process-wide list removed at exit (native/owned.c): kind as in src/owned.ts. */

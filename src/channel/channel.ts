@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { abortError, fromHere, rangeError, stateError, typeError } from '../errors.js';
 import { checkWaitOptions } from '../waiter.js';
-import { decodeError, encodeBatch, encodeError, raw as rawCodec, type Codec } from './codec.js';
+import { decodeError, decodesIntoOwnMemory, encodeBatch, encodeError, raw as rawCodec, type Codec } from './codec.js';
 import { KIND_ERROR, KIND_MESSAGE, KIND_REQUEST, MESSAGE_HEADER, badFrame, checkFrame, correlatedHeader, headerLength, readId } from './frame.js';
 import type { PeerCredentials } from './access.js';
 import type { AnyListener, ChannelEvents, EventMethod, OtherEvent } from './events.js';
@@ -21,6 +21,7 @@ import { Outbox } from './outbox.js';
 import { EMPTY, Inbox, ReadHold } from './inbox.js';
 import { PendingRequests, Responder } from './requests.js';
 import { Lender } from './loan.js';
+import { TAKE_MIN, giveBack, releasable } from './kept.js';
 
 export interface RequestOptions {
   /** Milliseconds before the request rejects with IpcError ETIMEDOUT. Default: the channel's requestTimeout (none). */
@@ -70,6 +71,8 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
   readonly #maxMessageSize: number;
   readonly #hwm: number;
   readonly #raw: boolean;
+  /** The codec decodes into memory of its own: a decoded frame's kept block can go back at once. */
+  readonly #decodeCopies: boolean;
   readonly #out: Outbox;
   readonly #inbox: Inbox<Receive>;
   readonly #requests: PendingRequests<Receive>;
@@ -90,6 +93,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     this.#maxMessageSize = Math.min(settings.maxMessageSize, link.maxFrame - 5);
     this.#hwm = settings.highWaterMark;
     this.#raw = this.#codec === (rawCodec as Codec<unknown>);
+    this.#decodeCopies = decodesIntoOwnMemory(this.#codec as Codec<unknown, unknown>);
     this.#requests = new PendingRequests(settings.requestTimeout);
     const hold = new ReadHold(link, this);
     this.#out = new Outbox(link, { emptied: () => this.#lender.emptied(), failed: (e) => this.#lender.failed(e) });
@@ -260,7 +264,8 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     if (this.#closeInfo || this.#failed) return;
     // The common case first: a plain message in bytes that are already ours, raw codec.
     if (owned && this.#raw && frame[start] === KIND_MESSAGE && end > start) {
-      return this.#deliver(Buffer.from(frame.buffer, frame.byteOffset + start + 1, end - start - 1) as Receive);
+      const message = Buffer.from(frame.buffer, frame.byteOffset + start + 1, end - start - 1);
+      return this.#deliver((end - start >= TAKE_MIN ? releasable(frame, message) : message) as Receive);
     }
     const problem = checkFrame(frame, start, end);
     if (problem) return this.#fail(badFrame(`corrupt frame on ${this.transport}: channel: ${problem}`));
@@ -275,7 +280,11 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     try {
       // raw needs no second copy of a frame the link already copied for us.
       if (owned && this.#raw) value = Buffer.from(frame.buffer, frame.byteOffset + start + hl, end - start - hl) as Receive;
-      else value = this.#codec.decode(frame.subarray(start + hl, end));
+      else {
+        value = this.#codec.decode(frame.subarray(start + hl, end));
+        // Decoded into memory of its own: a kept block goes back now.
+        if (owned && this.#decodeCopies && end - start >= TAKE_MIN) giveBack(frame);
+      }
     } catch (e) {
       return this.#fail(decodeError(this.#codec, end - start, e));
     }

@@ -13,8 +13,10 @@ export interface Codec<T = unknown, Decoded = T> {
   /** The bytes of one message. May return a view; it is copied before the call returns to the caller's next send. */
   encode(value: T): Uint8Array;
   /**
-   * The message in `bytes`. `bytes` may be a view into shared memory that is
-   * reused once decode returns: copy what you keep (json/v8/msgpack do by nature).
+   * The message in `bytes`. `bytes` may be reused once decode returns: copy
+   * what you keep. json and msgpack copy by nature; v8 returns typed arrays
+   * that view `bytes`, so ipckit reuses only what json or msgpack decoded
+   * (decodesIntoOwnMemory).
    */
   decode(bytes: Uint8Array): Decoded;
 }
@@ -73,6 +75,16 @@ const msgpack: Codec<unknown> = {
   // msgpackr may keep references into the input for strings/binary: copy first.
   decode: (bytes) => (packr ??= new Packr({ useRecords: false })).unpack(Buffer.from(bytes)),
 };
+
+/**
+ * Whether `codec` decodes into memory of its own, so the received bytes can
+ * be reused at once: json (a string) and msgpack (a copy first) do; v8 does
+ * not (Node's deserializer returns typed arrays that view the input), nor
+ * may a codec of the user's.
+ */
+export function decodesIntoOwnMemory(codec: Codec<unknown, unknown>): boolean {
+  return codec === json || codec === msgpack;
+}
 
 /** The text of anything a codec threw (a codec of the user's may throw what is not an Error, even what String() refuses). */
 function textOf(thrown: unknown): string {

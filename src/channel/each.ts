@@ -62,8 +62,13 @@ export class EachReader implements InPlaceSink {
     try {
       if (this.#handler !== null) this.#handler(value);
       else {
-        const bytes = value as unknown as Buffer;
-        this.#inPlace!(bytes, 0, bytes.length);
+        const bytes = value as unknown as Buffer & { release?: () => void };
+        try {
+          this.#inPlace!(bytes, 0, bytes.length);
+        } finally {
+          // Valid only during the call: memory that can go back now does (a kept block, a zero-copy view's ring space).
+          bytes.release?.();
+        }
       }
     } catch (e) {
       this.#thrown = { error: e };

@@ -19,6 +19,7 @@
 import { Buffer } from 'node:buffer';
 import { native } from '../native.js';
 import { copyFrom } from './codec.js';
+import { TAKE_MIN, keptFrame } from './kept.js';
 
 export const MAGIC = 0x69706b63;
 export const VERSION = 1;
@@ -95,19 +96,11 @@ export function fits(R: number, head: number, tail: number, total: number): bool
 
 /** Frames at least this long are copied by memcpy (native/ring.c) rather than TypedArray.set. */
 export const NATIVE_COPY_MIN = 2048;
-/**
- * Frames at least this long are copied out of a ring into memory that
- * native/ring.c keeps for reuse (ringTake): a fresh malloc'd Buffer that
- * large faults its pages in again for each message (measured round trips:
- * 64 KiB 222 -> 28 us, and 8 KiB ones that were 29 us in some process pairs
- * and 7 in others). Below it a plain Buffer is faster: one-way 4 KiB
- * messages ran 20-40% faster without it.
- */
-export const TAKE_MIN = 8 * 1024;
 
 /** A Buffer of its own holding one frame, u8[at, at + length). */
 export function copyOut(u8: Uint8Array, at: number, length: number): Buffer {
-  return length >= TAKE_MIN ? Buffer.from(native.ringTake(u8, at, length)) : plainCopy(u8, at, length);
+  if (length < TAKE_MIN) return plainCopy(u8, at, length);
+  return keptFrame(native.ringTake(u8, at, length));
 }
 
 function plainCopy(u8: Uint8Array, at: number, length: number): Buffer {
