@@ -61,7 +61,8 @@ export class RingReceiver implements LinkInput {
         // Zero-copy: hand out a view into the ring; its space is returned by release().
         const entry = { end, released: false };
         held.push(entry);
-        const view = new Uint8Array(u8.buffer, at + 5, len - 1) as LoanedView;
+        // On the SharedArrayBuffer, as loan() views: one can be handed to a worker thread without a copy.
+        const view = new Uint8Array(this.#i32.buffer, at + 5, len - 1) as LoanedView;
         view.release = () => {
           if (entry.released) return;
           entry.released = true;

@@ -180,7 +180,8 @@ export class RingSenderLink extends ShmLinkBase {
     this.u8[at + 4] = KIND_MESSAGE;
     // The wrap marker is private until publish() moves the head past it.
     this.#outHead = head;
-    const view = new Uint8Array(this.u8.buffer, at + 5, size);
+    // On the SharedArrayBuffer, not the plain alias: the view can go to a worker thread to be filled there.
+    const view = new Uint8Array(this.i32.buffer, at + 5, size);
     this.#loan = { view, at, len, headAfter: (head + total) | 0 };
     return view;
   }
