@@ -45,7 +45,7 @@ describe('tcp:// and tls:// options', () => {
 
 for (const t of NETS) {
   describe(`heartbeats over ${t}://`, () => {
-    test('a peer that stops (SIGSTOP: its kernel still answers TCP) is peer-lost within the heartbeat timeout; pending requests and sends reject', skipFor(t), async () => {
+    test('a peer that stops (SIGSTOP: its kernel still answers TCP) is peer-lost within the heartbeat timeout; pending requests and sends reject', skipFor(t), async (tt) => {
       const { ch, peer, done } = await pair(t, { codec: 'json', heartbeat: FAST });
       const closed = closeOf(ch);
       const pending = ch.request({ hang: true });
@@ -60,6 +60,7 @@ for (const t of NETS) {
         assert.match(info.error.cause.message, /heartbeat timeout 400 ms/);
         // Lost after 400 ms of silence, seen at the next tick (a quarter of the interval), plus scheduling.
         assert.ok(ms >= FAST.timeout - 50 && ms < FAST.timeout + 600, `peer-lost after ${ms.toFixed(0)} ms`);
+        tt.diagnostic(`peer-lost ${ms.toFixed(0)} ms after SIGSTOP`);
         await assert.rejects(pending, { code: 'ERR_IPCKIT_PEER_LOST' });
         await assert.rejects(ch.send(1), { code: 'ERR_IPCKIT_PEER_LOST' });
       } finally {
