@@ -3,11 +3,11 @@
 // real networks: `retry` also waits out a network that is not there yet
 // (ETIMEDOUT, EHOSTUNREACH, ENETUNREACH), heartbeats find a dead host or a
 // cut link (see stream.ts), and SO_KEEPALIVE is on.
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Server, type Socket } from 'node:net';
 import { HANDSHAKE_MS } from '../control.js';
 import { acceptStream, connectStream } from '../handshake.js';
 import { UNIX_BACKLOG_MS, listenNet, netConnectRetry, netListener } from '../net.js';
-import { MAX_LIMIT, STREAM_MAX, urlError, type Transport } from '../transport.js';
+import { MAX_LIMIT, STREAM_MAX, urlError, type Listener, type ListenerEvents, type Settings, type Transport } from '../transport.js';
 import { IpcError } from '../../errors.js';
 import type { Heartbeat } from '../net-options.js';
 
@@ -52,6 +52,34 @@ export function keepAlive(socket: Socket, hb: Heartbeat | null): void {
   socket.setKeepAlive(true, hb ? hb.timeout : 60_000);
 }
 
+/**
+ * Listens on ep's host and port (`make`: another kind of server, a
+ * tls.Server); each connection gets keep-alive and the hello with this side's
+ * heartbeat. The Listener's url names the port a port 0 got.
+ */
+export async function listenHostPort<S extends Server>(
+  scheme: string,
+  ep: { host: string; port: number },
+  url: string,
+  s: Settings,
+  events: ListenerEvents,
+  make?: (onSocket: (socket: Socket) => void) => S,
+): Promise<{ server: S; listener: Listener }> {
+  const server = await listenNet<S>(
+    url,
+    (server, listening) => server.listen(ep.port, ep.host, listening),
+    (socket) => {
+      keepAlive(socket, s.net.heartbeat);
+      acceptStream(scheme, url, socket, null, s, events, s.net.heartbeat);
+    },
+    (e) => events.error(e),
+    make,
+  );
+  const addr = server.address();
+  const actualUrl = addr && typeof addr === 'object' ? boundUrl(scheme, ep.host, addr.port) : url;
+  return { server, listener: netListener(server, actualUrl) };
+}
+
 export const tcp: Transport<TcpEndpoint> = {
   schemes: ['tcp'],
   parse(_scheme, _rest, url) {
@@ -68,18 +96,6 @@ export const tcp: Transport<TcpEndpoint> = {
   },
 
   async listen(ep, url, s, _l, events) {
-    const server = await listenNet(
-      url,
-      (server, listening) => server.listen(ep.port, ep.host, listening),
-      (socket) => {
-        keepAlive(socket, s.net.heartbeat);
-        acceptStream(ep.scheme, url, socket, null, s, events, s.net.heartbeat);
-      },
-      (e) => events.error(e),
-    );
-    const addr = server.address();
-    // tcp://host:0 asks for any free port: report the one we got.
-    const actualUrl = addr && typeof addr === 'object' ? boundUrl('tcp', ep.host, addr.port) : url;
-    return netListener(server, actualUrl);
+    return (await listenHostPort('tcp', ep, url, s, events)).listener;
   },
 };

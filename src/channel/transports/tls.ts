@@ -7,10 +7,10 @@ import { isIP } from 'node:net';
 import { connect as tlsConnect, createServer as tlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { stateError } from '../../errors.js';
 import { HANDSHAKE_MS } from '../control.js';
-import { acceptStream, connectStream } from '../handshake.js';
-import { UNIX_BACKLOG_MS, listenNet, netConnectRetry, netListener } from '../net.js';
+import { connectStream } from '../handshake.js';
+import { UNIX_BACKLOG_MS, netConnectRetry } from '../net.js';
 import { MAX_LIMIT, STREAM_MAX, type Transport } from '../transport.js';
-import { boundUrl, keepAlive, networkNotThere, parseHostPort } from './tcp.js';
+import { keepAlive, listenHostPort, networkNotThere, parseHostPort } from './tcp.js';
 
 export type TlsEndpoint = { scheme: 'tls'; host: string; port: number };
 
@@ -28,7 +28,7 @@ export function tlsError(url: string, e: Error & { code?: string }, side: 'conne
       : side === 'listen'
         ? ' (the peer is not a TLS client, or it did not trust our certificate)'
         : ' (is the listener a tls:// one?)';
-  const err = stateError('ERR_IPCKIT_TLS', `${url}: TLS handshake failed: ${e.message} [${code}]${hint}`);
+  const err = stateError('ERR_IPCKIT_TLS', `${url}: TLS handshake failed: ${e.message.trim().replace(/\s*\n\s*/g, ' ')} [${code}]${hint}`);
   (err as Error).cause = e;
   return err;
 }
@@ -57,20 +57,9 @@ export const tls: Transport<TlsEndpoint> = {
   },
 
   async listen(ep, url, s, _l, events) {
-    const server = await listenNet(
-      url,
-      (server, listening) => server.listen(ep.port, ep.host, listening),
-      (socket) => {
-        keepAlive(socket, s.net.heartbeat);
-        acceptStream(ep.scheme, url, socket, null, s, events, s.net.heartbeat);
-      },
-      (e) => events.error(e),
-      (onSocket) => tlsServer({ ...s.net.tls, handshakeTimeout: HANDSHAKE_MS }, onSocket),
-    );
+    const { server, listener } = await listenHostPort('tls', ep, url, s, events, (onSocket) => tlsServer({ ...s.net.tls, handshakeTimeout: HANDSHAKE_MS }, onSocket));
     // A client that fails the TLS handshake (not TLS, or it refused our certificate) costs the listener nothing.
-    server.on('tlsClientError', (e) => events.error(tlsError(url, e, 'listen')));
-    const addr = server.address();
-    const actualUrl = addr && typeof addr === 'object' ? boundUrl('tls', ep.host, addr.port) : url;
-    return netListener(server, actualUrl);
+    server.on('tlsClientError', (e) => events.error(tlsError(listener.url ?? url, e, 'listen')));
+    return listener;
   },
 };
