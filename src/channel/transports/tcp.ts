@@ -49,7 +49,8 @@ export function networkNotThere(e: unknown): boolean {
  * paused by backpressure, which reads no pings, learns of a dead host.
  */
 export function keepAlive(socket: Socket, hb: Heartbeat | null): void {
-  socket.setKeepAlive(true, hb ? hb.timeout : 60_000);
+  // TCP_KEEPIDLE is in whole seconds, at least 1.
+  socket.setKeepAlive(true, Math.max(1000, hb ? hb.timeout : 60_000));
 }
 
 /**
