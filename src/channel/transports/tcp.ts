@@ -91,7 +91,7 @@ export const tcp: Transport<TcpEndpoint> = {
   retryable: networkNotThere,
 
   async connect(ep, url, s, { timeout }) {
-    const socket = await netConnectRetry(() => netConnect(ep.port, ep.host), url, timeout ?? UNIX_BACKLOG_MS, timeout);
+    const socket = await netConnectRetry(() => netConnect(ep.port, ep.host), url, timeout ?? UNIX_BACKLOG_MS, timeout ?? HANDSHAKE_MS);
     keepAlive(socket, s.net.heartbeat);
     return connectStream(ep.scheme, url, socket, s, null, timeout ?? HANDSHAKE_MS, s.net.heartbeat);
   },
