@@ -24,6 +24,7 @@ import { defaultMaxMessageSize, type Listener, type Settings } from './channel/t
 import { checkBoolean, checkInteger, checkOptions } from './validate.js';
 import { HANDSHAKE_MS } from './channel/control.js';
 import { connectWithPolicy, type RetryOptions } from './channel/connect-policy.js';
+import { netSettings, type HeartbeatOptions, type TlsOptions } from './channel/net-options.js';
 
 export { Channel };
 export type { Codec, CodecName };
@@ -31,6 +32,19 @@ export type { CloseInfo, CloseReason, LoanedView } from './channel/link.js';
 export type { ChannelEvents, ChannelServerEvents } from './channel/events.js';
 export type { RequestOptions, RequestHandler } from './channel/channel.js';
 export type { PeerCredentials, AccessOptions } from './channel/access.js';
+export type { HeartbeatOptions, TlsOptions } from './channel/net-options.js';
+
+/** The options of the network transports (tcp://, tls://); the other transports ignore `heartbeat`. */
+export interface NetOptions {
+  /**
+   * tcp://, tls://: a ping frame after `interval` ms without sending, and
+   * peer-lost after `timeout` ms without receiving (a dead host or a cut
+   * network). true/undefined: { interval: 5000, timeout: 15000 }; false: none.
+   */
+  heartbeat?: boolean | HeartbeatOptions;
+  /** tls:// only: passed to Node's tls (listener: key and cert required; connector: verifies by default). */
+  tls?: TlsOptions;
+}
 
 export interface ChannelOptions<Send = unknown, Receive = Send> extends ShmLinkOptions {
   /** 'raw' | 'json' | 'v8' | 'msgpack' or your own { name, encode, decode }. Default 'json'. Both ends must agree (checked by the hello). */
@@ -43,7 +57,7 @@ export interface ChannelOptions<Send = unknown, Receive = Send> extends ShmLinkO
   requestTimeout?: number;
 }
 
-export interface ConnectOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions {
+export interface ConnectOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions, NetOptions {
   /** ms for the whole connect: every attempt, the handshake, the pauses between retries (fifo: also the wait for a reader). Default: 10000 (fifo: no limit). */
   timeout?: number;
   /** Cancels the connect at any point: it rejects with an AbortError, and nothing is left open. */
@@ -57,7 +71,7 @@ export interface ConnectOptions<Send = unknown, Receive = Send> extends ChannelO
   retry?: boolean | RetryOptions;
 }
 
-export interface ListenOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions {
+export interface ListenOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions, NetOptions {
   /**
    * unix: replace a stale socket file left by a server that died (nobody
    * accepts on it; never another kind of file) instead of failing with
@@ -92,14 +106,14 @@ export type RawOptions<O> = O & { codec: 'raw'; zeroCopy?: false };
 export type ZeroCopyOptions<O> = O & { codec: 'raw'; zeroCopy: boolean };
 
 const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy'] as const;
-const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'retry', 'allowUids', 'allowGids'];
-const LISTEN_OPTIONS = [...CHANNEL_OPTIONS, 'unlink', 'sharedRing', 'allowUids', 'allowGids'];
+const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'retry', 'allowUids', 'allowGids', 'heartbeat', 'tls'];
+const LISTEN_OPTIONS = [...CHANNEL_OPTIONS, 'unlink', 'sharedRing', 'allowUids', 'allowGids', 'heartbeat', 'tls'];
 const FORK_OPTIONS = [...CHANNEL_OPTIONS, 'transport', 'fork', 'timeout'];
 
 /** Which transport a URL names, as settings() needs it. */
 type Where = Pick<Resolved, 'scheme' | 'transport'>;
 
-function settings<T>(o: ChannelOptions<T> & AccessOptions, where: Where): Settings<T> {
+function settings<T>(o: ChannelOptions<T> & AccessOptions & NetOptions, where: Where, side: 'connect' | 'listen' = 'connect'): Settings<T> {
   const codec = resolveCodec<T>(o.codec);
   const { max } = where.transport.maxMessageSize;
   const maxMessageSize = checkInteger(o.maxMessageSize, 'options.maxMessageSize', 1, max, defaultMaxMessageSize(where.transport));
@@ -116,7 +130,8 @@ function settings<T>(o: ChannelOptions<T> & AccessOptions, where: Where): Settin
     throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `options.allowUids/allowGids: the kernel cannot tell who is at the other end of a ${where.scheme}: channel`);
   }
   const access = Access.from(o);
-  return { codec, maxMessageSize, highWaterMark, ...(requestTimeout !== undefined ? { requestTimeout } : {}), shm, access };
+  const net = netSettings(o, where.scheme, side);
+  return { codec, maxMessageSize, highWaterMark, ...(requestTimeout !== undefined ? { requestTimeout } : {}), shm, access, net };
 }
 
 function makeChannel<T>(link: Link, s: Settings<T>): Channel<T> {
@@ -140,7 +155,7 @@ export function connect<T = unknown>(url: string, options?: ConnectOptions<T>): 
     where.transport.check?.(o, 'connect', s);
     const bound = where.transport.connectTimeout;
     const policy = { timeout: o.timeout, signal: o.signal, retry };
-    return await connectWithPolicy(url, policy, bound === null ? undefined : (bound ?? HANDSHAKE_MS), async (attempt) => makeChannel(await where.connect(s, attempt), s));
+    return await connectWithPolicy(url, policy, bound === null ? undefined : (bound ?? HANDSHAKE_MS), async (attempt) => makeChannel(await where.connect(s, attempt), s), where.transport.retryable?.bind(where.transport));
   })();
   return fromHere(connecting);
 }
@@ -259,7 +274,7 @@ export function listen<Send = unknown, Receive = Send>(url: string, options?: Li
 export async function listen<T = unknown>(url: string, options?: ListenOptions<T>): Promise<ChannelServer<T>> {
   const where = resolve(url);
   const o = checkOptions(options, 'options', LISTEN_OPTIONS) as ListenOptions<T>;
-  const s = settings(o, where);
+  const s = settings(o, where, 'listen');
   const unlink = checkBoolean(o.unlink, 'options.unlink', true);
   const sharedRing = checkBoolean(o.sharedRing, 'options.sharedRing', false);
   if (sharedRing && !where.transport.sharedRing) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.sharedRing is for shm: listeners');

@@ -82,6 +82,8 @@ export type {
   LoanedView,
   RawChannel,
   ZeroCopyChannel,
+  HeartbeatOptions as ChannelHeartbeatOptions,
+  TlsOptions as ChannelTlsOptions,
 } from './channel.js';
 export type { ChannelWaitOptions } from './channel/cancel.js';
 export type { RetryOptions as ChannelRetryOptions } from './channel/connect-policy.js';

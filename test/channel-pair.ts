@@ -9,6 +9,7 @@ import { after } from 'node:test';
 import { channel, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
 import { fixturesDir, startPeer } from './helpers.js';
 import { forgeShm, sharedRingHand } from './forge.js';
+import { tlsMaterial } from './tls-material.js';
 
 export const T = { timeout: 60_000 };
 // 'shm-nospin' is shm: with spin:false, so both wait paths (spin then
@@ -18,10 +19,17 @@ export const T = { timeout: 60_000 };
 // tests that need the other direction skip it and say so, and the fifo:
 // describe block below covers the writing end.
 export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo'] as const;
+/**
+ * tls:// runs the suite of test/channel-suite.ts from its own file
+ * (channel-tcp.test.ts), not every loop over TRANSPORTS: its connectors need
+ * the test CA (connectExtras), and it is the tcp:// link inside TLS.
+ */
 export type Transport = (typeof TRANSPORTS)[number];
+/** What the suite of test/channel-suite.ts runs over: TRANSPORTS and tls. */
+export type SuiteTransport = Transport | 'tls';
 
 export const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
-export function urlFor(t: Exclude<Transport, 'pipe'>): string {
+export function urlFor(t: Exclude<SuiteTransport, 'pipe'>): string {
   switch (t) {
     case 'shm':
     case 'shm-nospin':
@@ -33,6 +41,8 @@ export function urlFor(t: Exclude<Transport, 'pipe'>): string {
       return `unix-abstract:ipckit-test-${tag()}`;
     case 'tcp':
       return 'tcp://127.0.0.1:0';
+    case 'tls':
+      return 'tls://127.0.0.1:0';
     case 'mq':
       return `mq:/ipckit-test-${tag()}`;
     case 'sysvmq':
@@ -70,7 +80,15 @@ export function control(child: ChildProcess): Control {
 }
 
 /** Options a listener of transport `t` needs besides the test's own. */
-export const listenExtras = (t: Transport): ChannelOptions<any> & { sharedRing?: boolean } => (t === 'shm-shared' ? { sharedRing: true } : {});
+export const listenExtras = (t: SuiteTransport): ChannelOptions<any> & { sharedRing?: boolean; tls?: object } => {
+  if (t === 'tls') {
+    const m = tlsMaterial()!;
+    return { tls: { key: m.key, cert: m.cert } };
+  }
+  return t === 'shm-shared' ? { sharedRing: true } : {};
+};
+/** Options a connector of transport `t` needs besides the test's own (JSON, for peer processes too). */
+export const connectExtras = (t: SuiteTransport): { tls?: object } => (t === 'tls' ? { tls: { ca: tlsMaterial()!.ca } } : {});
 
 export const live = new Set<ChildProcess>();
 export const servers = new Set<ChannelServer<any>>();
@@ -88,7 +106,7 @@ export interface Pair {
 }
 
 /** This process's end of a channel to a fresh peer process over transport `t`. */
-export async function pair(t: Transport, options: ChannelOptions<any> = {}): Promise<Pair> {
+export async function pair(t: SuiteTransport, options: ChannelOptions<any> & { heartbeat?: object | boolean } = {}): Promise<Pair> {
   if (t === 'shm-nospin') options = { ...options, spin: false };
   if (t === 'pipe') {
     const { child, channel: ch } = await channel.fork(join(fixturesDir, 'channel-peer.js'), ['forked', '', JSON.stringify(options)], {
@@ -103,7 +121,7 @@ export async function pair(t: Transport, options: ChannelOptions<any> = {}): Pro
   }
   const server = await channel.listen<any>(urlFor(t), { ...options, ...listenExtras(t) });
   servers.add(server);
-  const peerProc = startPeer('channel-peer', ['connect', server.url, JSON.stringify(options)]);
+  const peerProc = startPeer('channel-peer', ['connect', server.url, JSON.stringify({ ...options, ...connectExtras(t) })]);
   live.add(peerProc.child);
   const peer = control(peerProc.child);
   const it = server[Symbol.asyncIterator]();

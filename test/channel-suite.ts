@@ -9,9 +9,9 @@ import { runInNewContext } from 'node:vm';
 import { channel, mq, unix, type Channel, type ChannelServer } from 'ipckit';
 import { startPeer } from './helpers.js';
 import { controlClient, forgeMqFrames, forgeShm, hello, rawStream, streamHello } from './forge.js';
-import { T, urlFor, control, listenExtras, live, servers, pair, seq, settledWithin, ONE_WAY, sharedRingPeer, type Transport } from './channel-pair.js';
+import { T, urlFor, control, connectExtras, listenExtras, live, servers, pair, seq, settledWithin, ONE_WAY, sharedRingPeer, type SuiteTransport } from './channel-pair.js';
 
-export function defineTransportSuite(transports: readonly Transport[]): void {
+export function defineTransportSuite(transports: readonly SuiteTransport[]): void {
   for (const t of transports) {
     const twoWay = t === 'fifo' ? { ...T, skip: ONE_WAY } : T;
     describe(`channel over ${t}`, () => {
@@ -227,7 +227,7 @@ export function defineTransportSuite(transports: readonly Transport[]): void {
             live.add(p.child);
             const peer = control(p.child);
             url = (await peer.next()).listening;
-            const ch = await channel.connect<any>(url, { codec: 'json' });
+            const ch: Channel<any> = await channel.connect<any>(url, { codec: 'json', ...connectExtras(t) });
             assert.equal((await peer.next()).ready, true);
             assert.deepEqual(await ch.request({ n: round }), { re: round, pid: p.child.pid });
             const closed = new Promise<any>((r) => ch.once('close', r));
@@ -249,7 +249,7 @@ export function defineTransportSuite(transports: readonly Transport[]): void {
           servers.add(server);
           const it = server[Symbol.asyncIterator]();
           for (let round = 0; round < 2; round++) {
-            const p = startPeer('channel-peer', ['connect', server.url, '{"codec":"json"}']);
+            const p = startPeer('channel-peer', ['connect', server.url, JSON.stringify({ codec: 'json', ...connectExtras(t) })]);
             const peer = control(p.child);
             const [conn] = await Promise.all([it.next(), peer.next()]);
             const ch = conn.value as Channel<any>;
@@ -310,7 +310,7 @@ async function forgeSeqpacketPeer(server: ChannelServer<any>): Promise<any> {
 /** Connects a raw socket to a stream listener and sends a frame header claiming 4 GiB. */
 async function forgeStreamPeer(server: ChannelServer<any>, t: string): Promise<any> {
   const conn = server[Symbol.asyncIterator]().next();
-  const sock = await rawStream(server.url);
+  const sock = await rawStream(server.url, (connectExtras(t as SuiteTransport).tls as { ca?: string } | undefined)?.ca);
   sock.on('error', () => {});
   sock.on('data', () => {});
   sock.write(streamHello(hello(t)));

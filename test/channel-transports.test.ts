@@ -19,6 +19,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Registry schemes the parametrised suite does not run, and where they are tested instead. */
 const NOT_IN_SUITE: Record<string, string> = {
   'unix-seqpacket-abstract': 'the unix-seqpacket: code with an abstract address; channel-api.test.ts "unix-seqpacket: ... -abstract works" covers it',
+  tls: 'the tcp:// link inside TLS; channel-tcp.test.ts runs the whole suite of channel-suite.ts over it (its connectors need the test CA)',
 };
 
 /** The scheme a suite transport runs over (its variants, such as shm-nospin, run over their base scheme). */

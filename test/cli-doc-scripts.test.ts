@@ -93,6 +93,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   'README.md': [/^hi$/m, /^job$/m, /^hello$/m, /^\{"signal":"SIGRTMIN\+1",.*"value":42,"code":"SI_QUEUE"\}$/m, /RLIMIT_MSGQUEUE/],
   'docs/cli.md ipckit shm create /frames': [/^hello\{$/m, /"kind": "sysv-shm"/],
   'docs/cli.md ipckit sem create /jobs': [/VALUE/],
+  'docs/cli.md ipckit recv unix:/tmp/far.sock': [/^one\ntwo$/m],
   'docs/cli.md ipckit mq create /jobs': [/^\{"priority":5,"size":6,"encoding":"utf8","data":"job-1\\n"\}$/m, /^typed$/m],
   'docs/cli.md ipckit fifo create': [/^job 1$/m],
   'docs/cli.md ipckit signal list': [/^\{"ready":true,"pid":\d+\}$/m, /"signal":"SIGRTMIN\+1",.*"value":7,"code":"SI_QUEUE"/, /"signal":"SIGUSR1",.*"value":null,"code":"SI_USER"/],

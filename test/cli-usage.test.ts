@@ -179,6 +179,7 @@ describe('ipckit exit statuses', () => {
       'signal send': ['2147483647', '0'],
       send: [`unix:${path}.sock`, 'x'],
       recv: ['--connect', `unix:${path}.sock`],
+      bridge: [`unix:${path}.sock`, `unix:${path}-far.sock`],
     };
     // Commands that make objects from nothing or only read the system: nothing can be missing.
     const addressNothing = ['shm create', 'sem create', 'mq create', 'signal list', 'signal wait', 'ls', 'rm', 'limits', 'bench', 'tour'];

@@ -6,6 +6,7 @@ import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { mq, shm, unix, type Channel, type ChannelServer, type MessageSocket, type FdRegion, type SysvQueue } from 'ipckit';
 
 export const PROTOCOL = 3;
@@ -246,8 +247,15 @@ export function sharedRingHand(forged: ShmForgery): SharedRingHand {
   };
 }
 
-/** Connects a raw byte stream (unix:, unix-abstract:, tcp://) to a listener URL. */
-export function rawStream(url: string): Promise<Socket> {
+/** Connects a raw byte stream (unix:, unix-abstract:, tcp://, tls:// trusting `ca`) to a listener URL. */
+export function rawStream(url: string, ca?: string): Promise<Socket> {
+  if (url.startsWith('tls://')) {
+    return new Promise((resolve, reject) => {
+      const s = tlsConnect({ port: Number(new URL(url).port), host: new URL(url).hostname, ...(ca ? { ca } : {}) });
+      s.once('secureConnect', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
   const target = url.startsWith('tcp://')
     ? { port: Number(new URL(url).port), host: new URL(url).hostname }
     : url.startsWith('unix-abstract:')

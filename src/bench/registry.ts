@@ -22,7 +22,7 @@
 //   2. Import it below and append it to CASES. Order here is the order of the table.
 //      A case measuring another library (optionalPackage) goes in COMPARE_CASES.
 //   3. Run `npm run bench -- --transports <name> --count 1000` and extend docs/bench.md.
-import { channelShm, channelShmBatch, channelShmEach, channelShmEachCopy, channelShmJson, channelShmNoSpin, channelShmShared, channelShmZeroCopy, channelUnix, channelUnixJson } from './cases/channel.js';
+import { channelShm, channelShmBatch, channelShmEach, channelShmEachCopy, channelShmJson, channelShmNoSpin, channelShmShared, channelShmZeroCopy, channelTcp, channelUnix, channelUnixJson } from './cases/channel.js';
 import { cFutexWake, cShm, cUnix } from './cases/c-baselines.js';
 import { compareNodeIpc } from './cases/compare-node-ipc.js';
 import { compareZeromq } from './cases/compare-zeromq.js';
@@ -34,7 +34,7 @@ import { posixMq, sysvMq } from './cases/mq.js';
 import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, cFutexWake, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmEach, channelShmEachCopy, channelShmZeroCopy, channelUnix, channelShmJson, channelUnixJson];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, cFutexWake, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmEach, channelShmEachCopy, channelShmZeroCopy, channelUnix, channelTcp, channelShmJson, channelUnixJson];
 
 /**
  * What `--compare` adds: the libraries a user would pick instead of ipckit,

@@ -1,8 +1,9 @@
 // What channel.connect() does around one connection attempt: the whole
 // connect (every attempt, its handshake, the pauses between) within
 // `timeout`; `signal` stops it at any point; `retry` connects again, with
-// exponential back-off, while nobody listens yet, so a client may start
-// before its server. An attempt that an abort or the deadline overtook is
+// exponential back-off and jitter, while nobody listens yet (or, on the
+// network transports, while the network is not there yet), so a client may
+// start before its server. An attempt that an abort or the deadline overtook is
 // not left behind: if it still succeeds, its channel is closed at once.
 import { IpcError, abortError, timeoutError, typeError } from '../errors.js';
 import { checkInteger, checkOptions } from '../validate.js';
@@ -11,7 +12,7 @@ import { cancellable } from './cancel.js';
 export interface RetryOptions {
   /** Connects in all, the first included. Default: no limit (the timeout decides). */
   attempts?: number;
-  /** ms before the second attempt; each pause doubles. Default 50. */
+  /** ms before the second attempt; each pause doubles (then a random part of its upper half is taken off). Default 50. */
   delay?: number;
   /** Longest pause between attempts in ms. Default 1000. */
   maxDelay?: number;
@@ -68,15 +69,27 @@ export interface AttemptOptions {
 }
 
 /**
+ * The pause before attempt n + 1: `delay` doubled n - 1 times, at most
+ * `maxDelay`, less a random part of up to half of it, so that many clients
+ * cut off together do not come back in step.
+ */
+export function retryPause(retry: Retry, n: number, random = Math.random): number {
+  const full = Math.min(retry.maxDelay, retry.delay * 2 ** Math.min(n - 1, 30));
+  return Math.round(full / 2 + (full / 2) * random());
+}
+
+/**
  * Runs `attempt` under the policy. `defaultTimeout` bounds a retrying
  * connect that was given no timeout (undefined: no bound, as fifo: waits for
- * its reader as long as it takes).
+ * its reader as long as it takes). `retryable`: the transport's own
+ * retryable errors besides nobodyListens().
  */
 export async function connectWithPolicy<C extends { close(): Promise<void> }>(
   url: string,
   policy: ConnectPolicy,
   defaultTimeout: number | undefined,
   attempt: (options: AttemptOptions) => Promise<C>,
+  retryable: (e: unknown) => boolean = () => false,
 ): Promise<C> {
   const given = policy.timeout === undefined ? undefined : checkInteger(policy.timeout, 'options.timeout', 0, MAX_MS);
   const signal = policy.signal;
@@ -100,8 +113,8 @@ export async function connectWithPolicy<C extends { close(): Promise<void> }>(
       const bound = left === undefined ? undefined : left + DEADLINE_SLACK_MS;
       return await bounded(attempt({ ...(left !== undefined ? { timeout: left } : {}), ...(signal ? { signal } : {}) }), bound, signal, timedOut);
     } catch (e) {
-      if (!retry || !nobodyListens(e) || n >= retry.attempts) throw e;
-      const pause = Math.min(retry.maxDelay, retry.delay * 2 ** Math.min(n - 1, 30));
+      if (!retry || !(nobodyListens(e) || retryable(e)) || n >= retry.attempts) throw e;
+      const pause = retryPause(retry, n);
       const room = deadline === undefined ? Infinity : deadline - Date.now();
       if (pause >= room) {
         await sleep(room, signal);

@@ -1,7 +1,8 @@
 // What travels in one frame, on every transport:
 //   byte 0      kind: 0 message, 1 request, 2 reply, 3 error reply, 4 bye,
 //               5 hello (the first frame each way on stream, seqpacket,
-//               fifo and pipe transports: JSON, see hello.ts)
+//               fifo and pipe transports: JSON, see hello.ts), 6 ping
+//               (tcp://, tls:// heartbeats: "still here", one byte)
 //   bytes 1..4  correlation id (u32 LE), requests and replies only
 //   rest        the codec's bytes (error replies: JSON { message, code })
 // Stream transports (unix:, tcp:, pipe:) prefix each frame with its length
@@ -16,6 +17,8 @@ export const KIND_ERROR = 3;
 export const KIND_BYE = 4;
 /** The first frame each way on stream-like transports: the hello (hello.ts). Never reaches the Channel. */
 export const KIND_HELLO = 5;
+/** Network streams only: a heartbeat, sent after a quiet interval so the peer knows this side is alive. Never reaches the Channel. */
+export const KIND_PING = 6;
 /** Largest hello frame (JSON bytes + kind). */
 export const HELLO_MAX = 4096;
 

@@ -7,7 +7,8 @@ import { HANDSHAKE_MS } from './control.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from './hello.js';
 import type { Link } from './link.js';
 import type { MessageSocket } from '../message-socket.js';
-import { StreamLink, helloFrame, readHello } from './stream.js';
+import { StreamLink, helloFrame, readHello, type Liveness } from './stream.js';
+import type { Heartbeat } from './net-options.js';
 import { SeqpacketLink, readMessageHello, seqpacketMaxFrame } from './seqpacket.js';
 import type { ListenerEvents, Settings } from './transport.js';
 
@@ -18,17 +19,35 @@ export function checkListener(s: Settings, url: string, peer: PeerCredentials | 
   }
 }
 
+/** What a hello says of this side's heartbeat (network streams: `heartbeat`, the ping interval in ms). */
+function heartbeatHello(hb: Heartbeat | null): Record<string, unknown> {
+  return hb ? { heartbeat: hb.interval } : {};
+}
+
 /**
- * Connector side of a byte stream (unix:, unix-abstract:, tcp://, pipe:):
- * our hello, then the listener's (or its refusal) within `timeout`.
+ * The heartbeats of a link: only when both hellos announced them (a peer
+ * without them may not know the ping frame). Each side pings at its own
+ * interval; the silence that means peer-lost is this side's timeout, and at
+ * least 3 of the peer's intervals (its pings come that often).
  */
-export async function connectStream(scheme: string, url: string, socket: Socket, s: Settings, peer: PeerCredentials | null, timeout: number): Promise<Link> {
+function liveness(hb: Heartbeat | null, peerHello: Record<string, unknown>, url: string): Liveness | null {
+  const theirs = peerHello.heartbeat;
+  if (!hb || typeof theirs !== 'number' || !Number.isInteger(theirs) || theirs < 1 || theirs > 2 ** 31 - 1) return null;
+  return { interval: hb.interval, lostAfter: Math.max(hb.timeout, 3 * theirs), url };
+}
+
+/**
+ * Connector side of a byte stream (unix:, unix-abstract:, tcp://, tls://,
+ * pipe:): our hello, then the listener's (or its refusal) within `timeout`.
+ * `hb`: this side's heartbeat (network streams).
+ */
+export async function connectStream(scheme: string, url: string, socket: Socket, s: Settings, peer: PeerCredentials | null, timeout: number, hb: Heartbeat | null = null): Promise<Link> {
   try {
     checkListener(s, url, peer);
-    socket.write(helloFrame(makeHello(scheme, s.codec.name, s.maxMessageSize)));
+    socket.write(helloFrame(makeHello(scheme, s.codec.name, s.maxMessageSize, heartbeatHello(hb))));
     const { value, rest } = await readHello(socket, url, timeout);
     const reply = checkReply(url, value, scheme, s.codec.name);
-    return new StreamLink(scheme, socket, s.maxMessageSize + 5, reply.max + 5, rest, peer);
+    return new StreamLink(scheme, socket, s.maxMessageSize + 5, reply.max + 5, rest, peer, liveness(hb, reply, url));
   } catch (e) {
     socket.destroy();
     throw e;
@@ -95,8 +114,8 @@ function acceptWithHello(scheme: string, url: string, end: AcceptedEnd, peer: Pe
   );
 }
 
-/** Listener side of a byte stream. */
-export function acceptStream(scheme: string, url: string, socket: Socket, peer: PeerCredentials | null, s: Settings, events: ListenerEvents): void {
+/** Listener side of a byte stream; `hb`: this side's heartbeat (network streams). */
+export function acceptStream(scheme: string, url: string, socket: Socket, peer: PeerCredentials | null, s: Settings, events: ListenerEvents, hb: Heartbeat | null = null): void {
   socket.on('error', () => {});
   acceptWithHello(scheme, url, {
     read: () => readHello(socket, url, HANDSHAKE_MS),
@@ -104,8 +123,8 @@ export function acceptStream(scheme: string, url: string, socket: Socket, peer: 
     drop: () => socket.destroy(),
     open: (hello, rest) => {
       socket.removeAllListeners('error');
-      socket.write(helloFrame(makeHello(scheme, s.codec.name, s.maxMessageSize)));
-      return new StreamLink(scheme, socket, s.maxMessageSize + 5, hello.max + 5, rest ?? null, peer);
+      socket.write(helloFrame(makeHello(scheme, s.codec.name, s.maxMessageSize, heartbeatHello(hb))));
+      return new StreamLink(scheme, socket, s.maxMessageSize + 5, hello.max + 5, rest ?? null, peer, liveness(hb, hello, url));
     },
   }, peer, s, events);
 }

@@ -22,21 +22,34 @@ const BACKLOG_RETRY_MS = [1, 2, 5, 10, 20, 50];
 /**
  * A Unix connect to a listener whose backlog is full fails with EAGAIN and
  * never completes by itself: retry with back-off for up to `timeoutMs`.
+ * `limitMs`: a connect still unanswered then is cut (IpcError ETIMEDOUT,
+ * syscall connect): a TCP SYN to a host that does not answer would wait for
+ * the kernel's own limit (about two minutes) and keep the process alive.
+ * `ready`: the event that ends the connect ('secureConnect' for TLS).
  */
-export async function netConnectRetry(connect: () => Socket, url: string, timeoutMs: number): Promise<Socket> {
+export async function netConnectRetry(connect: () => Socket, url: string, timeoutMs: number, limitMs?: number, ready = 'connect'): Promise<Socket> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
       return await new Promise<Socket>((resolve, reject) => {
         const sock = connect();
-        sock.once('connect', () => {
+        const timer = limitMs === undefined ? undefined : setTimeout(() => {
+          sock.destroy();
+          reject(timeoutError('connect', { path: url }, `no answer within ${limitMs} ms`));
+        }, limitMs);
+        sock.once(ready, () => {
+          clearTimeout(timer);
           sock.removeAllListeners('error');
           resolve(sock);
         });
-        sock.once('error', reject);
+        sock.once('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
       });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
+      if (e instanceof IpcError) throw e;
       if (err.code !== 'EAGAIN') throw wrapNetError(err, 'connect', url);
       if (Date.now() - started >= timeoutMs) throw timeoutError('connect', { path: url }, `the listener's backlog stayed full for ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, BACKLOG_RETRY_MS[Math.min(attempt, BACKLOG_RETRY_MS.length - 1)]));
@@ -44,9 +57,18 @@ export async function netConnectRetry(connect: () => Socket, url: string, timeou
   }
 }
 
-/** A net.Server listening (`bind` calls server.listen with the callback), each connection to `onSocket`. */
-export async function listenNet(url: string, bind: (server: Server, listening: () => void) => void, onSocket: (socket: Socket) => void, onError: (e: Error) => void): Promise<Server> {
-  const server = createServer(onSocket);
+/**
+ * A net.Server listening (`bind` calls server.listen with the callback), each
+ * connection to `onSocket`; `make` makes another kind (a tls.Server).
+ */
+export async function listenNet<S extends Server = Server>(
+  url: string,
+  bind: (server: S, listening: () => void) => void,
+  onSocket: (socket: Socket) => void,
+  onError: (e: Error) => void,
+  make: (onSocket: (socket: Socket) => void) => S = (onSocket) => createServer(onSocket) as S,
+): Promise<S> {
+  const server = make(onSocket);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(wrapNetError(e, 'bind', url)));
     bind(server, () => {

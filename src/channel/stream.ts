@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { stateError, timeoutError } from '../errors.js';
 import type { PeerCredentials } from './access.js';
-import { HELLO_MAX, KIND_BYE, KIND_HELLO, StreamFramer } from './frame.js';
+import { HELLO_MAX, KIND_BYE, KIND_HELLO, KIND_PING, StreamFramer } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 
 /** Bytes queued in the socket before tryWrite() says "not now". */
@@ -19,6 +19,20 @@ export const CLOSE_GRACE_MS = 2000;
 
 /** The length-prefixed bye frame a stream's clean close ends with (EOF without it: the peer died). */
 export const BYE = Buffer.from([1, 0, 0, 0, KIND_BYE]);
+/** The length-prefixed heartbeat (tcp://, tls://). */
+const PING = Buffer.from([1, 0, 0, 0, KIND_PING]);
+
+/**
+ * Heartbeats of a network link, as both hellos agreed: a ping after
+ * `interval` ms without sending, peer-lost after `lostAfter` ms without
+ * receiving.
+ */
+export interface Liveness {
+  interval: number;
+  lostAfter: number;
+  /** Names the channel in the peer-lost error's cause. */
+  url: string;
+}
 
 /**
  * Cuts a chunk read from a byte stream (unix:, tcp:, pipe:, fifo:) into
@@ -126,6 +140,7 @@ export function readHello(socket: Socket, what: string, timeoutMs: number): Prom
 export function pushFrames(framer: StreamFramer, chunk: Buffer | null, events: LinkEvents, bye: () => void, held?: () => boolean): void {
   const onFrame = (frame: Buffer) => {
     if (frame.length === 1 && frame[0] === KIND_BYE) bye();
+    else if (frame.length === 1 && frame[0] === KIND_PING) return;
     else events.onFrame(frame, frame.length >= OWN_LIMIT);
   };
   if (chunk) framer.push(chunk, onFrame, held);
@@ -158,14 +173,58 @@ export class StreamLink implements Link {
    * `maxIn`: largest frame accepted (this side's own limit); `maxOut`: largest
    * frame sent (the peer's); `rest`: bytes that arrived after the hello.
    */
-  constructor(transport: string, socket: Socket, maxIn: number, maxOut: number, rest: Buffer | null, peer: PeerCredentials | null) {
+  constructor(transport: string, socket: Socket, maxIn: number, maxOut: number, rest: Buffer | null, peer: PeerCredentials | null, liveness: Liveness | null = null) {
     this.transport = transport;
     this.#socket = socket;
     this.maxFrame = maxOut;
     this.peer = peer;
     this.#rest = rest && rest.length > 0 ? rest : null;
     this.#framer = new StreamFramer(maxIn);
+    this.#liveness = liveness;
     socket.setNoDelay?.(true);
+  }
+
+  readonly #liveness: Liveness | null;
+  #beat: NodeJS.Timeout | null = null;
+
+  /**
+   * One timer per link, a quarter of the shorter bound: nothing is done per
+   * message. Progress is read from the socket's own byte counters at each
+   * tick. A receiver paused by backpressure reads nothing, so it cannot tell
+   * a quiet peer from a lost one: the bound restarts when it reads again (the
+   * peer, whose sends then wait, still hears this side's pings).
+   */
+  #startHeartbeat(l: Liveness): void {
+    const s = this.#socket;
+    let read = s.bytesRead;
+    let written = s.bytesWritten;
+    let heard = Date.now();
+    let said = heard;
+    this.#beat = setInterval(() => {
+      if (this.#closed) return this.#stopHeartbeat();
+      const now = Date.now();
+      if (s.bytesRead !== read || this.#paused) {
+        read = s.bytesRead;
+        heard = now;
+      } else if (now - heard >= l.lostAfter) {
+        this.#stopHeartbeat();
+        return void s.destroy(timeoutError('read', { path: l.url }, `nothing from the peer for ${now - heard} ms (heartbeat timeout ${l.lostAfter} ms)`));
+      }
+      if (s.bytesWritten !== written) {
+        written = s.bytesWritten;
+        said = now;
+      } else if (now - said >= l.interval && s.writableLength === 0) {
+        s.write(PING);
+        written = s.bytesWritten;
+        said = now;
+      }
+    }, Math.max(1, Math.floor(Math.min(l.interval, l.lostAfter) / 4)));
+    this.#beat.unref();
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#beat) clearInterval(this.#beat);
+    this.#beat = null;
   }
 
   start(events: LinkEvents): void {
@@ -208,6 +267,7 @@ export class StreamLink implements Link {
       failure = e;
     });
     s.on('close', () => {
+      this.#stopHeartbeat();
       const wasClosed = this.#closed;
       this.#closed = true;
       if (this.#failure) return this.#finish({ reason: 'error', error: this.#failure });
@@ -217,6 +277,7 @@ export class StreamLink implements Link {
       this.#finish({ reason: 'peer-lost', ...(failure ? { error: failure } : {}) });
     });
     if (!this.#paused) s.resume();
+    if (this.#liveness) this.#startHeartbeat(this.#liveness);
   }
 
   #failure: Error | undefined;
@@ -298,6 +359,7 @@ export class StreamLink implements Link {
         resolve();
       });
       this.#closed = true;
+      this.#stopHeartbeat();
       this.#socket.end(BYE);
       // Keep reading so the peer's FIN (and its last frames) arrive.
       this.resume();
@@ -308,6 +370,7 @@ export class StreamLink implements Link {
   destroy(error?: Error): void {
     if (error && !this.#failure) this.#failure = error;
     this.#closed = true;
+    this.#stopHeartbeat();
     this.#socket.destroy();
   }
 

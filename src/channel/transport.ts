@@ -9,6 +9,7 @@ import type { Access, AccessOptions } from './access.js';
 import type { Link } from './link.js';
 import type { LocalListenerEvents } from './rendezvous.js';
 import type { ShmLinkOptions } from './shm.js';
+import type { NetSettings } from './net-options.js';
 
 /** The options every transport gets, checked and with their defaults. */
 export interface Settings<T = unknown> {
@@ -19,6 +20,8 @@ export interface Settings<T = unknown> {
   /** shm: only; the other transports ignore them. */
   shm: ShmLinkOptions;
   access: Access;
+  /** tcp:, tls: only (heartbeat, TLS); the other transports ignore them. */
+  net: NetSettings;
 }
 
 /** connect()'s own options, checked. */
@@ -79,6 +82,11 @@ export interface Transport<E extends { scheme: string }> {
   readonly connectTimeout?: number | null;
   /** Whether listen() honours options.sharedRing. */
   readonly sharedRing?: boolean;
+  /**
+   * Connect errors besides "nobody listens" (ECONNREFUSED, ENOENT) that
+   * `retry` retries on this transport: a network not there yet.
+   */
+  retryable?(e: unknown): boolean;
   /** Refuses options this transport cannot honour on `side`. */
   check?(o: GivenOptions, side: 'connect' | 'listen', s: Settings, l?: ListenSettings): void;
   connect(ep: E, url: string, s: Settings, c: ConnectSettings): Promise<Link>;

@@ -17,7 +17,7 @@ import { integerOption, parseBytes, parseMs, msOption, UsageError } from './args
 import { cleanupOnSignal } from './interrupt.js';
 import { RAW_SCHEMES, rawConnect, rawListen, rawReceive, rawSend } from './raw.js';
 
-const CODECS = ['raw', 'json', 'v8', 'msgpack'];
+export const CODECS = ['raw', 'json', 'v8', 'msgpack'];
 export const DEFAULT_RETRY_MS = 10_000;
 /** Flags whose value is optional (see withOptionalValuesSeparated). */
 export const OPTIONAL_VALUE_FLAGS = ['--retry'];
@@ -37,7 +37,7 @@ interface CommonOptions {
 }
 
 /** `--retry`, `--retry 5000` or `--retry=` (withOptionalValuesSeparated) → ms. */
-const retryOption = (text: string): number => (text === '' ? DEFAULT_RETRY_MS : parseMs(text, 'retry'));
+export const retryOption = (text: string): number => (text === '' ? DEFAULT_RETRY_MS : parseMs(text, 'retry'));
 const retryMs = (o: CommonOptions): number => (o.retry === undefined ? 0 : o.retry === true ? DEFAULT_RETRY_MS : o.retry);
 
 /** The URL, checked here so a bad one is a usage error. */

@@ -16,6 +16,7 @@ import { register as registerSignal } from './signal.js';
 import { register as registerFifo } from './fifo.js';
 import { register as registerUnix } from './unix.js';
 import { register as registerChannel, OPTIONAL_VALUE_FLAGS } from './channel.js';
+import { register as registerBridge } from './bridge.js';
 import { register as registerLimits } from './limits.js';
 import { register as registerTour } from './tour.js';
 
@@ -42,6 +43,7 @@ registerSignal(program);
 registerFifo(program);
 registerUnix(program);
 registerChannel(program);
+registerBridge(program);
 registerLimits(program);
 registerTour(program);
 program.addCommand(benchCommand());

@@ -15,10 +15,12 @@
 //                          byte of each received view (checksum()); both sides check the sums,
 //                          so a trial whose bytes did not arrive intact fails
 //   channel:unix           unix: stream socket with length-prefixed frames
+//   channel:tcp            tcp:// on loopback (TCP_NODELAY, heartbeats on as by default)
 //   channel:shm-json, channel:unix-json   the json codec with a string of `size`
 //                          characters, as baseline:fork-json sends
 // The driver listens, the echo connects; the shm: rendezvous is an abstract
 // socket and the rings live in a memfd, so nothing can be left behind.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { channel, type Channel, type ChannelOptions, type ChannelListenOptions as ListenOptions } from '../../index.js';
 import { checksum, payload, RttRecorder, unlessExited } from '../kit.js';
@@ -42,7 +44,11 @@ interface Flavour {
   copyOut?: boolean;
   /** The driver's listen() only (the echo side connects). */
   listen?: ListenOptions<Uint8Array>;
+  /** The URL is only known once listening (tcp://127.0.0.1:0): the driver writes it where the echo reads it. */
+  published?: boolean;
 }
+
+const urlFile = (p: TrialParams) => join(p.workDir, 'channel.url');
 
 function opts(f: Flavour, size: number): ChannelOptions<Uint8Array> {
   return { codec: f.json ? 'json' : 'raw', maxMessageSize: Math.max(size + 16, 1024), ...f.options };
@@ -159,6 +165,7 @@ function makeCase(f: Flavour): BenchCase {
   async function driver(ctx: DriverContext): Promise<TrialResult> {
     const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
     const server = await channel.listen<Uint8Array>(f.url(ctx.params), { ...opts(f, size), ...f.listen });
+    if (f.published) writeFileSync(urlFile(ctx.params), server.url);
     const echo = ctx.startEcho();
     const first = await unlessExited(server[Symbol.asyncIterator]().next(), echo.exited);
     await server.close();
@@ -233,7 +240,7 @@ function makeCase(f: Flavour): BenchCase {
 
   async function echo(ctx: EchoContext): Promise<void> {
     const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
-    const ch = await channel.connect<Uint8Array>(f.url(ctx.params), opts(f, size));
+    const ch = await channel.connect<Uint8Array>(f.published ? readFileSync(urlFile(ctx.params), 'utf8') : f.url(ctx.params), opts(f, size));
     const zc = f.zeroCopy ? new ZeroCopyMessages(size) : null;
     for (let i = 0; i < warmup + count; i++) {
       const m = got(await ch.next());
@@ -352,6 +359,15 @@ export const channelUnix = makeCase({
   url: (p) => `unix:${join(p.workDir, 'channel.sock')}`,
   options: {},
   zeroCopy: false,
+});
+
+export const channelTcp = makeCase({
+  transport: 'channel:tcp',
+  description: 'Channel over tcp:// on loopback (u32 length prefix per frame, TCP_NODELAY, heartbeats on), raw codec (compare baseline:net-unix, channel:unix)',
+  url: () => 'tcp://127.0.0.1:0',
+  options: {},
+  zeroCopy: false,
+  published: true,
 });
 
 export const channelShmJson = makeCase({

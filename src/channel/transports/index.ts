@@ -11,6 +11,7 @@ import { seqpacket } from './seqpacket.js';
 import { shm } from './shm.js';
 import { sysvmq } from './sysvmq.js';
 import { tcp } from './tcp.js';
+import { tls } from './tls.js';
 import { unix } from './unix.js';
 
 export const TRANSPORTS = [
@@ -22,6 +23,7 @@ export const TRANSPORTS = [
   sysvmq,
   seqpacket,
   fifo,
+  tls,
 ] as const;
 
 type EndpointOf<T> = T extends Transport<infer E> ? E : never;
