@@ -319,30 +319,22 @@ export const channelShmBatch = makeCase({
   batch: 256,
 });
 
-export const channelShmEach = makeCase({
-  transport: 'channel:shm-each',
-  description:
-    "Channel over shm:, raw codec, spin 'auto'; one-way sent with sendBatch() (256 a call, each stamped with its sequence number) and read in place with receiveEach({ inPlace: true }), every sequence number checked",
-  url: shmUrl,
-  options: { spin: 'auto' },
-  zeroCopy: false,
-  onewayFactor: 40,
-  batch: 256,
-  each: true,
-});
+/** The one-way flavours of sendBatch() and receiveEach({ inPlace }) (channel:shm-each and channel:shm-each-copy). */
+function eachCase(transport: string, description: string, copyOut: boolean): BenchCase {
+  return makeCase({ transport, description, url: shmUrl, options: { spin: 'auto' }, zeroCopy: false, onewayFactor: 40, batch: 256, each: true, copyOut });
+}
 
-export const channelShmEachCopy = makeCase({
-  transport: 'channel:shm-each-copy',
-  description:
-    "As channel:shm-each, but the handler first copies every message out of the ring into one Buffer of its own (every byte read, as baseline:c-shm's consumer copies into one local buffer) and checks its number there",
-  url: shmUrl,
-  options: { spin: 'auto' },
-  zeroCopy: false,
-  onewayFactor: 40,
-  batch: 256,
-  each: true,
-  copyOut: true,
-});
+export const channelShmEach = eachCase(
+  'channel:shm-each',
+  "Channel over shm:, raw codec, spin 'auto'; one-way sent with sendBatch() (256 a call, each stamped with its sequence number) and read in place with receiveEach({ inPlace: true }), every sequence number checked",
+  false,
+);
+
+export const channelShmEachCopy = eachCase(
+  'channel:shm-each-copy',
+  "As channel:shm-each, but the handler first copies every message out of the ring into one Buffer of its own (every byte read, as baseline:c-shm's consumer copies into one local buffer) and checks its number there",
+  true,
+);
 
 export const channelShmZeroCopy = makeCase({
   transport: 'channel:shm-zerocopy',
