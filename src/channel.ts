@@ -22,6 +22,7 @@ import { PIPE_SCHEME, connectPipe, pipe } from './channel/transports/pipe.js';
 import { resolve, type Resolved } from './channel/transports/index.js';
 import { defaultMaxMessageSize, type Listener, type Settings } from './channel/transport.js';
 import { checkBoolean, checkInteger, checkOptions } from './validate.js';
+import { checkNatsOptions, type NatsOptions } from './channel/nats-options.js';
 import { HANDSHAKE_MS } from './channel/control.js';
 import { connectWithPolicy, type RetryOptions } from './channel/connect-policy.js';
 
@@ -41,6 +42,8 @@ export interface ChannelOptions<Send = unknown, Receive = Send> extends ShmLinkO
   highWaterMark?: number;
   /** Default timeout of request() in ms. Default none. */
   requestTimeout?: number;
+  /** nats: only: more servers, TLS, credentials, the probe timeout (see docs/distributed.md). */
+  nats?: NatsOptions;
 }
 
 export interface ConnectOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions {
@@ -91,7 +94,7 @@ export type RawOptions<O> = O & { codec: 'raw'; zeroCopy?: false };
 /** Options with `codec: 'raw'` and zeroCopy true (or a boolean only known at run time). */
 export type ZeroCopyOptions<O> = O & { codec: 'raw'; zeroCopy: boolean };
 
-const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy'] as const;
+const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy', 'nats'] as const;
 const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'retry', 'allowUids', 'allowGids'];
 const LISTEN_OPTIONS = [...CHANNEL_OPTIONS, 'unlink', 'sharedRing', 'allowUids', 'allowGids'];
 const FORK_OPTIONS = [...CHANNEL_OPTIONS, 'transport', 'fork', 'timeout'];
@@ -116,7 +119,8 @@ function settings<T>(o: ChannelOptions<T> & AccessOptions, where: Where): Settin
     throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `options.allowUids/allowGids: the kernel cannot tell who is at the other end of a ${where.scheme}: channel`);
   }
   const access = Access.from(o);
-  return { codec, maxMessageSize, highWaterMark, ...(requestTimeout !== undefined ? { requestTimeout } : {}), shm, access };
+  const nats = checkNatsOptions(o.nats);
+  return { codec, maxMessageSize, maxMessageSizeGiven: o.maxMessageSize !== undefined, highWaterMark, ...(requestTimeout !== undefined ? { requestTimeout } : {}), shm, nats, access };
 }
 
 function makeChannel<T>(link: Link, s: Settings<T>): Channel<T> {

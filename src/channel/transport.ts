@@ -8,6 +8,7 @@ import { MAX_ANNOUNCED } from './hello.js';
 import type { Access, AccessOptions } from './access.js';
 import type { Link } from './link.js';
 import type { LocalListenerEvents } from './rendezvous.js';
+import type { NatsSettings } from './nats-options.js';
 import type { ShmLinkOptions } from './shm.js';
 
 /** The options every transport gets, checked and with their defaults. */
@@ -18,6 +19,10 @@ export interface Settings<T = unknown> {
   requestTimeout?: number;
   /** shm: only; the other transports ignore them. */
   shm: ShmLinkOptions;
+  /** nats: only (options.nats, checked); the other transports ignore it. */
+  nats: NatsSettings;
+  /** Whether options.maxMessageSize was given (nats: otherwise takes what its server carries). */
+  maxMessageSizeGiven: boolean;
   access: Access;
 }
 
