@@ -9,6 +9,7 @@ import { after } from 'node:test';
 import { channel, type Channel, type ChannelOptions, type ChannelServer } from 'ipckit';
 import { fixturesDir, startPeer } from './helpers.js';
 import { forgeShm, sharedRingHand } from './forge.js';
+import { NatsServer, natsServerSkip } from './nats-server.js';
 
 export const T = { timeout: 60_000 };
 // 'shm-nospin' is shm: with spin:false, so both wait paths (spin then
@@ -17,8 +18,15 @@ export const T = { timeout: 60_000 };
 // fifo: is one-way: here the test process listens (reads) and the peer writes;
 // tests that need the other direction skip it and say so, and the fifo:
 // describe block below covers the writing end.
-export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo'] as const;
+// nats: runs against this file's own nats-server (test/nats-server.ts).
+export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo', 'nats'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
+
+/** The nats-server nats: channels of this test file use; null where nats-server is not installed. */
+export const suiteNats: NatsServer | null = natsServerSkip ? null : await NatsServer.start();
+
+/** Why tests over transport `t` cannot run here, or undefined. */
+export const transportSkip = (t: Transport): string | undefined => (t === 'nats' && natsServerSkip ? natsServerSkip : undefined);
 
 export const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
 export function urlFor(t: Exclude<Transport, 'pipe'>): string {
@@ -41,6 +49,9 @@ export function urlFor(t: Exclude<Transport, 'pipe'>): string {
       return `unix-seqpacket:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`;
     case 'fifo':
       return `fifo:${join(tmpdir(), `ipckit-test-${tag()}.fifo`)}`;
+    case 'nats':
+      if (!suiteNats) throw new Error(natsServerSkip!);
+      return suiteNats.url(`ipckit-test-${tag()}`);
   }
 }
 

@@ -39,6 +39,8 @@ const CREDIT_LENGTH = LINK_HEADER + 8;
 const MIN_WINDOW = 4 * 1024 * 1024;
 /** How long the peer may stay silent before it is probed. */
 export const PROBE_MS = 200;
+/** Probes in flight at most (a partition leaves them all unanswered until probeTimeout). */
+const MAX_PROBES = 64;
 /** Frames at least this long are handed to the Channel without a copy (the client's read buffers are not reused). */
 const OWN_LIMIT = 16 * 1024;
 const EMPTY = new Uint8Array(0);
@@ -91,7 +93,8 @@ export class NatsLink implements Link, SessionMember {
   #confirmed = 0;
   #flushing = false;
   #heard = false;
-  #probing = false;
+  /** Probes in flight. */
+  #probes = 0;
   #probeTimer: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
   #finished: CloseInfo | null = null;
@@ -250,19 +253,25 @@ export class NatsLink implements Link, SessionMember {
     );
   }
 
+  /**
+   * Nothing came from the peer since the last tick: probe it. A probe sent
+   * just before the peer died is never answered, so each silent tick sends
+   * a new one (at most MAX_PROBES in flight) rather than waiting out the
+   * first one's timeout.
+   */
   #tick(): void {
     if (this.#finished || this.#closing) return;
     if (this.#heard) {
       this.#heard = false;
       return;
     }
-    if (this.#probing) return;
-    this.#probing = true;
+    if (this.#probes >= MAX_PROBES) return;
+    this.#probes++;
     const started = performance.now();
     this.#session.nc.request(this.#peerSubject, EMPTY, { timeout: this.#probeTimeout }).then(
-      () => (this.#probing = false),
+      () => this.#probes--,
       (e) => {
-        this.#probing = false;
+        this.#probes--;
         if (this.#finished || this.#closing) return;
         if (isNoResponders(e)) this.lost(new Error("the peer's subject has no subscriber any more: its process or its connection to the NATS server ended"));
         else if (isTimeout(e)) this.lost(new Error(`no answer from the peer to a probe within ${Math.round(performance.now() - started)} ms (a partition, or a stalled peer)`));
@@ -326,6 +335,12 @@ export class NatsLink implements Link, SessionMember {
   #report(): void {
     if (this.#reported) return;
     this.#reported = true;
+    // The peer said bye: what this side published before that is as settled as a write into a socket the peer closed.
+    if (this.#finished!.reason === 'peer-closed' && this.#accepted > this.#confirmed) {
+      const n = this.#accepted - this.#confirmed;
+      this.#confirmed = this.#accepted;
+      this.#tickets.written(this.#events, n);
+    }
     this.#drain();
     this.#events!.onClose(this.#finished!);
   }
