@@ -234,7 +234,7 @@ export class ChannelServer<Send = unknown, Receive = Send> extends EventEmitter 
     if (this.#closing) return this.#closing;
     this.#closing = new Promise<void>((resolve) => {
       this.#handle.close();
-      setImmediate(resolve);
+      void (this.#handle.closed?.() ?? Promise.resolve()).then(() => setImmediate(resolve));
       for (const w of this.#waiting.splice(0)) w({ value: undefined, done: true });
     });
     return this.#closing;

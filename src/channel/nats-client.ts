@@ -94,7 +94,7 @@ export class NatsSession {
   readonly #holders = new Set<Holder>();
   readonly #unrefd = new Set<Holder>();
   readonly #members = new Set<SessionMember>();
-  #closing = false;
+  #closing: Promise<void> | null = null;
 
   private constructor(nc: NatsConnection) {
     this.nc = nc;
@@ -139,13 +139,21 @@ export class NatsSession {
     this.#holders.add(holder);
   }
 
-  /** `holder` lets go; the last one closes the connection (after what was published reached the server). */
-  release(holder: Holder): void {
+  /**
+   * `holder` lets go; the last one closes the connection, after what was
+   * published reached the server. Resolves once the connection is closed
+   * (at once while others still hold it).
+   */
+  release(holder: Holder): Promise<void> {
     this.#holders.delete(holder);
     this.#unrefd.delete(holder);
-    if (this.#holders.size > 0 || this.#closing) return;
-    this.#closing = true;
-    void this.nc.flush().catch(() => {}).finally(() => this.nc.close().catch(() => {}));
+    if (this.#holders.size > 0) return Promise.resolve();
+    this.#closing ??= this.nc
+      .flush()
+      .catch(() => {})
+      .then(() => this.nc.close())
+      .catch(() => {});
+    return this.#closing;
   }
 
   join(member: SessionMember): void {

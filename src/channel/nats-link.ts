@@ -99,6 +99,8 @@ export class NatsLink implements Link, SessionMember {
   #closing: Promise<void> | null = null;
   #finished: CloseInfo | null = null;
   #reported = false;
+  /** Settles once this link's hold on the connection is gone (the connection closed, if it was the last). */
+  #released: Promise<void> = Promise.resolve();
 
   /** Subscribes to this side's subject at once, so nothing the peer sends after the handshake is missed. */
   constructor(session: NatsSession, subject: string, maxIn: number, probeTimeout: number) {
@@ -297,7 +299,7 @@ export class NatsLink implements Link, SessionMember {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
-      if (this.#finished) return;
+      if (this.#finished) return this.#released;
       const bye = Buffer.allocUnsafe(LINK_HEADER);
       bye[0] = KIND_BYE;
       bye.writeUInt32LE(this.#nextSeq(), 1);
@@ -308,6 +310,7 @@ export class NatsLink implements Link, SessionMember {
         clearTimeout(timer);
       }
       this.#finish({ reason: 'closed' });
+      await this.#released;
     })();
     return this.#closing;
   }
@@ -328,7 +331,7 @@ export class NatsLink implements Link, SessionMember {
       // The connection is already closed.
     }
     this.#session.leave(this);
-    this.#session.release(this);
+    this.#released = this.#session.release(this);
     if (this.#events) this.#report();
   }
 

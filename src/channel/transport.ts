@@ -48,6 +48,8 @@ export interface ListenerEvents extends LocalListenerEvents {
 /** What a ChannelServer stops and refs. */
 export interface Listener {
   close(): void;
+  /** Optional: settles once what close() let go of is gone (nats: its connection to the server). */
+  closed?(): Promise<void>;
   ref(): void;
   unref(): void;
   /** mq: how many connections the connecting user's RLIMIT_MSGQUEUE holds. */

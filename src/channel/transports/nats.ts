@@ -165,15 +165,18 @@ export const nats: Transport<NatsEndpoint> = {
       session.release(token);
       throw e;
     }
+    let released: Promise<void> | null = null;
     return {
       close: () => {
+        if (released) return;
         try {
           sub.unsubscribe();
         } catch {
           // The connection is already closed.
         }
-        session.release(token);
+        released = session.release(token);
       },
+      closed: () => released ?? Promise.resolve(),
       ref: () => session.ref(token, true),
       unref: () => session.ref(token, false),
     };
