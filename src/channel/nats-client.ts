@@ -173,10 +173,14 @@ export class NatsSession {
 
   #applyRef(): void {
     const unref = this.#holders.size > 0 && [...this.#holders].every((h) => this.#unrefd.has(h));
-    // The client does not offer ref/unref: reach the socket of its Node transport.
-    const socket = (this.nc as unknown as { protocol?: { transport?: { socket?: { ref?(): void; unref?(): void } } } }).protocol?.transport?.socket;
-    if (unref) socket?.unref?.();
-    else socket?.ref?.();
+    // The client offers no ref/unref: reach the socket of its Node transport
+    // and its ping timer (set anew at every ping, hence the 'ping' status below).
+    type Handle = { ref?(): void; unref?(): void } | undefined;
+    const protocol = (this.nc as unknown as { protocol?: { transport?: { socket?: Handle }; heartbeats?: { timer?: Handle } } }).protocol;
+    for (const handle of [protocol?.transport?.socket, protocol?.heartbeats?.timer]) {
+      if (unref) handle?.unref?.();
+      else handle?.ref?.();
+    }
   }
 
   async #watch(): Promise<void> {
@@ -184,8 +188,8 @@ export class NatsSession {
       for await (const s of this.nc.status()) {
         // Whatever was in flight while the connection was down is gone: every channel on it ends now.
         if (s.type === 'disconnect' || s.type === 'staleConnection') this.#lostAll(new Error(`the connection to the NATS server was lost (${s.type})`));
-        // A new socket after a reconnect: give it this session's ref state.
-        if (s.type === 'reconnect') this.#applyRef();
+        // A new socket after a reconnect, a new ping timer after a ping: give them this session's ref state.
+        if (s.type === 'reconnect' || s.type === 'ping') this.#applyRef();
       }
     } catch {
       // The status iterator ends with the connection.
