@@ -2,30 +2,16 @@
 // on a free loopback port, JetStream on with its store in a temporary
 // directory, stopped (and the directory removed) at the end of the file.
 // Ready means its log said so: no sleeps.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { freeLoopbackPort, spawnNatsServer } from '../dist/bench/nats-server.js';
 import { has } from './helpers.js';
 
 /** Why nats:// tests cannot run here, or null. */
 export const natsServerSkip: string | null = has('nats-server') ? null : 'nats-server is not installed (Debian: apt-get install nats-server; .ci/run installs it)';
-
-/** How long the server may take to say it is ready. */
-const READY_MS = 10_000;
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 export class NatsServer {
   readonly port: number;
@@ -42,7 +28,7 @@ export class NatsServer {
 
   /** Starts a server (with `auth`: clients must give that user and password); it is stopped when the test file ends. */
   static async start(auth?: { user: string; pass: string }): Promise<NatsServer> {
-    const server = new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'ipckit-nats-')), auth ? ['--user', auth.user, '--pass', auth.pass] : []);
+    const server = new NatsServer(await freeLoopbackPort(), mkdtempSync(join(tmpdir(), 'ipckit-nats-')), auth ? ['--user', auth.user, '--pass', auth.pass] : []);
     after(() => server.stop());
     await server.restart();
     return server;
@@ -60,31 +46,9 @@ export class NatsServer {
   /** (Re)starts the server on the same port and store; resolves once it accepts clients. */
   async restart(): Promise<void> {
     if (this.#child) throw new Error('nats-server is already running');
-    const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.#dir, ...this.#auth], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const { child, exited } = await spawnNatsServer(this.port, ['-js', '-sd', this.#dir, ...this.#auth]);
     this.#child = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    let log = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`nats-server did not get ready within ${READY_MS} ms:\n${log}`)), READY_MS);
-      const fail = (e: Error) => {
-        clearTimeout(timer);
-        child.stderr!.removeAllListeners('data');
-        reject(e);
-      };
-      const early = (code: number | null, signal: string | null) => fail(new Error(`nats-server exited (${signal ?? code}) before it was ready:\n${log}`));
-      child.once('exit', early);
-      child.stderr!.on('data', (chunk: Buffer) => {
-        log += chunk.toString();
-        if (log.includes('Server is ready')) {
-          clearTimeout(timer);
-          child.off('exit', early);
-          child.stderr!.removeAllListeners('data');
-          // Keep draining its log so a chatty server never blocks on a full pipe.
-          child.stderr!.resume();
-          resolve();
-        }
-      });
-    });
+    this.#exited = exited;
   }
 
   /** SIGKILL: the server dies with everything in flight. */

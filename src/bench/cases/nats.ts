@@ -13,18 +13,17 @@
 // the server's address in the trial's private directory. Skipped, saying so,
 // when nats-server or the client package (@nats-io/transport-node, an
 // optional peer dependency of ipckit) is missing.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { payload, RttRecorder, timeOneway, unlessExited } from '../kit.js';
+import { freeLoopbackPort, spawnNatsServer } from '../nats-server.js';
 import { loadPackage, packageUnavailable } from '../optional-package.js';
 import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';
 import { makeCase } from './channel.js';
 
 const PACKAGE = '@nats-io/transport-node';
 export const NATS_ENV = 'IPCKIT_BENCH_NATS';
-const READY_MS = 10_000;
 /** One-way runs long enough (20 × count messages) to get past the JIT's warm-up, the same for every NATS case. */
 const ONEWAY_FACTOR = 20;
 
@@ -56,15 +55,7 @@ const addressFile = (p: TrialParams) => join(p.workDir, 'nats-address');
 /** host:port of the trial's server (written by the driver before the echo starts). */
 const serverOf = (p: TrialParams) => readFileSync(addressFile(p), 'utf8');
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-/** The trial's server: IPCKIT_BENCH_NATS, or a nats-server of its own, ready (its log says so); returns how to stop it. */
+/** The trial's server: IPCKIT_BENCH_NATS, or a nats-server of its own; returns how to stop it. */
 async function startServer(p: TrialParams): Promise<() => Promise<void>> {
   const given = process.env[NATS_ENV];
   if (given) {
@@ -72,21 +63,8 @@ async function startServer(p: TrialParams): Promise<() => Promise<void>> {
     writeFileSync(addressFile(p), `${u.hostname}:${u.port || 4222}`);
     return async () => {};
   }
-  const port = await freePort();
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server not ready within ${READY_MS} ms:\n${log}`)), READY_MS);
-    child.once('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${log}`)));
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (log.includes('Server is ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
+  const port = await freeLoopbackPort();
+  const { child, exited } = await spawnNatsServer(port);
   writeFileSync(addressFile(p), `127.0.0.1:${port}`);
   return async () => {
     child.kill('SIGTERM');
