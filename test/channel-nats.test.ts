@@ -179,7 +179,20 @@ describe('nats:// only', () => {
       if (delivered) assert.deepEqual(got, [delivered], `${what}: what came before it was delivered`);
       await f.close();
     }
-    // A hello that names a subject of its own choosing is refused: the listener never publishes where a peer says.
+    // A peer that ignores credit: the channel here does not read (highWaterMark reached), so nothing is granted back.
+    {
+      const conn = it.next();
+      const f = await forgeNats(url, { codec: 'raw' });
+      const ch = (await conn).value as Channel<any>;
+      ch.on('error', () => {});
+      for (let k = 0; k < 5000; k++) f.send(f.data(Buffer.alloc(1000)));
+      const info = await closedInfo(ch);
+      assert.equal(info.reason, 'error');
+      assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
+      assert.match(info.error.message, /beyond the credit/);
+      await f.close();
+    }
+        // A hello that names a subject of its own choosing is refused: the listener never publishes where a peer says.
     await assert.rejects(forgeHello(url, { subject: 'ipckit.elsewhere' }), /private subject/);
     await assert.rejects(forgeHello(url, { window: 10 }), /window/);
     await assert.rejects(forgeHello(url, { codec: 'json' }), /codec/);

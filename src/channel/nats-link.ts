@@ -86,6 +86,8 @@ export class NatsLink implements Link, SessionMember {
   /** Bytes of data messages handed to the Channel, and the total last sent back as credit. */
   #consumed = 0;
   #granted = 0;
+  /** Bytes of data messages received: never more than the credit given plus the window (a peer that ignores credit fails). */
+  #received = 0;
   #wantWritable = false;
   readonly #tickets = new WriteTickets();
   /** Frames accepted, and frames the server is known to have (a flush after them came back). */
@@ -147,6 +149,8 @@ export class NatsLink implements Link, SessionMember {
         const len = d.length - LINK_HEADER;
         if (len < 1) return this.destroy(badFrame('empty frame'));
         if (len > this.#maxIn) return this.destroy(badFrame(`incoming frame of ${len} bytes exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload)`));
+        this.#received += d.length;
+        if (this.#received > this.#granted + this.window) return this.destroy(badFrame(`the peer sent ${this.#received - this.#granted} bytes beyond the credit this side gave (window ${this.window})`));
         const frame = d.subarray(LINK_HEADER);
         if (this.#events && !this.#paused && this.#held.length === 0) this.#deliver(frame, d.length);
         else this.#held.push({ frame, bytes: d.length });
