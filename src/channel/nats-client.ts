@@ -78,6 +78,14 @@ export interface NatsServer {
   pass?: string;
 }
 
+type Handle = { ref?(): void; unref?(): void } | undefined;
+interface ClientInternals {
+  outbound?: { size?(): number };
+  transport?: { socket?: Handle & { destroyed?: boolean; writableLength?: number; write?(data: Uint8Array, cb: (e?: Error | null) => void): boolean } };
+  heartbeats?: { timer?: Handle };
+}
+const EMPTY = new Uint8Array(0);
+
 /** Something that keeps a session open: a listener or a link. */
 type Holder = object;
 
@@ -171,13 +179,40 @@ export class NatsSession {
     this.#applyRef();
   }
 
+  /**
+   * Resolves once everything published so far is in the kernel: the socket
+   * buffer towards the server, what a resolved send() means on every
+   * transport. The client writes what was published in a microtask (or at
+   * once past 32 KiB); after it, an empty write's callback comes once Node's
+   * queue before it reached the kernel. Where the client is not as expected
+   * (reconnecting, or other internals), a flush: the server has it.
+   */
+  whenWritten(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      queueMicrotask(() => {
+        const p = this.#internals();
+        const socket = p?.transport?.socket;
+        if (p?.outbound?.size?.() === 0 && socket && !socket.destroyed && typeof socket.write === 'function') {
+          if (socket.writableLength === 0) return resolve();
+          socket.write(EMPTY, (e?: Error | null) => (e ? reject(e) : resolve()));
+          return;
+        }
+        this.nc.flush().then(resolve, reject);
+      });
+    });
+  }
+
+  /** The client's protocol handler (@nats-io/nats-core 3.x): its outbound buffer, socket and ping timer. */
+  #internals(): ClientInternals | undefined {
+    return (this.nc as unknown as { protocol?: ClientInternals }).protocol;
+  }
+
   #applyRef(): void {
     const unref = this.#holders.size > 0 && [...this.#holders].every((h) => this.#unrefd.has(h));
-    // The client offers no ref/unref: reach the socket of its Node transport
-    // and its ping timer (set anew at every ping, hence the 'ping' status below).
-    type Handle = { ref?(): void; unref?(): void } | undefined;
-    const protocol = (this.nc as unknown as { protocol?: { transport?: { socket?: Handle }; heartbeats?: { timer?: Handle } } }).protocol;
-    for (const handle of [protocol?.transport?.socket, protocol?.heartbeats?.timer]) {
+    // The client offers no ref/unref: reach its socket and its ping timer
+    // (set anew at every ping, hence the 'ping' status below).
+    const p = this.#internals();
+    for (const handle of [p?.transport?.socket, p?.heartbeats?.timer]) {
       if (unref) handle?.unref?.();
       else handle?.ref?.();
     }

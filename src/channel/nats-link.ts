@@ -90,7 +90,7 @@ export class NatsLink implements Link, SessionMember {
   #received = 0;
   #wantWritable = false;
   readonly #tickets = new WriteTickets();
-  /** Frames accepted, and frames the server is known to have (a flush after them came back). */
+  /** Frames accepted, and frames known to be in the kernel. */
   #accepted = 0;
   #confirmed = 0;
   #flushing = false;
@@ -234,7 +234,7 @@ export class NatsLink implements Link, SessionMember {
     return true;
   }
 
-  /** A send() resolves once the server has its message: a flush (PING/PONG) after it came back. */
+  /** A send() resolves once its message is in the kernel (the socket buffer towards the server), as on tcp://. */
   unwritten(): number {
     const ticket = this.#tickets.unwritten(this.#accepted > this.#confirmed);
     if (ticket > 0) this.#flush();
@@ -245,7 +245,7 @@ export class NatsLink implements Link, SessionMember {
     if (this.#flushing || this.#finished) return;
     this.#flushing = true;
     const upTo = this.#accepted;
-    this.#session.nc.flush().then(
+    this.#session.whenWritten().then(
       () => {
         this.#flushing = false;
         if (this.#finished) return;
