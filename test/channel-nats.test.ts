@@ -4,11 +4,13 @@
 // speaking the link protocol by hand, options, and the client package missing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { channel, type Channel } from 'ipckit';
-import { startPeer } from './helpers.js';
+import { has, run, startPeer } from './helpers.js';
 import { T, control, live, servers, seq, tag, until, type Control } from './channel-pair.js';
 import { defineTransportSuite } from './channel-suite.js';
 import { forgeNats } from './nats-forge.js';
@@ -240,7 +242,7 @@ describe('nats:// only', () => {
   });
 
   test('user and password in the URL reach the server; wrong ones are an error, not a hang', N, async () => {
-    const server = await NatsServer.start({ user: 'ipckit', pass: 'p@ss word' });
+    const server = await NatsServer.start(['--user', 'ipckit', '--pass', 'p@ss word']);
     const url = `nats://ipckit:${encodeURIComponent('p@ss word')}@127.0.0.1:${server.port}/auth-${tag()}`;
     const listener = await channel.listen<any>(url);
     listener.on('connection', (ch) => ch.onRequest((m) => m));
@@ -250,6 +252,35 @@ describe('nats:// only', () => {
     await assert.rejects(channel.connect(url.replace('ipckit:', 'someone:')), (e: any) => /auth/i.test(e.message));
     await listener.close();
     await server.stop();
+  });
+});
+
+describe('nats:// over TLS', () => {
+  const skip = natsServerSkip ?? (has('openssl') ? undefined : 'openssl is not installed (it makes the test certificates)');
+  test('options.nats.tls reaches the client: with the CA the channel works, without it the connect fails', { ...T, ...(skip ? { skip } : {}) }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-nats-tls-'));
+    try {
+      // A CA and a server certificate for 127.0.0.1 (the client checks the name localhost for it), made here.
+      const ssl = (...args: string[]) => run('openssl', args);
+      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=ipckit test CA', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'));
+      ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr'));
+      writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+      ssl('x509', '-req', '-in', join(dir, 'server.csr'), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-days', '1', '-extfile', join(dir, 'san.ext'), '-out', join(dir, 'server.pem'));
+      const server = await NatsServer.start(['--tls', '--tlscert', join(dir, 'server.pem'), '--tlskey', join(dir, 'server.key')]);
+      const url = server.url(`tls-${tag()}`);
+      const nats = { tls: { caFile: join(dir, 'ca.pem') } };
+      const listener = await channel.listen<any>(url, { nats });
+      listener.on('connection', (ch) => ch.onRequest((m) => m));
+      const ch = await channel.connect<any>(url, { nats });
+      assert.equal(await ch.request('over tls'), 'over tls');
+      await ch.close();
+      // The server's certificate is not signed by any CA the system trusts.
+      await assert.rejects(channel.connect(url, { timeout: 5000 }));
+      await listener.close();
+      await server.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

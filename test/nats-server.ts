@@ -16,19 +16,20 @@ export const natsServerSkip: string | null = has('nats-server') ? null : 'nats-s
 export class NatsServer {
   readonly port: number;
   readonly #dir: string;
-  readonly #auth: string[];
+  /** More nats-server arguments (auth, TLS). */
+  readonly #args: string[];
   #child: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
 
-  private constructor(port: number, dir: string, auth: string[]) {
+  private constructor(port: number, dir: string, args: string[]) {
     this.port = port;
     this.#dir = dir;
-    this.#auth = auth;
+    this.#args = args;
   }
 
-  /** Starts a server (with `auth`: clients must give that user and password); it is stopped when the test file ends. */
-  static async start(auth?: { user: string; pass: string }): Promise<NatsServer> {
-    const server = new NatsServer(await freeLoopbackPort(), mkdtempSync(join(tmpdir(), 'ipckit-nats-')), auth ? ['--user', auth.user, '--pass', auth.pass] : []);
+  /** Starts a server (`args`: more nats-server arguments, such as --user/--pass or --tls...); it is stopped when the test file ends. */
+  static async start(args: string[] = []): Promise<NatsServer> {
+    const server = new NatsServer(await freeLoopbackPort(), mkdtempSync(join(tmpdir(), 'ipckit-nats-')), args);
     after(() => server.stop());
     await server.restart();
     return server;
@@ -46,7 +47,7 @@ export class NatsServer {
   /** (Re)starts the server on the same port and store; resolves once it accepts clients. */
   async restart(): Promise<void> {
     if (this.#child) throw new Error('nats-server is already running');
-    const { child, exited } = await spawnNatsServer(this.port, ['-js', '-sd', this.#dir, ...this.#auth]);
+    const { child, exited } = await spawnNatsServer(this.port, ['-js', '-sd', this.#dir, ...this.#args]);
     this.#child = child;
     this.#exited = exited;
   }

@@ -93,7 +93,7 @@ export class NatsLink implements Link, SessionMember {
   /** Frames accepted, and frames known to be in the kernel. */
   #accepted = 0;
   #confirmed = 0;
-  #flushing = false;
+  #confirming = false;
   #heard = false;
   /** Probes in flight. */
   #probes = 0;
@@ -237,25 +237,25 @@ export class NatsLink implements Link, SessionMember {
   /** A send() resolves once its message is in the kernel (the socket buffer towards the server), as on tcp://. */
   unwritten(): number {
     const ticket = this.#tickets.unwritten(this.#accepted > this.#confirmed);
-    if (ticket > 0) this.#flush();
+    if (ticket > 0) this.#confirmWritten();
     return ticket;
   }
 
-  #flush(): void {
-    if (this.#flushing || this.#finished) return;
-    this.#flushing = true;
+  #confirmWritten(): void {
+    if (this.#confirming || this.#finished) return;
+    this.#confirming = true;
     const upTo = this.#accepted;
     this.#session.whenWritten().then(
       () => {
-        this.#flushing = false;
+        this.#confirming = false;
         if (this.#finished) return;
         const n = upTo - this.#confirmed;
         this.#confirmed = upTo;
         if (n > 0) this.#tickets.written(this.#events, n);
-        if (this.#accepted > this.#confirmed) this.#flush();
+        if (this.#accepted > this.#confirmed) this.#confirmWritten();
       },
       // The connection went: the session ends every link on it.
-      () => (this.#flushing = false),
+      () => (this.#confirming = false),
     );
   }
 

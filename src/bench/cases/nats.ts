@@ -6,8 +6,9 @@
 //   baseline:nats-publish   round trip: publish() on two fixed subjects (ping,
 //                           pong); one way as baseline:nats-request
 // The raw one-way sender flushes (PING/PONG) every 1024 messages or every MiB,
-// the cadence at which channel:nats awaits its send() (whose promise settles
-// on such a flush), so both follow the server at the same pace.
+// the cadence at which channel:nats awaits its send(): the client has no
+// other backpressure, and without it its buffer (and the server's for a slow
+// receiver) would grow with the burst.
 // The driver starts its own nats-server (Debian package nats-server) on a free
 // loopback port, or uses IPCKIT_BENCH_NATS=nats://host:port; the echo finds
 // the server's address in the trial's private directory. Skipped, saying so,
