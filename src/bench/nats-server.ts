@@ -1,11 +1,17 @@
 // A nats-server started as a child process and known to be ready: the NATS
 // bench cases start one per trial, and the tests one per test file (with
 // JetStream and a store of their own). Ready means the server's log said so.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
 /** How long a server may take to say it is ready. */
 const READY_MS = 10_000;
+
+let setpriv: boolean | undefined;
+function hasSetpriv(): boolean {
+  setpriv ??= spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).status === 0;
+  return setpriv;
+}
 
 /** A loopback port nobody listens on now. */
 export async function freeLoopbackPort(): Promise<number> {
@@ -24,7 +30,10 @@ export interface RunningNatsServer {
 
 /** `nats-server -a 127.0.0.1 -p PORT ...args`, resolved once its log says it is ready (rejects if it exits first). */
 export async function spawnNatsServer(port: number, args: string[] = []): Promise<RunningNatsServer> {
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = ['nats-server', '-a', '127.0.0.1', '-p', String(port), ...args];
+  // With setpriv (util-linux), the server dies with the process that started it, even a killed one.
+  const [cmd, ...rest] = hasSetpriv() ? ['setpriv', '--pdeathsig', 'KILL', ...argv] : argv;
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let log = '';
   await new Promise<void>((resolve, reject) => {
