@@ -236,6 +236,7 @@ describe('nats:// only', () => {
     await assert.rejects(channel.connect(url, { nats: { server: ['a:1'] } as any }), { code: 'ERR_IPCKIT_UNKNOWN_OPTION', message: /did you mean servers/ });
     await assert.rejects(channel.connect(url, { nats: { servers: 'a:1' } as any }), { code: 'ERR_IPCKIT_INVALID_ARG_TYPE' });
     await assert.rejects(channel.connect(url, { nats: { probeTimeout: 5 } }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+    await assert.rejects(channel.connect(url, { nats: { probeInterval: 5 } }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
     for (const bad of ['nats://127.0.0.1:4222/', 'nats://127.0.0.1:4222/a*b', 'nats://127.0.0.1:4222/a..b', 'nats://127.0.0.1:4222/a?x=1', 'nats:///x']) {
       await assert.rejects(channel.connect(bad), { code: 'ERR_IPCKIT_INVALID_URL' }, bad);
     }

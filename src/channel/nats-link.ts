@@ -11,7 +11,8 @@
 //     never has more than a window in flight and send() waits end to end;
 //   - a bye message for a clean close (peer-closed);
 //   - probes: a request to the peer's subject whenever nothing came from it
-//     for PROBE_MS. The server answers "no responders" at once when the peer's
+//     (not even a probe of its own) for probeInterval ms. The server answers
+//     "no responders" at once when the peer's
 //     subscription is gone (its process died or its connection closed):
 //     peer-lost within milliseconds. No answer within probeTimeout (a
 //     partition, a stalled peer) is peer-lost too.
@@ -37,8 +38,6 @@ export const NATS_OVERHEAD = LINK_HEADER + 5;
 const CREDIT_LENGTH = LINK_HEADER + 8;
 /** Smallest receive window: enough for ~50,000 small messages in flight. */
 const MIN_WINDOW = 4 * 1024 * 1024;
-/** How long the peer may stay silent before it is probed. */
-export const PROBE_MS = 200;
 /** Probes in flight at most (a partition leaves them all unanswered until probeTimeout). */
 const MAX_PROBES = 64;
 /** Frames at least this long are handed to the Channel without a copy (the client's read buffers are not reused). */
@@ -51,6 +50,12 @@ export const PRIVATE_SUBJECT = /^_IPCKIT\.[0-9a-f]{32}$/;
 /** The receive window a side announces for frames of up to `maxFrame` bytes: a credit is sent every quarter, so a quarter plus a frame always fits. */
 export function windowFor(maxFrame: number): number {
   return Math.max(MIN_WINDOW, 4 * (maxFrame + LINK_HEADER));
+}
+
+/** How often a silent peer is probed, and how long it may leave a probe unanswered (options.nats). */
+export interface ProbeSettings {
+  probeInterval: number;
+  probeTimeout: number;
 }
 
 interface Held {
@@ -71,7 +76,7 @@ export class NatsLink implements Link, SessionMember {
   readonly #maxIn: number;
   /** Bytes this side lets the peer have in flight (announced in its hello). */
   readonly window: number;
-  readonly #probeTimeout: number;
+  readonly #probe: ProbeSettings;
   #peerSubject = '';
   #peerWindow = 0;
   #events: LinkEvents | null = null;
@@ -105,12 +110,12 @@ export class NatsLink implements Link, SessionMember {
   #released: Promise<void> = Promise.resolve();
 
   /** Subscribes to this side's subject at once, so nothing the peer sends after the handshake is missed. */
-  constructor(session: NatsSession, subject: string, maxIn: number, probeTimeout: number) {
+  constructor(session: NatsSession, subject: string, maxIn: number, probe: ProbeSettings) {
     this.#session = session;
     this.#subject = subject;
     this.#maxIn = maxIn;
     this.window = windowFor(maxIn);
-    this.#probeTimeout = probeTimeout;
+    this.#probe = probe;
     session.hold(this);
     session.join(this);
     this.#sub = session.nc.subscribe(subject, { callback: (error, msg) => (error ? this.lost(error) : this.#onMessage(msg)) });
@@ -121,7 +126,7 @@ export class NatsLink implements Link, SessionMember {
     this.#peerSubject = peerSubject;
     this.maxFrame = maxOut;
     this.#peerWindow = peerWindow;
-    this.#probeTimer = setInterval(() => this.#tick(), PROBE_MS).unref();
+    this.#probeTimer = setInterval(() => this.#tick(), this.#probe.probeInterval).unref();
   }
 
   start(events: LinkEvents): void {
@@ -132,11 +137,12 @@ export class NatsLink implements Link, SessionMember {
 
   #onMessage(msg: NatsMsg): void {
     if (this.#finished) return;
+    // Anything from the peer, its probes too, says it is there: while it probes, this side need not.
+    this.#heard = true;
     if (msg.reply) {
       msg.respond(EMPTY);
       return;
     }
-    this.#heard = true;
     const d = msg.data;
     if (d.length < LINK_HEADER) return this.destroy(badFrame(`a NATS message of ${d.length} bytes on the channel's subject, shorter than the link header`));
     const seq = (d[1]! | (d[2]! << 8) | (d[3]! << 16) | (d[4]! << 24)) >>> 0;
@@ -274,7 +280,7 @@ export class NatsLink implements Link, SessionMember {
     if (this.#probes >= MAX_PROBES) return;
     this.#probes++;
     const started = performance.now();
-    this.#session.nc.request(this.#peerSubject, EMPTY, { timeout: this.#probeTimeout }).then(
+    this.#session.nc.request(this.#peerSubject, EMPTY, { timeout: this.#probe.probeTimeout }).then(
       () => this.#probes--,
       (e) => {
         this.#probes--;

@@ -15,15 +15,19 @@ export interface NatsOptions {
   token?: string;
   /** The client's name, as the server's monitoring shows it. */
   name?: string;
+  /** ms of silence from the peer before it is probed (how soon a dead peer is noticed; an idle channel costs a probe and its answer this often). Default 200. */
+  probeInterval?: number;
   /** ms without an answer to a probe of the peer before the channel is peer-lost (a partition or a stalled peer). Default 10000. */
   probeTimeout?: number;
 }
 
-export const NATS_OPTIONS = ['servers', 'tls', 'user', 'pass', 'token', 'name', 'probeTimeout'] as const;
+export const NATS_OPTIONS = ['servers', 'tls', 'user', 'pass', 'token', 'name', 'probeInterval', 'probeTimeout'] as const;
+export const DEFAULT_PROBE_INTERVAL_MS = 200;
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 
-/** options.nats, checked; every field as given except probeTimeout, which gets its default. */
-export interface NatsSettings extends Omit<NatsOptions, 'probeTimeout'> {
+/** options.nats, checked; every field as given, the probe timings with their defaults. */
+export interface NatsSettings extends Omit<NatsOptions, 'probeInterval' | 'probeTimeout'> {
+  probeInterval: number;
   probeTimeout: number;
 }
 
@@ -39,6 +43,7 @@ export function checkNatsOptions(value: NatsOptions | undefined): NatsSettings {
   }
   if (o.tls !== undefined) checkObject(o.tls, 'options.nats.tls');
   for (const k of ['user', 'pass', 'token', 'name'] as const) checkText(o[k], `options.nats.${k}`);
+  const probeInterval = checkInteger(o.probeInterval, 'options.nats.probeInterval', 10, 2 ** 31 - 1, DEFAULT_PROBE_INTERVAL_MS);
   const probeTimeout = checkInteger(o.probeTimeout, 'options.nats.probeTimeout', 100, 2 ** 31 - 1, DEFAULT_PROBE_TIMEOUT_MS);
-  return { ...o, probeTimeout };
+  return { ...o, probeInterval, probeTimeout };
 }

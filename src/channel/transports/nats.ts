@@ -101,7 +101,7 @@ export const nats: Transport<NatsEndpoint> = {
     const session = await NatsSession.open(ep, s.nats, url, false, ms);
     const maxIn = maxFrameIn(s, session);
     const ours = privateSubject();
-    const link = new NatsLink(session, ours, maxIn, s.nats.probeTimeout);
+    const link = new NatsLink(session, ours, maxIn, s.nats);
     try {
       let reply: NatsMsg;
       try {
@@ -146,7 +146,7 @@ export const nats: Transport<NatsEndpoint> = {
         const maxOut = Math.min(hello.max + 5, session.maxPayload - 5);
         const peer = peerParts(hello, maxOut);
         const ours = privateSubject();
-        link = new NatsLink(session, ours, maxIn, s.nats.probeTimeout);
+        link = new NatsLink(session, ours, maxIn, s.nats);
         link.attach(peer.subject, maxOut, peer.window);
         // Subscribed before answering: the connector publishes only after the answer.
         msg.respond(json(helloOf(s, link, ours, maxIn)));
