@@ -138,6 +138,31 @@ describe('nats:// only', () => {
     await server.stop();
   });
 
+  test('a partition (the peer stopped with SIGSTOP: its connection and subscription stay, nothing answers) is peer-lost after probeTimeout', N, async () => {
+    const server = await NatsServer.start();
+    const url = server.url(`ipckit-test-${tag()}`);
+    const listener = await channel.listen<any>(url, { nats: { probeInterval: 50, probeTimeout: 500 } });
+    servers.add(listener);
+    const p = startPeer('channel-peer', ['connect', url, '{}']);
+    live.add(p.child);
+    const peer = control(p.child);
+    const [conn] = await Promise.all([listener[Symbol.asyncIterator]().next(), peer.next()]);
+    const ch = conn.value as Channel<any>;
+    const start = performance.now();
+    p.child.kill('SIGSTOP');
+    const info = await closedInfo(ch);
+    const ms = performance.now() - start;
+    assert.equal(info.reason, 'peer-lost');
+    assert.match(info.error.cause?.message ?? info.error.message, /no answer from the peer to a probe/);
+    assert.ok(ms >= 500 && ms < 3000, `peer-lost after ${ms.toFixed(0)} ms (probeTimeout 500)`);
+    p.child.kill('SIGKILL');
+    await p.exited;
+    live.delete(p.child);
+    await listener.close();
+    servers.delete(listener);
+    await server.stop();
+  });
+
   test('nobody listening: connect() rejects with ECONNREFUSED at once; no server at all: ECONNREFUSED too', N, async () => {
     const server = await NatsServer.start();
     const start = performance.now();
