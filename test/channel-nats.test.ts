@@ -188,7 +188,8 @@ describe('nats:// only', () => {
       ['unknown kind', (f) => f.send(f.message(9, Buffer.alloc(3))), 'error'],
       ['too long', (f) => f.send(f.data(Buffer.alloc(2000))), 'error'],
       ['empty data', (f) => f.send(f.message(0, Buffer.alloc(0))), 'error'],
-      ['credit beyond what was sent', (f) => f.send(f.message(1, Buffer.from(new Float64Array([1e6]).buffer))), 'error'],
+      ['credit beyond what was sent', (f) => f.send(f.message(1, Buffer.from(new Float64Array([1e6, 0]).buffer))), 'error'],
+      ['credit for messages never sent', (f) => f.send(f.message(1, Buffer.from(new Float64Array([0, 5]).buffer))), 'error'],
       ['short credit', (f) => f.send(f.message(1, Buffer.alloc(3))), 'error'],
       ['channel frame of an unknown kind', (f) => f.send(f.message(0, Buffer.from([0xee, 1, 2]))), 'error'],
     ];
@@ -208,20 +209,24 @@ describe('nats:// only', () => {
     }
     // A peer that ignores credit: the channel here does not read (highWaterMark reached), so nothing is granted back.
     {
-      const conn = it.next();
-      const f = await forgeNats(url, { codec: 'raw' });
-      const ch = (await conn).value as Channel<any>;
-      ch.on('error', () => {});
-      for (let k = 0; k < 5000; k++) f.send(f.data(Buffer.alloc(1000)));
-      const info = await closedInfo(ch);
-      assert.equal(info.reason, 'error');
-      assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
-      assert.match(info.error.message, /beyond the credit/);
-      await f.close();
+      // 5 MB in 1000-byte messages: beyond the 4 MiB window of bytes; then 9000 one-byte messages: beyond the 8192 of the window of messages.
+      for (const [count, size] of [[5000, 1000], [9000, 1]] as const) {
+        const conn = it.next();
+        const f = await forgeNats(url, { codec: 'raw' });
+        const ch = (await conn).value as Channel<any>;
+        ch.on('error', () => {});
+        for (let k = 0; k < count; k++) f.send(f.data(Buffer.alloc(size)));
+        const info = await closedInfo(ch);
+        assert.equal(info.reason, 'error');
+        assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME');
+        assert.match(info.error.message, /beyond the credit/);
+        await f.close();
+      }
     }
         // A hello that names a subject of its own choosing is refused: the listener never publishes where a peer says.
     await assert.rejects(forgeHello(url, { subject: 'ipckit.elsewhere' }), /private subject/);
     await assert.rejects(forgeHello(url, { window: 10 }), /window/);
+    await assert.rejects(forgeHello(url, { frames: 0 }), /window of messages/);
     await assert.rejects(forgeHello(url, { codec: 'json' }), /codec/);
     // The good channel next to them is unaffected.
     await good.send(Buffer.from('still fine'));
@@ -340,7 +345,7 @@ async function forgeHello(url: string, fields: Record<string, unknown>): Promise
   const u = new URL(url);
   const nc = await connect({ servers: `${u.hostname}:${u.port}` });
   try {
-    const hello = { ipckit: 3, transport: 'nats', codec: 'raw', max: 1000, subject: `_IPCKIT.${'0'.repeat(32)}`, window: 1 << 22, ...fields };
+    const hello = { ipckit: 3, transport: 'nats', codec: 'raw', max: 1000, subject: `_IPCKIT.${'0'.repeat(32)}`, window: 1 << 22, frames: 8192, ...fields };
     const reply = (await nc.request(`ipckit.${u.pathname.slice(1)}`, JSON.stringify(hello), { timeout: 5000 })).json<any>();
     if (reply.error) throw new Error(reply.message);
     return reply;

@@ -33,7 +33,7 @@ export async function forgeNats(url: string, options: { codec?: string; max?: nu
       else received.push(m.data);
     },
   });
-  const mine = { ipckit: 3, transport: 'nats', codec: options.codec ?? 'json', max: options.max ?? 1024 * 1024 - 10, subject, window: options.window ?? 4 * 1024 * 1024 };
+  const mine = { ipckit: 3, transport: 'nats', codec: options.codec ?? 'json', max: options.max ?? 1024 * 1024 - 10, subject, window: options.window ?? 4 * 1024 * 1024, frames: 8192 };
   const reply = await nc.request(`ipckit.${u.pathname.slice(1)}`, JSON.stringify(mine), { timeout: 5000 });
   const hello = reply.json<Record<string, any>>();
   let seq = 0;

@@ -56,18 +56,24 @@ export function loadNatsClient(): Promise<NatsModule> {
 
 /** Whether a client error says that nobody subscribes to the subject (the server's "no responders" status). */
 export function isNoResponders(e: unknown): boolean {
+  return hasName(e, ['NoResponders', 'NoRespondersError']);
+}
+
+/** Whether a client error is the server refusing this user a subject. */
+export function isPermissionViolation(e: unknown): boolean {
+  return hasName(e, ['PermissionViolationError']);
+}
+
+function hasName(e: unknown, names: string[]): boolean {
   for (let c = e as { name?: string; cause?: unknown } | undefined, depth = 0; c && depth < 4; c = c.cause as typeof c, depth++) {
-    if (c.name === 'NoResponders' || c.name === 'NoRespondersError') return true;
+    if (c.name !== undefined && names.includes(c.name)) return true;
   }
   return false;
 }
 
 /** Whether a client error is its request timeout. */
 export function isTimeout(e: unknown): boolean {
-  for (let c = e as { name?: string; cause?: unknown } | undefined, depth = 0; c && depth < 4; c = c.cause as typeof c, depth++) {
-    if (c.name === 'TimeoutError') return true;
-  }
-  return false;
+  return hasName(e, ['TimeoutError']);
 }
 
 /** What the server URL and options.nats say, as the client's connect options. */

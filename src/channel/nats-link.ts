@@ -6,9 +6,11 @@
 //   - a sequence number per direction on every message: a gap, or the client
 //     losing its connection to the server, ends the link with peer-lost;
 //     nothing is lost silently;
-//   - credit-based flow control: the receiver announces a window of bytes in
-//     its hello and sends back the running total it consumed, so a sender
-//     never has more than a window in flight and send() waits end to end;
+//   - credit-based flow control: the receiver announces a window of bytes and
+//     one of messages in its hello and sends back the running totals it
+//     consumed, so a sender never has more than a window in flight and send()
+//     waits end to end (the window of messages bounds the receiver's memory
+//     for small ones, and how long a sender's loop runs on without waiting);
 //   - a bye message for a clean close (peer-closed);
 //   - probes: a request to the peer's subject whenever nothing came from it
 //     (not even a probe of its own) for probeInterval ms. The server answers
@@ -18,14 +20,15 @@
 //     partition, a stalled peer) is peer-lost too.
 // Every NATS message of a link:
 //   byte 0      link kind: 0 data (a channel frame follows, see frame.ts),
-//               1 credit (float64 LE: bytes of data messages consumed so far), 2 bye
+//               1 credit (float64 LE: bytes of data messages consumed so far,
+//               float64 LE: data messages consumed so far), 2 bye
 //   bytes 1..4  sequence number (u32 LE), 0, 1, 2... per direction
 // Probes carry a reply subject and are answered with an empty message; they
 // take no sequence number.
 import { performance } from 'node:perf_hooks';
 import { badFrame } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
-import { isNoResponders, isTimeout, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
+import { isNoResponders, isPermissionViolation, isTimeout, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 const KIND_DATA = 0;
@@ -35,7 +38,9 @@ const KIND_BYE = 2;
 export const LINK_HEADER = 5;
 /** Link header + the channel frame's longest header: what maxMessageSize leaves of the server's max_payload. */
 export const NATS_OVERHEAD = LINK_HEADER + 5;
-const CREDIT_LENGTH = LINK_HEADER + 8;
+const CREDIT_LENGTH = LINK_HEADER + 16;
+/** Data messages a side lets the peer have in flight (announced in its hello as `frames`). */
+export const FRAME_WINDOW = 8192;
 /** Smallest receive window: enough for ~50,000 small messages in flight. */
 const MIN_WINDOW = 4 * 1024 * 1024;
 /** Probes in flight at most (a partition leaves them all unanswered until probeTimeout). */
@@ -76,9 +81,11 @@ export class NatsLink implements Link, SessionMember {
   readonly #maxIn: number;
   /** Bytes this side lets the peer have in flight (announced in its hello). */
   readonly window: number;
+  readonly frameWindow = FRAME_WINDOW;
   readonly #probe: ProbeSettings;
   #peerSubject = '';
   #peerWindow = 0;
+  #peerFrameWindow = 0;
   #events: LinkEvents | null = null;
   /** Frames received (in order, checked) not yet handed to the Channel: before start() or while paused. */
   #held: Held[] = [];
@@ -88,9 +95,15 @@ export class NatsLink implements Link, SessionMember {
   /** Bytes of data messages sent, and the peer's running total of those it consumed. */
   #sent = 0;
   #peerConsumed = 0;
+  /** The same in data messages. */
+  #sentFrames = 0;
+  #peerConsumedFrames = 0;
   /** Bytes of data messages handed to the Channel, and the total last sent back as credit. */
   #consumed = 0;
   #granted = 0;
+  #consumedFrames = 0;
+  #grantedFrames = 0;
+  #receivedFrames = 0;
   /** Bytes of data messages received: never more than the credit given plus the window (a peer that ignores credit fails). */
   #received = 0;
   #wantWritable = false;
@@ -121,11 +134,12 @@ export class NatsLink implements Link, SessionMember {
     this.#sub = session.nc.subscribe(subject, { callback: (error, msg) => (error ? this.lost(error) : this.#onMessage(msg)) });
   }
 
-  /** The handshake is done: the peer's subject, the largest frame it takes, its window. */
-  attach(peerSubject: string, maxOut: number, peerWindow: number): void {
+  /** The handshake is done: the peer's subject, the largest frame it takes, its windows (bytes, messages). */
+  attach(peerSubject: string, maxOut: number, peerWindow: number, peerFrameWindow: number): void {
     this.#peerSubject = peerSubject;
     this.maxFrame = maxOut;
     this.#peerWindow = peerWindow;
+    this.#peerFrameWindow = peerFrameWindow;
     this.#probeTimer = setInterval(() => this.#tick(), this.#probe.probeInterval).unref();
   }
 
@@ -156,18 +170,24 @@ export class NatsLink implements Link, SessionMember {
         if (len < 1) return this.destroy(badFrame('empty frame'));
         if (len > this.#maxIn) return this.destroy(badFrame(`incoming frame of ${len} bytes exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload)`));
         this.#received += d.length;
-        if (this.#received > this.#granted + this.window) return this.destroy(badFrame(`the peer sent ${this.#received - this.#granted} bytes beyond the credit this side gave (window ${this.window})`));
+        this.#receivedFrames++;
+        if (this.#received > this.#granted + this.window || this.#receivedFrames > this.#grantedFrames + this.frameWindow) {
+          return this.destroy(badFrame(`the peer sent beyond the credit this side gave (windows: ${this.window} bytes, ${this.frameWindow} messages)`));
+        }
         const frame = d.subarray(LINK_HEADER);
         if (this.#events && !this.#paused && this.#held.length === 0) this.#deliver(frame, d.length);
         else this.#held.push({ frame, bytes: d.length });
         return;
       }
       case KIND_CREDIT: {
-        const consumed = d.length === CREDIT_LENGTH ? Buffer.from(d.buffer, d.byteOffset, d.length).readDoubleLE(LINK_HEADER) : NaN;
-        if (!Number.isInteger(consumed) || consumed < this.#peerConsumed || consumed > this.#sent) {
-          return this.destroy(badFrame(`the peer's credit (${consumed} bytes consumed) is not between its last one (${this.#peerConsumed}) and what was sent (${this.#sent})`));
+        const b = d.length === CREDIT_LENGTH ? Buffer.from(d.buffer, d.byteOffset, d.length) : null;
+        const consumed = b ? b.readDoubleLE(LINK_HEADER) : NaN;
+        const frames = b ? b.readDoubleLE(LINK_HEADER + 8) : NaN;
+        if (!Number.isInteger(consumed) || consumed < this.#peerConsumed || consumed > this.#sent || !Number.isInteger(frames) || frames < this.#peerConsumedFrames || frames > this.#sentFrames) {
+          return this.destroy(badFrame(`the peer's credit (${consumed} bytes, ${frames} messages consumed) is not between its last one (${this.#peerConsumed}, ${this.#peerConsumedFrames}) and what was sent (${this.#sent}, ${this.#sentFrames})`));
         }
         this.#peerConsumed = consumed;
+        this.#peerConsumedFrames = frames;
         if (this.#wantWritable) {
           this.#wantWritable = false;
           this.#events?.onWritable();
@@ -184,8 +204,9 @@ export class NatsLink implements Link, SessionMember {
 
   #deliver(frame: Uint8Array, bytes: number): void {
     this.#consumed += bytes;
+    this.#consumedFrames++;
     this.#events!.onFrame(frame, frame.length >= OWN_LIMIT);
-    if (this.#consumed - this.#granted >= this.window / 4) this.#grant();
+    if (this.#consumed - this.#granted >= this.window / 4 || this.#consumedFrames - this.#grantedFrames >= this.frameWindow / 4) this.#grant();
   }
 
   /** Hands held frames to the Channel while it takes them (all of them once the link is down: they arrived intact). */
@@ -202,7 +223,9 @@ export class NatsLink implements Link, SessionMember {
     m[0] = KIND_CREDIT;
     m.writeUInt32LE(this.#nextSeq(), 1);
     m.writeDoubleLE(this.#consumed, LINK_HEADER);
+    m.writeDoubleLE(this.#consumedFrames, LINK_HEADER + 8);
     this.#granted = this.#consumed;
+    this.#grantedFrames = this.#consumedFrames;
     this.#publish(m);
   }
 
@@ -224,7 +247,7 @@ export class NatsLink implements Link, SessionMember {
 
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
     const len = LINK_HEADER + header.byteLength + body.byteLength;
-    if (this.#finished || this.#closing || this.#sent + len > this.#peerConsumed + this.#peerWindow) {
+    if (this.#finished || this.#closing || this.#sent + len > this.#peerConsumed + this.#peerWindow || this.#sentFrames >= this.#peerConsumedFrames + this.#peerFrameWindow) {
       this.#wantWritable = true;
       return false;
     }
@@ -234,6 +257,7 @@ export class NatsLink implements Link, SessionMember {
     m.set(header, LINK_HEADER);
     m.set(body, LINK_HEADER + header.byteLength);
     this.#sent += len;
+    this.#sentFrames++;
     if (!this.#publish(m)) return false;
     this.#accepted++;
     this.#tickets.accepted();
@@ -287,6 +311,8 @@ export class NatsLink implements Link, SessionMember {
         if (this.#finished || this.#closing) return;
         if (isNoResponders(e)) this.lost(new Error("the peer's subject has no subscriber any more: its process or its connection to the NATS server ended"));
         else if (isTimeout(e)) this.lost(new Error(`no answer from the peer to a probe within ${Math.round(performance.now() - started)} ms (a partition, or a stalled peer)`));
+        // The server refuses this user the peer's subject: this channel cannot work. (A lost connection: the session ends the link.)
+        else if (isPermissionViolation(e)) this.destroy(e as Error);
       },
     );
   }

@@ -39,17 +39,20 @@ function maxFrameIn(s: Settings, session: NatsSession): number {
 }
 
 function helloOf(s: Settings, link: NatsLink, subject: string, maxIn: number): Hello {
-  return makeHello('nats', s.codec.name, maxIn - 5, { subject, window: link.window });
+  return makeHello('nats', s.codec.name, maxIn - 5, { subject, window: link.window, frames: link.frameWindow });
 }
 
-/** The peer's subject and window from its hello, checked: a hostile peer gets no say in where this side publishes. */
-function peerParts(hello: Hello, maxOut: number): { subject: string; window: number } {
-  const { subject, window } = hello;
+/** The peer's subject and windows from its hello, checked: a hostile peer gets no say in where this side publishes. */
+function peerParts(hello: Hello, maxOut: number): { subject: string; window: number; frames: number } {
+  const { subject, window, frames } = hello;
   if (typeof subject !== 'string' || !PRIVATE_SUBJECT.test(subject)) throw new Refusal('EPROTO', 'the hello names no private subject of the expected form');
   if (typeof window !== 'number' || !Number.isInteger(window) || window < 2 * maxOut || window > 4 * MAX_LIMIT) {
     throw new Refusal('EPROTO', `the hello announces an impossible window (${JSON.stringify(window)})`);
   }
-  return { subject, window };
+  if (typeof frames !== 'number' || !Number.isInteger(frames) || frames < 16 || frames > 1 << 24) {
+    throw new Refusal('EPROTO', `the hello announces an impossible window of messages (${JSON.stringify(frames)})`);
+  }
+  return { subject, window, frames };
 }
 
 function readJson(data: Uint8Array): Record<string, unknown> {
@@ -119,13 +122,13 @@ export const nats: Transport<NatsEndpoint> = {
       }
       const hello = checkReply(url, value, 'nats', s.codec.name);
       const maxOut = Math.min(hello.max + 5, session.maxPayload - 5);
-      let peer: { subject: string; window: number };
+      let peer: ReturnType<typeof peerParts>;
       try {
         peer = peerParts(hello, maxOut);
       } catch (e) {
         throw checkReplyError(url, e);
       }
-      link.attach(peer.subject, maxOut, peer.window);
+      link.attach(peer.subject, maxOut, peer.window, peer.frames);
       return link;
     } catch (e) {
       link.destroy();
@@ -147,7 +150,7 @@ export const nats: Transport<NatsEndpoint> = {
         const peer = peerParts(hello, maxOut);
         const ours = privateSubject();
         link = new NatsLink(session, ours, maxIn, s.nats);
-        link.attach(peer.subject, maxOut, peer.window);
+        link.attach(peer.subject, maxOut, peer.window, peer.frames);
         // Subscribed before answering: the connector publishes only after the answer.
         msg.respond(json(helloOf(s, link, ours, maxIn)));
         events.link(link);
