@@ -42,7 +42,7 @@ export interface ChannelOptions<Send = unknown, Receive = Send> extends ShmLinkO
   highWaterMark?: number;
   /** Default timeout of request() in ms. Default none. */
   requestTimeout?: number;
-  /** nats: only: more servers, TLS, credentials, the probe timeout (see docs/distributed.md). */
+  /** nats: only: more servers, TLS, credentials, the probe timings (see docs/distributed.md). */
   nats?: NatsOptions;
 }
 

@@ -129,9 +129,9 @@ export class NatsLink implements Link, SessionMember {
     this.#maxIn = maxIn;
     this.window = windowFor(maxIn);
     this.#probe = probe;
+    this.#sub = session.nc.subscribe(subject, { callback: (error, msg) => (error ? this.lost(error) : this.#onMessage(msg)) });
     session.hold(this);
     session.join(this);
-    this.#sub = session.nc.subscribe(subject, { callback: (error, msg) => (error ? this.lost(error) : this.#onMessage(msg)) });
   }
 
   /** The handshake is done: the peer's subject, the largest frame it takes, its windows (bytes, messages). */

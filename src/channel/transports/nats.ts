@@ -16,7 +16,7 @@ import { IpcError, stateError, timeoutError } from '../../errors.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { HELLO_MAX } from '../frame.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';
-import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer } from '../nats-client.js';
+import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer, type NatsSubscription } from '../nats-client.js';
 import { NATS_OVERHEAD, NatsLink, PRIVATE_SUBJECT } from '../nats-link.js';
 import { MAX_LIMIT, urlError, type Settings, type Transport } from '../transport.js';
 
@@ -104,7 +104,14 @@ export const nats: Transport<NatsEndpoint> = {
     const session = await NatsSession.open(ep, s.nats, url, false, ms);
     const maxIn = maxFrameIn(s, session);
     const ours = privateSubject();
-    const link = new NatsLink(session, ours, maxIn, s.nats);
+    let link: NatsLink;
+    try {
+      link = new NatsLink(session, ours, maxIn, s.nats);
+    } catch (e) {
+      // Nobody holds the connection yet: closing it is this connect's job.
+      void session.release(session);
+      throw e;
+    }
     try {
       let reply: NatsMsg;
       try {
@@ -160,12 +167,13 @@ export const nats: Transport<NatsEndpoint> = {
         events.error(stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: ${(e as Error).message}`));
       }
     };
-    const sub = session.nc.subscribe(subjectOf(ep.name), { queue: QUEUE, callback: (error, msg) => error || onHello(msg) });
+    let sub: NatsSubscription;
     try {
+      sub = session.nc.subscribe(subjectOf(ep.name), { queue: QUEUE, callback: (error, msg) => error || onHello(msg) });
       // Peers can connect once the server has the subscription.
       await session.nc.flush();
     } catch (e) {
-      session.release(token);
+      void session.release(token);
       throw e;
     }
     let released: Promise<void> | null = null;
