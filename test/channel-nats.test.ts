@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { channel, type Channel } from 'ipckit';
+import { channel, type Channel, type ChannelListenOptions as ListenOptions, type ChannelServer } from 'ipckit';
 import { has, run, startPeer } from './helpers.js';
 import { T, control, live, servers, seq, tag, until, type Control } from './channel-pair.js';
 import { defineTransportSuite } from './channel-suite.js';
@@ -22,10 +22,10 @@ const N = { ...T, ...(natsServerSkip ? { skip: natsServerSkip } : {}) };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const closedInfo = (ch: Channel<any>) => (ch.closeInfo ? Promise.resolve(ch.closeInfo) : new Promise<any>((r) => ch.once('close', r)));
 
-/** A listener here and `count` peer processes connected to it over `server`. */
-async function group(server: NatsServer, count: number) {
+/** A listener here (with `options`) and `count` peer processes connected to it over `server`. */
+async function group(server: NatsServer, count: number, options: ListenOptions<any> = {}) {
   const url = server.url(`ipckit-test-${tag()}`);
-  const listener = await channel.listen<any>(url, { codec: 'raw' });
+  const listener = await channel.listen<any>(url, { codec: 'raw', ...options });
   servers.add(listener);
   const it = listener[Symbol.asyncIterator]();
   const pairs: Array<{ ch: Channel<any>; peer: Control }> = [];
@@ -38,6 +38,18 @@ async function group(server: NatsServer, count: number) {
     pairs.push({ ch: conn.value as Channel<any>, peer });
   }
   return { url, listener, pairs };
+}
+
+/** Ends the peers (SIGKILL for those still running), the listener and the server of a test. */
+async function teardown(server: NatsServer, listener: ChannelServer<any>, peers: Control[]): Promise<void> {
+  for (const peer of peers) {
+    peer.child.kill('SIGKILL');
+    await peer.exited;
+    live.delete(peer.child);
+  }
+  await listener.close();
+  servers.delete(listener);
+  await server.stop();
 }
 
 describe('nats:// only', () => {
@@ -104,9 +116,7 @@ describe('nats:// only', () => {
     assert.equal(String((await ch.next()).value), 'after the restart');
     await again.close();
     assert.equal((await closedInfo(ch)).reason, 'peer-closed');
-    await listener.close();
-    servers.delete(listener);
-    await server.stop();
+    await teardown(server, listener, []);
   });
 
   test('a peer process killed with SIGKILL while this side streams to it: send() rejects with peer-lost within 1 s', N, async () => {
@@ -131,36 +141,21 @@ describe('nats:// only', () => {
     const ms = performance.now() - killedAt;
     assert.equal((await closed).reason, 'peer-lost');
     assert.ok(ms < 1000, `peer-lost after ${ms.toFixed(0)} ms`);
-    await peer.exited;
-    live.delete(peer.child);
-    await listener.close();
-    servers.delete(listener);
-    await server.stop();
+    await teardown(server, listener, [peer]);
   });
 
   test('a partition (the peer stopped with SIGSTOP: its connection and subscription stay, nothing answers) is peer-lost after probeTimeout', N, async () => {
     const server = await NatsServer.start();
-    const url = server.url(`ipckit-test-${tag()}`);
-    const listener = await channel.listen<any>(url, { nats: { probeInterval: 50, probeTimeout: 500 } });
-    servers.add(listener);
-    const p = startPeer('channel-peer', ['connect', url, '{}']);
-    live.add(p.child);
-    const peer = control(p.child);
-    const [conn] = await Promise.all([listener[Symbol.asyncIterator]().next(), peer.next()]);
-    const ch = conn.value as Channel<any>;
+    const { listener, pairs } = await group(server, 1, { nats: { probeInterval: 50, probeTimeout: 500 } });
+    const { ch, peer } = pairs[0]!;
     const start = performance.now();
-    p.child.kill('SIGSTOP');
+    peer.child.kill('SIGSTOP');
     const info = await closedInfo(ch);
     const ms = performance.now() - start;
     assert.equal(info.reason, 'peer-lost');
     assert.match(info.error.cause?.message ?? info.error.message, /no answer from the peer to a probe/);
     assert.ok(ms >= 500 && ms < 3000, `peer-lost after ${ms.toFixed(0)} ms (probeTimeout 500)`);
-    p.child.kill('SIGKILL');
-    await p.exited;
-    live.delete(p.child);
-    await listener.close();
-    servers.delete(listener);
-    await server.stop();
+    await teardown(server, listener, [peer]);
   });
 
   test('nobody listening: connect() rejects with ECONNREFUSED at once; no server at all: ECONNREFUSED too', N, async () => {
@@ -233,9 +228,7 @@ describe('nats:// only', () => {
     assert.equal(String((await goodHere.next()).value), 'still fine');
     await good.close();
     await goodHere.close();
-    await listener.close();
-    servers.delete(listener);
-    await server.stop();
+    await teardown(server, listener, []);
   });
 
   test('several listeners of one name share the connections (queue group)', N, async () => {

@@ -21,7 +21,7 @@ import { payload, RttRecorder, timeOneway, unlessExited } from '../kit.js';
 import { freeLoopbackPort, spawnNatsServer } from '../nats-server.js';
 import { loadPackage, packageUnavailable } from '../optional-package.js';
 import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';
-import { makeCase } from './channel.js';
+import { makeCase, type Flavour } from './channel.js';
 
 const PACKAGE = '@nats-io/transport-node';
 export const NATS_ENV = 'IPCKIT_BENCH_NATS';
@@ -90,28 +90,29 @@ function withServer(c: BenchCase): BenchCase {
   };
 }
 
-export const channelNats = withServer(
-  makeCase({
-    transport: 'channel:nats',
-    description: 'Channel over nats:// (core NATS through a local nats-server: sequence numbers, credit flow control, probes), raw codec',
-    url: (p) => `nats://${serverOf(p)}/${p.namePrefix.replace(/[^A-Za-z0-9_-]/g, '_')}`,
-    options: {},
-    zeroCopy: false,
-    onewayFactor: ONEWAY_FACTOR,
-  }),
-);
+/** A channel:nats* case: a Channel over the trial's server, raw codec. */
+function channelCase(f: Pick<Flavour, 'transport' | 'description' | 'batch'>): BenchCase {
+  return withServer(
+    makeCase({
+      ...f,
+      url: (p) => `nats://${serverOf(p)}/${p.namePrefix.replace(/[^A-Za-z0-9_-]/g, '_')}`,
+      options: {},
+      zeroCopy: false,
+      onewayFactor: ONEWAY_FACTOR,
+    }),
+  );
+}
 
-export const channelNatsBatch = withServer(
-  makeCase({
-    transport: 'channel:nats-batch',
-    description: 'Channel over nats://, raw codec; one-way sent with sendBatch() and read with receiveBatch(), 256 messages a call; round trip as channel:nats',
-    url: (p) => `nats://${serverOf(p)}/${p.namePrefix.replace(/[^A-Za-z0-9_-]/g, '_')}`,
-    options: {},
-    zeroCopy: false,
-    onewayFactor: ONEWAY_FACTOR,
-    batch: 256,
-  }),
-);
+export const channelNats = channelCase({
+  transport: 'channel:nats',
+  description: 'Channel over nats:// (core NATS through a local nats-server: sequence numbers, credit flow control, probes), raw codec',
+});
+
+export const channelNatsBatch = channelCase({
+  transport: 'channel:nats-batch',
+  description: 'Channel over nats://, raw codec; one-way sent with sendBatch() and read with receiveBatch(), 256 messages a call; round trip as channel:nats',
+  batch: 256,
+});
 
 const ACK = Buffer.from('k');
 
