@@ -22,6 +22,7 @@ import { PIPE_SCHEME, connectPipe, pipe } from './channel/transports/pipe.js';
 import { resolve, type Resolved } from './channel/transports/index.js';
 import { defaultMaxMessageSize, type Listener, type Settings } from './channel/transport.js';
 import { checkBoolean, checkInteger, checkOptions } from './validate.js';
+import { checkNatsOptions, type NatsOptions } from './channel/nats-options.js';
 import { HANDSHAKE_MS } from './channel/control.js';
 import { connectWithPolicy, type RetryOptions } from './channel/connect-policy.js';
 import { netSettings, type HeartbeatOptions, type TlsOptions } from './channel/net-options.js';
@@ -55,6 +56,8 @@ export interface ChannelOptions<Send = unknown, Receive = Send> extends ShmLinkO
   highWaterMark?: number;
   /** Default timeout of request() in ms. Default none. */
   requestTimeout?: number;
+  /** nats: only: more servers, TLS, credentials, the probe timings (see docs/distributed.md). */
+  nats?: NatsOptions;
 }
 
 export interface ConnectOptions<Send = unknown, Receive = Send> extends ChannelOptions<Send, Receive>, AccessOptions, NetOptions {
@@ -105,7 +108,7 @@ export type RawOptions<O> = O & { codec: 'raw'; zeroCopy?: false };
 /** Options with `codec: 'raw'` and zeroCopy true (or a boolean only known at run time). */
 export type ZeroCopyOptions<O> = O & { codec: 'raw'; zeroCopy: boolean };
 
-const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy'] as const;
+const CHANNEL_OPTIONS = ['codec', 'maxMessageSize', 'highWaterMark', 'requestTimeout', 'spin', 'ringSize', 'zeroCopy', 'nats'] as const;
 const CONNECT_OPTIONS = [...CHANNEL_OPTIONS, 'timeout', 'signal', 'retry', 'allowUids', 'allowGids', 'heartbeat', 'tls'];
 const LISTEN_OPTIONS = [...CHANNEL_OPTIONS, 'unlink', 'sharedRing', 'allowUids', 'allowGids', 'heartbeat', 'tls'];
 const FORK_OPTIONS = [...CHANNEL_OPTIONS, 'transport', 'fork', 'timeout'];
@@ -131,7 +134,8 @@ function settings<T>(o: ChannelOptions<T> & AccessOptions & NetOptions, where: W
   }
   const access = Access.from(o);
   const net = netSettings(o, where.scheme, side);
-  return { codec, maxMessageSize, highWaterMark, ...(requestTimeout !== undefined ? { requestTimeout } : {}), shm, access, net };
+  const nats = checkNatsOptions(o.nats);
+  return { codec, maxMessageSize, maxMessageSizeGiven: o.maxMessageSize !== undefined, highWaterMark, ...(requestTimeout !== undefined ? { requestTimeout } : {}), shm, nats, access, net };
 }
 
 function makeChannel<T>(link: Link, s: Settings<T>): Channel<T> {
@@ -245,7 +249,7 @@ export class ChannelServer<Send = unknown, Receive = Send> extends EventEmitter 
     if (this.#closing) return this.#closing;
     this.#closing = new Promise<void>((resolve) => {
       this.#handle.close();
-      setImmediate(resolve);
+      void (this.#handle.closed?.() ?? Promise.resolve()).then(() => setImmediate(resolve));
       for (const w of this.#waiting.splice(0)) w({ value: undefined, done: true });
     });
     return this.#closing;

@@ -348,7 +348,8 @@ type MisuseCode =
   | 'ERR_IPCKIT_WRITE_ONLY'
   | 'ERR_IPCKIT_ONE_WAY'
   | 'ERR_IPCKIT_UNKNOWN_OPTION'
-  | 'ERR_IPCKIT_PROTOCOL';
+  | 'ERR_IPCKIT_PROTOCOL'
+  | 'ERR_IPCKIT_MISSING_PACKAGE';
 
 export type IpcMisuseError = (TypeError | RangeError | Error) & { code: MisuseCode };
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { channel, type Channel, type ChannelOptions } from 'ipckit';
-import { ONE_WAY, TRANSPORTS, listenExtras, pair, settledWithin, urlFor, type Transport } from './channel-pair.js';
+import { ONE_WAY, TRANSPORTS, listenExtras, pair, settledWithin, transportSkip, urlFor, type Transport } from './channel-pair.js';
 import { startPeer } from './helpers.js';
 import { openFds } from './shm-fuzz.js';
 
@@ -43,7 +43,7 @@ const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeo
 
 describe('connect: retry, timeout, signal', () => {
   for (const t of CONNECTING) {
-    test(`${t}: a client started before its server connects with retry once the server listens`, T, async () => {
+    test(`${t}: a client started before its server connects with retry once the server listens`, { ...T, skip: transportSkip(t) }, async () => {
       const url = await fixedUrl(t);
       await assert.rejects(channel.connect(url), (e: any) => NOBODY.test(e.code), 'nobody listens yet');
       const connecting = channel.connect<string>(url, { ...sideOptions(t), retry: { delay: 5, maxDelay: 20 }, timeout: 20_000 });
@@ -62,7 +62,7 @@ describe('connect: retry, timeout, signal', () => {
       }
     });
 
-    test(`${t}: nobody listens: the error at once without retry; with retry ETIMEDOUT at the timeout, the last error after attempts, ABORT_ERR on abort`, T, async () => {
+    test(`${t}: nobody listens: the error at once without retry; with retry ETIMEDOUT at the timeout, the last error after attempts, ABORT_ERR on abort`, { ...T, skip: transportSkip(t) }, async () => {
       const url = await fixedUrl(t);
       const before = openFds();
       await assert.rejects(channel.connect(url), (e: any) => NOBODY.test(e.code));
@@ -86,7 +86,7 @@ describe('connect: retry, timeout, signal', () => {
   }
 
   for (const t of CONNECTING) {
-    test(`${t}: an abort during the handshake (listener stopped) rejects at once and leaves nothing open`, T, async (ctx) => {
+    test(`${t}: an abort during the handshake (listener stopped) rejects at once and leaves nothing open`, { ...T, skip: transportSkip(t) }, async (ctx) => {
       if (t === 'fifo') return ctx.skip('a fifo: writer has no handshake to wait in (abort while waiting for a reader is in fifo.test)');
       if (t === 'shm-shared') return ctx.skip('the same connector as shm: (the shared ring is the listener side)');
       const listener = startPeer('channel-peer', ['listen', t === 'tcp' ? 'tcp://127.0.0.1:0' : urlFor(t), JSON.stringify(sideOptions(t))]);
@@ -137,7 +137,7 @@ function big(i: number): Buffer {
 
 describe('send, sendBatch, flush under a signal or timeout while the peer does not read', () => {
   for (const t of TRANSPORTS) {
-    test(`${t}: a send cancelled while queued rejects (ABORT_ERR / ETIMEDOUT) and is never sent; the others arrive in order`, T, async (ctx) => {
+    test(`${t}: a send cancelled while queued rejects (ABORT_ERR / ETIMEDOUT) and is never sent; the others arrive in order`, { ...T, skip: transportSkip(t) }, async (ctx) => {
       if (t === 'fifo') return ctx.skip(ONE_WAY);
       const p = await pair(t, { codec: 'raw', highWaterMark: 16, maxMessageSize: 8000, ...(t.startsWith('shm') ? { ringSize: 65536 } : {}) });
       const { ch, peer } = p;
@@ -179,7 +179,7 @@ describe('send, sendBatch, flush under a signal or timeout while the peer does n
 
 describe('next and receiveBatch under a signal or timeout', () => {
   for (const t of TRANSPORTS) {
-    test(`${t}: a cancelled next()/receiveBatch() rejects (ABORT_ERR / ETIMEDOUT) and takes nothing; its timer goes when the wait ends`, T, async () => {
+    test(`${t}: a cancelled next()/receiveBatch() rejects (ABORT_ERR / ETIMEDOUT) and takes nothing; its timer goes when the wait ends`, { ...T, skip: transportSkip(t) }, async () => {
       const p = await pair(t, { codec: 'raw' });
       const { ch, peer } = p;
       try {

@@ -11,7 +11,7 @@ import { Packr } from 'msgpackr';
 import { channel, type Channel, type ChannelServer, type Codec } from 'ipckit';
 import { forgeSysv, type SysvForgery } from './forge.js';
 import { fixturesDir } from './helpers.js';
-import { T, TRANSPORTS, control, listenExtras, live, pair, servers, urlFor, type Transport } from './channel-pair.js';
+import { T, TRANSPORTS, control, listenExtras, live, pair, servers, transportSkip, urlFor, type Transport } from './channel-pair.js';
 
 type CodecName = 'json' | 'v8' | 'msgpack';
 const CODECS: readonly CodecName[] = ['json', 'v8', 'msgpack'];
@@ -146,7 +146,7 @@ function isCodecError(e: any, codec: string): true {
 
 for (const t of TRANSPORTS) {
   const twoWay = t !== 'fifo';
-  describe(`codec errors over ${t}`, () => {
+  describe(`codec errors over ${t}`, { skip: transportSkip(t) }, () => {
     test('send(), sendBatch() and request() of what the codec cannot encode reject with ERR_IPCKIT_CODEC (cause: the codec error); nothing is sent; the channel stays usable', T, async () => {
       for (const codec of CODECS) {
         const [, unencodable] = UNENCODABLE[codec][0]!;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { channel, type Channel, type ChannelOptions, type CloseInfo } from 'ipckit';
 import { fixturesDir, startPeer, type Peer } from './helpers.js';
-import { T, TRANSPORTS, listenExtras, live, servers, urlFor, type Transport } from './channel-pair.js';
+import { T, TRANSPORTS, listenExtras, live, servers, transportSkip, urlFor, type Transport } from './channel-pair.js';
 
 /** Messages the peer sends at once on each connection. */
 const N = 64;
@@ -138,7 +138,7 @@ async function forkPeer(options: ChannelOptions<number>, plan: string) {
 }
 
 for (const t of TRANSPORTS) {
-  describe(`channel contract over ${t}`, () => {
+  describe(`channel contract over ${t}`, { skip: transportSkip(t) }, () => {
     const options = optionsFor(t);
     const kinds = kindsFor(t);
 

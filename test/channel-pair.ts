@@ -10,6 +10,7 @@ import { channel, type Channel, type ChannelOptions, type ChannelServer } from '
 import { fixturesDir, startPeer } from './helpers.js';
 import { forgeShm, sharedRingHand } from './forge.js';
 import { tlsMaterial } from './tls-material.js';
+import { NatsServer, natsServerSkip } from './nats-server.js';
 
 export const T = { timeout: 60_000 };
 // 'shm-nospin' is shm: with spin:false, so both wait paths (spin then
@@ -18,7 +19,8 @@ export const T = { timeout: 60_000 };
 // fifo: is one-way: here the test process listens (reads) and the peer writes;
 // tests that need the other direction skip it and say so, and the fifo:
 // describe block below covers the writing end.
-export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo'] as const;
+// nats: runs against this file's own nats-server (test/nats-server.ts).
+export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo', 'nats'] as const;
 /**
  * tls:// runs the suite of test/channel-suite.ts from its own file
  * (channel-tcp.test.ts), not every loop over TRANSPORTS: its connectors need
@@ -27,6 +29,12 @@ export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abst
 export type Transport = (typeof TRANSPORTS)[number];
 /** What the suite of test/channel-suite.ts runs over: TRANSPORTS and tls. */
 export type SuiteTransport = Transport | 'tls';
+
+/** The nats-server nats: channels of this test file use; null where nats-server is not installed. */
+export const suiteNats: NatsServer | null = natsServerSkip ? null : await NatsServer.start();
+
+/** Why tests over transport `t` cannot run here, or undefined. */
+export const transportSkip = (t: SuiteTransport): string | undefined => (t === 'nats' && natsServerSkip ? natsServerSkip : undefined);
 
 export const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
 export function urlFor(t: Exclude<SuiteTransport, 'pipe'>): string {
@@ -51,6 +59,9 @@ export function urlFor(t: Exclude<SuiteTransport, 'pipe'>): string {
       return `unix-seqpacket:${join(tmpdir(), `ipckit-test-${tag()}.sock`)}`;
     case 'fifo':
       return `fifo:${join(tmpdir(), `ipckit-test-${tag()}.fifo`)}`;
+    case 'nats':
+      if (!suiteNats) throw new Error(natsServerSkip!);
+      return suiteNats.url(`ipckit-test-${tag()}`);
   }
 }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { channel, type ChannelOptions } from 'ipckit';
 import { startPeer } from './helpers.js';
-import { T, TRANSPORTS, listenExtras, servers, urlFor, type Transport } from './channel-pair.js';
+import { T, TRANSPORTS, listenExtras, servers, transportSkip, urlFor, type Transport } from './channel-pair.js';
 
 const CONNECTIONS = 50;
 const PEERS = 2;
@@ -29,7 +29,7 @@ interface Job {
 }
 
 for (const t of TRANSPORTS) {
-  describe(`the README server pattern over ${t}`, () => {
+  describe(`the README server pattern over ${t}`, { skip: transportSkip(t) }, () => {
     test(`${CONNECTIONS} connections whose first act is request(): every first request is answered`, { ...T, skip: skipped[t] ?? false }, async () => {
       const options: ChannelOptions<Job> = t === 'shm-nospin' ? { codec: 'v8', spin: false } : { codec: 'v8' };
       const server = await channel.listen<Job>(urlFor(t as Exclude<Transport, 'pipe'>), { ...options, ...listenExtras(t) });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { SCHEMES, TRANSPORTS, parseUrl } from '../dist/channel/transports/index.js';
 import { defaultMaxMessageSize } from '../dist/channel/transport.js';
 import { FORK_TRANSPORTS } from '../dist/channel/fork.js';
-import { T, TRANSPORTS as SUITE, pair, urlFor, type Transport as SuiteTransport } from './channel-pair.js';
+import { T, TRANSPORTS as SUITE, pair, transportSkip, urlFor, type Transport as SuiteTransport } from './channel-pair.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -113,7 +113,7 @@ describe('the transport registry', () => {
 
 describe('each transport gives its channels the registry\'s defaults', () => {
   for (const t of SUITE) {
-    test(`${t}: transport name and default maxMessageSize`, T, async () => {
+    test(`${t}: transport name and default maxMessageSize`, { ...T, skip: transportSkip(t) }, async () => {
       const scheme = schemeOf(t);
       const p = await pair(t);
       try {

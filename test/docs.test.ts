@@ -21,6 +21,7 @@ import { ftok, mq, sem, shm } from 'ipckit';
 import ts from 'typescript';
 import { ipcObjects, type IpcObject } from '../scripts/ipc-objects.mjs';
 import { extractBlocks, namedPaths, splitProcesses, usingDeclarations, type DocBlock } from './doc-blocks.js';
+import { NatsServer, natsServerSkip } from './nats-server.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const examplesDir = join(root, 'dist-test', 'docs-examples');
@@ -39,6 +40,9 @@ const docFiles = [
 const blocks = docFiles.flatMap((file) => extractBlocks(file, readFileSync(join(root, file), 'utf8')));
 rmSync(examplesDir, { recursive: true, force: true });
 mkdirSync(examplesDir, { recursive: true });
+/** Examples of nats:// channels reach their server as process.env.NATS_URL: a nats-server of this test file. */
+const NATS_EXAMPLE = /process\.env\.NATS_URL/;
+const nats = natsServerSkip || !blocks.some((b) => NATS_EXAMPLE.test(b.code)) ? null : await NatsServer.start();
 
 test('the docs have examples to run', () => {
   assert.ok(blocks.length > 10, `found only ${blocks.length} js/ts blocks in ${docFiles.join(', ')}`);
@@ -48,6 +52,10 @@ for (const block of blocks) {
   test(`${block.file}:${block.line} (${block.language})`, { timeout: 3 * PROCESS_TIMEOUT_MS }, async (t) => {
     if (block.notRun) {
       t.skip(block.notRun);
+      return;
+    }
+    if (NATS_EXAMPLE.test(block.code) && natsServerSkip) {
+      t.skip(natsServerSkip);
       return;
     }
     if (block.language !== 'ts') {
@@ -130,6 +138,7 @@ async function runExample(block: DocBlock, files: string[]): Promise<void> {
 function start(file: string, cwd: string): Run {
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT; // the example is a program, not a child of this test runner
+  if (nats) env.NATS_URL = `nats://127.0.0.1:${nats.port}`;
   // Its own process group: a timeout ends whatever the example started too.
   const child = spawn(process.execPath, ['--enable-source-maps', file], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const run: Run = { child, file, output: '', firstLine: Promise.resolve(false), exited: Promise.resolve(null) };

@@ -8,6 +8,7 @@ import { MAX_ANNOUNCED } from './hello.js';
 import type { Access, AccessOptions } from './access.js';
 import type { Link } from './link.js';
 import type { LocalListenerEvents } from './rendezvous.js';
+import type { NatsSettings } from './nats-options.js';
 import type { ShmLinkOptions } from './shm.js';
 import type { NetSettings } from './net-options.js';
 
@@ -19,6 +20,10 @@ export interface Settings<T = unknown> {
   requestTimeout?: number;
   /** shm: only; the other transports ignore them. */
   shm: ShmLinkOptions;
+  /** nats: only (options.nats, checked); the other transports ignore it. */
+  nats: NatsSettings;
+  /** Whether options.maxMessageSize was given (nats: otherwise takes what its server carries). */
+  maxMessageSizeGiven: boolean;
   access: Access;
   /** tcp:, tls: only (heartbeat, TLS); the other transports ignore them. */
   net: NetSettings;
@@ -46,6 +51,8 @@ export interface ListenerEvents extends LocalListenerEvents {
 /** What a ChannelServer stops and refs. */
 export interface Listener {
   close(): void;
+  /** Optional: settles once what close() let go of is gone (nats: its connection to the server). */
+  closed?(): Promise<void>;
   ref(): void;
   unref(): void;
   /** mq: how many connections the connecting user's RLIMIT_MSGQUEUE holds. */

@@ -28,7 +28,7 @@ import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } 
 
 type View = Uint8Array & { release?: () => void };
 
-interface Flavour {
+export interface Flavour {
   transport: string;
   description: string;
   url(params: TrialParams): string;
@@ -161,7 +161,7 @@ function readTotal(ack: View): number {
   return total;
 }
 
-function makeCase(f: Flavour): BenchCase {
+export function makeCase(f: Flavour): BenchCase {
   async function driver(ctx: DriverContext): Promise<TrialResult> {
     const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
     const server = await channel.listen<Uint8Array>(f.url(ctx.params), { ...opts(f, size), ...f.listen });

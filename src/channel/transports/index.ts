@@ -6,6 +6,7 @@ import type { Link } from '../link.js';
 import { urlError, type ConnectSettings, type Listener, type ListenerEvents, type ListenSettings, type Settings, type Transport, type TransportInfo } from '../transport.js';
 import { fifo } from './fifo.js';
 import { mq } from './mq.js';
+import { nats } from './nats.js';
 import { pipe } from './pipe.js';
 import { seqpacket } from './seqpacket.js';
 import { shm } from './shm.js';
@@ -24,6 +25,7 @@ export const TRANSPORTS = [
   seqpacket,
   fifo,
   tls,
+  nats,
 ] as const;
 
 type EndpointOf<T> = T extends Transport<infer E> ? E : never;
