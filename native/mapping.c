@@ -12,8 +12,7 @@
  * copies into or out of a SharedArrayBuffer (TypedArray set, Buffer copy)
  * with a relaxed-atomic loop that moves one byte at a time unless both sides
  * are equally aligned within a word (64 KiB at 5 bytes past a word: 1.7 GB/s,
- * against 30 GB/s for memcpy through a plain ArrayBuffer). The range is
- * unmapped once the last buffer over it is collected. */
+ * against 30 GB/s for memcpy through a plain ArrayBuffer). */
 #include "mapping.h"
 
 #include <errno.h>
@@ -28,8 +27,7 @@ typedef struct {
   pthread_mutex_t lock;
   void *addr;
   size_t len;
-  int refs;      /* backing stores + handle */
-  int buffers;   /* JS buffers over the range: the SharedArrayBuffer + aliases */
+  int refs;      /* backing store + handle */
   bool detached; /* kernel object released, placeholder mapped */
   bool unmapped; /* address range returned (SAB collected) */
 } mapping_t;
@@ -49,7 +47,7 @@ static void on_buffer_collected(void *data, size_t len, void *hint) {
   (void)len;
   mapping_t *m = hint;
   pthread_mutex_lock(&m->lock);
-  if (--m->buffers == 0 && !m->unmapped) {
+  if (!m->unmapped) {
     munmap(m->addr, m->len);
     m->unmapped = true;
   }
@@ -73,7 +71,6 @@ napi_value ipck_mapping_expose(napi_env env, void *addr, size_t len) {
   m->addr = addr;
   m->len = len;
   m->refs = 2;
-  m->buffers = 1;
 
   napi_value result, buffer, handle;
   if (ipck_sab_create(env, addr, len, on_buffer_collected, m, &buffer) != napi_ok) {
@@ -119,22 +116,19 @@ static napi_value js_detach(napi_env env, napi_callback_info info) {
   return ipck_undefined(env);
 }
 
-/* alias(handle): a plain ArrayBuffer over the mapped range (see the top). */
+/* alias(handle): a plain ArrayBuffer over the mapped range (see the top).
+ * It owns nothing: the caller makes it refer to the SharedArrayBuffer, whose
+ * collection unmaps the range, so that cannot happen while it is reachable. */
 static napi_value js_alias(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   mapping_t *m = mapping_from(env, argv[0]);
   if (m == NULL) return ipck_throw_errno(env, EINVAL, "mmap");
   pthread_mutex_lock(&m->lock);
   bool gone = m->detached || m->unmapped;
-  if (!gone) {
-    m->refs++;
-    m->buffers++;
-  }
   pthread_mutex_unlock(&m->lock);
   if (gone) return ipck_throw_errno(env, EBADF, "mmap");
   napi_value buffer;
-  if (ipck_ab_create(env, m->addr, m->len, on_buffer_collected, m, &buffer) != napi_ok) {
-    on_buffer_collected(m->addr, m->len, m);
+  if (ipck_ab_alias(env, m->addr, m->len, &buffer) != napi_ok) {
     ipck_throw_napi_failure(env, "ArrayBuffer over mapping");
     return NULL;
   }

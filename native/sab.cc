@@ -56,6 +56,21 @@ extern "C" napi_status ipck_sab_create(napi_env env, void *data, size_t len,
 #endif
 }
 
+extern "C" napi_status ipck_ab_alias(napi_env env, void *data, size_t len,
+                                     napi_value *out) {
+#ifndef IPCKIT_NO_V8
+  (void)env;
+  // V8's empty deleter: no callback, and the bytes are not counted as this
+  // isolate's external memory (counted, every mapping would pace the garbage
+  // collector as if it had been allocated anew: a connection's 8 MiB of rings
+  // triggered full collections that stalled the event loop).
+  return wrap<v8::ArrayBuffer>(data, len, v8::BackingStore::EmptyDeleter,
+                               nullptr, out);
+#else
+  return napi_create_external_arraybuffer(env, data, len, NULL, NULL, out);
+#endif
+}
+
 extern "C" napi_status ipck_ab_create(napi_env env, void *data, size_t len,
                                       ipck_sab_deleter deleter, void *hint,
                                       napi_value *out) {

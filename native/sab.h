@@ -22,6 +22,11 @@ napi_status ipck_ab_create(napi_env env, void *data, size_t len,
                            ipck_sab_deleter deleter, void *hint,
                            napi_value *out);
 
+/* Wraps [data, data+len) as a plain ArrayBuffer that owns nothing: no
+ * deleter, and not counted as the isolate's external memory. Whoever makes
+ * it keeps the memory mapped as long as the ArrayBuffer is reachable. */
+napi_status ipck_ab_alias(napi_env env, void *data, size_t len, napi_value *out);
+
 #ifdef __cplusplus
 }
 #endif

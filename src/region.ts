@@ -8,6 +8,8 @@ import { native, type NativeMapping } from './native.js';
 import { checkInteger } from './validate.js';
 
 const kConstruct = Symbol('ipckit.region.construct');
+/** On a region's plainBuffer: the SharedArrayBuffer that owns the mapping. */
+const OWNER = Symbol('ipckit.region.owner');
 
 export class SharedRegion implements Disposable {
   #buffer: SharedArrayBuffer | null;
@@ -68,8 +70,11 @@ export class SharedRegion implements Disposable {
   get plainBuffer(): ArrayBuffer {
     this.assertOpen();
     if (this.#plain === null) {
-      this.#plain = this.#handle ? native.mappingAlias(this.#handle) : new ArrayBuffer(0);
-      markAsUntransferable(this.#plain);
+      const plain = this.#handle ? native.mappingAlias(this.#handle) : new ArrayBuffer(0);
+      // The range is unmapped when the SharedArrayBuffer is collected: the alias keeps it reachable.
+      Object.defineProperty(plain, OWNER, { value: this.#buffer });
+      markAsUntransferable(plain);
+      this.#plain = plain;
     }
     return this.#plain;
   }
