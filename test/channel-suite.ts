@@ -12,12 +12,19 @@ import { controlClient, forgeMqFrames, forgeShm, hello, rawStream, streamHello }
 import { T, urlFor, control, connectExtras, listenExtras, live, servers, pair, seq, settledWithin, ONE_WAY, sharedRingPeer, transportSkip, type SuiteTransport } from './channel-pair.js';
 import { forgeNats } from './nats-forge.js';
 
+/**
+ * Messages each way in the ordering test: 200,000 in npm test, 1,000,000 in
+ * npm run stress (test/stress/channel-suite.stress.ts sets
+ * IPCKIT_SUITE_MESSAGES), where it runs over every transport.
+ */
+const MANY = Number(process.env.IPCKIT_SUITE_MESSAGES ?? 200_000);
+
 export function defineTransportSuite(transports: readonly SuiteTransport[]): void {
   for (const t of transports) {
     const twoWay = t === 'fifo' ? { ...T, skip: ONE_WAY } : T;
     describe(`channel over ${t}`, { skip: transportSkip(t) }, () => {
-      test('1,000,000 messages each way: in order, none lost, none duplicated', T, async () => {
-        const N = 1_000_000;
+      test(`${MANY.toLocaleString('en')} messages each way: in order, none lost, none duplicated`, T, async () => {
+        const N = MANY;
         const { ch, peer, done } = await pair(t, { codec: 'raw' });
         // fifo: one way only: the peer writes, we read (the writing end's own test is below).
         if (t !== 'fifo') {
