@@ -63,8 +63,8 @@ export class SharedRegion implements Disposable {
    * @internal The mapped memory as a plain ArrayBuffer over the same pages,
    * made once per mapping: V8 copies into and out of a SharedArrayBuffer
    * (TypedArray set, Buffer copy) one byte at a time unless both sides are
-   * equally word-aligned, and with memcpy through a plain one. It cannot be
-   * transferred to another thread (that would detach it under its users).
+   * equally word-aligned, and with memcpy through a plain one. Listed in a
+   * postMessage() transfer it is copied, never detached under its users.
    * Atomics need the SharedArrayBuffer.
    */
   get plainBuffer(): ArrayBuffer {

@@ -28,10 +28,15 @@ export function keptFrame(block: ArrayBuffer): Buffer {
   return frame;
 }
 
+/** Detaches `block` (once: a detached one has no bytes left), so native/ring.c reuses its memory now. */
+function give(block: ArrayBuffer): void {
+  if (block.byteLength > 0) native.ringGive(block);
+}
+
 /** A frame that nothing refers to any more (it was decoded into other memory): a kept block goes back now. */
 export function giveBack(frame: Uint8Array): void {
   const block = (frame as KeptFrame)[BLOCK];
-  if (block !== undefined && block.byteLength > 0) native.ringGive(block);
+  if (block !== undefined) give(block);
 }
 
 /**
@@ -42,9 +47,7 @@ export function giveBack(frame: Uint8Array): void {
 export function releasable(frame: Uint8Array, message: Buffer): Buffer {
   const block = (frame as KeptFrame)[BLOCK];
   if (block !== undefined) {
-    (message as Buffer & { release(): void }).release = () => {
-      if (block.byteLength > 0) native.ringGive(block);
-    };
+    (message as Buffer & { release(): void }).release = () => give(block);
   }
   return message;
 }
