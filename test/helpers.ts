@@ -89,6 +89,17 @@ export function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
+/**
+ * Why `unshare <flags> true` cannot run here (not installed, or no
+ * permission to make those namespaces), or undefined when it can: a test
+ * that needs a private namespace skips with this reason instead of passing.
+ */
+export function namespaceDenied(...flags: string[]): string | undefined {
+  if (!has('unshare')) return 'unshare (util-linux) not installed';
+  const probe = spawnSync('unshare', [...flags, 'true'], { encoding: 'utf8' });
+  return probe.status === 0 ? undefined : `no permission to make a namespace here (unshare ${flags.join(' ')}): ${probe.stderr.trim()}`;
+}
+
 /** Compiles a C program into a temporary directory; returns the binary's path and a cleanup. */
 export function compileC(source: string): { path: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'ipckit-cc-'));

@@ -110,7 +110,7 @@ describe('signal table', () => {
       assert.equal(row.catchable, row.name !== 'SIGKILL' && row.name !== 'SIGSTOP', row.name);
       assert.ok(row.description.length > 5, row.name);
     }
-    // The seeds' examples.
+    // Well-known defaults: SIGCHLD is ignored, SIGQUIT dumps core, SIGKILL and SIGSTOP cannot be caught.
     const by = Object.fromEntries(signals.list().map((r) => [r.name, r]));
     assert.equal(by.SIGCHLD!.action, 'ignore');
     assert.equal(by.SIGQUIT!.action, 'core');
