@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError } from './errors.js';
-import { native, type RawSignalInfo, type ThreadMaskReport } from './native.js';
+import { native, type RawSignalInfo } from './native.js';
 import { READABLE, watchFd, type FdWatcher } from './poller.js';
 import { checkInteger, checkOptions, show } from './validate.js';
 
@@ -350,7 +350,6 @@ let watcher: FdWatcher | null = null;
 let keepAlive = 0;
 /** once() consumers: while there are any, one signal is read per loop turn (see onReadable). */
 let oneShots = 0;
-let lastReport: ThreadMaskReport | null = null;
 
 /**
  * Whether on/once/watch or block() holds `signal` (a name such as 'SIGINT'):
@@ -363,7 +362,6 @@ export function isTaken(signal: string): boolean {
 
 function maskThreads(block: number[], unblock: number[]): void {
   const report = sys(() => native.signalMaskThreads(block, unblock, [...blockedByUs, ...held]));
-  lastReport = report;
   if (!report.complete) {
     process.emitWarning(
       `ipckit: some threads did not confirm the new signal mask within 2 s (helper ${toName(report.helper)}); ` +
@@ -773,9 +771,4 @@ export function unblock(...signals: SignalSpec[]): void {
 /** Names of signals pending for the process or the main thread (sigpending), e.g. while blocked. */
 export function pending(): string[] {
   return native.signalPending().map((n) => byNumber.get(n)?.name ?? String(n));
-}
-
-/** @internal For tests and diagnostics: what the last change of the thread masks found. */
-export function lastMaskReport(): ThreadMaskReport | null {
-  return lastReport;
 }
