@@ -60,6 +60,8 @@ const PUBLISH_OPTIONS = [...COMMON];
 const SUBSCRIBE_OPTIONS = [...COMMON, 'highWaterMark'];
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_HIGH_WATER_MARK = 65_536;
+/** Pause between two waits for a connection that is coming back. */
+const RETRY_WRITTEN_MS = 20;
 
 interface Checked<T> {
   ep: NatsEndpoint;
@@ -202,16 +204,39 @@ export class Publisher<T = unknown> implements AsyncDisposable {
     }
   }
 
-  /** One wait for everything published in this turn of the event loop (whenWritten() looks once the client has written it). */
+  /**
+   * One wait for everything published in this turn of the event loop
+   * (whenWritten() looks once the client has written it). It settles in a
+   * later turn, never in a microtask: a loop that awaits each send() lets
+   * timers and I/O run (its subscribers in the same process too).
+   */
   #written(): Promise<void> {
     if (!this.#writing) {
-      const p = this.#session.whenWritten().catch((e: unknown) => Promise.reject(closedError(this.url, e)));
+      const p = this.#whenWritten().then(() => new Promise<void>((resolve) => setImmediate(resolve)));
       this.#writing = p;
       queueMicrotask(() => {
         if (this.#writing === p) this.#writing = null;
       });
     }
     return this.#writing;
+  }
+
+  /**
+   * The client lost its connection to the server: it reconnects by itself
+   * and drops what it had not written (subscribers see the gap), and each
+   * wait fails at its every attempt. A send() waits for the connection to
+   * come back (its backpressure); it fails only once the connection is
+   * closed for good.
+   */
+  async #whenWritten(): Promise<void> {
+    for (;;) {
+      try {
+        return await this.#session.whenWritten();
+      } catch (e) {
+        if (this.#session.nc.isClosed()) throw closedError(this.url, e);
+        await new Promise((resolve) => setTimeout(resolve, RETRY_WRITTEN_MS));
+      }
+    }
   }
 
   /** Sends the end message (subscribers forget this publisher, and see a loss just before it), waits for the server to have it, and closes the connection. Idempotent. */
