@@ -6,6 +6,9 @@
 // with the raw NATS client (layout: src/channel/fanout-nats.ts).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { channel, type MessagesLostError, type PublishOptions, type SubscribeOptions, type Subscriber } from 'ipckit';
 import { startPeer } from './helpers.js';
@@ -272,6 +275,33 @@ describe('publish/subscribe over nats://', () => {
     await sub.close();
     await quiet.close();
     await server.stop();
+  });
+
+  test('the server\'s permissions: a subscription it refuses rejects subscribe() with EACCES; a publisher it refuses learns it at flush() and its sends fail with EACCES', T, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-fanout-'));
+    try {
+      const conf = join(dir, 'server.conf');
+      const deny = { deny: ['ipckit-pub.secret'] };
+      writeFileSync(conf, `authorization { users = [ { user: "app", password: "pw", permissions: ${JSON.stringify({ publish: deny, subscribe: deny })} } ] }\n`);
+      const server = await NatsServer.start(['-c', conf]);
+      const at = (name: string) => `nats://app:pw@127.0.0.1:${server.port}/${name}`;
+      await assert.rejects(channel.subscribe(at('secret')), { name: 'IpcError', code: 'EACCES', syscall: 'subscribe', message: /Permissions Violation for Subscription to "ipckit-pub.secret"/ });
+      const pub = await publish(at('secret'));
+      await pub.send('dropped by the server');
+      await assert.rejects(pub.flush(), { name: 'IpcError', code: 'EACCES', syscall: 'publish' });
+      await assert.rejects(pub.send('again'), { code: 'EACCES' });
+      await pub.close();
+      // Other topics are allowed.
+      const sub = await subscribe(at('open'));
+      const ok = await publish(at('open'));
+      await ok.send('fine');
+      assert.equal((await sub.next()).value, 'fine');
+      await ok.close();
+      await sub.close();
+      await server.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('close() and dispose: pending next() resolves done, send()/flush() after close reject with ERR_IPCKIT_CLOSED, close is idempotent', T, async () => {

@@ -12,12 +12,13 @@
 // 'lost' event where one is listened for, otherwise the iterator throws
 // ERR_IPCKIT_MESSAGES_LOST at the place of the gap (and goes on after it).
 import { EventEmitter } from 'node:events';
-import { fromHere, rangeError, stateError, typeError } from '../errors.js';
+import { constants } from 'node:os';
+import { IpcError, fromHere, rangeError, stateError, typeError } from '../errors.js';
 import { checkInteger, checkOptions } from '../validate.js';
 import { encodeBatch, encodeError, resolveCodec, type Codec, type CodecName } from './codec.js';
 import type { EventMethod } from './events.js';
 import { FANOUT_HEADER, KIND_END, KIND_MESSAGE, SequenceCheck, Sequencer, topicSubject, type Parsed } from './fanout-nats.js';
-import { NatsSession, type NatsMsg, type NatsSubscription, type SessionMember } from './nats-client.js';
+import { NatsSession, isPermissionViolation, type NatsMsg, type NatsSubscription, type SessionMember } from './nats-client.js';
 import { checkNatsOptions, type NatsOptions, type NatsSettings } from './nats-options.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 import { MAX_LIMIT, urlError } from './transport.js';
@@ -123,6 +124,14 @@ function closedError(url: string, cause?: unknown): Error {
   return err;
 }
 
+/** The server refused the subscription (its permissions: IpcError EACCES), or it ended otherwise. */
+function subscribeError(url: string, error: Error): Error {
+  if (!isPermissionViolation(error)) return closedError(url, error);
+  const err = new IpcError(constants.errno.EACCES, 'subscribe', { path: url }, error.message);
+  err.cause = error;
+  return err;
+}
+
 /**
  * Sends messages to every subscriber of a topic. `send()` resolves once the
  * message is in the kernel, in the socket buffer towards the server (as a
@@ -138,6 +147,8 @@ export class Publisher<T = unknown> implements AsyncDisposable {
   readonly #seq = new Sequencer();
   #writing: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
+  /** The server refused this user the subject: it drops every message, so sends fail (EACCES). */
+  #refused: Error | null = null;
 
   /** @internal */
   constructor(url: string, session: NatsSession, topic: string, codec: Codec<T, unknown>, maxMessageSize: number) {
@@ -147,6 +158,21 @@ export class Publisher<T = unknown> implements AsyncDisposable {
     this.#codec = codec;
     this.maxMessageSize = maxMessageSize;
     session.hold(this);
+    void this.#watchRefusal();
+  }
+
+  /** The server answers a publish it refuses with an error of the connection, not of the publish: watch for it. */
+  async #watchRefusal(): Promise<void> {
+    try {
+      for await (const s of this.#session.nc.status() as AsyncIterable<{ type: string; error?: Error }>) {
+        if (s.type !== 'error' || !s.error || !isPermissionViolation(s.error) || !s.error.message.includes(`"${this.#subject}"`)) continue;
+        const err = new IpcError(constants.errno.EACCES, 'publish', { path: this.url }, s.error.message);
+        err.cause = s.error;
+        this.#refused ??= err;
+      }
+    } catch {
+      // The status iterator ends with the connection.
+    }
   }
 
   /** This publisher's id as subscribers see it (16 hex digits; `publisher` in a loss). */
@@ -160,6 +186,7 @@ export class Publisher<T = unknown> implements AsyncDisposable {
 
   send(message: T): Promise<void> {
     if (this.#closing) return Promise.reject(closedError(this.url));
+    if (this.#refused) return Promise.reject(this.#refused);
     let body: Uint8Array;
     try {
       body = this.#codec.encode(message);
@@ -176,6 +203,7 @@ export class Publisher<T = unknown> implements AsyncDisposable {
   /** Sends every message, each checked first (one too large or not encodable: nothing is sent); one wait for all of them. */
   sendBatch(messages: readonly T[]): Promise<void> {
     if (this.#closing) return Promise.reject(closedError(this.url));
+    if (this.#refused) return Promise.reject(this.#refused);
     if (!Array.isArray(messages)) return Promise.reject(typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'sendBatch() takes an array of messages'));
     const bodies = encodeBatch(this.#codec, messages, this.maxMessageSize);
     if (bodies instanceof Error) return Promise.reject(bodies);
@@ -186,10 +214,21 @@ export class Publisher<T = unknown> implements AsyncDisposable {
     return this.#written();
   }
 
-  /** Resolves once the server has every message sent so far (a PING answered by its PONG). */
+  /**
+   * Resolves once the server has every message sent so far (a PING answered
+   * by its PONG); rejects with IpcError EACCES when the server refused this
+   * user the subject (it says so before the PONG).
+   */
   flush(): Promise<void> {
     if (this.#closing) return Promise.reject(closedError(this.url));
-    return fromHere(this.#session.nc.flush().catch((e: unknown) => Promise.reject(closedError(this.url, e))));
+    return fromHere(
+      (async () => {
+        await this.#session.nc.flush().catch((e: unknown) => Promise.reject(closedError(this.url, e)));
+        // The refusal reaches #watchRefusal() through the status iterator, a turn after the PONG.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.#refused) throw this.#refused;
+      })(),
+    );
   }
 
   #publish(body: Uint8Array): Error | null {
@@ -330,7 +369,7 @@ export class Subscriber<T = unknown> extends EventEmitter implements AsyncIterab
     this.maxMessageSize = maxMessageSize;
     this.highWaterMark = highWaterMark;
     this.#check = new SequenceCheck(maxMessageSize);
-    this.#sub = session.nc.subscribe(topicSubject(topic), { callback: (error, msg) => (error ? this.#end(closedError(url, error)) : this.#onMessage(msg)) });
+    this.#sub = session.nc.subscribe(topicSubject(topic), { callback: (error, msg) => (error ? this.#end(subscribeError(url, error)) : this.#onMessage(msg)) });
     session.hold(this);
     session.join(this.#member);
   }
