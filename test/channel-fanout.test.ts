@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { channel, type MessagesLostError, type PublishOptions, type SubscribeOptions, type Subscriber } from 'ipckit';
+import { channel, type MessagesLostError, type Publisher, type PublishOptions, type SubscribeOptions, type Subscriber } from 'ipckit';
 import { startPeer } from './helpers.js';
 import { NatsServer, natsServerSkip } from './nats-server.js';
 
@@ -366,3 +366,23 @@ describe('publish/subscribe over nats://', () => {
     await assert.rejects(channel.subscribe(`nats://127.0.0.1:${port}/x`), { name: 'IpcError', code: 'ECONNREFUSED' });
   });
 });
+
+// ---- types: `tsc -p test` builds this part, so a type regression breaks the build (never called) ----
+type Same<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
+function same<A, B>(_: Same<A, B>): void {}
+
+export async function fanoutTypes(url: string): Promise<void> {
+  const raw = await channel.publish(url, { codec: 'raw' });
+  same<typeof raw, Publisher<ArrayBufferView>>(true);
+  const rawSub = await channel.subscribe(url, { codec: 'raw' });
+  same<typeof rawSub, Subscriber<Buffer>>(true);
+  const prices = await channel.subscribe<{ eur: number }>(url);
+  for await (const m of prices) same<typeof m, { eur: number }>(true);
+  prices.on('lost', (e) => same<[typeof e.lost, typeof e.publisher, typeof e.code], [number, string, 'ERR_IPCKIT_MESSAGES_LOST']>(true));
+  prices.on('invalid', (e) => same<typeof e, Error>(true));
+  const numbers = await channel.publish<number>(url);
+  // @ts-expect-error a Publisher<number> sends numbers
+  await numbers.send('text');
+  // @ts-expect-error publish() has no highWaterMark
+  await channel.publish(url, { highWaterMark: 1 });
+}
