@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import { spawnNatsServer, type RunningNatsServer } from '../dist/bench/nats-server.js';
 import { fixturesDir, startPeer, type Peer } from './helpers.js';
 import { natsServerSkip } from './nats-server.js';
@@ -40,6 +40,7 @@ after(() => {
 });
 
 /** Two namespaces and a veth pair between them; `b`'s address is added by `connectB()`. */
+type Hosts = ReturnType<typeof hosts>;
 function hosts() {
   const id = randomBytes(3).toString('hex');
   const a = `ipckit-${process.pid}-${id}-a`;
@@ -91,6 +92,40 @@ function peerIn(ns: string, args: string[], fixture = 'net-peer'): Peer {
   return startPeer(IP, ['netns', 'exec', ns, process.execPath, join(fixturesDir, `${fixture}.js`), ...args]);
 }
 
+/**
+ * The two net-peer.js ends of a link, connected: once messages flow both
+ * ways the link is cut, and each must close with peer-lost within
+ * `[min, max)` ms (its cause `cause`, if given), having received at least 500
+ * messages, in order, none twice, nothing that was not sent; then they exit
+ * cleanly.
+ */
+async function streamThenCut(t: TestContext, h: Hosts, listener: Peer, connector: Peer, [min, max]: [number, number], cause?: string): Promise<void> {
+  assert.deepEqual(await connector.next(), { ready: true });
+  assert.deepEqual(await listener.next(), { ready: true });
+  assert.deepEqual(await listener.next(), { flowing: true });
+  assert.deepEqual(await connector.next(), { flowing: true });
+  const cutAt = Date.now();
+  h.cut();
+  const ends = await Promise.all([listener.next<any>(), connector.next<any>()]);
+  for (const [side, end] of [['listener', ends[0]], ['connector', ends[1]]] as const) {
+    assert.equal(end.event, 'close', side);
+    assert.equal(end.reason, 'peer-lost', `${side}: ${JSON.stringify(end)}`);
+    assert.equal(end.code, 'ERR_IPCKIT_PEER_LOST');
+    if (cause) assert.equal(end.cause, cause, `${side}: the cause`);
+    assert.equal(end.inOrder, true, `${side}: every message in order, none twice`);
+    assert.ok(end.received >= 500, `${side} received ${end.received}`);
+    const ms = end.at - cutAt;
+    assert.ok(ms >= min && ms < max, `${side}: peer-lost ${ms} ms after the cut`);
+    t.diagnostic(`${side}: peer-lost ${ms} ms after the cut, ${end.received} messages received in order`);
+  }
+  // Nothing is delivered that was not sent, nothing twice.
+  assert.ok(ends[0].received <= ends[1].sent && ends[1].received <= ends[0].sent, JSON.stringify(ends));
+  for (const p of [listener, connector]) {
+    p.child.stdin!.end();
+    assert.equal((await p.exited).code, 0);
+  }
+}
+
 for (const scheme of ['tcp', 'tls'] as const) {
   const tls = scheme === 'tls' ? tlsMaterial() : null;
   const skip = nsUnavailable || (scheme === 'tls' && !tls ? noOpenssl : '');
@@ -107,32 +142,8 @@ for (const scheme of ['tcp', 'tls'] as const) {
         // b has no address yet: no route to a.
         assert.equal((await connector.next<{ firstTry: string }>()).firstTry, 'ENETUNREACH');
         h.connectB();
-        assert.deepEqual(await connector.next(), { ready: true });
-        assert.deepEqual(await listener.next(), { ready: true });
-        // Messages flow both ways; then the cable is pulled.
-        assert.deepEqual(await listener.next(), { flowing: true });
-        assert.deepEqual(await connector.next(), { flowing: true });
-        const cutAt = Date.now();
-        h.cut();
-        const ends = await Promise.all([listener.next<any>(), connector.next<any>()]);
-        for (const [side, end] of [['listener', ends[0]], ['connector', ends[1]]] as const) {
-          assert.equal(end.event, 'close', side);
-          assert.equal(end.reason, 'peer-lost', `${side}: ${JSON.stringify(end)}`);
-          assert.equal(end.code, 'ERR_IPCKIT_PEER_LOST');
-          assert.equal(end.cause, 'ETIMEDOUT', `${side}: the heartbeat found it`);
-          assert.equal(end.inOrder, true, `${side}: every message in order, none twice`);
-          assert.ok(end.received >= 500, `${side} received ${end.received}`);
-          // The silence bound, a tick (a quarter of the interval) to see it, and scheduling slack.
-          const ms = end.at - cutAt;
-          assert.ok(ms >= HEARTBEAT.timeout - 250 && ms < HEARTBEAT.timeout + 1000, `${side}: peer-lost ${ms} ms after the cut`);
-          t.diagnostic(`${side}: peer-lost ${ms} ms after the cut, ${end.received} messages received in order`);
-        }
-        // Nothing is delivered that was not sent, nothing twice.
-        assert.ok(ends[0].received <= ends[1].sent && ends[1].received <= ends[0].sent, JSON.stringify(ends));
-        for (const p of [listener, connector]) {
-          p.child.stdin!.end();
-          assert.equal((await p.exited).code, 0);
-        }
+        // The silence bound, a tick (a quarter of the interval) to see it, and scheduling slack; the heartbeat finds it.
+        await streamThenCut(t, h, listener, connector, [HEARTBEAT.timeout - 250, HEARTBEAT.timeout + 1000], 'ETIMEDOUT');
       } finally {
         h.remove();
       }
@@ -168,30 +179,9 @@ describe('two hosts over nats://', () => {
       const listener = peerIn(h.a, ['listen', url, JSON.stringify({ nats: PROBE })]);
       assert.equal((await listener.next<{ listening: string }>()).listening, url);
       assert.deepEqual(await connector.next(), { roundTrip: true });
-      assert.deepEqual(await connector.next(), { ready: true });
-      assert.deepEqual(await listener.next(), { ready: true });
-      assert.deepEqual(await listener.next(), { flowing: true });
-      assert.deepEqual(await connector.next(), { flowing: true });
-      // b loses the server (and with it the listener): neither side hears the other's answers to its probes.
-      const cutAt = Date.now();
-      h.cut();
-      const ends = await Promise.all([listener.next<any>(), connector.next<any>()]);
-      for (const [side, end] of [['listener', ends[0]], ['connector', ends[1]]] as const) {
-        assert.equal(end.event, 'close', side);
-        assert.equal(end.reason, 'peer-lost', `${side}: ${JSON.stringify(end)}`);
-        assert.equal(end.code, 'ERR_IPCKIT_PEER_LOST');
-        assert.equal(end.inOrder, true, `${side}: every message in order, none twice`);
-        assert.ok(end.received >= 500, `${side} received ${end.received}`);
-        // The probe timeout, up to two intervals to send the probe, and scheduling slack.
-        const ms = end.at - cutAt;
-        assert.ok(ms >= PROBE.probeTimeout - 50 && ms < PROBE.probeTimeout + 1500, `${side}: peer-lost ${ms} ms after the cut`);
-        t.diagnostic(`${side}: peer-lost ${ms} ms after the cut, ${end.received} messages received in order`);
-      }
-      assert.ok(ends[0].received <= ends[1].sent && ends[1].received <= ends[0].sent, JSON.stringify(ends));
-      for (const p of [listener, connector]) {
-        p.child.stdin!.end();
-        assert.equal((await p.exited).code, 0);
-      }
+      // Cut, b loses the server (and with it the listener): neither side hears the other's answers to its probes.
+      // The probe timeout, up to two intervals to send the probe, and scheduling slack.
+      await streamThenCut(t, h, listener, connector, [PROBE.probeTimeout - 50, PROBE.probeTimeout + 1500]);
     } finally {
       if (server) {
         server.child.kill('SIGKILL');

@@ -132,16 +132,45 @@ function subscribeError(url: string, error: Error): Error {
   return err;
 }
 
+/** What a publisher and a subscriber share: their own connection to the server, closed by close() or dispose. */
+abstract class TopicConnection extends EventEmitter implements AsyncDisposable {
+  readonly url: string;
+  /** @internal */
+  protected readonly session: NatsSession;
+
+  constructor(url: string, session: NatsSession) {
+    super();
+    this.url = url;
+    this.session = session;
+    session.hold(this);
+  }
+
+  abstract close(): Promise<void>;
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Whether the connection keeps the process alive (default true). */
+  ref(): this {
+    this.session.ref(this, true);
+    return this;
+  }
+
+  unref(): this {
+    this.session.ref(this, false);
+    return this;
+  }
+}
+
 /**
  * Sends messages to every subscriber of a topic. `send()` resolves once the
  * message is in the kernel, in the socket buffer towards the server (as a
  * channel's send()); `flush()` once the server has everything sent so far.
  */
-export class Publisher<T = unknown> implements AsyncDisposable {
-  readonly url: string;
+export class Publisher<T = unknown> extends TopicConnection {
   /** The largest message body this publisher sends. */
   readonly maxMessageSize: number;
-  readonly #session: NatsSession;
   readonly #subject: string;
   readonly #codec: Codec<T, unknown>;
   readonly #seq = new Sequencer();
@@ -152,19 +181,17 @@ export class Publisher<T = unknown> implements AsyncDisposable {
 
   /** @internal */
   constructor(url: string, session: NatsSession, topic: string, codec: Codec<T, unknown>, maxMessageSize: number) {
-    this.url = url;
-    this.#session = session;
+    super(url, session);
     this.#subject = topicSubject(topic);
     this.#codec = codec;
     this.maxMessageSize = maxMessageSize;
-    session.hold(this);
     void this.#watchRefusal();
   }
 
   /** The server answers a publish it refuses with an error of the connection, not of the publish: watch for it. */
   async #watchRefusal(): Promise<void> {
     try {
-      for await (const s of this.#session.nc.status() as AsyncIterable<{ type: string; error?: Error }>) {
+      for await (const s of this.session.nc.status() as AsyncIterable<{ type: string; error?: Error }>) {
         if (s.type !== 'error' || !s.error || !isPermissionViolation(s.error) || !s.error.message.includes(`"${this.#subject}"`)) continue;
         const err = new IpcError(constants.errno.EACCES, 'publish', { path: this.url }, s.error.message);
         err.cause = s.error;
@@ -223,7 +250,7 @@ export class Publisher<T = unknown> implements AsyncDisposable {
     if (this.#closing) return Promise.reject(closedError(this.url));
     return fromHere(
       (async () => {
-        await this.#session.nc.flush().catch((e: unknown) => Promise.reject(closedError(this.url, e)));
+        await this.session.nc.flush().catch((e: unknown) => Promise.reject(closedError(this.url, e)));
         // The refusal reaches #watchRefusal() through the status iterator, a turn after the PONG.
         await new Promise((resolve) => setImmediate(resolve));
         if (this.#refused) throw this.#refused;
@@ -236,7 +263,7 @@ export class Publisher<T = unknown> implements AsyncDisposable {
     this.#seq.stamp(m, KIND_MESSAGE);
     m.set(body, FANOUT_HEADER);
     try {
-      this.#session.nc.publish(this.#subject, m);
+      this.session.nc.publish(this.#subject, m);
       return null;
     } catch (e) {
       return closedError(this.url, e);
@@ -270,9 +297,9 @@ export class Publisher<T = unknown> implements AsyncDisposable {
   async #whenWritten(): Promise<void> {
     for (;;) {
       try {
-        return await this.#session.whenWritten();
+        return await this.session.whenWritten();
       } catch (e) {
-        if (this.#session.nc.isClosed()) throw closedError(this.url, e);
+        if (this.session.nc.isClosed()) throw closedError(this.url, e);
         await new Promise((resolve) => setTimeout(resolve, RETRY_WRITTEN_MS));
       }
     }
@@ -284,29 +311,15 @@ export class Publisher<T = unknown> implements AsyncDisposable {
       const end = Buffer.allocUnsafe(FANOUT_HEADER);
       this.#seq.stamp(end, KIND_END);
       try {
-        this.#session.nc.publish(this.#subject, end);
+        this.session.nc.publish(this.#subject, end);
       } catch {
         // The connection is already closed.
       }
-      await releaseWithin(this.#session, this);
+      await releaseWithin(this.session, this);
     })();
     return this.#closing;
   }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Whether the connection keeps the process alive (default true). */
-  ref(): this {
-    this.#session.ref(this, true);
-    return this;
-  }
-
-  unref(): this {
-    this.#session.ref(this, false);
-    return this;
-  }
 }
 
 /** Typed on()/once()/off()... (SubscriberEvents). */
@@ -332,12 +345,10 @@ class LossMark {
  * thrown by the iterator); malformed messages are dropped and counted
  * (`invalid`, the 'invalid' event).
  */
-export class Subscriber<T = unknown> extends EventEmitter implements AsyncIterable<T>, AsyncDisposable {
-  readonly url: string;
+export class Subscriber<T = unknown> extends TopicConnection implements AsyncIterable<T> {
   /** The largest message body accepted. */
   readonly maxMessageSize: number;
   readonly highWaterMark: number;
-  readonly #session: NatsSession;
   readonly #codec: Codec<unknown, T>;
   readonly #check: SequenceCheck;
   readonly #sub: NatsSubscription;
@@ -356,21 +367,18 @@ export class Subscriber<T = unknown> extends EventEmitter implements AsyncIterab
    */
   readonly #member: SessionMember = {
     lost: (error) => {
-      if (this.#session.nc.isClosed()) this.#end(closedError(this.url, error));
+      if (this.session.nc.isClosed()) this.#end(closedError(this.url, error));
     },
   };
 
   /** @internal Subscribes at once. */
   constructor(url: string, session: NatsSession, topic: string, codec: Codec<unknown, T>, maxMessageSize: number, highWaterMark: number) {
-    super();
-    this.url = url;
-    this.#session = session;
+    super(url, session);
     this.#codec = codec;
     this.maxMessageSize = maxMessageSize;
     this.highWaterMark = highWaterMark;
     this.#check = new SequenceCheck(maxMessageSize);
     this.#sub = session.nc.subscribe(topicSubject(topic), { callback: (error, msg) => (error ? this.#end(subscribeError(url, error)) : this.#onMessage(msg)) });
-    session.hold(this);
     session.join(this.#member);
   }
 
@@ -472,7 +480,7 @@ export class Subscriber<T = unknown> extends EventEmitter implements AsyncIterab
     } catch {
       // The connection is already closed.
     }
-    this.#session.leave(this.#member);
+    this.session.leave(this.#member);
     for (const w of this.#waiting.splice(0)) {
       if (why === 'closed') w.resolve({ value: undefined, done: true });
       else w.reject(why);
@@ -483,25 +491,11 @@ export class Subscriber<T = unknown> extends EventEmitter implements AsyncIterab
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#end('closed');
-      await releaseWithin(this.#session, this);
+      await releaseWithin(this.session, this);
     })();
     return this.#closing;
   }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Whether the subscription keeps the process alive (default true). */
-  ref(): this {
-    this.#session.ref(this, true);
-    return this;
-  }
-
-  unref(): this {
-    this.#session.ref(this, false);
-    return this;
-  }
 }
 
 /** Connects to the server of `url` (nats://host[:port]/TOPIC) and resolves with a publisher to TOPIC. */
@@ -530,7 +524,8 @@ export function subscribe<T = unknown>(url: string, options?: SubscribeOptions<T
       try {
         sub = new Subscriber<T>(url, session, c.ep.name, c.codec as Codec<unknown, T>, bodyLimit(c.maxMessageSize, session), highWaterMark);
       } catch (e) {
-        void session.release(session);
+        // Nothing of it can be used: the connection goes too.
+        void session.nc.close().catch(() => {});
         throw e;
       }
       try {
