@@ -285,8 +285,10 @@ describe('publish/subscribe over nats://', () => {
       writeFileSync(conf, `authorization { users = [ { user: "app", password: "pw", permissions: ${JSON.stringify({ publish: deny, subscribe: deny })} } ] }\n`);
       const server = await NatsServer.start(['-c', conf]);
       const at = (name: string) => `nats://app:pw@127.0.0.1:${server.port}/${name}`;
-      await assert.rejects(channel.subscribe(at('secret')), { name: 'IpcError', code: 'EACCES', syscall: 'subscribe', message: /Permissions Violation for Subscription to "ipckit-pub.secret"/ });
+      await assert.rejects(channel.subscribe(at('secret')), { name: 'IpcError', code: 'EACCES', syscall: 'subscribe', path: `nats://app:***@127.0.0.1:${server.port}/secret`, message: /Permissions Violation for Subscription to "ipckit-pub.secret"/ });
       const pub = await publish(at('secret'));
+      // The password never shows (errors end up in logs).
+      assert.equal(pub.url, `nats://app:***@127.0.0.1:${server.port}/secret`);
       await pub.send('dropped by the server');
       await assert.rejects(pub.flush(), { name: 'IpcError', code: 'EACCES', syscall: 'publish' });
       await assert.rejects(pub.send('again'), { code: 'EACCES' });

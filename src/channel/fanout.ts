@@ -104,7 +104,7 @@ function bodyLimit(given: number | undefined, session: NatsSession): number {
   return given === undefined ? server : Math.min(given, server);
 }
 
-/** A publisher's or subscriber's connection: its own; a listener's client reconnects (and resubscribes) by itself after the server comes back. */
+/** A publisher's or subscriber's own connection, which reconnects (and subscribes again) by itself after the server comes back. */
 function openSession(c: Checked<unknown>, url: string): Promise<NatsSession> {
   return NatsSession.open(c.ep, c.nats, url, true, c.timeout);
 }
@@ -132,15 +132,21 @@ function subscribeError(url: string, error: Error): Error {
   return err;
 }
 
+/** `url` with its password, if any, hidden: what errors and `url` show (they end up in logs). */
+function withoutPassword(url: string): string {
+  return url.replace(/^(nats:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+}
+
 /** What a publisher and a subscriber share: their own connection to the server, closed by close() or dispose. */
 abstract class TopicConnection extends EventEmitter implements AsyncDisposable {
+  /** The URL given, its password (if any) shown as ***. */
   readonly url: string;
   /** @internal */
   protected readonly session: NatsSession;
 
   constructor(url: string, session: NatsSession) {
     super();
-    this.url = url;
+    this.url = withoutPassword(url);
     this.session = session;
     session.hold(this);
   }
@@ -378,7 +384,7 @@ export class Subscriber<T = unknown> extends TopicConnection implements AsyncIte
     this.maxMessageSize = maxMessageSize;
     this.highWaterMark = highWaterMark;
     this.#check = new SequenceCheck(maxMessageSize);
-    this.#sub = session.nc.subscribe(topicSubject(topic), { callback: (error, msg) => (error ? this.#end(subscribeError(url, error)) : this.#onMessage(msg)) });
+    this.#sub = session.nc.subscribe(topicSubject(topic), { callback: (error, msg) => (error ? this.#end(subscribeError(this.url, error)) : this.#onMessage(msg)) });
     session.join(this.#member);
   }
 
@@ -532,7 +538,7 @@ export function subscribe<T = unknown>(url: string, options?: SubscribeOptions<T
         await session.nc.flush();
       } catch (e) {
         await sub.close();
-        throw closedError(url, e);
+        throw closedError(sub.url, e);
       }
       // The server refuses this user the subject: it says so before the PONG.
       const failure = sub.failure;
