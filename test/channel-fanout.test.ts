@@ -127,6 +127,28 @@ describe('publish/subscribe over nats://', () => {
     await server.stop();
   });
 
+  test('the channel codecs: v8 carries a Map, msgpack and json objects, raw bytes; a custom codec', T, async () => {
+    const server = await NatsServer.start();
+    const upper = { name: 'upper', encode: (s: string) => Buffer.from(s.toUpperCase()), decode: (b: Uint8Array) => Buffer.from(b).toString() };
+    const cases: Array<[any, unknown, unknown]> = [
+      ['v8', new Map([['eur', 108n]]), new Map([['eur', 108n]])],
+      ['msgpack', { eur: 1.08, at: [1, 2] }, { eur: 1.08, at: [1, 2] }],
+      ['json', { eur: 1.08 }, { eur: 1.08 }],
+      ['raw', Buffer.from([0, 255, 7]), Buffer.from([0, 255, 7])],
+      [upper, 'quiet', 'QUIET'],
+    ];
+    for (const [codec, sent, received] of cases) {
+      const url = server.url(topic());
+      const sub = await subscribe<unknown>(url, { codec });
+      const pub = await publish<unknown>(url, { codec });
+      await pub.send(sent);
+      assert.deepEqual((await sub.next()).value, received, String(codec.name ?? codec));
+      await pub.close();
+      await sub.close();
+    }
+    await server.stop();
+  });
+
   test('a gap in a publisher\'s sequence numbers: the iterator throws ERR_IPCKIT_MESSAGES_LOST in its place and goes on; with a listener, the \'lost\' event; an end message shows a loss just before it', T, async () => {
     const server = await NatsServer.start();
     const name = topic();
