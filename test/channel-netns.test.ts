@@ -39,8 +39,9 @@ after(() => {
   for (const ns of made) ip('netns', 'del', ns);
 });
 
-/** Two namespaces and a veth pair between them; `b`'s address is added by `connectB()`. */
 type Hosts = ReturnType<typeof hosts>;
+
+/** Two namespaces and a veth pair between them; `b`'s address is added by `connectB()`. */
 function hosts() {
   const id = randomBytes(3).toString('hex');
   const a = `ipckit-${process.pid}-${id}-a`;
