@@ -155,16 +155,17 @@ describe('publish/subscribe over nats://', () => {
     const url = server.url(name);
     const plain = await subscribe<number>(url);
     const heard = await subscribe<number>(url);
-    const losses = events<MessagesLostError>(heard, 'lost', 2);
+    const losses = events<MessagesLostError>(heard, 'lost', 3);
     const f = await forge(server, name);
     for (const seq of [0, 1, 2, 5, 6]) f.send(f.json(seq, seq));
-    // The end says 9 messages were published: 7 and 8 never came.
+    // A tick says 8 messages were published so far (7 never came), then the end says 9 (8 never came).
+    f.send(f.message(3, 8));
     f.send(f.message(2, 9));
     await f.close();
 
     assert.deepEqual(await take(plain, 3), [0, 1, 2]);
-    const isLoss = (e: any) => e.code === 'ERR_IPCKIT_MESSAGES_LOST' && e.lost === 2 && e.publisher === f.id && /2 messages of publisher [0-9a-f]{16}/.test(e.message);
-    await assert.rejects(plain.next(), isLoss);
+    const isLoss = (n: number) => (e: any) => e.code === 'ERR_IPCKIT_MESSAGES_LOST' && e.lost === n && e.publisher === f.id && new RegExp(`${n} messages? of publisher [0-9a-f]{16}`).test(e.message);
+    await assert.rejects(plain.next(), isLoss(2));
     // The same iterator goes on after the gap: for await, catching the loss.
     const rest: number[] = [];
     let caught = 0;
@@ -176,17 +177,18 @@ describe('publish/subscribe over nats://', () => {
         }
         break;
       } catch (e) {
-        assert.ok(isLoss(e));
+        assert.ok(isLoss(2)(e));
         caught++;
       }
     }
     assert.deepEqual(rest, [5, 6]);
-    await assert.rejects(plain.next(), isLoss);
+    await assert.rejects(plain.next(), isLoss(1));
+    await assert.rejects(plain.next(), isLoss(1));
     assert.equal(plain.lost, 4);
 
     assert.deepEqual(await take(heard, 5), [0, 1, 2, 5, 6]);
     const seen = await losses;
-    assert.deepEqual(seen.map((e) => [e.code, e.lost, e.publisher]), [['ERR_IPCKIT_MESSAGES_LOST', 2, f.id], ['ERR_IPCKIT_MESSAGES_LOST', 2, f.id]]);
+    assert.deepEqual(seen.map((e) => [e.code, e.lost, e.publisher]), [['ERR_IPCKIT_MESSAGES_LOST', 2, f.id], ['ERR_IPCKIT_MESSAGES_LOST', 1, f.id], ['ERR_IPCKIT_MESSAGES_LOST', 1, f.id]]);
     assert.equal(heard.lost, 4);
     assert.equal(caught, 0);
     await plain.close();
@@ -194,19 +196,27 @@ describe('publish/subscribe over nats://', () => {
     await server.stop();
   });
 
-  test('a subscriber that does not read holds highWaterMark messages and drops the rest, reported as lost', T, async () => {
+  test('a subscriber that does not read holds highWaterMark messages and drops the rest, reported as lost: by the publisher\'s tick after its burst, by its end', T, async () => {
     const server = await NatsServer.start();
     const url = server.url(topic());
     const sub = await subscribe<number>(url, { highWaterMark: 10 });
     const lost = events<MessagesLostError>(sub, 'lost', 1);
     const pub = await publish<number>(url);
+    const start = performance.now();
     await pub.sendBatch(Array.from({ length: 30 }, (_, i) => i));
-    // The end comes after the 30: by then 10 are held and 20 were dropped.
-    await pub.close();
+    // Nothing follows the 30 but the publisher's tick, half a second later: by then 10 are held and 20 were dropped.
     const [e] = await lost;
+    const ms = performance.now() - start;
     assert.equal(e!.lost, 20);
+    assert.ok(ms >= 450 && ms < 3000, `the tick came ${ms.toFixed(0)} ms after the burst`);
     assert.deepEqual(await take(sub, 10), Array.from({ length: 10 }, (_, i) => i));
-    assert.equal(sub.lost, 20);
+    // Another burst, then the end: the loss at its end is seen at once.
+    const more = events<MessagesLostError>(sub, 'lost', 1);
+    await pub.sendBatch(Array.from({ length: 15 }, (_, i) => 30 + i));
+    await pub.close();
+    assert.equal((await more)[0]!.lost, 5);
+    assert.deepEqual(await take(sub, 10), Array.from({ length: 10 }, (_, i) => 30 + i));
+    assert.equal(sub.lost, 25);
     await sub.close();
     await server.stop();
   });
@@ -268,7 +278,7 @@ describe('publish/subscribe over nats://', () => {
     const url = server.url(name);
     const sub = await subscribe<unknown>(url, { maxMessageSize: 64 });
     const quiet = await subscribe<unknown>(url, { maxMessageSize: 64 });
-    const invalid = events<any>(sub, 'invalid', 7);
+    const invalid = events<any>(sub, 'invalid', 8);
     const good = await publish<unknown>(url);
     await good.send('a');
     await good.flush();
@@ -277,6 +287,7 @@ describe('publish/subscribe over nats://', () => {
     f.send(Buffer.alloc(0));                                     // empty
     f.send(f.message(9, 0, Buffer.from('"x"')));                  // unknown kind
     f.send(f.message(2, 0, Buffer.from('"x"')));                  // an end with a body
+    f.send(f.message(3, 0, Buffer.from('"x"')));                  // a tick with a body
     f.send(f.json(0, 'x'.repeat(100)));                          // beyond maxMessageSize
     f.send(f.json(0, 'forged 0'));
     f.send(f.message(1, 1, Buffer.from('{not json')));            // takes its number, not decodable
@@ -288,9 +299,9 @@ describe('publish/subscribe over nats://', () => {
     assert.deepEqual(await take(sub, 4), expected);
     assert.deepEqual(await take(quiet, 4), expected);
     const codes = (await invalid).map((e) => e.code);
-    assert.deepEqual(codes, [...Array(5).fill('ERR_IPCKIT_BAD_FRAME'), 'ERR_IPCKIT_CODEC', 'ERR_IPCKIT_BAD_FRAME']);
+    assert.deepEqual(codes, [...Array(6).fill('ERR_IPCKIT_BAD_FRAME'), 'ERR_IPCKIT_CODEC', 'ERR_IPCKIT_BAD_FRAME']);
     for (const s of [sub, quiet]) {
-      assert.equal(s.invalid, 7);
+      assert.equal(s.invalid, 8);
       assert.equal(s.lost, 0);
     }
     await good.close();

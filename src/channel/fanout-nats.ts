@@ -6,17 +6,22 @@
 // cut off, a server restart), so every message carries its publisher's id
 // and a sequence number: a subscriber that sees a number jump knows how many
 // of that publisher's messages it missed. Every NATS message:
-//   byte 0       kind: 1 message, 2 end (the publisher closed; its sequence
-//                number is the count of messages it published, so a loss
-//                just before the end is seen too)
+//   byte 0       kind: 1 message, 2 end (the publisher closed), 3 tick (the
+//                publisher went quiet: sent once, TICK_MS after its last
+//                message); an end or a tick carries the count of messages
+//                published so far as its sequence number, so a loss at the
+//                end of a burst is seen too
 //   bytes 1..8   publisher id: 8 random bytes, new for every publisher
 //   bytes 9..12  sequence number (u32 LE), 0, 1, 2... per publisher
-//   bytes 13..   the codec's bytes (a message only; an end has none)
+//   bytes 13..   the codec's bytes (a message only; an end or a tick has none)
 import { randomBytes } from 'node:crypto';
 import { badFrame } from './frame.js';
 
 export const KIND_MESSAGE = 1;
 export const KIND_END = 2;
+export const KIND_TICK = 3;
+/** How long a publisher waits after its last message before it sends a tick. */
+export const TICK_MS = 500;
 /** Bytes of the header in each NATS message: what maxMessageSize leaves of the server's max_payload. */
 export const FANOUT_HEADER = 13;
 /** Publishers a subscriber keeps a sequence number for; past it, the one heard of first is forgotten (a bound against a flood of ids). */
@@ -29,11 +34,11 @@ export class Sequencer {
   readonly id: Buffer = randomBytes(8);
   #seq = 0;
 
-  /** The header of the next message (`kind` message) or of the end, written into `into` at 0. */
+  /** The header of the next message (`kind` message: it takes a number) or of an end or a tick (the count so far), written into `into` at 0. */
   stamp(into: Buffer, kind: number): void {
     into[0] = kind;
     this.id.copy(into, 1);
-    into.writeUInt32LE(kind === KIND_END ? this.#seq : this.#nextSeq(), 9);
+    into.writeUInt32LE(kind === KIND_MESSAGE ? this.#nextSeq() : this.#seq, 9);
   }
 
   #nextSeq(): number {
@@ -45,7 +50,7 @@ export class Sequencer {
 
 /** One received NATS message, checked: whose it is, and how many of that publisher's messages went missing before it. */
 export interface Parsed {
-  kind: typeof KIND_MESSAGE | typeof KIND_END;
+  kind: typeof KIND_MESSAGE | typeof KIND_END | typeof KIND_TICK;
   publisher: string;
   seq: number;
   /** Messages of this publisher that never arrived (or were dropped here) between the last one taken and this one. */
@@ -72,8 +77,8 @@ export class SequenceCheck {
     const n = data.length;
     if (n < FANOUT_HEADER) return badFrame(`a message of ${n} bytes, shorter than the ${FANOUT_HEADER}-byte header`);
     const kind = data[0];
-    if (kind !== KIND_MESSAGE && kind !== KIND_END) return badFrame(`unknown message kind ${kind}`);
-    if (kind === KIND_END && n !== FANOUT_HEADER) return badFrame(`an end message of ${n} bytes`);
+    if (kind !== KIND_MESSAGE && kind !== KIND_END && kind !== KIND_TICK) return badFrame(`unknown message kind ${kind}`);
+    if (kind !== KIND_MESSAGE && n !== FANOUT_HEADER) return badFrame(`an ${kind === KIND_END ? 'end' : 'tick'} message of ${n} bytes`);
     if (n - FANOUT_HEADER > this.#maxBody) return badFrame(`a message of ${n - FANOUT_HEADER} bytes exceeds maxMessageSize (${this.#maxBody})`);
     const b = Buffer.from(data.buffer, data.byteOffset, n);
     const publisher = b.toString('hex', 1, 9);
@@ -88,10 +93,10 @@ export class SequenceCheck {
     return { kind, publisher, seq, lost, body: b.subarray(FANOUT_HEADER) };
   }
 
-  /** The message was handed on (or the publisher ended): the next one expected is the one after it. */
+  /** The message was handed on: the next one expected is the one after it (after a tick, the one it names; after an end, none). */
   taken(p: Parsed): void {
     if (p.kind === KIND_END) this.#expected.delete(p.publisher);
-    else this.#remember(p.publisher, (p.seq + 1) >>> 0);
+    else this.#remember(p.publisher, p.kind === KIND_TICK ? p.seq : (p.seq + 1) >>> 0);
   }
 
   /** The message was dropped (the subscriber's queue is full): its number stays expected, so the next one shows the gap, this one included. */

@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { IpcError, fromHere, rangeError, typeError } from '../errors.js';
 import { encodeBatch, encodeError, type Codec } from './codec.js';
 import { closedError, releaseWithin, TopicConnection } from './fanout-connection.js';
-import { FANOUT_HEADER, KIND_END, KIND_MESSAGE, Sequencer, topicSubject } from './fanout-nats.js';
+import { FANOUT_HEADER, KIND_END, KIND_MESSAGE, KIND_TICK, Sequencer, TICK_MS, topicSubject } from './fanout-nats.js';
 import { isPermissionViolation, type NatsSession } from './nats-client.js';
 
 /** Pause between two waits for a connection that is coming back. */
@@ -23,6 +23,8 @@ export class Publisher<T = unknown> extends TopicConnection {
   readonly #seq = new Sequencer();
   #writing: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
+  /** Fires TICK_MS after the last message: a tick, so that subscribers see a loss at the end of a burst. */
+  #tick: NodeJS.Timeout | null = null;
   /** The server refused this user the subject: it drops every message, so sends fail (EACCES). */
   #refused: Error | null = null;
 
@@ -111,9 +113,23 @@ export class Publisher<T = unknown> extends TopicConnection {
     m.set(body, FANOUT_HEADER);
     try {
       this.session.nc.publish(this.#subject, m);
-      return null;
     } catch (e) {
       return closedError(this.url, e);
+    }
+    // The tick goes TICK_MS after the last message (one Timeout, moved on by each message; it never keeps the process alive).
+    if (this.#tick) this.#tick.refresh();
+    else this.#tick = setTimeout(() => this.#marker(KIND_TICK), TICK_MS).unref();
+    return null;
+  }
+
+  /** An end or a tick: the count of messages so far, nothing else. */
+  #marker(kind: typeof KIND_END | typeof KIND_TICK): void {
+    const m = Buffer.allocUnsafe(FANOUT_HEADER);
+    this.#seq.stamp(m, kind);
+    try {
+      this.session.nc.publish(this.#subject, m);
+    } catch {
+      // The connection is already closed.
     }
   }
 
@@ -155,16 +171,10 @@ export class Publisher<T = unknown> extends TopicConnection {
   /** Sends the end message (subscribers forget this publisher, and see a loss just before it), waits for the server to have it, and closes the connection. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const end = Buffer.allocUnsafe(FANOUT_HEADER);
-      this.#seq.stamp(end, KIND_END);
-      try {
-        this.session.nc.publish(this.#subject, end);
-      } catch {
-        // The connection is already closed.
-      }
+      clearTimeout(this.#tick ?? undefined);
+      this.#marker(KIND_END);
       await releaseWithin(this.session, this);
     })();
     return this.#closing;
   }
-
 }

@@ -5,7 +5,7 @@ import { IpcError, stateError } from '../errors.js';
 import type { Codec } from './codec.js';
 import type { EventMethod } from './events.js';
 import { closedError, releaseWithin, TopicConnection } from './fanout-connection.js';
-import { KIND_END, KIND_MESSAGE, SequenceCheck, topicSubject, type Parsed } from './fanout-nats.js';
+import { KIND_MESSAGE, SequenceCheck, topicSubject, type Parsed } from './fanout-nats.js';
 import { isPermissionViolation, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
 
 /** A loss a subscriber saw: `lost` messages of one publisher never arrived. */
@@ -112,7 +112,7 @@ export class Subscriber<T = unknown> extends TopicConnection implements AsyncIte
     if (p.kind === KIND_MESSAGE && this.#items.length - this.#head >= this.highWaterMark) return this.#check.dropped(p);
     this.#check.taken(p);
     if (p.lost > 0) this.#reportLoss(p);
-    if (p.kind === KIND_END) return;
+    if (p.kind !== KIND_MESSAGE) return;
     let value: T;
     try {
       value = this.#codec.decode(p.body);

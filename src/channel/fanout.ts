@@ -8,8 +8,9 @@
 //
 // Core NATS delivers at most once: a message can be lost (a slow consumer
 // cut off by the server, a server restart) and NATS does not say so. A
-// subscriber sees it by the publisher's sequence numbers and reports it: a
-// 'lost' event where one is listened for, otherwise the iterator throws
+// subscriber sees it by the publisher's sequence numbers (and the count a
+// publisher sends when it goes quiet or closes) and reports it: a 'lost'
+// event where one is listened for, otherwise the iterator throws
 // ERR_IPCKIT_MESSAGES_LOST at the place of the gap (and goes on after it).
 import { fromHere, typeError } from '../errors.js';
 import { checkInteger, checkOptions } from '../validate.js';
