@@ -326,6 +326,9 @@ describe('publish/subscribe over nats://', () => {
       await assert.rejects(pub.flush(), { name: 'IpcError', code: 'EACCES', syscall: 'publish' });
       await assert.rejects(pub.send('again'), { code: 'EACCES' });
       await pub.close();
+      // A wrong password: the server's refusal, which does not name the password either.
+      const wrong = await channel.subscribe(`nats://app:not-it@127.0.0.1:${server.port}/open`, { timeout: 5000 }).catch((e) => e);
+      assert.ok(wrong instanceof Error && !/not-it/.test(`${wrong.message} ${(wrong as any).path}`), String(wrong));
       // Other topics are allowed.
       const sub = await subscribe(at('open'));
       const ok = await publish(at('open'));

@@ -15,7 +15,7 @@
 import { fromHere, typeError } from '../errors.js';
 import { checkInteger, checkOptions } from '../validate.js';
 import { resolveCodec, type Codec, type CodecName } from './codec.js';
-import { closedError } from './fanout-connection.js';
+import { closedError, withoutPassword } from './fanout-connection.js';
 import { FANOUT_HEADER } from './fanout-nats.js';
 import { Publisher } from './fanout-publisher.js';
 import { Subscriber } from './fanout-subscriber.js';
@@ -97,7 +97,8 @@ function bodyLimit(given: number | undefined, session: NatsSession): number {
 
 /** A publisher's or subscriber's own connection, which reconnects (and subscribes again) by itself after the server comes back. */
 function openSession(c: Checked<unknown>, url: string): Promise<NatsSession> {
-  return NatsSession.open(c.ep, c.nats, url, true, c.timeout);
+  // The URL is only named in its errors.
+  return NatsSession.open(c.ep, c.nats, withoutPassword(url), true, c.timeout);
 }
 
 /** Connects to the server of `url` (nats://host[:port]/TOPIC) and resolves with a publisher to TOPIC. */
