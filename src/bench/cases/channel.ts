@@ -332,9 +332,13 @@ export const channelShmBatch = makeCase({
   batch: 256,
 });
 
-/** The one-way flavours of sendBatch() and receiveEach({ inPlace }) (channel:shm-each and channel:shm-each-copy). */
+/**
+ * The one-way flavours of sendBatch() and receiveEach({ inPlace }) (channel:shm-each and channel:shm-each-copy).
+ * 200× count: at 64 B, 1.2 M messages (40×) pass in about 0.1 s and measured 9.2 M msg/s;
+ * 6 M messages, 12-18 M msg/s in the same minute.
+ */
 function eachCase(transport: string, description: string, copyOut: boolean): BenchCase {
-  return makeCase({ transport, description, url: shmUrl, options: { spin: 'auto' }, zeroCopy: false, onewayFactor: 40, onewayMaxBytes: SHM_ONEWAY_BYTES, batch: 256, each: true, copyOut });
+  return makeCase({ transport, description, url: shmUrl, options: { spin: 'auto' }, zeroCopy: false, onewayFactor: 200, onewayMaxBytes: SHM_ONEWAY_BYTES, batch: 256, each: true, copyOut });
 }
 
 export const channelShmEach = eachCase(
