@@ -1,6 +1,7 @@
 // One error class for everything the kernel refuses, and stable codes for
 // everything the caller got wrong (thrown before any system call).
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 
@@ -73,7 +74,11 @@ export class IpcError extends Error {
   }
 }
 
-const ETIMEDOUT = 110;
+/**
+ * Linux errno numbers by name, positive as the kernel returns them
+ * (`errno.EAGAIN` is 11): ipckit's one source for them, taken from Node.
+ */
+export const errno = constants.errno;
 
 /**
  * The one timeout error of ipckit: IpcError ETIMEDOUT. `syscall` names the
@@ -82,7 +87,7 @@ const ETIMEDOUT = 110;
  * the operation (`request`, `fork`), as Node's dns errors name `queryA`.
  */
 export function timeoutError(syscall: string, context: IpcErrorContext = {}, detail?: string): IpcError {
-  return new IpcError(ETIMEDOUT, syscall, context, detail);
+  return new IpcError(errno.ETIMEDOUT, syscall, context, detail);
 }
 
 /**

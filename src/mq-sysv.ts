@@ -7,7 +7,7 @@
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.
-import { IpcError, readLimit, stateError, sys, throwIfAborted, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, readLimit, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
@@ -95,9 +95,7 @@ export interface SysvMqSetOptions {
 }
 
 const KERNEL = '/proc/sys/kernel';
-const E2BIG = 7;
-const EAGAIN = 11;
-const ETIMEDOUT = 110;
+const { E2BIG, EAGAIN, ENOMSG, ETIMEDOUT } = errno;
 const LONG_BYTES = native.msgConstants.LONG_BYTES;
 const MAX_TYPE = Number.MAX_SAFE_INTEGER;
 const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
@@ -230,7 +228,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     throwIfAborted(wait.signal);
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
-    if (r.nowait) throw new IpcError(42 /* ENOMSG */, 'msgrcv', this.#context, 'no message of the requested type');
+    if (r.nowait) throw new IpcError(ENOMSG, 'msgrcv', this.#context, 'no message of the requested type');
     // The waiter thread writes the raw struct msgbuf { long mtype; char mtext[] } here.
     const buffer = Buffer.allocUnsafeSlow(LONG_BYTES + r.maxSize);
     const n = await this.#wait(wait, (ns) => native.msgReceiveAsync(this.id, r.maxSize, r.type, r.flags, ns, buffer), 'msgrcv', 0, r.maxSize);
@@ -244,7 +242,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     const { timeoutNs } = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal }, false);
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
-    if (r.nowait) throw new IpcError(42, 'msgrcv', this.#context, 'no message of the requested type');
+    if (r.nowait) throw new IpcError(ENOMSG, 'msgrcv', this.#context, 'no message of the requested type');
     return this.#sys(() => native.msgReceiveSync(this.id, r.maxSize, r.type, r.flags, timeoutNs), 'msgrcv', 0, r.maxSize);
   }
 

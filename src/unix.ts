@@ -9,9 +9,8 @@
 // unlinked by close() (unless unlinkOnClose: false).
 import net from 'node:net';
 import { chmodSync, lstatSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
-import { IpcError, rangeError, readLimit, stateError, sys, timeoutError, typeError, type IpcLimit } from './errors.js';
+import { IpcError, rangeError, readLimit, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from './errors.js';
 import { FdStream, checkFd } from './fd-stream.js';
 import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
 import { native } from './native.js';
@@ -199,7 +198,7 @@ function bindPlan(type: number, address: EncodedAddress, o: ListenOptions, liste
   };
 }
 
-const { EADDRINUSE, EWOULDBLOCK } = osConstants.errno;
+const { EADDRINUSE, EWOULDBLOCK } = errno;
 /** Pauses between attempts to take the directory lock held by another process. */
 const RECLAIM_RETRY_MS = [1, 2, 5, 10, 20, 50];
 /** How long an async listen() keeps trying before it gives up on a stale socket file. */
