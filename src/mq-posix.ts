@@ -6,7 +6,8 @@
 // when the poller (src/poller.ts, uv_poll) reports the descriptor ready. The
 // Sync variants block the calling thread (for worker threads) in ppoll.
 import { constants as fsc, fchmodSync, fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { IpcError, abortError, fromHere, readLimit, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, abortError, fromHere, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { nofileLimit, readLimit, rlimitMsgqueue } from './limits.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
@@ -542,32 +543,11 @@ export function queueBytes(maxMessages: number, messageSize: number): number {
   return maxMessages * (48 + messageSize) + Math.min(maxMessages, 32768) * 48;
 }
 
-/** /proc/self/limits "Max msgqueue size" (bytes), the per-user budget for queue memory. */
-export function rlimitMsgqueue(): IpcLimit {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max msgqueue size'));
-    const soft = line?.slice('Max msgqueue size'.length).trim().split(/\s+/)[0];
-    const n = Number(soft);
-    return { name: 'RLIMIT_MSGQUEUE (ulimit -q)', value: Number.isSafeInteger(n) ? n : soft };
-  } catch {
-    return { name: 'RLIMIT_MSGQUEUE (ulimit -q)' };
-  }
-}
-
 function openFiles(): number {
   try {
     return readdirSync('/proc/self/fd').length;
   } catch {
     return 0;
-  }
-}
-
-function nofileLimit(): number {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    return Number(line?.slice('Max open files'.length).trim().split(/\s+/)[0]);
-  } catch {
-    return Infinity;
   }
 }
 

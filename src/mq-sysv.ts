@@ -7,7 +7,8 @@
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.
-import { IpcError, readLimit, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { readLimit } from './limits.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';

@@ -1,6 +1,7 @@
 // System V semaphore sets: semget, semop/semtimedop, semctl.
 import { readFileSync } from 'node:fs';
-import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';

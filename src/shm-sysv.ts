@@ -1,5 +1,6 @@
 // System V shared memory: shmget/shmat/shmdt/shmctl.
-import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';

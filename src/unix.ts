@@ -10,7 +10,8 @@
 import net from 'node:net';
 import { chmodSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { IpcError, rangeError, readLimit, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from './errors.js';
+import { IpcError, rangeError, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from './errors.js';
+import { fileLimit, readLimit } from './limits.js';
 import { FdStream, checkFd } from './fd-stream.js';
 import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
 import { native } from './native.js';
@@ -28,11 +29,10 @@ export interface PeerCredentials {
   gid: number;
 }
 
-function fileLimit(code: string): IpcLimit | undefined {
-  if (code === 'EMFILE') return { name: 'RLIMIT_NOFILE (ulimit -n)' };
-  if (code === 'ENFILE') return readLimit('/proc/sys/fs/file-max');
+/** fileLimit, and the listen backlog behind a refused connect. */
+function socketLimit(code: string): IpcLimit | undefined {
   if (code === 'EAGAIN' || code === 'ECONNREFUSED') return readLimit('/proc/sys/net/core/somaxconn');
-  return undefined;
+  return fileLimit(code);
 }
 
 /** The descriptor behind an ipckit stream/message socket, a net.Socket/Server, or a number. */
@@ -255,7 +255,7 @@ function reclaimBlocked(plan: BindPlan, waitedMs?: number): IpcError {
 /** Creates and binds a socket, trying once: for synchronous callers. */
 function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): { fd: number; file: SocketFile | null } {
   const plan = bindPlan(type, address, o, listen);
-  const fd = sys(() => native.unixSocket(type), { path: address.display }, fileLimit);
+  const fd = sys(() => native.unixSocket(type), { path: address.display }, socketLimit);
   try {
     const bound = bindOnce(fd, plan);
     if (bound === 'busy') throw reclaimBlocked(plan);
@@ -274,7 +274,7 @@ function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, lis
  */
 async function bindSocketAsync(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): Promise<{ fd: number; file: SocketFile | null }> {
   const plan = bindPlan(type, address, o, listen);
-  const fd = sys(() => native.unixSocket(type), { path: address.display }, fileLimit);
+  const fd = sys(() => native.unixSocket(type), { path: address.display }, socketLimit);
   try {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
@@ -372,11 +372,11 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
       fd = b.fd;
       file = b.file;
     } else {
-      fd = sys(() => native.unixSocket(type), ctx, fileLimit);
+      fd = sys(() => native.unixSocket(type), ctx, socketLimit);
     }
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
-      const r = sys(() => native.unixConnect(fd, addr.raw), ctx, fileLimit);
+      const r = sys(() => native.unixConnect(fd, addr.raw), ctx, socketLimit);
       if (r === 0) break;
       // EAGAIN: the listener's backlog is full; a Unix connect does not complete later.
       if (Date.now() - started >= timeout) {
@@ -409,7 +409,7 @@ export function dgram(options?: DatagramOptions): MessageSocket {
     const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), { owned }, false);
     return new MessageSocket(MessageSocket.token, fd, 'dgram', file, o);
   }
-  const fd = sys(() => native.unixSocket(type), {}, fileLimit);
+  const fd = sys(() => native.unixSocket(type), {}, socketLimit);
   return new MessageSocket(MessageSocket.token, fd, 'dgram', null, o);
 }
 
@@ -433,7 +433,7 @@ export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream
   const type = socketTypeNumber(o.type);
   const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   if (fdPassing && type !== native.pipeConstants.SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream'");
-  const [a, b] = sys(() => native.socketpair(type, false), {}, fileLimit);
+  const [a, b] = sys(() => native.socketpair(type, false), {}, socketLimit);
   if (type === native.pipeConstants.SOCK_STREAM && fdPassing) {
     return [new MessageSocket(MessageSocket.token, a, 'stream', null, o), new MessageSocket(MessageSocket.token, b, 'stream', null, o)];
   }

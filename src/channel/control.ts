@@ -10,7 +10,8 @@
 // on this side's own descriptor (made by socket() or accept()), whose flags
 // no peer can change.
 import { Buffer } from 'node:buffer';
-import { IpcError, readLimit, stateError, sys, throwIfAborted, timeoutError, errno } from '../errors.js';
+import { IpcError, stateError, sys, throwIfAborted, timeoutError, errno } from '../errors.js';
+import { readLimit } from '../limits.js';
 import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import type { PeerCredentials } from './access.js';
