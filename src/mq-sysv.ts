@@ -13,7 +13,7 @@ import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ftok, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
 
@@ -99,7 +99,6 @@ const KERNEL = '/proc/sys/kernel';
 const { E2BIG, EAGAIN, ENOMSG, ETIMEDOUT } = errno;
 const LONG_BYTES = native.msgConstants.LONG_BYTES;
 const MAX_TYPE = Number.MAX_SAFE_INTEGER;
-const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
 
 function msgmax(): number {
   const v = readLimit(`${KERNEL}/msgmax`).value;
@@ -274,16 +273,11 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   stat(): SysvMqStat {
     const ds = sys(() => native.msgStat(this.id), this.#context);
     return {
-      key: ds.key,
-      mode: ds.mode & 0o777,
-      uid: ds.uid,
-      gid: ds.gid,
-      cuid: ds.cuid,
-      cgid: ds.cgid,
+      ...ownershipOf(ds),
       seq: ds.seq,
-      stime: toDate(ds.stime),
-      rtime: toDate(ds.rtime),
-      ctime: toDate(ds.ctime),
+      stime: sysvTime(ds.stime),
+      rtime: sysvTime(ds.rtime),
+      ctime: sysvTime(ds.ctime),
       cbytes: ds.cbytes,
       qnum: ds.qnum,
       qbytes: ds.qbytes,
@@ -436,16 +430,16 @@ export interface SysvMqListEntry {
 /** Lists every System V queue (/proc/sysvipc/msg), sorted by id. The kernel records no creator pid for queues. */
 export function list(): SysvMqListEntry[] {
   return readSysvTable('msg', ['msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'stime', 'rtime', 'ctime'])
-    .map(({ num, ownership }) => ({
+    .map(({ num, time, ownership }) => ({
       ...ownership(),
       id: num('msqid'),
       cbytes: num('cbytes'),
       qnum: num('qnum'),
       lspid: num('lspid'),
       lrpid: num('lrpid'),
-      stime: toDate(num('stime')),
-      rtime: toDate(num('rtime')),
-      ctime: toDate(num('ctime')),
+      stime: time('stime'),
+      rtime: time('rtime'),
+      ctime: time('ctime'),
     }))
     .sort((a, b) => a.id - b.id);
 }

@@ -5,7 +5,7 @@ import { readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkKey, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
@@ -71,7 +71,6 @@ function semLimit(code: string, syscall: string): IpcLimit | undefined {
   return undefined;
 }
 
-const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
 
 /** A System V semaphore set, by id. Nothing to release: `close()` only cancels this handle's waits. */
 export class SysvSemaphoreSet implements Disposable {
@@ -193,17 +192,14 @@ export class SysvSemaphoreSet implements Disposable {
   /** semctl(IPC_STAT): every semid_ds field. */
   stat(): SysvSemStat {
     const ds = sys(() => native.semStat(this.id), this.#context);
+    const { key, ...owners } = ownershipOf(ds);
     return {
-      key: ds.key,
+      key,
       count: ds.nsems,
-      mode: ds.mode & 0o777,
-      uid: ds.uid,
-      gid: ds.gid,
-      cuid: ds.cuid,
-      cgid: ds.cgid,
+      ...owners,
       seq: ds.seq,
-      otime: toDate(ds.otime),
-      ctime: toDate(ds.ctime),
+      otime: sysvTime(ds.otime),
+      ctime: sysvTime(ds.ctime),
     };
   }
 
@@ -304,7 +300,7 @@ export interface SysvSemListEntry extends Omit<SysvSemStat, 'seq'> {
 export function list(): SysvSemListEntry[] {
   const rows = readSysvTable('sem', ['semid', 'nsems', 'otime', 'ctime']);
   return rows
-    .map(({ num, ownership }): SysvSemListEntry => {
+    .map(({ num, time, ownership }): SysvSemListEntry => {
       const id = num('semid');
       let values: number[] | null = null;
       try {
@@ -317,8 +313,8 @@ export function list(): SysvSemListEntry[] {
         id,
         count: num('nsems'),
         values,
-        otime: toDate(num('otime')),
-        ctime: toDate(num('ctime')),
+        otime: time('otime'),
+        ctime: time('ctime'),
       };
     })
     .sort((a, b) => a.id - b.id);
