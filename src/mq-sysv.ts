@@ -13,7 +13,7 @@ import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkKey, ftok, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
 
@@ -290,9 +290,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   set(changes: SysvMqSetOptions): void {
     const c = checkOptions(changes, 'changes', ['qbytes', 'mode', 'uid', 'gid']) as SysvMqSetOptions;
     const current = sys(() => native.msgStat(this.id), this.#context);
-    const mode = checkMode(c.mode, current.mode & 0o777);
-    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
-    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    const { mode, uid, gid } = ownerChanges(c, current);
     const qbytes = checkInteger(c.qbytes, 'changes.qbytes', 0, Number.MAX_SAFE_INTEGER, current.qbytes);
     try {
       native.msgSet(this.id, uid, gid, mode, qbytes);

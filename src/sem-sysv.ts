@@ -5,7 +5,7 @@ import { readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkKey, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
@@ -207,9 +207,7 @@ export class SysvSemaphoreSet implements Disposable {
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
     const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
     const current = sys(() => native.semStat(this.id), this.#context);
-    const mode = checkMode(c.mode, current.mode & 0o777);
-    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
-    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    const { mode, uid, gid } = ownerChanges(c, current);
     sys(() => native.semSet(this.id, uid, gid, mode), this.#context);
   }
 

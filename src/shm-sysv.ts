@@ -5,7 +5,7 @@ import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
-import { checkKey, ftok, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkSize } from './validate.js';
 
 export interface SysvShmStat extends SysvOwnership {
@@ -152,9 +152,7 @@ export class SysvSegment implements Disposable {
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
     const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
     const current = sys(() => native.shmStat(this.id), this.#context);
-    const mode = checkMode(c.mode, current.mode & 0o777);
-    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
-    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    const { mode, uid, gid } = ownerChanges(c, current);
     sys(() => native.shmSet(this.id, uid, gid, mode), this.#context);
   }
 

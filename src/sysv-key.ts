@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { formatKey, sys, typeError } from './errors.js';
 import { native, type IpcPermDs } from './native.js';
-import { checkInteger, checkString, show } from './validate.js';
+import { checkInteger, checkMode, checkString, show } from './validate.js';
 
 /** A System V key: a 32-bit number, or 'private' for IPC_PRIVATE (always a new object). */
 export type SysvKey = number | 'private';
@@ -62,6 +62,15 @@ export { formatKey };
 /** A System V object's ipc_perm as ipckit shows it: the permission bits of `mode` (without the kernel's flag bits). */
 export function ownershipOf(perm: Omit<IpcPermDs, 'seq'>): SysvOwnership {
   return { key: perm.key, mode: perm.mode & 0o777, uid: perm.uid, gid: perm.gid, cuid: perm.cuid, cgid: perm.cgid };
+}
+
+/** IPC_SET's owner and permission changes, checked; what is not changed stays as `current` has it. */
+export function ownerChanges(changes: { mode?: number | string; uid?: number; gid?: number }, current: IpcPermDs): { mode: number; uid: number; gid: number } {
+  return {
+    mode: checkMode(changes.mode, current.mode & 0o777),
+    uid: checkInteger(changes.uid, 'changes.uid', 0, 0xfffffffe, current.uid),
+    gid: checkInteger(changes.gid, 'changes.gid', 0, 0xfffffffe, current.gid),
+  };
 }
 
 /** A System V time (seconds since the epoch, 0 when it never happened) as a Date, or null. */
