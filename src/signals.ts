@@ -13,9 +13,8 @@
 // unblock throw ERR_IPCKIT_NOT_MAIN_THREAD in workers (Node does not deliver
 // signals to workers either). send, pidfd and list work everywhere.
 import type { ChildProcess } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError } from './errors.js';
+import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError, errno } from './errors.js';
 import { native, type RawSignalInfo } from './native.js';
 import { READABLE, watchFd, type FdWatcher } from './poller.js';
 import { checkInteger, checkOptions, show } from './validate.js';
@@ -218,7 +217,7 @@ export function pidfd(target: number | ChildProcess): PidFd {
     pid = target.pid;
     if (target.exitCode !== null || target.signalCode !== null) {
       // Already reaped: the pid may belong to someone else by now.
-      throw new IpcError(osConstants.errno.ESRCH, 'pidfd_open', {}, `child ${pid} has already exited and been reaped`);
+      throw new IpcError(errno.ESRCH, 'pidfd_open', {}, `child ${pid} has already exited and been reaped`);
     }
   } else {
     throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `pidfd() needs a pid or a ChildProcess, got ${show(target)}`);
