@@ -1,7 +1,6 @@
 // A publisher of a topic (fanout.ts): each message one PUB with its header
 // (fanout-nats.ts); send() resolves once the message is in the kernel.
-import { constants } from 'node:os';
-import { IpcError, fromHere, rangeError, typeError } from '../errors.js';
+import { IpcError, errno, fromHere, rangeError, typeError } from '../errors.js';
 import { encodeBatch, encodeError, type Codec } from './codec.js';
 import { closedError, releaseWithin, TopicConnection } from './fanout-connection.js';
 import { FANOUT_HEADER, KIND_END, KIND_MESSAGE, KIND_TICK, Sequencer, TICK_MS, topicSubject } from './fanout-nats.js';
@@ -42,7 +41,7 @@ export class Publisher<T = unknown> extends TopicConnection {
     try {
       for await (const s of this.session.nc.status() as AsyncIterable<{ type: string; error?: Error }>) {
         if (s.type !== 'error' || !s.error || !isPermissionViolation(s.error) || !s.error.message.includes(`"${this.#subject}"`)) continue;
-        const err = new IpcError(constants.errno.EACCES, 'publish', { path: this.url }, s.error.message);
+        const err = new IpcError(errno.EACCES, 'publish', { path: this.url }, s.error.message);
         err.cause = s.error;
         this.#refused ??= err;
       }

@@ -1,7 +1,6 @@
 // A subscriber of a topic (fanout.ts): every message checked (fanout-nats.ts),
 // decoded and queued for the reader, with the losses in their place.
-import { constants } from 'node:os';
-import { IpcError, stateError } from '../errors.js';
+import { IpcError, errno, stateError } from '../errors.js';
 import type { Codec } from './codec.js';
 import type { EventMethod } from './events.js';
 import { closedError, releaseWithin, TopicConnection } from './fanout-connection.js';
@@ -21,7 +20,7 @@ export interface SubscriberEvents {
 /** The server refused the subscription (its permissions: IpcError EACCES), or it ended otherwise. */
 function subscribeError(url: string, error: Error): Error {
   if (!isPermissionViolation(error)) return closedError(url, error);
-  const err = new IpcError(constants.errno.EACCES, 'subscribe', { path: url }, error.message);
+  const err = new IpcError(errno.EACCES, 'subscribe', { path: url }, error.message);
   err.cause = error;
   return err;
 }
