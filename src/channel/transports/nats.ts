@@ -30,7 +30,7 @@ const QUEUE = 'ipckit';
 const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export const subjectOf = (name: string): string => `ipckit.${name}`;
-const privateSubject = (): string => `_IPCKIT.${randomBytes(16).toString('hex')}`;
+export const privateSubject = (): string => `_IPCKIT.${randomBytes(16).toString('hex')}`;
 
 /** The largest channel frame this side takes: options.maxMessageSize (when given) within what the server carries. */
 function maxFrameIn(s: Settings, session: NatsSession): number {
@@ -43,7 +43,7 @@ function helloOf(s: Settings, link: NatsLink, subject: string, maxIn: number): H
 }
 
 /** The peer's subject and windows from its hello, checked: a hostile peer gets no say in where this side publishes. */
-function peerParts(hello: Hello, maxOut: number): { subject: string; window: number; frames: number } {
+export function peerParts(hello: Hello, maxOut: number): { subject: string; window: number; frames: number } {
   const { subject, window, frames } = hello;
   if (typeof subject !== 'string' || !PRIVATE_SUBJECT.test(subject)) throw new Refusal('EPROTO', 'the hello names no private subject of the expected form');
   if (typeof window !== 'number' || !Number.isInteger(window) || window < 2 * maxOut || window > 4 * MAX_LIMIT) {
@@ -55,7 +55,7 @@ function peerParts(hello: Hello, maxOut: number): { subject: string; window: num
   return { subject, window, frames };
 }
 
-function readJson(data: Uint8Array): Record<string, unknown> {
+export function readJson(data: Uint8Array): Record<string, unknown> {
   let value: unknown = null;
   if (data.length <= HELLO_MAX) {
     try {
@@ -68,30 +68,33 @@ function readJson(data: Uint8Array): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-const json = (value: object): Uint8Array => Buffer.from(JSON.stringify(value), 'utf8');
+export const json = (value: object): Uint8Array => Buffer.from(JSON.stringify(value), 'utf8');
+
+/** The server and NAME of a nats:// or jetstream:// URL, checked. */
+export function parseNatsUrl(url: string, scheme: string): NatsServer & { name: string } {
+  const shape = `expected ${scheme}://[user:pass@]host[:port]/NAME`;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw urlError(url, shape);
+  }
+  const name = u.pathname.replace(/^\//, '');
+  if (!u.hostname || u.search || u.hash) throw urlError(url, shape);
+  if (!NAME.test(name) || name.length > 200) throw urlError(url, 'NAME must be 1..200 characters of letters, digits, - and _, in dot-separated parts (a NATS subject without wildcards)');
+  const port = u.port === '' ? DEFAULT_PORT : Number(u.port);
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port,
+    name,
+    ...(u.username ? { user: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { pass: decodeURIComponent(u.password) } : {}),
+  };
+}
 
 export const nats: Transport<NatsEndpoint> = {
   schemes: ['nats'],
-  parse(_scheme, _rest, url) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw urlError(url, 'expected nats://[user:pass@]host[:port]/NAME');
-    }
-    const name = u.pathname.replace(/^\//, '');
-    if (!u.hostname || u.search || u.hash) throw urlError(url, 'expected nats://[user:pass@]host[:port]/NAME');
-    if (!NAME.test(name) || name.length > 200) throw urlError(url, 'NAME must be 1..200 characters of letters, digits, - and _, in dot-separated parts (a NATS subject without wildcards)');
-    const port = u.port === '' ? DEFAULT_PORT : Number(u.port);
-    return {
-      scheme: 'nats',
-      host: u.hostname.replace(/^\[|\]$/g, ''),
-      port,
-      name,
-      ...(u.username ? { user: decodeURIComponent(u.username) } : {}),
-      ...(u.password ? { pass: decodeURIComponent(u.password) } : {}),
-    };
-  },
+  parse: (_scheme, _rest, url) => ({ scheme: 'nats', ...parseNatsUrl(url, 'nats') }),
   maxMessageSize: {
     default: () => SERVER_DEFAULT_PAYLOAD - NATS_OVERHEAD,
     max: MAX_LIMIT,
@@ -195,6 +198,6 @@ export const nats: Transport<NatsEndpoint> = {
 };
 
 /** A reply that is not a well-formed hello: the connect fails as a handshake error. */
-function checkReplyError(url: string, e: unknown): unknown {
+export function checkReplyError(url: string, e: unknown): unknown {
   return e instanceof Refusal ? stateError('ERR_IPCKIT_HANDSHAKE', `${url}: ${e.message}`) : e;
 }

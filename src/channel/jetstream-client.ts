@@ -1,0 +1,60 @@
+// The JetStream client behind jetstream:// channels: @nats-io/jetstream, a
+// second optional peer dependency, loaded with import() only for jetstream:
+// URLs (on top of the NATS client, nats-client.ts). Only the calls ipckit
+// makes are typed here, structurally, so ipckit's types never need the package.
+// One JetStream context per NatsSession: a listener's channels share it.
+import { loadOptional, type NatsConnection, type NatsSession } from './nats-client.js';
+
+export const JETSTREAM_PACKAGE = '@nats-io/jetstream';
+
+/** A JetStream ack for a publish: the stream that stored it and where. */
+export interface PubAck {
+  stream: string;
+  seq: number;
+  duplicate?: boolean;
+}
+
+export interface JetStreamClient {
+  publish(subject: string, payload: Uint8Array, options: { msgID: string; timeout: number }): Promise<PubAck>;
+}
+
+export interface JetStreamManager {
+  streams: {
+    add(config: Record<string, unknown>): Promise<unknown>;
+    delete(stream: string): Promise<boolean>;
+    info(stream: string): Promise<{ state: { consumer_count: number } }>;
+  };
+  consumers: {
+    add(stream: string, config: Record<string, unknown>): Promise<unknown>;
+    delete(stream: string, consumer: string): Promise<boolean>;
+  };
+}
+
+interface JetStreamModule {
+  jetstream(nc: NatsConnection, options?: Record<string, unknown>): JetStreamClient;
+  jetstreamManager(nc: NatsConnection, options?: Record<string, unknown>): Promise<JetStreamManager>;
+}
+
+export interface JetStreamContext {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+/** The package, loaded once; ERR_IPCKIT_MISSING_PACKAGE naming it when it is not installed. */
+export const loadJetStream = (): Promise<JetStreamModule> => loadOptional<JetStreamModule>(JETSTREAM_PACKAGE, 'jetstream:// channels need the JetStream client');
+
+const contexts = new WeakMap<NatsSession, Promise<JetStreamContext>>();
+
+/** The session's JetStream client and manager (the manager's first call checks that the server has JetStream on). */
+export function jetStreamOf(session: NatsSession): Promise<JetStreamContext> {
+  let c = contexts.get(session);
+  if (!c) {
+    c = loadJetStream().then(async (m) => ({
+      js: m.jetstream(session.nc),
+      jsm: await m.jetstreamManager(session.nc),
+    }));
+    c.catch(() => contexts.delete(session));
+    contexts.set(session, c);
+  }
+  return c;
+}

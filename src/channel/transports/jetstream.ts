@@ -1,0 +1,172 @@
+// jetstream://[user:pass@]host[:port]/NAME: channels through a NATS server's
+// JetStream, so that a channel survives the server being killed and
+// restarted on its store (jetstream-link.ts). The URL, options.nats and the
+// handshake are those of nats:// (transports/nats.ts), on subject
+// ipckit-js.NAME: a connector creates the channel's stream and its own
+// consumer, then sends its hello (naming the stream) as a request; the
+// listener that gets it creates its consumer on that stream and answers.
+// Both clients reconnect by themselves; the channel waits up to probeTimeout
+// for the server to come back.
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
+import { IpcError, stateError, timeoutError } from '../../errors.js';
+import { HANDSHAKE_MS } from '../control.js';
+import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';
+import { jetStreamOf, loadJetStream, type JetStreamContext } from '../jetstream-client.js';
+import { JS_OVERHEAD, JetStreamLink, STREAM_NAME, streamConfig, streamName } from '../jetstream-link.js';
+import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer, type NatsSubscription } from '../nats-client.js';
+import { MAX_LIMIT, type Settings, type Transport } from '../transport.js';
+import { checkReplyError, json, parseNatsUrl, peerParts, privateSubject, readJson } from './nats.js';
+
+export type JetStreamEndpoint = NatsServer & { scheme: 'jetstream'; name: string };
+
+const SERVER_DEFAULT_PAYLOAD = 1024 * 1024;
+const QUEUE = 'ipckit';
+export const jetStreamSubjectOf = (name: string): string => `ipckit-js.${name}`;
+
+function maxFrameIn(s: Settings, session: NatsSession): number {
+  const server = session.maxPayload - JS_OVERHEAD;
+  return (s.maxMessageSizeGiven ? Math.min(s.maxMessageSize, server) : server) + 5;
+}
+
+function helloOf(s: Settings, link: JetStreamLink, subject: string, maxIn: number, stream?: string): Hello {
+  return makeHello('jetstream', s.codec.name, maxIn - 5, { subject, window: link.window, frames: link.frameWindow, ...(stream ? { stream } : {}) });
+}
+
+/** A JetStream context, or the connect fails with a clear reason (the server has JetStream off). */
+async function contextOf(session: NatsSession, url: string): Promise<JetStreamContext> {
+  try {
+    return await jetStreamOf(session);
+  } catch (e) {
+    if ((e as { code?: string })?.code === 'ERR_IPCKIT_MISSING_PACKAGE') throw e;
+    const err = stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the NATS server offers no JetStream (start it with -js, or jetstream {} in its configuration): ${(e as Error)?.message ?? e}`);
+    (err as Error).cause = e;
+    throw err;
+  }
+}
+
+export const jetstream: Transport<JetStreamEndpoint> = {
+  schemes: ['jetstream'],
+  parse: (_scheme, _rest, url) => ({ scheme: 'jetstream', ...parseNatsUrl(url, 'jetstream') }),
+  maxMessageSize: {
+    default: () => SERVER_DEFAULT_PAYLOAD - JS_OVERHEAD,
+    max: MAX_LIMIT,
+    describe: "the server's `max_payload` − 76 (1048500 with nats-server's default 1 MiB); a larger setting is capped",
+  },
+  peerCredentials: false,
+
+  async connect(ep, url, s, { timeout }) {
+    const ms = timeout ?? HANDSHAKE_MS;
+    // Both packages first: a missing one is the error, whether or not a server is there.
+    await loadJetStream();
+    const session = await NatsSession.open(ep, s.nats, url, true, ms);
+    let link: JetStreamLink | null = null;
+    const id = randomBytes(16).toString('hex');
+    let ctx: JetStreamContext;
+    try {
+      ctx = await contextOf(session, url);
+      await ctx.jsm.streams.add(streamConfig(id));
+    } catch (e) {
+      void session.release(session);
+      throw e;
+    }
+    try {
+      const maxIn = maxFrameIn(s, session);
+      const ours = privateSubject();
+      link = new JetStreamLink(session, { ctx, id, side: 'c', subject: ours, deliverSubject: privateSubject() }, maxIn, s.nats);
+      await link.createConsumer();
+      let reply: NatsMsg;
+      try {
+        reply = await session.nc.request(jetStreamSubjectOf(ep.name), json(helloOf(s, link, ours, maxIn, streamName(id))), { timeout: ms });
+      } catch (e) {
+        if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${jetStreamSubjectOf(ep.name)}`);
+        if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
+        throw e;
+      }
+      let value: Record<string, unknown>;
+      try {
+        value = readJson(reply.data);
+      } catch (e) {
+        throw checkReplyError(url, e);
+      }
+      const hello = checkReply(url, value, 'jetstream', s.codec.name);
+      const maxOut = Math.min(hello.max + 5, session.maxPayload - JS_OVERHEAD + 5);
+      let peer: ReturnType<typeof peerParts>;
+      try {
+        peer = peerParts(hello, maxOut);
+      } catch (e) {
+        throw checkReplyError(url, e);
+      }
+      link.attach(peer.subject, maxOut, peer.window, peer.frames);
+      return link;
+    } catch (e) {
+      // The stream goes with the failed connect (its consumers with it); then the link's hold on the connection.
+      await ctx.jsm.streams.delete(streamName(id)).catch(() => false);
+      if (link) link.destroy();
+      else void session.release(session);
+      throw e;
+    }
+  },
+
+  async listen(ep, url, s, _l, events) {
+    await loadJetStream();
+    const session = await NatsSession.open(ep, s.nats, url, true, HANDSHAKE_MS);
+    const token = {};
+    session.hold(token);
+    let ctx: JetStreamContext;
+    try {
+      ctx = await contextOf(session, url);
+    } catch (e) {
+      void session.release(token);
+      throw e;
+    }
+    const onHello = async (msg: NatsMsg) => {
+      if (!msg.reply) return;
+      let link: JetStreamLink | null = null;
+      try {
+        const hello = checkHello(readJson(msg.data), 'jetstream', s.codec.name);
+        const maxIn = maxFrameIn(s, session);
+        const maxOut = Math.min(hello.max + 5, session.maxPayload - JS_OVERHEAD + 5);
+        const peer = peerParts(hello, maxOut);
+        if (typeof hello.stream !== 'string' || !STREAM_NAME.test(hello.stream)) throw new Refusal('EPROTO', 'the hello names no stream of the expected form');
+        const ours = privateSubject();
+        link = new JetStreamLink(session, { ctx, id: hello.stream.slice('IPCKIT_'.length), side: 'l', subject: ours, deliverSubject: privateSubject() }, maxIn, s.nats);
+        try {
+          await link.createConsumer();
+        } catch (e) {
+          throw new Refusal('EPROTO', `could not read the stream the hello names: ${(e as Error)?.message ?? e}`);
+        }
+        link.attach(peer.subject, maxOut, peer.window, peer.frames);
+        msg.respond(json(helloOf(s, link, ours, maxIn)));
+        events.link(link);
+      } catch (e) {
+        link?.destroy();
+        if (e instanceof Refusal) msg.respond(json(e.reply));
+        events.error(stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: ${(e as Error).message}`));
+      }
+    };
+    let sub: NatsSubscription;
+    try {
+      sub = session.nc.subscribe(jetStreamSubjectOf(ep.name), { queue: QUEUE, callback: (error, msg) => error || void onHello(msg) });
+      await session.nc.flush();
+    } catch (e) {
+      void session.release(token);
+      throw e;
+    }
+    let released: Promise<void> | null = null;
+    return {
+      close: () => {
+        if (released) return;
+        try {
+          sub.unsubscribe();
+        } catch {
+          // The connection is already closed.
+        }
+        released = session.release(token);
+      },
+      closed: () => released ?? Promise.resolve(),
+      ref: () => session.ref(token, true),
+      unref: () => session.ref(token, false),
+    };
+  },
+};

@@ -1,0 +1,227 @@
+// jetstream:// channels: what only JetStream has, over a real nats-server
+// (test/nats-server.ts, JetStream on, its store in a temporary directory):
+// the server killed with SIGKILL and restarted on its store mid-stream while
+// both directions stream (every message exactly once, in order), duplicates
+// forced into the stream, a hostile publisher, streams deleted on a clean
+// close, options, a server without JetStream, and the package missing. The
+// parametrised suite runs over jetstream from test/channel-jetstream-suite.test.ts.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { channel, type Channel } from 'ipckit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { startPeer } from './helpers.js';
+import { T, control, live, servers, seq, tag, until } from './channel-pair.js';
+import { NatsServer, natsServerSkip } from './nats-server.js';
+import { freeLoopbackPort, spawnNatsServer } from '../dist/bench/nats-server.js';
+
+const J = { ...T, ...(natsServerSkip ? { skip: natsServerSkip } : {}) };
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const closedInfo = (ch: Channel<any>) => (ch.closeInfo ? Promise.resolve(ch.closeInfo) : new Promise<any>((r) => ch.once('close', r)));
+const jsUrl = (server: NatsServer, name = `ipckit-test-${tag()}`) => `jetstream://127.0.0.1:${server.port}/${name}`;
+
+/** A raw client and JetStream manager on `server`, to look at and meddle with the channels' streams. */
+async function inspect(server: NatsServer): Promise<{ nc: NatsConnection; jsm: JetStreamManager; streams(): Promise<Array<{ name: string; subjects: string[] }>>; close(): Promise<void> }> {
+  const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+  const jsm = await jetstreamManager(nc);
+  return {
+    nc,
+    jsm,
+    async streams() {
+      const out = [];
+      for await (const s of jsm.streams.list()) out.push({ name: s.config.name, subjects: s.config.subjects });
+      return out;
+    },
+    close: () => nc.close(),
+  };
+}
+
+/** A link message as jetstream-link.ts lays it out: kind, u48 sequence number, body. */
+function linkMessage(kind: number, n: number, body: Uint8Array): Buffer {
+  const m = Buffer.alloc(7 + body.length);
+  m[0] = kind;
+  m.writeUIntLE(n, 1, 6);
+  m.set(body, 7);
+  return m;
+}
+/** A data message carrying a plain channel message (frame kind 0) with `payload`. */
+const dataMessage = (n: number, payload: Uint8Array) => linkMessage(0, n, Buffer.concat([Buffer.from([0]), payload]));
+
+/** A listener here and a connector here, on `server`: one channel, both ends in this process. */
+async function localPair(server: NatsServer) {
+  const url = jsUrl(server);
+  const listener = await channel.listen<any>(url, { codec: 'raw' });
+  servers.add(listener);
+  const accepted = listener[Symbol.asyncIterator]().next();
+  const client = await channel.connect<any>(url, { codec: 'raw' });
+  const here = (await accepted).value as Channel<any>;
+  return { url, listener, client, here };
+}
+
+describe('jetstream:// only', () => {
+  test('nats-server killed with SIGKILL mid-stream and restarted on its store: the channel resumes, every message each way arrives exactly once, in order; the streams are gone after the close', J, async () => {
+    const server = await NatsServer.start();
+    const url = jsUrl(server);
+    const listener = await channel.listen<any>(url, { codec: 'raw' });
+    servers.add(listener);
+    const it = listener[Symbol.asyncIterator]();
+    const p = startPeer('channel-peer', ['connect', url, '{"codec":"raw"}']);
+    live.add(p.child);
+    const peer = control(p.child);
+    const [conn, hello] = await Promise.all([it.next(), peer.next()]);
+    assert.equal(hello.ready, true);
+    const ch = conn.value as Channel<any>;
+    const COUNT = 30_000;
+    let got = 0;
+    const reading = (async () => {
+      peer.send({ op: 'emit', count: COUNT, size: 8 });
+      for await (const m of ch) {
+        const n = (m as Buffer).readUInt32LE(0);
+        if (n !== got) assert.fail(`message ${got} arrived as ${n}`);
+        if (++got === COUNT) break;
+      }
+    })();
+    let sent = 0;
+    const writing = (async () => {
+      peer.send({ op: 'expect', count: COUNT });
+      for (; sent < COUNT; sent++) {
+        const s = ch.send(seq(sent));
+        if ((sent & 255) === 255) await s;
+      }
+    })();
+    // Mid-stream both ways, then the server dies with whatever was in flight, unsynced writes included.
+    await until(() => got > 3000 && sent > 3000);
+    await server.kill();
+    const atKill = { got, sent };
+    await server.restart();
+    await Promise.all([reading, writing]);
+    assert.ok(atKill.got < COUNT && atKill.sent < COUNT, `the server was killed mid-stream (${JSON.stringify(atKill)})`);
+    const answers = [await peer.next(), await peer.next()];
+    assert.deepEqual(answers.find((a) => a.op === 'emit'), { op: 'emit', sent: COUNT });
+    assert.deepEqual(answers.find((a) => a.op === 'expect'), { op: 'expect', received: COUNT, firstError: null });
+    // Nothing after the last one (a duplicate would show up here first), then the peer's bye.
+    peer.send({ op: 'close' });
+    assert.deepEqual(await ch.next(), { value: undefined, done: true });
+    assert.equal(ch.closeInfo?.reason, 'peer-closed');
+    peer.child.stdin!.end();
+    await peer.exited;
+    live.delete(p.child);
+    await listener.close();
+    servers.delete(listener);
+    const look = await inspect(server);
+    await until(() => true);
+    assert.deepEqual(await look.streams(), [], 'the channel deleted its stream');
+    await look.close();
+    await server.stop();
+  });
+
+  test('duplicates forced into the stream (a publish retried with its Nats-Msg-Id, the same message stored twice, one stored ahead of its turn): the receiver gets each message once, in order', J, async () => {
+    const server = await NatsServer.start();
+    const { listener, client, here } = await localPair(server);
+    const look = await inspect(server);
+    const [stream] = await look.streams();
+    const toListener = stream!.subjects.find((s) => s.endsWith('.l'))!;
+    const got: number[] = [];
+    here.on('message', (m: Buffer) => got.push(m.readUInt32LE(0)));
+    for (let i = 0; i < 10; i++) await client.send(seq(i));
+    await until(() => got.length === 10);
+    const js = (await import('@nats-io/jetstream')).jetstream(look.nc);
+    // The connector's retry of message 5 after a lost PubAck: the stream drops it (same Nats-Msg-Id).
+    assert.equal((await js.publish(toListener, dataMessage(5, seq(5)), { msgID: 'c5' })).duplicate, true);
+    // Messages 3 and 7 stored again under new ids: delivered again, dropped by their sequence numbers.
+    for (const n of [3, 7]) assert.equal((await js.publish(toListener, dataMessage(n, seq(n)), { msgID: `again-${n}` })).duplicate, false);
+    // Message 11 stored before 10 (a retry that overtook): held until 10 came; then its own copy is a duplicate.
+    await js.publish(toListener, dataMessage(11, seq(11)), { msgID: 'early-11' });
+    for (let i = 10; i < 20; i++) await client.send(seq(i));
+    await until(() => got.length >= 20);
+    // A round trip after them: anything still to arrive is in front of its answer.
+    here.onRequest((m) => m);
+    assert.equal(String(await client.request(Buffer.from('after'))), 'after');
+    assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => i));
+    await client.close();
+    assert.equal((await closedInfo(here)).reason, 'peer-closed');
+    await listener.close();
+    servers.delete(listener);
+    await until(() => true);
+    assert.deepEqual(await look.streams(), []);
+    await look.close();
+    await server.stop();
+  });
+
+  test('a hostile publisher fails only its channel: a message on the delivery subject not from the stream, an unknown kind, a sequence far ahead, a lie about credit are ERR_IPCKIT_BAD_FRAME', J, async () => {
+    const server = await NatsServer.start();
+    const look = await inspect(server);
+    const js = (await import('@nats-io/jetstream')).jetstream(look.nc);
+    const cases: Array<[string, (p: { toListener: string; deliver: string }) => Promise<unknown>]> = [
+      ['not from the stream', async ({ deliver }) => look.nc.publish(deliver, dataMessage(0, seq(0)))],
+      ['unknown kind', ({ toListener }) => js.publish(toListener, linkMessage(9, 0, Buffer.alloc(3)))],
+      ['far ahead', ({ toListener }) => js.publish(toListener, dataMessage(1e9, seq(0)))],
+      ['credit beyond what was sent', ({ toListener }) => js.publish(toListener, linkMessage(1, 0, Buffer.from(new Float64Array([1e6, 0, 0]).buffer)))],
+      ['short credit', ({ toListener }) => js.publish(toListener, linkMessage(1, 0, Buffer.alloc(3)))],
+    ];
+    for (const [what, act] of cases) {
+      const { listener, client, here } = await localPair(server);
+      here.on('error', () => {});
+      const [stream] = (await look.streams()).filter((s) => s.name.startsWith('IPCKIT_'));
+      const toListener = stream!.subjects.find((s) => s.endsWith('.l'))!;
+      const deliver = (await look.jsm.consumers.info(stream!.name, 'l')).config.deliver_subject!;
+      await act({ toListener, deliver });
+      const info = await closedInfo(here);
+      assert.equal(info.reason, 'error', what);
+      assert.equal(info.error.code, 'ERR_IPCKIT_BAD_FRAME', what);
+      // The peer of the failed channel: its stream is gone, so it is lost within probeTimeout at most.
+      client.on('error', () => {});
+      await client.close();
+      await listener.close();
+      servers.delete(listener);
+      await until(() => true);
+    }
+    await look.close();
+    await server.stop();
+  });
+
+  test('options: allowUids refused, options.nats checked, URLs checked; a server without JetStream is a clear handshake error', J, async () => {
+    const url = 'jetstream://127.0.0.1:4222/x';
+    await assert.rejects(channel.listen(url, { allowUids: [0] }), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+    await assert.rejects(channel.connect(url, { allowUids: [0] }), { code: 'ERR_IPCKIT_INVALID_ARG_VALUE' });
+    await assert.rejects(channel.connect(url, { nats: { server: ['a:1'] } as any }), { code: 'ERR_IPCKIT_UNKNOWN_OPTION', message: /did you mean servers/ });
+    await assert.rejects(channel.connect(url, { nats: { probeTimeout: 5 } }), { code: 'ERR_IPCKIT_OUT_OF_RANGE' });
+    for (const bad of ['jetstream://127.0.0.1:4222/', 'jetstream://127.0.0.1:4222/a*b', 'jetstream://127.0.0.1:4222/a..b', 'jetstream://127.0.0.1:4222/a?x=1', 'jetstream:///x']) {
+      await assert.rejects(channel.connect(bad), { code: 'ERR_IPCKIT_INVALID_URL' }, bad);
+    }
+    // A server without -js.
+    const port = await freeLoopbackPort();
+    const plain = await spawnNatsServer(port);
+    try {
+      for (const call of [() => channel.connect(`jetstream://127.0.0.1:${port}/x`), () => channel.listen(`jetstream://127.0.0.1:${port}/x`)]) {
+        await assert.rejects(call(), { code: 'ERR_IPCKIT_HANDSHAKE', message: /no JetStream/ });
+      }
+    } finally {
+      plain.child.kill('SIGTERM');
+      await plain.exited;
+    }
+  });
+});
+
+describe('without the JetStream client package', () => {
+  test('a jetstream: URL is a clear error naming the package to install', T, async () => {
+    // A resolve hook that answers for @nats-io/jetstream what Node's resolver says when a package is absent.
+    const hook = `export async function resolve(s, c, next) { if (s === '@nats-io/jetstream') throw Object.assign(new Error("Cannot find package '" + s + "'"), { code: 'ERR_MODULE_NOT_FOUND' }); return next(s, c); }`;
+    const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`;
+    const script = `
+      import { channel } from 'ipckit';
+      const e = await channel.connect('jetstream://127.0.0.1:${await freeLoopbackPort()}/x').catch((e) => e);
+      console.log(JSON.stringify({ code: e.code, message: e.message }));`;
+    const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+    const r = JSON.parse(out);
+    // Nobody listens on that port: the package is missed before any connection is tried.
+    assert.equal(r.code, 'ERR_IPCKIT_MISSING_PACKAGE');
+    assert.match(r.message, /npm install @nats-io\/jetstream/);
+  });
+});
