@@ -3,19 +3,13 @@
 // URLs (on top of the NATS client, nats-client.ts). Only the calls ipckit
 // makes are typed here, structurally, so ipckit's types never need the package.
 // One JetStream context per NatsSession: a listener's channels share it.
-import { loadOptional, type NatsConnection, type NatsSession } from './nats-client.js';
+import { loadNatsClient, loadOptional, type NatsConnection, type NatsSession } from './nats-client.js';
 
 export const JETSTREAM_PACKAGE = '@nats-io/jetstream';
 
-/** A JetStream ack for a publish: the stream that stored it and where. */
-export interface PubAck {
-  stream: string;
-  seq: number;
-  duplicate?: boolean;
-}
-
-export interface JetStreamClient {
-  publish(subject: string, payload: Uint8Array, options: { msgID: string; timeout: number }): Promise<PubAck>;
+/** Message headers, as the NATS client makes them. */
+export interface MsgHdrs {
+  set(key: string, value: string): void;
 }
 
 export interface JetStreamManager {
@@ -31,13 +25,13 @@ export interface JetStreamManager {
 }
 
 interface JetStreamModule {
-  jetstream(nc: NatsConnection, options?: Record<string, unknown>): JetStreamClient;
   jetstreamManager(nc: NatsConnection, options?: Record<string, unknown>): Promise<JetStreamManager>;
 }
 
 export interface JetStreamContext {
-  js: JetStreamClient;
   jsm: JetStreamManager;
+  /** The NATS client's headers(): a link publishes itself (with a reply subject for the PubAck), not through the JetStream client's request per message. */
+  headers(): MsgHdrs;
 }
 
 /** The package, loaded once; ERR_IPCKIT_MISSING_PACKAGE naming it when it is not installed. */
@@ -49,9 +43,9 @@ const contexts = new WeakMap<NatsSession, Promise<JetStreamContext>>();
 export function jetStreamOf(session: NatsSession): Promise<JetStreamContext> {
   let c = contexts.get(session);
   if (!c) {
-    c = loadJetStream().then(async (m) => ({
-      js: m.jetstream(session.nc),
+    c = Promise.all([loadJetStream(), loadNatsClient()]).then(async ([m, nats]) => ({
       jsm: await m.jetstreamManager(session.nc),
+      headers: nats.headers,
     }));
     c.catch(() => contexts.delete(session));
     contexts.set(session, c);

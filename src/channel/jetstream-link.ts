@@ -30,7 +30,7 @@
 //   bytes 1..6  sequence number (u48 LE), 0, 1, 2... per direction
 import { performance } from 'node:perf_hooks';
 import { badFrame } from './frame.js';
-import type { JetStreamContext, PubAck } from './jetstream-client.js';
+import type { JetStreamContext } from './jetstream-client.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { isNoResponders, isPermissionViolation, isTimeout, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
 import { FRAME_WINDOW, windowFor, type ProbeSettings } from './nats-link.js';
@@ -61,6 +61,8 @@ const ACK_WAIT_S = 5;
 /** Pause before a failed publish or consumer creation is tried again, doubling up to RETRY_MAX_MS. */
 const RETRY_MS = 50;
 const RETRY_MAX_MS = 500;
+/** A publish without its PubAck this long is published again. */
+const ACK_TIMEOUT_MS = 2000;
 
 /** The stream of a channel and its subjects: one id, a side each ('c' the connector, 'l' the listener). */
 export const streamName = (id: string): string => `IPCKIT_${id}`;
@@ -89,6 +91,8 @@ interface Out {
   publishing: boolean;
   /** When its first failed publish was: beyond probeTimeout of failures, the channel is lost. */
   failingSince: number;
+  /** When it was last published. */
+  sentAt: number;
   retry: NodeJS.Timeout | null;
 }
 
@@ -105,6 +109,8 @@ export interface JetStreamParts {
   /** This side's private core subject (probes) and the subject its consumer delivers to. */
   subject: string;
   deliverSubject: string;
+  /** The prefix of the reply subjects of this side's publishes (their PubAcks). */
+  ackSubject: string;
 }
 
 export class JetStreamLink implements Link, SessionMember {
@@ -125,6 +131,8 @@ export class JetStreamLink implements Link, SessionMember {
   readonly #ackPrefix: string;
   readonly #probeSub: NatsSubscription;
   readonly #deliverSub: NatsSubscription;
+  readonly #ackSubject: string;
+  readonly #ackSub: NatsSubscription;
   readonly #maxIn: number;
   readonly #probe: ProbeSettings;
   #peerSubject = '';
@@ -146,8 +154,6 @@ export class JetStreamLink implements Link, SessionMember {
   /** The next message whose PubAck send() still waits for. */
   #reportSeq = 0;
   #publishing = 0;
-  /** Reconnects so far: publishes of an earlier connection are not waited for (their requests may never be answered). */
-  #epoch = 0;
   #sent = 0;
   #peerConsumed = 0;
   #sentFrames = 0;
@@ -194,6 +200,8 @@ export class JetStreamLink implements Link, SessionMember {
     this.#probe = probe;
     this.#probeSub = session.nc.subscribe(parts.subject, { callback: (error, msg) => (error ? this.lost(error) : this.#onProbe(msg)) });
     this.#deliverSub = session.nc.subscribe(parts.deliverSubject, { callback: (error, msg) => (error ? this.lost(error) : this.#onDelivery(msg)) });
+    this.#ackSubject = parts.ackSubject;
+    this.#ackSub = session.nc.subscribe(`${parts.ackSubject}.*`, { callback: (error, msg) => (error ? this.lost(error) : this.#onPubAck(msg)) });
     session.hold(this);
     session.join(this);
   }
@@ -353,34 +361,67 @@ export class JetStreamLink implements Link, SessionMember {
   }
 
   #enqueue(msg: Buffer, data: boolean): void {
-    const o: Out = { seq: this.#sendSeq++, msg, data, acked: false, publishing: false, failingSince: 0, retry: null };
+    const o: Out = { seq: this.#sendSeq++, msg, data, acked: false, publishing: false, failingSince: 0, sentAt: 0, retry: null };
     this.#out.push(o);
     if (!this.#disconnectedAt) this.#publish(o);
   }
 
-  #publish(o: Out): void {
-    if (o.publishing || this.#finished) return;
-    o.publishing = true;
-    this.#publishing++;
-    const epoch = this.#epoch;
-    this.#ctx.js.publish(this.#outbox, o.msg, { msgID: `${this.#side}${o.seq}`, timeout: this.#probe.probeTimeout }).then(
-      (ack) => this.#published(o, ack, epoch),
-      (e) => epoch === this.#epoch && this.#failed(o, e),
-    );
+  /** Publishes `o` (again) with its Nats-Msg-Id; the stream's PubAck comes to this side's ack subject. */
+  #send(o: Out): void {
+    o.sentAt = performance.now();
+    const h = this.#ctx.headers();
+    h.set('Nats-Msg-Id', `${this.#side}${o.seq}`);
+    try {
+      this.#session.nc.publish(this.#outbox, o.msg, { reply: `${this.#ackSubject}.${o.seq}`, headers: h });
+    } catch (e) {
+      this.lost(e as Error);
+    }
   }
 
-  /** `epoch`: the connection the publish went out on (one from before a reconnect is no longer counted, but its ack still counts). */
-  #published(o: Out, ack: PubAck, epoch: number): void {
-    if (epoch === this.#epoch) {
-      o.publishing = false;
-      this.#publishing--;
-    }
+  #publish(o: Out): void {
     if (this.#finished) return;
-    if (ack?.stream !== this.#stream || !Number.isInteger(ack.seq) || ack.seq < 1) {
-      return this.destroy(new Error(`the JetStream ack of message ${o.seq} names stream ${JSON.stringify(ack?.stream)}, sequence ${JSON.stringify(ack?.seq)}: not this channel's stream ${this.#stream}`));
+    if (!o.publishing) {
+      o.publishing = true;
+      this.#publishing++;
     }
+    this.#send(o);
+  }
+
+  /** The message of sequence number `seq`, while this side still keeps it. */
+  #outAt(seq: number): Out | undefined {
+    const k = this.#out.length > 0 ? seq - this.#out[0]!.seq : -1;
+    return Number.isInteger(k) && k >= this.#outHead && k < this.#out.length ? this.#out[k] : undefined;
+  }
+
+  /**
+   * The server's answer to a publish: a PubAck ({ stream, seq }), an error
+   * ({ error }), or a 503 status (no stream takes the subject now: JetStream
+   * still starting after a restart, or the stream gone).
+   */
+  #onPubAck(msg: NatsMsg): void {
+    if (this.#finished) return;
+    const o = this.#outAt(Number(msg.subject.slice(this.#ackSubject.length + 1)));
+    // An answer to an earlier try of a message settled since, or to nothing this side sent.
+    if (!o || o.acked) return;
+    let ack: { stream?: unknown; seq?: unknown; error?: { description?: string } } | null = null;
+    if (msg.data.length > 0 && msg.data.length < 4096) {
+      try {
+        ack = JSON.parse(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.length).toString('utf8'));
+      } catch {
+        ack = null;
+      }
+    }
+    if (!ack || typeof ack !== 'object') return this.#failed(o, new Error(msg.data.length === 0 ? 'no stream takes the subject (JetStream not ready, or the stream is gone)' : 'a malformed PubAck'));
+    if (ack.error) return this.#failed(o, new Error(`JetStream refused the message: ${String(ack.error.description ?? JSON.stringify(ack.error))}`));
+    if (ack.stream !== this.#stream || !Number.isInteger(ack.seq) || (ack.seq as number) < 1) {
+      return this.destroy(new Error(`the JetStream ack of message ${o.seq} names stream ${JSON.stringify(ack.stream)}, sequence ${JSON.stringify(ack.seq)}: not this channel's stream ${this.#stream}`));
+    }
+    o.publishing = false;
+    this.#publishing--;
     o.acked = true;
     o.failingSince = 0;
+    if (o.retry) clearTimeout(o.retry);
+    o.retry = null;
     this.#settle();
     if (this.#wantWritable && this.#publishing < MAX_PUBLISHING / 2) {
       this.#wantWritable = false;
@@ -389,27 +430,33 @@ export class JetStreamLink implements Link, SessionMember {
   }
 
   /**
-   * A publish that failed (no ack in time, JetStream not ready yet after a
-   * restart, the connection going): tried again after a pause, unless the
-   * client is reconnecting (then everything is published again once it is
-   * back). Failing for probeTimeout is peer-lost.
+   * A publish that failed (no PubAck within ACK_TIMEOUT_MS, JetStream not
+   * ready yet after a restart): tried again after a pause, unless the client
+   * is reconnecting (then everything is published again once it is back).
+   * Failing for probeTimeout is peer-lost.
    */
-  #failed(o: Out, e: unknown): void {
-    o.publishing = false;
-    this.#publishing--;
-    if (this.#finished || o.acked) return;
-    if (isPermissionViolation(e)) return this.destroy(e as Error);
+  #failed(o: Out, e: Error): void {
+    if (this.#finished || o.acked || o.retry) return;
     const now = performance.now();
     o.failingSince ||= now;
     if (now - o.failingSince >= this.#probe.probeTimeout) {
-      return this.lost(new Error(`JetStream did not take message ${o.seq} of this channel for ${Math.round(now - o.failingSince)} ms: ${(e as Error)?.message ?? e}`));
+      return this.lost(new Error(`JetStream did not take message ${o.seq} of this channel for ${Math.round(now - o.failingSince)} ms: ${e.message}`));
     }
-    if (this.#disconnectedAt || o.retry) return;
+    if (this.#disconnectedAt) return;
     const wait = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(8, Math.floor((now - o.failingSince) / RETRY_MS)));
     o.retry = setTimeout(() => {
       o.retry = null;
-      if (!this.#disconnectedAt && !o.acked) this.#publish(o);
+      if (!this.#disconnectedAt && !o.acked && !this.#finished) this.#send(o);
     }, wait);
+  }
+
+  /** Publishes whose PubAck is overdue are tried again (the stream drops a copy it already has). */
+  #checkAcks(): void {
+    const now = performance.now();
+    for (let k = this.#outHead; k < this.#out.length; k++) {
+      const o = this.#out[k]!;
+      if (o.publishing && !o.acked && !o.retry && now - o.sentAt > ACK_TIMEOUT_MS) this.#failed(o, new Error(`no PubAck within ${ACK_TIMEOUT_MS} ms`));
+    }
   }
 
   /** Messages the server has and the peer received leave the sender; send()s waiting for acks in order resolve. */
@@ -463,7 +510,9 @@ export class JetStreamLink implements Link, SessionMember {
   }
 
   #tick(): void {
-    if (this.#finished || this.#closing || this.#disconnectedAt) return;
+    if (this.#finished || this.#disconnectedAt) return;
+    this.#checkAcks();
+    if (this.#closing) return;
     if (this.#heard) {
       this.#heard = false;
       return;
@@ -512,14 +561,13 @@ export class JetStreamLink implements Link, SessionMember {
     this.#giveUp = null;
     this.#reconnectedAt = performance.now();
     this.#consumerReady = this.#retryConsumer(performance.now());
-    this.#epoch++;
-    this.#publishing = 0;
     for (let k = this.#outHead; k < this.#out.length; k++) {
       const o = this.#out[k]!;
-      o.publishing = false;
       if (o.retry) clearTimeout(o.retry);
       o.retry = null;
-      this.#publish(o);
+      // Acked ones too: the server may have lost what it acked just before it died.
+      if (o.acked) this.#send(o);
+      else this.#publish(o);
     }
     if (this.#wantWritable) {
       this.#wantWritable = false;
@@ -560,6 +608,11 @@ export class JetStreamLink implements Link, SessionMember {
     return this.#closing;
   }
 
+  /** Settles once this link's clean-up is done and its hold on the connection is gone. */
+  released(): Promise<void> {
+    return this.#released;
+  }
+
   destroy(error?: Error): void {
     this.#finish(error ? { reason: 'error', error } : { reason: 'closed' });
   }
@@ -572,7 +625,7 @@ export class JetStreamLink implements Link, SessionMember {
     for (let k = this.#outHead; k < this.#out.length; k++) if (this.#out[k]!.retry) clearTimeout(this.#out[k]!.retry!);
     if (info.reason === 'error') this.#held = [];
     this.#ahead.clear();
-    for (const sub of [this.#probeSub, this.#deliverSub]) {
+    for (const sub of [this.#probeSub, this.#deliverSub, this.#ackSub]) {
       try {
         sub.unsubscribe();
       } catch {

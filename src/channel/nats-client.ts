@@ -23,7 +23,7 @@ export interface NatsSubscription {
 
 export interface NatsConnection {
   readonly info?: { max_payload: number };
-  publish(subject: string, payload?: Uint8Array, options?: { reply?: string }): void;
+  publish(subject: string, payload?: Uint8Array, options?: { reply?: string; headers?: unknown }): void;
   subscribe(subject: string, options: { queue?: string; callback(error: Error | null, msg: NatsMsg): void }): NatsSubscription;
   request(subject: string, payload: Uint8Array, options: { timeout: number }): Promise<NatsMsg>;
   flush(): Promise<void>;
@@ -35,6 +35,8 @@ export interface NatsConnection {
 
 interface NatsModule {
   connect(options: Record<string, unknown>): Promise<NatsConnection>;
+  /** Message headers (jetstream: sets Nats-Msg-Id with them). */
+  headers(): { set(key: string, value: string): void };
 }
 
 const loading = new Map<string, Promise<unknown>>();
@@ -147,6 +149,8 @@ export class NatsSession {
       servers: [hostPort, ...(nats.servers ?? [])],
       timeout: Math.max(1, timeoutMs),
       reconnect,
+      // No Error (with its stack) made ahead of every request in case it fails: jetstream: makes one per message.
+      noAsyncTraces: true,
       ...(reconnect ? { maxReconnectAttempts: -1, reconnectTimeWait: RECONNECT_WAIT_MS } : {}),
       ...(user !== undefined ? { user } : {}),
       ...(pass !== undefined ? { pass } : {}),

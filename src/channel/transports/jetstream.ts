@@ -2,9 +2,10 @@
 // JetStream, so that a channel survives the server being killed and
 // restarted on its store (jetstream-link.ts). The URL, options.nats and the
 // handshake are those of nats:// (transports/nats.ts), on subject
-// ipckit-js.NAME: a connector creates the channel's stream and its own
-// consumer, then sends its hello (naming the stream) as a request; the
-// listener that gets it creates its consumer on that stream and answers.
+// ipckit-js.NAME: a connector sends its hello (naming the channel's stream,
+// IPCKIT_<32 random hex digits>) as a request; the listener that gets it
+// creates the stream and its own consumer and answers; then the connector
+// creates its consumer. Nobody listening: nothing was created.
 // Both clients reconnect by themselves; the channel waits up to probeTimeout
 // for the server to come back.
 import { randomBytes } from 'node:crypto';
@@ -65,20 +66,22 @@ export const jetstream: Transport<JetStreamEndpoint> = {
     let ctx: JetStreamContext;
     try {
       ctx = await contextOf(session, url);
-      await ctx.jsm.streams.add(streamConfig(id));
     } catch (e) {
       void session.release(session);
       throw e;
     }
+    // Whether the listener may have made the stream: then a failed connect deletes it.
+    let asked = false;
     try {
       const maxIn = maxFrameIn(s, session);
       const ours = privateSubject();
-      link = new JetStreamLink(session, { ctx, id, side: 'c', subject: ours, deliverSubject: privateSubject() }, maxIn, s.nats);
-      await link.createConsumer();
+      link = new JetStreamLink(session, { ctx, id, side: 'c', subject: ours, deliverSubject: privateSubject(), ackSubject: privateSubject() }, maxIn, s.nats);
       let reply: NatsMsg;
       try {
+        asked = true;
         reply = await session.nc.request(jetStreamSubjectOf(ep.name), json(helloOf(s, link, ours, maxIn, streamName(id))), { timeout: ms });
       } catch (e) {
+        if (isNoResponders(e)) asked = false;
         if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${jetStreamSubjectOf(ep.name)}`);
         if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
         throw e;
@@ -97,13 +100,18 @@ export const jetstream: Transport<JetStreamEndpoint> = {
       } catch (e) {
         throw checkReplyError(url, e);
       }
+      // The listener made the stream and its consumer before answering: this side's consumer reads from the start.
+      await link.createConsumer();
       link.attach(peer.subject, maxOut, peer.window, peer.frames);
       return link;
     } catch (e) {
       // The stream goes with the failed connect (its consumers with it); then the link's hold on the connection.
-      await ctx.jsm.streams.delete(streamName(id)).catch(() => false);
-      if (link) link.destroy();
-      else void session.release(session);
+      if (asked) await ctx.jsm.streams.delete(streamName(id)).catch(() => false);
+      // Rejected once the connection is closed: a failed connect leaves nothing open.
+      if (link) {
+        link.destroy();
+        await link.released();
+      } else await session.release(session);
       throw e;
     }
   },
@@ -130,11 +138,13 @@ export const jetstream: Transport<JetStreamEndpoint> = {
         const peer = peerParts(hello, maxOut);
         if (typeof hello.stream !== 'string' || !STREAM_NAME.test(hello.stream)) throw new Refusal('EPROTO', 'the hello names no stream of the expected form');
         const ours = privateSubject();
-        link = new JetStreamLink(session, { ctx, id: hello.stream.slice('IPCKIT_'.length), side: 'l', subject: ours, deliverSubject: privateSubject() }, maxIn, s.nats);
+        const id = hello.stream.slice('IPCKIT_'.length);
+        link = new JetStreamLink(session, { ctx, id, side: 'l', subject: ours, deliverSubject: privateSubject(), ackSubject: privateSubject() }, maxIn, s.nats);
         try {
+          await ctx.jsm.streams.add(streamConfig(id));
           await link.createConsumer();
         } catch (e) {
-          throw new Refusal('EPROTO', `could not read the stream the hello names: ${(e as Error)?.message ?? e}`);
+          throw new Refusal('EPROTO', `could not make the channel's stream: ${(e as Error)?.message ?? e}`);
         }
         link.attach(peer.subject, maxOut, peer.window, peer.frames);
         msg.respond(json(helloOf(s, link, ours, maxIn)));
