@@ -11,34 +11,14 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { channel, type Channel } from 'ipckit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { startPeer } from './helpers.js';
-import { T, control, live, servers, seq, tag, until } from './channel-pair.js';
+import { T, servers, seq, tag, until } from './channel-pair.js';
+import { inspect, jsUrl, restartRun } from './jetstream-restart.js';
 import { NatsServer, natsServerSkip } from './nats-server.js';
 import { freeLoopbackPort, spawnNatsServer } from '../dist/bench/nats-server.js';
 
 const J = { ...T, ...(natsServerSkip ? { skip: natsServerSkip } : {}) };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const closedInfo = (ch: Channel<any>) => (ch.closeInfo ? Promise.resolve(ch.closeInfo) : new Promise<any>((r) => ch.once('close', r)));
-const jsUrl = (server: NatsServer, name = `ipckit-test-${tag()}`) => `jetstream://127.0.0.1:${server.port}/${name}`;
-
-/** A raw client and JetStream manager on `server`, to look at and meddle with the channels' streams. */
-async function inspect(server: NatsServer): Promise<{ nc: NatsConnection; jsm: JetStreamManager; streams(): Promise<Array<{ name: string; subjects: string[] }>>; close(): Promise<void> }> {
-  const nc = await connect({ servers: `127.0.0.1:${server.port}` });
-  const jsm = await jetstreamManager(nc);
-  return {
-    nc,
-    jsm,
-    async streams() {
-      const out = [];
-      for await (const s of jsm.streams.list()) out.push({ name: s.config.name, subjects: s.config.subjects });
-      return out;
-    },
-    close: () => nc.close(),
-  };
-}
-
 /** A link message as jetstream-link.ts lays it out: kind, u48 sequence number, body. */
 function linkMessage(kind: number, n: number, body: Uint8Array): Buffer {
   const m = Buffer.alloc(7 + body.length);
@@ -63,59 +43,7 @@ async function localPair(server: NatsServer) {
 
 describe('jetstream:// only', () => {
   test('nats-server killed with SIGKILL mid-stream and restarted on its store: the channel resumes, every message each way arrives exactly once, in order; the streams are gone after the close', J, async () => {
-    const server = await NatsServer.start();
-    const url = jsUrl(server);
-    const listener = await channel.listen<any>(url, { codec: 'raw' });
-    servers.add(listener);
-    const it = listener[Symbol.asyncIterator]();
-    const p = startPeer('channel-peer', ['connect', url, '{"codec":"raw"}']);
-    live.add(p.child);
-    const peer = control(p.child);
-    const [conn, hello] = await Promise.all([it.next(), peer.next()]);
-    assert.equal(hello.ready, true);
-    const ch = conn.value as Channel<any>;
-    const COUNT = 30_000;
-    let got = 0;
-    const reading = (async () => {
-      peer.send({ op: 'emit', count: COUNT, size: 8 });
-      for await (const m of ch) {
-        const n = (m as Buffer).readUInt32LE(0);
-        if (n !== got) assert.fail(`message ${got} arrived as ${n}`);
-        if (++got === COUNT) break;
-      }
-    })();
-    let sent = 0;
-    const writing = (async () => {
-      peer.send({ op: 'expect', count: COUNT });
-      for (; sent < COUNT; sent++) {
-        const s = ch.send(seq(sent));
-        if ((sent & 255) === 255) await s;
-      }
-    })();
-    // Mid-stream both ways, then the server dies with whatever was in flight, unsynced writes included.
-    await until(() => got > 3000 && sent > 3000);
-    await server.kill();
-    const atKill = { got, sent };
-    await server.restart();
-    await Promise.all([reading, writing]);
-    assert.ok(atKill.got < COUNT && atKill.sent < COUNT, `the server was killed mid-stream (${JSON.stringify(atKill)})`);
-    const answers = [await peer.next(), await peer.next()];
-    assert.deepEqual(answers.find((a) => a.op === 'emit'), { op: 'emit', sent: COUNT });
-    assert.deepEqual(answers.find((a) => a.op === 'expect'), { op: 'expect', received: COUNT, firstError: null });
-    // Nothing after the last one (a duplicate would show up here first), then the peer's bye.
-    peer.send({ op: 'close' });
-    assert.deepEqual(await ch.next(), { value: undefined, done: true });
-    assert.equal(ch.closeInfo?.reason, 'peer-closed');
-    peer.child.stdin!.end();
-    await peer.exited;
-    live.delete(p.child);
-    await listener.close();
-    servers.delete(listener);
-    const look = await inspect(server);
-    await until(() => true);
-    assert.deepEqual(await look.streams(), [], 'the channel deleted its stream');
-    await look.close();
-    await server.stop();
+    await restartRun({ channels: 1, count: 30_000, kills: 1 });
   });
 
   test('duplicates forced into the stream (a publish retried with its Nats-Msg-Id, the same message stored twice, one stored ahead of its turn): the receiver gets each message once, in order', J, async () => {

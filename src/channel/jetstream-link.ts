@@ -175,6 +175,8 @@ export class JetStreamLink implements Link, SessionMember {
   #giveUp: NodeJS.Timeout | null = null;
   /** The last reconnect: the peer may not have subscribed again yet, so "no responders" waits probeTimeout. */
   #reconnectedAt = -Infinity;
+  /** Connections lost so far. */
+  #disconnects = 0;
   #consumerReady: Promise<void> = Promise.resolve();
   #consumerMade = false;
   /** The handshake is done: from then on, this side may delete the channel's stream. */
@@ -520,11 +522,13 @@ export class JetStreamLink implements Link, SessionMember {
     if (this.#probes >= MAX_PROBES) return;
     this.#probes++;
     const started = performance.now();
+    const disconnects = this.#disconnects;
     this.#session.nc.request(this.#peerSubject, EMPTY, { timeout: this.#probe.probeTimeout }).then(
       () => this.#probes--,
       (e) => {
         this.#probes--;
-        if (this.#finished || this.#closing || this.#disconnectedAt) return;
+        // A probe sent before the connection was lost says nothing: it or its answer may have died with the server.
+        if (this.#finished || this.#closing || this.#disconnectedAt || disconnects !== this.#disconnects) return;
         if (isNoResponders(e)) {
           // Right after a reconnect the peer's client may not have subscribed again yet: it gets probeTimeout to.
           if (performance.now() - this.#reconnectedAt < this.#probe.probeTimeout) return;
@@ -549,6 +553,7 @@ export class JetStreamLink implements Link, SessionMember {
   disconnected(): void {
     if (this.#finished || this.#disconnectedAt) return;
     this.#disconnectedAt = performance.now();
+    this.#disconnects++;
     this.#giveUp = setTimeout(() => this.lost(new Error(`the NATS server was unreachable for ${this.#probe.probeTimeout} ms`)), this.#probe.probeTimeout);
     this.#giveUp.unref();
   }
