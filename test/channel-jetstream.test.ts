@@ -91,9 +91,11 @@ describe('jetstream:// only', () => {
       ['short credit', ({ toListener }) => js.publish(toListener, linkMessage(1, 0, Buffer.alloc(3)))],
     ];
     for (const [what, act] of cases) {
+      // This channel's stream: the one that is new (an earlier case's may still be going).
+      const before = new Set((await look.streams()).map((s) => s.name));
       const { listener, client, here } = await localPair(server);
       here.on('error', () => {});
-      const [stream] = (await look.streams()).filter((s) => s.name.startsWith('IPCKIT_'));
+      const stream = (await look.streams()).find((s) => !before.has(s.name));
       const toListener = stream!.subjects.find((s) => s.endsWith('.l'))!;
       const deliver = (await look.jsm.consumers.info(stream!.name, 'l')).config.deliver_subject!;
       await act({ toListener, deliver });
