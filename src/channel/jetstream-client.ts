@@ -39,12 +39,17 @@ export const loadJetStream = (): Promise<JetStreamModule> => loadOptional<JetStr
 
 const contexts = new WeakMap<NatsSession, Promise<JetStreamContext>>();
 
-/** The session's JetStream client and manager (the manager's first call checks that the server has JetStream on). */
-export function jetStreamOf(session: NatsSession): Promise<JetStreamContext> {
+/**
+ * The session's JetStream manager and the client's headers(). `check`: the
+ * manager's first call asks the server whether it has JetStream on (a
+ * listener does, so listen() says so at once; a connector's hello goes
+ * first, and a listener only exists where JetStream is on).
+ */
+export function jetStreamOf(session: NatsSession, check: boolean): Promise<JetStreamContext> {
   let c = contexts.get(session);
   if (!c) {
     c = Promise.all([loadJetStream(), loadNatsClient()]).then(async ([m, nats]) => ({
-      jsm: await m.jetstreamManager(session.nc),
+      jsm: await m.jetstreamManager(session.nc, { checkAPI: check }),
       headers: nats.headers,
     }));
     c.catch(() => contexts.delete(session));

@@ -15,14 +15,13 @@ import { HANDSHAKE_MS } from '../control.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';
 import { jetStreamOf, loadJetStream, type JetStreamContext } from '../jetstream-client.js';
 import { JS_OVERHEAD, JetStreamLink, STREAM_NAME, streamConfig, streamName } from '../jetstream-link.js';
-import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer, type NatsSubscription } from '../nats-client.js';
+import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer } from '../nats-client.js';
 import { MAX_LIMIT, type Settings, type Transport } from '../transport.js';
-import { checkReplyError, json, parseNatsUrl, peerParts, privateSubject, readJson } from './nats.js';
+import { checkReplyError, json, parseNatsUrl, peerParts, privateSubject, readJson, serveHellos } from './nats.js';
 
 export type JetStreamEndpoint = NatsServer & { scheme: 'jetstream'; name: string };
 
 const SERVER_DEFAULT_PAYLOAD = 1024 * 1024;
-const QUEUE = 'ipckit';
 export const jetStreamSubjectOf = (name: string): string => `ipckit-js.${name}`;
 
 function maxFrameIn(s: Settings, session: NatsSession): number {
@@ -35,9 +34,9 @@ function helloOf(s: Settings, link: JetStreamLink, subject: string, maxIn: numbe
 }
 
 /** A JetStream context, or the connect fails with a clear reason (the server has JetStream off). */
-async function contextOf(session: NatsSession, url: string): Promise<JetStreamContext> {
+async function contextOf(session: NatsSession, url: string, check: boolean): Promise<JetStreamContext> {
   try {
-    return await jetStreamOf(session);
+    return await jetStreamOf(session, check);
   } catch (e) {
     if ((e as { code?: string })?.code === 'ERR_IPCKIT_MISSING_PACKAGE') throw e;
     const err = stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the NATS server offers no JetStream (start it with -js, or jetstream {} in its configuration): ${(e as Error)?.message ?? e}`);
@@ -65,7 +64,7 @@ export const jetstream: Transport<JetStreamEndpoint> = {
     const id = randomBytes(16).toString('hex');
     let ctx: JetStreamContext;
     try {
-      ctx = await contextOf(session, url);
+      ctx = await contextOf(session, url, false);
     } catch (e) {
       void session.release(session);
       throw e;
@@ -123,7 +122,7 @@ export const jetstream: Transport<JetStreamEndpoint> = {
     session.hold(token);
     let ctx: JetStreamContext;
     try {
-      ctx = await contextOf(session, url);
+      ctx = await contextOf(session, url, true);
     } catch (e) {
       void session.release(token);
       throw e;
@@ -155,28 +154,6 @@ export const jetstream: Transport<JetStreamEndpoint> = {
         events.error(stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: ${(e as Error).message}`));
       }
     };
-    let sub: NatsSubscription;
-    try {
-      sub = session.nc.subscribe(jetStreamSubjectOf(ep.name), { queue: QUEUE, callback: (error, msg) => error || void onHello(msg) });
-      await session.nc.flush();
-    } catch (e) {
-      void session.release(token);
-      throw e;
-    }
-    let released: Promise<void> | null = null;
-    return {
-      close: () => {
-        if (released) return;
-        try {
-          sub.unsubscribe();
-        } catch {
-          // The connection is already closed.
-        }
-        released = session.release(token);
-      },
-      closed: () => released ?? Promise.resolve(),
-      ref: () => session.ref(token, true),
-      unref: () => session.ref(token, false),
-    };
+    return serveHellos(session, token, jetStreamSubjectOf(ep.name), onHello);
   },
 };

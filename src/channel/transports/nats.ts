@@ -18,7 +18,7 @@ import { HELLO_MAX } from '../frame.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';
 import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer, type NatsSubscription } from '../nats-client.js';
 import { NATS_OVERHEAD, NatsLink, PRIVATE_SUBJECT } from '../nats-link.js';
-import { MAX_LIMIT, urlError, type Settings, type Transport } from '../transport.js';
+import { MAX_LIMIT, urlError, type Listener, type Settings, type Transport } from '../transport.js';
 
 export type NatsEndpoint = NatsServer & { scheme: 'nats'; name: string };
 
@@ -170,32 +170,40 @@ export const nats: Transport<NatsEndpoint> = {
         events.error(stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: ${(e as Error).message}`));
       }
     };
-    let sub: NatsSubscription;
-    try {
-      sub = session.nc.subscribe(subjectOf(ep.name), { queue: QUEUE, callback: (error, msg) => error || onHello(msg) });
-      // Peers can connect once the server has the subscription.
-      await session.nc.flush();
-    } catch (e) {
-      void session.release(token);
-      throw e;
-    }
-    let released: Promise<void> | null = null;
-    return {
-      close: () => {
-        if (released) return;
-        try {
-          sub.unsubscribe();
-        } catch {
-          // The connection is already closed.
-        }
-        released = session.release(token);
-      },
-      closed: () => released ?? Promise.resolve(),
-      ref: () => session.ref(token, true),
-      unref: () => session.ref(token, false),
-    };
+    return serveHellos(session, token, subjectOf(ep.name), onHello);
   },
 };
+
+/**
+ * A listener's subscription to its hello subject (queue group QUEUE),
+ * resolved once the server has it (peers can connect from then on), as a
+ * Listener whose close() lets go of the session.
+ */
+export async function serveHellos(session: NatsSession, token: object, subject: string, onHello: (msg: NatsMsg) => unknown): Promise<Listener> {
+  let sub: NatsSubscription;
+  try {
+    sub = session.nc.subscribe(subject, { queue: QUEUE, callback: (error, msg) => error || void onHello(msg) });
+    await session.nc.flush();
+  } catch (e) {
+    void session.release(token);
+    throw e;
+  }
+  let released: Promise<void> | null = null;
+  return {
+    close: () => {
+      if (released) return;
+      try {
+        sub.unsubscribe();
+      } catch {
+        // The connection is already closed.
+      }
+      released = session.release(token);
+    },
+    closed: () => released ?? Promise.resolve(),
+    ref: () => session.ref(token, true),
+    unref: () => session.ref(token, false),
+  };
+}
 
 /** A reply that is not a well-formed hello: the connect fails as a handshake error. */
 export function checkReplyError(url: string, e: unknown): unknown {
