@@ -9,15 +9,14 @@
 // Both clients reconnect by themselves; the channel waits up to probeTimeout
 // for the server to come back.
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:os';
-import { IpcError, stateError, timeoutError } from '../../errors.js';
+import { stateError } from '../../errors.js';
 import { HANDSHAKE_MS } from '../control.js';
-import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';
+import { Refusal, checkHello, makeHello, type Hello } from '../hello.js';
 import { jetStreamOf, loadJetStream, type JetStreamContext } from '../jetstream-client.js';
 import { JS_OVERHEAD, JetStreamLink, STREAM_NAME, streamConfig, streamName } from '../jetstream-link.js';
-import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer } from '../nats-client.js';
+import { NatsSession, type NatsMsg, type NatsServer } from '../nats-client.js';
 import { MAX_LIMIT, type Settings, type Transport } from '../transport.js';
-import { checkReplyError, json, parseNatsUrl, peerParts, privateSubject, readJson, serveHellos } from './nats.js';
+import { exchangeHellos, json, parseNatsUrl, peerParts, privateSubject, readJson, serveHellos } from './nats.js';
 
 export type JetStreamEndpoint = NatsServer & { scheme: 'jetstream'; name: string };
 
@@ -75,30 +74,16 @@ export const jetstream: Transport<JetStreamEndpoint> = {
       const maxIn = maxFrameIn(s, session);
       const ours = privateSubject();
       link = new JetStreamLink(session, { ctx, id, side: 'c', subject: ours, deliverSubject: privateSubject(), ackSubject: privateSubject() }, maxIn, s.nats);
-      let reply: NatsMsg;
+      asked = true;
+      let parts: Awaited<ReturnType<typeof exchangeHellos>>;
       try {
-        asked = true;
-        reply = await session.nc.request(jetStreamSubjectOf(ep.name), json(helloOf(s, link, ours, maxIn, streamName(id))), { timeout: ms });
+        parts = await exchangeHellos(session, jetStreamSubjectOf(ep.name), helloOf(s, link, ours, maxIn, streamName(id)), url, ms, s.codec.name, session.maxPayload - JS_OVERHEAD + 5);
       } catch (e) {
-        if (isNoResponders(e)) asked = false;
-        if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${jetStreamSubjectOf(ep.name)}`);
-        if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
+        // Nobody listening: nothing was made.
+        if ((e as { code?: string }).code === 'ECONNREFUSED') asked = false;
         throw e;
       }
-      let value: Record<string, unknown>;
-      try {
-        value = readJson(reply.data);
-      } catch (e) {
-        throw checkReplyError(url, e);
-      }
-      const hello = checkReply(url, value, 'jetstream', s.codec.name);
-      const maxOut = Math.min(hello.max + 5, session.maxPayload - JS_OVERHEAD + 5);
-      let peer: ReturnType<typeof peerParts>;
-      try {
-        peer = peerParts(hello, maxOut);
-      } catch (e) {
-        throw checkReplyError(url, e);
-      }
+      const { maxOut, peer } = parts;
       // The listener made the stream and its consumer before answering: this side's consumer reads from the start.
       await link.createConsumer();
       link.attach(peer.subject, maxOut, peer.window, peer.frames);

@@ -116,28 +116,7 @@ export const nats: Transport<NatsEndpoint> = {
       throw e;
     }
     try {
-      let reply: NatsMsg;
-      try {
-        reply = await session.nc.request(subjectOf(ep.name), json(helloOf(s, link, ours, maxIn)), { timeout: ms });
-      } catch (e) {
-        if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${subjectOf(ep.name)}`);
-        if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
-        throw e;
-      }
-      let value: Record<string, unknown>;
-      try {
-        value = readJson(reply.data);
-      } catch (e) {
-        throw checkReplyError(url, e);
-      }
-      const hello = checkReply(url, value, 'nats', s.codec.name);
-      const maxOut = Math.min(hello.max + 5, session.maxPayload - 5);
-      let peer: ReturnType<typeof peerParts>;
-      try {
-        peer = peerParts(hello, maxOut);
-      } catch (e) {
-        throw checkReplyError(url, e);
-      }
+      const { maxOut, peer } = await exchangeHellos(session, subjectOf(ep.name), helloOf(s, link, ours, maxIn), url, ms, s.codec.name, session.maxPayload - 5);
       link.attach(peer.subject, maxOut, peer.window, peer.frames);
       return link;
     } catch (e) {
@@ -173,6 +152,31 @@ export const nats: Transport<NatsEndpoint> = {
     return serveHellos(session, token, subjectOf(ep.name), onHello);
   },
 };
+
+/**
+ * A connector's side of the handshake: `hello` as a request to `subject`;
+ * the listener's hello, checked, and the largest frame this side may send
+ * it (what it announced, at most `cap`). Nobody subscribed: ECONNREFUSED at
+ * once ("no responders"); no answer within `ms`: ETIMEDOUT; a refusal or a
+ * malformed answer: ERR_IPCKIT_HANDSHAKE.
+ */
+export async function exchangeHellos(session: NatsSession, subject: string, hello: Hello, url: string, ms: number, codec: string, cap: number): Promise<{ maxOut: number; peer: ReturnType<typeof peerParts> }> {
+  let reply: NatsMsg;
+  try {
+    reply = await session.nc.request(subject, json(hello), { timeout: ms });
+  } catch (e) {
+    if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${subject}`);
+    if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
+    throw e;
+  }
+  try {
+    const theirs = checkReply(url, readJson(reply.data), hello.transport, codec);
+    const maxOut = Math.min(theirs.max + 5, cap);
+    return { maxOut, peer: peerParts(theirs, maxOut) };
+  } catch (e) {
+    throw checkReplyError(url, e);
+  }
+}
 
 /**
  * A listener's subscription to its hello subject (queue group QUEUE),
