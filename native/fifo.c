@@ -56,18 +56,7 @@ static napi_value js_fifo_open_async(napi_env env, napi_callback_info info) {
   return ipck_waiter_submit(env, &spec);
 }
 
-/* fifoOpenSync(path, flags, timeoutNs) -> fd: for worker threads; not cancellable */
-static napi_value js_fifo_open_sync(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 2);
-  fifo_open_ctx c;
-  if (!ipck_get_string(env, argv[0], c.path, sizeof c.path) || !ipck_get_i32(env, argv[1], &c.flags))
-    return ipck_throw_errno(env, ENAMETOOLONG, "open");
-  c.flags &= ~O_NONBLOCK;
-  return ipck_waiter_sync_result(env, ipck_waiter_run_sync(fifo_open_block, &c, -1), "open");
-}
-
 bool ipck_init_fifo(napi_env env, napi_value exports) {
   return ipck_export(env, exports, "mkfifo", js_mkfifo) &&
-         ipck_export(env, exports, "fifoOpenAsync", js_fifo_open_async) &&
-         ipck_export(env, exports, "fifoOpenSync", js_fifo_open_sync);
+         ipck_export(env, exports, "fifoOpenAsync", js_fifo_open_async);
 }

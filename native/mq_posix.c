@@ -128,20 +128,6 @@ static napi_value js_mq_getattr(napi_env env, napi_callback_info info) {
   return attr_object(env, &a);
 }
 
-/* mqSetattr(fd, nonBlocking) -> previous attributes. Only O_NONBLOCK can change. */
-static napi_value js_mq_setattr(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 2);
-  int32_t fd = -1;
-  bool nonblock = false;
-  if (!ipck_get_i32(env, argv[0], &fd) || !ipck_get_bool(env, argv[1], &nonblock))
-    return ipck_throw_errno(env, EINVAL, "mq_setattr");
-  struct mq_attr a, old;
-  memset(&a, 0, sizeof a);
-  a.mq_flags = nonblock ? O_NONBLOCK : 0;
-  if (mq_setattr(fd, &a, &old) != 0) return ipck_throw_errno(env, errno, "mq_setattr");
-  return attr_object(env, &old);
-}
-
 /* One non-blocking send. 0: sent; EAGAIN: full; other errno: failure. */
 /* The deadline of every "try" operation: long past. O_NONBLOCK belongs to
  * the open file description, which a descriptor received from another
@@ -413,7 +399,6 @@ bool ipck_init_mq_posix(napi_env env, napi_value exports) {
          ipck_export(env, exports, "mqClose", js_mq_close) &&
          ipck_export(env, exports, "mqUnlink", js_mq_unlink) &&
          ipck_export(env, exports, "mqGetattr", js_mq_getattr) &&
-         ipck_export(env, exports, "mqSetattr", js_mq_setattr) &&
          ipck_export(env, exports, "mqTrySend", js_mq_try_send) &&
          ipck_export(env, exports, "mqSendMany", js_mq_send_many) &&
          ipck_export(env, exports, "mqTryReceive", js_mq_try_receive) &&

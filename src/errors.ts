@@ -1,6 +1,6 @@
 // One error class for everything the kernel refuses, and stable codes for
 // everything the caller got wrong (thrown before any system call).
-import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 
@@ -73,7 +73,11 @@ export class IpcError extends Error {
   }
 }
 
-const ETIMEDOUT = 110;
+/**
+ * Linux errno numbers by name, positive as the kernel returns them
+ * (`errno.EAGAIN` is 11): ipckit's one source for them, taken from Node.
+ */
+export const errno = constants.errno;
 
 /**
  * The one timeout error of ipckit: IpcError ETIMEDOUT. `syscall` names the
@@ -82,7 +86,7 @@ const ETIMEDOUT = 110;
  * the operation (`request`, `fork`), as Node's dns errors name `queryA`.
  */
 export function timeoutError(syscall: string, context: IpcErrorContext = {}, detail?: string): IpcError {
-  return new IpcError(ETIMEDOUT, syscall, context, detail);
+  return new IpcError(errno.ETIMEDOUT, syscall, context, detail);
 }
 
 /**
@@ -263,17 +267,6 @@ export function formatKey(key: number): string {
   return `0x${(key >>> 0).toString(16).padStart(8, '0')}`;
 }
 
-/** Reads a numeric limit such as `/proc/sys/kernel/shmmax`, for error messages. */
-export function readLimit(path: string): IpcLimit {
-  try {
-    const raw = readFileSync(path, 'utf8').trim();
-    const n = Number(raw);
-    return { name: path, value: Number.isSafeInteger(n) ? n : raw };
-  } catch {
-    return { name: path };
-  }
-}
-
 /** Shape of what the native layer and Node's fs throw for a failed system call. */
 interface RawSystemError {
   errno: number;
@@ -334,6 +327,7 @@ type MisuseCode =
   | 'ERR_IPCKIT_CODEC'
   | 'ERR_IPCKIT_REMOTE'
   | 'ERR_IPCKIT_PEER_LOST'
+  | 'ERR_IPCKIT_MESSAGES_LOST'
   | 'ERR_IPCKIT_HANDSHAKE'
   | 'ERR_IPCKIT_TLS'
   | 'ERR_IPCKIT_LOAN'

@@ -12,7 +12,7 @@
 // - 'rw': O_RDWR never waits (Linux-specific; the process is its own partner).
 // The stream is a net.Socket over the descriptor (epoll), never an fs stream.
 import { chmodSync, constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
-import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError } from './errors.js';
+import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno } from './errors.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
@@ -94,8 +94,7 @@ export interface FifoOpenOptions {
 }
 
 const RESIGNAL_MS = 5;
-const ECANCELED = 125;
-const EINVAL = 22;
+const { ECANCELED, EINVAL } = errno;
 
 /**
  * Opens a FIFO as a stream: 'r' gives a readable, 'w' a writable, 'rw' a

@@ -9,14 +9,13 @@
 import { EventEmitter, once } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
-import { IpcError, typeError } from './errors.js';
+import { IpcError, typeError, errno } from './errors.js';
 import { checkInteger, checkOptions, show } from './validate.js';
 
 export const HEADER_BYTES = 4;
 /** Default largest frame: 16 MiB. */
 export const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 const MAX_LENGTH = 0xffffffff;
-const EMSGSIZE = 90;
 
 export interface FramingOptions {
   /** Largest payload accepted, in bytes (at most 2^32-1). Default 16 MiB. */
@@ -35,7 +34,7 @@ function toBytes(payload: unknown): Uint8Array {
 }
 
 function tooLarge(length: number, max: number, syscall: string): IpcError {
-  return new IpcError(EMSGSIZE, syscall, { limit: { name: 'options.maxFrameSize', value: max } }, `frame of ${length} bytes exceeds the limit`);
+  return new IpcError(errno.EMSGSIZE, syscall, { limit: { name: 'options.maxFrameSize', value: max } }, `frame of ${length} bytes exceeds the limit`);
 }
 
 /** Header + payload as one Buffer. */
@@ -86,7 +85,7 @@ export class FrameDecoder extends Transform {
 
   override _flush(callback: TransformCallback): void {
     if (this.#buffered > 0 || this.#need >= 0) {
-      callback(new IpcError(71 /* EPROTO */, 'read', {}, `stream ended inside a frame (${this.#buffered} of ${this.#need < 0 ? HEADER_BYTES : this.#need} bytes)`));
+      callback(new IpcError(errno.EPROTO, 'read', {}, `stream ended inside a frame (${this.#buffered} of ${this.#need < 0 ? HEADER_BYTES : this.#need} bytes)`));
       return;
     }
     callback();

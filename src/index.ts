@@ -87,13 +87,18 @@ export type {
 } from './channel.js';
 export type { ChannelWaitOptions } from './channel/cancel.js';
 export type { RetryOptions as ChannelRetryOptions } from './channel/connect-policy.js';
+import * as fanout from './channel/fanout.js';
+export { Publisher, Subscriber } from './channel/fanout.js';
+export type { PublishOptions, SubscribeOptions, SubscriberEvents, MessagesLostError } from './channel/fanout.js';
 
-/** Channels: typed messages over shm:, unix:, unix-abstract:, tcp://, pipe: — one API, the transport is the URL. */
+/** Channels: typed messages over shm:, unix:, unix-abstract:, tcp://, pipe: — one API, the transport is the URL; publish/subscribe (one way, to many) over nats://. */
 export const channel = {
   connect: channelModule.connect,
   listen: channelModule.listen,
   fork: channelModule.fork,
   parent: channelModule.parent,
+  publish: fanout.publish,
+  subscribe: fanout.subscribe,
 } as const;
 import * as mqPosix from './mq-posix.js';
 import * as mqSysv from './mq-sysv.js';

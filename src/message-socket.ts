@@ -9,7 +9,7 @@
 // info.takeFds(); all others are closed right after the listeners return, so
 // ignoring them never leaks.
 import { EventEmitter } from 'node:events';
-import { IpcError, rangeError, stateError, sys, typeError } from './errors.js';
+import { IpcError, rangeError, stateError, sys, typeError, errno } from './errors.js';
 import { native } from './native.js';
 import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
 import type { SocketFile } from './socket-file.js';
@@ -202,7 +202,7 @@ export class MessageSocket extends EventEmitter implements Disposable {
       const path = item.display ?? this.remoteAddress ?? `fd ${this.#fd}`;
       const err = e as { errno: number; syscall: string };
       const limit =
-        Math.abs(err.errno) === 90 /* EMSGSIZE */ ? { name: '/proc/sys/net/core/wmem_default (socket send buffer, SO_SNDBUF)' } : undefined;
+        Math.abs(err.errno) === errno.EMSGSIZE ? { name: '/proc/sys/net/core/wmem_default (socket send buffer, SO_SNDBUF)' } : undefined;
       item.reject(typeof err.errno === 'number' ? new IpcError(err.errno, err.syscall, limit ? { path, limit } : { path }) : e);
       return true;
     }
@@ -312,12 +312,12 @@ export class MessageSocket extends EventEmitter implements Disposable {
       if (got.truncated) {
         this.emit(
           'error',
-          new IpcError(90 /* EMSGSIZE */, 'recvmsg', { path: this.localAddress ?? `fd ${this.#fd}`, limit: { name: 'options.maxMessageSize', value: this.#scratch.length } }, `a ${got.length}-byte message did not fit and was cut`),
+          new IpcError(errno.EMSGSIZE, 'recvmsg', { path: this.localAddress ?? `fd ${this.#fd}`, limit: { name: 'options.maxMessageSize', value: this.#scratch.length } }, `a ${got.length}-byte message did not fit and was cut`),
         );
         return;
       }
       if (got.fdsTruncated) {
-        this.emit('error', new IpcError(24 /* EMFILE */, 'recvmsg', { path: `fd ${this.#fd}`, limit: { name: 'RLIMIT_NOFILE (ulimit -n)' } }, 'some passed descriptors were dropped by the kernel (MSG_CTRUNC)'));
+        this.emit('error', new IpcError(errno.EMFILE, 'recvmsg', { path: `fd ${this.#fd}`, limit: { name: 'RLIMIT_NOFILE (ulimit -n)' } }, 'some passed descriptors were dropped by the kernel (MSG_CTRUNC)'));
       }
       const data = Buffer.from(this.#scratch.subarray(0, got.length));
       const from = decodeAddress(got.from);

@@ -6,7 +6,8 @@
 // when the poller (src/poller.ts, uv_poll) reports the descriptor ready. The
 // Sync variants block the calling thread (for worker threads) in ppoll.
 import { constants as fsc, fchmodSync, fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { IpcError, abortError, fromHere, readLimit, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, abortError, fromHere, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { nofileLimit, readLimit, rlimitMsgqueue } from './limits.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
@@ -90,7 +91,6 @@ const PRIO_MAX = native.mqConstants.MQ_PRIO_MAX - 1;
 /** Kernel ceilings for processes with CAP_SYS_RESOURCE (HARD_MSGMAX, HARD_MSGSIZEMAX in ipc/mqueue.c). */
 const HARD_MSGMAX = 65536;
 const HARD_MSGSIZEMAX = 16 * 1024 * 1024;
-const EMSGSIZE = 90;
 /** How many messages one wake-up moves at most before yielding to the loop. */
 const BATCH = 256;
 
@@ -370,7 +370,7 @@ export class PosixQueue implements Disposable, AsyncIterable<MqMessage> {
       const err = toIpcError(e, this.#context);
       if (err instanceof IpcError && err.code === 'EMSGSIZE' && sent) {
         const biggest = Math.max(...sent.map((b) => b.byteLength));
-        throw new IpcError(EMSGSIZE, syscall, { ...this.#context, limit: { name: `messageSize (mq_msgsize) of '${this.name}'`, value: this.messageSize } },
+        throw new IpcError(errno.EMSGSIZE, syscall, { ...this.#context, limit: { name: `messageSize (mq_msgsize) of '${this.name}'`, value: this.messageSize } },
           `a ${biggest}-byte message is larger than the queue's message size; the system maximum for new queues is ${MQ_DIR}/msgsize_max = ${readLimit(`${MQ_DIR}/msgsize_max`).value}`);
       }
       throw err;
@@ -543,32 +543,11 @@ export function queueBytes(maxMessages: number, messageSize: number): number {
   return maxMessages * (48 + messageSize) + Math.min(maxMessages, 32768) * 48;
 }
 
-/** /proc/self/limits "Max msgqueue size" (bytes), the per-user budget for queue memory. */
-export function rlimitMsgqueue(): IpcLimit {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max msgqueue size'));
-    const soft = line?.slice('Max msgqueue size'.length).trim().split(/\s+/)[0];
-    const n = Number(soft);
-    return { name: 'RLIMIT_MSGQUEUE (ulimit -q)', value: Number.isSafeInteger(n) ? n : soft };
-  } catch {
-    return { name: 'RLIMIT_MSGQUEUE (ulimit -q)' };
-  }
-}
-
 function openFiles(): number {
   try {
     return readdirSync('/proc/self/fd').length;
   } catch {
     return 0;
-  }
-}
-
-function nofileLimit(): number {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    return Number(line?.slice('Max open files'.length).trim().split(/\s+/)[0]);
-  } catch {
-    return Infinity;
   }
 }
 

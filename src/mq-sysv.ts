@@ -7,12 +7,13 @@
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.
-import { IpcError, readLimit, stateError, sys, throwIfAborted, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { readLimit } from './limits.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
 import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
 
@@ -95,12 +96,9 @@ export interface SysvMqSetOptions {
 }
 
 const KERNEL = '/proc/sys/kernel';
-const E2BIG = 7;
-const EAGAIN = 11;
-const ETIMEDOUT = 110;
+const { E2BIG, EAGAIN, ENOMSG, ETIMEDOUT } = errno;
 const LONG_BYTES = native.msgConstants.LONG_BYTES;
 const MAX_TYPE = Number.MAX_SAFE_INTEGER;
-const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
 
 function msgmax(): number {
   const v = readLimit(`${KERNEL}/msgmax`).value;
@@ -230,7 +228,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     throwIfAborted(wait.signal);
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
-    if (r.nowait) throw new IpcError(42 /* ENOMSG */, 'msgrcv', this.#context, 'no message of the requested type');
+    if (r.nowait) throw new IpcError(ENOMSG, 'msgrcv', this.#context, 'no message of the requested type');
     // The waiter thread writes the raw struct msgbuf { long mtype; char mtext[] } here.
     const buffer = Buffer.allocUnsafeSlow(LONG_BYTES + r.maxSize);
     const n = await this.#wait(wait, (ns) => native.msgReceiveAsync(this.id, r.maxSize, r.type, r.flags, ns, buffer), 'msgrcv', 0, r.maxSize);
@@ -244,7 +242,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     const { timeoutNs } = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal }, false);
     const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
-    if (r.nowait) throw new IpcError(42, 'msgrcv', this.#context, 'no message of the requested type');
+    if (r.nowait) throw new IpcError(ENOMSG, 'msgrcv', this.#context, 'no message of the requested type');
     return this.#sys(() => native.msgReceiveSync(this.id, r.maxSize, r.type, r.flags, timeoutNs), 'msgrcv', 0, r.maxSize);
   }
 
@@ -275,16 +273,11 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   stat(): SysvMqStat {
     const ds = sys(() => native.msgStat(this.id), this.#context);
     return {
-      key: ds.key,
-      mode: ds.mode & 0o777,
-      uid: ds.uid,
-      gid: ds.gid,
-      cuid: ds.cuid,
-      cgid: ds.cgid,
+      ...ownershipOf(ds),
       seq: ds.seq,
-      stime: toDate(ds.stime),
-      rtime: toDate(ds.rtime),
-      ctime: toDate(ds.ctime),
+      stime: sysvTime(ds.stime),
+      rtime: sysvTime(ds.rtime),
+      ctime: sysvTime(ds.ctime),
       cbytes: ds.cbytes,
       qnum: ds.qnum,
       qbytes: ds.qbytes,
@@ -297,9 +290,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   set(changes: SysvMqSetOptions): void {
     const c = checkOptions(changes, 'changes', ['qbytes', 'mode', 'uid', 'gid']) as SysvMqSetOptions;
     const current = sys(() => native.msgStat(this.id), this.#context);
-    const mode = checkMode(c.mode, current.mode & 0o777);
-    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
-    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    const { mode, uid, gid } = ownerChanges(c, current);
     const qbytes = checkInteger(c.qbytes, 'changes.qbytes', 0, Number.MAX_SAFE_INTEGER, current.qbytes);
     try {
       native.msgSet(this.id, uid, gid, mode, qbytes);
@@ -437,16 +428,16 @@ export interface SysvMqListEntry {
 /** Lists every System V queue (/proc/sysvipc/msg), sorted by id. The kernel records no creator pid for queues. */
 export function list(): SysvMqListEntry[] {
   return readSysvTable('msg', ['msqid', 'cbytes', 'qnum', 'lspid', 'lrpid', 'stime', 'rtime', 'ctime'])
-    .map(({ num, ownership }) => ({
+    .map(({ num, time, ownership }) => ({
       ...ownership(),
       id: num('msqid'),
       cbytes: num('cbytes'),
       qnum: num('qnum'),
       lspid: num('lspid'),
       lrpid: num('lrpid'),
-      stime: toDate(num('stime')),
-      rtime: toDate(num('rtime')),
-      ctime: toDate(num('ctime')),
+      stime: time('stime'),
+      rtime: time('rtime'),
+      ctime: time('ctime'),
     }))
     .sort((a, b) => a.id - b.id);
 }

@@ -1,7 +1,7 @@
 // A robust mutex and a condition variable living in shared memory, usable
 // from any process (and any worker thread) that maps the region. The lock
 // word and the kernel robust-futex list are explained in native/mutex.c.
-import { rangeError, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { rangeError, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkBoolean, checkInteger, checkOptions, show } from './validate.js';
 import { futexWaitNative } from './futex.js';
@@ -31,7 +31,7 @@ export interface PlaceOptions {
 }
 
 const { SIZE: MUTEX_SIZE, ALIGN, robustOffset } = native.mutexConstants;
-const EDEADLK = 35;
+const { EDEADLK } = errno;
 const BUSY = 2;
 /** What a native futex wait answers when its timeout passed. */
 const TIMED_OUT = 2;

@@ -85,7 +85,6 @@ export interface Native {
 
   mkfifo(path: string, mode: number): void;
   fifoOpenAsync(path: string, flags: number): NativeWaitHandle;
-  fifoOpenSync(path: string, flags: number): number;
 
   unixConstants: { SUN_PATH_MAX: number; MAX_FDS: number; SHUT_RD: number; SHUT_WR: number; SHUT_RDWR: number };
   unixSocket(type: number): number;
@@ -162,7 +161,6 @@ export interface Native {
   mqClose(fd: number): void;
   mqUnlink(name: string): void;
   mqGetattr(fd: number): MqAttr;
-  mqSetattr(fd: number, nonBlocking: boolean): MqAttr;
   mqTrySend(fd: number, data: ArrayBufferView, priority: number): boolean;
   mqSendMany(fd: number, data: ArrayBufferView[], priority: number, start: number): number;
   mqTryReceive(fd: number, messageSize: number): MqMessage | null;

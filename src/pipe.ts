@@ -2,7 +2,8 @@
 // socket pairs (socketpair: a full-duplex pipe). Each end is a Node stream
 // over a real kernel descriptor that can be handed to a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readLimit, sys, toIpcError, typeError, type IpcLimit } from './errors.js';
+import { sys, toIpcError, typeError, type IpcLimit } from './errors.js';
+import { fileLimit, readLimit } from './limits.js';
 import { FdStream } from './fd-stream.js';
 import { native } from './native.js';
 import { checkBoolean, checkInteger, checkOptions, checkString, show } from './validate.js';
@@ -13,12 +14,6 @@ export class PipeEnd extends FdStream {}
 export interface PipeOptions {
   /** Pipe buffer size in bytes (F_SETPIPE_SZ, rounded up by the kernel to a power-of-two pages). Default: the kernel's (64 KiB). */
   capacity?: number;
-}
-
-function fileLimit(code: string): IpcLimit | undefined {
-  if (code === 'EMFILE') return { name: 'RLIMIT_NOFILE (ulimit -n)' };
-  if (code === 'ENFILE') return readLimit('/proc/sys/fs/file-max');
-  return undefined;
 }
 
 function capacityLimit(code: string): IpcLimit | undefined {

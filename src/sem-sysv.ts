@@ -1,10 +1,11 @@
 // System V semaphore sets: semget, semop/semtimedop, semctl.
 import { readFileSync } from 'node:fs';
-import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
-import { checkKey, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from './validate.js';
 import { awaitNative, checkWaitOptions, type WaitOptions } from './waiter.js';
 
@@ -70,7 +71,6 @@ function semLimit(code: string, syscall: string): IpcLimit | undefined {
   return undefined;
 }
 
-const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
 
 /** A System V semaphore set, by id. Nothing to release: `close()` only cancels this handle's waits. */
 export class SysvSemaphoreSet implements Disposable {
@@ -192,17 +192,14 @@ export class SysvSemaphoreSet implements Disposable {
   /** semctl(IPC_STAT): every semid_ds field. */
   stat(): SysvSemStat {
     const ds = sys(() => native.semStat(this.id), this.#context);
+    const { key, ...owners } = ownershipOf(ds);
     return {
-      key: ds.key,
+      key,
       count: ds.nsems,
-      mode: ds.mode & 0o777,
-      uid: ds.uid,
-      gid: ds.gid,
-      cuid: ds.cuid,
-      cgid: ds.cgid,
+      ...owners,
       seq: ds.seq,
-      otime: toDate(ds.otime),
-      ctime: toDate(ds.ctime),
+      otime: sysvTime(ds.otime),
+      ctime: sysvTime(ds.ctime),
     };
   }
 
@@ -210,9 +207,7 @@ export class SysvSemaphoreSet implements Disposable {
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
     const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
     const current = sys(() => native.semStat(this.id), this.#context);
-    const mode = checkMode(c.mode, current.mode & 0o777);
-    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
-    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    const { mode, uid, gid } = ownerChanges(c, current);
     sys(() => native.semSet(this.id, uid, gid, mode), this.#context);
   }
 
@@ -303,7 +298,7 @@ export interface SysvSemListEntry extends Omit<SysvSemStat, 'seq'> {
 export function list(): SysvSemListEntry[] {
   const rows = readSysvTable('sem', ['semid', 'nsems', 'otime', 'ctime']);
   return rows
-    .map(({ num, ownership }): SysvSemListEntry => {
+    .map(({ num, time, ownership }): SysvSemListEntry => {
       const id = num('semid');
       let values: number[] | null = null;
       try {
@@ -316,8 +311,8 @@ export function list(): SysvSemListEntry[] {
         id,
         count: num('nsems'),
         values,
-        otime: toDate(num('otime')),
-        ctime: toDate(num('ctime')),
+        otime: time('otime'),
+        ctime: time('ctime'),
       };
     })
     .sort((a, b) => a.id - b.id);

@@ -3,7 +3,8 @@
 // pshared=1). System V semaphore sets are in sem-sysv.ts (sem.sysv).
 import { setMaxListeners } from 'node:events';
 import { chmodSync, lstatSync } from 'node:fs';
-import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { rangeError, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';

@@ -1,10 +1,11 @@
 // System V shared memory: shmget/shmat/shmdt/shmctl.
-import { IpcError, rangeError, readLimit, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, ownById } from './owned.js';
 import { openOrCreate } from './posix-open.js';
 import { SharedRegion } from './region.js';
-import { checkKey, ftok, readSysvTable, type SysvKey, type SysvOwnership } from './sysv-key.js';
+import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkSize } from './validate.js';
 
 export interface SysvShmStat extends SysvOwnership {
@@ -48,7 +49,6 @@ export interface AttachOptions {
   readOnly?: boolean;
 }
 
-const toDate = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
 
 /** A System V shared memory segment. Attach it to get its SharedArrayBuffer. */
 export class SysvSegment implements Disposable {
@@ -132,20 +132,17 @@ export class SysvSegment implements Disposable {
   stat(): SysvShmStat {
     const ds = sys(() => native.shmStat(this.id), this.#context);
     const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
+    const { key, ...owners } = ownershipOf(ds);
     return {
-      key: ds.key,
+      key,
       size: ds.size,
-      mode: ds.mode & 0o777,
-      uid: ds.uid,
-      gid: ds.gid,
-      cuid: ds.cuid,
-      cgid: ds.cgid,
+      ...owners,
       cpid: ds.cpid,
       lpid: ds.lpid,
       nattch: ds.nattch,
-      atime: toDate(ds.atime),
-      dtime: toDate(ds.dtime),
-      ctime: toDate(ds.ctime),
+      atime: sysvTime(ds.atime),
+      dtime: sysvTime(ds.dtime),
+      ctime: sysvTime(ds.ctime),
       markedForRemoval: (ds.mode & SHM_DEST) !== 0,
       locked: (ds.mode & SHM_LOCKED) !== 0,
     };
@@ -155,9 +152,7 @@ export class SysvSegment implements Disposable {
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
     const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
     const current = sys(() => native.shmStat(this.id), this.#context);
-    const mode = checkMode(c.mode, current.mode & 0o777);
-    const uid = checkInteger(c.uid, 'changes.uid', 0, 0xfffffffe, current.uid);
-    const gid = checkInteger(c.gid, 'changes.gid', 0, 0xfffffffe, current.gid);
+    const { mode, uid, gid } = ownerChanges(c, current);
     sys(() => native.shmSet(this.id, uid, gid, mode), this.#context);
   }
 
@@ -250,7 +245,7 @@ export function list(): SysvShmListEntry[] {
   const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
   const rows = readSysvTable('shm', ['shmid', 'size', 'cpid', 'lpid', 'nattch', 'atime', 'dtime', 'ctime']);
   return rows
-    .map(({ num, optional, perms: permsColumn, ownership }): SysvShmListEntry => {
+    .map(({ num, time, optional, perms: permsColumn, ownership }): SysvShmListEntry => {
       const perms = permsColumn();
       return {
         ...ownership(),
@@ -259,9 +254,9 @@ export function list(): SysvShmListEntry[] {
         cpid: num('cpid'),
         lpid: num('lpid'),
         nattch: num('nattch'),
-        atime: toDate(num('atime')),
-        dtime: toDate(num('dtime')),
-        ctime: toDate(num('ctime')),
+        atime: time('atime'),
+        dtime: time('dtime'),
+        ctime: time('ctime'),
         markedForRemoval: (perms & SHM_DEST) !== 0,
         locked: (perms & SHM_LOCKED) !== 0,
         rss: optional('rss'),

@@ -2,7 +2,8 @@
 // mapping a descriptor received from elsewhere. System V segments live in
 // shm-sysv.ts and are exposed here as shm.sysv.
 import { constants as fsc, fchmodSync, fstatSync, ftruncateSync, lstatSync } from 'node:fs';
-import { rangeError, readLimit, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { rangeError, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './errors.js';
+import { fileLimit, readLimit } from './limits.js';
 import { native } from './native.js';
 import { forget, identityOf, ownByName } from './owned.js';
 import { openOrCreate } from './posix-open.js';
@@ -126,12 +127,6 @@ export interface ShmOpenOptions {
 const OPTIONS = 'options';
 /** Where glibc keeps POSIX shared memory objects as files. */
 export const SHM_DIR = '/dev/shm';
-
-function fileLimit(code: string): IpcLimit | undefined {
-  if (code === 'EMFILE') return { name: 'RLIMIT_NOFILE (ulimit -n)' };
-  if (code === 'ENFILE') return readLimit('/proc/sys/fs/file-max');
-  return undefined;
-}
 
 /** Opens (and optionally creates) the POSIX shared memory object `name` and maps it. */
 export function open(name: string, options?: ShmOpenOptions): ShmRegion {

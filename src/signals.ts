@@ -13,10 +13,9 @@
 // unblock throw ERR_IPCKIT_NOT_MAIN_THREAD in workers (Node does not deliver
 // signals to workers either). send, pidfd and list work everywhere.
 import type { ChildProcess } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError } from './errors.js';
-import { native, type RawSignalInfo, type ThreadMaskReport } from './native.js';
+import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError, errno } from './errors.js';
+import { native, type RawSignalInfo } from './native.js';
 import { READABLE, watchFd, type FdWatcher } from './poller.js';
 import { checkInteger, checkOptions, show } from './validate.js';
 
@@ -218,7 +217,7 @@ export function pidfd(target: number | ChildProcess): PidFd {
     pid = target.pid;
     if (target.exitCode !== null || target.signalCode !== null) {
       // Already reaped: the pid may belong to someone else by now.
-      throw new IpcError(osConstants.errno.ESRCH, 'pidfd_open', {}, `child ${pid} has already exited and been reaped`);
+      throw new IpcError(errno.ESRCH, 'pidfd_open', {}, `child ${pid} has already exited and been reaped`);
     }
   } else {
     throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `pidfd() needs a pid or a ChildProcess, got ${show(target)}`);
@@ -350,7 +349,6 @@ let watcher: FdWatcher | null = null;
 let keepAlive = 0;
 /** once() consumers: while there are any, one signal is read per loop turn (see onReadable). */
 let oneShots = 0;
-let lastReport: ThreadMaskReport | null = null;
 
 /**
  * Whether on/once/watch or block() holds `signal` (a name such as 'SIGINT'):
@@ -363,7 +361,6 @@ export function isTaken(signal: string): boolean {
 
 function maskThreads(block: number[], unblock: number[]): void {
   const report = sys(() => native.signalMaskThreads(block, unblock, [...blockedByUs, ...held]));
-  lastReport = report;
   if (!report.complete) {
     process.emitWarning(
       `ipckit: some threads did not confirm the new signal mask within 2 s (helper ${toName(report.helper)}); ` +
@@ -773,9 +770,4 @@ export function unblock(...signals: SignalSpec[]): void {
 /** Names of signals pending for the process or the main thread (sigpending), e.g. while blocked. */
 export function pending(): string[] {
   return native.signalPending().map((n) => byNumber.get(n)?.name ?? String(n));
-}
-
-/** @internal For tests and diagnostics: what the last change of the thread masks found. */
-export function lastMaskReport(): ThreadMaskReport | null {
-  return lastReport;
 }

@@ -24,7 +24,7 @@
 // could use are then not judged at all (a note says how many).
 import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { formatKey, IpcError } from './errors.js';
+import { formatKey, IpcError, errno } from './errors.js';
 import { list as fifoList, remove as fifoRemove } from './fifo.js';
 import { list as mqList, mountPoint, unlink as mqUnlink } from './mq-posix.js';
 import { fromId as mqFromId, list as sysvMqList } from './mq-sysv.js';
@@ -254,13 +254,11 @@ function refused(path: string): boolean {
     native.unixConnect(fd, addr.raw);
     return false;
   } catch (e) {
-    return e instanceof Error && Math.abs((e as { errno?: number }).errno ?? 0) === ECONNREFUSED;
+    return e instanceof Error && Math.abs((e as { errno?: number }).errno ?? 0) === errno.ECONNREFUSED;
   } finally {
     if (fd >= 0) native.fdClose(fd);
   }
 }
-const ECONNREFUSED = 111;
-
 function socketFiles(dirs: readonly string[]): Judged[] {
   if (dirs.length === 0) return [];
   const bound = new Set(procNetUnix().map((e) => e.path));

@@ -2,8 +2,8 @@
 // and the kernel's tables of all three (/proc/sysvipc).
 import { readFileSync } from 'node:fs';
 import { formatKey, sys, typeError } from './errors.js';
-import { native } from './native.js';
-import { checkInteger, checkString, show } from './validate.js';
+import { native, type IpcPermDs } from './native.js';
+import { checkInteger, checkMode, checkString, show } from './validate.js';
 
 /** A System V key: a 32-bit number, or 'private' for IPC_PRIVATE (always a new object). */
 export type SysvKey = number | 'private';
@@ -59,10 +59,31 @@ export function ftok(path: string, projId: number): number {
 
 export { formatKey };
 
+/** A System V object's ipc_perm as ipckit shows it: the permission bits of `mode` (without the kernel's flag bits). */
+export function ownershipOf(perm: Omit<IpcPermDs, 'seq'>): SysvOwnership {
+  return { key: perm.key, mode: perm.mode & 0o777, uid: perm.uid, gid: perm.gid, cuid: perm.cuid, cgid: perm.cgid };
+}
+
+/** IPC_SET's owner and permission changes, checked; what is not changed stays as `current` has it. */
+export function ownerChanges(changes: { mode?: number | string; uid?: number; gid?: number }, current: IpcPermDs): { mode: number; uid: number; gid: number } {
+  return {
+    mode: checkMode(changes.mode, current.mode & 0o777),
+    uid: checkInteger(changes.uid, 'changes.uid', 0, 0xfffffffe, current.uid),
+    gid: checkInteger(changes.gid, 'changes.gid', 0, 0xfffffffe, current.gid),
+  };
+}
+
+/** A System V time (seconds since the epoch, 0 when it never happened) as a Date, or null. */
+export function sysvTime(seconds: number): Date | null {
+  return seconds === 0 ? null : new Date(seconds * 1000);
+}
+
 /** One row of a /proc/sysvipc table. */
 export interface SysvTableRow {
   /** A numeric column (times are seconds, 0 meaning never). */
   num(column: string): number;
+  /** A time column as a Date, null for never. */
+  time(column: string): Date | null;
   /** A column that older kernels lack (e.g. rss, swap): null when absent. */
   optional(column: string): number | null;
   /** The `perms` column, which the kernel prints in octal and which carries flag bits above 0o777. */
@@ -101,8 +122,9 @@ export function readSysvTable(kind: 'shm' | 'sem' | 'msg', required: readonly st
         const v = columns.includes(name) ? field(name) : undefined;
         return v === undefined ? null : Number(v);
       },
+      time: (name) => sysvTime(num(name)),
       perms,
-      ownership: () => ({ key: num('key') | 0, mode: perms() & 0o777, uid: num('uid'), gid: num('gid'), cuid: num('cuid'), cgid: num('cgid') }),
+      ownership: () => ownershipOf({ key: num('key') | 0, mode: perms(), uid: num('uid'), gid: num('gid'), cuid: num('cuid'), cgid: num('cgid') }),
     };
   });
 }

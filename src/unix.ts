@@ -9,9 +9,9 @@
 // unlinked by close() (unless unlinkOnClose: false).
 import net from 'node:net';
 import { chmodSync, lstatSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
-import { IpcError, rangeError, readLimit, stateError, sys, timeoutError, typeError, type IpcLimit } from './errors.js';
+import { IpcError, rangeError, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from './errors.js';
+import { fileLimit, readLimit } from './limits.js';
 import { FdStream, checkFd } from './fd-stream.js';
 import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
 import { native } from './native.js';
@@ -29,11 +29,10 @@ export interface PeerCredentials {
   gid: number;
 }
 
-function fileLimit(code: string): IpcLimit | undefined {
-  if (code === 'EMFILE') return { name: 'RLIMIT_NOFILE (ulimit -n)' };
-  if (code === 'ENFILE') return readLimit('/proc/sys/fs/file-max');
+/** fileLimit, and the listen backlog behind a refused connect. */
+function socketLimit(code: string): IpcLimit | undefined {
   if (code === 'EAGAIN' || code === 'ECONNREFUSED') return readLimit('/proc/sys/net/core/somaxconn');
-  return undefined;
+  return fileLimit(code);
 }
 
 /** The descriptor behind an ipckit stream/message socket, a net.Socket/Server, or a number. */
@@ -199,7 +198,7 @@ function bindPlan(type: number, address: EncodedAddress, o: ListenOptions, liste
   };
 }
 
-const { EADDRINUSE, EWOULDBLOCK } = osConstants.errno;
+const { EADDRINUSE, EWOULDBLOCK } = errno;
 /** Pauses between attempts to take the directory lock held by another process. */
 const RECLAIM_RETRY_MS = [1, 2, 5, 10, 20, 50];
 /** How long an async listen() keeps trying before it gives up on a stale socket file. */
@@ -256,7 +255,7 @@ function reclaimBlocked(plan: BindPlan, waitedMs?: number): IpcError {
 /** Creates and binds a socket, trying once: for synchronous callers. */
 function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): { fd: number; file: SocketFile | null } {
   const plan = bindPlan(type, address, o, listen);
-  const fd = sys(() => native.unixSocket(type), { path: address.display }, fileLimit);
+  const fd = sys(() => native.unixSocket(type), { path: address.display }, socketLimit);
   try {
     const bound = bindOnce(fd, plan);
     if (bound === 'busy') throw reclaimBlocked(plan);
@@ -275,7 +274,7 @@ function bindSocket(type: number, address: EncodedAddress, o: ListenOptions, lis
  */
 async function bindSocketAsync(type: number, address: EncodedAddress, o: ListenOptions, listen: boolean): Promise<{ fd: number; file: SocketFile | null }> {
   const plan = bindPlan(type, address, o, listen);
-  const fd = sys(() => native.unixSocket(type), { path: address.display }, fileLimit);
+  const fd = sys(() => native.unixSocket(type), { path: address.display }, socketLimit);
   try {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
@@ -373,11 +372,11 @@ export async function connect(address: UnixAddress, options?: ConnectOptions): P
       fd = b.fd;
       file = b.file;
     } else {
-      fd = sys(() => native.unixSocket(type), ctx, fileLimit);
+      fd = sys(() => native.unixSocket(type), ctx, socketLimit);
     }
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
-      const r = sys(() => native.unixConnect(fd, addr.raw), ctx, fileLimit);
+      const r = sys(() => native.unixConnect(fd, addr.raw), ctx, socketLimit);
       if (r === 0) break;
       // EAGAIN: the listener's backlog is full; a Unix connect does not complete later.
       if (Date.now() - started >= timeout) {
@@ -410,7 +409,7 @@ export function dgram(options?: DatagramOptions): MessageSocket {
     const { fd, file } = bindSocket(type, encodeAddress(o.bind, 'options.bind'), { owned }, false);
     return new MessageSocket(MessageSocket.token, fd, 'dgram', file, o);
   }
-  const fd = sys(() => native.unixSocket(type), {}, fileLimit);
+  const fd = sys(() => native.unixSocket(type), {}, socketLimit);
   return new MessageSocket(MessageSocket.token, fd, 'dgram', null, o);
 }
 
@@ -434,7 +433,7 @@ export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream
   const type = socketTypeNumber(o.type);
   const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   if (fdPassing && type !== native.pipeConstants.SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream'");
-  const [a, b] = sys(() => native.socketpair(type, false), {}, fileLimit);
+  const [a, b] = sys(() => native.socketpair(type, false), {}, socketLimit);
   if (type === native.pipeConstants.SOCK_STREAM && fdPassing) {
     return [new MessageSocket(MessageSocket.token, a, 'stream', null, o), new MessageSocket(MessageSocket.token, b, 'stream', null, o)];
   }

@@ -5,7 +5,7 @@
 // them: the `timeout`/`signal` options, cancellation, and turning the native
 // rejection into an IpcError, or an AbortError when the caller's signal
 // cancelled the wait.
-import { IpcError, abortError, sys, timeoutError, toIpcError, typeError, type IpcErrorContext } from './errors.js';
+import { IpcError, abortError, sys, timeoutError, toIpcError, typeError, errno, type IpcErrorContext } from './errors.js';
 import { native } from './native.js';
 import { checkOptions, show } from './validate.js';
 
@@ -28,7 +28,7 @@ export interface CheckedWait {
   signal?: AbortSignal;
 }
 
-const ECANCELED = 125;
+const { ECANCELED } = errno;
 /** How often an abort is re-signalled until the native wait has returned (see waiter.h). */
 const RESIGNAL_MS = 5;
 

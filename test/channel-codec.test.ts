@@ -269,7 +269,7 @@ async function undecodableToForkedPeer(): Promise<void> {
     const closed = lines.find((l) => 'event' in l);
     const read = lines.find((l) => !('event' in l));
     assert.deepEqual(closed, { event: 'close', reason: 'error', code: 'ERR_IPCKIT_CODEC' });
-    assert.equal(read?.code, 'ERR_IPCKIT_CODEC', `${codec}: the peer's read fails with the codec error, not with the message after it: ${JSON.stringify(read)}`);
+    assert.equal(read?.error?.code, 'ERR_IPCKIT_CODEC', `${codec}: the peer's read fails with the codec error, not with the message after it: ${JSON.stringify(read)}`);
     assert.ok(!('answered' in (await request)), `${codec}: a request after the undecodable frame is not answered`);
     // The peer is alive and still answers on its control channel.
     peer.send({ op: 'close' });

@@ -63,7 +63,7 @@ function closeOf(ch: Channel<any>): Promise<any> {
   return ch.closeInfo ? Promise.resolve(ch.closeInfo) : new Promise((r) => ch.once('close', r));
 }
 
-/** A good peer process connected to `server`, answering requests (test/fixtures/channel-peer.js). */
+/** A good peer process connected to `server`, answering requests (test/fixtures/channel-peer.ts). */
 async function goodPeer(server: ChannelServer<any>, options: Record<string, unknown> = { codec: 'raw' }): Promise<{ ch: Channel<any>; peer: Peer }> {
   const conn = server[Symbol.asyncIterator]().next();
   const peer = startPeer('channel-peer', ['connect', server.url, JSON.stringify(options)]);

@@ -1,4 +1,4 @@
-// Named pipes between unrelated processes, with the seeds' open rules.
+// Named pipes between unrelated processes: an open waits for the other side (a reader for a writer, a writer for a reader).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';

@@ -20,9 +20,12 @@ after(() => {
   for (const child of livePeers) child.kill('SIGKILL');
 });
 
+/** How long a peer's end (exit, end of its output) waits for the other half before next() gives up. */
+const EXIT_DRAIN_MS = 1000;
+
 export interface Peer {
   child: ChildProcess;
-  /** Resolves with the next JSON line the peer prints on stdout. */
+  /** Resolves with the next JSON line the peer prints on stdout; rejects, naming the exit code or signal, once the peer has ended without printing one. */
   next<T = Record<string, unknown>>(): Promise<T>;
   /** Sends one JSON line to the peer's stdin. */
   send(message: unknown): void;
@@ -39,10 +42,34 @@ export function startPeer(command: string, args: string[] = [], options: SpawnOp
   const queue: unknown[] = [];
   const waiting: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
   let ended: Error | null = null;
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  let outputClosed = !child.stdout;
+  // Once the peer has exited and its output is read to the end, or one of the
+  // two has happened and the other has not followed within EXIT_DRAIN_MS
+  // (a grandchild holding stdout open, or a peer that closed its stdout and
+  // keeps running), a next() that nothing will answer rejects.
+  let drain: NodeJS.Timeout | undefined;
+  const end = () => {
+    if (ended) return;
+    clearTimeout(drain);
+    const how = !exit
+      ? 'closed its output'
+      : exit.signal
+        ? `was killed by ${exit.signal}`
+        : `exited with code ${exit.code}`;
+    ended = new Error(`peer ${command} ${how} before answering${exit && !outputClosed ? ' (its output is still held open by another process)' : ''}`);
+    for (const w of waiting.splice(0)) w.reject(ended);
+  };
+  const settleSoon = () => {
+    if (exit && outputClosed) end();
+    else drain ??= setTimeout(end, EXIT_DRAIN_MS).unref();
+  };
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('exit', (code, signal) => {
       livePeers.delete(child);
-      resolve({ code, signal });
+      exit = { code, signal };
+      settleSoon();
+      resolve(exit);
     });
   });
   if (child.stdout) {
@@ -59,8 +86,8 @@ export function startPeer(command: string, args: string[] = [], options: SpawnOp
       else queue.push(msg);
     });
     lines.on('close', () => {
-      ended = new Error(`peer ${command} closed its output before answering`);
-      for (const w of waiting.splice(0)) w.reject(ended);
+      outputClosed = true;
+      settleSoon();
     });
   }
   return {
@@ -87,6 +114,17 @@ export function run(cmd: string, args: string[], input?: string): string {
 
 export function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Why `unshare <flags> true` cannot run here (not installed, or no
+ * permission to make those namespaces), or undefined when it can: a test
+ * that needs a private namespace skips with this reason instead of passing.
+ */
+export function namespaceDenied(...flags: string[]): string | undefined {
+  if (!has('unshare')) return 'unshare (util-linux) not installed';
+  const probe = spawnSync('unshare', [...flags, 'true'], { encoding: 'utf8' });
+  return probe.status === 0 ? undefined : `no permission to make a namespace here (unshare ${flags.join(' ')}): ${probe.stderr.trim()}`;
 }
 
 /** Compiles a C program into a temporary directory; returns the binary's path and a cleanup. */

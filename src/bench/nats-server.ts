@@ -28,11 +28,15 @@ export interface RunningNatsServer {
   exited: Promise<void>;
 }
 
-/** `nats-server -a 127.0.0.1 -p PORT ...args`, resolved once its log says it is ready (rejects if it exits first). */
-export async function spawnNatsServer(port: number, args: string[] = []): Promise<RunningNatsServer> {
+/**
+ * `nats-server -a 127.0.0.1 -p PORT ...args` (a later `-a ADDRESS` in args
+ * wins), resolved once its log says it is ready (rejects if it exits first).
+ * `wrap`: a command that execs the rest, such as `ip netns exec NS`.
+ */
+export async function spawnNatsServer(port: number, args: string[] = [], wrap: string[] = []): Promise<RunningNatsServer> {
   const argv = ['nats-server', '-a', '127.0.0.1', '-p', String(port), ...args];
   // With setpriv (util-linux), the server dies with the process that started it, even a killed one.
-  const [cmd, ...rest] = hasSetpriv() ? ['setpriv', '--pdeathsig', 'KILL', ...argv] : argv;
+  const [cmd, ...rest] = [...wrap, ...(hasSetpriv() ? ['setpriv', '--pdeathsig', 'KILL', ...argv] : argv)];
   const child = spawn(cmd!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let log = '';

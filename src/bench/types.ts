@@ -109,10 +109,11 @@ export interface BenchCase {
    */
   onewayFactor?: number;
   /**
-   * Caps the bytes of each one-way phase, below the harness's 512 MiB and
-   * without its floor of 100 messages (at least one is sent), for a
-   * transport whose cost grows faster than the length of a burst
-   * (compare:node-ipc). Default: no cap of the case's own.
+   * Bytes of each one-way phase instead of the harness's 512 MiB, without
+   * its floor of 100 messages (at least one is sent): lower for a transport
+   * whose cost grows faster than the length of a burst (compare:node-ipc),
+   * higher for one that moves 512 MiB in less time than it takes to settle
+   * (the shm: channel cases). Default: the harness's.
    */
   onewayMaxBytes?: number;
   /**

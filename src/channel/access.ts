@@ -7,7 +7,7 @@
 // read and write this process's memory (ptrace, /proc/PID/mem), so refusing
 // them would protect nothing. Everyone else needs to be listed, or
 // allowUids: 'any'.
-import { IpcError, typeError } from '../errors.js';
+import { IpcError, typeError, errno } from '../errors.js';
 
 export interface PeerCredentials {
   pid: number;
@@ -21,8 +21,6 @@ export interface AccessOptions {
   /** Groups whose members (by the peer's primary gid) are allowed at the other end. Default: none. */
   allowGids?: readonly number[];
 }
-
-const EACCES = 13;
 
 function checkIds(value: unknown, what: string): readonly number[] | undefined {
   if (value === undefined) return undefined;
@@ -69,6 +67,6 @@ export class Access {
 
   /** The IpcError EACCES a refused side sees. */
   static refused(url: string, syscall: string, detail: string): IpcError {
-    return new IpcError(EACCES, syscall, { path: url }, detail);
+    return new IpcError(errno.EACCES, syscall, { path: url }, detail);
   }
 }

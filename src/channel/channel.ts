@@ -141,11 +141,6 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
     return this.#closeInfo !== null || this.#closing !== null;
   }
 
-  /** @internal */
-  get link(): Link {
-    return this.#link;
-  }
-
   /**
    * Sends one message. Resolves once it is in the kernel (socket buffer,
    * message queue) or the shm: ring, in order: from then on it reaches the

@@ -10,7 +10,8 @@
 // on this side's own descriptor (made by socket() or accept()), whose flags
 // no peer can change.
 import { Buffer } from 'node:buffer';
-import { IpcError, readLimit, stateError, sys, throwIfAborted, timeoutError } from '../errors.js';
+import { IpcError, stateError, sys, throwIfAborted, timeoutError, errno } from '../errors.js';
+import { readLimit } from '../limits.js';
 import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import type { PeerCredentials } from './access.js';
@@ -20,11 +21,9 @@ export const HANDSHAKE_MS = 10_000;
 /** Largest handshake message (JSON bytes). */
 const MESSAGE_MAX = 4096;
 const BACKLOG_RETRY_MS = [1, 2, 5, 10, 20, 50];
-const ECONNREFUSED = 111;
-const ECONNRESET = 104;
+const { ECONNREFUSED, ECONNRESET, EAGAIN } = errno;
 /** How long a refused peer has to read its answer and hang up before the socket is closed under it. */
 const REFUSAL_LINGER_MS = 2000;
-const EAGAIN = 11;
 
 export interface ControlMessage {
   value: Record<string, unknown>;

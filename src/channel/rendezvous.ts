@@ -12,7 +12,7 @@
 // (HANDSHAKE_MS) and size, so slow or silent peers cost one descriptor each
 // for a while and never hold up the others.
 import { Buffer } from 'node:buffer';
-import { IpcError, sys } from '../errors.js';
+import { IpcError, sys, errno } from '../errors.js';
 import { native } from '../native.js';
 import { READABLE, watchFd, type FdWatcher } from '../poller.js';
 import { Access, type PeerCredentials } from './access.js';
@@ -23,7 +23,6 @@ import { Refusal, checkHello, checkReply, type Hello } from './hello.js';
 const ACCEPT_BATCH = 64;
 /** Handshakes in progress at most; past it the oldest is dropped (a good peer finishes in microseconds). */
 const PENDING_MAX = 1024;
-const EADDRINUSE = 98;
 
 export interface LocalListenerEvents {
   /** A peer's credentials were refused (EACCES sent back). */
@@ -78,7 +77,7 @@ export class LocalListener {
     const fd = sys(() => native.unixSocket(native.pipeConstants.SOCK_STREAM), { path: url });
     try {
       // An abstract name in use is EADDRINUSE (another listener, alive: abstract names vanish with their socket).
-      if (sys(() => native.unixBind(fd, Buffer.from(`\0${name}`)), { path: url }) !== 0) throw new IpcError(EADDRINUSE, 'bind', { path: url });
+      if (sys(() => native.unixBind(fd, Buffer.from(`\0${name}`)), { path: url }) !== 0) throw new IpcError(errno.EADDRINUSE, 'bind', { path: url });
       sys(() => native.unixListen(fd, 511), { path: url });
     } catch (e) {
       native.fdClose(fd);

@@ -5,11 +5,11 @@
 // overhead), which bounds maxMessageSize. As on stream transports, a clean
 // close sends a one-byte "bye" frame first: a killed peer's socket also
 // reads as end-of-file, and only the bye tells the two apart.
-import { readFileSync } from 'node:fs';
 import type { PeerCredentials } from './access.js';
 import { badFrame, joinFrame, KIND_BYE } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { CLOSE_GRACE_MS, parseHello, readFirst } from './stream.js';
+import { readLimit } from '../limits.js';
 import type { MessageSocket } from '../message-socket.js';
 
 /** Frames handed to the socket and not yet taken by the kernel before tryWrite() says "not now". */
@@ -19,11 +19,8 @@ const BYE = new Uint8Array([KIND_BYE]);
 
 /** The largest seqpacket message the kernel takes: sk_sndbuf (wmem_default) minus 32 (af_unix). */
 export function seqpacketMaxFrame(): number {
-  try {
-    return Number(readFileSync('/proc/sys/net/core/wmem_default', 'utf8').trim()) - 32;
-  } catch {
-    return 212992 - 32;
-  }
+  const wmem = readLimit('/proc/sys/net/core/wmem_default').value;
+  return (typeof wmem === 'number' ? wmem : 212992) - 32;
 }
 
 /** Reads the first message, which must be the peer's hello, within `timeoutMs` (the socket is left paused). */

@@ -3,6 +3,7 @@
 // (the same numbers ipcs -l and lsipc show), except the RLIMIT_MSGQUEUE use,
 // which the kernel does not publish: it is computed from this user's queues.
 import { readFileSync } from 'node:fs';
+import { rlimit } from '../limits.js';
 import * as mq from '../mq-posix.js';
 import { readSysvTable } from '../sysv-key.js';
 import { PAGE_SIZE } from '../native.js';
@@ -51,32 +52,6 @@ function proc(path: string, field = 0): number | bigint | null {
   return Number.isSafeInteger(n) ? n : BigInt(raw);
 }
 
-/** The soft and hard value of a resource limit, from /proc/self/limits ("Max open files  1024  4096  files"). */
-function rlimit(label: string): { soft: number | 'unlimited' | null; hard: number | 'unlimited' | null } {
-  let text = '';
-  try {
-    text = readFileSync('/proc/self/limits', 'utf8');
-  } catch {
-    return { soft: null, hard: null };
-  }
-  const m = new RegExp(`^${label}\\s+(\\S+)\\s+(\\S+)`, 'm').exec(text);
-  const value = (v: string | undefined) => (v === undefined ? null : v === 'unlimited' ? 'unlimited' : Number(v));
-  return { soft: value(m?.[1]), hard: value(m?.[2]) };
-}
-
-/**
- * What a POSIX queue costs against RLIMIT_MSGQUEUE, as ipc/mqueue.c charges
- * it at mq_open: the message bytes, plus one struct msg_msg per message and
- * one priority-tree node per message up to MQ_PRIO_MAX (48 bytes each on a
- * 64-bit kernel).
- */
-export function queueCharge(maxMessages: number, messageSize: number): number {
-  const MSG_MSG = 48;
-  const TREE_NODE = 48;
-  const MQ_PRIO_MAX = 32768;
-  return maxMessages * messageSize + maxMessages * MSG_MSG + Math.min(maxMessages, MQ_PRIO_MAX) * TREE_NODE;
-}
-
 /**
  * Bytes charged to this user for POSIX queues: the kernel charges a queue
  * to the user that created it, who owns its file. null when the mqueue
@@ -91,7 +66,7 @@ function msgqueueUse(queues: mq.MqListEntry[] | null): number | null {
     try {
       using handle = mq.open(q.name, { readOnly: true });
       const a = handle.attributes();
-      total += queueCharge(a.maxMessages, a.messageSize);
+      total += mq.queueBytes(a.maxMessages, a.messageSize);
     } catch (e) {
       if ((e as { code?: string }).code === 'ENOENT') continue; // removed while we counted
       return null;

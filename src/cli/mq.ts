@@ -1,7 +1,7 @@
 // `ipckit mq create|send|recv|stat|rm` for POSIX queue names and System V
 // keys/ids. Every command opens what it needs, does one thing and closes it.
 import type { Command } from 'commander';
-import { IpcError } from '../errors.js';
+import { IpcError, errno } from '../errors.js';
 import * as posix from '../mq-posix.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
 import { integerOption as integer, modeOption, msOption, octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
@@ -86,7 +86,7 @@ async function recv(text: string, o: RecvOptions): Promise<void> {
     if (o.type !== undefined || o.except) throw new UsageError('--type/--except select System V messages; a POSIX queue gives the highest priority first');
     using q = posix.open(t.name, { readOnly: true });
     const m = o.nowait ? q.tryReceive() : await q.receive({ timeout: o.timeout });
-    if (!m) throw new IpcError(11, 'mq_receive', { path: t.name }, 'the queue is empty');
+    if (!m) throw new IpcError(errno.EAGAIN, 'mq_receive', { path: t.name }, 'the queue is empty');
     await writeStdout(o.json ? messageJson(m.data, { priority: m.priority }) : m.data);
     return;
   }

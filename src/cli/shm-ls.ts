@@ -4,9 +4,7 @@
 import { list as posixList, SHM_DIR } from '../shm.js';
 import { list as sysvList } from '../shm-sysv.js';
 import { sysvRow, type LsProvider, type LsRow } from './ls.js';
-import { userName } from './users.js';
-
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+import { iso, userName } from './users.js';
 
 export const posixShmProvider: LsProvider = {
   kind: 'posix-shm',

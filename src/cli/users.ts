@@ -2,6 +2,7 @@
 // from LDAP and the like show as numbers, which is what ipcs does too.
 import { readFileSync } from 'node:fs';
 import { formatKey } from '../errors.js';
+import type { SysvOwnership } from '../sysv-key.js';
 import { octal } from './args.js';
 
 function readIds(path: string): Map<number, string> {
@@ -34,20 +35,12 @@ export function groupName(gid: number): string {
   return groups.get(gid) ?? String(gid);
 }
 
-// How `stat` commands show people, times and the parts every System V object shares.
+// How `stat` and `ls` commands show people, times and the parts every System V object shares.
 export const who = (uid: number): string => `${userName(uid)} (uid ${uid})`;
 export const grp = (gid: number): string => `${groupName(gid)} (gid ${gid})`;
-export const when = (d: Date | null): string => (d ? d.toISOString() : 'never');
-
-/** The ipc_perm part of a System V stat(): shm, semaphore sets and queues alike. */
-export interface SysvPerm {
-  key: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
-}
+/** A time for --json: ISO 8601, null for never. */
+export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+export const when = (d: Date | null): string => iso(d) ?? 'never';
 
 /** `stat` lines that open every System V object's description. */
 export function sysvIdentityPairs(id: number, key: number, kind: string): [string, string][] {
@@ -59,7 +52,7 @@ export function sysvIdentityPairs(id: number, key: number, kind: string): [strin
 }
 
 /** `stat` lines for permissions and ownership of a System V object. */
-export function sysvOwnerPairs(st: SysvPerm): [string, string][] {
+export function sysvOwnerPairs(st: SysvOwnership): [string, string][] {
   return [
     ['mode', octal(st.mode)],
     ['owner', who(st.uid)],
@@ -69,6 +62,6 @@ export function sysvOwnerPairs(st: SysvPerm): [string, string][] {
 }
 
 /** `stat --json` of a System V object: its stat() with readable key, mode, owner and group. */
-export function sysvStatJson(kind: string, id: number, st: SysvPerm, extra: Record<string, unknown> = {}): string {
+export function sysvStatJson(kind: string, id: number, st: SysvOwnership, extra: Record<string, unknown> = {}): string {
   return `${JSON.stringify({ kind, id, ...st, key: formatKey(st.key), mode: octal(st.mode), owner: userName(st.uid), group: groupName(st.gid), ...extra }, null, 2)}\n`;
 }
