@@ -32,11 +32,15 @@ function helloOf(s: Settings, link: JetStreamLink, subject: string, maxIn: numbe
   return makeHello('jetstream', s.codec.name, maxIn - 5, { subject, window: link.window, frames: link.frameWindow, ...(stream ? { stream } : {}) });
 }
 
-/** A JetStream context, or the connect fails with a clear reason (the server has JetStream off). */
-async function contextOf(session: NatsSession, url: string, check: boolean): Promise<JetStreamContext> {
+/**
+ * A JetStream context, or `holder` lets go of the session and the call fails
+ * with a clear reason (the server has JetStream off).
+ */
+async function contextOf(session: NatsSession, holder: object, url: string, check: boolean): Promise<JetStreamContext> {
   try {
     return await jetStreamOf(session, check);
   } catch (e) {
+    void session.release(holder);
     if ((e as { code?: string })?.code === 'ERR_IPCKIT_MISSING_PACKAGE') throw e;
     const err = stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the NATS server offers no JetStream (start it with -js, or jetstream {} in its configuration): ${(e as Error)?.message ?? e}`);
     (err as Error).cause = e;
@@ -61,13 +65,7 @@ export const jetstream: Transport<JetStreamEndpoint> = {
     const session = await NatsSession.open(ep, s.nats, url, true, ms);
     let link: JetStreamLink | null = null;
     const id = randomBytes(16).toString('hex');
-    let ctx: JetStreamContext;
-    try {
-      ctx = await contextOf(session, url, false);
-    } catch (e) {
-      void session.release(session);
-      throw e;
-    }
+    const ctx = await contextOf(session, session, url, false);
     // Whether the listener may have made the stream: then a failed connect deletes it.
     let asked = false;
     try {
@@ -105,13 +103,7 @@ export const jetstream: Transport<JetStreamEndpoint> = {
     const session = await NatsSession.open(ep, s.nats, url, true, HANDSHAKE_MS);
     const token = {};
     session.hold(token);
-    let ctx: JetStreamContext;
-    try {
-      ctx = await contextOf(session, url, true);
-    } catch (e) {
-      void session.release(token);
-      throw e;
-    }
+    const ctx = await contextOf(session, token, url, true);
     const onHello = async (msg: NatsMsg) => {
       if (!msg.reply) return;
       let link: JetStreamLink | null = null;
