@@ -34,6 +34,7 @@ import type { JetStreamContext } from './jetstream-client.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { isNoResponders, isPermissionViolation, isTimeout, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
 import { FRAME_WINDOW, windowFor, type ProbeSettings } from './nats-link.js';
+import { CreditReceiver } from './credit-receiver.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 const KIND_DATA = 0;
@@ -46,7 +47,6 @@ const CREDIT_LENGTH = JS_HEADER + 24;
 /** Publishes waiting for their PubAck at most: send() waits beyond it. */
 export const MAX_PUBLISHING = 1024;
 const MAX_PROBES = 64;
-const OWN_LIMIT = 16 * 1024;
 const EMPTY = new Uint8Array(0);
 const ACK = Buffer.from('+ACK');
 const SECOND_NS = 1_000_000_000;
@@ -96,11 +96,6 @@ interface Out {
   retry: NodeJS.Timeout | null;
 }
 
-interface Held {
-  frame: Uint8Array;
-  bytes: number;
-}
-
 export interface JetStreamParts {
   ctx: JetStreamContext;
   /** The channel's id (its stream is IPCKIT_<id>). */
@@ -120,6 +115,8 @@ export class JetStreamLink implements Link, SessionMember {
   maxFrame = 0;
   readonly window: number;
   readonly frameWindow = FRAME_WINDOW;
+  /** Data messages taken in order: handed to the Channel or held, and the credit sent back. */
+  readonly #in: CreditReceiver;
   readonly #session: NatsSession;
   readonly #ctx: JetStreamContext;
   readonly #stream: string;
@@ -139,8 +136,6 @@ export class JetStreamLink implements Link, SessionMember {
   #peerWindow = 0;
   #peerFrameWindow = 0;
   #events: LinkEvents | null = null;
-  #held: Held[] = [];
-  #paused = false;
   // Receiving: the next sequence number expected, what came ahead of it.
   #recvNext = 0;
   readonly #ahead = new Map<number, Uint8Array>();
@@ -159,12 +154,6 @@ export class JetStreamLink implements Link, SessionMember {
   #sentFrames = 0;
   #peerConsumedFrames = 0;
   #peerReceived = 0;
-  #consumed = 0;
-  #granted = 0;
-  #consumedFrames = 0;
-  #grantedFrames = 0;
-  #received = 0;
-  #receivedFrames = 0;
   #wantWritable = false;
   readonly #tickets = new WriteTickets();
   #heard = false;
@@ -199,6 +188,7 @@ export class JetStreamLink implements Link, SessionMember {
     this.#ackPrefix = `$JS.ACK.${this.#stream}.${this.#consumer}.`;
     this.#maxIn = maxIn;
     this.window = windowFor(maxIn);
+    this.#in = new CreditReceiver(this.window, FRAME_WINDOW, () => this.#grant());
     this.#probe = probe;
     this.#probeSub = session.nc.subscribe(parts.subject, { callback: (error, msg) => (error ? this.lost(error) : this.#onProbe(msg)) });
     this.#deliverSub = session.nc.subscribe(parts.deliverSubject, { callback: (error, msg) => (error ? this.lost(error) : this.#onDelivery(msg)) });
@@ -239,7 +229,8 @@ export class JetStreamLink implements Link, SessionMember {
 
   start(events: LinkEvents): void {
     this.#events = events;
-    this.#drain();
+    this.#in.events = events;
+    this.#in.drain();
     if (this.#finished) this.#report();
   }
 
@@ -287,16 +278,9 @@ export class JetStreamLink implements Link, SessionMember {
     this.#recvNext++;
     switch (d[0]) {
       case KIND_DATA: {
-        const len = d.length - JS_HEADER;
-        if (len < 1) return this.destroy(badFrame('empty frame'));
-        this.#received += d.length;
-        this.#receivedFrames++;
-        if (this.#received > this.#granted + this.window || this.#receivedFrames > this.#grantedFrames + this.frameWindow) {
-          return this.destroy(badFrame(`the peer sent beyond the credit this side gave (windows: ${this.window} bytes, ${this.frameWindow} messages)`));
-        }
-        const frame = d.subarray(JS_HEADER);
-        if (this.#events && !this.#paused && this.#held.length === 0) this.#deliver(frame, d.length);
-        else this.#held.push({ frame, bytes: d.length });
+        // (Its length was checked against maxMessageSize as it arrived.)
+        const error = this.#in.take(d.subarray(JS_HEADER), d.length);
+        if (error) this.destroy(badFrame(error));
         return;
       }
       case KIND_CREDIT: {
@@ -329,28 +313,13 @@ export class JetStreamLink implements Link, SessionMember {
     }
   }
 
-  #deliver(frame: Uint8Array, bytes: number): void {
-    this.#consumed += bytes;
-    this.#consumedFrames++;
-    this.#events!.onFrame(frame, frame.length >= OWN_LIMIT);
-    if (this.#consumed - this.#granted >= this.window / 4 || this.#consumedFrames - this.#grantedFrames >= this.frameWindow / 4) this.#grant();
-  }
-
-  #drain(): void {
-    while (this.#held.length > 0 && this.#events && (!this.#paused || this.#finished)) {
-      const { frame, bytes } = this.#held.shift()!;
-      this.#deliver(frame, bytes);
-    }
-  }
-
   #grant(): void {
     if (this.#finished || this.#closing) return;
     const m = this.#message(KIND_CREDIT, CREDIT_LENGTH);
-    m.writeDoubleLE(this.#consumed, JS_HEADER);
-    m.writeDoubleLE(this.#consumedFrames, JS_HEADER + 8);
+    m.writeDoubleLE(this.#in.consumed, JS_HEADER);
+    m.writeDoubleLE(this.#in.consumedFrames, JS_HEADER + 8);
     m.writeDoubleLE(this.#recvNext, JS_HEADER + 16);
-    this.#granted = this.#consumed;
-    this.#grantedFrames = this.#consumedFrames;
+    this.#in.granted();
     this.#enqueue(m, false);
   }
 
@@ -540,13 +509,11 @@ export class JetStreamLink implements Link, SessionMember {
   }
 
   pause(): void {
-    this.#paused = true;
+    this.#in.pause();
   }
 
   resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    this.#drain();
+    this.#in.resume();
   }
 
   /** SessionMember: the client lost the server and reconnects; the channel waits for it up to probeTimeout. */
@@ -628,7 +595,7 @@ export class JetStreamLink implements Link, SessionMember {
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     if (this.#giveUp) clearTimeout(this.#giveUp);
     for (let k = this.#outHead; k < this.#out.length; k++) if (this.#out[k]!.retry) clearTimeout(this.#out[k]!.retry!);
-    if (info.reason === 'error') this.#held = [];
+    if (info.reason === 'error') this.#in.clear();
     this.#ahead.clear();
     for (const sub of [this.#probeSub, this.#deliverSub, this.#ackSub]) {
       try {
@@ -679,7 +646,7 @@ export class JetStreamLink implements Link, SessionMember {
       this.#reportSeq = this.#sendSeq;
       if (n > 0) this.#tickets.written(this.#events, n);
     }
-    this.#drain();
+    this.#in.drain(true);
     this.#events!.onClose(this.#finished!);
   }
 
