@@ -139,6 +139,7 @@ describe('send, sendBatch, flush under a signal or timeout while the peer does n
   for (const t of TRANSPORTS) {
     test(`${t}: a send cancelled while queued rejects (ABORT_ERR / ETIMEDOUT) and is never sent; the others arrive in order`, { ...T, skip: transportSkip(t) }, async (ctx) => {
       if (t === 'fifo') return ctx.skip(ONE_WAY);
+      if (t === 'jetstream') return ctx.skip("jetstream: a send() resolves on the server's PubAck, so one pending 20 ms does not mean the transport is full, which this test needs to queue sends");
       const p = await pair(t, { codec: 'raw', highWaterMark: 16, maxMessageSize: 8000, ...(t.startsWith('shm') ? { ringSize: 65536 } : {}) });
       const { ch, peer } = p;
       try {

@@ -19,8 +19,9 @@ export const T = { timeout: 60_000 };
 // fifo: is one-way: here the test process listens (reads) and the peer writes;
 // tests that need the other direction skip it and say so, and the fifo:
 // describe block below covers the writing end.
-// nats: runs against this file's own nats-server (test/nats-server.ts).
-export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo', 'nats'] as const;
+// nats: runs against this file's own nats-server (test/nats-server.ts);
+// jetstream: too (that server has JetStream on).
+export const TRANSPORTS = ['shm', 'shm-nospin', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'pipe', 'mq', 'sysvmq', 'unix-seqpacket', 'fifo', 'nats', 'jetstream'] as const;
 /**
  * tls:// runs the suite of test/channel-suite.ts from its own file
  * (channel-tcp.test.ts), not every loop over TRANSPORTS: its connectors need
@@ -34,7 +35,7 @@ export type SuiteTransport = Transport | 'tls';
 export const suiteNats: NatsServer | null = natsServerSkip ? null : await NatsServer.start();
 
 /** Why tests over transport `t` cannot run here, or undefined. */
-export const transportSkip = (t: SuiteTransport): string | undefined => (t === 'nats' && natsServerSkip ? natsServerSkip : undefined);
+export const transportSkip = (t: SuiteTransport): string | undefined => ((t === 'nats' || t === 'jetstream') && natsServerSkip ? natsServerSkip : undefined);
 
 export const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
 export function urlFor(t: Exclude<SuiteTransport, 'pipe'>): string {
@@ -62,6 +63,9 @@ export function urlFor(t: Exclude<SuiteTransport, 'pipe'>): string {
     case 'nats':
       if (!suiteNats) throw new Error(natsServerSkip!);
       return suiteNats.url(`ipckit-test-${tag()}`);
+    case 'jetstream':
+      if (!suiteNats) throw new Error(natsServerSkip!);
+      return `jetstream://127.0.0.1:${suiteNats.port}/ipckit-test-${tag()}`;
   }
 }
 

@@ -18,13 +18,19 @@ import { forgeNats } from './nats-forge.js';
  * IPCKIT_SUITE_MESSAGES), where it runs over every transport.
  */
 const MANY = Number(process.env.IPCKIT_SUITE_MESSAGES ?? 200_000);
+/**
+ * The share of the message counts of the volume tests a transport runs:
+ * jetstream: stores and acks every message on the server (about 10,000 a
+ * second on a 2-core machine), so it runs a tenth of them.
+ */
+const volume = (t: SuiteTransport, n: number): number => (t === 'jetstream' ? n / 10 : n);
 
 export function defineTransportSuite(transports: readonly SuiteTransport[]): void {
   for (const t of transports) {
     const twoWay = t === 'fifo' ? { ...T, skip: ONE_WAY } : T;
     describe(`channel over ${t}`, { skip: transportSkip(t) }, () => {
-      test(`${MANY.toLocaleString('en')} messages each way: in order, none lost, none duplicated`, T, async () => {
-        const N = MANY;
+      test(`${volume(t, MANY).toLocaleString('en')} messages each way: in order, none lost, none duplicated`, T, async () => {
+        const N = volume(t, MANY);
         const { ch, peer, done } = await pair(t, { codec: 'raw' });
         // fifo: one way only: the peer writes, we read (the writing end's own test is below).
         if (t !== 'fifo') {
@@ -55,7 +61,7 @@ export function defineTransportSuite(transports: readonly SuiteTransport[]): voi
 
       const sender = t === 'fifo' ? { ...T, skip: 'fifo: the test process is the reading end here (the sending side is the same Channel code on every transport)' } : T;
       test('a sender that reuses one Buffer, changing it as soon as send()/sendBatch() returned: every message arrives as it was sent', sender, async () => {
-        const N = 100_000;
+        const N = volume(t, 100_000);
         const { ch, peer, done } = await pair(t, { codec: 'raw' });
         // One buffer for every message, rewritten right after each send():
         // a frame still waiting for room must have been copied.
@@ -129,8 +135,8 @@ export function defineTransportSuite(transports: readonly SuiteTransport[]): voi
         await done();
       });
 
-      test('sendBatch / receiveBatch: 200,000 messages each way in order; batches bounded by max; a bad message sends nothing', T, async () => {
-        const N = 200_000;
+      test(`sendBatch / receiveBatch: ${volume(t, 200_000).toLocaleString('en')} messages each way in order; batches bounded by max; a bad message sends nothing`, T, async () => {
+        const N = volume(t, 200_000);
         const { ch, peer, done } = await pair(t, { codec: 'raw' });
         if (t !== 'fifo') {
           peer.send({ op: 'expect-batch', count: N, max: 500 });
@@ -284,7 +290,7 @@ export function defineTransportSuite(transports: readonly SuiteTransport[]): voi
           assert.match(info.error.message, /exceeds maxMessageSize/);
           await assert.rejects(ch.next(), { code: 'ERR_IPCKIT_BAD_FRAME' });
         } else {
-          const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'shm-shared' ? forgeSharedPeer(server!, 'frame') : t === 'mq' ? forgeMqFrames(server!, [Buffer.from([9, 1, 2, 3])], { messageSize: 1029 }) : t === 'sysvmq' ? forgeSysvPeer(server!) : t === 'unix-seqpacket' ? forgeSeqpacketPeer(server!) : t === 'nats' ? forgeNatsPeer(server!) : forgeStreamPeer(server!, t));
+          const victim = await (t === 'shm' || t === 'shm-nospin' ? forgeShmPeer(server!) : t === 'shm-shared' ? forgeSharedPeer(server!, 'frame') : t === 'mq' ? forgeMqFrames(server!, [Buffer.from([9, 1, 2, 3])], { messageSize: 1029 }) : t === 'sysvmq' ? forgeSysvPeer(server!) : t === 'unix-seqpacket' ? forgeSeqpacketPeer(server!) : t === 'nats' ? forgeNatsPeer(server!) : t === 'jetstream' ? forgeJetStreamPeer(server!) : forgeStreamPeer(server!, t));
           assert.equal(victim.reason, 'error');
           assert.equal(victim.error.code, 'ERR_IPCKIT_BAD_FRAME');
         }
@@ -310,6 +316,37 @@ async function forgeNatsPeer(server: ChannelServer<any>): Promise<any> {
   forged.send(forged.data(Buffer.alloc(4096, 0)));
   const info = await closed;
   await forged.close();
+  return info;
+}
+
+/**
+ * A second, real connector of a jetstream: listener, then a data message
+ * longer than the listener's maxMessageSize published by hand into the
+ * listener's subject of that connector's stream (the one that is new).
+ */
+async function forgeJetStreamPeer(server: ChannelServer<any>): Promise<any> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
+  const u = new URL(server.url);
+  const nc = await connect({ servers: `${u.hostname}:${u.port}` });
+  const jsm = await jetstreamManager(nc);
+  const streams = async () => {
+    const out = new Map<string, string[]>();
+    for await (const s of jsm.streams.list()) out.set(s.config.name, s.config.subjects);
+    return out;
+  };
+  const before = await streams();
+  const conn = server[Symbol.asyncIterator]().next();
+  const good = await channel.connect<any>(server.url, { codec: 'raw' });
+  const ch = (await conn).value as Channel<any>;
+  const closed = new Promise<any>((r) => ch.once('close', r));
+  const [, subjects] = [...(await streams())].find(([name]) => !before.has(name))!;
+  const m = Buffer.alloc(7 + 4096);
+  await jetstream(nc).publish(subjects.find((s) => s.endsWith('.l'))!, m);
+  const info = await closed;
+  good.on('error', () => {});
+  await good.close();
+  await nc.close();
   return info;
 }
 

@@ -29,13 +29,13 @@ import { compareZeromq } from './cases/compare-zeromq.js';
 import { forkAdvanced, forkJson } from './cases/fork-ipc.js';
 import { futexAsync, futexSync } from './cases/futex.js';
 import { netUnix } from './cases/net-unix.js';
-import { baselineNatsPublish, baselineNatsRequest, channelNats, channelNatsBatch } from './cases/nats.js';
+import { baselineNatsPublish, baselineNatsRequest, channelJetStream, channelNats, channelNatsBatch } from './cases/nats.js';
 import { shmAtomics } from './cases/shm-atomics.js';
 import { posixMq, sysvMq } from './cases/mq.js';
 import { PIPE_CASES } from './cases/pipes.js';
 import type { BenchCase } from './types.js';
 
-export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, cFutexWake, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmEach, channelShmEachCopy, channelShmZeroCopy, channelUnix, channelTcp, channelShmJson, channelUnixJson, baselineNatsRequest, baselineNatsPublish, channelNats, channelNatsBatch];
+export const CASES: readonly BenchCase[] = [shmAtomics, netUnix, forkJson, forkAdvanced, cShm, cUnix, cFutexWake, posixMq, sysvMq, futexSync, futexAsync, ...PIPE_CASES, channelShm, channelShmNoSpin, channelShmShared, channelShmBatch, channelShmEach, channelShmEachCopy, channelShmZeroCopy, channelUnix, channelTcp, channelShmJson, channelUnixJson, baselineNatsRequest, baselineNatsPublish, channelNats, channelNatsBatch, channelJetStream];
 
 /**
  * What `--compare` adds: the libraries a user would pick instead of ipckit,

@@ -23,7 +23,7 @@ export interface NatsSubscription {
 
 export interface NatsConnection {
   readonly info?: { max_payload: number };
-  publish(subject: string, payload?: Uint8Array, options?: { reply?: string }): void;
+  publish(subject: string, payload?: Uint8Array, options?: { reply?: string; headers?: unknown }): void;
   subscribe(subject: string, options: { queue?: string; callback(error: Error | null, msg: NatsMsg): void }): NatsSubscription;
   request(subject: string, payload: Uint8Array, options: { timeout: number }): Promise<NatsMsg>;
   flush(): Promise<void>;
@@ -35,23 +35,34 @@ export interface NatsConnection {
 
 interface NatsModule {
   connect(options: Record<string, unknown>): Promise<NatsConnection>;
+  /** Message headers (jetstream: sets Nats-Msg-Id with them). */
+  headers(): { set(key: string, value: string): void };
 }
 
-let loading: Promise<NatsModule> | null = null;
+const loading = new Map<string, Promise<unknown>>();
+
+/**
+ * An optional package, loaded once with import(); a clear error naming the
+ * package when it is not installed (`what`: the channels that need it).
+ */
+export function loadOptional<M>(pkg: string, what: string): Promise<M> {
+  let p = loading.get(pkg);
+  if (!p) {
+    p = import(pkg).catch((e: NodeJS.ErrnoException) => {
+      loading.delete(pkg);
+      if (e?.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(pkg)) {
+        throw stateError('ERR_IPCKIT_MISSING_PACKAGE', `${what}, which is not installed: npm install ${pkg}`);
+      }
+      throw e;
+    });
+    loading.set(pkg, p);
+  }
+  return p as Promise<M>;
+}
 
 /** The client package, loaded once; a clear error naming the package when it is not installed. */
 export function loadNatsClient(): Promise<NatsModule> {
-  loading ??= import(NATS_PACKAGE).then(
-    (m) => m as NatsModule,
-    (e: NodeJS.ErrnoException) => {
-      loading = null;
-      if (e?.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(NATS_PACKAGE)) {
-        throw stateError('ERR_IPCKIT_MISSING_PACKAGE', `nats:// channels need the NATS client, which is not installed: npm install ${NATS_PACKAGE}`);
-      }
-      throw e;
-    },
-  );
-  return loading;
+  return loadOptional<NatsModule>(NATS_PACKAGE, 'nats:// and jetstream:// channels need the NATS client');
 }
 
 /** Whether a client error says that nobody subscribes to the subject (the server's "no responders" status). */
@@ -98,6 +109,14 @@ type Holder = object;
 /** A link on the session: told when the connection to the server is lost (messages may have been lost with it). */
 export interface SessionMember {
   lost(error: Error): void;
+  /**
+   * Optional (jetstream: links, whose messages wait in the server's store):
+   * the client lost its connection and is reconnecting; lost() is then
+   * called only when the connection is closed for good.
+   */
+  disconnected?(): void;
+  /** Optional: the client is connected again, subscriptions restored. */
+  reconnected?(): void;
 }
 
 /** How long a listener's client waits between attempts to reach a server that went away. */
@@ -130,6 +149,8 @@ export class NatsSession {
       servers: [hostPort, ...(nats.servers ?? [])],
       timeout: Math.max(1, timeoutMs),
       reconnect,
+      // No Error (with its stack) made ahead of every request in case it fails: jetstream: makes one per message.
+      noAsyncTraces: true,
       ...(reconnect ? { maxReconnectAttempts: -1, reconnectTimeWait: RECONNECT_WAIT_MS } : {}),
       ...(user !== undefined ? { user } : {}),
       ...(pass !== undefined ? { pass } : {}),
@@ -228,7 +249,8 @@ export class NatsSession {
     try {
       for await (const s of this.nc.status()) {
         // Whatever was in flight while the connection was down is gone: every channel on it ends now.
-        if (s.type === 'disconnect' || s.type === 'staleConnection') this.#lostAll(new Error(`the connection to the NATS server was lost (${s.type})`));
+        if (s.type === 'disconnect' || s.type === 'staleConnection') this.#lostAll(new Error(`the connection to the NATS server was lost (${s.type})`), true);
+        if (s.type === 'reconnect') for (const m of [...this.#members]) m.reconnected?.();
         // A new socket after a reconnect, a new ping timer after a ping: give them this session's ref state.
         if (s.type === 'reconnect' || s.type === 'ping') this.#applyRef();
       }
@@ -237,8 +259,12 @@ export class NatsSession {
     }
   }
 
-  #lostAll(error: Error): void {
-    for (const m of [...this.#members]) m.lost(error);
+  /** `transient`: the client reconnects by itself; members that can wait for it are told so instead. */
+  #lostAll(error: Error, transient = false): void {
+    for (const m of [...this.#members]) {
+      if (transient && m.disconnected) m.disconnected();
+      else m.lost(error);
+    }
   }
 }
 

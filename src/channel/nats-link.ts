@@ -29,6 +29,7 @@ import { performance } from 'node:perf_hooks';
 import { badFrame } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { isNoResponders, isPermissionViolation, isTimeout, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
+import { CreditReceiver } from './credit-receiver.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 const KIND_DATA = 0;
@@ -45,8 +46,6 @@ export const FRAME_WINDOW = 8192;
 const MIN_WINDOW = 4 * 1024 * 1024;
 /** Probes in flight at most (a partition leaves them all unanswered until probeTimeout). */
 const MAX_PROBES = 64;
-/** Frames at least this long are handed to the Channel without a copy (the client's read buffers are not reused). */
-const OWN_LIMIT = 16 * 1024;
 const EMPTY = new Uint8Array(0);
 
 /** A private subject: unguessable, so only the peer publishes to it. */
@@ -63,11 +62,6 @@ export interface ProbeSettings {
   probeTimeout: number;
 }
 
-interface Held {
-  frame: Uint8Array;
-  bytes: number;
-}
-
 export class NatsLink implements Link, SessionMember {
   readonly transport = 'nats';
   readonly peer = null;
@@ -82,14 +76,14 @@ export class NatsLink implements Link, SessionMember {
   /** Bytes this side lets the peer have in flight (announced in its hello). */
   readonly window: number;
   readonly frameWindow = FRAME_WINDOW;
+  /** Data messages received: handed to the Channel or held, and the credit sent back. */
+  readonly #in: CreditReceiver;
   readonly #probe: ProbeSettings;
   #peerSubject = '';
   #peerWindow = 0;
   #peerFrameWindow = 0;
   #events: LinkEvents | null = null;
   /** Frames received (in order, checked) not yet handed to the Channel: before start() or while paused. */
-  #held: Held[] = [];
-  #paused = false;
   #recvSeq = 0;
   #sendSeq = 0;
   /** Bytes of data messages sent, and the peer's running total of those it consumed. */
@@ -99,13 +93,7 @@ export class NatsLink implements Link, SessionMember {
   #sentFrames = 0;
   #peerConsumedFrames = 0;
   /** Bytes of data messages handed to the Channel, and the total last sent back as credit. */
-  #consumed = 0;
-  #granted = 0;
-  #consumedFrames = 0;
-  #grantedFrames = 0;
-  #receivedFrames = 0;
   /** Bytes of data messages received: never more than the credit given plus the window (a peer that ignores credit fails). */
-  #received = 0;
   #wantWritable = false;
   readonly #tickets = new WriteTickets();
   /** Frames accepted, and frames known to be in the kernel. */
@@ -128,6 +116,7 @@ export class NatsLink implements Link, SessionMember {
     this.#subject = subject;
     this.#maxIn = maxIn;
     this.window = windowFor(maxIn);
+    this.#in = new CreditReceiver(this.window, FRAME_WINDOW, () => this.#grant());
     this.#probe = probe;
     this.#sub = session.nc.subscribe(subject, { callback: (error, msg) => (error ? this.lost(error) : this.#onMessage(msg)) });
     session.hold(this);
@@ -145,7 +134,8 @@ export class NatsLink implements Link, SessionMember {
 
   start(events: LinkEvents): void {
     this.#events = events;
-    this.#drain();
+    this.#in.events = events;
+    this.#in.drain();
     if (this.#finished) this.#report();
   }
 
@@ -167,16 +157,9 @@ export class NatsLink implements Link, SessionMember {
     switch (d[0]) {
       case KIND_DATA: {
         const len = d.length - LINK_HEADER;
-        if (len < 1) return this.destroy(badFrame('empty frame'));
         if (len > this.#maxIn) return this.destroy(badFrame(`incoming frame of ${len} bytes exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload)`));
-        this.#received += d.length;
-        this.#receivedFrames++;
-        if (this.#received > this.#granted + this.window || this.#receivedFrames > this.#grantedFrames + this.frameWindow) {
-          return this.destroy(badFrame(`the peer sent beyond the credit this side gave (windows: ${this.window} bytes, ${this.frameWindow} messages)`));
-        }
-        const frame = d.subarray(LINK_HEADER);
-        if (this.#events && !this.#paused && this.#held.length === 0) this.#deliver(frame, d.length);
-        else this.#held.push({ frame, bytes: d.length });
+        const error = this.#in.take(d.subarray(LINK_HEADER), d.length);
+        if (error) this.destroy(badFrame(error));
         return;
       }
       case KIND_CREDIT: {
@@ -202,30 +185,14 @@ export class NatsLink implements Link, SessionMember {
     }
   }
 
-  #deliver(frame: Uint8Array, bytes: number): void {
-    this.#consumed += bytes;
-    this.#consumedFrames++;
-    this.#events!.onFrame(frame, frame.length >= OWN_LIMIT);
-    if (this.#consumed - this.#granted >= this.window / 4 || this.#consumedFrames - this.#grantedFrames >= this.frameWindow / 4) this.#grant();
-  }
-
-  /** Hands held frames to the Channel while it takes them (all of them once the link is down: they arrived intact). */
-  #drain(): void {
-    while (this.#held.length > 0 && this.#events && (!this.#paused || this.#finished)) {
-      const { frame, bytes } = this.#held.shift()!;
-      this.#deliver(frame, bytes);
-    }
-  }
-
   #grant(): void {
     if (this.#finished || this.#closing) return;
     const m = Buffer.allocUnsafe(CREDIT_LENGTH);
     m[0] = KIND_CREDIT;
     m.writeUInt32LE(this.#nextSeq(), 1);
-    m.writeDoubleLE(this.#consumed, LINK_HEADER);
-    m.writeDoubleLE(this.#consumedFrames, LINK_HEADER + 8);
-    this.#granted = this.#consumed;
-    this.#grantedFrames = this.#consumedFrames;
+    m.writeDoubleLE(this.#in.consumed, LINK_HEADER);
+    m.writeDoubleLE(this.#in.consumedFrames, LINK_HEADER + 8);
+    this.#in.granted();
     this.#publish(m);
   }
 
@@ -318,13 +285,11 @@ export class NatsLink implements Link, SessionMember {
   }
 
   pause(): void {
-    this.#paused = true;
+    this.#in.pause();
   }
 
   resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    this.#drain();
+    this.#in.resume();
   }
 
   /** SessionMember: the connection to the server is gone, or a message was lost. */
@@ -360,7 +325,7 @@ export class NatsLink implements Link, SessionMember {
     this.#finished = info;
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     // An error stops delivery at the frame that made no sense; a close or a loss first hands over what arrived intact.
-    if (info.reason === 'error') this.#held = [];
+    if (info.reason === 'error') this.#in.clear();
     try {
       this.#sub.unsubscribe();
     } catch {
@@ -380,7 +345,7 @@ export class NatsLink implements Link, SessionMember {
       this.#confirmed = this.#accepted;
       this.#tickets.written(this.#events, n);
     }
-    this.#drain();
+    this.#in.drain(true);
     this.#events!.onClose(this.#finished!);
   }
 

@@ -1,4 +1,5 @@
-// NATS cases: channel:nats (the Channel API over a nats:// URL) and the raw
+// NATS cases: channel:nats (the Channel API over a nats:// URL),
+// channel:jetstream (over a jetstream:// URL, the server with JetStream on) and the raw
 // client it is built on, measured through the same server in the same run:
 //   baseline:nats-request   round trip: the client's request() to a responder
 //                           in the echo process (msg.respond); one way: publish()
@@ -24,6 +25,7 @@ import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } 
 import { makeCase, type Flavour } from './channel.js';
 
 const PACKAGE = '@nats-io/transport-node';
+const JETSTREAM_PACKAGE = '@nats-io/jetstream';
 export const NATS_ENV = 'IPCKIT_BENCH_NATS';
 /** One-way runs long enough (20 × count messages) to get past the JIT's warm-up, the same for every NATS case. */
 const ONEWAY_FACTOR = 20;
@@ -56,8 +58,8 @@ const addressFile = (p: TrialParams) => join(p.workDir, 'nats-address');
 /** host:port of the trial's server (written by the driver before the echo starts). */
 const serverOf = (p: TrialParams) => readFileSync(addressFile(p), 'utf8');
 
-/** The trial's server: IPCKIT_BENCH_NATS, or a nats-server of its own; returns how to stop it. */
-async function startServer(p: TrialParams): Promise<() => Promise<void>> {
+/** The trial's server: IPCKIT_BENCH_NATS, or a nats-server of its own (`jetstream`: with JetStream on, its store in the trial's directory); returns how to stop it. */
+async function startServer(p: TrialParams, jetstream = false): Promise<() => Promise<void>> {
   const given = process.env[NATS_ENV];
   if (given) {
     const u = new URL(given);
@@ -65,7 +67,7 @@ async function startServer(p: TrialParams): Promise<() => Promise<void>> {
     return async () => {};
   }
   const port = await freeLoopbackPort();
-  const { child, exited } = await spawnNatsServer(port);
+  const { child, exited } = await spawnNatsServer(port, jetstream ? ['-js', '-sd', join(p.workDir, 'jetstream')] : []);
   writeFileSync(addressFile(p), `127.0.0.1:${port}`);
   return async () => {
     child.kill('SIGTERM');
@@ -74,13 +76,13 @@ async function startServer(p: TrialParams): Promise<() => Promise<void>> {
 }
 
 /** Runs a case's driver with the trial's server up, and stops it after. */
-function withServer(c: BenchCase): BenchCase {
+function withServer(c: BenchCase, jetstream = false): BenchCase {
   return {
     ...c,
-    unavailable,
+    unavailable: jetstream ? () => unavailable() ?? packageUnavailable(JETSTREAM_PACKAGE) : unavailable,
     optionalPackage: PACKAGE,
     async driver(ctx) {
-      const stop = await startServer(ctx.params);
+      const stop = await startServer(ctx.params, jetstream);
       try {
         return await c.driver(ctx);
       } finally {
@@ -90,16 +92,17 @@ function withServer(c: BenchCase): BenchCase {
   };
 }
 
-/** A channel:nats* case: a Channel over the trial's server, raw codec. */
-function channelCase(f: Pick<Flavour, 'transport' | 'description' | 'batch'>): BenchCase {
+/** A channel:nats* or channel:jetstream case: a Channel over the trial's server, raw codec. */
+function channelCase(f: Pick<Flavour, 'transport' | 'description' | 'batch'>, scheme: 'nats' | 'jetstream' = 'nats'): BenchCase {
   return withServer(
     makeCase({
       ...f,
-      url: (p) => `nats://${serverOf(p)}/${p.namePrefix.replace(/[^A-Za-z0-9_-]/g, '_')}`,
+      url: (p) => `${scheme}://${serverOf(p)}/${p.namePrefix.replace(/[^A-Za-z0-9_-]/g, '_')}`,
       options: {},
       zeroCopy: false,
-      onewayFactor: ONEWAY_FACTOR,
+      onewayFactor: scheme === 'jetstream' ? 1 : ONEWAY_FACTOR,
     }),
+    scheme === 'jetstream',
   );
 }
 
@@ -113,6 +116,15 @@ export const channelNatsBatch = channelCase({
   description: 'Channel over nats://, raw codec; one-way sent with sendBatch() and read with receiveBatch(), 256 messages a call; round trip as channel:nats',
   batch: 256,
 });
+
+/** Every message stored and acked by the server: one-way runs count messages, not 20 × count (about 10,000 a second here). */
+export const channelJetStream = channelCase(
+  {
+    transport: 'channel:jetstream',
+    description: 'Channel over jetstream:// (a JetStream stream per channel on a local nats-server with file storage: acked publishes, a push consumer per side, exactly once by sequence numbers), raw codec',
+  },
+  'jetstream',
+);
 
 const ACK = Buffer.from('k');
 

@@ -5,6 +5,7 @@ import { typeError } from '../../errors.js';
 import type { Link } from '../link.js';
 import { urlError, type ConnectSettings, type Listener, type ListenerEvents, type ListenSettings, type Settings, type Transport, type TransportInfo } from '../transport.js';
 import { fifo } from './fifo.js';
+import { jetstream } from './jetstream.js';
 import { mq } from './mq.js';
 import { nats } from './nats.js';
 import { pipe } from './pipe.js';
@@ -26,6 +27,7 @@ export const TRANSPORTS = [
   fifo,
   tls,
   nats,
+  jetstream,
 ] as const;
 
 type EndpointOf<T> = T extends Transport<infer E> ? E : never;

@@ -18,7 +18,7 @@ import { HELLO_MAX } from '../frame.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';
 import { NatsSession, isNoResponders, isTimeout, type NatsMsg, type NatsServer, type NatsSubscription } from '../nats-client.js';
 import { NATS_OVERHEAD, NatsLink, PRIVATE_SUBJECT } from '../nats-link.js';
-import { MAX_LIMIT, urlError, type Settings, type Transport } from '../transport.js';
+import { MAX_LIMIT, urlError, type Listener, type Settings, type Transport } from '../transport.js';
 
 export type NatsEndpoint = NatsServer & { scheme: 'nats'; name: string };
 
@@ -30,7 +30,7 @@ const QUEUE = 'ipckit';
 const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export const subjectOf = (name: string): string => `ipckit.${name}`;
-const privateSubject = (): string => `_IPCKIT.${randomBytes(16).toString('hex')}`;
+export const privateSubject = (): string => `_IPCKIT.${randomBytes(16).toString('hex')}`;
 
 /** The largest channel frame this side takes: options.maxMessageSize (when given) within what the server carries. */
 function maxFrameIn(s: Settings, session: NatsSession): number {
@@ -43,7 +43,7 @@ function helloOf(s: Settings, link: NatsLink, subject: string, maxIn: number): H
 }
 
 /** The peer's subject and windows from its hello, checked: a hostile peer gets no say in where this side publishes. */
-function peerParts(hello: Hello, maxOut: number): { subject: string; window: number; frames: number } {
+export function peerParts(hello: Hello, maxOut: number): { subject: string; window: number; frames: number } {
   const { subject, window, frames } = hello;
   if (typeof subject !== 'string' || !PRIVATE_SUBJECT.test(subject)) throw new Refusal('EPROTO', 'the hello names no private subject of the expected form');
   if (typeof window !== 'number' || !Number.isInteger(window) || window < 2 * maxOut || window > 4 * MAX_LIMIT) {
@@ -55,7 +55,7 @@ function peerParts(hello: Hello, maxOut: number): { subject: string; window: num
   return { subject, window, frames };
 }
 
-function readJson(data: Uint8Array): Record<string, unknown> {
+export function readJson(data: Uint8Array): Record<string, unknown> {
   let value: unknown = null;
   if (data.length <= HELLO_MAX) {
     try {
@@ -68,30 +68,33 @@ function readJson(data: Uint8Array): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-const json = (value: object): Uint8Array => Buffer.from(JSON.stringify(value), 'utf8');
+export const json = (value: object): Uint8Array => Buffer.from(JSON.stringify(value), 'utf8');
+
+/** The server and NAME of a nats:// or jetstream:// URL, checked. */
+export function parseNatsUrl(url: string, scheme: string): NatsServer & { name: string } {
+  const shape = `expected ${scheme}://[user:pass@]host[:port]/NAME`;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw urlError(url, shape);
+  }
+  const name = u.pathname.replace(/^\//, '');
+  if (!u.hostname || u.search || u.hash) throw urlError(url, shape);
+  if (!NAME.test(name) || name.length > 200) throw urlError(url, 'NAME must be 1..200 characters of letters, digits, - and _, in dot-separated parts (a NATS subject without wildcards)');
+  const port = u.port === '' ? DEFAULT_PORT : Number(u.port);
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port,
+    name,
+    ...(u.username ? { user: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { pass: decodeURIComponent(u.password) } : {}),
+  };
+}
 
 export const nats: Transport<NatsEndpoint> = {
   schemes: ['nats'],
-  parse(_scheme, _rest, url) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw urlError(url, 'expected nats://[user:pass@]host[:port]/NAME');
-    }
-    const name = u.pathname.replace(/^\//, '');
-    if (!u.hostname || u.search || u.hash) throw urlError(url, 'expected nats://[user:pass@]host[:port]/NAME');
-    if (!NAME.test(name) || name.length > 200) throw urlError(url, 'NAME must be 1..200 characters of letters, digits, - and _, in dot-separated parts (a NATS subject without wildcards)');
-    const port = u.port === '' ? DEFAULT_PORT : Number(u.port);
-    return {
-      scheme: 'nats',
-      host: u.hostname.replace(/^\[|\]$/g, ''),
-      port,
-      name,
-      ...(u.username ? { user: decodeURIComponent(u.username) } : {}),
-      ...(u.password ? { pass: decodeURIComponent(u.password) } : {}),
-    };
-  },
+  parse: (_scheme, _rest, url) => ({ scheme: 'nats', ...parseNatsUrl(url, 'nats') }),
   maxMessageSize: {
     default: () => SERVER_DEFAULT_PAYLOAD - NATS_OVERHEAD,
     max: MAX_LIMIT,
@@ -113,28 +116,7 @@ export const nats: Transport<NatsEndpoint> = {
       throw e;
     }
     try {
-      let reply: NatsMsg;
-      try {
-        reply = await session.nc.request(subjectOf(ep.name), json(helloOf(s, link, ours, maxIn)), { timeout: ms });
-      } catch (e) {
-        if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${subjectOf(ep.name)}`);
-        if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
-        throw e;
-      }
-      let value: Record<string, unknown>;
-      try {
-        value = readJson(reply.data);
-      } catch (e) {
-        throw checkReplyError(url, e);
-      }
-      const hello = checkReply(url, value, 'nats', s.codec.name);
-      const maxOut = Math.min(hello.max + 5, session.maxPayload - 5);
-      let peer: ReturnType<typeof peerParts>;
-      try {
-        peer = peerParts(hello, maxOut);
-      } catch (e) {
-        throw checkReplyError(url, e);
-      }
+      const { maxOut, peer } = await exchangeHellos(session, subjectOf(ep.name), helloOf(s, link, ours, maxIn), url, ms, s.codec.name, session.maxPayload - 5);
       link.attach(peer.subject, maxOut, peer.window, peer.frames);
       return link;
     } catch (e) {
@@ -167,34 +149,67 @@ export const nats: Transport<NatsEndpoint> = {
         events.error(stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: ${(e as Error).message}`));
       }
     };
-    let sub: NatsSubscription;
-    try {
-      sub = session.nc.subscribe(subjectOf(ep.name), { queue: QUEUE, callback: (error, msg) => error || onHello(msg) });
-      // Peers can connect once the server has the subscription.
-      await session.nc.flush();
-    } catch (e) {
-      void session.release(token);
-      throw e;
-    }
-    let released: Promise<void> | null = null;
-    return {
-      close: () => {
-        if (released) return;
-        try {
-          sub.unsubscribe();
-        } catch {
-          // The connection is already closed.
-        }
-        released = session.release(token);
-      },
-      closed: () => released ?? Promise.resolve(),
-      ref: () => session.ref(token, true),
-      unref: () => session.ref(token, false),
-    };
+    return serveHellos(session, token, subjectOf(ep.name), onHello);
   },
 };
 
+/**
+ * A connector's side of the handshake: `hello` as a request to `subject`;
+ * the listener's hello, checked, and the largest frame this side may send
+ * it (what it announced, at most `cap`). Nobody subscribed: ECONNREFUSED at
+ * once ("no responders"); no answer within `ms`: ETIMEDOUT; a refusal or a
+ * malformed answer: ERR_IPCKIT_HANDSHAKE.
+ */
+export async function exchangeHellos(session: NatsSession, subject: string, hello: Hello, url: string, ms: number, codec: string, cap: number): Promise<{ maxOut: number; peer: ReturnType<typeof peerParts> }> {
+  let reply: NatsMsg;
+  try {
+    reply = await session.nc.request(subject, json(hello), { timeout: ms });
+  } catch (e) {
+    if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${subject}`);
+    if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
+    throw e;
+  }
+  try {
+    const theirs = checkReply(url, readJson(reply.data), hello.transport, codec);
+    const maxOut = Math.min(theirs.max + 5, cap);
+    return { maxOut, peer: peerParts(theirs, maxOut) };
+  } catch (e) {
+    throw checkReplyError(url, e);
+  }
+}
+
+/**
+ * A listener's subscription to its hello subject (queue group QUEUE),
+ * resolved once the server has it (peers can connect from then on), as a
+ * Listener whose close() lets go of the session.
+ */
+export async function serveHellos(session: NatsSession, token: object, subject: string, onHello: (msg: NatsMsg) => unknown): Promise<Listener> {
+  let sub: NatsSubscription;
+  try {
+    sub = session.nc.subscribe(subject, { queue: QUEUE, callback: (error, msg) => error || void onHello(msg) });
+    await session.nc.flush();
+  } catch (e) {
+    void session.release(token);
+    throw e;
+  }
+  let released: Promise<void> | null = null;
+  return {
+    close: () => {
+      if (released) return;
+      try {
+        sub.unsubscribe();
+      } catch {
+        // The connection is already closed.
+      }
+      released = session.release(token);
+    },
+    closed: () => released ?? Promise.resolve(),
+    ref: () => session.ref(token, true),
+    unref: () => session.ref(token, false),
+  };
+}
+
 /** A reply that is not a well-formed hello: the connect fails as a handshake error. */
-function checkReplyError(url: string, e: unknown): unknown {
+export function checkReplyError(url: string, e: unknown): unknown {
   return e instanceof Refusal ? stateError('ERR_IPCKIT_HANDSHAKE', `${url}: ${e.message}`) : e;
 }
