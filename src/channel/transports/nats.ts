@@ -11,8 +11,7 @@
 // allowUids/allowGids are refused; the server's own authentication (user and
 // password in the URL, a token or TLS in options.nats) decides who may talk.
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:os';
-import { IpcError, stateError, timeoutError } from '../../errors.js';
+import { IpcError, errno, stateError, timeoutError } from '../../errors.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { HELLO_MAX } from '../frame.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';
@@ -165,7 +164,7 @@ export async function exchangeHellos(session: NatsSession, subject: string, hell
   try {
     reply = await session.nc.request(subject, json(hello), { timeout: ms });
   } catch (e) {
-    if (isNoResponders(e)) throw new IpcError(constants.errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${subject}`);
+    if (isNoResponders(e)) throw new IpcError(errno.ECONNREFUSED, 'connect', { path: url }, `no listener subscribes to ${subject}`);
     if (isTimeout(e)) throw timeoutError('connect', { path: url }, `no answer to the hello within ${ms} ms`);
     throw e;
   }
