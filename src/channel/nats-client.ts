@@ -5,7 +5,7 @@
 // accepted; a connector's channel alone) and closed when the last lets go.
 // Only the few client calls ipckit uses are typed here, structurally, so that
 // ipckit's own types never need the package.
-import { IpcError, errno, stateError } from '../errors.js';
+import { IpcError, stateError, timeoutError } from '../errors.js';
 import type { NatsSettings } from './nats-options.js';
 
 export const NATS_PACKAGE = '@nats-io/transport-node';
@@ -273,7 +273,7 @@ function connectError(e: unknown, url: string): Error {
   const cause = (e as { cause?: NodeJS.ErrnoException })?.cause;
   const errno = typeof cause?.errno === 'number' ? cause.errno : typeof (e as NodeJS.ErrnoException)?.errno === 'number' ? (e as NodeJS.ErrnoException).errno : undefined;
   if (errno !== undefined) return new IpcError(Math.abs(errno), 'connect', { path: url }, 'the NATS server');
-  if ((e as { name?: string })?.name === 'TimeoutError') return new IpcError(errno.ETIMEDOUT, 'connect', { path: url }, 'no answer from the NATS server');
+  if ((e as { name?: string })?.name === 'TimeoutError') return timeoutError('connect', { path: url }, 'no answer from the NATS server');
   const err = stateError('ERR_IPCKIT_HANDSHAKE', `${url}: could not connect to the NATS server: ${(e as Error)?.message ?? String(e)}`);
   (err as Error).cause = e;
   return err;
