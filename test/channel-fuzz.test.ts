@@ -12,7 +12,7 @@ import { forgeShm } from './forge.js';
 import { assertClean, fuzzCount, fuzzSeed, fuzzShm, summary } from './shm-fuzz.js';
 
 const seed = fuzzSeed();
-const mutations = fuzzCount(10_000);
+const mutations = fuzzCount(4_000);
 
 test(`shm: ring fuzz, private rings: ${mutations} mutations of ring 0 by forged connectors; only their channels fail (ERR_IPCKIT_BAD_FRAME), a good peer is served throughout`, { timeout: 120_000 }, async (t) => {
   t.diagnostic(`seed ${seed} (IPCKIT_FUZZ_SEED=${seed} replays it)`);

@@ -5,12 +5,12 @@ import { channel, type Channel } from 'ipckit';
 import { T, urlFor, live, servers, pair, settledWithin, sharedRingPeer, until, sharedGroup } from './channel-pair.js';
 
 describe('channel over shm: with a shared ring (sharedRing: every connector writes into one ring)', () => {
-  for (const spin of ['auto', false] as const) test(`four writer processes, spin ${spin}: each one's 250,000 messages arrive on its own channel in order; requests to each are answered by that one`, T, async () => {
+  for (const spin of ['auto', false] as const) test(`four writer processes, spin ${spin}: each one's 100,000 messages arrive on its own channel in order; requests to each are answered by that one`, T, async () => {
     const { peers, chans, done } = await sharedGroup(4, { codec: 'json', spin }, { codec: 'json', spin });
     // Which channel belongs to which process: ask each.
     const pids = await Promise.all(chans.map(async (ch) => (await ch.request({ n: 0 })).pid as number));
     assert.deepEqual([...pids].sort(), peers.map((p) => p.child.pid).sort());
-    const N = 250_000;
+    const N = 100_000;
     for (const p of peers) p.send({ op: 'emit', count: N });
     await Promise.all(
       chans.map(async (ch) => {

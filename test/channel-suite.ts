@@ -13,11 +13,11 @@ import { T, urlFor, control, connectExtras, listenExtras, live, servers, pair, s
 import { forgeNats } from './nats-forge.js';
 
 /**
- * Messages each way in the ordering test: 200,000 in npm test, 1,000,000 in
+ * Messages each way in the ordering tests: 100,000 in npm test, 1,000,000 in
  * npm run stress (test/stress/channel-suite.stress.ts sets
  * IPCKIT_SUITE_MESSAGES), where it runs over every transport.
  */
-const MANY = Number(process.env.IPCKIT_SUITE_MESSAGES ?? 200_000);
+const MANY = Number(process.env.IPCKIT_SUITE_MESSAGES ?? 100_000);
 /**
  * The share of the message counts of the volume tests a transport runs:
  * jetstream: stores and acks every message on the server (about 10,000 a
@@ -135,8 +135,8 @@ export function defineTransportSuite(transports: readonly SuiteTransport[]): voi
         await done();
       });
 
-      test(`sendBatch / receiveBatch: ${volume(t, 200_000).toLocaleString('en')} messages each way in order; batches bounded by max; a bad message sends nothing`, T, async () => {
-        const N = volume(t, 200_000);
+      test(`sendBatch / receiveBatch: ${volume(t, MANY).toLocaleString('en')} messages each way in order; batches bounded by max; a bad message sends nothing`, T, async () => {
+        const N = volume(t, MANY);
         const { ch, peer, done } = await pair(t, { codec: 'raw' });
         if (t !== 'fifo') {
           peer.send({ op: 'expect-batch', count: N, max: 500 });
