@@ -23,6 +23,30 @@ export type JetStreamEndpoint = NatsServer & { scheme: 'jetstream'; name: string
 const SERVER_DEFAULT_PAYLOAD = 1024 * 1024;
 export const jetStreamSubjectOf = (name: string): string => `ipckit-js.${name}`;
 
+/** JetStream's error code for a stream whose store could not be made (JSStreamStoreFailedF). */
+const STORE_DIR_FAILED = 10077;
+const ADD_STREAM_ATTEMPTS = 4;
+
+/**
+ * Creates a channel's stream. nats-server 2.9 removes an account's empty
+ * streams directory when its last stream is deleted, and a stream created at
+ * that moment fails with "could not create storage directory" (10077; the
+ * server's own log says mkdir found no parent): that failure is tried again,
+ * a few milliseconds later, a few times.
+ */
+async function addStream(jsm: JetStreamContext['jsm'], config: Record<string, unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await jsm.streams.add(config);
+      return;
+    } catch (e) {
+      // JetStreamApiError: `code` is the API's err_code.
+      if ((e as { code?: unknown })?.code !== STORE_DIR_FAILED || attempt === ADD_STREAM_ATTEMPTS) throw e;
+      await new Promise((r) => setTimeout(r, 5 * attempt));
+    }
+  }
+}
+
 function maxFrameIn(s: Settings, session: NatsSession): number {
   const server = session.maxPayload - JS_OVERHEAD;
   return (s.maxMessageSizeGiven ? Math.min(s.maxMessageSize, server) : server) + 5;
@@ -117,7 +141,7 @@ export const jetstream: Transport<JetStreamEndpoint> = {
         const id = hello.stream.slice('IPCKIT_'.length);
         link = new JetStreamLink(session, { ctx, id, side: 'l', subject: ours, deliverSubject: privateSubject(), ackSubject: privateSubject() }, maxIn, s.nats);
         try {
-          await ctx.jsm.streams.add(streamConfig(id));
+          await addStream(ctx.jsm, streamConfig(id));
           await link.createConsumer();
         } catch (e) {
           throw new Refusal('EPROTO', `could not make the channel's stream: ${(e as Error)?.message ?? e}`);
