@@ -155,6 +155,29 @@ export const jetstream: Transport<JetStreamEndpoint> = {
         events.error(stateError('ERR_IPCKIT_HANDSHAKE', `${url}: refused a peer: ${(e as Error).message}`));
       }
     };
-    return serveHellos(session, token, jetStreamSubjectOf(ep.name), onHello);
+    // An empty stream of the listener's own for as long as it listens: the
+    // account's streams directory is never empty while its channels' streams
+    // come and go, so nats-server 2.9 never removes that directory under a
+    // stream being made (see addStream; with 25 channels made and closed in
+    // a row, a stream now and then failed to be made or vanished).
+    const anchor = streamName(randomBytes(16).toString('hex'));
+    try {
+      await addStream(ctx.jsm, { ...streamConfig(anchor.slice('IPCKIT_'.length)) });
+    } catch (e) {
+      void session.release(token);
+      throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: could not make the listener's stream: ${(e as Error)?.message ?? e}`);
+    }
+    const listener = await serveHellos(session, token, jetStreamSubjectOf(ep.name), onHello);
+    let closing: Promise<void> | null = null;
+    return {
+      ...listener,
+      close: () => {
+        closing ??= ctx.jsm.streams
+          .delete(anchor)
+          .catch(() => false)
+          .then(() => listener.close());
+      },
+      closed: () => (closing ?? Promise.resolve()).then(() => listener.closed?.()),
+    };
   },
 };
