@@ -75,6 +75,7 @@ describe('jetstream:// only', () => {
     servers.delete(listener);
     await until(() => true);
     assert.deepEqual(await look.streams(), []);
+    assert.deepEqual(await look.anchors(), [], 'the closed listener deleted its own stream');
     await look.close();
     await server.stop();
   });

@@ -15,15 +15,21 @@ import { NatsServer } from './nats-server.js';
 export const jsUrl = (server: NatsServer, name = `ipckit-test-${tag()}`) => `jetstream://127.0.0.1:${server.port}/${name}`;
 
 /** A raw client and JetStream manager on `server`, to look at and meddle with the channels' streams. */
-export async function inspect(server: NatsServer): Promise<{ nc: NatsConnection; jsm: JetStreamManager; streams(): Promise<Array<{ name: string; subjects: string[] }>>; close(): Promise<void> }> {
+export async function inspect(server: NatsServer): Promise<{ nc: NatsConnection; jsm: JetStreamManager; streams(): Promise<Array<{ name: string; subjects: string[] }>>; anchors(): Promise<string[]>; close(): Promise<void> }> {
   const nc = await connect({ servers: `127.0.0.1:${server.port}` });
   const jsm = await jetstreamManager(nc);
   return {
     nc,
     jsm,
+    /** The channels' streams (a listener's own IPCKIT_L_ stream, kept while it listens, is not one; anchors() lists those). */
     async streams() {
       const out = [];
-      for await (const s of jsm.streams.list()) out.push({ name: s.config.name, subjects: s.config.subjects });
+      for await (const s of jsm.streams.list()) if (!s.config.name.startsWith('IPCKIT_L_')) out.push({ name: s.config.name, subjects: s.config.subjects });
+      return out;
+    },
+    async anchors() {
+      const out: string[] = [];
+      for await (const s of jsm.streams.list()) if (s.config.name.startsWith('IPCKIT_L_')) out.push(s.config.name);
       return out;
     },
     close: () => nc.close(),
@@ -90,6 +96,7 @@ export async function restartRun({ channels, count, kills }: { channels: number;
   servers.delete(listener);
   const look = await inspect(server);
   assert.deepEqual(await look.streams(), [], 'the channels deleted their streams');
+  assert.deepEqual(await look.anchors(), [], 'the closed listener deleted its own stream');
   await look.close();
   await server.stop();
 }

@@ -160,9 +160,10 @@ export const jetstream: Transport<JetStreamEndpoint> = {
     // come and go, so nats-server 2.9 never removes that directory under a
     // stream being made (see addStream; with 25 channels made and closed in
     // a row, a stream now and then failed to be made or vanished).
-    const anchor = streamName(randomBytes(16).toString('hex'));
+    // Named IPCKIT_L_<id>: no hello can name it (STREAM_NAME), and it takes no subject.
+    const anchor = `IPCKIT_L_${randomBytes(16).toString('hex')}`;
     try {
-      await addStream(ctx.jsm, { ...streamConfig(anchor.slice('IPCKIT_'.length)) });
+      await addStream(ctx.jsm, { name: anchor, subjects: [], storage: 'file', num_replicas: 1 });
     } catch (e) {
       void session.release(token);
       throw stateError('ERR_IPCKIT_HANDSHAKE', `${url}: could not make the listener's stream: ${(e as Error)?.message ?? e}`);
