@@ -2,7 +2,7 @@
  *
  * Contract with the TypeScript layer: arguments arrive already validated, so
  * these helpers only convert types. A failing system call throws a plain Error
- * carrying `errno` (positive) and `syscall`; src/errors.ts turns it into an
+ * carrying `errno` (positive) and `syscall`; src/core/errors.ts turns it into an
  * IpcError with the errno name and the object's name. */
 #ifndef IPCKIT_COMMON_H
 #define IPCKIT_COMMON_H

@@ -5,7 +5,7 @@
  * Why: a waiter thread costs a second wake-up per wait (the kernel wakes the
  * waiter thread, which then wakes the loop). Here the kernel completes the
  * wait into the ring and signals an eventfd that the loop watches with
- * uv_poll (src/poller.ts), so a notify from another process wakes the loop
+ * uv_poll (src/core/poller.ts), so a notify from another process wakes the loop
  * directly. Measured with two C processes on this machine: ~13 µs round trip
  * against ~30 µs for the thread hand-off.
  *
@@ -300,7 +300,7 @@ static napi_value js_cancel(napi_env env, napi_callback_info info) {
     c->fd = -1;
     c->addr = (uint64_t)id << 1;
     c->user_data = 0;
-    submit(u, tail, 1); /* if it fails, the abort is retried by src/waiter.ts */
+    submit(u, tail, 1); /* if it fails, the abort is retried by src/core/waiter.ts */
   }
   napi_get_boolean(env, job != NULL, &out);
   return out;

@@ -1,5 +1,5 @@
 /* Owned objects: kernel objects this process created with `owned: true`,
- * removed when the process exits. src/owned.ts decides what goes in and
+ * removed when the process exits. src/core/owned.ts decides what goes in and
  * when the list is acted on early (a fatal signal); here are only the list
  * and the removal system calls.
  *
@@ -28,7 +28,7 @@
 
 #include "common.h"
 
-/* Kinds, as src/owned.ts numbers them. */
+/* Kinds, as src/core/owned.ts numbers them. */
 enum owned_kind {
   OWNED_POSIX_SHM = 1, /* shm_unlink(name) */
   OWNED_POSIX_SEM = 2, /* sem_unlink(name) */

@@ -4,7 +4,7 @@
  * their signalfd; message-queue descriptors and datagram/seqpacket sockets
  * are meant to reuse it.
  *
- * JS API (wrapped by src/poller.ts, which is what mechanisms should use):
+ * JS API (wrapped by src/core/poller.ts, which is what mechanisms should use):
  *   pollerStart(fd, events, callback) -> handle
  *       events: bit set of pollerConstants.READABLE/WRITABLE/DISCONNECT/
  *       PRIORITIZED (libuv's UV_* values). callback(errno, events) runs on

@@ -37,7 +37,7 @@
  *   remaining time (EINTR never reaches the user).
  * - It returns a value >= 0 (the Promise resolves with that number) or a
  *   negative errno (the Promise rejects with Error{ errno, syscall }, which
- *   src/waiter.ts turns into an IpcError, or into the AbortSignal's reason for
+ *   src/core/waiter.ts turns into an IpcError, or into the AbortSignal's reason for
  *   ECANCELED).
  * - The ctx is freed with free_ctx on the JS thread after the Promise settles
  *   (never while the block function may still run); keep_alive (a JS value such
@@ -46,7 +46,7 @@
  *
  * JS side: native.waiterCancel(id) cancels one wait (call it again if it has
  * not settled shortly after: a signal that lands just before the thread enters
- * the system call is lost; src/waiter.ts re-sends it), native.waiterCancelAll()
+ * the system call is lost; src/core/waiter.ts re-sends it), native.waiterCancelAll()
  * wakes every wait (process 'exit' hook), native.waiterStats() reports the
  * pool for tests. Environment teardown (worker exit) cancels and joins every
  * thread before the instance data goes. */

@@ -9,7 +9,7 @@
 //   await ch.send({ hello: new Map() });
 import type { ChildProcess, ForkOptions as NodeForkOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { fromHere, rangeError, stateError, typeError } from './errors.js';
+import { fromHere, rangeError, stateError, typeError } from './core/errors.js';
 import { Channel } from './channel/channel.js';
 import { resolveCodec, type Codec, type CodecName } from './channel/codec.js';
 import { Access, type AccessOptions, type PeerCredentials } from './channel/access.js';
@@ -21,7 +21,7 @@ import { forkChannel } from './channel/fork.js';
 import { PIPE_SCHEME, connectPipe, pipe } from './channel/transports/pipe.js';
 import { resolve, type Resolved } from './channel/transports/index.js';
 import { defaultMaxMessageSize, type Listener, type Settings } from './channel/transport.js';
-import { checkBoolean, checkInteger, checkOptions } from './validate.js';
+import { checkBoolean, checkInteger, checkOptions } from './core/validate.js';
 import { checkNatsOptions, type NatsOptions } from './channel/nats-options.js';
 import { HANDSHAKE_MS } from './channel/control.js';
 import { connectWithPolicy, type RetryOptions } from './channel/connect-policy.js';

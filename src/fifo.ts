@@ -7,18 +7,18 @@
 // - 'w': first a non-blocking open (O_WRONLY|O_NONBLOCK), which succeeds at
 //   once when a reader exists and fails with ENXIO when none does;
 // - 'r' (and 'w' without a reader): a blocking open(2) on a dedicated waiter
-//   thread (src/waiter.ts), which the kernel wakes when the other side opens.
+//   thread (src/core/waiter.ts), which the kernel wakes when the other side opens.
 //   Timeout and AbortSignal interrupt it with a signal to that thread.
 // - 'rw': O_RDWR never waits (Linux-specific; the process is its own partner).
 // The stream is a net.Socket over the descriptor (epoll), never an fs stream.
 import { chmodSync, constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
-import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno } from './errors.js';
-import { FdStream } from './fd-stream.js';
-import { native } from './native.js';
-import { forget, identityOf, ownByName } from './owned.js';
-import { fileKey, filesIn, openers, type Holder } from './scan.js';
-import { checkBoolean, checkMode, checkOptions, checkString, show } from './validate.js';
-import { checkWaitOptions } from './waiter.js';
+import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno } from './core/errors.js';
+import { FdStream } from './core/fd-stream.js';
+import { native } from './core/native.js';
+import { forget, identityOf, ownByName } from './core/owned.js';
+import { fileKey, filesIn, openers, type Holder } from './core/scan.js';
+import { checkBoolean, checkMode, checkOptions, checkString, show } from './core/validate.js';
+import { checkWaitOptions } from './core/waiter.js';
 
 export interface FifoCreateOptions {
   /** Permission bits, applied exactly (not filtered by umask). Default 0o600. */

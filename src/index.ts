@@ -5,12 +5,12 @@ import * as futexApi from './futex.js';
 import * as semPosix from './sem.js';
 import * as semSysv from './sem-sysv.js';
 
-export { IpcError, type IpcLimit, type IpcMisuseError } from './errors.js';
+export { IpcError, type IpcLimit, type IpcMisuseError } from './core/errors.js';
 export { SharedRegion } from './region.js';
 export type { FdRegion, ShmRegion, ShmOpenOptions, ShmStat, ShmListEntry, AnonymousOptions, FromFdOptions } from './shm.js';
 export type { SysvSegment, SysvShmStat, SysvShmGetOptions, SysvShmListEntry, AttachOptions } from './shm-sysv.js';
 export type { MappedFile, MmapFileOptions } from './mmap.js';
-export { ftok, type SysvKey, type SysvOwnership } from './sysv-key.js';
+export { ftok, type SysvKey, type SysvOwnership } from './core/sysv-key.js';
 
 /** Shared memory: POSIX named objects, anonymous memfd regions, descriptors, and System V segments. */
 export const shm = {
@@ -31,7 +31,7 @@ export const futex = {
   notify: futexApi.notify,
 } as const;
 export type { FutexResult, FutexWaitOptions } from './futex.js';
-export type { WaitOptions } from './waiter.js';
+export type { WaitOptions } from './core/waiter.js';
 import * as signalsModule from './signals.js';
 export { PidFd } from './signals.js';
 export type {
@@ -135,7 +135,7 @@ import * as pipeApi from './pipe.js';
 import * as fifoApi from './fifo.js';
 import * as unixApi from './unix.js';
 import * as unixListApi from './unix-list.js';
-export { FdStream } from './fd-stream.js';
+export { FdStream } from './core/fd-stream.js';
 export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipe.js';
 export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './unix.js';
 export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './message-socket.js';

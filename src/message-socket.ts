@@ -1,7 +1,7 @@
 // Message-oriented Unix sockets (SOCK_SEQPACKET, SOCK_DGRAM): every send is
 // one message, boundaries preserved, optionally carrying descriptors
 // (SCM_RIGHTS). net.Socket refuses SOCK_SEQPACKET and SOCK_DGRAM descriptors
-// (ERR_INVALID_FD_TYPE), so readiness comes from the uv_poll watcher (src/poller.ts) and data moves
+// (ERR_INVALID_FD_TYPE), so readiness comes from the uv_poll watcher (src/core/poller.ts) and data moves
 // with non-blocking sendmsg/recvmsg (native/unix.c, MSG_NOSIGNAL: a vanished
 // peer is an EPIPE error, never a SIGPIPE).
 //
@@ -9,12 +9,12 @@
 // info.takeFds(); all others are closed right after the listeners return, so
 // ignoring them never leaks.
 import { EventEmitter } from 'node:events';
-import { IpcError, rangeError, stateError, sys, typeError, errno } from './errors.js';
-import { native } from './native.js';
-import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
+import { IpcError, rangeError, stateError, sys, typeError, errno } from './core/errors.js';
+import { native } from './core/native.js';
+import { READABLE, WRITABLE, watchFd, type FdWatcher } from './core/poller.js';
 import type { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type UnixAddress } from './unix-address.js';
-import { checkInteger, checkOptions, show } from './validate.js';
+import { checkInteger, checkOptions, show } from './core/validate.js';
 
 /**
  * 'stream' here is a SOCK_STREAM socket driven by recvmsg/sendmsg so that it

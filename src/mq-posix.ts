@@ -3,17 +3,17 @@
 //
 // Waiting never blocks the event loop: the queue descriptor is pollable on
 // Linux, so a send on a full queue or a receive on an empty one is retried
-// when the poller (src/poller.ts, uv_poll) reports the descriptor ready. The
+// when the poller (src/core/poller.ts, uv_poll) reports the descriptor ready. The
 // Sync variants block the calling thread (for worker threads) in ppoll.
 import { constants as fsc, fchmodSync, fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { IpcError, abortError, fromHere, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
-import { nofileLimit, readLimit, rlimitMsgqueue } from './limits.js';
-import { native } from './native.js';
-import { forget, identityOf, ownByName } from './owned.js';
-import { openOrCreate } from './posix-open.js';
-import { READABLE, WRITABLE, watchFd, type FdWatcher } from './poller.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from './validate.js';
-import { checkWaitOptions } from './waiter.js';
+import { IpcError, abortError, fromHere, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './core/errors.js';
+import { nofileLimit, readLimit, rlimitMsgqueue } from './core/limits.js';
+import { native } from './core/native.js';
+import { forget, identityOf, ownByName } from './core/owned.js';
+import { openOrCreate } from './core/posix-open.js';
+import { READABLE, WRITABLE, watchFd, type FdWatcher } from './core/poller.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from './core/validate.js';
+import { checkWaitOptions } from './core/waiter.js';
 
 /** A received message. */
 export interface MqMessage {

@@ -3,19 +3,19 @@
 // first of a type, the first not of a type, or the lowest type up to a bound.
 //
 // msgsnd/msgrcv cannot be polled, so a send or receive that has to wait runs
-// on a dedicated waiter thread (src/waiter.ts, native/waiter.c), never on the
+// on a dedicated waiter thread (src/core/waiter.ts, native/waiter.c), never on the
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.
-import { IpcError, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './errors.js';
-import { readLimit } from './limits.js';
+import { IpcError, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './core/errors.js';
+import { readLimit } from './core/limits.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
-import { native } from './native.js';
-import { forget, ownById } from './owned.js';
-import { openOrCreate } from './posix-open.js';
-import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
-import { awaitNative, checkWaitOptions, type CheckedWait } from './waiter.js';
+import { native } from './core/native.js';
+import { forget, ownById } from './core/owned.js';
+import { openOrCreate } from './core/posix-open.js';
+import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './core/sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './core/validate.js';
+import { awaitNative, checkWaitOptions, type CheckedWait } from './core/waiter.js';
 
 export interface SysvMessage {
   /** The message type (mtype), > 0. */

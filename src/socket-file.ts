@@ -1,6 +1,6 @@
 // A listener's socket file: removed on close only while it is still ours.
-import { native } from './native.js';
-import { forget, ownByName } from './owned.js';
+import { native } from './core/native.js';
+import { forget, ownByName } from './core/owned.js';
 
 const S_IFSOCK = 0o140000;
 
@@ -25,7 +25,7 @@ export class SocketFile {
   readonly #owned: boolean;
   #removed = false;
 
-  /** `owned`: also removed at a fatal signal and at process exit from any thread (src/owned.ts). */
+  /** `owned`: also removed at a fatal signal and at process exit from any thread (src/core/owned.ts). */
   constructor(path: string, dev: number, ino: number, owned = false) {
     this.path = path;
     this.#dev = dev;

@@ -24,12 +24,12 @@
 // could use are then not judged at all (a note says how many).
 import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { formatKey, IpcError, errno } from './errors.js';
+import { formatKey, IpcError, errno } from './core/errors.js';
 import { list as fifoList, remove as fifoRemove } from './fifo.js';
 import { list as mqList, mountPoint, unlink as mqUnlink } from './mq-posix.js';
 import { fromId as mqFromId, list as sysvMqList } from './mq-sysv.js';
-import { native } from './native.js';
-import { fileKey, filesIn, isAlive, mappers, openers, sysvWaiters, type Openers, type SysvWaiters, type Users } from './scan.js';
+import { native } from './core/native.js';
+import { fileKey, filesIn, isAlive, mappers, openers, sysvWaiters, type Openers, type SysvWaiters, type Users } from './core/scan.js';
 import { list as semList, semFile, unlink as semUnlink } from './sem.js';
 import { fromId as semFromId, list as sysvSemList } from './sem-sysv.js';
 import { list as shmList, SHM_DIR, unlink as shmUnlink } from './shm.js';

@@ -2,8 +2,8 @@
 // (socket, bind, listen, accept, connect) are exactly net.Server/net.Socket;
 // pair it with src/framing.ts for messages.
 import net from 'node:net';
-import { toIpcError } from './errors.js';
-import { checkInteger, checkOptions, checkString } from './validate.js';
+import { toIpcError } from './core/errors.js';
+import { checkInteger, checkOptions, checkString } from './core/validate.js';
 
 export interface TcpListenOptions {
   /** Address to bind. Default '127.0.0.1' (loopback: IPC, not a network service). */

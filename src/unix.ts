@@ -10,15 +10,15 @@
 import net from 'node:net';
 import { chmodSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { IpcError, rangeError, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from './errors.js';
-import { fileLimit, readLimit } from './limits.js';
-import { FdStream, checkFd } from './fd-stream.js';
+import { IpcError, rangeError, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from './core/errors.js';
+import { fileLimit, readLimit } from './core/limits.js';
+import { FdStream, checkFd } from './core/fd-stream.js';
 import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
-import { native } from './native.js';
+import { native } from './core/native.js';
 import { socketTypeNumber, type SocketPairType } from './pipe.js';
 import { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } from './unix-address.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './core/validate.js';
 
 export type { UnixAddress } from './unix-address.js';
 export type UnixSocketType = SocketPairType;

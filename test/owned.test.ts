@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fifo, mmap, mq, sem, shm, unix } from 'ipckit';
-import { native } from '../dist/native.js';
+import { native } from '../dist/core/native.js';
 import { startPeer, uniqueKey, uniqueName } from './helpers.js';
 import { cleanup, KINDS, newSpec, present, type Spec } from './ipc-objects-spec.js';
 

@@ -1,4 +1,4 @@
-// The internal uv_poll watcher (src/poller.ts) that signals use and message
+// The internal uv_poll watcher (src/core/poller.ts) that signals use and message
 // queues and datagram sockets will reuse.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { IpcError } from 'ipckit';
 import { run } from './helpers.js';
 
 const T = { timeout: 60_000 };
-const pollerUrl = new URL('../dist/poller.js', import.meta.url).href;
+const pollerUrl = new URL('../dist/core/poller.js', import.meta.url).href;
 interface Watcher {
   readonly active: boolean;
   update(events: number): void;

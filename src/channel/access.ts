@@ -7,7 +7,7 @@
 // read and write this process's memory (ptrace, /proc/PID/mem), so refusing
 // them would protect nothing. Everyone else needs to be listed, or
 // allowUids: 'any'.
-import { IpcError, typeError, errno } from '../errors.js';
+import { IpcError, typeError, errno } from '../core/errors.js';
 
 export interface PeerCredentials {
   pid: number;

@@ -4,8 +4,8 @@
 // IpcError ETIMEDOUT; either first withdraws the wait, and the timer and the
 // abort listener go as soon as the wait settles, so a finished wait never
 // keeps the process alive.
-import { abortError, timeoutError } from '../errors.js';
-import { checkWaitOptions } from '../waiter.js';
+import { abortError, timeoutError } from '../core/errors.js';
+import { checkWaitOptions } from '../core/waiter.js';
 
 export interface ChannelWaitOptions {
   /** Milliseconds before the wait rejects with IpcError ETIMEDOUT. Default: none. */

@@ -1,7 +1,7 @@
 // The errors a Channel's calls reject with: closed, peer lost, one-way
 // misuse, loans without the raw codec; and what the parts a Channel is made
 // of (outbox, inbox, loans, requests) read of its state.
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import type { CloseInfo, Link } from './link.js';
 
 /** What the parts of a Channel read of its state (the Channel's own getters). */

@@ -5,8 +5,8 @@
 // Imported, not the global: the global Buffer is a getter, paid on every message here.
 import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
-import { abortError, fromHere, rangeError, stateError, typeError } from '../errors.js';
-import { checkWaitOptions } from '../waiter.js';
+import { abortError, fromHere, rangeError, stateError, typeError } from '../core/errors.js';
+import { checkWaitOptions } from '../core/waiter.js';
 import { decodeError, decodesIntoOwnMemory, encodeBatch, encodeError, raw as rawCodec, type Codec } from './codec.js';
 import { KIND_ERROR, KIND_MESSAGE, KIND_REQUEST, MESSAGE_HEADER, badFrame, checkFrame, correlatedHeader, headerLength, readId } from './frame.js';
 import type { PeerCredentials } from './access.js';
@@ -14,7 +14,7 @@ import type { AnyListener, ChannelEvents, EventMethod, OtherEvent } from './even
 import type { CloseInfo, Link } from './link.js';
 import { checkChannelWait, type ChannelWaitOptions, type CheckedChannelWait } from './cancel.js';
 import { EACH_OPTIONS, EachReader, type InPlaceHandler, type ReceiveEachOptions } from './each.js';
-import { checkOptions } from '../validate.js';
+import { checkOptions } from '../core/validate.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 import { closedError, oneWayError, peerLost } from './channel-errors.js';
 import { Outbox } from './outbox.js';

@@ -5,7 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { deserialize, serialize } from 'node:v8';
 import { Packr } from 'msgpackr';
-import { rangeError, stateError, typeError } from '../errors.js';
+import { rangeError, stateError, typeError } from '../core/errors.js';
 
 /** Encodes what a channel sends (T) and decodes what it receives (Decoded: T unless the codec says otherwise, as raw does). */
 export interface Codec<T = unknown, Decoded = T> {

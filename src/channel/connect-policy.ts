@@ -5,8 +5,8 @@
 // network transports, while the network is not there yet), so a client may
 // start before its server. An attempt that an abort or the deadline overtook is
 // not left behind: if it still succeeds, its channel is closed at once.
-import { IpcError, abortError, timeoutError, typeError } from '../errors.js';
-import { checkInteger, checkOptions } from '../validate.js';
+import { IpcError, abortError, timeoutError, typeError } from '../core/errors.js';
+import { checkInteger, checkOptions } from '../core/validate.js';
 import { cancellable } from './cancel.js';
 
 export interface RetryOptions {

@@ -10,10 +10,10 @@
 // on this side's own descriptor (made by socket() or accept()), whose flags
 // no peer can change.
 import { Buffer } from 'node:buffer';
-import { IpcError, stateError, sys, throwIfAborted, timeoutError, errno } from '../errors.js';
-import { readLimit } from '../limits.js';
-import { native } from '../native.js';
-import { READABLE, watchFd, type FdWatcher } from '../poller.js';
+import { IpcError, stateError, sys, throwIfAborted, timeoutError, errno } from '../core/errors.js';
+import { readLimit } from '../core/limits.js';
+import { native } from '../core/native.js';
+import { READABLE, watchFd, type FdWatcher } from '../core/poller.js';
 import type { PeerCredentials } from './access.js';
 
 /** How long a peer has to send its half of a handshake. */

@@ -2,7 +2,7 @@
 // handler as it is taken (from the inbox, from a delivery run, or in place
 // from a link's memory), counts them, and settles once the run is over.
 import type { Buffer } from 'node:buffer';
-import { abortError } from '../errors.js';
+import { abortError } from '../core/errors.js';
 import { waitTimedOut, type CheckedChannelWait } from './cancel.js';
 import type { InPlaceSink } from './link.js';
 

@@ -2,7 +2,7 @@
 // connection of their own, which reconnects by itself, closed within a grace
 // period by close() or dispose; and how they name themselves in errors.
 import { EventEmitter } from 'node:events';
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import type { NatsSession } from './nats-client.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 

@@ -1,6 +1,6 @@
 // A publisher of a topic (fanout.ts): each message one PUB with its header
 // (fanout-nats.ts); send() resolves once the message is in the kernel.
-import { IpcError, errno, fromHere, rangeError, typeError } from '../errors.js';
+import { IpcError, errno, fromHere, rangeError, typeError } from '../core/errors.js';
 import { encodeBatch, encodeError, type Codec } from './codec.js';
 import { closedError, releaseWithin, TopicConnection } from './fanout-connection.js';
 import { FANOUT_HEADER, KIND_END, KIND_MESSAGE, KIND_TICK, Sequencer, TICK_MS, topicSubject } from './fanout-nats.js';

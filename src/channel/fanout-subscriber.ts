@@ -1,6 +1,6 @@
 // A subscriber of a topic (fanout.ts): every message checked (fanout-nats.ts),
 // decoded and queued for the reader, with the losses in their place.
-import { IpcError, errno, stateError } from '../errors.js';
+import { IpcError, errno, stateError } from '../core/errors.js';
 import type { Codec } from './codec.js';
 import type { EventMethod } from './events.js';
 import { closedError, releaseWithin, TopicConnection } from './fanout-connection.js';

@@ -12,8 +12,8 @@
 // publisher sends when it goes quiet or closes) and reports it: a 'lost'
 // event where one is listened for, otherwise the iterator throws
 // ERR_IPCKIT_MESSAGES_LOST at the place of the gap (and goes on after it).
-import { fromHere, typeError } from '../errors.js';
-import { checkInteger, checkOptions } from '../validate.js';
+import { fromHere, typeError } from '../core/errors.js';
+import { checkInteger, checkOptions } from '../core/validate.js';
 import { resolveCodec, type Codec, type CodecName } from './codec.js';
 import { closedError, withoutPassword } from './fanout-connection.js';
 import { FANOUT_HEADER } from './fanout-nats.js';

@@ -11,7 +11,7 @@
 // would interleave their bytes in the one pipe, which no framing survives.
 import { unlinkSync } from 'node:fs';
 import { create as fifoCreate, isFifo, open as fifoOpen } from '../fifo.js';
-import type { FdStream } from '../fd-stream.js';
+import type { FdStream } from '../core/fd-stream.js';
 import { fstatSync } from 'node:fs';
 import type { Access } from './access.js';
 import { Access as AccessPolicy } from './access.js';

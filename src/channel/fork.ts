@@ -3,8 +3,8 @@
 import { fork as forkProcess, type ChildProcess, type ForkOptions as NodeForkOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { stateError, timeoutError, typeError } from '../errors.js';
-import { checkInteger } from '../validate.js';
+import { stateError, timeoutError, typeError } from '../core/errors.js';
+import { checkInteger } from '../core/validate.js';
 import type { ChannelForkOptions, ChannelServer, ForkedChannel, ListenOptions } from '../channel.js';
 import type { Channel } from './channel.js';
 

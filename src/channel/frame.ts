@@ -7,7 +7,7 @@
 //   rest        the codec's bytes (error replies: JSON { message, code })
 // Stream transports (unix:, tcp:, pipe:) prefix each frame with its length
 // (u32 LE); the shm: ring stores the length in the record header instead.
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 
 export const KIND_MESSAGE = 0;
 export const KIND_REQUEST = 1;

@@ -1,7 +1,7 @@
 // The hello exchange of the socket transports that carry it in-band: byte
 // streams (unix:, unix-abstract:, tcp://, pipe:) and seqpacket sockets.
 import type { Socket } from 'node:net';
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import { Access, type PeerCredentials } from './access.js';
 import { HANDSHAKE_MS } from './control.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from './hello.js';

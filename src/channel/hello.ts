@@ -7,7 +7,7 @@
 //
 //   { "ipckit": 3, "transport": "shm", "codec": "json", "max": 1048576, ... }
 //   refusal:  { "ipckit": 3, "error": "EACCES" | "EPROTO", "message": "..." }
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import { Access } from './access.js';
 
 /** Bumped whenever what travels after the hello changes (3: mq: frames longer than one queue message travel in parts), so that mismatched peers fail at connect(), not mid-stream. */

@@ -2,7 +2,7 @@
 // order, behind a moving head), the next() / receiveBatch() calls waiting
 // for one, and the hold on the link that stops reading the peer while the
 // inbox is full (the sender then waits: receiver backpressure).
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import { cancellable, waitTimedOut, type CheckedChannelWait } from './cancel.js';
 import type { ChannelState } from './channel-errors.js';
 import type { EachReader } from './each.js';

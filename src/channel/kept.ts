@@ -5,7 +5,7 @@
 // how much such memory there is (64 MiB), so without this the next frames
 // land in blocks the caches no longer hold.
 import { Buffer } from 'node:buffer';
-import { native } from '../native.js';
+import { native } from '../core/native.js';
 
 /**
  * Frames at least this long are copied out of a ring into kept blocks: a

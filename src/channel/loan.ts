@@ -3,7 +3,7 @@
 // that publish() sends as one message. One loan at a time; other sends wait
 // behind it.
 import { Buffer } from 'node:buffer';
-import { rangeError, stateError } from '../errors.js';
+import { rangeError, stateError } from '../core/errors.js';
 import { closedError, notRawError, type ChannelState } from './channel-errors.js';
 import { MESSAGE_HEADER } from './frame.js';
 import type { Link } from './link.js';

@@ -19,9 +19,9 @@
 // queue message travels in parts (long-frame.ts).
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { readLimit, rlimitMsgqueue } from '../limits.js';
+import { readLimit, rlimitMsgqueue } from '../core/limits.js';
 import { fromFd as mqFromFd, open as mqOpen, queueBytes, unlink as mqUnlink, type PosixQueue } from '../mq-posix.js';
-import { native } from '../native.js';
+import { native } from '../core/native.js';
 import type { PeerCredentials } from './access.js';
 import { closeAll, type ControlSocket } from './control.js';
 import { Refusal, makeHello, type Hello } from './hello.js';

@@ -5,7 +5,7 @@
 // accepted; a connector's channel alone) and closed when the last lets go.
 // Only the few client calls ipckit uses are typed here, structurally, so that
 // ipckit's own types never need the package.
-import { IpcError, stateError, timeoutError } from '../errors.js';
+import { IpcError, stateError, timeoutError } from '../core/errors.js';
 import type { NatsSettings } from './nats-options.js';
 
 export const NATS_PACKAGE = '@nats-io/transport-node';

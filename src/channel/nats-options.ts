@@ -1,8 +1,8 @@
 // options.nats of nats:// channels: what is handed to the NATS client
 // (@nats-io/transport-node) when ipckit connects to the server. The URL names
 // one server and the subject; these add the rest of a real deployment.
-import { typeError } from '../errors.js';
-import { checkInteger, checkObject, checkOptions } from '../validate.js';
+import { typeError } from '../core/errors.js';
+import { checkInteger, checkObject, checkOptions } from '../core/validate.js';
 
 export interface NatsOptions {
   /** More servers of the same cluster, 'host:port' or 'nats://host:port' (the URL's server comes first). */

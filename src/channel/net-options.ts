@@ -1,8 +1,8 @@
 // The options of the network transports (tcp://, tls://): heartbeats that
 // find a dead peer or a cut network, and the TLS settings. Local transports
 // learn of a dead peer from the kernel at once and ignore `heartbeat`.
-import { rangeError, typeError } from '../errors.js';
-import { checkBoolean, checkInteger, checkOptions } from '../validate.js';
+import { rangeError, typeError } from '../core/errors.js';
+import { checkBoolean, checkInteger, checkOptions } from '../core/validate.js';
 
 export interface HeartbeatOptions {
   /** ms without sending anything after which a ping frame goes out. Default 5000. */

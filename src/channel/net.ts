@@ -2,7 +2,7 @@
 // unix-abstract: (Node's own addressing of abstract names, which ipckit's
 // unix-abstract: listeners have always used).
 import { createServer, type Server, type Socket } from 'node:net';
-import { IpcError, timeoutError } from '../errors.js';
+import { IpcError, timeoutError } from '../core/errors.js';
 import type { Listener } from './transport.js';
 
 /** Node's net errors as IpcError, naming the channel URL. */

@@ -7,7 +7,7 @@
 // first sends a bye frame through the queue (after everything else), so end
 // of file without it is 'peer-lost'.
 import { Buffer } from 'node:buffer';
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import type { Access, PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
 import { KIND_BYE, badFrame, joinFrame } from './frame.js';

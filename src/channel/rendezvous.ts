@@ -12,9 +12,9 @@
 // (HANDSHAKE_MS) and size, so slow or silent peers cost one descriptor each
 // for a while and never hold up the others.
 import { Buffer } from 'node:buffer';
-import { IpcError, sys, errno } from '../errors.js';
-import { native } from '../native.js';
-import { READABLE, watchFd, type FdWatcher } from '../poller.js';
+import { IpcError, sys, errno } from '../core/errors.js';
+import { native } from '../core/native.js';
+import { READABLE, watchFd, type FdWatcher } from '../core/poller.js';
 import { Access, type PeerCredentials } from './access.js';
 import { ControlSocket, HANDSHAKE_MS, closeAll } from './control.js';
 import { Refusal, checkHello, checkReply, type Hello } from './hello.js';

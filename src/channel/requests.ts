@@ -4,8 +4,8 @@
 // not yet handed to the transport, so that a peer that sends requests and
 // never reads the answers stops being read (bounded memory).
 import { Buffer } from 'node:buffer';
-import { abortError, rangeError, stateError, timeoutError } from '../errors.js';
-import { checkOptions } from '../validate.js';
+import { abortError, rangeError, stateError, timeoutError } from '../core/errors.js';
+import { checkOptions } from '../core/validate.js';
 import type { RequestHandler, RequestOptions } from './channel.js';
 import type { ChannelState } from './channel-errors.js';
 import { encodeError, type Codec } from './codec.js';

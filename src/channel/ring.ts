@@ -17,7 +17,7 @@
 // head and tail need only Atomics.load/store (sequentially consistent in JS,
 // which also orders the plain byte copies before the head store).
 import { Buffer } from 'node:buffer';
-import { native } from '../native.js';
+import { native } from '../core/native.js';
 import { copyFrom } from './codec.js';
 import { TAKE_MIN, keptFrame } from './kept.js';
 

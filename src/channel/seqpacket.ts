@@ -9,7 +9,7 @@ import type { PeerCredentials } from './access.js';
 import { badFrame, joinFrame, KIND_BYE } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { CLOSE_GRACE_MS, parseHello, readFirst } from './stream.js';
-import { readLimit } from '../limits.js';
+import { readLimit } from '../core/limits.js';
 import type { MessageSocket } from '../message-socket.js';
 
 /** Frames handed to the socket and not yet taken by the kernel before tryWrite() says "not now". */

@@ -4,7 +4,7 @@
 // hands this connection its frames. The connection itself only looks at
 // whether it can write (its answers go through its ring 1, RingSenderLink).
 import { Buffer } from 'node:buffer';
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import type { InPlaceSink } from './link.js';
 import type { HubFed, SharedRingHub } from './shm-hub.js';
 import type { LinkInput, ShmLinkBase } from './shm-link.js';

@@ -10,7 +10,7 @@
 // fails every channel through it with ERR_IPCKIT_BAD_FRAME after bounded
 // work, and the listener gives newcomers a fresh ring.
 import { Buffer } from 'node:buffer';
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import type { FdRegion } from '../shm.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import type { InPlaceSink } from './link.js';

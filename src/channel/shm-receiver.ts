@@ -4,7 +4,7 @@
 // checked by RingReader (ring.ts); a ring that does not make sense fails
 // this channel only, with ERR_IPCKIT_BAD_FRAME.
 import { Buffer } from 'node:buffer';
-import { timeoutError } from '../errors.js';
+import { timeoutError } from '../core/errors.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import type { LoanedView } from './link.js';
 import { CORRUPT, NATIVE_COPY_MIN, RingReader, RunCopier, copyOut } from './ring.js';

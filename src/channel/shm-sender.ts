@@ -3,7 +3,7 @@
 // shared-ring listener (read by its hub, HubFedInput), which answers through
 // its ring 1. Records are placed at a private head and published by one head
 // store (ring.ts); loan()/publish() lend the ring's memory itself.
-import { stateError } from '../errors.js';
+import { stateError } from '../core/errors.js';
 import { KIND_MESSAGE } from './frame.js';
 import { NATIVE_COPY_MIN, WRAP, fits, putRecord, recordBytes } from './ring.js';
 import { ShmLinkBase, type LinkInput, type ShmLinkSetup } from './shm-link.js';

@@ -5,7 +5,7 @@
 // "sleeping" flags, look once more, and sleep until a doorbell (watched by
 // uv_poll) wakes us.
 import { performance } from 'node:perf_hooks';
-import { native } from '../native.js';
+import { native } from '../core/native.js';
 
 const SETTLED = Promise.resolve();
 /** Longest run of microtask-driven pumping before yielding to the event loop once. */

@@ -33,8 +33,8 @@
 // the control socket) only when the flag is up (compare-exchange, so once).
 // nextSync() waits the same way, blocking.
 import { constants as fsc } from 'node:fs';
-import { stateError, sys } from '../errors.js';
-import { native } from '../native.js';
+import { stateError, sys } from '../core/errors.js';
+import { native } from '../core/native.js';
 import { anonymous, fromFd, type FdRegion } from '../shm.js';
 import type { Access, PeerCredentials } from './access.js';
 import { closeAll, type ControlSocket } from './control.js';

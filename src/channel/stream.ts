@@ -3,7 +3,7 @@
 // or pipe descriptor). Each frame goes out as u32-LE length + frame; the
 // first frame each way is the hello (hello.ts).
 import type { Socket } from 'node:net';
-import { stateError, timeoutError } from '../errors.js';
+import { stateError, timeoutError } from '../core/errors.js';
 import type { PeerCredentials } from './access.js';
 import { HELLO_MAX, KIND_BYE, KIND_HELLO, KIND_PING, StreamFramer } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';

@@ -17,7 +17,7 @@
 // leaves the queue (ipcs -q, ipckit ls). The queue's capacity is
 // /proc/sys/kernel/msgmnb bytes (16 KiB by default): this transport is for
 // reach (C programs, ipcs), not speed.
-import { readLimit } from '../limits.js';
+import { readLimit } from '../core/limits.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
 import type { PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';

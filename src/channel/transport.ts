@@ -2,7 +2,7 @@
 // served by one Transport record (src/channel/transports/), listed once in
 // the registry (src/channel/transports/index.ts). The facade (src/channel.ts)
 // checks what is common to all, then hands the endpoint to the transport.
-import { typeError } from '../errors.js';
+import { typeError } from '../core/errors.js';
 import type { Codec } from './codec.js';
 import { MAX_ANNOUNCED } from './hello.js';
 import type { Access, AccessOptions } from './access.js';

@@ -2,9 +2,9 @@
 // targets (POSIX names, System V keys and ids). Shared by every mechanism's
 // subcommands so `ipckit sem`, `ipckit mq`, ... accept the same spellings.
 import { InvalidArgumentError } from 'commander';
-import { IpcError } from '../errors.js';
-import { parseKey } from '../sysv-key.js';
-import { checkMode, checkPosixName } from '../validate.js';
+import { IpcError } from '../core/errors.js';
+import { parseKey } from '../core/sysv-key.js';
+import { checkMode, checkPosixName } from '../core/validate.js';
 
 /** A mistake on the command line; printed as its message and a hint, exit status 2. */
 export class UsageError extends Error {

@@ -4,7 +4,7 @@
 // signal n (interrupt.ts). Errors are one line `NAME: message` on stderr; a
 // usage error adds a second line naming the help to read.
 import type { Command } from 'commander';
-import { IpcError } from '../errors.js';
+import { IpcError } from '../core/errors.js';
 import { UsageError } from './args.js';
 import { interrupted } from './interrupt.js';
 import { cliMessage, namesAFlag } from './messages.js';

@@ -3,10 +3,10 @@
 // (the same numbers ipcs -l and lsipc show), except the RLIMIT_MSGQUEUE use,
 // which the kernel does not publish: it is computed from this user's queues.
 import { readFileSync } from 'node:fs';
-import { rlimit } from '../limits.js';
+import { rlimit } from '../core/limits.js';
 import * as mq from '../mq-posix.js';
-import { readSysvTable } from '../sysv-key.js';
-import { PAGE_SIZE } from '../native.js';
+import { readSysvTable } from '../core/sysv-key.js';
+import { PAGE_SIZE } from '../core/native.js';
 
 export interface LimitRow {
   /** Section: posix-mq, sysv-shm, sysv-sem, sysv-msg, files. */

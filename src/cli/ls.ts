@@ -3,7 +3,7 @@
 // collects and prints.
 import { statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { formatKey } from '../errors.js';
+import { formatKey } from '../core/errors.js';
 import { octal, parseMs, UsageError } from './args.js';
 import { formatTable, type Column } from './table.js';
 import { writeStdout } from './io.js';

@@ -1,7 +1,7 @@
 // `ipckit mq create|send|recv|stat|rm` for POSIX queue names and System V
 // keys/ids. Every command opens what it needs, does one thing and closes it.
 import type { Command } from 'commander';
-import { IpcError, errno } from '../errors.js';
+import { IpcError, errno } from '../core/errors.js';
 import * as posix from '../mq-posix.js';
 import { fromId, get, type SysvQueue } from '../mq-sysv.js';
 import { integerOption as integer, modeOption, msOption, octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';

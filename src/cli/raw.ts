@@ -4,7 +4,7 @@
 // and fifo: (the other transports carry messages, not bytes).
 import { once } from 'node:events';
 import net from 'node:net';
-import { IpcError } from '../errors.js';
+import { IpcError } from '../core/errors.js';
 import type { Endpoint } from '../channel/url.js';
 import * as fifo from '../fifo.js';
 import * as unix from '../unix.js';

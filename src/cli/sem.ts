@@ -2,7 +2,7 @@
 // and System V semaphore sets (key, id:N, or 'private' to create). Each
 // command opens what it needs, does one thing and closes it again.
 import type { Command } from 'commander';
-import { IpcError } from '../errors.js';
+import { IpcError } from '../core/errors.js';
 import * as posix from '../sem.js';
 import { sysv, type SysvSemaphoreSet } from '../sem-sysv.js';
 import { integerOption as integer, modeOption, msOption, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';

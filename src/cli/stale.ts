@@ -3,7 +3,7 @@
 // src/stale.ts). rm is a dry run unless --yes, and judges every object once
 // more right before removing it.
 import type { Command } from 'commander';
-import { formatKey } from '../errors.js';
+import { formatKey } from '../core/errors.js';
 import { findStale, removeStale, type StaleKind, type StaleObject } from '../stale.js';
 import { octal, UsageError } from './args.js';
 import { writeStdout } from './io.js';

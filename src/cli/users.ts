@@ -1,8 +1,8 @@
 // uid/gid → names from /etc/passwd and /etc/group, read once. No NSS: names
 // from LDAP and the like show as numbers, which is what ipcs does too.
 import { readFileSync } from 'node:fs';
-import { formatKey } from '../errors.js';
-import type { SysvOwnership } from '../sysv-key.js';
+import { formatKey } from '../core/errors.js';
+import type { SysvOwnership } from '../core/sysv-key.js';
 import { octal } from './args.js';
 
 function readIds(path: string): Map<number, string> {

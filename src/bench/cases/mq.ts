@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import * as posix from '../../mq-posix.js';
 import * as sysv from '../../mq-sysv.js';
 import { payload, posixName, RttRecorder, unlessExited } from '../kit.js';
-import { readLimit } from '../../limits.js';
+import { readLimit } from '../../core/limits.js';
 import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';
 
 const BATCH = 256;

@@ -1,6 +1,6 @@
 // fifo:/path: a one-way named pipe; the listener reads, a connector writes.
 // The FIFO's file mode decides who may write, not the kernel's word on a peer.
-import { typeError } from '../../errors.js';
+import { typeError } from '../../core/errors.js';
 import { Access } from '../access.js';
 import { connectFifo, listenFifo } from '../fifo.js';
 import { MAX_LIMIT, STREAM_MAX, parsePath, type Transport } from '../transport.js';

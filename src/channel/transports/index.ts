@@ -1,7 +1,7 @@
 // The registry: every channel transport, one line each. A URL's scheme picks
 // the one that lists it; docs/channels.md's transport table and the channel
 // suite's transport list are checked against this list by the tests.
-import { typeError } from '../../errors.js';
+import { typeError } from '../../core/errors.js';
 import type { Link } from '../link.js';
 import { urlError, type ConnectSettings, type Listener, type ListenerEvents, type ListenSettings, type Settings, type Transport, type TransportInfo } from '../transport.js';
 import { fifo } from './fifo.js';

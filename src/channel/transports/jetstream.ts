@@ -9,7 +9,7 @@
 // Both clients reconnect by themselves; the channel waits up to probeTimeout
 // for the server to come back.
 import { randomBytes } from 'node:crypto';
-import { stateError } from '../../errors.js';
+import { stateError } from '../../core/errors.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { Refusal, checkHello, makeHello, type Hello } from '../hello.js';
 import { jetStreamOf, loadJetStream, type JetStreamContext } from '../jetstream-client.js';

@@ -11,7 +11,7 @@
 // allowUids/allowGids are refused; the server's own authentication (user and
 // password in the URL, a token or TLS in options.nats) decides who may talk.
 import { randomBytes } from 'node:crypto';
-import { IpcError, errno, stateError, timeoutError } from '../../errors.js';
+import { IpcError, errno, stateError, timeoutError } from '../../core/errors.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { HELLO_MAX } from '../frame.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from '../hello.js';

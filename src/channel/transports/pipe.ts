@@ -1,7 +1,7 @@
 // pipe: / pipe:FD: an inherited socketpair (default fd 3) made by
 // channel.fork(..., { transport: 'pipe' }). Only connect: nobody listens.
 import { Socket } from 'node:net';
-import { typeError } from '../../errors.js';
+import { typeError } from '../../core/errors.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { connectStream } from '../handshake.js';
 import type { Link } from '../link.js';

@@ -1,6 +1,6 @@
 // shm:NAME: a pair of rings in shared memory per connection (or one shared
 // ring a listener reads: sharedRing), rendezvous by an abstract socket.
-import { typeError } from '../../errors.js';
+import { typeError } from '../../core/errors.js';
 import { connectShm, listenShm, type ShmSettings } from '../shm.js';
 import { MAX_RING, maxFrameFor } from '../ring.js';
 import { parseName, type Settings, type Transport } from '../transport.js';

@@ -8,7 +8,7 @@ import { HANDSHAKE_MS } from '../control.js';
 import { acceptStream, connectStream } from '../handshake.js';
 import { UNIX_BACKLOG_MS, listenNet, netConnectRetry, netListener } from '../net.js';
 import { MAX_LIMIT, STREAM_MAX, urlError, type Listener, type ListenerEvents, type Settings, type Transport } from '../transport.js';
-import { IpcError } from '../../errors.js';
+import { IpcError } from '../../core/errors.js';
 import type { Heartbeat } from '../net-options.js';
 
 export type TcpEndpoint = { scheme: 'tcp'; host: string; port: number };

@@ -5,7 +5,7 @@
 // host name, unless told otherwise.
 import { isIP } from 'node:net';
 import { connect as tlsConnect, createServer as tlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { stateError } from '../../errors.js';
+import { stateError } from '../../core/errors.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { connectStream } from '../handshake.js';
 import { UNIX_BACKLOG_MS, netConnectRetry } from '../net.js';

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { formatKey, IpcError } from '../../errors.js';
+import { formatKey, IpcError } from '../../core/errors.js';
 import { displayWidth, pad, wrap, type Style } from './text.js';
 
 export type Lang = 'en' | 'zh';

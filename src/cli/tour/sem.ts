@@ -1,6 +1,6 @@
 // Step: a semaphore's P blocks a child until the parent's V.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatKey } from '../../errors.js';
+import { formatKey } from '../../core/errors.js';
 import { sem } from '../../index.js';
 import { createExclusive, defineStep } from './kit.js';
 

@@ -1,5 +1,5 @@
 // Step: a System V message queue, and choosing messages by type.
-import { formatKey } from '../../errors.js';
+import { formatKey } from '../../core/errors.js';
 import { IpcError, mq } from '../../index.js';
 import { createExclusive, defineStep } from './kit.js';
 

@@ -220,7 +220,7 @@ export interface Native {
   ringGive(buffer: ArrayBuffer): void;
   ringYield(): void;
 
-  /** Adds an object to the process-wide list removed at exit (native/owned.c): kind as in src/owned.ts. */
+  /** Adds an object to the process-wide list removed at exit (native/owned.c): kind as in src/core/owned.ts. */
   ownedAdd(kind: number, name: string | null, check: string | null, dev: number, ino: number, type: number, id: number): void;
   /** Drops the list entries for an object removed early; returns how many. */
   ownedForget(kind: number, name: string | null, id: number): number;
@@ -282,7 +282,7 @@ export interface RawSignalInfo {
 function load(): Native {
   const require = createRequire(import.meta.url);
   const errors: string[] = [];
-  for (const candidate of ['../build/Release/ipckit.node', '../build/Debug/ipckit.node']) {
+  for (const candidate of ['../../build/Release/ipckit.node', '../../build/Debug/ipckit.node']) {
     try {
       return require(candidate) as Native;
     } catch (e) {

@@ -205,7 +205,7 @@ const LINUX_ERRORS_LIBUV_LACKS: Record<number, [string, string]> = {
 // ---- stacks that start at the caller ---------------------------------------
 
 /** Where ipckit's own code lives: compiled (dist/) and, with source maps, its sources (src/). */
-const LIBRARY_PLACES = [new URL('./', import.meta.url), new URL('../src/', import.meta.url)].flatMap((u) => [u.href, fileURLToPath(u)]);
+const LIBRARY_PLACES = [new URL('../', import.meta.url), new URL('../../src/', import.meta.url)].flatMap((u) => [u.href, fileURLToPath(u)]);
 /** Frames of ipckit's own calls that may sit above the caller's. */
 const LIBRARY_DEPTH = 12;
 /** Errors ipckit made (their stack may be moved to a later caller, see fromHere()). */
