@@ -1,5 +1,5 @@
 /* POSIX shared memory (shm_open), memfd, and mmap of any descriptor.
- * Validation lives in src/shm.ts and src/mmap.ts; size/fstat/ftruncate/close
+ * Validation lives in src/shm/shm.ts and src/shm/mmap.ts; size/fstat/ftruncate/close
  * go through Node's fs, which already wraps them. */
 #include <errno.h>
 #include <fcntl.h>

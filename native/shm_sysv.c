@@ -1,5 +1,5 @@
 /* System V shared memory: shmget, shmat, shmctl, and ftok (shared by every
- * System V mechanism). Validation lives in src/shm-sysv.ts. */
+ * System V mechanism). Validation lives in src/shm/shm-sysv.ts. */
 #include <errno.h>
 #include <limits.h>
 #include <sys/ipc.h>

@@ -1,15 +1,15 @@
 // ipckit: Linux IPC as real kernel objects for Node.js.
-import * as shmPosix from './shm.js';
-import { mmap } from './mmap.js';
+import * as shmPosix from './shm/shm.js';
+import { mmap } from './shm/mmap.js';
 import * as futexApi from './futex.js';
 import * as semPosix from './sem.js';
 import * as semSysv from './sem-sysv.js';
 
 export { IpcError, type IpcLimit, type IpcMisuseError } from './core/errors.js';
-export { SharedRegion } from './region.js';
-export type { FdRegion, ShmRegion, ShmOpenOptions, ShmStat, ShmListEntry, AnonymousOptions, FromFdOptions } from './shm.js';
-export type { SysvSegment, SysvShmStat, SysvShmGetOptions, SysvShmListEntry, AttachOptions } from './shm-sysv.js';
-export type { MappedFile, MmapFileOptions } from './mmap.js';
+export { SharedRegion } from './shm/region.js';
+export type { FdRegion, ShmRegion, ShmOpenOptions, ShmStat, ShmListEntry, AnonymousOptions, FromFdOptions } from './shm/shm.js';
+export type { SysvSegment, SysvShmStat, SysvShmGetOptions, SysvShmListEntry, AttachOptions } from './shm/shm-sysv.js';
+export type { MappedFile, MmapFileOptions } from './shm/mmap.js';
 export { ftok, type SysvKey, type SysvOwnership } from './core/sysv-key.js';
 
 /** Shared memory: POSIX named objects, anonymous memfd regions, descriptors, and System V segments. */

@@ -32,8 +32,8 @@ import { native } from './core/native.js';
 import { fileKey, filesIn, isAlive, mappers, openers, sysvWaiters, type Openers, type SysvWaiters, type Users } from './core/scan.js';
 import { list as semList, semFile, unlink as semUnlink } from './sem.js';
 import { fromId as semFromId, list as sysvSemList } from './sem-sysv.js';
-import { list as shmList, SHM_DIR, unlink as shmUnlink } from './shm.js';
-import { fromId as shmFromId, list as sysvShmList } from './shm-sysv.js';
+import { list as shmList, SHM_DIR, unlink as shmUnlink } from './shm/shm.js';
+import { fromId as shmFromId, list as sysvShmList } from './shm/shm-sysv.js';
 import { procNetUnix } from './unix-list.js';
 import { encodeAddress } from './unix-address.js';
 

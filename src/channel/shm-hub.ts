@@ -11,7 +11,7 @@
 // work, and the listener gives newcomers a fresh ring.
 import { Buffer } from 'node:buffer';
 import { stateError } from '../core/errors.js';
-import type { FdRegion } from '../shm.js';
+import type { FdRegion } from '../shm/shm.js';
 import { KIND_MESSAGE, badFrame } from './frame.js';
 import type { InPlaceSink } from './link.js';
 import {

@@ -7,7 +7,7 @@
 // hub that reads that ring (HubFedInput, shm-fed.ts). Where they go is its
 // subclass: its own ring to the peer (RingSenderLink, shm-sender.ts), or a
 // listener's shared ring (SharedWriterLink, shm-shared.ts).
-import type { SharedRegion } from '../region.js';
+import type { SharedRegion } from '../shm/region.js';
 import type { PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
 import type { CloseInfo, InPlaceSink, Link, LinkEvents } from './link.js';

@@ -22,7 +22,7 @@
 // before use (lengths, positions, wrap markers), so a corrupt ring fails the
 // channels through it with ERR_IPCKIT_BAD_FRAME after bounded work; the
 // listener then gives newcomers a fresh ring.
-import type { FdRegion } from '../shm.js';
+import type { FdRegion } from '../shm/shm.js';
 import { CONTROL_BYTES, SHARED_HEADER, S_CONSUMER_SLEEPING, S_HEAD, S_LAST_WRITER, S_LOCK, S_TAIL, S_WAITING, fits, putRecord, recordBytes } from './ring.js';
 import { ShmLinkBase, type ShmLinkSetup } from './shm-link.js';
 import { RingReceiver } from './shm-receiver.js';

@@ -35,7 +35,7 @@
 import { constants as fsc } from 'node:fs';
 import { stateError, sys } from '../core/errors.js';
 import { native } from '../core/native.js';
-import { anonymous, fromFd, type FdRegion } from '../shm.js';
+import { anonymous, fromFd, type FdRegion } from '../shm/shm.js';
 import type { Access, PeerCredentials } from './access.js';
 import { closeAll, type ControlSocket } from './control.js';
 import { Refusal, makeHello, type Hello } from './hello.js';

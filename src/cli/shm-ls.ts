@@ -1,8 +1,8 @@
 // `ipckit ls` sections for shared memory: POSIX objects (files in /dev/shm)
 // and System V segments (/proc/sysvipc/shm), as shm.list() and
 // shm.sysv.list() give them.
-import { list as posixList, SHM_DIR } from '../shm.js';
-import { list as sysvList } from '../shm-sysv.js';
+import { list as posixList, SHM_DIR } from '../shm/shm.js';
+import { list as sysvList } from '../shm/shm-sysv.js';
 import { sysvRow, type LsProvider, type LsRow } from './ls.js';
 import { iso, userName } from './users.js';
 

@@ -3,8 +3,8 @@
 // (`using`), so nothing stays mapped or attached, and a failed create leaves
 // nothing behind (the library removes what it made).
 import type { Command } from 'commander';
-import * as posix from '../shm.js';
-import { sysv, type SysvSegment } from '../shm-sysv.js';
+import * as posix from '../shm/shm.js';
+import { sysv, type SysvSegment } from '../shm/shm-sysv.js';
 import { lengthOption, modeOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';

@@ -97,7 +97,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
    * (load, add, store), 2 Atomics.add, 3 under the Mutex at byte 64; 0 ends.
    */
   async shm([name]) {
-    const [shm, futex, { Mutex }] = await Promise.all([import('../../shm.js'), import('../../futex.js'), import('../../mutex.js')]);
+    const [shm, futex, { Mutex }] = await Promise.all([import('../../shm/shm.js'), import('../../futex.js'), import('../../mutex.js')]);
     const region = shm.open(name!);
     const words = new Int32Array(region.buffer);
     let go = Atomics.load(words, 1);

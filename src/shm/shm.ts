@@ -2,15 +2,15 @@
 // mapping a descriptor received from elsewhere. System V segments live in
 // shm-sysv.ts and are exposed here as shm.sysv.
 import { constants as fsc, fchmodSync, fstatSync, ftruncateSync, lstatSync } from 'node:fs';
-import { rangeError, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './core/errors.js';
-import { fileLimit, readLimit } from './core/limits.js';
-import { native } from './core/native.js';
-import { forget, identityOf, ownByName } from './core/owned.js';
-import { openOrCreate } from './core/posix-open.js';
+import { rangeError, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from '../core/errors.js';
+import { fileLimit, readLimit } from '../core/limits.js';
+import { native } from '../core/native.js';
+import { forget, identityOf, ownByName } from '../core/owned.js';
+import { openOrCreate } from '../core/posix-open.js';
 import { SharedRegion } from './region.js';
-import { entriesIfPresent, fileKey, mappers } from './core/scan.js';
+import { entriesIfPresent, fileKey, mappers } from '../core/scan.js';
 import { sysv } from './shm-sysv.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, checkSize, checkString } from './core/validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, checkSize, checkString } from '../core/validate.js';
 
 export interface ShmStat {
   /** Size of the object in bytes (may differ from the mapped `size` if someone resized it). */

@@ -1,12 +1,12 @@
 // System V shared memory: shmget/shmat/shmdt/shmctl.
-import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from './core/errors.js';
-import { readLimit } from './core/limits.js';
-import { native } from './core/native.js';
-import { forget, ownById } from './core/owned.js';
-import { openOrCreate } from './core/posix-open.js';
+import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext } from '../core/errors.js';
+import { readLimit } from '../core/limits.js';
+import { native } from '../core/native.js';
+import { forget, ownById } from '../core/owned.js';
+import { openOrCreate } from '../core/posix-open.js';
 import { SharedRegion } from './region.js';
-import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './core/sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkSize } from './core/validate.js';
+import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from '../core/sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkSize } from '../core/validate.js';
 
 export interface SysvShmStat extends SysvOwnership {
   /** Bytes in the segment (shm_segsz). */

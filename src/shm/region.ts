@@ -3,9 +3,9 @@
 // plus bounds-checked copy helpers. Every shared-memory handle in ipckit
 // (POSIX, memfd, fd, file, System V) is, or holds, one of these.
 import { markAsUntransferable } from 'node:worker_threads';
-import { rangeError, stateError, typeError, type IpcErrorContext } from './core/errors.js';
-import { native, type NativeMapping } from './core/native.js';
-import { checkInteger } from './core/validate.js';
+import { rangeError, stateError, typeError, type IpcErrorContext } from '../core/errors.js';
+import { native, type NativeMapping } from '../core/native.js';
+import { checkInteger } from '../core/validate.js';
 
 const kConstruct = Symbol('ipckit.region.construct');
 /** On a region's plainBuffer: the SharedArrayBuffer that owns the mapping. */

@@ -4,12 +4,12 @@
 // protection cannot exceed how the file was opened, and touching pages past
 // the end of the file raises SIGBUS.
 import { closeSync, constants as fsc, fstatSync, ftruncateSync, openSync } from 'node:fs';
-import { rangeError, sys, typeError } from './core/errors.js';
-import { native, PAGE_SIZE } from './core/native.js';
-import { identityOf, ownByName } from './core/owned.js';
-import { openOrCreate } from './core/posix-open.js';
+import { rangeError, sys, typeError } from '../core/errors.js';
+import { native, PAGE_SIZE } from '../core/native.js';
+import { identityOf, ownByName } from '../core/owned.js';
+import { openOrCreate } from '../core/posix-open.js';
 import { SharedRegion } from './region.js';
-import { checkBoolean, checkMode, checkOptions, checkOwned, checkSize, checkString } from './core/validate.js';
+import { checkBoolean, checkMode, checkOptions, checkOwned, checkSize, checkString } from '../core/validate.js';
 
 export interface MmapFileOptions {
   /** MAP_SHARED (writes reach the file and other mappers) or MAP_PRIVATE (copy-on-write). Default true. */
