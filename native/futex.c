@@ -1,5 +1,5 @@
 /* futex(2) wait/wake on an Int32Array over shared memory (any ipckit
- * SharedArrayBuffer), across processes. Validation is in src/futex.ts; the
+ * SharedArrayBuffer), across processes. Validation is in src/sync/futex.ts; the
  * bounds are checked again here because a wrong address would be a crash. */
 #include <errno.h>
 #include <stdatomic.h>

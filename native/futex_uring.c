@@ -19,7 +19,7 @@
  * timeout (ignored); 0 for cancel requests (ignored). A wait that ends with
  * -ECANCELED timed out, unless JS asked to cancel it.
  *
- * JS API (used by src/futex.ts):
+ * JS API (used by src/sync/futex.ts):
  *   futexUringOpen() -> eventfd to watch, or -1 (unavailable: use threads)
  *   futexUringWait(int32Array, index, expected, timeoutNs) -> { promise, id }
  *   futexUringCancel(id) -> whether the wait was pending

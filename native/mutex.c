@@ -1,4 +1,4 @@
-/* Robust mutex in shared memory (src/mutex.ts), built on a futex lock word
+/* Robust mutex in shared memory (src/sync/mutex.ts), built on a futex lock word
  * and the kernel's robust-futex list.
  *
  * Why not pthread_mutex_t with PTHREAD_PROCESS_SHARED + PTHREAD_MUTEX_ROBUST:
@@ -6,7 +6,7 @@
  * lock() may sleep on a waiter thread; had that thread taken the pthread mutex,
  * the JS thread could not unlock it (EPERM), and the waiter thread exiting
  * would make the kernel declare the owner dead. So an async lock() only
- * sleeps on the word (futex.waitAsync's path, src/mutex.ts) until it looks
+ * sleeps on the word (futex.waitAsync's path, src/sync/mutex.ts) until it looks
  * free, and the JS thread itself takes the lock: the owner recorded in the word is the JS thread's TID (each worker
  * thread is a different TID, so a worker is a different owner).
  *

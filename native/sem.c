@@ -1,7 +1,7 @@
 /* POSIX semaphores: named (sem_open) and unnamed process-shared (sem_init on
  * a sem_t inside shared memory). Waits use sem_clockwait on CLOCK_MONOTONIC so
  * a wall-clock change cannot stretch or cut a timeout. Validation is in
- * src/sem.ts.
+ * src/sync/sem.ts.
  *
  * Lifetime: a handle is an External owning a sem_t *. Each pending async wait
  * is counted and keeps the External alive, so sem_close never unmaps a sem_t

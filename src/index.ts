@@ -1,9 +1,9 @@
 // ipckit: Linux IPC as real kernel objects for Node.js.
 import * as shmPosix from './shm/shm.js';
 import { mmap } from './shm/mmap.js';
-import * as futexApi from './futex.js';
-import * as semPosix from './sem.js';
-import * as semSysv from './sem-sysv.js';
+import * as futexApi from './sync/futex.js';
+import * as semPosix from './sync/sem.js';
+import * as semSysv from './sync/sem-sysv.js';
 
 export { IpcError, type IpcLimit, type IpcMisuseError } from './core/errors.js';
 export { SharedRegion } from './shm/region.js';
@@ -30,7 +30,7 @@ export const futex = {
   waitAsync: futexApi.waitAsync,
   notify: futexApi.notify,
 } as const;
-export type { FutexResult, FutexWaitOptions } from './futex.js';
+export type { FutexResult, FutexWaitOptions } from './sync/futex.js';
 export type { WaitOptions } from './core/waiter.js';
 import * as signalsModule from './signals.js';
 export { PidFd } from './signals.js';
@@ -127,9 +127,9 @@ export const sem = {
   ALIGN: semPosix.SEM_ALIGN,
   sysv: semSysv.sysv,
 } as const;
-export type { Semaphore, SemOpenOptions, SemListEntry, InMemoryOptions } from './sem.js';
-export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions, SysvSemListEntry } from './sem-sysv.js';
-export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './mutex.js';
+export type { Semaphore, SemOpenOptions, SemListEntry, InMemoryOptions } from './sync/sem.js';
+export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions, SysvSemListEntry } from './sync/sem-sysv.js';
+export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './sync/mutex.js';
 
 import * as pipeApi from './pipe.js';
 import * as fifoApi from './fifo.js';

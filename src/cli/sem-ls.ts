@@ -1,8 +1,8 @@
 // `ipckit ls` sections for semaphores: POSIX named semaphores (glibc keeps
 // them as /dev/shm/sem.NAME) and System V sets (/proc/sysvipc/sem) with
 // their values, as sem.list() and sem.sysv.list() give them.
-import { list as posixList } from '../sem.js';
-import { list as sysvList } from '../sem-sysv.js';
+import { list as posixList } from '../sync/sem.js';
+import { list as sysvList } from '../sync/sem-sysv.js';
 import { sysvRow, type LsProvider, type LsRow } from './ls.js';
 import { iso, userName } from './users.js';
 

@@ -3,8 +3,8 @@
 // command opens what it needs, does one thing and closes it again.
 import type { Command } from 'commander';
 import { IpcError } from '../core/errors.js';
-import * as posix from '../sem.js';
-import { sysv, type SysvSemaphoreSet } from '../sem-sysv.js';
+import * as posix from '../sync/sem.js';
+import { sysv, type SysvSemaphoreSet } from '../sync/sem-sysv.js';
 import { integerOption as integer, modeOption, msOption, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';

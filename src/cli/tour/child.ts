@@ -82,7 +82,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** P on semaphore 0 of the set with `key`: this thread sleeps in semop until someone does V. */
   async sem([key]) {
-    const { sysv } = await import('../../sem-sysv.js');
+    const { sysv } = await import('../../sync/sem-sysv.js');
     const set = sysv.get(Number(key));
     emit({ waiting: true });
     const started = performance.now();
@@ -97,7 +97,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
    * (load, add, store), 2 Atomics.add, 3 under the Mutex at byte 64; 0 ends.
    */
   async shm([name]) {
-    const [shm, futex, { Mutex }] = await Promise.all([import('../../shm/shm.js'), import('../../futex.js'), import('../../mutex.js')]);
+    const [shm, futex, { Mutex }] = await Promise.all([import('../../shm/shm.js'), import('../../sync/futex.js'), import('../../sync/mutex.js')]);
     const region = shm.open(name!);
     const words = new Int32Array(region.buffer);
     let go = Atomics.load(words, 1);

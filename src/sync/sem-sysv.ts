@@ -1,13 +1,13 @@
 // System V semaphore sets: semget, semop/semtimedop, semctl.
 import { readFileSync } from 'node:fs';
-import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from './core/errors.js';
-import { readLimit } from './core/limits.js';
-import { native } from './core/native.js';
-import { forget, ownById } from './core/owned.js';
-import { openOrCreate } from './core/posix-open.js';
-import { checkKey, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './core/sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from './core/validate.js';
-import { awaitNative, checkWaitOptions, type WaitOptions } from './core/waiter.js';
+import { IpcError, rangeError, stateError, sys, toIpcError, typeError, type IpcErrorContext, type IpcLimit } from '../core/errors.js';
+import { readLimit } from '../core/limits.js';
+import { native } from '../core/native.js';
+import { forget, ownById } from '../core/owned.js';
+import { openOrCreate } from '../core/posix-open.js';
+import { checkKey, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from '../core/sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned } from '../core/validate.js';
+import { awaitNative, checkWaitOptions, type WaitOptions } from '../core/waiter.js';
 
 export interface SemOp {
   /** Which semaphore of the set. */

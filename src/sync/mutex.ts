@@ -1,11 +1,11 @@
 // A robust mutex and a condition variable living in shared memory, usable
 // from any process (and any worker thread) that maps the region. The lock
 // word and the kernel robust-futex list are explained in native/mutex.c.
-import { rangeError, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext } from './core/errors.js';
-import { native } from './core/native.js';
-import { checkBoolean, checkInteger, checkOptions, show } from './core/validate.js';
+import { rangeError, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext } from '../core/errors.js';
+import { native } from '../core/native.js';
+import { checkBoolean, checkInteger, checkOptions, show } from '../core/validate.js';
 import { futexWaitNative } from './futex.js';
-import { checkWaitOptions, type WaitOptions } from './core/waiter.js';
+import { checkWaitOptions, type WaitOptions } from '../core/waiter.js';
 
 export interface LockResult {
   /**

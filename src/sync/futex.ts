@@ -2,11 +2,11 @@
 // over any ipckit SharedArrayBuffer (POSIX, System V, memfd, mmap). V8's own
 // Atomics.wait/notify only reach threads of this process; these reach every
 // process that maps the same memory.
-import { rangeError, timeoutError, typeError } from './core/errors.js';
-import { native } from './core/native.js';
-import { READABLE, watchFd, type FdWatcher } from './core/poller.js';
-import { awaitNative, checkWaitOptions, type CheckedWait, type WaitOptions } from './core/waiter.js';
-import { checkInteger, show } from './core/validate.js';
+import { rangeError, timeoutError, typeError } from '../core/errors.js';
+import { native } from '../core/native.js';
+import { READABLE, watchFd, type FdWatcher } from '../core/poller.js';
+import { awaitNative, checkWaitOptions, type CheckedWait, type WaitOptions } from '../core/waiter.js';
+import { checkInteger, show } from '../core/validate.js';
 
 export type FutexResult = 'ok' | 'not-equal';
 export interface FutexWaitOptions extends WaitOptions {}

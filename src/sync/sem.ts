@@ -3,14 +3,14 @@
 // pshared=1). System V semaphore sets are in sem-sysv.ts (sem.sysv).
 import { setMaxListeners } from 'node:events';
 import { chmodSync, lstatSync } from 'node:fs';
-import { rangeError, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from './core/errors.js';
-import { readLimit } from './core/limits.js';
-import { native } from './core/native.js';
-import { forget, identityOf, ownByName } from './core/owned.js';
-import { openOrCreate } from './core/posix-open.js';
-import { entriesIfPresent } from './core/scan.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from './core/validate.js';
-import { awaitNative, checkWaitOptions, type WaitOptions } from './core/waiter.js';
+import { rangeError, stateError, sys, typeError, type IpcErrorContext, type IpcLimit } from '../core/errors.js';
+import { readLimit } from '../core/limits.js';
+import { native } from '../core/native.js';
+import { forget, identityOf, ownByName } from '../core/owned.js';
+import { openOrCreate } from '../core/posix-open.js';
+import { entriesIfPresent } from '../core/scan.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from '../core/validate.js';
+import { awaitNative, checkWaitOptions, type WaitOptions } from '../core/waiter.js';
 
 export interface SemOpenOptions {
   /** Create the semaphore if it does not exist (O_CREAT). Default false. */
