@@ -11,7 +11,7 @@
  * kernel's own interface behind glibc's thread notification: the kernel
  * writes a 32-byte cookie to a netlink socket we own. That socket is pollable,
  * so a notification reaches JS on the event loop without signals or threads.
- * Validation lives in src/mq-posix.ts. */
+ * Validation lives in src/mq/mq-posix.ts. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -8,7 +8,7 @@
  * ETIMEDOUT. The same block functions serve the Sync variants on the calling
  * thread. Non-blocking attempts (IPC_NOWAIT) run directly on the JS thread,
  * and the TypeScript layer tries one before starting a wait.
- * Validation and type-selection checks live in src/mq-sysv.ts. */
+ * Validation and type-selection checks live in src/mq/mq-sysv.ts. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>

@@ -100,10 +100,10 @@ export const channel = {
   publish: fanout.publish,
   subscribe: fanout.subscribe,
 } as const;
-import * as mqPosix from './mq-posix.js';
-import * as mqSysv from './mq-sysv.js';
-export type { PosixQueue, MqMessage, MqOpenOptions, MqSendOptions, MqReceiveOptions, MqAttributes, MqListEntry, MessageData } from './mq-posix.js';
-export type { SysvQueue, SysvMessage, SysvMqGetOptions, SysvSendOptions, SysvReceiveOptions, SysvMqStat, SysvMqSetOptions, SysvMqListEntry } from './mq-sysv.js';
+import * as mqPosix from './mq/mq-posix.js';
+import * as mqSysv from './mq/mq-sysv.js';
+export type { PosixQueue, MqMessage, MqOpenOptions, MqSendOptions, MqReceiveOptions, MqAttributes, MqListEntry, MessageData } from './mq/mq-posix.js';
+export type { SysvQueue, SysvMessage, SysvMqGetOptions, SysvSendOptions, SysvReceiveOptions, SysvMqStat, SysvMqSetOptions, SysvMqListEntry } from './mq/mq-sysv.js';
 
 /** Message queues: POSIX (priorities, timed, async, notify) and System V (typed receive). */
 export const mq = {

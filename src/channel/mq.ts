@@ -1,5 +1,5 @@
 // mq: transport: frames travel as whole POSIX message-queue messages
-// (mq_send/mq_receive, src/mq-posix.ts), one queue per direction.
+// (mq_send/mq_receive, src/mq/mq-posix.ts), one queue per direction.
 //
 // Rendezvous (rendezvous.ts): the listener owns the abstract socket
 // "\0ipckit-mq/NAME". A connector creates two private queues (exclusive,
@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { readLimit, rlimitMsgqueue } from '../core/limits.js';
-import { fromFd as mqFromFd, open as mqOpen, queueBytes, unlink as mqUnlink, type PosixQueue } from '../mq-posix.js';
+import { fromFd as mqFromFd, open as mqOpen, queueBytes, unlink as mqUnlink, type PosixQueue } from '../mq/mq-posix.js';
 import { native } from '../core/native.js';
 import type { PeerCredentials } from './access.js';
 import { closeAll, type ControlSocket } from './control.js';

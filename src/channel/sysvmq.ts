@@ -1,5 +1,5 @@
 // sysvmq: transport: two private System V message queues per connection,
-// one per direction (msgget(IPC_PRIVATE), msgsnd/msgrcv via src/mq-sysv.ts).
+// one per direction (msgget(IPC_PRIVATE), msgsnd/msgrcv via src/mq/mq-sysv.ts).
 // One queue for both directions would deadlock: its byte capacity is shared,
 // so a full queue of requests leaves no room for the replies that drain it.
 // A receive that has to wait runs on a dedicated waiter thread (msgrcv cannot
@@ -18,7 +18,7 @@
 // /proc/sys/kernel/msgmnb bytes (16 KiB by default): this transport is for
 // reach (C programs, ipcs), not speed.
 import { readLimit } from '../core/limits.js';
-import { fromId, get, type SysvQueue } from '../mq-sysv.js';
+import { fromId, get, type SysvQueue } from '../mq/mq-sysv.js';
 import type { PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
 import { Refusal, makeHello, type Hello } from './hello.js';

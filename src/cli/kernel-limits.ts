@@ -4,7 +4,7 @@
 // which the kernel does not publish: it is computed from this user's queues.
 import { readFileSync } from 'node:fs';
 import { rlimit } from '../core/limits.js';
-import * as mq from '../mq-posix.js';
+import * as mq from '../mq/mq-posix.js';
 import { readSysvTable } from '../core/sysv-key.js';
 import { PAGE_SIZE } from '../core/native.js';
 

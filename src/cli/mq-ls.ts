@@ -1,7 +1,7 @@
 // `ipckit ls` sections for message queues: POSIX queues (files of the mqueue
 // filesystem, when it is mounted) and System V queues (/proc/sysvipc/msg).
-import * as posix from '../mq-posix.js';
-import { list as sysvList } from '../mq-sysv.js';
+import * as posix from '../mq/mq-posix.js';
+import { list as sysvList } from '../mq/mq-sysv.js';
 import { sysvRow, type LsProvider, type LsRow } from './ls.js';
 import { userName } from './users.js';
 

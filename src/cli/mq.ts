@@ -2,8 +2,8 @@
 // keys/ids. Every command opens what it needs, does one thing and closes it.
 import type { Command } from 'commander';
 import { IpcError, errno } from '../core/errors.js';
-import * as posix from '../mq-posix.js';
-import { fromId, get, type SysvQueue } from '../mq-sysv.js';
+import * as posix from '../mq/mq-posix.js';
+import { fromId, get, type SysvQueue } from '../mq/mq-sysv.js';
 import { integerOption as integer, modeOption, msOption, octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
 import { addLsProvider } from './ls.js';

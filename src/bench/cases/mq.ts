@@ -7,8 +7,8 @@
 // application gets: POSIX uv_poll on the queue descriptor, System V a waiter
 // thread.
 import { readFileSync } from 'node:fs';
-import * as posix from '../../mq-posix.js';
-import * as sysv from '../../mq-sysv.js';
+import * as posix from '../../mq/mq-posix.js';
+import * as sysv from '../../mq/mq-sysv.js';
 import { payload, posixName, RttRecorder, unlessExited } from '../kit.js';
 import { readLimit } from '../../core/limits.js';
 import type { BenchCase, DriverContext, EchoContext, TrialParams, TrialResult } from '../types.js';

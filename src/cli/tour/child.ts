@@ -65,7 +65,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** Opens the System V queue by key and sends [type, text] pairs. */
   async sysvmq([key, messages]) {
-    const { sysv } = await import('../../mq-sysv.js');
+    const { sysv } = await import('../../mq/mq-sysv.js');
     const q = sysv.get(Number(key));
     for (const [type, text] of JSON.parse(messages!) as Array<[number, string]>) await q.send(type, text);
     emit({ sent: true });
@@ -73,7 +73,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** Opens the POSIX queue by name and sends [priority, text] pairs. */
   async mq([name, messages]) {
-    const mq = await import('../../mq-posix.js');
+    const mq = await import('../../mq/mq-posix.js');
     const q = mq.open(name!, { writeOnly: true });
     for (const [priority, text] of JSON.parse(messages!) as Array<[number, string]>) await q.send(text, { priority });
     q.close();

@@ -7,15 +7,15 @@
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.
-import { IpcError, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './core/errors.js';
-import { readLimit } from './core/limits.js';
+import { IpcError, stateError, sys, throwIfAborted, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from '../core/errors.js';
+import { readLimit } from '../core/limits.js';
 import { messageBytes, type MessageData } from './mq-posix.js';
-import { native } from './core/native.js';
-import { forget, ownById } from './core/owned.js';
-import { openOrCreate } from './core/posix-open.js';
-import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from './core/sysv-key.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './core/validate.js';
-import { awaitNative, checkWaitOptions, type CheckedWait } from './core/waiter.js';
+import { native } from '../core/native.js';
+import { forget, ownById } from '../core/owned.js';
+import { openOrCreate } from '../core/posix-open.js';
+import { checkKey, ftok, ownerChanges, ownershipOf, readSysvTable, sysvTime, type SysvKey, type SysvOwnership } from '../core/sysv-key.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from '../core/validate.js';
+import { awaitNative, checkWaitOptions, type CheckedWait } from '../core/waiter.js';
 
 export interface SysvMessage {
   /** The message type (mtype), > 0. */

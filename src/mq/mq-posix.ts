@@ -6,14 +6,14 @@
 // when the poller (src/core/poller.ts, uv_poll) reports the descriptor ready. The
 // Sync variants block the calling thread (for worker threads) in ppoll.
 import { constants as fsc, fchmodSync, fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { IpcError, abortError, fromHere, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from './core/errors.js';
-import { nofileLimit, readLimit, rlimitMsgqueue } from './core/limits.js';
-import { native } from './core/native.js';
-import { forget, identityOf, ownByName } from './core/owned.js';
-import { openOrCreate } from './core/posix-open.js';
-import { READABLE, WRITABLE, watchFd, type FdWatcher } from './core/poller.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from './core/validate.js';
-import { checkWaitOptions } from './core/waiter.js';
+import { IpcError, abortError, fromHere, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext, type IpcLimit } from '../core/errors.js';
+import { nofileLimit, readLimit, rlimitMsgqueue } from '../core/limits.js';
+import { native } from '../core/native.js';
+import { forget, identityOf, ownByName } from '../core/owned.js';
+import { openOrCreate } from '../core/posix-open.js';
+import { READABLE, WRITABLE, watchFd, type FdWatcher } from '../core/poller.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, checkPosixName, show } from '../core/validate.js';
+import { checkWaitOptions } from '../core/waiter.js';
 
 /** A received message. */
 export interface MqMessage {
