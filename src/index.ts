@@ -32,8 +32,8 @@ export const futex = {
 } as const;
 export type { FutexResult, FutexWaitOptions } from './sync/futex.js';
 export type { WaitOptions } from './core/waiter.js';
-import * as signalsModule from './signals.js';
-export { PidFd } from './signals.js';
+import * as signalsModule from './signals/signals.js';
+export { PidFd } from './signals/signals.js';
 export type {
   SignalAction,
   SignalInfo,
@@ -44,7 +44,7 @@ export type {
   SendOptions as SignalSendOptions,
   OnceOptions as SignalOnceOptions,
   WatchOptions as SignalWatchOptions,
-} from './signals.js';
+} from './signals/signals.js';
 
 /** Signals: send with a payload, receive with sender pid/uid/code in kernel order, the signal table. */
 export const signals = {

@@ -1,8 +1,8 @@
 // `ipckit signal list|send|wait`: the signal table, sending with a payload,
 // and waiting for signals while printing who sent them.
 import type { Command } from 'commander';
-import * as signals from '../signals.js';
-import type { SignalInfo } from '../signals.js';
+import * as signals from '../signals/signals.js';
+import type { SignalInfo } from '../signals/signals.js';
 import { msOption, UsageError } from './args.js';
 import { formatTable } from './table.js';
 

@@ -16,7 +16,7 @@ import { lstatSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { native } from './native.js';
-import { isTaken } from '../signals.js';
+import { isTaken } from '../signals/signals.js';
 
 /** What an owned object is, and how it is removed. */
 export type OwnedKind = 'posix-shm' | 'posix-sem' | 'posix-mq' | 'file' | 'sysv-shm' | 'sysv-sem' | 'sysv-mq';

@@ -55,7 +55,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** Sends `count` SIGUSR1 (kill) and `count` SIGRTMIN+1 with payloads 1..count (sigqueue) to the parent. */
   async signals([count]) {
-    const signals = await import('../../signals.js');
+    const signals = await import('../../signals/signals.js');
     for (let i = 1; i <= Number(count); i++) {
       signals.send(parentPid, 'SIGUSR1');
       signals.send(parentPid, 'SIGRTMIN+1', { value: i });

@@ -14,10 +14,10 @@
 // signals to workers either). send, pidfd and list work everywhere.
 import type { ChildProcess } from 'node:child_process';
 import { isMainThread } from 'node:worker_threads';
-import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError, errno } from './core/errors.js';
-import { native, type RawSignalInfo } from './core/native.js';
-import { READABLE, watchFd, type FdWatcher } from './core/poller.js';
-import { checkInteger, checkOptions, show } from './core/validate.js';
+import { IpcError, abortError, fromHere, rangeError, stateError, sys, throwIfAborted, timeoutError, typeError, errno } from '../core/errors.js';
+import { native, type RawSignalInfo } from '../core/native.js';
+import { READABLE, watchFd, type FdWatcher } from '../core/poller.js';
+import { checkInteger, checkOptions, show } from '../core/validate.js';
 
 /** A signal by name ('SIGUSR1', 'USR1', 'SIGRTMIN+3', 'SIGRTMAX-1') or number. */
 export type SignalSpec = string | number;
