@@ -4,9 +4,9 @@
  *
  * Addresses cross the boundary as Buffers holding the sun_path bytes: a
  * filesystem path without its NUL, or an abstract name with its leading NUL.
- * src/unix.ts encodes/decodes them and checks the 107-byte limit before any
+ * src/sockets/unix.ts encodes/decodes them and checks the 107-byte limit before any
  * system call. Every descriptor is non-blocking and close-on-exec; readiness
- * comes from the poller (uv_poll) in src/unix.ts, never a blocking call. */
+ * comes from the poller (uv_poll) in src/sockets/unix.ts, never a blocking call. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>

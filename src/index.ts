@@ -133,15 +133,15 @@ export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, 
 
 import * as pipeApi from './pipe.js';
 import * as fifoApi from './fifo.js';
-import * as unixApi from './unix.js';
-import * as unixListApi from './unix-list.js';
+import * as unixApi from './sockets/unix.js';
+import * as unixListApi from './sockets/unix-list.js';
 export { FdStream } from './core/fd-stream.js';
 export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipe.js';
-export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './unix.js';
-export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './message-socket.js';
-export type { UnixAddress } from './unix-address.js';
+export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './sockets/unix.js';
+export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './sockets/message-socket.js';
+export type { UnixAddress } from './sockets/unix-address.js';
 export type { FifoCreateOptions, FifoOpenOptions, FifoMode, FifoListEntry } from './fifo.js';
-export type { UnixSocketListEntry } from './unix-list.js';
+export type { UnixSocketListEntry } from './sockets/unix-list.js';
 
 /** An anonymous pipe (pipe2): `[readable, writable]` streams over real descriptors. */
 export const pipe = pipeApi.pipe;
@@ -172,12 +172,12 @@ export const unix = {
   list: unixListApi.list,
 } as const;
 
-import * as framingApi from './framing.js';
-import * as tcpApi from './tcp.js';
-import * as udpApi from './udp.js';
-export { FrameDecoder, FrameEncoder, FramedChannel, type FramingOptions } from './framing.js';
-export type { TcpListenOptions, TcpConnectOptions } from './tcp.js';
-export type { UdpBindOptions } from './udp.js';
+import * as framingApi from './sockets/framing.js';
+import * as tcpApi from './sockets/tcp.js';
+import * as udpApi from './sockets/udp.js';
+export { FrameDecoder, FrameEncoder, FramedChannel, type FramingOptions } from './sockets/framing.js';
+export type { TcpListenOptions, TcpConnectOptions } from './sockets/tcp.js';
+export type { UdpBindOptions } from './sockets/udp.js';
 
 /** Length-prefixed messages (4-byte big-endian length) over any byte stream, with a maximum frame size. */
 export const framing = {

@@ -34,8 +34,8 @@ import { list as semList, semFile, unlink as semUnlink } from './sync/sem.js';
 import { fromId as semFromId, list as sysvSemList } from './sync/sem-sysv.js';
 import { list as shmList, SHM_DIR, unlink as shmUnlink } from './shm/shm.js';
 import { fromId as shmFromId, list as sysvShmList } from './shm/shm-sysv.js';
-import { procNetUnix } from './unix-list.js';
-import { encodeAddress } from './unix-address.js';
+import { procNetUnix } from './sockets/unix-list.js';
+import { encodeAddress } from './sockets/unix-address.js';
 
 export const STALE_KINDS = ['posix-shm', 'sysv-shm', 'posix-sem', 'sysv-sem', 'posix-mq', 'sysv-mq', 'fifo', 'unix-socket'] as const;
 export type StaleKind = (typeof STALE_KINDS)[number];

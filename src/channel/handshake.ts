@@ -6,7 +6,7 @@ import { Access, type PeerCredentials } from './access.js';
 import { HANDSHAKE_MS } from './control.js';
 import { Refusal, checkHello, checkReply, makeHello, type Hello } from './hello.js';
 import type { Link } from './link.js';
-import type { MessageSocket } from '../message-socket.js';
+import type { MessageSocket } from '../sockets/message-socket.js';
 import { StreamLink, helloFrame, readHello, type Liveness } from './stream.js';
 import type { Heartbeat } from './net-options.js';
 import { SeqpacketLink, readMessageHello, seqpacketMaxFrame } from './seqpacket.js';

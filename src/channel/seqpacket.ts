@@ -1,5 +1,5 @@
 // unix-seqpacket: transport: each frame is one SOCK_SEQPACKET message
-// (src/message-socket.ts: uv_poll + non-blocking sendmsg/recvmsg), so the
+// (src/sockets/message-socket.ts: uv_poll + non-blocking sendmsg/recvmsg), so the
 // kernel keeps the boundaries and no length prefix is needed. A message must
 // fit the socket send buffer (net.core.wmem_default minus 32 bytes of
 // overhead), which bounds maxMessageSize. As on stream transports, a clean
@@ -10,7 +10,7 @@ import { badFrame, joinFrame, KIND_BYE } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { CLOSE_GRACE_MS, parseHello, readFirst } from './stream.js';
 import { readLimit } from '../core/limits.js';
-import type { MessageSocket } from '../message-socket.js';
+import type { MessageSocket } from '../sockets/message-socket.js';
 
 /** Frames handed to the socket and not yet taken by the kernel before tryWrite() says "not now". */
 const WINDOW_FRAMES = 256;

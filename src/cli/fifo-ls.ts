@@ -3,7 +3,7 @@
 // bound path socket on the system, plus any socket file found in --path
 // directories, stale ones included).
 import { list as fifoList } from '../fifo.js';
-import { list as unixList } from '../unix-list.js';
+import { list as unixList } from '../sockets/unix-list.js';
 import { lsPaths, type LsProvider, type LsRow } from './ls.js';
 import { userName } from './users.js';
 

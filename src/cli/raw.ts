@@ -7,7 +7,7 @@ import net from 'node:net';
 import { IpcError } from '../core/errors.js';
 import type { Endpoint } from '../channel/url.js';
 import * as fifo from '../fifo.js';
-import * as unix from '../unix.js';
+import * as unix from '../sockets/unix.js';
 import { cleanupOnSignal } from './interrupt.js';
 
 export const RAW_SCHEMES = ['unix', 'unix-abstract', 'tcp', 'fifo'];

@@ -1,7 +1,7 @@
 // unix-seqpacket:/path and unix-seqpacket-abstract:NAME: SOCK_SEQPACKET
 // sockets (ipckit's message sockets), each frame one message.
-import { connect as unixConnect, listen as unixListen } from '../../unix.js';
-import type { MessageSocket } from '../../message-socket.js';
+import { connect as unixConnect, listen as unixListen } from '../../sockets/unix.js';
+import type { MessageSocket } from '../../sockets/message-socket.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { acceptSeqpacket, connectSeqpacket, seqpacketFrame } from '../handshake.js';
 import { seqpacketMaxFrame } from '../seqpacket.js';

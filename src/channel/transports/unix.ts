@@ -2,7 +2,7 @@
 // unix-abstract:NAME (the abstract namespace, through Node's net): byte
 // streams with the hello in-band.
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as unixConnect, listen as unixListen, peerCredentials, type UnixConnection } from '../../unix.js';
+import { connect as unixConnect, listen as unixListen, peerCredentials, type UnixConnection } from '../../sockets/unix.js';
 import type { PeerCredentials } from '../access.js';
 import { HANDSHAKE_MS } from '../control.js';
 import { acceptStream, connectStream } from '../handshake.js';

@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { readFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { UnixStream } from '../../unix.js';
+import type { UnixStream } from '../../sockets/unix.js';
 
 const emit = (message: object): void => {
   process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -30,7 +30,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** fd 3: our end of a socketpair. Greets at once, answers numbers with their squares. */
   async socketpair([greeting]) {
-    const unix = await import('../../unix.js');
+    const unix = await import('../../sockets/unix.js');
     const s = unix.fromFd(3) as UnixStream;
     s.write(`${greeting}\n`); // without waiting for the parent: both directions are independent
     for await (const line of createInterface({ input: s })) {
@@ -136,7 +136,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** Connects to the Unix socket at `path`, sends one line, reports the answer line. */
   async unix([path, text]) {
-    const unix = await import('../../unix.js');
+    const unix = await import('../../sockets/unix.js');
     const c = await unix.connect(path!);
     c.write(`${text}\n`);
     const lines = createInterface({ input: c })[Symbol.asyncIterator]();

@@ -9,12 +9,12 @@
 // info.takeFds(); all others are closed right after the listeners return, so
 // ignoring them never leaks.
 import { EventEmitter } from 'node:events';
-import { IpcError, rangeError, stateError, sys, typeError, errno } from './core/errors.js';
-import { native } from './core/native.js';
-import { READABLE, WRITABLE, watchFd, type FdWatcher } from './core/poller.js';
+import { IpcError, rangeError, stateError, sys, typeError, errno } from '../core/errors.js';
+import { native } from '../core/native.js';
+import { READABLE, WRITABLE, watchFd, type FdWatcher } from '../core/poller.js';
 import type { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type UnixAddress } from './unix-address.js';
-import { checkInteger, checkOptions, show } from './core/validate.js';
+import { checkInteger, checkOptions, show } from '../core/validate.js';
 
 /**
  * 'stream' here is a SOCK_STREAM socket driven by recvmsg/sendmsg so that it

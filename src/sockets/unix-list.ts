@@ -2,9 +2,9 @@
 // (/proc/net/unix) of every bound socket in this network namespace, plus
 // socket files found in given directories, stale ones included.
 import { lstatSync, readFileSync } from 'node:fs';
-import { typeError } from './core/errors.js';
-import { filesIn } from './core/scan.js';
-import { checkString, show } from './core/validate.js';
+import { typeError } from '../core/errors.js';
+import { filesIn } from '../core/scan.js';
+import { checkString, show } from '../core/validate.js';
 
 export interface UnixSocketListEntry {
   path: string;

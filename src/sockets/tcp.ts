@@ -1,9 +1,9 @@
 // TCP, thin: Node's net with Promises and IpcError. The AF_INET stream calls
 // (socket, bind, listen, accept, connect) are exactly net.Server/net.Socket;
-// pair it with src/framing.ts for messages.
+// pair it with src/sockets/framing.ts for messages.
 import net from 'node:net';
-import { toIpcError } from './core/errors.js';
-import { checkInteger, checkOptions, checkString } from './core/validate.js';
+import { toIpcError } from '../core/errors.js';
+import { checkInteger, checkOptions, checkString } from '../core/validate.js';
 
 export interface TcpListenOptions {
   /** Address to bind. Default '127.0.0.1' (loopback: IPC, not a network service). */

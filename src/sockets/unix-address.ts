@@ -3,8 +3,8 @@
 // native layer an address is the raw sun_path bytes: the path without its
 // NUL, or NUL + the abstract name. Like Node's net, a string starting with
 // '\0' also means an abstract name.
-import { rangeError, typeError } from './core/errors.js';
-import { show } from './core/validate.js';
+import { rangeError, typeError } from '../core/errors.js';
+import { show } from '../core/validate.js';
 
 /** A socket path, or `{ abstract: 'name' }` for the abstract namespace (`'\0name'` works too). */
 export type UnixAddress = string | { abstract: string };

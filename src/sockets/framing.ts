@@ -9,8 +9,8 @@
 import { EventEmitter, once } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
-import { IpcError, typeError, errno } from './core/errors.js';
-import { checkInteger, checkOptions, show } from './core/validate.js';
+import { IpcError, typeError, errno } from '../core/errors.js';
+import { checkInteger, checkOptions, show } from '../core/validate.js';
 
 export const HEADER_BYTES = 4;
 /** Default largest frame: 16 MiB. */

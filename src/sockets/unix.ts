@@ -2,7 +2,7 @@
 // flow, for all three types:
 // - 'stream': net-compatible (UnixServer is a net.Server, connections are
 //   net.Socket), driven by libuv.
-// - 'seqpacket' and 'dgram': message sockets (src/message-socket.ts) driven by
+// - 'seqpacket' and 'dgram': message sockets (src/sockets/message-socket.ts) driven by
 //   the uv_poll watcher with sendmsg/recvmsg, which net refuses to handle.
 // Filesystem paths and the abstract namespace; a listener's socket file is
 // created with mode 0o600, reclaimed when a dead server left it behind, and
@@ -10,15 +10,15 @@
 import net from 'node:net';
 import { chmodSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { IpcError, rangeError, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from './core/errors.js';
-import { fileLimit, readLimit } from './core/limits.js';
-import { FdStream, checkFd } from './core/fd-stream.js';
+import { IpcError, rangeError, stateError, sys, timeoutError, typeError, errno, type IpcLimit } from '../core/errors.js';
+import { fileLimit, readLimit } from '../core/limits.js';
+import { FdStream, checkFd } from '../core/fd-stream.js';
 import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
-import { native } from './core/native.js';
-import { socketTypeNumber, type SocketPairType } from './pipe.js';
+import { native } from '../core/native.js';
+import { socketTypeNumber, type SocketPairType } from '../pipe.js';
 import { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } from './unix-address.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from './core/validate.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from '../core/validate.js';
 
 export type { UnixAddress } from './unix-address.js';
 export type UnixSocketType = SocketPairType;

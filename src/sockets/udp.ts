@@ -1,8 +1,8 @@
 // UDP, thin: Node's dgram with Promises and IpcError. Datagrams keep their
 // boundaries but may be lost or reordered (SOCK_DGRAM over AF_INET).
 import dgram from 'node:dgram';
-import { toIpcError, typeError } from './core/errors.js';
-import { checkInteger, checkOptions, checkString } from './core/validate.js';
+import { toIpcError, typeError } from '../core/errors.js';
+import { checkInteger, checkOptions, checkString } from '../core/validate.js';
 
 export interface UdpBindOptions {
   type?: 'udp4' | 'udp6';

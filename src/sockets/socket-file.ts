@@ -1,6 +1,6 @@
 // A listener's socket file: removed on close only while it is still ours.
-import { native } from './core/native.js';
-import { forget, ownByName } from './core/owned.js';
+import { native } from '../core/native.js';
+import { forget, ownByName } from '../core/owned.js';
 
 const S_IFSOCK = 0o140000;
 
