@@ -1,6 +1,6 @@
 /* Named pipes: mkfifo. Opening goes through fs.openSync with O_NONBLOCK
  * (never blocks) or, when the caller wants open(2)'s rule "wait for the
- * other side", through a blocking open on a waiter thread (see src/fifo.ts). */
+ * other side", through a blocking open on a waiter thread (see src/pipes/fifo.ts). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -3,7 +3,7 @@
  * Node cannot make a real pipe(2): spawn's stdio "pipes" are socketpairs in
  * libuv. Both calls return close-on-exec descriptors
  * so they reach a child only when handed to it explicitly (spawn's stdio dup2s
- * them, which clears the flag on the child's copy). src/pipe.ts wraps them in
+ * them, which clears the flag on the child's copy). src/pipes/pipe.ts wraps them in
  * net.Socket, which drives them with epoll, never the threadpool. */
 #include <errno.h>
 #include <fcntl.h>

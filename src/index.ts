@@ -131,16 +131,16 @@ export type { Semaphore, SemOpenOptions, SemListEntry, InMemoryOptions } from '.
 export type { SysvSemaphoreSet, SemOp, SysvSemStat, SysvSemGetOptions, SysvSemListEntry } from './sync/sem-sysv.js';
 export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, type ConditionWaitResult } from './sync/mutex.js';
 
-import * as pipeApi from './pipe.js';
-import * as fifoApi from './fifo.js';
+import * as pipeApi from './pipes/pipe.js';
+import * as fifoApi from './pipes/fifo.js';
 import * as unixApi from './sockets/unix.js';
 import * as unixListApi from './sockets/unix-list.js';
 export { FdStream } from './core/fd-stream.js';
-export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipe.js';
+export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipes/pipe.js';
 export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './sockets/unix.js';
 export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './sockets/message-socket.js';
 export type { UnixAddress } from './sockets/unix-address.js';
-export type { FifoCreateOptions, FifoOpenOptions, FifoMode, FifoListEntry } from './fifo.js';
+export type { FifoCreateOptions, FifoOpenOptions, FifoMode, FifoListEntry } from './pipes/fifo.js';
 export type { UnixSocketListEntry } from './sockets/unix-list.js';
 
 /** An anonymous pipe (pipe2): `[readable, writable]` streams over real descriptors. */

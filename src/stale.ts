@@ -25,7 +25,7 @@
 import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { formatKey, IpcError, errno } from './core/errors.js';
-import { list as fifoList, remove as fifoRemove } from './fifo.js';
+import { list as fifoList, remove as fifoRemove } from './pipes/fifo.js';
 import { list as mqList, mountPoint, unlink as mqUnlink } from './mq/mq-posix.js';
 import { fromId as mqFromId, list as sysvMqList } from './mq/mq-sysv.js';
 import { native } from './core/native.js';

@@ -1,5 +1,5 @@
 // fifo: transport, one way: the listener creates a named pipe (mkfifo, mode
-// 0600) and reads; a connector opens it for writing (src/fifo.ts: a waiter
+// 0600) and reads; a connector opens it for writing (src/pipes/fifo.ts: a waiter
 // thread does the blocking open, with timeout and AbortSignal). Frames are
 // length-prefixed as on stream transports (frame.ts), and a clean close
 // writes the one-byte "bye" frame before EOF, so EOF without it is a killed
@@ -10,7 +10,7 @@
 // (open .. EOF), then reopens the FIFO for the next. Two writers at once
 // would interleave their bytes in the one pipe, which no framing survives.
 import { unlinkSync } from 'node:fs';
-import { create as fifoCreate, isFifo, open as fifoOpen } from '../fifo.js';
+import { create as fifoCreate, isFifo, open as fifoOpen } from '../pipes/fifo.js';
 import type { FdStream } from '../core/fd-stream.js';
 import { fstatSync } from 'node:fs';
 import type { Access } from './access.js';

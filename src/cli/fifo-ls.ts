@@ -2,7 +2,7 @@
 // (fifo.list()), and Unix domain sockets (unix.list(): every listening or
 // bound path socket on the system, plus any socket file found in --path
 // directories, stale ones included).
-import { list as fifoList } from '../fifo.js';
+import { list as fifoList } from '../pipes/fifo.js';
 import { list as unixList } from '../sockets/unix-list.js';
 import { lsPaths, type LsProvider, type LsRow } from './ls.js';
 import { userName } from './users.js';

@@ -3,7 +3,7 @@
 // reader) with an optional --timeout, and the `ls` section listing FIFOs in
 // --path directories.
 import type { Command } from 'commander';
-import * as fifo from '../fifo.js';
+import * as fifo from '../pipes/fifo.js';
 import { modeOption, msOption } from './args.js';
 import { readStdin } from './io.js';
 import { addLsProvider } from './ls.js';

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { IpcError } from '../core/errors.js';
 import type { Endpoint } from '../channel/url.js';
-import * as fifo from '../fifo.js';
+import * as fifo from '../pipes/fifo.js';
 import * as unix from '../sockets/unix.js';
 import { cleanupOnSignal } from './interrupt.js';
 

@@ -15,7 +15,7 @@ import { fileLimit, readLimit } from '../core/limits.js';
 import { FdStream, checkFd } from '../core/fd-stream.js';
 import { MESSAGE_SOCKET_OPTIONS, MessageServer, MessageSocket, type MessageSocketOptions, type PeerFilter } from './message-socket.js';
 import { native } from '../core/native.js';
-import { socketTypeNumber, type SocketPairType } from '../pipe.js';
+import { socketTypeNumber, type SocketPairType } from '../pipes/pipe.js';
 import { SocketFile } from './socket-file.js';
 import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } from './unix-address.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from '../core/validate.js';

@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { FdStream, fifo, socketpair, tcp, unix, type MessageSocket } from '../../index.js';
-import { pipe } from '../../pipe.js';
+import { pipe } from '../../pipes/pipe.js';
 import { payload, RttRecorder, unlessExited } from '../kit.js';
 import type { BenchCase, DriverContext, EchoContext, EchoHandle, TrialResult } from '../types.js';
 

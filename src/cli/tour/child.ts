@@ -42,7 +42,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** Opens the FIFO for writing (this is what the parent's read-open waits for), writes, closes. */
   async fifo([path, text]) {
-    const fifo = await import('../../fifo.js');
+    const fifo = await import('../../pipes/fifo.js');
     const w = await fifo.open(path!, 'w', { timeout: WAIT_MS });
     w.end(text);
     await once(w, 'finish');

@@ -12,13 +12,13 @@
 // - 'rw': O_RDWR never waits (Linux-specific; the process is its own partner).
 // The stream is a net.Socket over the descriptor (epoll), never an fs stream.
 import { chmodSync, constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
-import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno } from './core/errors.js';
-import { FdStream } from './core/fd-stream.js';
-import { native } from './core/native.js';
-import { forget, identityOf, ownByName } from './core/owned.js';
-import { fileKey, filesIn, openers, type Holder } from './core/scan.js';
-import { checkBoolean, checkMode, checkOptions, checkString, show } from './core/validate.js';
-import { checkWaitOptions } from './core/waiter.js';
+import { IpcError, abortError, rangeError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno } from '../core/errors.js';
+import { FdStream } from '../core/fd-stream.js';
+import { native } from '../core/native.js';
+import { forget, identityOf, ownByName } from '../core/owned.js';
+import { fileKey, filesIn, openers, type Holder } from '../core/scan.js';
+import { checkBoolean, checkMode, checkOptions, checkString, show } from '../core/validate.js';
+import { checkWaitOptions } from '../core/waiter.js';
 
 export interface FifoCreateOptions {
   /** Permission bits, applied exactly (not filtered by umask). Default 0o600. */

@@ -2,11 +2,11 @@
 // socket pairs (socketpair: a full-duplex pipe). Each end is a Node stream
 // over a real kernel descriptor that can be handed to a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { sys, toIpcError, typeError, type IpcLimit } from './core/errors.js';
-import { fileLimit, readLimit } from './core/limits.js';
-import { FdStream } from './core/fd-stream.js';
-import { native } from './core/native.js';
-import { checkBoolean, checkInteger, checkOptions, checkString, show } from './core/validate.js';
+import { sys, toIpcError, typeError, type IpcLimit } from '../core/errors.js';
+import { fileLimit, readLimit } from '../core/limits.js';
+import { FdStream } from '../core/fd-stream.js';
+import { native } from '../core/native.js';
+import { checkBoolean, checkInteger, checkOptions, checkString, show } from '../core/validate.js';
 
 /** One end of an anonymous pipe: readable or writable, never both. */
 export class PipeEnd extends FdStream {}
