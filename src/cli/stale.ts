@@ -1,10 +1,10 @@
 // `ipckit ls --stale` and `ipckit rm --stale`: objects left behind by
 // processes that are gone and used by nobody now (the rules are in
-// src/stale.ts). rm is a dry run unless --yes, and judges every object once
+// src/cli/find-stale.ts). rm is a dry run unless --yes, and judges every object once
 // more right before removing it.
 import type { Command } from 'commander';
 import { formatKey } from '../core/errors.js';
-import { findStale, removeStale, type StaleKind, type StaleObject } from '../stale.js';
+import { findStale, removeStale, type StaleKind, type StaleObject } from './find-stale.js';
 import { octal, UsageError } from './args.js';
 import { writeStdout } from './io.js';
 import { checkKinds, lsPaths, matchOption, minAgeOption, nameFilter, pathOption } from './ls.js';

@@ -24,18 +24,18 @@
 // could use are then not judged at all (a note says how many).
 import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { formatKey, IpcError, errno } from './core/errors.js';
-import { list as fifoList, remove as fifoRemove } from './pipes/fifo.js';
-import { list as mqList, mountPoint, unlink as mqUnlink } from './mq/mq-posix.js';
-import { fromId as mqFromId, list as sysvMqList } from './mq/mq-sysv.js';
-import { native } from './core/native.js';
-import { fileKey, filesIn, isAlive, mappers, openers, sysvWaiters, type Openers, type SysvWaiters, type Users } from './core/scan.js';
-import { list as semList, semFile, unlink as semUnlink } from './sync/sem.js';
-import { fromId as semFromId, list as sysvSemList } from './sync/sem-sysv.js';
-import { list as shmList, SHM_DIR, unlink as shmUnlink } from './shm/shm.js';
-import { fromId as shmFromId, list as sysvShmList } from './shm/shm-sysv.js';
-import { procNetUnix } from './sockets/unix-list.js';
-import { encodeAddress } from './sockets/unix-address.js';
+import { formatKey, IpcError, errno } from '../core/errors.js';
+import { list as fifoList, remove as fifoRemove } from '../pipes/fifo.js';
+import { list as mqList, mountPoint, unlink as mqUnlink } from '../mq/mq-posix.js';
+import { fromId as mqFromId, list as sysvMqList } from '../mq/mq-sysv.js';
+import { native } from '../core/native.js';
+import { fileKey, filesIn, isAlive, mappers, openers, sysvWaiters, type Openers, type SysvWaiters, type Users } from '../core/scan.js';
+import { list as semList, semFile, unlink as semUnlink } from '../sync/sem.js';
+import { fromId as semFromId, list as sysvSemList } from '../sync/sem-sysv.js';
+import { list as shmList, SHM_DIR, unlink as shmUnlink } from '../shm/shm.js';
+import { fromId as shmFromId, list as sysvShmList } from '../shm/shm-sysv.js';
+import { procNetUnix } from '../sockets/unix-list.js';
+import { encodeAddress } from '../sockets/unix-address.js';
 
 export const STALE_KINDS = ['posix-shm', 'sysv-shm', 'posix-sem', 'sysv-sem', 'posix-mq', 'sysv-mq', 'fifo', 'unix-socket'] as const;
 export type StaleKind = (typeof STALE_KINDS)[number];
