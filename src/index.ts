@@ -64,8 +64,8 @@ export const signals = {
   SIGRTMAX: signalsModule.SIGRTMAX,
 } as const;
 
-import * as channelModule from './channel.js';
-export { Channel, ChannelServer } from './channel.js';
+import * as channelModule from './channel/index.js';
+export { Channel, ChannelServer } from './channel/index.js';
 export type {
   ChannelOptions,
   ListenOptions as ChannelListenOptions,
@@ -84,7 +84,7 @@ export type {
   ZeroCopyChannel,
   HeartbeatOptions as ChannelHeartbeatOptions,
   TlsOptions as ChannelTlsOptions,
-} from './channel.js';
+} from './channel/index.js';
 export type { ChannelWaitOptions } from './channel/cancel.js';
 export type { RetryOptions as ChannelRetryOptions } from './channel/connect-policy.js';
 import * as fanout from './channel/fanout.js';

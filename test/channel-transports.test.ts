@@ -2,7 +2,7 @@
 // channel transports: the channel suite's transport list, docs/channels.md's
 // transport table and fork()'s transports must follow it, so adding a
 // transport to the registry without its suite entry and its docs row fails
-// here. And src/channel.ts stays a facade: it dispatches through the
+// here. And src/channel/index.ts stays a facade: it dispatches through the
 // registry, never by comparing a scheme.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -101,12 +101,12 @@ describe('the transport registry', () => {
     for (const t of FORK_TRANSPORTS) assert.ok(SCHEMES.includes(t), `fork transport ${t} is not in the registry`);
   });
 
-  test('src/channel.ts dispatches through the registry: no scheme comparisons, no double casts', () => {
+  test('src/channel/index.ts dispatches through the registry: no scheme comparisons, no double casts', () => {
     const source = readFileSync(join(root, 'src', 'channel.ts'), 'utf8');
     assert.doesNotMatch(source, /as unknown as|as Settings</);
     for (const scheme of SCHEMES) {
       const quoted = `'${scheme}'`.replace(/[-]/g, '\\-');
-      assert.doesNotMatch(source, new RegExp(`[!=]==?\\s*${quoted}|${quoted}\\s*[!=]==?|case\\s+${quoted}`), `src/channel.ts compares with ${quoted}`);
+      assert.doesNotMatch(source, new RegExp(`[!=]==?\\s*${quoted}|${quoted}\\s*[!=]==?|case\\s+${quoted}`), `src/channel/index.ts compares with ${quoted}`);
     }
   });
 });

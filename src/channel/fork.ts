@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { stateError, timeoutError, typeError } from '../core/errors.js';
 import { checkInteger } from '../core/validate.js';
-import type { ChannelForkOptions, ChannelServer, ForkedChannel, ListenOptions } from '../channel.js';
+import type { ChannelForkOptions, ChannelServer, ForkedChannel, ListenOptions } from './index.js';
 import type { Channel } from './channel.js';
 
 /** The transports fork() offers; 'pipe' is the socketpair, the others a listener the child connects to. */

@@ -1,6 +1,6 @@
 // The seam between the channel API and its transports: each URL scheme is
 // served by one Transport record (src/channel/transports/), listed once in
-// the registry (src/channel/transports/index.ts). The facade (src/channel.ts)
+// the registry (src/channel/transports/index.ts). The facade (src/channel/index.ts)
 // checks what is common to all, then hands the endpoint to the transport.
 import { typeError } from '../core/errors.js';
 import type { Codec } from './codec.js';

@@ -15,7 +15,7 @@
 // close, so the other side sees peer-lost too), 1 on any other failure.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { connect, listen, type Channel, type ConnectOptions, type ListenOptions } from '../channel.js';
+import { connect, listen, type Channel, type ConnectOptions, type ListenOptions } from '../channel/index.js';
 import { copyBytes, raw, type Codec } from '../channel/codec.js';
 import { parseUrl } from '../channel/url.js';
 import { UsageError, integerOption } from './args.js';

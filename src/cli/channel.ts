@@ -9,7 +9,7 @@
 // Whatever they made (a listener's socket file or FIFO, a connection's
 // queues) they remove again, also on Ctrl-C and SIGTERM (interrupt.ts).
 import { InvalidArgumentError, type Command } from 'commander';
-import { connect, listen, type Channel, type ChannelOptions, type ChannelServer } from '../channel.js';
+import { connect, listen, type Channel, type ChannelOptions, type ChannelServer } from '../channel/index.js';
 import type { CodecName } from '../channel/codec.js';
 import { parseUrl, type Endpoint } from '../channel/url.js';
 import { readStdin, writeStdout } from './io.js';

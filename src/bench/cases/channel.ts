@@ -1,4 +1,4 @@
-// channel:* cases: the Channel API (src/channel.ts) over its transports, with
+// channel:* cases: the Channel API (src/channel/index.ts) over its transports, with
 // the raw codec so the figures show transport + framing cost, not JSON.
 //   channel:shm            shm: rings, spin 'auto' (spin 50 µs, yielding between slices, then doorbell)
 //   channel:shm-nospin     shm: rings, spin:false (every wait is a doorbell wake-up)

@@ -148,7 +148,7 @@ const roles: Record<string, (args: string[]) => Promise<void> | void> = {
 
   /** Connects to the channel at `url`, answers the parent's requests, sends one of its own. */
   async channel([url, question]) {
-    const channel = await import('../../channel.js');
+    const channel = await import('../../channel/index.js');
     const ch = await channel.connect<Record<string, unknown>>(url!, { timeout: WAIT_MS });
     ch.onRequest((req) => ({ pid: process.pid, sum: (req.numbers as number[]).reduce((a, b) => a + b, 0) }));
     const reply = await ch.request({ question, from: process.pid }, { timeout: WAIT_MS });

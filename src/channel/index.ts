@@ -9,31 +9,31 @@
 //   await ch.send({ hello: new Map() });
 import type { ChildProcess, ForkOptions as NodeForkOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { fromHere, rangeError, stateError, typeError } from './core/errors.js';
-import { Channel } from './channel/channel.js';
-import { resolveCodec, type Codec, type CodecName } from './channel/codec.js';
-import { Access, type AccessOptions, type PeerCredentials } from './channel/access.js';
-import type { ChannelServerEvents, EventMethod } from './channel/events.js';
-import type { Link, LoanedView } from './channel/link.js';
-import type { ShmLinkOptions } from './channel/shm.js';
-import { MAX_RING } from './channel/ring.js';
-import { forkChannel } from './channel/fork.js';
-import { PIPE_SCHEME, connectPipe, pipe } from './channel/transports/pipe.js';
-import { resolve, type Resolved } from './channel/transports/index.js';
-import { defaultMaxMessageSize, type Listener, type Settings } from './channel/transport.js';
-import { checkBoolean, checkInteger, checkOptions } from './core/validate.js';
-import { checkNatsOptions, type NatsOptions } from './channel/nats-options.js';
-import { HANDSHAKE_MS } from './channel/control.js';
-import { connectWithPolicy, type RetryOptions } from './channel/connect-policy.js';
-import { netSettings, type HeartbeatOptions, type TlsOptions } from './channel/net-options.js';
+import { fromHere, rangeError, stateError, typeError } from '../core/errors.js';
+import { Channel } from './channel.js';
+import { resolveCodec, type Codec, type CodecName } from './codec.js';
+import { Access, type AccessOptions, type PeerCredentials } from './access.js';
+import type { ChannelServerEvents, EventMethod } from './events.js';
+import type { Link, LoanedView } from './link.js';
+import type { ShmLinkOptions } from './shm.js';
+import { MAX_RING } from './ring.js';
+import { forkChannel } from './fork.js';
+import { PIPE_SCHEME, connectPipe, pipe } from './transports/pipe.js';
+import { resolve, type Resolved } from './transports/index.js';
+import { defaultMaxMessageSize, type Listener, type Settings } from './transport.js';
+import { checkBoolean, checkInteger, checkOptions } from '../core/validate.js';
+import { checkNatsOptions, type NatsOptions } from './nats-options.js';
+import { HANDSHAKE_MS } from './control.js';
+import { connectWithPolicy, type RetryOptions } from './connect-policy.js';
+import { netSettings, type HeartbeatOptions, type TlsOptions } from './net-options.js';
 
 export { Channel };
 export type { Codec, CodecName };
-export type { CloseInfo, CloseReason, LoanedView } from './channel/link.js';
-export type { ChannelEvents, ChannelServerEvents } from './channel/events.js';
-export type { RequestOptions, RequestHandler } from './channel/channel.js';
-export type { PeerCredentials, AccessOptions } from './channel/access.js';
-export type { HeartbeatOptions, TlsOptions } from './channel/net-options.js';
+export type { CloseInfo, CloseReason, LoanedView } from './link.js';
+export type { ChannelEvents, ChannelServerEvents } from './events.js';
+export type { RequestOptions, RequestHandler } from './channel.js';
+export type { PeerCredentials, AccessOptions } from './access.js';
+export type { HeartbeatOptions, TlsOptions } from './net-options.js';
 
 /** The options of the network transports (tcp://, tls://); the other transports ignore `heartbeat`. */
 export interface NetOptions {
