@@ -134,10 +134,12 @@ export { Mutex, Condition, type LockResult, type MutexState, type PlaceOptions, 
 import * as pipeApi from './pipes/pipe.js';
 import * as fifoApi from './pipes/fifo.js';
 import * as unixApi from './sockets/unix.js';
+import { socketpair as socketpairApi } from './pipes/socketpair.js';
 import * as unixListApi from './sockets/unix-list.js';
 export { FdStream } from './core/fd-stream.js';
 export { PipeEnd, type PipeOptions, type Popen, type PopenOptions, type ExitStatus, type SocketPairType } from './pipes/pipe.js';
-export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type SocketPairOptions, type DatagramOptions } from './sockets/unix.js';
+export { UnixServer, UnixStream, type UnixConnection, type PeerCredentials, type ListenOptions as UnixListenOptions, type ConnectOptions as UnixConnectOptions, type DatagramOptions } from './sockets/unix.js';
+export type { SocketPairOptions } from './pipes/socketpair.js';
 export { MessageServer, MessageSocket, type MessageInfo, type SendOptions as MessageSendOptions, type MessageSocketOptions } from './sockets/message-socket.js';
 export type { UnixAddress } from './sockets/unix-address.js';
 export type { FifoCreateOptions, FifoOpenOptions, FifoMode, FifoListEntry } from './pipes/fifo.js';
@@ -150,7 +152,7 @@ export const popen = pipeApi.popen;
 /** The buffer size of a pipe or FIFO (F_GETPIPE_SZ). */
 export const pipeCapacity = pipeApi.capacity;
 /** Two connected Unix sockets (socketpair): 'stream', 'seqpacket' or 'dgram'. */
-export const socketpair = unixApi.socketpair;
+export const socketpair = socketpairApi;
 
 /** Named pipes (mkfifo): open waits for the other side, as open(2) of a FIFO does, without blocking the event loop. */
 export const fifo = {
@@ -165,7 +167,7 @@ export const fifo = {
 export const unix = {
   listen: unixApi.listen,
   connect: unixApi.connect,
-  socketpair: unixApi.socketpair,
+  socketpair: socketpairApi,
   dgram: unixApi.dgram,
   fromFd: unixApi.fromFd,
   peerCredentials: unixApi.peerCredentials,

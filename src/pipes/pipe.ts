@@ -1,5 +1,6 @@
 // Anonymous pipes (pipe2), popen(3) (a child connected by one pipe), and
-// socket pairs (socketpair: a full-duplex pipe). Each end is a Node stream
+// the socket type names socket pairs (socketpair.ts: a full-duplex pipe) and
+// Unix sockets take. Each end is a Node stream
 // over a real kernel descriptor that can be handed to a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { sys, toIpcError, typeError, type IpcLimit } from '../core/errors.js';
@@ -134,6 +135,7 @@ export function popen(command: string, mode: 'r' | 'w', options?: PopenOptions):
   };
 }
 
+/** The socket types socketpair() and the Unix sockets take, by name. */
 export type SocketPairType = 'stream' | 'seqpacket' | 'dgram';
 
 export function socketTypeNumber(type: unknown, what = 'options.type'): number {

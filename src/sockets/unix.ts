@@ -30,7 +30,7 @@ export interface PeerCredentials {
 }
 
 /** fileLimit, and the listen backlog behind a refused connect. */
-function socketLimit(code: string): IpcLimit | undefined {
+export function socketLimit(code: string): IpcLimit | undefined {
   if (code === 'EAGAIN' || code === 'ECONNREFUSED') return readLimit('/proc/sys/net/core/somaxconn');
   return fileLimit(code);
 }
@@ -411,37 +411,6 @@ export function dgram(options?: DatagramOptions): MessageSocket {
   }
   const fd = sys(() => native.unixSocket(type), {}, socketLimit);
   return new MessageSocket(MessageSocket.token, fd, 'dgram', null, o);
-}
-
-export interface SocketPairOptions extends MessageSocketOptions {
-  type?: SocketPairType;
-  /** stream: MessageSockets that can pass descriptors instead of net.Sockets. Default false. */
-  fds?: boolean;
-}
-
-/**
- * Two connected Unix sockets (socketpair): full duplex, unlike pipe().
- * 'stream' ends are UnixStreams (net.Socket); 'seqpacket'/'dgram' ends are
- * MessageSockets. Hand one end's fd to a child via spawn's stdio.
- */
-export function socketpair(options: SocketPairOptions & { type?: 'stream'; fds: true }): [MessageSocket, MessageSocket];
-export function socketpair(options?: SocketPairOptions & { type?: 'stream' }): [UnixStream, UnixStream];
-export function socketpair(options: SocketPairOptions & { type: 'seqpacket' | 'dgram' }): [MessageSocket, MessageSocket];
-export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream] | [MessageSocket, MessageSocket];
-export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream] | [MessageSocket, MessageSocket] {
-  const o = checkOptions(options, 'options', ['type', 'fds', ...MESSAGE_SOCKET_OPTIONS]) as SocketPairOptions;
-  const type = socketTypeNumber(o.type);
-  const fdPassing = checkBoolean(o.fds, 'options.fds', false);
-  if (fdPassing && type !== native.pipeConstants.SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream'");
-  const [a, b] = sys(() => native.socketpair(type, false), {}, socketLimit);
-  if (type === native.pipeConstants.SOCK_STREAM && fdPassing) {
-    return [new MessageSocket(MessageSocket.token, a, 'stream', null, o), new MessageSocket(MessageSocket.token, b, 'stream', null, o)];
-  }
-  if (type === native.pipeConstants.SOCK_STREAM) {
-    return [new UnixStream(a, { readable: true, writable: true }), new UnixStream(b, { readable: true, writable: true })];
-  }
-  const kind = type === native.pipeConstants.SOCK_DGRAM ? 'dgram' : 'seqpacket';
-  return [new MessageSocket(MessageSocket.token, a, kind, null, o), new MessageSocket(MessageSocket.token, b, kind, null, o)];
 }
 
 /**
