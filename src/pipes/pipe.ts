@@ -1,7 +1,7 @@
-// Anonymous pipes (pipe2), popen(3) (a child connected by one pipe), and
-// the socket type names socket pairs (socketpair.ts: a full-duplex pipe) and
-// Unix sockets take. Each end is a Node stream
-// over a real kernel descriptor that can be handed to a child process.
+// Anonymous pipes (pipe2) and popen(3) (a child connected by one pipe): each
+// end is a Node stream over a real kernel descriptor that can be handed to a
+// child process. Also the socket type names that socketpair() (socketpair.ts,
+// a full-duplex pipe) and Unix sockets take.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { sys, toIpcError, typeError, type IpcLimit } from '../core/errors.js';
 import { fileLimit, readLimit } from '../core/limits.js';
