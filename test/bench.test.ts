@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { crossCorePair, parseCOutput } from '../dist/bench/cases/c-baselines.js';
 import { ZeroCopyMessages } from '../dist/bench/cases/channel.js';
-import { parseSizes } from '../dist/bench/command.js';
+import { parseSizes } from '../dist/cli/bench.js';
 import { formatMarkdown, formatTable, wakeUpLine } from '../dist/bench/format.js';
 import { checksum } from '../dist/bench/kit.js';
 import { allowedCpus } from '../dist/bench/machine.js';

@@ -24,18 +24,17 @@
 // could use are then not judged at all (a note says how many).
 import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { formatKey, IpcError, errno } from '../core/errors.js';
+import { formatKey, IpcError } from '../core/errors.js';
 import { list as fifoList, remove as fifoRemove } from '../pipes/fifo.js';
 import { list as mqList, mountPoint, unlink as mqUnlink } from '../mq/mq-posix.js';
 import { fromId as mqFromId, list as sysvMqList } from '../mq/mq-sysv.js';
-import { native } from '../core/native.js';
 import { fileKey, filesIn, isAlive, mappers, openers, sysvWaiters, type Openers, type SysvWaiters, type Users } from '../core/scan.js';
 import { list as semList, semFile, unlink as semUnlink } from '../sync/sem.js';
 import { fromId as semFromId, list as sysvSemList } from '../sync/sem-sysv.js';
 import { list as shmList, SHM_DIR, unlink as shmUnlink } from '../shm/shm.js';
 import { fromId as shmFromId, list as sysvShmList } from '../shm/shm-sysv.js';
 import { procNetUnix } from '../sockets/unix-list.js';
-import { encodeAddress } from '../sockets/unix-address.js';
+import { connectRefused, unlinkIfSame } from '../sockets/socket-file.js';
 
 export const STALE_KINDS = ['posix-shm', 'sysv-shm', 'posix-sem', 'sysv-sem', 'posix-mq', 'sysv-mq', 'fifo', 'unix-socket'] as const;
 export type StaleKind = (typeof STALE_KINDS)[number];
@@ -189,9 +188,10 @@ function sysvSets(scans: Scans): Judged[] {
     const pids: number[] = [];
     let waiting = scans.waiters.sem.has(s.id);
     try {
+      const set = semFromId(s.id);
       for (let i = 0; i < s.count && !waiting; i++) {
-        waiting = native.semctlGetNcnt(s.id, i) > 0 || native.semctlGetZcnt(s.id, i) > 0;
-        pids.push(native.semctlGetPid(s.id, i));
+        waiting = set.waitingCount(i) > 0 || set.zeroWaitingCount(i) > 0;
+        pids.push(set.pidOf(i));
       }
     } catch {
       continue; // no read permission, or removed meanwhile
@@ -245,27 +245,13 @@ function fifos(dirs: readonly string[]): Judged[] {
   return out;
 }
 
-/** Whether connect() to the socket file at `path` is refused (nobody bound, in any network namespace). */
-function refused(path: string): boolean {
-  let fd = -1;
-  try {
-    const addr = encodeAddress(path);
-    fd = native.unixSocket(native.pipeConstants.SOCK_STREAM);
-    native.unixConnect(fd, addr.raw);
-    return false;
-  } catch (e) {
-    return e instanceof Error && Math.abs((e as { errno?: number }).errno ?? 0) === errno.ECONNREFUSED;
-  } finally {
-    if (fd >= 0) native.fdClose(fd);
-  }
-}
 function socketFiles(dirs: readonly string[]): Judged[] {
   if (dirs.length === 0) return [];
   const bound = new Set(procNetUnix().map((e) => e.path));
   const out: Judged[] = [];
   // A path in /proc/net/unix is served; only the others are probed, so live servers see no stray connection.
   for (const { path, st } of filesIn(dirs, (s) => s.isSocket())) {
-    if (bound.has(path) || !refused(path)) continue;
+    if (bound.has(path) || !connectRefused(path)) continue;
     out.push({
       object: { kind: 'unix-socket', name: path, uid: st.uid, mode: st.mode & 0o7777, reason: 'no socket is bound to it (connect is refused)', file: { path, dev: st.dev, ino: st.ino } },
       changed: st.ctime,
@@ -380,7 +366,7 @@ export function removeStale(object: StaleObject): RemoveOutcome {
         fifoRemove(object.name);
         break;
       case 'unix-socket':
-        if (!native.unixUnlinkIfSame(object.name, object.file!.dev, object.file!.ino)) return { removed: false, why: 'replaced meanwhile' };
+        if (!unlinkIfSame(object.name, object.file!.dev, object.file!.ino)) return { removed: false, why: 'replaced meanwhile' };
         break;
     }
   } catch (e) {

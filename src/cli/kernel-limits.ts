@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { rlimit } from '../core/limits.js';
 import * as mq from '../mq/mq-posix.js';
 import { readSysvTable } from '../core/sysv-key.js';
-import { PAGE_SIZE } from '../core/native.js';
+import { PAGE_SIZE } from '../shm/mmap.js';
 
 export interface LimitRow {
   /** Section: posix-mq, sysv-shm, sysv-sem, sysv-msg, files. */

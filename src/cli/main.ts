@@ -4,7 +4,7 @@
 // is an import and a call below.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { benchCommand } from '../bench/command.js';
+import { benchCommand } from './bench.js';
 import { applyExitConventions, report } from './exit.js';
 import { withOptionalValuesSeparated } from './args.js';
 import { register as registerLs } from './ls.js';

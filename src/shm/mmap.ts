@@ -11,6 +11,9 @@ import { openOrCreate } from '../core/posix-open.js';
 import { SharedRegion } from './region.js';
 import { checkBoolean, checkMode, checkOptions, checkOwned, checkSize, checkString } from '../core/validate.js';
 
+/** The page size: a mapping's offset is a multiple of it. */
+export { PAGE_SIZE };
+
 export interface MmapFileOptions {
   /** MAP_SHARED (writes reach the file and other mappers) or MAP_PRIVATE (copy-on-write). Default true. */
   shared?: boolean;

@@ -1,6 +1,8 @@
 // A listener's socket file: removed on close only while it is still ours.
+import { errno } from '../core/errors.js';
 import { native } from '../core/native.js';
 import { forget, ownByName } from '../core/owned.js';
+import { encodeAddress } from './unix-address.js';
 
 const S_IFSOCK = 0o140000;
 
@@ -54,3 +56,22 @@ export class SocketFile {
   }
 }
 
+/** Removes the socket file at `path` only if it is still the file (dev, ino) named; false when another took its place. */
+export function unlinkIfSame(path: string, dev: number, ino: number): boolean {
+  return native.unixUnlinkIfSame(path, dev, ino);
+}
+
+/** Whether connect() to the socket file at `path` is refused (nobody bound, in any network namespace). */
+export function connectRefused(path: string): boolean {
+  let fd = -1;
+  try {
+    const addr = encodeAddress(path);
+    fd = native.unixSocket(native.pipeConstants.SOCK_STREAM);
+    native.unixConnect(fd, addr.raw);
+    return false;
+  } catch (e) {
+    return e instanceof Error && Math.abs((e as { errno?: number }).errno ?? 0) === errno.ECONNREFUSED;
+  } finally {
+    if (fd >= 0) native.fdClose(fd);
+  }
+}

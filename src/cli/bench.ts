@@ -1,12 +1,12 @@
-// The `bench` command line (commander), shared by `npm run bench`
-// (src/bench/main.ts) and `ipckit bench` (src/cli/main.ts adds it with
-// `program.addCommand(benchCommand())`).
+// `ipckit bench` (commander; src/cli/main.ts adds it with
+// `program.addCommand(benchCommand())`), which `npm run bench` runs too. The
+// harness it drives is src/bench/, which knows nothing of the CLI.
 import { Command, InvalidArgumentError } from 'commander';
-import { parseBytes } from '../cli/args.js';
-import { NOT_INSTALLED } from './optional-package.js';
-import { CASES, COMPARE_CASES, findCase } from './registry.js';
-import { DEFAULT_COUNT, DEFAULT_SIZES, DEFAULT_TRIALS, runBench } from './run.js';
-import type { BenchCase } from './types.js';
+import { parseBytes } from './args.js';
+import { NOT_INSTALLED } from '../bench/optional-package.js';
+import { CASES, COMPARE_CASES, findCase } from '../bench/registry.js';
+import { DEFAULT_COUNT, DEFAULT_SIZES, DEFAULT_TRIALS, runBench } from '../bench/run.js';
+import type { BenchCase } from '../bench/types.js';
 
 /** "64,4096,64k,1m" → bytes, with the same units as every other ipckit size option. */
 export function parseSizes(text: string): number[] {
