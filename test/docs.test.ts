@@ -21,7 +21,7 @@ import { ftok, mq, sem, shm } from 'ipckit';
 import ts from 'typescript';
 import { ipcObjects, type IpcObject } from '../scripts/ipc-objects.mjs';
 import { extractBlocks, namedPaths, splitProcesses, usingDeclarations, type DocBlock } from './doc-blocks.js';
-import { NatsServer, natsServerSkip } from './nats-server.js';
+import { NatsServer, natsServerSkip } from './channel/nats-server.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const examplesDir = join(root, 'dist-test', 'docs-examples');

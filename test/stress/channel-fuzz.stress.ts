@@ -1,10 +1,10 @@
-// npm run stress: the shm: ring fuzz of test/channel-fuzz.test.ts with
+// npm run stress: the shm: ring fuzz of test/channel/channel-fuzz.test.ts with
 // 1,000,000 mutations of private rings and 200,000 of a shared ring
 // (IPCKIT_FUZZ_MUTATIONS sets the first, the second is a fifth of it;
 // IPCKIT_FUZZ_SEED replays a sequence of mutations).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertClean, fuzzCount, fuzzSeed, fuzzShm, summary } from '../shm-fuzz.js';
+import { assertClean, fuzzCount, fuzzSeed, fuzzShm, summary } from '../channel/shm-fuzz.js';
 
 const seed = fuzzSeed();
 const mutations = fuzzCount(1_000_000);

@@ -1,8 +1,8 @@
 // npm run stress: SIGKILL of a channel peer at random points, 200 runs per
-// transport (IPCKIT_KILL_RUNS overrides); the fast subset is test/channel-kill.test.ts.
+// transport (IPCKIT_KILL_RUNS overrides); the fast subset is test/channel/channel-kill.test.ts.
 import { test } from 'node:test';
-import { KILL_TRANSPORTS, assertKillReport, killCount, killRuns } from '../kill-runs.js';
-import { fuzzSeed } from '../shm-fuzz.js';
+import { KILL_TRANSPORTS, assertKillReport, killCount, killRuns } from '../channel/kill-runs.js';
+import { fuzzSeed } from '../channel/shm-fuzz.js';
 
 const seed = fuzzSeed();
 const runs = killCount(200);
