@@ -1,9 +1,9 @@
 /* Module entry. Each mechanism group registers its functions here; any state
  * must live in per-environment instance data (ipck_env), never in globals,
  * because every worker thread loads its own copy of the exports. The one
- * exception is owned.c's list, which belongs to the process (see there). */
-#include "common.h"
-#include "mapping.h"
+ * exception is core_owned.c's list, which belongs to the process (see there). */
+#include "core_common.h"
+#include "shm_mapping.h"
 
 static void env_finalize(napi_env env, void *data, void *hint) {
   (void)env;

@@ -2,7 +2,7 @@
  * mq_setattr, mq_timedsend, mq_timedreceive, mq_notify.
  *
  * ipckit always opens queues O_NONBLOCK: the asynchronous path retries a
- * non-blocking send/receive whenever the poller (native/poller.c) reports the
+ * non-blocking send/receive whenever the poller (native/core_poller.c) reports the
  * descriptor ready, and libuv's uv_poll_init would make it non-blocking
  * anyway. The synchronous variants (for worker threads) wait with ppoll on the
  * same descriptor and a CLOCK_MONOTONIC deadline, then retry.
@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core_common.h"
 
 /* Messages up to this size are received into a stack buffer. */
 #define STACK_MSG 65536

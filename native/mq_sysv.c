@@ -1,7 +1,7 @@
 /* System V message queues: msgget, msgsnd, msgrcv, msgctl.
  *
  * msgsnd/msgrcv have no timeout and no pollable descriptor, so a blocking
- * send or receive runs on a waiter thread (native/waiter.c), never on the
+ * send or receive runs on a waiter thread (native/core_waiter.c), never on the
  * libuv threadpool. The deadline is a POSIX timer aimed at that very thread
  * (SIGEV_THREAD_ID) with the waiter's wake signal: the system call fails with
  * EINTR, the block function sees the deadline has passed and returns
@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "waiter.h"
+#include "core_common.h"
+#include "core_waiter.h"
 
 #define STACK_MSG 65536
 

@@ -6,8 +6,8 @@
 #include <sys/shm.h>
 #include <sys/stat.h>
 
-#include "common.h"
-#include "mapping.h"
+#include "core_common.h"
+#include "shm_mapping.h"
 
 /* shmget(key, size, flags) -> id */
 static napi_value js_shmget(napi_env env, napi_callback_info info) {

@@ -47,7 +47,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core_common.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

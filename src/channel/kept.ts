@@ -1,4 +1,4 @@
-// Frames copied out of a shm: ring into blocks that native/ring.c keeps for
+// Frames copied out of a shm: ring into blocks that native/channel_ring.c keeps for
 // reuse (ringTake): each such frame carries its block's ArrayBuffer, so the
 // block can go back the moment nothing needs it any more, instead of when
 // the garbage collector frees the ArrayBuffer. The collector is paced by
@@ -28,7 +28,7 @@ export function keptFrame(block: ArrayBuffer): Buffer {
   return frame;
 }
 
-/** Detaches `block` (once: a detached one has no bytes left), so native/ring.c reuses its memory now. */
+/** Detaches `block` (once: a detached one has no bytes left), so native/channel_ring.c reuses its memory now. */
 function give(block: ArrayBuffer): void {
   if (block.byteLength > 0) native.ringGive(block);
 }

@@ -94,7 +94,7 @@ export function fits(R: number, head: number, tail: number, total: number): bool
   return R - ((head - tail) >>> 0) >= need;
 }
 
-/** Frames at least this long are copied by memcpy (native/ring.c) rather than TypedArray.set. */
+/** Frames at least this long are copied by memcpy (native/channel_ring.c) rather than TypedArray.set. */
 export const NATIVE_COPY_MIN = 2048;
 
 /** A Buffer of its own holding one frame, u8[at, at + length). */

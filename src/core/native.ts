@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 
 export interface NativeMapping {
   buffer: SharedArrayBuffer;
-  /** Opaque: owned by the mapping record in native/mapping.c. */
+  /** Opaque: owned by the mapping record in native/shm_mapping.c. */
   handle: object;
 }
 
@@ -214,13 +214,13 @@ export interface Native {
   /** 1 readable (a ring or end of file), -1 timeout; blocks the thread. */
   doorbellWait(fd: number, timeoutNs: number): number;
   ringCopy(dst: ArrayBufferView, dstOffset: number, src: ArrayBufferView, srcOffset: number, length: number): void;
-  /** An ArrayBuffer holding src[srcOffset, srcOffset+length), in memory reused from collected ones (native/ring.c). */
+  /** An ArrayBuffer holding src[srcOffset, srcOffset+length), in memory reused from collected ones (native/channel_ring.c). */
   ringTake(src: ArrayBufferView, srcOffset: number, length: number): ArrayBuffer;
   /** Detaches an ArrayBuffer of ringTake(): its block is reused at once. */
   ringGive(buffer: ArrayBuffer): void;
   ringYield(): void;
 
-  /** Adds an object to the process-wide list removed at exit (native/owned.c): kind as in src/core/owned.ts. */
+  /** Adds an object to the process-wide list removed at exit (native/core_owned.c): kind as in src/core/owned.ts. */
   ownedAdd(kind: number, name: string | null, check: string | null, dev: number, ino: number, type: number, id: number): void;
   /** Drops the list entries for an object removed early; returns how many. */
   ownedForget(kind: number, name: string | null, id: number): number;

@@ -3,7 +3,7 @@
 // SIGINT, SIGTERM or SIGHUP. kill -9 (and abort()) leave them behind: that is
 // what `ipckit rm --stale` is for.
 //
-// The list itself is native (native/owned.c): one list for the whole process,
+// The list itself is native (native/core_owned.c): one list for the whole process,
 // workers included, acted on by an atexit handler once the last JavaScript
 // has run (normal end, process.exit(), and the uncaught-exception exit all go
 // through exit(3)). Fatal signals never reach exit(3), so this module catches

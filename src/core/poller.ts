@@ -1,4 +1,4 @@
-// Watch a descriptor for readiness on the event loop (uv_poll, native/poller.c).
+// Watch a descriptor for readiness on the event loop (uv_poll, native/core_poller.c).
 // Internal building block: signals use it for their signalfd; POSIX message
 // queue descriptors and datagram/seqpacket sockets are meant to reuse it.
 //

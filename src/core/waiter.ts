@@ -1,4 +1,4 @@
-// Promise side of native/waiter.c: every asynchronous blocking wait in ipckit
+// Promise side of native/core_waiter.c: every asynchronous blocking wait in ipckit
 // (futex, semaphores, System V semop, mutex, condition; later msgrcv and FIFO
 // opens) runs on a dedicated native waiter thread, never on the libuv
 // threadpool, and comes back here. This module owns what is common to all of
@@ -29,7 +29,7 @@ export interface CheckedWait {
 }
 
 const { ECANCELED } = errno;
-/** How often an abort is re-signalled until the native wait has returned (see waiter.h). */
+/** How often an abort is re-signalled until the native wait has returned (see core_waiter.h). */
 const RESIGNAL_MS = 5;
 
 /** The names WaitOptions has. */

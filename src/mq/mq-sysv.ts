@@ -3,7 +3,7 @@
 // first of a type, the first not of a type, or the lowest type up to a bound.
 //
 // msgsnd/msgrcv cannot be polled, so a send or receive that has to wait runs
-// on a dedicated waiter thread (src/core/waiter.ts, native/waiter.c), never on the
+// on a dedicated waiter thread (src/core/waiter.ts, native/core_waiter.c), never on the
 // libuv threadpool; it is cancellable (AbortSignal, timeout, close()) and
 // process.exit() wakes it. A non-blocking attempt is made first on the JS
 // thread, so a queue that is not empty/full costs one system call.

@@ -268,7 +268,7 @@ const SIGCHLD = N.SIGCHLD;
  * kernel kill the process on the next real fault, and V8 relies on SIGSEGV
  * (and SIGBUS/SIGILL/SIGFPE on some platforms) for WebAssembly bounds checks.
  */
-/** The signal native/waiter.c uses to interrupt a waiter thread (IPCK_WAKE_SIGNAL). */
+/** The signal native/core_waiter.c uses to interrupt a waiter thread (IPCK_WAKE_SIGNAL). */
 const WAKE_SIGNAL = N.SIGURG;
 const FAULTS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE'].map((s) => N[s]));
 
@@ -287,7 +287,7 @@ function receivable(signal: SignalSpec, what = 'signal'): number {
     );
   }
   if (n === WAKE_SIGNAL) {
-    // Blocking it in every thread would leave waiter threads (native/waiter.c)
+    // Blocking it in every thread would leave waiter threads (native/core_waiter.c)
     // deaf to cancellation: aborted waits would hang, and so would exit.
     throw typeError(
       'ERR_IPCKIT_SIGNAL_RESERVED',

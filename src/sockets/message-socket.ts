@@ -2,7 +2,7 @@
 // one message, boundaries preserved, optionally carrying descriptors
 // (SCM_RIGHTS). net.Socket refuses SOCK_SEQPACKET and SOCK_DGRAM descriptors
 // (ERR_INVALID_FD_TYPE), so readiness comes from the uv_poll watcher (src/core/poller.ts) and data moves
-// with non-blocking sendmsg/recvmsg (native/unix.c, MSG_NOSIGNAL: a vanished
+// with non-blocking sendmsg/recvmsg (native/sockets_unix.c, MSG_NOSIGNAL: a vanished
 // peer is an EPIPE error, never a SIGPIPE).
 //
 // Received descriptors belong to the 'message' listener only if it calls

@@ -1,6 +1,6 @@
 // A robust mutex and a condition variable living in shared memory, usable
 // from any process (and any worker thread) that maps the region. The lock
-// word and the kernel robust-futex list are explained in native/mutex.c.
+// word and the kernel robust-futex list are explained in native/sync_mutex.c.
 import { rangeError, stateError, sys, throwIfAborted, timeoutError, toIpcError, typeError, errno, type IpcErrorContext } from '../core/errors.js';
 import { native } from '../core/native.js';
 import { checkBoolean, checkInteger, checkOptions, show } from '../core/validate.js';
@@ -35,7 +35,7 @@ const { EDEADLK } = errno;
 const BUSY = 2;
 /** What a native futex wait answers when its timeout passed. */
 const TIMED_OUT = 2;
-/** Lock-word bits (futex(2) robust-futex format, see native/mutex.c). */
+/** Lock-word bits (futex(2) robust-futex format, see native/sync_mutex.c). */
 const TID_MASK = 0x3fffffff;
 const WAITERS = 0x80000000 | 0;
 

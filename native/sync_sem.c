@@ -12,8 +12,8 @@
 #include <limits.h>
 #include <semaphore.h>
 
-#include "common.h"
-#include "waiter.h"
+#include "core_common.h"
+#include "core_waiter.h"
 
 typedef struct sem_handle {
   sem_t *sem;   /* NULL once released */

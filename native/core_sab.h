@@ -1,6 +1,6 @@
 #ifndef IPCKIT_SAB_H
 #define IPCKIT_SAB_H
-#include "common.h"
+#include "core_common.h"
 
 #ifdef __cplusplus
 extern "C" {

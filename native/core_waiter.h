@@ -55,7 +55,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include "common.h"
+#include "core_common.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,11 +1,11 @@
-/* Waiter threads: see waiter.h for the contract.
+/* Waiter threads: see core_waiter.h for the contract.
  *
  * Threading: the job list, the pending count and tsfn ref/unref belong to the
  * JS thread. The pool (idle list, thread list, job<->thread assignment) is
  * guarded by state->lock, which the waiter threads also take. A job is owned
  * by its thread from assignment until the thread hands it to the tsfn; after
  * that only the JS thread touches it. */
-#include "waiter.h"
+#include "core_waiter.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -13,7 +13,7 @@
  * with a relaxed-atomic loop that moves one byte at a time unless both sides
  * are equally aligned within a word (64 KiB at 5 bytes past a word: 1.7 GB/s,
  * against 30 GB/s for memcpy through a plain ArrayBuffer). */
-#include "mapping.h"
+#include "shm_mapping.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "sab.h"
+#include "core_sab.h"
 
 typedef struct {
   pthread_mutex_t lock;

@@ -2,12 +2,12 @@
 // SharedArrayBuffer over foreign memory, and only a real SharedArrayBuffer can
 // be shared with worker threads and used with Atomics.wait. It also makes
 // plain ArrayBuffers whose deleter V8 calls from the GC, on any thread
-// (native/ring.c's kept receive blocks): an N-API external Buffer costs a
+// (native/channel_ring.c's kept receive blocks): an N-API external Buffer costs a
 // weak handle and a finalizer on the JS thread each. Everything else stays in
 // N-API C. Building with IPCKIT_NO_V8 falls back to external ArrayBuffers of
 // N-API (same memory, but postMessage copies a "shared" one and Atomics.wait
 // refuses it).
-#include "sab.h"
+#include "core_sab.h"
 
 #ifndef IPCKIT_NO_V8
 #include <v8.h>

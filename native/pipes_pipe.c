@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core_common.h"
 
 static napi_value fd_pair(napi_env env, int fds[2]) {
   napi_value arr;

@@ -4,9 +4,9 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-#include "common.h"
-#include "futex.h"
-#include "waiter.h"
+#include "core_common.h"
+#include "sync_futex.h"
+#include "core_waiter.h"
 
 enum { FUTEX_OK = 0, FUTEX_NOT_EQUAL = 1, FUTEX_TIMED_OUT = 2 };
 

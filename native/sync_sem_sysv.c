@@ -1,5 +1,5 @@
 /* System V semaphore sets: semget, semop/semtimedop, semctl. Validation is in
- * src/sync/sem-sysv.ts. Blocking semops run on a waiter thread (waiter.h); SEM_UNDO
+ * src/sync/sem-sysv.ts. Blocking semops run on a waiter thread (core_waiter.h); SEM_UNDO
  * adjustments belong to the process (NPTL threads share one undo list through
  * CLONE_SYSVSEM), so a waiter thread's semop is undone when the process dies
  * exactly as the JS thread's would be. */
@@ -8,8 +8,8 @@
 #include <sys/ipc.h>
 #include <sys/sem.h>
 
-#include "common.h"
-#include "waiter.h"
+#include "core_common.h"
+#include "core_waiter.h"
 
 union semun {
   int val;

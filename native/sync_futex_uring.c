@@ -1,5 +1,5 @@
 /* futex.waitAsync through io_uring (IORING_OP_FUTEX_WAIT, Linux 6.7+): the
- * fast path for asynchronous futex waits, with waiter threads (waiter.c) as
+ * fast path for asynchronous futex waits, with waiter threads (core_waiter.c) as
  * the fallback where io_uring or the opcode is unavailable.
  *
  * Why: a waiter thread costs a second wake-up per wait (the kernel wakes the
@@ -35,7 +35,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core_common.h"
 
 #ifndef IORING_OP_FUTEX_WAIT
 #define IORING_OP_FUTEX_WAIT 51 /* Linux 6.7; newer than the build headers */

@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core_common.h"
 
 /* Kinds, as src/core/owned.ts numbers them. */
 enum owned_kind {

@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core_common.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 /* The kernel's SCM_MAX_FD: at most this many descriptors per message. */

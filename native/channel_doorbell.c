@@ -30,7 +30,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "common.h"
+#include "core_common.h"
 
 #define DRAIN_MAX (64 * 1024)
 

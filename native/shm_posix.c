@@ -9,8 +9,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "mapping.h"
+#include "core_common.h"
+#include "shm_mapping.h"
 
 /* shmOpen(name, oflag, mode) -> fd */
 static napi_value js_shm_open(napi_env env, napi_callback_info info) {

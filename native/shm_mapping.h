@@ -1,6 +1,6 @@
 #ifndef IPCKIT_MAPPING_H
 #define IPCKIT_MAPPING_H
-#include "common.h"
+#include "core_common.h"
 
 /* Takes ownership of [addr, addr+len) (len > 0) and returns
  * { buffer: SharedArrayBuffer, handle: External }. On failure the range is

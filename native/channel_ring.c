@@ -17,8 +17,8 @@
 #include <sched.h>
 #include <string.h>
 
-#include "common.h"
-#include "sab.h"
+#include "core_common.h"
+#include "core_sab.h"
 
 static napi_value js_ring_copy(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 5);

@@ -67,8 +67,8 @@ bool ipck_export(napi_env env, napi_value exports, const char *name,
  * Mechanisms that need state (pollers, waiters) add their fields here. */
 typedef struct ipck_env {
   int reserved;
-  struct waiter_state *waiter; /* waiter.c: waiter thread pool */
-  struct uring_state *uring;   /* futex_uring.c: io_uring futex waits, opened on first use */
+  struct waiter_state *waiter; /* core_waiter.c: waiter thread pool */
+  struct uring_state *uring;   /* sync_futex_uring.c: io_uring futex waits, opened on first use */
 } ipck_env;
 
 /* Per-mechanism registration, called from addon.c. */

@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
-#include "common.h"
+#include "core_common.h"
 
 typedef struct poller {
   uv_poll_t handle; /* handle.data points back here */

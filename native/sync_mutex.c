@@ -35,9 +35,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "futex.h"
-#include "waiter.h"
+#include "core_common.h"
+#include "sync_futex.h"
+#include "core_waiter.h"
 
 #define MUTEX_SIZE 64
 #define TID_MASK FUTEX_TID_MASK
