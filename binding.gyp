@@ -16,6 +16,7 @@
         "native/core_owned.c",
         "native/core_poller.c",
         "native/core_sab.cc",
+        "native/core_sysv.c",
         "native/core_waiter.c",
         "native/mq_posix.c",
         "native/mq_sysv.c",

@@ -1,7 +1,12 @@
 /* Module entry. Each mechanism group registers its functions here; any state
  * must live in per-environment instance data (ipck_env), never in globals,
  * because every worker thread loads its own copy of the exports. The one
- * exception is core_owned.c's list, which belongs to the process (see there). */
+ * exception is core_owned.c's list, which belongs to the process (see there).
+ *
+ * Exported names follow one rule: <mechanism>[Sysv]<Verb> (shmOpen,
+ * shmSysvGet, semSysvOp..., mqSysvSend...), and <mechanism>[Sysv]Constants
+ * for constants (mqSysvConstants); sysvConstants holds what every System V
+ * mechanism shares. File names follow binding.gyp's rule. */
 #include "core_common.h"
 #include "shm_mapping.h"
 
@@ -19,6 +24,7 @@ static napi_value init(napi_env env, napi_value exports) {
     return NULL;
   }
   if (!ipck_init_mapping(env, exports) || !ipck_init_shm(env, exports) ||
+      !ipck_init_sysv(env, exports) ||
       !ipck_init_shm_sysv(env, exports) ||
       !ipck_init_waiter(env, exports) ||
       !ipck_init_futex(env, exports) ||

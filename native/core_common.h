@@ -74,6 +74,7 @@ typedef struct ipck_env {
 /* Per-mechanism registration, called from addon.c. */
 bool ipck_init_shm(napi_env env, napi_value exports);
 bool ipck_init_shm_sysv(napi_env env, napi_value exports);
+bool ipck_init_sysv(napi_env env, napi_value exports);
 bool ipck_init_pipe(napi_env env, napi_value exports);
 bool ipck_init_fifo(napi_env env, napi_value exports);
 bool ipck_init_unix(napi_env env, napi_value exports);

@@ -158,7 +158,7 @@ static int64_t run_sync(ipck_block_fn fn, void *ctx, int64_t timeout_ns) {
 
 /* ---- JS functions ---- */
 
-/* msgget(key, flags) -> id */
+/* mqSysvGet(key, flags) -> id */
 static napi_value js_msgget(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 2);
   int32_t key = 0, flags = 0;
@@ -206,7 +206,7 @@ static int send_nowait(int id, long type, const void *data, size_t len) {
   return err;
 }
 
-/* msgTrySend(id, type, data) -> true, or false when the queue is full. */
+/* mqSysvTrySend(id, type, data) -> true, or false when the queue is full. */
 static napi_value js_msg_try_send(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 3);
   int32_t id = -1;
@@ -223,7 +223,7 @@ static napi_value js_msg_try_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* msgSendMany(id, type, [data...], start) -> how many were sent from `start`
+/* mqSysvSendMany(id, type, [data...], start) -> how many were sent from `start`
  * on before the queue was full (IPC_NOWAIT). */
 static napi_value js_msg_send_many(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
@@ -247,7 +247,7 @@ static napi_value js_msg_send_many(napi_env env, napi_callback_info info) {
   return ipck_i64(env, i - start);
 }
 
-/* msgSendSync(id, type, data, timeoutNs): blocks this thread. */
+/* mqSysvSendSync(id, type, data, timeoutNs): blocks this thread. */
 static napi_value js_msg_send_sync(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int64_t timeout_ns = -1;
@@ -261,7 +261,7 @@ static napi_value js_msg_send_sync(napi_env env, napi_callback_info info) {
   return ipck_waiter_sync_result(env, r, "msgsnd");
 }
 
-/* msgSendAsync(id, type, data, timeoutNs) -> { promise, id } on a waiter thread. */
+/* mqSysvSendAsync(id, type, data, timeoutNs) -> { promise, id } on a waiter thread. */
 static napi_value js_msg_send_async(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int64_t timeout_ns = -1;
@@ -295,7 +295,7 @@ static struct msgbuf_long *alloc_msg(char *stack, size_t stack_len, size_t cap) 
   return malloc(sizeof(long) + cap);
 }
 
-/* msgTryReceive(id, maxSize, type, flags) -> { type, data } or null (ENOMSG). */
+/* mqSysvTryReceive(id, maxSize, type, flags) -> { type, data } or null (ENOMSG). */
 static napi_value js_msg_try_receive(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int32_t id = -1, flags = 0;
@@ -316,7 +316,7 @@ static napi_value js_msg_try_receive(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* msgReceiveMany(id, maxSize, type, flags, max) -> [{ type, data }...] */
+/* mqSysvReceiveMany(id, maxSize, type, flags, max) -> [{ type, data }...] */
 static napi_value js_msg_receive_many(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 5);
   int32_t id = -1, flags = 0;
@@ -347,7 +347,7 @@ static napi_value js_msg_receive_many(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* msgReceiveSync(id, maxSize, type, flags, timeoutNs) -> { type, data } */
+/* mqSysvReceiveSync(id, maxSize, type, flags, timeoutNs) -> { type, data } */
 static napi_value js_msg_receive_sync(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 5);
   int32_t id = -1, flags = 0;
@@ -367,7 +367,7 @@ static napi_value js_msg_receive_sync(napi_env env, napi_callback_info info) {
 
 static void free_recv(void *p) { free(p); }
 
-/* msgReceiveAsync(id, maxSize, type, flags, timeoutNs, buffer) -> { promise, id }.
+/* mqSysvReceiveAsync(id, maxSize, type, flags, timeoutNs, buffer) -> { promise, id }.
  * `buffer` (sizeof(long) + maxSize bytes, kept alive by the waiter) receives
  * the raw struct msgbuf; the promise resolves with the length of mtext. */
 static napi_value js_msg_receive_async(napi_env env, napi_callback_info info) {
@@ -387,7 +387,7 @@ static napi_value js_msg_receive_async(napi_env env, napi_callback_info info) {
   return ipck_waiter_submit(env, &spec);
 }
 
-/* msgStat(id) -> every msqid_ds field, times in seconds */
+/* mqSysvStat(id) -> every msqid_ds field, times in seconds */
 static napi_value js_msg_stat(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   int32_t id = -1;
@@ -408,7 +408,7 @@ static napi_value js_msg_stat(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* msgSet(id, uid, gid, mode, qbytes): IPC_SET */
+/* mqSysvSet(id, uid, gid, mode, qbytes): IPC_SET */
 static napi_value js_msg_set(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 5);
   int32_t id = -1;
@@ -428,7 +428,7 @@ static napi_value js_msg_set(napi_env env, napi_callback_info info) {
   return ipck_undefined(env);
 }
 
-/* msgRemove(id): IPC_RMID; blocked senders and receivers get EIDRM. */
+/* mqSysvRemove(id): IPC_RMID; blocked senders and receivers get EIDRM. */
 static napi_value js_msg_remove(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   int32_t id = -1;
@@ -443,17 +443,17 @@ bool ipck_init_mq_sysv(napi_env env, napi_value exports) {
   ipck_set_i64(env, c, "MSG_EXCEPT", MSG_EXCEPT);
   ipck_set_i64(env, c, "MSG_NOERROR", MSG_NOERROR);
   ipck_set_i64(env, c, "LONG_BYTES", sizeof(long));
-  ipck_set_value(env, exports, "msgConstants", c);
-  return ipck_export(env, exports, "msgget", js_msgget) &&
-         ipck_export(env, exports, "msgTrySend", js_msg_try_send) &&
-         ipck_export(env, exports, "msgSendMany", js_msg_send_many) &&
-         ipck_export(env, exports, "msgSendSync", js_msg_send_sync) &&
-         ipck_export(env, exports, "msgSendAsync", js_msg_send_async) &&
-         ipck_export(env, exports, "msgTryReceive", js_msg_try_receive) &&
-         ipck_export(env, exports, "msgReceiveMany", js_msg_receive_many) &&
-         ipck_export(env, exports, "msgReceiveSync", js_msg_receive_sync) &&
-         ipck_export(env, exports, "msgReceiveAsync", js_msg_receive_async) &&
-         ipck_export(env, exports, "msgStat", js_msg_stat) &&
-         ipck_export(env, exports, "msgSet", js_msg_set) &&
-         ipck_export(env, exports, "msgRemove", js_msg_remove);
+  ipck_set_value(env, exports, "mqSysvConstants", c);
+  return ipck_export(env, exports, "mqSysvGet", js_msgget) &&
+         ipck_export(env, exports, "mqSysvTrySend", js_msg_try_send) &&
+         ipck_export(env, exports, "mqSysvSendMany", js_msg_send_many) &&
+         ipck_export(env, exports, "mqSysvSendSync", js_msg_send_sync) &&
+         ipck_export(env, exports, "mqSysvSendAsync", js_msg_send_async) &&
+         ipck_export(env, exports, "mqSysvTryReceive", js_msg_try_receive) &&
+         ipck_export(env, exports, "mqSysvReceiveMany", js_msg_receive_many) &&
+         ipck_export(env, exports, "mqSysvReceiveSync", js_msg_receive_sync) &&
+         ipck_export(env, exports, "mqSysvReceiveAsync", js_msg_receive_async) &&
+         ipck_export(env, exports, "mqSysvStat", js_msg_stat) &&
+         ipck_export(env, exports, "mqSysvSet", js_msg_set) &&
+         ipck_export(env, exports, "mqSysvRemove", js_msg_remove);
 }

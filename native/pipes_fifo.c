@@ -11,7 +11,7 @@
 #include "core_common.h"
 #include "core_waiter.h"
 
-/* mkfifo(path, mode) */
+/* fifoCreate(path, mode) */
 static napi_value js_mkfifo(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 2);
   char path[PATH_MAX];
@@ -57,6 +57,6 @@ static napi_value js_fifo_open_async(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_fifo(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "mkfifo", js_mkfifo) &&
+  return ipck_export(env, exports, "fifoCreate", js_mkfifo) &&
          ipck_export(env, exports, "fifoOpenAsync", js_fifo_open_async);
 }

@@ -26,7 +26,7 @@ static napi_value fd_pair(napi_env env, int fds[2]) {
   return arr;
 }
 
-/* pipe(nonBlocking) -> [readFd, writeFd] */
+/* pipeCreate(nonBlocking) -> [readFd, writeFd] */
 static napi_value js_pipe(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   bool nonblock = false;
@@ -37,7 +37,7 @@ static napi_value js_pipe(napi_env env, napi_callback_info info) {
   return fd_pair(env, fds);
 }
 
-/* socketpair(type, nonBlocking) -> [fd, fd]; AF_UNIX. */
+/* socketpairCreate(type, nonBlocking) -> [fd, fd]; AF_UNIX. */
 static napi_value js_socketpair(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 2);
   int32_t type = 0;
@@ -64,7 +64,7 @@ static napi_value js_fd_set_nonblocking(napi_env env, napi_callback_info info) {
   return ipck_undefined(env);
 }
 
-/* pipeCapacity(fd) -> bytes (F_GETPIPE_SZ) */
+/* pipeGetCapacity(fd) -> bytes (F_GETPIPE_SZ) */
 static napi_value js_pipe_capacity(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   int32_t fd = -1;
@@ -104,10 +104,10 @@ bool ipck_init_pipe(napi_env env, napi_value exports) {
   ipck_set_i64(env, c, "SOCK_SEQPACKET", SOCK_SEQPACKET);
   ipck_set_i64(env, c, "PIPE_BUF", PIPE_BUF);
   ipck_set_value(env, exports, "pipeConstants", c);
-  return ipck_export(env, exports, "pipe", js_pipe) &&
-         ipck_export(env, exports, "socketpair", js_socketpair) &&
+  return ipck_export(env, exports, "pipeCreate", js_pipe) &&
+         ipck_export(env, exports, "socketpairCreate", js_socketpair) &&
          ipck_export(env, exports, "fdSetNonBlocking", js_fd_set_nonblocking) &&
          ipck_export(env, exports, "fdClose", js_fd_close) &&
-         ipck_export(env, exports, "pipeCapacity", js_pipe_capacity) &&
+         ipck_export(env, exports, "pipeGetCapacity", js_pipe_capacity) &&
          ipck_export(env, exports, "pipeSetCapacity", js_pipe_set_capacity);
 }

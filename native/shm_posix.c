@@ -49,7 +49,7 @@ static napi_value js_memfd_create(napi_env env, napi_callback_info info) {
   return ipck_i64(env, fd);
 }
 
-/* mapFd(fd, length, offset, writable, shared) -> { buffer, handle } */
+/* mappingCreate(fd, length, offset, writable, shared) -> { buffer, handle } */
 static napi_value js_map_fd(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 5);
   int32_t fd = -1;
@@ -136,7 +136,7 @@ bool ipck_init_shm(napi_env env, napi_value exports) {
   return ipck_export(env, exports, "shmOpen", js_shm_open) &&
          ipck_export(env, exports, "shmUnlink", js_shm_unlink) &&
          ipck_export(env, exports, "memfdCreate", js_memfd_create) &&
-         ipck_export(env, exports, "mapFd", js_map_fd) &&
+         ipck_export(env, exports, "mappingCreate", js_map_fd) &&
          ipck_export(env, exports, "fdAccessMode", js_fd_access_mode) &&
          ipck_export(env, exports, "memfdSeal", js_memfd_seal) &&
          ipck_export(env, exports, "fdInspect", js_fd_inspect);

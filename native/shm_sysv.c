@@ -1,5 +1,5 @@
-/* System V shared memory: shmget, shmat, shmctl, and ftok (shared by every
- * System V mechanism). Validation lives in src/shm/shm-sysv.ts. */
+/* System V shared memory: shmget, shmat, shmctl (what every System V
+ * mechanism shares is in core_sysv.c). Validation lives in src/shm/shm-sysv.ts. */
 #include <errno.h>
 #include <limits.h>
 #include <sys/ipc.h>
@@ -9,7 +9,7 @@
 #include "core_common.h"
 #include "shm_mapping.h"
 
-/* shmget(key, size, flags) -> id */
+/* shmSysvGet(key, size, flags) -> id */
 static napi_value js_shmget(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 3);
   int32_t key = 0, flags = 0;
@@ -22,7 +22,7 @@ static napi_value js_shmget(napi_env env, napi_callback_info info) {
   return ipck_i64(env, id);
 }
 
-/* shmat(id, readOnly) -> { buffer, handle }; the length is the segment size. */
+/* shmSysvAttach(id, readOnly) -> { buffer, handle }; the length is the segment size. */
 static napi_value js_shmat(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 2);
   int32_t id = -1;
@@ -38,7 +38,7 @@ static napi_value js_shmat(napi_env env, napi_callback_info info) {
   return ipck_mapping_expose(env, p, ds.shm_segsz);
 }
 
-/* shmStat(id) -> every shmid_ds field, times in seconds */
+/* shmSysvStat(id) -> every shmid_ds field, times in seconds */
 static napi_value js_shm_stat(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   int32_t id = -1;
@@ -58,7 +58,7 @@ static napi_value js_shm_stat(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* shmSet(id, uid, gid, mode): IPC_SET of the permission fields. */
+/* shmSysvSet(id, uid, gid, mode): IPC_SET of the permission fields. */
 static napi_value js_shm_set(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int32_t id = -1;
@@ -75,7 +75,7 @@ static napi_value js_shm_set(napi_env env, napi_callback_info info) {
   return ipck_undefined(env);
 }
 
-/* shmRemove(id): IPC_RMID; the segment goes once the last attachment does. */
+/* shmSysvRemove(id): IPC_RMID; the segment goes once the last attachment does. */
 static napi_value js_shm_remove(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   int32_t id = -1;
@@ -84,33 +84,15 @@ static napi_value js_shm_remove(napi_env env, napi_callback_info info) {
   return ipck_undefined(env);
 }
 
-/* ftok(path, projId) -> key, computed by libc so it matches C programs. */
-static napi_value js_ftok(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 2);
-  char path[PATH_MAX];
-  int32_t proj = 0;
-  if (!ipck_get_string(env, argv[0], path, sizeof path) ||
-      !ipck_get_i32(env, argv[1], &proj))
-    return ipck_throw_errno(env, ENAMETOOLONG, "ftok");
-  errno = 0;
-  key_t key = ftok(path, proj);
-  if (key == (key_t)-1) return ipck_throw_errno(env, errno ? errno : EINVAL, "ftok");
-  return ipck_i64(env, (int32_t)key);
-}
-
 bool ipck_init_shm_sysv(napi_env env, napi_value exports) {
   napi_value c;
   if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "IPC_PRIVATE", IPC_PRIVATE);
-  ipck_set_i64(env, c, "IPC_CREAT", IPC_CREAT);
-  ipck_set_i64(env, c, "IPC_EXCL", IPC_EXCL);
   ipck_set_i64(env, c, "SHM_DEST", SHM_DEST);
   ipck_set_i64(env, c, "SHM_LOCKED", SHM_LOCKED);
-  ipck_set_value(env, exports, "sysvConstants", c);
-  return ipck_export(env, exports, "shmget", js_shmget) &&
-         ipck_export(env, exports, "shmat", js_shmat) &&
-         ipck_export(env, exports, "shmStat", js_shm_stat) &&
-         ipck_export(env, exports, "shmSet", js_shm_set) &&
-         ipck_export(env, exports, "shmRemove", js_shm_remove) &&
-         ipck_export(env, exports, "ftok", js_ftok);
+  ipck_set_value(env, exports, "shmSysvConstants", c);
+  return ipck_export(env, exports, "shmSysvGet", js_shmget) &&
+         ipck_export(env, exports, "shmSysvAttach", js_shmat) &&
+         ipck_export(env, exports, "shmSysvStat", js_shm_stat) &&
+         ipck_export(env, exports, "shmSysvSet", js_shm_set) &&
+         ipck_export(env, exports, "shmSysvRemove", js_shm_remove);
 }

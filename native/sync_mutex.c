@@ -260,5 +260,5 @@ bool ipck_init_mutex(napi_env env, napi_value exports) {
          ipck_export(env, exports, "mutexLockSync", js_lock_sync) &&
          ipck_export(env, exports, "mutexUnlock", js_unlock) &&
          ipck_export(env, exports, "mutexState", js_state) &&
-         ipck_export(env, exports, "gettid", js_gettid);
+         ipck_export(env, exports, "mutexThreadId", js_gettid);
 }

@@ -70,7 +70,7 @@ static int64_t semop_block(ipck_waiter_job *job, void *arg) {
   }
 }
 
-/* semget(key, nsems, flags) -> id */
+/* semSysvGet(key, nsems, flags) -> id */
 static napi_value js_semget(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 3);
   int32_t key = 0, nsems = 0, flags = 0;
@@ -82,7 +82,7 @@ static napi_value js_semget(napi_env env, napi_callback_info info) {
   return ipck_i64(env, id);
 }
 
-/* semopSync(id, ops, timeoutNs) -> 0 | 1 */
+/* semSysvOpSync(id, ops, timeoutNs) -> 0 | 1 */
 static napi_value js_semop_sync(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 3);
   int64_t timeout = -1;
@@ -94,7 +94,7 @@ static napi_value js_semop_sync(napi_env env, napi_callback_info info) {
   return ipck_waiter_sync_result(env, r, "semtimedop");
 }
 
-/* semopAsync(id, ops, timeoutNs) -> { promise, id } */
+/* semSysvOpAsync(id, ops, timeoutNs) -> { promise, id } */
 static napi_value js_semop_async(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 3);
   int64_t timeout = -1;
@@ -164,7 +164,7 @@ static napi_value js_getall(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* semctlSetAll(id, values): the array length has been checked against nsems. */
+/* semSysvSetAll(id, values): the array length has been checked against nsems. */
 static napi_value js_setall(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 2);
   int32_t id = -1;
@@ -190,7 +190,7 @@ static napi_value js_setall(napi_env env, napi_callback_info info) {
   return ipck_undefined(env);
 }
 
-/* semStat(id) -> every semid_ds field, times in seconds */
+/* semSysvStat(id) -> every semid_ds field, times in seconds */
 static napi_value js_sem_stat(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 1);
   int32_t id = -1;
@@ -207,7 +207,7 @@ static napi_value js_sem_stat(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* semSet(id, uid, gid, mode): IPC_SET of the permission fields. */
+/* semSysvSet(id, uid, gid, mode): IPC_SET of the permission fields. */
 static napi_value js_sem_set(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int32_t id = -1;
@@ -240,17 +240,17 @@ bool ipck_init_sem_sysv(napi_env env, napi_value exports) {
   ipck_set_i64(env, c, "IPC_NOWAIT", IPC_NOWAIT);
   ipck_set_i64(env, c, "SEMVMX", 32767); /* kernel's SEMVMX (linux/sem.h) */
   ipck_set_value(env, exports, "semSysvConstants", c);
-  return ipck_export(env, exports, "semget", js_semget) &&
-         ipck_export(env, exports, "semopSync", js_semop_sync) &&
-         ipck_export(env, exports, "semopAsync", js_semop_async) &&
-         ipck_export(env, exports, "semctlGetVal", js_getval) &&
-         ipck_export(env, exports, "semctlSetVal", js_setval) &&
-         ipck_export(env, exports, "semctlGetAll", js_getall) &&
-         ipck_export(env, exports, "semctlSetAll", js_setall) &&
-         ipck_export(env, exports, "semctlGetPid", js_getpid) &&
-         ipck_export(env, exports, "semctlGetNcnt", js_getncnt) &&
-         ipck_export(env, exports, "semctlGetZcnt", js_getzcnt) &&
-         ipck_export(env, exports, "semStat", js_sem_stat) &&
-         ipck_export(env, exports, "semSet", js_sem_set) &&
-         ipck_export(env, exports, "semRemove", js_sem_remove);
+  return ipck_export(env, exports, "semSysvGet", js_semget) &&
+         ipck_export(env, exports, "semSysvOpSync", js_semop_sync) &&
+         ipck_export(env, exports, "semSysvOpAsync", js_semop_async) &&
+         ipck_export(env, exports, "semSysvGetVal", js_getval) &&
+         ipck_export(env, exports, "semSysvSetVal", js_setval) &&
+         ipck_export(env, exports, "semSysvGetAll", js_getall) &&
+         ipck_export(env, exports, "semSysvSetAll", js_setall) &&
+         ipck_export(env, exports, "semSysvGetPid", js_getpid) &&
+         ipck_export(env, exports, "semSysvGetNcnt", js_getncnt) &&
+         ipck_export(env, exports, "semSysvGetZcnt", js_getzcnt) &&
+         ipck_export(env, exports, "semSysvStat", js_sem_stat) &&
+         ipck_export(env, exports, "semSysvSet", js_sem_set) &&
+         ipck_export(env, exports, "semSysvRemove", js_sem_remove);
 }

@@ -40,6 +40,12 @@ export interface SemidDs extends IpcPermDs {
   ctime: number;
 }
 
+/**
+ * The addon's exports (test/native-names.test.ts keeps this list and the
+ * addon's equal). Names are <mechanism>[Sysv]<Verb>: shmOpen, shmSysvGet,
+ * semSysvOpAsync, mqSysvSendSync; constants are <mechanism>[Sysv]Constants,
+ * and sysvConstants holds what every System V mechanism shares.
+ */
 export interface Native {
   mappingDetach(handle: object): void;
   /** A plain ArrayBuffer over the same mapped range (bulk copies run at memcpy speed through it). */
@@ -61,29 +67,30 @@ export interface Native {
   shmOpen(name: string, oflag: number, mode: number): number;
   shmUnlink(name: string): void;
   memfdCreate(name: string, flags: number): number;
-  mapFd(fd: number, length: number, offset: number, writable: boolean, shared: boolean): NativeMapping;
+  mappingCreate(fd: number, length: number, offset: number, writable: boolean, shared: boolean): NativeMapping;
   fdAccessMode(fd: number): number;
   memfdSeal(fd: number, seals: number): void;
   /** fstat + fstatfs + F_GET_SEALS (-1: cannot be sealed) + access mode of a descriptor. */
   fdInspect(fd: number): { mode: number; size: number; uid: number; gid: number; fsType: number; seals: number; access: number };
 
-  sysvConstants: { IPC_PRIVATE: number; IPC_CREAT: number; IPC_EXCL: number; SHM_DEST: number; SHM_LOCKED: number };
-  shmget(key: number, size: number, flags: number): number;
-  shmat(id: number, readOnly: boolean): NativeMapping;
-  shmStat(id: number): ShmidDs;
-  shmSet(id: number, uid: number, gid: number, mode: number): void;
-  shmRemove(id: number): void;
-  ftok(path: string, projId: number): number;
+  sysvConstants: { IPC_PRIVATE: number; IPC_CREAT: number; IPC_EXCL: number };
+  sysvFtok(path: string, projId: number): number;
+  shmSysvConstants: { SHM_DEST: number; SHM_LOCKED: number };
+  shmSysvGet(key: number, size: number, flags: number): number;
+  shmSysvAttach(id: number, readOnly: boolean): NativeMapping;
+  shmSysvStat(id: number): ShmidDs;
+  shmSysvSet(id: number, uid: number, gid: number, mode: number): void;
+  shmSysvRemove(id: number): void;
 
   pipeConstants: { SOCK_STREAM: number; SOCK_DGRAM: number; SOCK_SEQPACKET: number; PIPE_BUF: number };
-  pipe(nonBlocking: boolean): [number, number];
-  socketpair(type: number, nonBlocking: boolean): [number, number];
+  pipeCreate(nonBlocking: boolean): [number, number];
+  socketpairCreate(type: number, nonBlocking: boolean): [number, number];
   fdSetNonBlocking(fd: number, on: boolean): void;
   fdClose(fd: number): void;
-  pipeCapacity(fd: number): number;
+  pipeGetCapacity(fd: number): number;
   pipeSetCapacity(fd: number, bytes: number): number;
 
-  mkfifo(path: string, mode: number): void;
+  fifoCreate(path: string, mode: number): void;
   fifoOpenAsync(path: string, flags: number): NativeWaitHandle;
 
   unixConstants: { SUN_PATH_MAX: number; MAX_FDS: number; SHUT_RD: number; SHUT_WR: number; SHUT_RDWR: number };
@@ -135,26 +142,26 @@ export interface Native {
   semWaitAsync(handle: object, timeoutNs: number, keepAlive: object): NativeWaitHandle;
 
   semSysvConstants: { SEM_UNDO: number; IPC_NOWAIT: number; SEMVMX: number };
-  semget(key: number, nsems: number, flags: number): number;
-  semopSync(id: number, ops: Int32Array, timeoutNs: number): number;
-  semopAsync(id: number, ops: Int32Array, timeoutNs: number): NativeWaitHandle;
-  semctlGetVal(id: number, index: number): number;
-  semctlSetVal(id: number, index: number, value: number): void;
-  semctlGetAll(id: number): number[];
-  semctlSetAll(id: number, values: number[]): void;
-  semctlGetPid(id: number, index: number): number;
-  semctlGetNcnt(id: number, index: number): number;
-  semctlGetZcnt(id: number, index: number): number;
-  semStat(id: number): SemidDs;
-  semSet(id: number, uid: number, gid: number, mode: number): void;
-  semRemove(id: number): void;
+  semSysvGet(key: number, nsems: number, flags: number): number;
+  semSysvOpSync(id: number, ops: Int32Array, timeoutNs: number): number;
+  semSysvOpAsync(id: number, ops: Int32Array, timeoutNs: number): NativeWaitHandle;
+  semSysvGetVal(id: number, index: number): number;
+  semSysvSetVal(id: number, index: number, value: number): void;
+  semSysvGetAll(id: number): number[];
+  semSysvSetAll(id: number, values: number[]): void;
+  semSysvGetPid(id: number, index: number): number;
+  semSysvGetNcnt(id: number, index: number): number;
+  semSysvGetZcnt(id: number, index: number): number;
+  semSysvStat(id: number): SemidDs;
+  semSysvSet(id: number, uid: number, gid: number, mode: number): void;
+  semSysvRemove(id: number): void;
 
   mutexConstants: { SIZE: number; ALIGN: number; robustOffset: number };
   mutexTryLock(words: Int32Array, waited: boolean): number;
   mutexLockSync(words: Int32Array, timeoutNs: number): number;
   mutexUnlock(words: Int32Array): void;
   mutexState(words: Int32Array): { owner: number; ownerDied: boolean; waiters: boolean };
-  gettid(): number;
+  mutexThreadId(): number;
 
   mqConstants: { O_NONBLOCK: number; MQ_PRIO_MAX: number; NOTIFY_WOKENUP: number; NOTIFY_REMOVED: number };
   mqOpen(name: string, oflag: number, mode: number, maxMessages: number, messageSize: number): number;
@@ -171,19 +178,19 @@ export interface Native {
   mqNotify(fd: number, socket: number): void;
   mqNotifyRead(socket: number): number[];
 
-  msgConstants: { MSG_EXCEPT: number; MSG_NOERROR: number; LONG_BYTES: number };
-  msgget(key: number, flags: number): number;
-  msgTrySend(id: number, type: number, data: ArrayBufferView): boolean;
-  msgSendMany(id: number, type: number, data: ArrayBufferView[], start: number): number;
-  msgSendSync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): void;
-  msgSendAsync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): NativeWaitHandle;
-  msgTryReceive(id: number, maxSize: number, type: number, flags: number): MsgMessage | null;
-  msgReceiveMany(id: number, maxSize: number, type: number, flags: number, max: number): MsgMessage[];
-  msgReceiveSync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number): MsgMessage;
-  msgReceiveAsync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number, buffer: Buffer): NativeWaitHandle;
-  msgStat(id: number): MsqidDs;
-  msgSet(id: number, uid: number, gid: number, mode: number, qbytes: number): void;
-  msgRemove(id: number): void;
+  mqSysvConstants: { MSG_EXCEPT: number; MSG_NOERROR: number; LONG_BYTES: number };
+  mqSysvGet(key: number, flags: number): number;
+  mqSysvTrySend(id: number, type: number, data: ArrayBufferView): boolean;
+  mqSysvSendMany(id: number, type: number, data: ArrayBufferView[], start: number): number;
+  mqSysvSendSync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): void;
+  mqSysvSendAsync(id: number, type: number, data: ArrayBufferView, timeoutNs: number): NativeWaitHandle;
+  mqSysvTryReceive(id: number, maxSize: number, type: number, flags: number): MsgMessage | null;
+  mqSysvReceiveMany(id: number, maxSize: number, type: number, flags: number, max: number): MsgMessage[];
+  mqSysvReceiveSync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number): MsgMessage;
+  mqSysvReceiveAsync(id: number, maxSize: number, type: number, flags: number, timeoutNs: number, buffer: Buffer): NativeWaitHandle;
+  mqSysvStat(id: number): MsqidDs;
+  mqSysvSet(id: number, uid: number, gid: number, mode: number, qbytes: number): void;
+  mqSysvRemove(id: number): void;
   pollerConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
   pollerStart(fd: number, events: number, callback: (errno: number, events: number) => void): object;
   pollerUpdate(handle: object, events: number): void;

@@ -54,7 +54,7 @@ export function parseKey(text: string): SysvKey {
 export function ftok(path: string, projId: number): number {
   checkString(path, 'path');
   checkInteger(projId, 'projId', 1, 255);
-  return sys(() => native.ftok(path, projId), { path });
+  return sys(() => native.sysvFtok(path, projId), { path });
 }
 
 export { formatKey };

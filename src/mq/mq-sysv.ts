@@ -97,7 +97,7 @@ export interface SysvMqSetOptions {
 
 const KERNEL = '/proc/sys/kernel';
 const { E2BIG, EAGAIN, ENOMSG, ETIMEDOUT } = errno;
-const LONG_BYTES = native.msgConstants.LONG_BYTES;
+const LONG_BYTES = native.mqSysvConstants.LONG_BYTES;
 const MAX_TYPE = Number.MAX_SAFE_INTEGER;
 
 function msgmax(): number {
@@ -129,7 +129,7 @@ function checkReceive(options: unknown, known: readonly string[]): ReceiveSpec &
   if (except && type <= 0) {
     throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `options.except needs a positive options.type (the type to skip), got type ${type}`);
   }
-  const { MSG_EXCEPT, MSG_NOERROR } = native.msgConstants;
+  const { MSG_EXCEPT, MSG_NOERROR } = native.mqSysvConstants;
   const flags = (except ? MSG_EXCEPT : 0) | (noError ? MSG_NOERROR : 0);
   return { type, flags, maxSize, nowait, o };
 }
@@ -162,7 +162,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   trySend(type: number, data: MessageData): boolean {
     const t = checkType(type);
     const bytes = messageBytes(data);
-    return this.#sys(() => native.msgTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength);
+    return this.#sys(() => native.mqSysvTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength);
   }
 
   /** Sends as many of `messages` as fit now, in order, all of `type`; returns how many. */
@@ -170,7 +170,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     const t = checkType(type);
     if (!Array.isArray(messages)) throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', `messages must be an array, got ${show(messages)}`);
     const list = messages.map((m, i) => messageBytes(m, `messages[${i}]`));
-    return this.#sys(() => native.msgSendMany(this.id, t, list, 0), 'msgsnd', Math.max(0, ...list.map((b) => b.byteLength)));
+    return this.#sys(() => native.mqSysvSendMany(this.id, t, list, 0), 'msgsnd', Math.max(0, ...list.map((b) => b.byteLength)));
   }
 
   /**
@@ -186,9 +186,9 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     const nowait = checkBoolean(o.nowait, 'options.nowait', false);
     const wait = checkWaitOptions({ timeout: o.timeout, signal: o.signal });
     throwIfAborted(wait.signal);
-    if (this.#sys(() => native.msgTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength)) return;
+    if (this.#sys(() => native.mqSysvTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength)) return;
     if (nowait) throw this.#full(EAGAIN, 'msgsnd');
-    await this.#wait(wait, (ns) => native.msgSendAsync(this.id, t, bytes, ns), 'msgsnd', bytes.byteLength);
+    await this.#wait(wait, (ns) => native.mqSysvSendAsync(this.id, t, bytes, ns), 'msgsnd', bytes.byteLength);
   }
 
   /** Like send(), blocking this thread (for worker threads). */
@@ -198,22 +198,22 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     const o = checkOptions(options, 'options', SEND_OPTIONS) as { nowait?: boolean; timeout?: number; signal?: AbortSignal };
     const nowait = checkBoolean(o.nowait, 'options.nowait', false);
     const { timeoutNs } = checkWaitOptions({ timeout: o.timeout, signal: o.signal }, false);
-    if (this.#sys(() => native.msgTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength)) return;
+    if (this.#sys(() => native.mqSysvTrySend(this.id, t, bytes), 'msgsnd', bytes.byteLength)) return;
     if (nowait) throw this.#full(EAGAIN, 'msgsnd');
-    this.#sys(() => native.msgSendSync(this.id, t, bytes, timeoutNs), 'msgsnd', bytes.byteLength);
+    this.#sys(() => native.mqSysvSendSync(this.id, t, bytes, timeoutNs), 'msgsnd', bytes.byteLength);
   }
 
   /** Takes the selected message if there is one now, else null. Options as receive(), less the waiting ones. */
   tryReceive(options?: Omit<SysvReceiveOptions, 'nowait' | 'timeout' | 'signal'>): SysvMessage | null {
     const r = checkReceive(options, TRY_RECEIVE_OPTIONS);
-    return this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
+    return this.#sys(() => native.mqSysvTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
   }
 
   /** Takes up to `max` selected messages that are there now. */
   tryReceiveMany(max: number, options?: Omit<SysvReceiveOptions, 'nowait' | 'timeout' | 'signal'>): SysvMessage[] {
     const n = checkInteger(max, 'max', 1, 0xffffffff);
     const r = checkReceive(options, TRY_RECEIVE_OPTIONS);
-    return this.#sys(() => native.msgReceiveMany(this.id, r.maxSize, r.type, r.flags, n), 'msgrcv', 0, r.maxSize);
+    return this.#sys(() => native.mqSysvReceiveMany(this.id, r.maxSize, r.type, r.flags, n), 'msgrcv', 0, r.maxSize);
   }
 
   /**
@@ -226,12 +226,12 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     const r = checkReceive(options, RECEIVE_OPTIONS);
     const wait = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal });
     throwIfAborted(wait.signal);
-    const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
+    const now = this.#sys(() => native.mqSysvTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
     if (r.nowait) throw new IpcError(ENOMSG, 'msgrcv', this.#context, 'no message of the requested type');
     // The waiter thread writes the raw struct msgbuf { long mtype; char mtext[] } here.
     const buffer = Buffer.allocUnsafeSlow(LONG_BYTES + r.maxSize);
-    const n = await this.#wait(wait, (ns) => native.msgReceiveAsync(this.id, r.maxSize, r.type, r.flags, ns, buffer), 'msgrcv', 0, r.maxSize);
+    const n = await this.#wait(wait, (ns) => native.mqSysvReceiveAsync(this.id, r.maxSize, r.type, r.flags, ns, buffer), 'msgrcv', 0, r.maxSize);
     return { type: Number(buffer.readBigInt64LE(0)), data: Buffer.from(buffer.subarray(LONG_BYTES, LONG_BYTES + n)) };
   }
 
@@ -240,10 +240,10 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     // `signal` is known here so that it is refused as an asynchronous-only option.
     const r = checkReceive(options, RECEIVE_OPTIONS);
     const { timeoutNs } = checkWaitOptions({ timeout: r.o.timeout, signal: r.o.signal }, false);
-    const now = this.#sys(() => native.msgTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
+    const now = this.#sys(() => native.mqSysvTryReceive(this.id, r.maxSize, r.type, r.flags), 'msgrcv', 0, r.maxSize);
     if (now) return now;
     if (r.nowait) throw new IpcError(ENOMSG, 'msgrcv', this.#context, 'no message of the requested type');
-    return this.#sys(() => native.msgReceiveSync(this.id, r.maxSize, r.type, r.flags, timeoutNs), 'msgrcv', 0, r.maxSize);
+    return this.#sys(() => native.mqSysvReceiveSync(this.id, r.maxSize, r.type, r.flags, timeoutNs), 'msgrcv', 0, r.maxSize);
   }
 
   /**
@@ -271,7 +271,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
 
   /** msgctl(IPC_STAT): every msqid_ds field. */
   stat(): SysvMqStat {
-    const ds = sys(() => native.msgStat(this.id), this.#context);
+    const ds = sys(() => native.mqSysvStat(this.id), this.#context);
     return {
       ...ownershipOf(ds),
       seq: ds.seq,
@@ -289,11 +289,11 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
   /** msgctl(IPC_SET): capacity, permission bits, owner. */
   set(changes: SysvMqSetOptions): void {
     const c = checkOptions(changes, 'changes', ['qbytes', 'mode', 'uid', 'gid']) as SysvMqSetOptions;
-    const current = sys(() => native.msgStat(this.id), this.#context);
+    const current = sys(() => native.mqSysvStat(this.id), this.#context);
     const { mode, uid, gid } = ownerChanges(c, current);
     const qbytes = checkInteger(c.qbytes, 'changes.qbytes', 0, Number.MAX_SAFE_INTEGER, current.qbytes);
     try {
-      native.msgSet(this.id, uid, gid, mode, qbytes);
+      native.mqSysvSet(this.id, uid, gid, mode, qbytes);
     } catch (e) {
       const err = toIpcError(e, this.#context);
       const mnb = readLimit(`${KERNEL}/msgmnb`);
@@ -306,7 +306,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
 
   /** msgctl(IPC_RMID): destroys the queue now; waiting senders and receivers get EIDRM. */
   remove(): void {
-    sys(() => native.msgRemove(this.id), this.#context);
+    sys(() => native.mqSysvRemove(this.id), this.#context);
     forget('sysv-mq', this.id);
   }
 
@@ -369,7 +369,7 @@ export class SysvQueue implements Disposable, AsyncIterable<SysvMessage> {
     let limit: IpcLimit = readLimit(`${KERNEL}/msgmnb`);
     let detail = 'the queue is full';
     try {
-      const ds = native.msgStat(this.id);
+      const ds = native.mqSysvStat(this.id);
       limit = { name: `qbytes (msg_qbytes) of queue id ${this.id}`, value: ds.qbytes };
       detail = `the queue is full: ${ds.qnum} messages, ${ds.cbytes} bytes (new queues get ${KERNEL}/msgmnb = ${readLimit(`${KERNEL}/msgmnb`).value})`;
     } catch {
@@ -392,7 +392,7 @@ export function get(key: SysvKey, options?: SysvMqGetOptions): SysvQueue {
   const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
   const ctx = isPrivate ? {} : { key: k };
   const getIt = (flags: number): number =>
-    sys(() => native.msgget(k, flags === 0 ? 0 : flags | mode), ctx, (code) => (code === 'ENOSPC' ? readLimit(`${KERNEL}/msgmni`) : undefined));
+    sys(() => native.mqSysvGet(k, flags === 0 ? 0 : flags | mode), ctx, (code) => (code === 'ENOSPC' ? readLimit(`${KERNEL}/msgmni`) : undefined));
   const { handle: id, created } = openOrCreate(getIt, create, exclusive, { create: IPC_CREAT, exclusive: IPC_EXCL });
   if (owned && created) ownById('sysv-mq', id);
   return new SysvQueue(id, isPrivate ? 0 : k, owned && created);
@@ -401,7 +401,7 @@ export function get(key: SysvKey, options?: SysvMqGetOptions): SysvQueue {
 /** Opens the queue with identifier `id` (as `ipcs -q` and `ipcmk -Q` print it). */
 export function fromId(id: number): SysvQueue {
   checkInteger(id, 'id', 0, 0x7fffffff);
-  const ds = sys(() => native.msgStat(id), { id });
+  const ds = sys(() => native.mqSysvStat(id), { id });
   return new SysvQueue(id, ds.key);
 }
 

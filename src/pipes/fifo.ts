@@ -49,7 +49,7 @@ export function create(path: string, options?: FifoCreateOptions): void {
   const existOk = checkBoolean(o.existOk, 'options.existOk', false);
   const owned = checkBoolean(o.owned, 'options.owned', false);
   try {
-    sys(() => native.mkfifo(p, mode), { path: p });
+    sys(() => native.fifoCreate(p, mode), { path: p });
   } catch (e) {
     if (!(existOk && e instanceof IpcError && e.code === 'EEXIST' && isFifo(p))) throw e;
     return;

@@ -32,7 +32,7 @@ function capacityLimit(code: string): IpcLimit | undefined {
 export function pipe(options?: PipeOptions): [PipeEnd, PipeEnd] {
   const o = checkOptions(options, 'options', ['capacity']) as PipeOptions;
   const capacity = checkInteger(o.capacity, 'options.capacity', 1, 0x7fffffff, undefined);
-  const [r, w] = sys(() => native.pipe(false), {}, fileLimit);
+  const [r, w] = sys(() => native.pipeCreate(false), {}, fileLimit);
   try {
     if (capacity !== undefined) sys(() => native.pipeSetCapacity(w, capacity), {}, capacityLimit);
     return [new PipeEnd(r, { readable: true, writable: false }), new PipeEnd(w, { readable: false, writable: true })];
@@ -46,7 +46,7 @@ export function pipe(options?: PipeOptions): [PipeEnd, PipeEnd] {
 /** The pipe buffer size of a pipe or FIFO end (F_GETPIPE_SZ). */
 export function capacity(end: PipeEnd | number): number {
   const fd = typeof end === 'number' ? end : end.fd;
-  return sys(() => native.pipeCapacity(fd));
+  return sys(() => native.pipeGetCapacity(fd));
 }
 
 export interface ExitStatus {
@@ -92,7 +92,7 @@ export function popen(command: string, mode: 'r' | 'w', options?: PopenOptions):
   const shell = checkBoolean(o.shell, 'options.shell', o.args === undefined);
   if (shell && o.args !== undefined) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', 'options.args cannot be used with options.shell');
 
-  const [r, w] = sys(() => native.pipe(false), {}, fileLimit);
+  const [r, w] = sys(() => native.pipeCreate(false), {}, fileLimit);
   const [ours, theirs] = mode === 'r' ? [r, w] : [w, r];
   let child: ChildProcess;
   try {

@@ -28,7 +28,7 @@ export function socketpair(options?: SocketPairOptions): [UnixStream, UnixStream
   const type = socketTypeNumber(o.type);
   const fdPassing = checkBoolean(o.fds, 'options.fds', false);
   if (fdPassing && type !== native.pipeConstants.SOCK_STREAM) throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', "options.fds is for type 'stream'");
-  const [a, b] = sys(() => native.socketpair(type, false), {}, socketLimit);
+  const [a, b] = sys(() => native.socketpairCreate(type, false), {}, socketLimit);
   if (type === native.pipeConstants.SOCK_STREAM && fdPassing) {
     return [new MessageSocket(MessageSocket.token, a, 'stream', null, o), new MessageSocket(MessageSocket.token, b, 'stream', null, o)];
   }

@@ -47,7 +47,7 @@ export class MappedFile extends SharedRegion {
   readonly owned: boolean;
 
   /** @internal */
-  constructor(token: symbol, path: string, mapping: ReturnType<typeof native.mapFd>, readOnly: boolean, offset: number, shared: boolean, owned = false) {
+  constructor(token: symbol, path: string, mapping: ReturnType<typeof native.mappingCreate>, readOnly: boolean, offset: number, shared: boolean, owned = false) {
     super(token, mapping, readOnly, { path });
     this.path = path;
     this.offset = offset;
@@ -120,7 +120,7 @@ export function file(path: string, options?: MmapFileOptions): MappedFile {
       throw typeError('ERR_IPCKIT_INVALID_ARG_VALUE', `'${path}' is not a regular file: options.size is required`);
     }
     length = Math.max(length, 0);
-    const mapping = sys(() => native.mapFd(fd, length, offset, !readOnly, shared), ctx);
+    const mapping = sys(() => native.mappingCreate(fd, length, offset, !readOnly, shared), ctx);
     if (created) ownByName('file', path, identityOf(path, st));
     return new MappedFile(SharedRegion.token, path, mapping, readOnly, offset, shared, created);
   } finally {

@@ -92,7 +92,7 @@ export class SysvSegment implements Disposable {
       }
       return this.#region.buffer;
     }
-    const mapping = sys(() => native.shmat(this.id, readOnly), this.#context);
+    const mapping = sys(() => native.shmSysvAttach(this.id, readOnly), this.#context);
     this.#region = new SharedRegion(SharedRegion.token, mapping, readOnly, this.#context);
     return this.#region.buffer;
   }
@@ -130,8 +130,8 @@ export class SysvSegment implements Disposable {
 
   /** shmctl(IPC_STAT): every shmid_ds field. */
   stat(): SysvShmStat {
-    const ds = sys(() => native.shmStat(this.id), this.#context);
-    const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
+    const ds = sys(() => native.shmSysvStat(this.id), this.#context);
+    const { SHM_DEST, SHM_LOCKED } = native.shmSysvConstants;
     const { key, ...owners } = ownershipOf(ds);
     return {
       key,
@@ -151,14 +151,14 @@ export class SysvSegment implements Disposable {
   /** shmctl(IPC_SET): change owner and permission bits. */
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
     const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
-    const current = sys(() => native.shmStat(this.id), this.#context);
+    const current = sys(() => native.shmSysvStat(this.id), this.#context);
     const { mode, uid, gid } = ownerChanges(c, current);
-    sys(() => native.shmSet(this.id, uid, gid, mode), this.#context);
+    sys(() => native.shmSysvSet(this.id, uid, gid, mode), this.#context);
   }
 
   /** shmctl(IPC_RMID): the segment is destroyed once every process has detached. */
   remove(): void {
-    sys(() => native.shmRemove(this.id), this.#context);
+    sys(() => native.shmSysvRemove(this.id), this.#context);
     forget('sysv-shm', this.id);
   }
 
@@ -186,7 +186,7 @@ export function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
   const ctx = isPrivate ? {} : { key: k };
   const getIt = (flags: number): number => {
     try {
-      return native.shmget(k, size ?? 0, flags === 0 ? 0 : flags | mode);
+      return native.shmSysvGet(k, size ?? 0, flags === 0 ? 0 : flags | mode);
     } catch (e) {
       throw explainShmgetFailure(e, k, size, ctx);
     }
@@ -208,7 +208,7 @@ function explainShmgetFailure(e: unknown, key: number, size: number | undefined,
     if (typeof max.value === 'number' && size > max.value) return new IpcError(err.errno, 'shmget', { ...ctx, limit: max });
     if (key !== native.sysvConstants.IPC_PRIVATE) {
       try {
-        const existing = native.shmStat(native.shmget(key, 0, 0));
+        const existing = native.shmSysvStat(native.shmSysvGet(key, 0, 0));
         if (existing.size < size) {
           return rangeError('ERR_IPCKIT_SIZE_MISMATCH', `segment for key ${key} is ${existing.size} bytes, smaller than the requested size ${size}`);
         }
@@ -223,7 +223,7 @@ function explainShmgetFailure(e: unknown, key: number, size: number | undefined,
 /** Opens the segment with identifier `id` (as `ipcs -m` and `ipcmk -M` print it). */
 export function fromId(id: number): SysvSegment {
   checkInteger(id, 'id', 0, 0x7fffffff);
-  const ds = sys(() => native.shmStat(id), { id });
+  const ds = sys(() => native.shmSysvStat(id), { id });
   return new SysvSegment(id, ds.key);
 }
 
@@ -242,7 +242,7 @@ export interface SysvShmListEntry extends Omit<SysvShmStat, 'mode'> {
  * is still attached shows with key 0 and markedForRemoval.
  */
 export function list(): SysvShmListEntry[] {
-  const { SHM_DEST, SHM_LOCKED } = native.sysvConstants;
+  const { SHM_DEST, SHM_LOCKED } = native.shmSysvConstants;
   const rows = readSysvTable('shm', ['shmid', 'size', 'cpid', 'lpid', 'nattch', 'atime', 'dtime', 'ctime']);
   return rows
     .map(({ num, time, optional, perms: permsColumn, ownership }): SysvShmListEntry => {

@@ -32,7 +32,7 @@ export class FdRegion extends SharedRegion {
 
   /** @internal */
   constructor(token: symbol, fd: number, ownsFd: boolean, size: number, readOnly: boolean, context: IpcErrorContext) {
-    const mapping = size > 0 ? sys(() => native.mapFd(fd, size, 0, !readOnly, true), context) : null;
+    const mapping = size > 0 ? sys(() => native.mappingCreate(fd, size, 0, !readOnly, true), context) : null;
     super(token, mapping, readOnly, context);
     this.#fd = fd;
     this.#ownsFd = ownsFd;
@@ -55,7 +55,7 @@ export class FdRegion extends SharedRegion {
     const n = checkSize(size, 'size');
     if (this.readOnly) throw stateError('ERR_IPCKIT_READ_ONLY', `cannot resize: ${this.describe()} was opened read-only`);
     sys(() => ftruncateSync(this.#fd, n), this.context);
-    const mapping = n > 0 ? sys(() => native.mapFd(this.#fd, n, 0, true, true), this.context) : null;
+    const mapping = n > 0 ? sys(() => native.mappingCreate(this.#fd, n, 0, true, true), this.context) : null;
     this.replaceMapping(mapping);
   }
 

@@ -180,10 +180,10 @@ export class Mutex {
   /** Releases the lock, waking one waiter. Only the owning thread may: anyone else gets ERR_IPCKIT_NOT_OWNER. */
   unlock(): void {
     const owner = native.mutexState(this.#words).owner;
-    if (owner !== native.gettid()) {
+    if (owner !== native.mutexThreadId()) {
       throw stateError(
         'ERR_IPCKIT_NOT_OWNER',
-        owner === 0 ? 'unlock() of a mutex that is not locked' : `unlock() by thread ${native.gettid()}, but thread ${owner} holds the mutex`,
+        owner === 0 ? 'unlock() of a mutex that is not locked' : `unlock() by thread ${native.mutexThreadId()}, but thread ${owner} holds the mutex`,
       );
     }
     sys(() => native.mutexUnlock(this.#words), this.#context);
@@ -192,7 +192,7 @@ export class Mutex {
 
   /** Whether the calling thread holds the lock. */
   get isOwnedByMe(): boolean {
-    return native.mutexState(this.#words).owner === native.gettid();
+    return native.mutexState(this.#words).owner === native.mutexThreadId();
   }
 
   /** A snapshot of the lock word. */
@@ -220,7 +220,7 @@ export class Mutex {
   }
 
   #deadlock(): Error {
-    return stateError('ERR_IPCKIT_DEADLOCK', `thread ${native.gettid()} already holds this mutex (it is not recursive)`);
+    return stateError('ERR_IPCKIT_DEADLOCK', `thread ${native.mutexThreadId()} already holds this mutex (it is not recursive)`);
   }
 }
 

@@ -129,7 +129,7 @@ export class SysvSemaphoreSet implements Disposable {
     const own = new AbortController();
     this.#pending.add(own);
     try {
-      return (await awaitNative((ns) => native.semopAsync(this.id, encoded, ns), w, this.#context, undefined, own.signal)) === 0;
+      return (await awaitNative((ns) => native.semSysvOpAsync(this.id, encoded, ns), w, this.#context, undefined, own.signal)) === 0;
     } catch (e) {
       throw explain(e, this.#context);
     } finally {
@@ -141,25 +141,25 @@ export class SysvSemaphoreSet implements Disposable {
   opSync(ops: readonly SemOp[], options?: { timeout?: number }): boolean {
     const encoded = this.#encode(ops);
     const { timeoutNs } = checkWaitOptions(options, false);
-    return sys(() => native.semopSync(this.id, encoded, timeoutNs), this.#context, semLimit) === 0;
+    return sys(() => native.semSysvOpSync(this.id, encoded, timeoutNs), this.#context, semLimit) === 0;
   }
 
   /** semctl(GETVAL). */
   getValue(index: number): number {
     const i = this.#index(index);
-    return sys(() => native.semctlGetVal(this.id, i), this.#context);
+    return sys(() => native.semSysvGetVal(this.id, i), this.#context);
   }
 
   /** semctl(SETVAL): 0..32767 (SEMVMX). Clears every process's undo entry for it. */
   setValue(index: number, value: number): void {
     const i = this.#index(index);
     const v = checkInteger(value, 'value', 0, SEMVMX);
-    sys(() => native.semctlSetVal(this.id, i, v), this.#context, semLimit);
+    sys(() => native.semSysvSetVal(this.id, i, v), this.#context, semLimit);
   }
 
   /** semctl(GETALL). */
   getAll(): number[] {
-    return sys(() => native.semctlGetAll(this.id), this.#context);
+    return sys(() => native.semSysvGetAll(this.id), this.#context);
   }
 
   /** semctl(SETALL): one value per semaphore. */
@@ -168,30 +168,30 @@ export class SysvSemaphoreSet implements Disposable {
       throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `values must be an array of ${this.count} numbers (one per semaphore)`);
     }
     const checked = values.map((v, i) => checkInteger(v, `values[${i}]`, 0, SEMVMX));
-    sys(() => native.semctlSetAll(this.id, checked), this.#context, semLimit);
+    sys(() => native.semSysvSetAll(this.id, checked), this.#context, semLimit);
   }
 
   /** semctl(GETPID): pid of the last process that changed semaphore `index` (0 if none). */
   pidOf(index: number): number {
     const i = this.#index(index);
-    return sys(() => native.semctlGetPid(this.id, i), this.#context);
+    return sys(() => native.semSysvGetPid(this.id, i), this.#context);
   }
 
   /** semctl(GETNCNT): processes waiting for semaphore `index` to increase. */
   waitingCount(index: number): number {
     const i = this.#index(index);
-    return sys(() => native.semctlGetNcnt(this.id, i), this.#context);
+    return sys(() => native.semSysvGetNcnt(this.id, i), this.#context);
   }
 
   /** semctl(GETZCNT): processes waiting for semaphore `index` to become zero. */
   zeroWaitingCount(index: number): number {
     const i = this.#index(index);
-    return sys(() => native.semctlGetZcnt(this.id, i), this.#context);
+    return sys(() => native.semSysvGetZcnt(this.id, i), this.#context);
   }
 
   /** semctl(IPC_STAT): every semid_ds field. */
   stat(): SysvSemStat {
-    const ds = sys(() => native.semStat(this.id), this.#context);
+    const ds = sys(() => native.semSysvStat(this.id), this.#context);
     const { key, ...owners } = ownershipOf(ds);
     return {
       key,
@@ -206,14 +206,14 @@ export class SysvSemaphoreSet implements Disposable {
   /** semctl(IPC_SET): change owner and permission bits. */
   set(changes: { mode?: number | string; uid?: number; gid?: number }): void {
     const c = checkOptions(changes, 'changes', ['mode', 'uid', 'gid']) as { mode?: number | string; uid?: number; gid?: number };
-    const current = sys(() => native.semStat(this.id), this.#context);
+    const current = sys(() => native.semSysvStat(this.id), this.#context);
     const { mode, uid, gid } = ownerChanges(c, current);
-    sys(() => native.semSet(this.id, uid, gid, mode), this.#context);
+    sys(() => native.semSysvSet(this.id, uid, gid, mode), this.#context);
   }
 
   /** semctl(IPC_RMID): removes the set now; every waiter fails with EIDRM. */
   remove(): void {
-    sys(() => native.semRemove(this.id), this.#context);
+    sys(() => native.semSysvRemove(this.id), this.#context);
     forget('sysv-sem', this.id);
   }
 
@@ -255,12 +255,12 @@ export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet
   const ctx = isPrivate ? {} : { key: k };
   const getIt = (flags: number): number => {
     try {
-      return native.semget(k, count ?? 0, flags === 0 ? 0 : flags | mode);
+      return native.semSysvGet(k, count ?? 0, flags === 0 ? 0 : flags | mode);
     } catch (e) {
       const err = explain(e, ctx);
       if (err instanceof IpcError && err.code === 'EINVAL' && count !== undefined && !isPrivate) {
         try {
-          const existing = native.semStat(native.semget(k, 0, 0));
+          const existing = native.semSysvStat(native.semSysvGet(k, 0, 0));
           if (existing.nsems < count) {
             throw rangeError('ERR_IPCKIT_SIZE_MISMATCH', `set for key ${k} has ${existing.nsems} semaphores, fewer than the requested ${count}`);
           }
@@ -273,14 +273,14 @@ export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet
   };
   const { handle: id, created } = openOrCreate(getIt, create, exclusive, { create: IPC_CREAT, exclusive: IPC_EXCL });
   if (owned && created) ownById('sysv-sem', id);
-  const nsems = sys(() => native.semStat(id), { id }).nsems;
+  const nsems = sys(() => native.semSysvStat(id), { id }).nsems;
   return new SysvSemaphoreSet(id, isPrivate ? 0 : k, nsems, owned && created);
 }
 
 /** Opens the set with identifier `id` (as `ipcs -s` and `ipcmk -S` print it). */
 export function fromId(id: number): SysvSemaphoreSet {
   checkInteger(id, 'id', 0, 0x7fffffff);
-  const ds = sys(() => native.semStat(id), { id });
+  const ds = sys(() => native.semSysvStat(id), { id });
   return new SysvSemaphoreSet(id, ds.key, ds.nsems);
 }
 
@@ -302,7 +302,7 @@ export function list(): SysvSemListEntry[] {
       const id = num('semid');
       let values: number[] | null = null;
       try {
-        values = native.semctlGetAll(id);
+        values = native.semSysvGetAll(id);
       } catch {
         // No read permission, or removed meanwhile.
       }
