@@ -7,7 +7,8 @@
 //     each ring's words, one 64-byte cache line apiece so the two sides never
 //     write the same line:
 //       +0  head   bytes ever written (mod 2^32), producer-owned; +1 closed flag
-//       +16 tail   bytes ever released (mod 2^32), consumer-owned
+//       +16 tail   bytes ever released (mod 2^32), consumer-owned; +17 the
+//                  consumer's CPU + 1 while it spins (0: not told; shm-apart.ts)
 //       +32 consumer sleeping (1 = ring my doorbell after you write)
 //       +48 producer sleeping (1 = ring my doorbell after you free space)
 //   4096 + r*R      ring r data: records [u32 length][frame][pad to 8],
@@ -35,6 +36,8 @@ export interface RingWords {
   head: number;
   closed: number;
   tail: number;
+  /** The consumer's CPU + 1, written while it spins (0: not told). */
+  consumerCpu: number;
   consumerSleeping: number;
   producerSleeping: number;
   /** Byte offset of the data area. */
@@ -47,6 +50,7 @@ export function ringWords(ring: 0 | 1, ringSize: number): RingWords {
     head: base,
     closed: base + 1,
     tail: base + 16,
+    consumerCpu: base + 17,
     consumerSleeping: base + 32,
     producerSleeping: base + 48,
     data: CONTROL_BYTES + ring * ringSize,

@@ -12,6 +12,7 @@ import type { PeerCredentials } from './access.js';
 import type { ControlSocket } from './control.js';
 import type { CloseInfo, InPlaceSink, Link, LinkEvents } from './link.js';
 import { ringWords, type RingWords } from './ring.js';
+import { keepApart } from './shm-apart.js';
 import { Spinner, type SpinOwner } from './shm-spin.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
@@ -182,6 +183,11 @@ export abstract class ShmLinkBase implements Link, SpinOwner {
   /** Spinning again without a doorbell (SpinOwner). */
   awake(): void {
     this.input.awake();
+  }
+
+  /** Spinning with nothing arriving (SpinOwner): not on the same CPU as a peer that spins too. */
+  apart(): boolean {
+    return keepApart(this.i32, this.in.consumerCpu, this.out.consumerCpu, this.out.consumerSleeping);
   }
 
   /** A write did not fit (or the shared ring's lock was busy): wait for room, spinning first. */

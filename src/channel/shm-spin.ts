@@ -23,6 +23,8 @@ export interface SpinOwner {
   trySleep(): boolean;
   /** Lowers the consumer's sleeping flag: we are spinning again without a doorbell. */
   awake(): void;
+  /** Nothing arrived for a while: tells the peer our CPU and moves off the peer's if we share it (shm-apart.ts). True if we moved. */
+  apart?(): boolean;
 }
 
 export class Spinner {
@@ -128,7 +130,9 @@ export class Spinner {
     // wake-up tends to put the woken peer on the waker's core; spinning
     // without yielding then starves the very process we wait for (measured:
     // round trip = 2 x the spin budget). With a free core it returns at once.
-    if (!hadProgress) native.ringYield();
+    // Two spinning peers on one CPU would hand it to each other like that
+    // for good: the owner moves us off the peer's CPU (then we run alone).
+    if (!hadProgress && !this.#owner.apart?.()) native.ringYield();
     if ((now - this.#sliceStart) * 1000 > MAX_SLICE_US) {
       this.#scheduled = true;
       setImmediate(this.#immediateTask);

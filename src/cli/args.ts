@@ -71,6 +71,9 @@ export function modeOption(text: string): string {
   return text;
 }
 
+/** Flags whose value is optional (send/recv --retry [ms]; see withOptionalValuesSeparated). */
+export const OPTIONAL_VALUE_FLAGS = ['--retry'];
+
 /**
  * commander gives an option with an optional value (`--retry [ms]`) the next
  * word whatever it is, so `send --retry shm:x hello` would retry for "shm:x"

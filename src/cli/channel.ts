@@ -19,8 +19,6 @@ import { RAW_SCHEMES, rawConnect, rawListen, rawReceive, rawSend } from './raw.j
 
 export const CODECS = ['raw', 'json', 'v8', 'msgpack'];
 export const DEFAULT_RETRY_MS = 10_000;
-/** Flags whose value is optional (see withOptionalValuesSeparated). */
-export const OPTIONAL_VALUE_FLAGS = ['--retry'];
 /** Waits between connect attempts while the listener is not there yet. */
 const RETRY_BACKOFF_MS = [10, 20, 50, 100, 200, 250];
 /** What a connect says while nobody listens yet: no socket file or FIFO, or nobody accepting. */

@@ -226,6 +226,10 @@ export interface Native {
   /** Detaches an ArrayBuffer of ringTake(): its block is reused at once. */
   ringGive(buffer: ArrayBuffer): void;
   ringYield(): void;
+  /** The CPU the calling thread runs on (sched_getcpu), -1 if unknown. */
+  ringCpu(): number;
+  /** Moves the calling thread off `cpu` (affinity narrowed, then restored as it was): false if nothing changed. */
+  ringLeaveCpu(cpu: number): boolean;
 
   /** Adds an object to the process-wide list removed at exit (native/core_owned.c): kind as in src/core/owned.ts. */
   ownedAdd(kind: number, name: string | null, check: string | null, dev: number, ino: number, type: number, id: number): void;
