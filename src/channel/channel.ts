@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { abortError, fromHere, rangeError, stateError, typeError } from '../core/errors.js';
 import { checkWaitOptions } from '../core/waiter.js';
-import { decodeError, decodesIntoOwnMemory, encodeBatch, encodeError, raw as rawCodec, type Codec } from './codec.js';
+import { copyRange, decodeError, decodesIntoOwnMemory, encodeBatch, encodeError, raw as rawCodec, type Codec } from './codec.js';
 import { KIND_ERROR, KIND_MESSAGE, KIND_REQUEST, MESSAGE_HEADER, badFrame, checkFrame, correlatedHeader, headerLength, readId } from './frame.js';
 import type { PeerCredentials } from './access.js';
 import type { AnyListener, ChannelEvents, EventMethod, OtherEvent } from './events.js';
@@ -103,7 +103,7 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
 
     link.start({
       onFrame: (frame, owned, loaned) => (loaned ? this.#deliver(loaned as Receive) : this.#onFrame(frame, 0, frame.length, owned === true)),
-      onFrameAt: (buffer, start, end) => this.#onFrame(buffer, start, end, true),
+      onFrameAt: (buffer, start, end, owned) => this.#onFrame(buffer, start, end, owned !== false),
       onWritable: () => this.#out.pump(),
       onWritten: (upTo) => this.#out.onWritten(upTo),
       onClose: (info) => this.#onClose(info),
@@ -257,8 +257,11 @@ export class Channel<Send = unknown, out Receive = Send> extends EventEmitter im
   /** The frame at frame[start..end); `owned`: those bytes are ours to keep (no copy needed for raw). */
   #onFrame(frame: Uint8Array, start: number, end: number, owned: boolean): void {
     if (this.#closeInfo || this.#failed) return;
-    // The common case first: a plain message in bytes that are already ours, raw codec.
-    if (owned && this.#raw && frame[start] === KIND_MESSAGE && end > start) {
+    // The common case first: a plain message, raw codec, in bytes that are
+    // already ours (a view of them), or that are not (a copy, made straight
+    // from the frame: no view of it first).
+    if (this.#raw && frame[start] === KIND_MESSAGE && end > start) {
+      if (!owned) return this.#deliver(copyRange(frame, start + 1, end - start - 1) as Receive);
       const message = Buffer.from(frame.buffer, frame.byteOffset + start + 1, end - start - 1);
       return this.#deliver((end - start >= TAKE_MIN ? releasable(frame, message) : message) as Receive);
     }

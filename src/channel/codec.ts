@@ -30,12 +30,17 @@ export function copyFrom(dst: Uint8Array, src: Uint8Array, at: number, n: number
   else dst.set(src.subarray(at, at + n));
 }
 
+/** A fresh Buffer with the `n` bytes of `src` from `at`. */
+export function copyRange(src: Uint8Array, at: number, n: number): Buffer {
+  // allocUnsafe takes from Node's pool; Buffer.from(view) takes a slower generic path.
+  const b = Buffer.allocUnsafe(n);
+  copyFrom(b, src, at, n);
+  return b;
+}
+
 /** A fresh Buffer with the bytes of `bytes`. */
 export function copyBytes(bytes: Uint8Array): Buffer {
-  // allocUnsafe takes from Node's pool; Buffer.from(view) takes a slower generic path.
-  const b = Buffer.allocUnsafe(bytes.byteLength);
-  copyFrom(b, bytes, 0, bytes.byteLength);
-  return b;
+  return copyRange(bytes, 0, bytes.byteLength);
 }
 
 export type CodecName = 'raw' | 'json' | 'v8' | 'msgpack';

@@ -10,7 +10,8 @@ import type { LinkEvents } from './link.js';
 const OWN_LIMIT = 16 * 1024;
 
 interface Held {
-  frame: Uint8Array;
+  data: Uint8Array;
+  start: number;
   bytes: number;
 }
 
@@ -37,16 +38,19 @@ export class CreditReceiver {
     this.#grant = grant;
   }
 
-  /** The next data message in order: its frame and its size on the wire. An error message when the peer broke the rules. */
-  take(frame: Uint8Array, bytes: number): string | null {
-    if (frame.length < 1) return 'empty frame';
+  /**
+   * The next data message in order: its frame, data[start..], and its size
+   * on the wire. An error message when the peer broke the rules.
+   */
+  take(data: Uint8Array, start: number, bytes: number): string | null {
+    if (data.length - start < 1) return 'empty frame';
     this.#received += bytes;
     this.#receivedFrames++;
     if (this.#received > this.#granted + this.window || this.#receivedFrames > this.#grantedFrames + this.frameWindow) {
       return `the peer sent beyond the credit this side gave (windows: ${this.window} bytes, ${this.frameWindow} messages)`;
     }
-    if (this.events && !this.#paused && this.#held.length === 0) this.#deliver(frame, bytes);
-    else this.#held.push({ frame, bytes });
+    if (this.events && !this.#paused && this.#held.length === 0) this.#deliver(data, start, bytes);
+    else this.#held.push({ data, start, bytes });
     return null;
   }
 
@@ -56,18 +60,18 @@ export class CreditReceiver {
     this.#grantedFrames = this.consumedFrames;
   }
 
-  #deliver(frame: Uint8Array, bytes: number): void {
+  #deliver(data: Uint8Array, start: number, bytes: number): void {
     this.consumed += bytes;
     this.consumedFrames++;
-    this.events!.onFrame(frame, frame.length >= OWN_LIMIT);
+    this.events!.onFrameAt(data, start, data.length, data.length - start >= OWN_LIMIT);
     if (this.consumed - this.#granted >= this.window / 4 || this.consumedFrames - this.#grantedFrames >= this.frameWindow / 4) this.#grant();
   }
 
   /** Hands held frames to the Channel while it takes them (`all`: the link is down, so all of them: they arrived intact). */
   drain(all = false): void {
     while (this.#held.length > 0 && this.events && (!this.#paused || all)) {
-      const { frame, bytes } = this.#held.shift()!;
-      this.#deliver(frame, bytes);
+      const { data, start, bytes } = this.#held.shift()!;
+      this.#deliver(data, start, bytes);
     }
   }
 

@@ -279,7 +279,7 @@ export class JetStreamLink implements Link, SessionMember {
     switch (d[0]) {
       case KIND_DATA: {
         // (Its length was checked against maxMessageSize as it arrived.)
-        const error = this.#in.take(d.subarray(JS_HEADER), d.length);
+        const error = this.#in.take(d, JS_HEADER, d.length);
         if (error) this.destroy(badFrame(error));
         return;
       }

@@ -48,11 +48,12 @@ export interface LinkEvents {
    */
   onFrame(frame: Uint8Array, owned?: boolean, loaned?: LoanedView): void;
   /**
-   * An owned frame at buffer[start..end) (the shm: link
-   * copies runs of small frames out at once; a view per frame would double
-   * the per-message cost).
+   * A frame at buffer[start..end): owned (the default: the shm: link copies
+   * runs of small frames out at once), or, with `owned` false, in memory
+   * that may be reused after the call (a NATS message past its link header).
+   * A view per frame would add to the per-message cost.
    */
-  onFrameAt(buffer: Buffer, start: number, end: number): void;
+  onFrameAt(buffer: Uint8Array, start: number, end: number, owned?: boolean): void;
   /** tryWrite() returned false earlier and there is room again. */
   onWritable(): void;
   /**

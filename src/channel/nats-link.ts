@@ -158,7 +158,7 @@ export class NatsLink implements Link, SessionMember {
       case KIND_DATA: {
         const len = d.length - LINK_HEADER;
         if (len > this.#maxIn) return this.destroy(badFrame(`incoming frame of ${len} bytes exceeds maxMessageSize (${this.#maxIn - 5} bytes of payload)`));
-        const error = this.#in.take(d.subarray(LINK_HEADER), d.length);
+        const error = this.#in.take(d, LINK_HEADER, d.length);
         if (error) this.destroy(badFrame(error));
         return;
       }
