@@ -35,6 +35,7 @@ import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link
 import { isNoResponders, isPermissionViolation, isTimeout, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
 import { FRAME_WINDOW, windowFor, type ProbeSettings } from './nats-link.js';
 import { CreditReceiver } from './credit-receiver.js';
+import { CreditSender, readCredit } from './credit-sender.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 const KIND_DATA = 0;
@@ -133,8 +134,6 @@ export class JetStreamLink implements Link, SessionMember {
   readonly #maxIn: number;
   readonly #probe: ProbeSettings;
   #peerSubject = '';
-  #peerWindow = 0;
-  #peerFrameWindow = 0;
   #events: LinkEvents | null = null;
   // Receiving: the next sequence number expected, what came ahead of it.
   #recvNext = 0;
@@ -149,12 +148,10 @@ export class JetStreamLink implements Link, SessionMember {
   /** The next message whose PubAck send() still waits for. */
   #reportSeq = 0;
   #publishing = 0;
-  #sent = 0;
-  #peerConsumed = 0;
-  #sentFrames = 0;
-  #peerConsumedFrames = 0;
+  /** Data sent against the peer's windows and credits. */
+  readonly #credit = new CreditSender();
+  /** The peer's count of this side's messages it received (in its credits). */
   #peerReceived = 0;
-  #wantWritable = false;
   readonly #tickets = new WriteTickets();
   #heard = false;
   #probes = 0;
@@ -221,8 +218,7 @@ export class JetStreamLink implements Link, SessionMember {
   attach(peerSubject: string, maxOut: number, peerWindow: number, peerFrameWindow: number): void {
     this.#peerSubject = peerSubject;
     this.maxFrame = maxOut;
-    this.#peerWindow = peerWindow;
-    this.#peerFrameWindow = peerFrameWindow;
+    this.#credit.attach(peerWindow, peerFrameWindow);
     this.#attached = true;
     this.#probeTimer = setInterval(() => this.#tick(), this.#probe.probeInterval).unref();
   }
@@ -284,26 +280,17 @@ export class JetStreamLink implements Link, SessionMember {
         return;
       }
       case KIND_CREDIT: {
-        const b = d.length === CREDIT_LENGTH ? Buffer.from(d.buffer, d.byteOffset, d.length) : null;
-        const consumed = b ? b.readDoubleLE(JS_HEADER) : NaN;
-        const frames = b ? b.readDoubleLE(JS_HEADER + 8) : NaN;
-        const received = b ? b.readDoubleLE(JS_HEADER + 16) : NaN;
-        if (
-          !Number.isInteger(consumed) || consumed < this.#peerConsumed || consumed > this.#sent ||
-          !Number.isInteger(frames) || frames < this.#peerConsumedFrames || frames > this.#sentFrames ||
-          !Number.isInteger(received) || received < this.#peerReceived || received > this.#sendSeq
-        ) {
-          return this.destroy(badFrame(`the peer's credit (${consumed} bytes, ${frames} messages consumed, ${received} received) is not between its last one (${this.#peerConsumed}, ${this.#peerConsumedFrames}, ${this.#peerReceived}) and what was sent (${this.#sent}, ${this.#sentFrames}, ${this.#sendSeq})`));
-        }
-        this.#peerConsumed = consumed;
-        this.#peerConsumedFrames = frames;
+        const [consumed, frames, received] = readCredit(d, JS_HEADER, 3) as [number, number, number];
+        const wrong =
+          this.#credit.check(consumed, frames) ??
+          (!Number.isInteger(received) || received < this.#peerReceived || received > this.#sendSeq
+            ? `${received} messages received, not between the last credit (${this.#peerReceived}) and what was sent (${this.#sendSeq})`
+            : null);
+        if (wrong) return this.destroy(badFrame(`the peer's credit is wrong: ${wrong}`));
+        this.#credit.take(consumed, frames);
         this.#peerReceived = received;
         this.#settle();
-        if (this.#wantWritable) {
-          this.#wantWritable = false;
-          this.#events?.onWritable();
-        }
-        return;
+        return this.#credit.writable(this.#events);
       }
       case KIND_BYE:
         if (d.length !== JS_HEADER) return this.destroy(badFrame(`a bye of ${d.length} bytes`));
@@ -394,10 +381,7 @@ export class JetStreamLink implements Link, SessionMember {
     if (o.retry) clearTimeout(o.retry);
     o.retry = null;
     this.#settle();
-    if (this.#wantWritable && this.#publishing < MAX_PUBLISHING / 2) {
-      this.#wantWritable = false;
-      this.#events?.onWritable();
-    }
+    if (this.#publishing < MAX_PUBLISHING / 2) this.#credit.writable(this.#events);
   }
 
   /**
@@ -457,18 +441,14 @@ export class JetStreamLink implements Link, SessionMember {
 
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
     const len = JS_HEADER + header.byteLength + body.byteLength;
-    if (
-      this.#finished || this.#closing || this.#publishing >= MAX_PUBLISHING ||
-      this.#sent + len > this.#peerConsumed + this.#peerWindow || this.#sentFrames >= this.#peerConsumedFrames + this.#peerFrameWindow
-    ) {
-      this.#wantWritable = true;
+    if (this.#finished || this.#closing || this.#publishing >= MAX_PUBLISHING || !this.#credit.fits(len)) {
+      this.#credit.wantWritable = true;
       return false;
     }
     const m = this.#message(KIND_DATA, len);
     m.set(header, JS_HEADER);
     m.set(body, JS_HEADER + header.byteLength);
-    this.#sent += len;
-    this.#sentFrames++;
+    this.#credit.counted(len);
     this.#tickets.accepted();
     this.#enqueue(m, true);
     return true;
@@ -541,10 +521,7 @@ export class JetStreamLink implements Link, SessionMember {
       if (o.acked) this.#send(o);
       else this.#publish(o);
     }
-    if (this.#wantWritable) {
-      this.#wantWritable = false;
-      this.#events?.onWritable();
-    }
+    this.#credit.writable(this.#events);
   }
 
   /** After a restart JetStream may need a moment before it takes requests: tried again until probeTimeout. */

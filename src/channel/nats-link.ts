@@ -30,6 +30,7 @@ import { badFrame } from './frame.js';
 import { WriteTickets, type CloseInfo, type Link, type LinkEvents } from './link.js';
 import { isNoResponders, isPermissionViolation, isTimeout, type NatsMsg, type NatsSession, type NatsSubscription, type SessionMember } from './nats-client.js';
 import { CreditReceiver } from './credit-receiver.js';
+import { CreditSender, readCredit } from './credit-sender.js';
 import { CLOSE_GRACE_MS } from './stream.js';
 
 const KIND_DATA = 0;
@@ -80,21 +81,13 @@ export class NatsLink implements Link, SessionMember {
   readonly #in: CreditReceiver;
   readonly #probe: ProbeSettings;
   #peerSubject = '';
-  #peerWindow = 0;
-  #peerFrameWindow = 0;
   #events: LinkEvents | null = null;
   /** Frames received (in order, checked) not yet handed to the Channel: before start() or while paused. */
   #recvSeq = 0;
   #sendSeq = 0;
-  /** Bytes of data messages sent, and the peer's running total of those it consumed. */
-  #sent = 0;
-  #peerConsumed = 0;
-  /** The same in data messages. */
-  #sentFrames = 0;
-  #peerConsumedFrames = 0;
+  /** What was sent against the peer's windows and credits. */
+  readonly #out = new CreditSender();
   /** Bytes of data messages handed to the Channel, and the total last sent back as credit. */
-  /** Bytes of data messages received: never more than the credit given plus the window (a peer that ignores credit fails). */
-  #wantWritable = false;
   readonly #tickets = new WriteTickets();
   /** Frames accepted, and frames known to be in the kernel. */
   #accepted = 0;
@@ -127,8 +120,7 @@ export class NatsLink implements Link, SessionMember {
   attach(peerSubject: string, maxOut: number, peerWindow: number, peerFrameWindow: number): void {
     this.#peerSubject = peerSubject;
     this.maxFrame = maxOut;
-    this.#peerWindow = peerWindow;
-    this.#peerFrameWindow = peerFrameWindow;
+    this.#out.attach(peerWindow, peerFrameWindow);
     this.#probeTimer = setInterval(() => this.#tick(), this.#probe.probeInterval).unref();
   }
 
@@ -163,19 +155,11 @@ export class NatsLink implements Link, SessionMember {
         return;
       }
       case KIND_CREDIT: {
-        const b = d.length === CREDIT_LENGTH ? Buffer.from(d.buffer, d.byteOffset, d.length) : null;
-        const consumed = b ? b.readDoubleLE(LINK_HEADER) : NaN;
-        const frames = b ? b.readDoubleLE(LINK_HEADER + 8) : NaN;
-        if (!Number.isInteger(consumed) || consumed < this.#peerConsumed || consumed > this.#sent || !Number.isInteger(frames) || frames < this.#peerConsumedFrames || frames > this.#sentFrames) {
-          return this.destroy(badFrame(`the peer's credit (${consumed} bytes, ${frames} messages consumed) is not between its last one (${this.#peerConsumed}, ${this.#peerConsumedFrames}) and what was sent (${this.#sent}, ${this.#sentFrames})`));
-        }
-        this.#peerConsumed = consumed;
-        this.#peerConsumedFrames = frames;
-        if (this.#wantWritable) {
-          this.#wantWritable = false;
-          this.#events?.onWritable();
-        }
-        return;
+        const [consumed, frames] = readCredit(d, LINK_HEADER, 2) as [number, number];
+        const wrong = this.#out.check(consumed, frames);
+        if (wrong) return this.destroy(badFrame(`the peer's credit is wrong: ${wrong}`));
+        this.#out.take(consumed, frames);
+        return this.#out.writable(this.#events);
       }
       case KIND_BYE:
         if (d.length !== LINK_HEADER) return this.destroy(badFrame(`a bye of ${d.length} bytes`));
@@ -214,8 +198,8 @@ export class NatsLink implements Link, SessionMember {
 
   tryWrite(header: Uint8Array, body: Uint8Array): boolean {
     const len = LINK_HEADER + header.byteLength + body.byteLength;
-    if (this.#finished || this.#closing || this.#sent + len > this.#peerConsumed + this.#peerWindow || this.#sentFrames >= this.#peerConsumedFrames + this.#peerFrameWindow) {
-      this.#wantWritable = true;
+    if (this.#finished || this.#closing || !this.#out.fits(len)) {
+      this.#out.wantWritable = true;
       return false;
     }
     const m = Buffer.allocUnsafe(len);
@@ -223,8 +207,7 @@ export class NatsLink implements Link, SessionMember {
     m.writeUInt32LE(this.#nextSeq(), 1);
     m.set(header, LINK_HEADER);
     m.set(body, LINK_HEADER + header.byteLength);
-    this.#sent += len;
-    this.#sentFrames++;
+    this.#out.counted(len);
     if (!this.#publish(m)) return false;
     this.#accepted++;
     this.#tickets.accepted();
