@@ -104,15 +104,18 @@ export async function connectWithPolicy<C extends { close(): Promise<void> }>(
     if (cause !== undefined) (err as Error).cause = cause;
     return err;
   };
+  // The error of the last attempt that failed: the cause of a timeout that ends a later one.
+  let lastError: unknown;
   for (let n = 1; ; n++) {
     const left = deadline === undefined ? undefined : deadline - Date.now();
-    if (left !== undefined && left <= 0) throw timedOut();
+    if (left !== undefined && left <= 0) throw timedOut(lastError);
     try {
       // The attempt bounds each of its stages by the time left and names the one that ran out; the
       // deadline here, a little later, bounds them together.
       const bound = left === undefined ? undefined : left + DEADLINE_SLACK_MS;
-      return await bounded(attempt({ ...(left !== undefined ? { timeout: left } : {}), ...(signal ? { signal } : {}) }), bound, signal, timedOut);
+      return await bounded(attempt({ ...(left !== undefined ? { timeout: left } : {}), ...(signal ? { signal } : {}) }), bound, signal, () => timedOut(lastError));
     } catch (e) {
+      lastError = e;
       if (!retry || !(nobodyListens(e) || retryable(e)) || n >= retry.attempts) throw e;
       const pause = retryPause(retry, n);
       const room = deadline === undefined ? Infinity : deadline - Date.now();
