@@ -13,15 +13,21 @@
 // on into a word of its input ring's consumer line (the peer reads it there)
 // and, seeing the peer on the same CPU while the peer spins too, moves itself
 // off that CPU (native ringLeaveCpu: its affinity narrowed and at once
-// restored, so only its position changes). At most once per MOVE_INTERVAL_MS
-// per thread: the words are the peer's to write, and a peer that lies about
-// its CPU costs this side two system calls per interval.
+// restored, so only its position changes). At most once per interval per
+// thread: the words are the peer's to write, and a peer that lies about its
+// CPU costs this side two system calls per interval. The interval starts at
+// MIN_INTERVAL_MS and doubles, up to MAX_INTERVAL_MS, each time the peers
+// meet on one CPU again soon after a move: on a machine with more runnable
+// processes than CPUs the move gains nothing (the other CPU is busy too) and
+// the thread waits there for its turn.
 import { performance } from 'node:perf_hooks';
 import { native } from '../core/native.js';
 
-const MOVE_INTERVAL_MS = 10;
-/** When this thread last moved (affinity is per thread, as this module's state is per isolate). */
+const MIN_INTERVAL_MS = 10;
+const MAX_INTERVAL_MS = 1000;
+/** When this thread last moved, and the wait before it may move again (per thread, as this module's state is per isolate). */
 let lastMove = -Infinity;
+let interval = MIN_INTERVAL_MS;
 
 /**
  * Writes this thread's CPU to `i32[own]` (as CPU + 1) and, if `i32[peer]`
@@ -34,7 +40,10 @@ export function keepApart(i32: Int32Array, own: number, peer: number, peerSleepi
   Atomics.store(i32, own, cpu + 1);
   if (Atomics.load(i32, peer) !== cpu + 1 || Atomics.load(i32, peerSleeping) !== 0) return false;
   const now = performance.now();
-  if (now - lastMove < MOVE_INTERVAL_MS) return false;
+  const since = now - lastMove;
+  if (since < interval) return false;
+  // Together again within a few intervals of the last move: moving does not last here.
+  interval = since < 4 * interval ? Math.min(MAX_INTERVAL_MS, 2 * interval) : MIN_INTERVAL_MS;
   lastMove = now;
   return native.ringLeaveCpu(cpu);
 }
