@@ -29,9 +29,9 @@ export { Publisher, Subscriber };
 export type { MessagesLostError, SubscriberEvents } from './fanout-subscriber.js';
 
 /** The schemes publish() and subscribe() take. */
-export const FANOUT_SCHEMES = ['nats'] as const;
+const FANOUT_SCHEMES = ['nats'] as const;
 
-export interface FanoutOptions<T = unknown> {
+interface FanoutOptions<T = unknown> {
   /** 'raw' | 'json' | 'v8' | 'msgpack' or your own { name, encode, decode }. Default 'json'. Publishers and subscribers of a topic must agree (nothing checks it: a message a subscriber cannot decode is dropped and counted as invalid). */
   codec?: CodecName | Codec<T, any>;
   /** Largest message payload in bytes: a publisher refuses to send more, a subscriber drops more (counted as invalid). Default and cap: the server's max_payload − 13 (1048563 with nats-server's default). */

@@ -32,11 +32,10 @@ export type { Codec, CodecName };
 export type { CloseInfo, CloseReason, LoanedView } from './link.js';
 export type { ChannelEvents, ChannelServerEvents } from './events.js';
 export type { RequestOptions, RequestHandler } from './channel.js';
-export type { PeerCredentials, AccessOptions } from './access.js';
 export type { HeartbeatOptions, TlsOptions } from './net-options.js';
 
 /** The options of the network transports (tcp://, tls://); the other transports ignore `heartbeat`. */
-export interface NetOptions {
+interface NetOptions {
   /**
    * tcp://, tls://: a ping frame after `interval` ms without sending, and
    * peer-lost after `timeout` ms without receiving (a dead host or a cut

@@ -71,7 +71,7 @@ export class MappedFile extends SharedRegion {
 }
 
 /** Maps `path` into memory. */
-export function file(path: string, options?: MmapFileOptions): MappedFile {
+function file(path: string, options?: MmapFileOptions): MappedFile {
   checkString(path, 'path');
   const o = checkOptions(options, 'options', ['shared', 'size', 'offset', 'readOnly', 'create', 'grow', 'mode', 'owned']) as MmapFileOptions;
   const shared = checkBoolean(o.shared, 'options.shared', true);

@@ -169,7 +169,7 @@ export class SysvSegment implements Disposable {
 }
 
 /** Gets (and optionally creates) the segment for `key`; 'private' always creates a new one. */
-export function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
+function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
   const k = checkKey(key);
   const o = checkOptions(options, 'options', ['create', 'exclusive', 'size', 'mode', 'owned']) as SysvShmGetOptions;
   const isPrivate = key === 'private';

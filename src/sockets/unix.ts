@@ -21,7 +21,7 @@ import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } f
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from '../core/validate.js';
 
 export type { UnixAddress } from './unix-address.js';
-export type UnixSocketType = SocketPairType;
+type UnixSocketType = SocketPairType;
 
 export interface PeerCredentials {
   pid: number;
@@ -36,7 +36,7 @@ export function socketLimit(code: string): IpcLimit | undefined {
 }
 
 /** The descriptor behind an ipckit stream/message socket, a net.Socket/Server, or a number. */
-export function fdOf(target: unknown, what = 'socket'): number {
+function fdOf(target: unknown, what = 'socket'): number {
   if (typeof target === 'number') return checkFd(target, what);
   if (typeof target === 'object' && target !== null) {
     const direct = (target as { fd?: unknown }).fd;

@@ -239,7 +239,7 @@ function explain(e: unknown, ctx: IpcErrorContext): unknown {
 }
 
 /** Gets (and optionally creates) the set for `key`; 'private' always creates a new one. */
-export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet {
+function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet {
   const k = checkKey(key);
   const o = checkOptions(options, 'options', ['count', 'create', 'exclusive', 'mode', 'owned']) as SysvSemGetOptions;
   const isPrivate = key === 'private';
