@@ -438,22 +438,25 @@ static napi_value js_msg_remove(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_mq_sysv(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "MSG_EXCEPT", MSG_EXCEPT);
-  ipck_set_i64(env, c, "MSG_NOERROR", MSG_NOERROR);
-  ipck_set_i64(env, c, "LONG_BYTES", sizeof(long));
-  ipck_set_value(env, exports, "mqSysvConstants", c);
-  return ipck_export(env, exports, "mqSysvGet", js_msgget) &&
-         ipck_export(env, exports, "mqSysvTrySend", js_msg_try_send) &&
-         ipck_export(env, exports, "mqSysvSendMany", js_msg_send_many) &&
-         ipck_export(env, exports, "mqSysvSendSync", js_msg_send_sync) &&
-         ipck_export(env, exports, "mqSysvSendAsync", js_msg_send_async) &&
-         ipck_export(env, exports, "mqSysvTryReceive", js_msg_try_receive) &&
-         ipck_export(env, exports, "mqSysvReceiveMany", js_msg_receive_many) &&
-         ipck_export(env, exports, "mqSysvReceiveSync", js_msg_receive_sync) &&
-         ipck_export(env, exports, "mqSysvReceiveAsync", js_msg_receive_async) &&
-         ipck_export(env, exports, "mqSysvStat", js_msg_stat) &&
-         ipck_export(env, exports, "mqSysvSet", js_msg_set) &&
-         ipck_export(env, exports, "mqSysvRemove", js_msg_remove);
+  const ipck_constant constants[] = {
+    {"MSG_EXCEPT", MSG_EXCEPT},
+    {"MSG_NOERROR", MSG_NOERROR},
+    {"LONG_BYTES", sizeof(long)},
+  };
+  static const ipck_function functions[] = {
+    {"mqSysvGet", js_msgget},
+    {"mqSysvTrySend", js_msg_try_send},
+    {"mqSysvSendMany", js_msg_send_many},
+    {"mqSysvSendSync", js_msg_send_sync},
+    {"mqSysvSendAsync", js_msg_send_async},
+    {"mqSysvTryReceive", js_msg_try_receive},
+    {"mqSysvReceiveMany", js_msg_receive_many},
+    {"mqSysvReceiveSync", js_msg_receive_sync},
+    {"mqSysvReceiveAsync", js_msg_receive_async},
+    {"mqSysvStat", js_msg_stat},
+    {"mqSysvSet", js_msg_set},
+    {"mqSysvRemove", js_msg_remove},
+  };
+  return ipck_export_constants(env, exports, "mqSysvConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }
