@@ -77,6 +77,26 @@ static int64_t woken_why(ipck_waiter_job *job) {
   return 0;
 }
 
+/* Calls once(ctx) (msgsnd or msgrcv: >= 0 done, -1 with errno) until it is
+ * done, fails with another error than EINTR, or the job is cancelled or past
+ * its deadline (the timer's signal is the EINTR that lets us see it). */
+static int64_t until_done(ipck_waiter_job *job, int64_t (*once)(void *ctx), void *ctx) {
+  deadline_timer t;
+  int err = arm_deadline(job, &t);
+  if (err) return -err;
+  int64_t result;
+  for (;;) {
+    if ((result = once(ctx)) >= 0) break;
+    if (errno != EINTR) {
+      result = -errno;
+      break;
+    }
+    if ((result = woken_why(job)) != 0) break;
+  }
+  disarm_deadline(&t);
+  return result;
+}
+
 /* ---- blocking send ---- */
 
 typedef struct {
@@ -91,25 +111,13 @@ static void free_send(void *p) {
   free(c);
 }
 
-static int64_t block_send(ipck_waiter_job *job, void *p) {
+static int64_t send_once(void *p) {
   send_ctx *c = p;
-  deadline_timer t;
-  int err = arm_deadline(job, &t);
-  if (err) return -err;
-  int64_t result;
-  for (;;) {
-    if (msgsnd(c->id, c->msg, c->len, 0) == 0) {
-      result = 0;
-      break;
-    }
-    if (errno != EINTR) {
-      result = -errno;
-      break;
-    }
-    if ((result = woken_why(job)) != 0) break;
-  }
-  disarm_deadline(&t);
-  return result;
+  return msgsnd(c->id, c->msg, c->len, 0);
+}
+
+static int64_t block_send(ipck_waiter_job *job, void *p) {
+  return until_done(job, send_once, p);
 }
 
 /* ---- blocking receive ---- */
@@ -122,26 +130,13 @@ typedef struct {
   struct msgbuf_long *msg; /* cap + sizeof(long) bytes */
 } recv_ctx;
 
-static int64_t block_receive(ipck_waiter_job *job, void *p) {
+static int64_t receive_once(void *p) {
   recv_ctx *c = p;
-  deadline_timer t;
-  int err = arm_deadline(job, &t);
-  if (err) return -err;
-  int64_t result;
-  for (;;) {
-    ssize_t n = msgrcv(c->id, c->msg, c->cap, c->type, c->flags);
-    if (n >= 0) {
-      result = n;
-      break;
-    }
-    if (errno != EINTR) {
-      result = -errno;
-      break;
-    }
-    if ((result = woken_why(job)) != 0) break;
-  }
-  disarm_deadline(&t);
-  return result;
+  return msgrcv(c->id, c->msg, c->cap, c->type, c->flags);
+}
+
+static int64_t block_receive(ipck_waiter_job *job, void *p) {
+  return until_done(job, receive_once, p);
 }
 
 /* The Sync variants run the block functions on this thread, which must then
