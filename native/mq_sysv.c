@@ -164,13 +164,15 @@ static napi_value js_msgget(napi_env env, napi_callback_info info) {
   return ipck_i64(env, id);
 }
 
-static send_ctx *make_send(napi_env env, napi_value *argv) {
+/* Args (id, type, data, timeoutNs) of the blocking sends: a copy of the
+ * message to send, and the timeout; NULL if an argument is wrong. */
+static send_ctx *make_send(napi_env env, napi_value *argv, int64_t *timeout_ns) {
   int32_t id = -1;
   int64_t type = 0;
   void *data = NULL;
   size_t len = 0;
   if (!ipck_get_i32(env, argv[0], &id) || !ipck_get_i64(env, argv[1], &type) ||
-      !ipck_get_bytes(env, argv[2], &data, &len))
+      !ipck_get_bytes(env, argv[2], &data, &len) || !ipck_get_i64(env, argv[3], timeout_ns))
     return NULL;
   send_ctx *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
@@ -246,11 +248,8 @@ static napi_value js_msg_send_many(napi_env env, napi_callback_info info) {
 static napi_value js_msg_send_sync(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int64_t timeout_ns = -1;
-  send_ctx *c = make_send(env, argv);
-  if (c == NULL || !ipck_get_i64(env, argv[3], &timeout_ns)) {
-    free_send(c);
-    return ipck_throw_errno(env, EINVAL, "msgsnd");
-  }
+  send_ctx *c = make_send(env, argv, &timeout_ns);
+  if (c == NULL) return ipck_throw_errno(env, EINVAL, "msgsnd");
   int64_t r = run_sync(block_send, c, timeout_ns);
   free_send(c);
   return ipck_waiter_sync_result(env, r, "msgsnd");
@@ -260,11 +259,8 @@ static napi_value js_msg_send_sync(napi_env env, napi_callback_info info) {
 static napi_value js_msg_send_async(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int64_t timeout_ns = -1;
-  send_ctx *c = make_send(env, argv);
-  if (c == NULL || !ipck_get_i64(env, argv[3], &timeout_ns)) {
-    free_send(c);
-    return ipck_throw_errno(env, EINVAL, "msgsnd");
-  }
+  send_ctx *c = make_send(env, argv, &timeout_ns);
+  if (c == NULL) return ipck_throw_errno(env, EINVAL, "msgsnd");
   ipck_wait_spec spec = {block_send, c, free_send, timeout_ns, NULL, "msgsnd"};
   return ipck_waiter_submit(env, &spec);
 }
