@@ -112,6 +112,16 @@ export function run(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 
+/** All a stream gives until it ends, as text. */
+export function collect(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    stream.on('data', (d) => (text += d.toString()));
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+}
+
 export function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
