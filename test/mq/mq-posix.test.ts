@@ -3,29 +3,20 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { IpcError, mq, unix } from 'ipckit';
 import { fillToLimit, floodAndDrain, startWorker } from './mq-kit.js';
-import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueName, withoutCapabilities } from '../helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueName, withoutCapabilities, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
 /** Absolute path of a command, so startPeer runs it rather than a fixture. */
 const which = (cmd: string) => run('sh', ['-c', `command -v ${cmd}`]).trim();
-const made = new Set<string>();
+const made = removedAfter<string>((n) => mq.unlink(n));
 function name(tag: string): string {
   const n = uniqueName(tag);
   made.add(n);
   return n;
 }
-after(() => {
-  for (const n of made) {
-    try {
-      mq.unlink(n);
-    } catch {
-      /* already gone */
-    }
-  }
-});
 
 const noCc = !has('cc') && 'no C compiler';
 const procLimit = (file: string) => Number(readFileSync(`/proc/sys/fs/mqueue/${file}`, 'utf8'));

@@ -4,25 +4,16 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { IpcError, mq } from 'ipckit';
-import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueKey, withoutCapabilities } from '../helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueKey, withoutCapabilities, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
-const made: number[] = [];
+const made = removedAfter<number>((id) => mq.sysv.fromId(id).remove());
 function track<Q extends { id: number }>(q: Q): Q {
-  made.push(q.id);
+  made.add(q.id);
   return q;
 }
-after(() => {
-  for (const id of made) {
-    try {
-      mq.sysv.fromId(id).remove();
-    } catch {
-      /* already removed */
-    }
-  }
-});
 
 // Debian's python3-sysv-ipc installs for the system Python, not for a pyenv python3 on PATH.
 const PY = '/usr/bin/python3';
@@ -98,7 +89,7 @@ for t in (0, 2, -5, 4, 0):
 
   test('a queue created with ipcmk -Q receives from ipckit; ipcs sees the messages; ipcrm removes it', { ...T, skip: (!has('ipcmk') && 'no ipcmk') || noPy }, () => {
     const id = Number(/(\d+)\s*$/.exec(run('ipcmk', ['-Q', '-p', '0600']).trim())?.[1]);
-    made.push(id);
+    made.add(id);
     using q = mq.sysv.fromId(id);
     q.trySend(7, 'seven');
     q.trySend(8, Buffer.from([0, 1, 2, 255]));
