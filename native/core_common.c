@@ -1,5 +1,7 @@
 #include "core_common.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -109,6 +111,15 @@ void ipck_set_ipc_perm(napi_env env, napi_value obj, const struct ipc_perm *perm
   ipck_set_i64(env, obj, "cgid", perm->cgid);
   ipck_set_i64(env, obj, "mode", perm->mode);
   ipck_set_i64(env, obj, "seq", perm->__seq);
+}
+
+napi_value ipck_unlink_name(napi_env env, napi_callback_info info, int (*unlink_name)(const char *),
+                            const char *syscall) {
+  IPCK_ARGS(env, info, 1);
+  char name[NAME_MAX + 2];
+  if (!ipck_get_string(env, argv[0], name, sizeof name)) return ipck_throw_errno(env, EINVAL, syscall);
+  if (unlink_name(name) != 0) return ipck_throw_errno(env, errno, syscall);
+  return ipck_undefined(env);
 }
 
 bool ipck_export_functions(napi_env env, napi_value exports, const ipck_function *functions,

@@ -59,6 +59,11 @@ void ipck_set_value(napi_env env, napi_value obj, const char *key, napi_value v)
 struct ipc_perm;
 void ipck_set_ipc_perm(napi_env env, napi_value obj, const struct ipc_perm *perm);
 
+/* The body of a JS function (name) -> undefined over a POSIX unlink by name
+ * (mq_unlink, shm_unlink, sem_unlink). */
+napi_value ipck_unlink_name(napi_env env, napi_callback_info info, int (*unlink_name)(const char *),
+                            const char *syscall);
+
 /* A mechanism's addon functions and constants, as tables its init function
  * hands to the two calls below. */
 typedef struct ipck_function {

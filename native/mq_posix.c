@@ -100,12 +100,7 @@ static napi_value js_mq_close(napi_env env, napi_callback_info info) {
 
 /* mqUnlink(name) */
 static napi_value js_mq_unlink(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 1);
-  char name[NAME_MAX + 2];
-  if (!ipck_get_string(env, argv[0], name, sizeof name))
-    return ipck_throw_errno(env, EINVAL, "mq_unlink");
-  if (mq_unlink(name) != 0) return ipck_throw_errno(env, errno, "mq_unlink");
-  return ipck_undefined(env);
+  return ipck_unlink_name(env, info, mq_unlink, "mq_unlink");
 }
 
 static napi_value attr_object(napi_env env, const struct mq_attr *a) {

@@ -28,12 +28,7 @@ static napi_value js_shm_open(napi_env env, napi_callback_info info) {
 
 /* shmUnlink(name) */
 static napi_value js_shm_unlink(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 1);
-  char name[NAME_MAX + 2];
-  if (!ipck_get_string(env, argv[0], name, sizeof name))
-    return ipck_throw_errno(env, EINVAL, "shm_unlink");
-  if (shm_unlink(name) != 0) return ipck_throw_errno(env, errno, "shm_unlink");
-  return ipck_undefined(env);
+  return ipck_unlink_name(env, info, shm_unlink, "shm_unlink");
 }
 
 /* memfdCreate(name, flags) -> fd */

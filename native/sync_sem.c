@@ -112,11 +112,7 @@ static napi_value js_sem_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_sem_unlink(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 1);
-  char name[NAME_MAX + 2];
-  if (!ipck_get_string(env, argv[0], name, sizeof name)) return ipck_throw_errno(env, EINVAL, "sem_unlink");
-  if (sem_unlink(name) != 0) return ipck_throw_errno(env, errno, "sem_unlink");
-  return ipck_undefined(env);
+  return ipck_unlink_name(env, info, sem_unlink, "sem_unlink");
 }
 
 #define HANDLE_OR_THROW(syscall)                                   \
