@@ -31,7 +31,10 @@ export type { MessagesLostError, SubscriberEvents } from './fanout-subscriber.js
 /** The schemes publish() and subscribe() take. */
 const FANOUT_SCHEMES = ['nats'] as const;
 
-interface FanoutOptions<T = unknown> {
+// Exported with the public PublishOptions and SubscribeOptions, which are built on it
+// (@public tells knip, which sees no import of it).
+/** @public */
+export interface FanoutOptions<T = unknown> {
   /** 'raw' | 'json' | 'v8' | 'msgpack' or your own { name, encode, decode }. Default 'json'. Publishers and subscribers of a topic must agree (nothing checks it: a message a subscriber cannot decode is dropped and counted as invalid). */
   codec?: CodecName | Codec<T, any>;
   /** Largest message payload in bytes: a publisher refuses to send more, a subscriber drops more (counted as invalid). Default and cap: the server's max_payload − 13 (1048563 with nats-server's default). */

@@ -34,8 +34,13 @@ export type { ChannelEvents, ChannelServerEvents } from './events.js';
 export type { RequestOptions, RequestHandler } from './channel.js';
 export type { HeartbeatOptions, TlsOptions } from './net-options.js';
 
-/** The options of the network transports (tcp://, tls://); the other transports ignore `heartbeat`. */
-interface NetOptions {
+// Exported with the public ConnectOptions and ListenOptions, which extend it (@public
+// tells knip, which sees no import of it).
+/**
+ * The options of the network transports (tcp://, tls://); the other transports ignore `heartbeat`.
+ * @public
+ */
+export interface NetOptions {
   /**
    * tcp://, tls://: a ping frame after `interval` ms without sending, and
    * peer-lost after `timeout` ms without receiving (a dead host or a cut

@@ -21,7 +21,10 @@ import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } f
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from '../core/validate.js';
 
 export type { UnixAddress } from './unix-address.js';
-type UnixSocketType = SocketPairType;
+// Exported with the public listen and connect options that name it (@public tells
+// knip, which sees no import of it).
+/** @public */
+export type UnixSocketType = SocketPairType;
 
 export interface PeerCredentials {
   pid: number;
