@@ -104,7 +104,10 @@ static napi_value js_doorbell_wait(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_doorbell(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "doorbellRing", js_doorbell_ring) &&
-         ipck_export(env, exports, "doorbellDrain", js_doorbell_drain) &&
-         ipck_export(env, exports, "doorbellWait", js_doorbell_wait);
+  static const ipck_function functions[] = {
+    {"doorbellRing", js_doorbell_ring},
+    {"doorbellDrain", js_doorbell_drain},
+    {"doorbellWait", js_doorbell_wait},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

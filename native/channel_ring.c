@@ -198,10 +198,13 @@ static napi_value js_ring_leave_cpu(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_ring(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "ringCopy", js_ring_copy) &&
-         ipck_export(env, exports, "ringTake", js_ring_take) &&
-         ipck_export(env, exports, "ringGive", js_ring_give) &&
-         ipck_export(env, exports, "ringYield", js_ring_yield) &&
-         ipck_export(env, exports, "ringCpu", js_ring_cpu) &&
-         ipck_export(env, exports, "ringLeaveCpu", js_ring_leave_cpu);
+  static const ipck_function functions[] = {
+    {"ringCopy", js_ring_copy},
+    {"ringTake", js_ring_take},
+    {"ringGive", js_ring_give},
+    {"ringYield", js_ring_yield},
+    {"ringCpu", js_ring_cpu},
+    {"ringLeaveCpu", js_ring_leave_cpu},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

@@ -1,5 +1,7 @@
 #include "core_common.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -111,10 +113,32 @@ void ipck_set_ipc_perm(napi_env env, napi_value obj, const struct ipc_perm *perm
   ipck_set_i64(env, obj, "seq", perm->__seq);
 }
 
-bool ipck_export(napi_env env, napi_value exports, const char *name,
-                 napi_callback fn) {
-  napi_value f;
-  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f) != napi_ok)
-    return false;
-  return napi_set_named_property(env, exports, name, f) == napi_ok;
+napi_value ipck_unlink_name(napi_env env, napi_callback_info info, int (*unlink_name)(const char *),
+                            const char *syscall) {
+  IPCK_ARGS(env, info, 1);
+  char name[NAME_MAX + 2];
+  if (!ipck_get_string(env, argv[0], name, sizeof name)) return ipck_throw_errno(env, EINVAL, syscall);
+  if (unlink_name(name) != 0) return ipck_throw_errno(env, errno, syscall);
+  return ipck_undefined(env);
+}
+
+bool ipck_export_functions(napi_env env, napi_value exports, const ipck_function *functions,
+                           size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    napi_value f;
+    if (napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL,
+                             &f) != napi_ok ||
+        napi_set_named_property(env, exports, functions[i].name, f) != napi_ok)
+      return false;
+  }
+  return true;
+}
+
+bool ipck_export_constants(napi_env env, napi_value exports, const char *name,
+                           const ipck_constant *constants, size_t count) {
+  napi_value c;
+  if (napi_create_object(env, &c) != napi_ok) return false;
+  for (size_t i = 0; i < count; i++) ipck_set_i64(env, c, constants[i].name, constants[i].value);
+  ipck_set_value(env, exports, name, c);
+  return true;
 }

@@ -59,9 +59,29 @@ void ipck_set_value(napi_env env, napi_value obj, const char *key, napi_value v)
 struct ipc_perm;
 void ipck_set_ipc_perm(napi_env env, napi_value obj, const struct ipc_perm *perm);
 
-/* Registers fn as exports[name]. */
-bool ipck_export(napi_env env, napi_value exports, const char *name,
-                 napi_callback fn);
+/* The body of a JS function (name) -> undefined over a POSIX unlink by name
+ * (mq_unlink, shm_unlink, sem_unlink). */
+napi_value ipck_unlink_name(napi_env env, napi_callback_info info, int (*unlink_name)(const char *),
+                            const char *syscall);
+
+/* A mechanism's addon functions and constants, as tables its init function
+ * hands to the two calls below. */
+typedef struct ipck_function {
+  const char *name;
+  napi_callback fn;
+} ipck_function;
+typedef struct ipck_constant {
+  const char *name;
+  int64_t value;
+} ipck_constant;
+#define IPCK_COUNT(table) (sizeof(table) / sizeof((table)[0]))
+
+/* Registers each function as exports[name]; false at the first that fails. */
+bool ipck_export_functions(napi_env env, napi_value exports, const ipck_function *functions,
+                           size_t count);
+/* exports[name] = an object of the constants (<mechanism>Constants). */
+bool ipck_export_constants(napi_env env, napi_value exports, const char *name,
+                           const ipck_constant *constants, size_t count);
 
 /* Per-environment (main thread or worker) state: napi_get_instance_data.
  * Mechanisms that need state (pollers, waiters) add their fields here. */

@@ -203,8 +203,11 @@ static napi_value js_owned_count(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_owned(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "ownedAdd", js_owned_add) &&
-         ipck_export(env, exports, "ownedForget", js_owned_forget) &&
-         ipck_export(env, exports, "ownedRemoveAll", js_owned_remove_all) &&
-         ipck_export(env, exports, "ownedCount", js_owned_count);
+  static const ipck_function functions[] = {
+    {"ownedAdd", js_owned_add},
+    {"ownedForget", js_owned_forget},
+    {"ownedRemoveAll", js_owned_remove_all},
+    {"ownedCount", js_owned_count},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

@@ -196,15 +196,18 @@ static napi_value js_poller_stop(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_poller(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "READABLE", UV_READABLE);
-  ipck_set_i64(env, c, "WRITABLE", UV_WRITABLE);
-  ipck_set_i64(env, c, "DISCONNECT", UV_DISCONNECT);
-  ipck_set_i64(env, c, "PRIORITIZED", UV_PRIORITIZED);
-  ipck_set_value(env, exports, "pollerConstants", c);
-  return ipck_export(env, exports, "pollerStart", js_poller_start) &&
-         ipck_export(env, exports, "pollerUpdate", js_poller_update) &&
-         ipck_export(env, exports, "pollerRef", js_poller_ref) &&
-         ipck_export(env, exports, "pollerStop", js_poller_stop);
+  const ipck_constant constants[] = {
+    {"READABLE", UV_READABLE},
+    {"WRITABLE", UV_WRITABLE},
+    {"DISCONNECT", UV_DISCONNECT},
+    {"PRIORITIZED", UV_PRIORITIZED},
+  };
+  static const ipck_function functions[] = {
+    {"pollerStart", js_poller_start},
+    {"pollerUpdate", js_poller_update},
+    {"pollerRef", js_poller_ref},
+    {"pollerStop", js_poller_stop},
+  };
+  return ipck_export_constants(env, exports, "pollerConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

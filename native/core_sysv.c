@@ -21,11 +21,14 @@ static napi_value js_ftok(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_sysv(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "IPC_PRIVATE", IPC_PRIVATE);
-  ipck_set_i64(env, c, "IPC_CREAT", IPC_CREAT);
-  ipck_set_i64(env, c, "IPC_EXCL", IPC_EXCL);
-  ipck_set_value(env, exports, "sysvConstants", c);
-  return ipck_export(env, exports, "sysvFtok", js_ftok);
+  const ipck_constant constants[] = {
+    {"IPC_PRIVATE", IPC_PRIVATE},
+    {"IPC_CREAT", IPC_CREAT},
+    {"IPC_EXCL", IPC_EXCL},
+  };
+  static const ipck_function functions[] = {
+    {"sysvFtok", js_ftok},
+  };
+  return ipck_export_constants(env, exports, "sysvConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

@@ -406,7 +406,10 @@ bool ipck_init_waiter(napi_env env, napi_value exports) {
    * (hooks run in reverse order of registration). */
   if (napi_add_env_cleanup_hook(env, teardown, s) != napi_ok) return false;
   e->waiter = s;
-  return ipck_export(env, exports, "waiterCancel", js_cancel) &&
-         ipck_export(env, exports, "waiterCancelAll", js_cancel_all) &&
-         ipck_export(env, exports, "waiterStats", js_stats);
+  static const ipck_function functions[] = {
+    {"waiterCancel", js_cancel},
+    {"waiterCancelAll", js_cancel_all},
+    {"waiterStats", js_stats},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

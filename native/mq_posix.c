@@ -100,12 +100,7 @@ static napi_value js_mq_close(napi_env env, napi_callback_info info) {
 
 /* mqUnlink(name) */
 static napi_value js_mq_unlink(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 1);
-  char name[NAME_MAX + 2];
-  if (!ipck_get_string(env, argv[0], name, sizeof name))
-    return ipck_throw_errno(env, EINVAL, "mq_unlink");
-  if (mq_unlink(name) != 0) return ipck_throw_errno(env, errno, "mq_unlink");
-  return ipck_undefined(env);
+  return ipck_unlink_name(env, info, mq_unlink, "mq_unlink");
 }
 
 static napi_value attr_object(napi_env env, const struct mq_attr *a) {
@@ -388,24 +383,27 @@ static napi_value js_mq_notify_read(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_mq_posix(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "O_NONBLOCK", O_NONBLOCK);
-  ipck_set_i64(env, c, "MQ_PRIO_MAX", sysconf(_SC_MQ_PRIO_MAX));
-  ipck_set_i64(env, c, "NOTIFY_WOKENUP", NOTIFY_WOKENUP);
-  ipck_set_i64(env, c, "NOTIFY_REMOVED", NOTIFY_REMOVED);
-  ipck_set_value(env, exports, "mqConstants", c);
-  return ipck_export(env, exports, "mqOpen", js_mq_open) &&
-         ipck_export(env, exports, "mqClose", js_mq_close) &&
-         ipck_export(env, exports, "mqUnlink", js_mq_unlink) &&
-         ipck_export(env, exports, "mqGetattr", js_mq_getattr) &&
-         ipck_export(env, exports, "mqTrySend", js_mq_try_send) &&
-         ipck_export(env, exports, "mqSendMany", js_mq_send_many) &&
-         ipck_export(env, exports, "mqTryReceive", js_mq_try_receive) &&
-         ipck_export(env, exports, "mqReceiveMany", js_mq_receive_many) &&
-         ipck_export(env, exports, "mqSendSync", js_mq_send_sync) &&
-         ipck_export(env, exports, "mqReceiveSync", js_mq_receive_sync) &&
-         ipck_export(env, exports, "mqNotifySocket", js_mq_notify_socket) &&
-         ipck_export(env, exports, "mqNotify", js_mq_notify) &&
-         ipck_export(env, exports, "mqNotifyRead", js_mq_notify_read);
+  const ipck_constant constants[] = {
+    {"O_NONBLOCK", O_NONBLOCK},
+    {"MQ_PRIO_MAX", sysconf(_SC_MQ_PRIO_MAX)},
+    {"NOTIFY_WOKENUP", NOTIFY_WOKENUP},
+    {"NOTIFY_REMOVED", NOTIFY_REMOVED},
+  };
+  static const ipck_function functions[] = {
+    {"mqOpen", js_mq_open},
+    {"mqClose", js_mq_close},
+    {"mqUnlink", js_mq_unlink},
+    {"mqGetattr", js_mq_getattr},
+    {"mqTrySend", js_mq_try_send},
+    {"mqSendMany", js_mq_send_many},
+    {"mqTryReceive", js_mq_try_receive},
+    {"mqReceiveMany", js_mq_receive_many},
+    {"mqSendSync", js_mq_send_sync},
+    {"mqReceiveSync", js_mq_receive_sync},
+    {"mqNotifySocket", js_mq_notify_socket},
+    {"mqNotify", js_mq_notify},
+    {"mqNotifyRead", js_mq_notify_read},
+  };
+  return ipck_export_constants(env, exports, "mqConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

@@ -77,6 +77,26 @@ static int64_t woken_why(ipck_waiter_job *job) {
   return 0;
 }
 
+/* Calls once(ctx) (msgsnd or msgrcv: >= 0 done, -1 with errno) until it is
+ * done, fails with another error than EINTR, or the job is cancelled or past
+ * its deadline (the timer's signal is the EINTR that lets us see it). */
+static int64_t until_done(ipck_waiter_job *job, int64_t (*once)(void *ctx), void *ctx) {
+  deadline_timer t;
+  int err = arm_deadline(job, &t);
+  if (err) return -err;
+  int64_t result;
+  for (;;) {
+    if ((result = once(ctx)) >= 0) break;
+    if (errno != EINTR) {
+      result = -errno;
+      break;
+    }
+    if ((result = woken_why(job)) != 0) break;
+  }
+  disarm_deadline(&t);
+  return result;
+}
+
 /* ---- blocking send ---- */
 
 typedef struct {
@@ -91,25 +111,13 @@ static void free_send(void *p) {
   free(c);
 }
 
-static int64_t block_send(ipck_waiter_job *job, void *p) {
+static int64_t send_once(void *p) {
   send_ctx *c = p;
-  deadline_timer t;
-  int err = arm_deadline(job, &t);
-  if (err) return -err;
-  int64_t result;
-  for (;;) {
-    if (msgsnd(c->id, c->msg, c->len, 0) == 0) {
-      result = 0;
-      break;
-    }
-    if (errno != EINTR) {
-      result = -errno;
-      break;
-    }
-    if ((result = woken_why(job)) != 0) break;
-  }
-  disarm_deadline(&t);
-  return result;
+  return msgsnd(c->id, c->msg, c->len, 0);
+}
+
+static int64_t block_send(ipck_waiter_job *job, void *p) {
+  return until_done(job, send_once, p);
 }
 
 /* ---- blocking receive ---- */
@@ -122,26 +130,13 @@ typedef struct {
   struct msgbuf_long *msg; /* cap + sizeof(long) bytes */
 } recv_ctx;
 
-static int64_t block_receive(ipck_waiter_job *job, void *p) {
+static int64_t receive_once(void *p) {
   recv_ctx *c = p;
-  deadline_timer t;
-  int err = arm_deadline(job, &t);
-  if (err) return -err;
-  int64_t result;
-  for (;;) {
-    ssize_t n = msgrcv(c->id, c->msg, c->cap, c->type, c->flags);
-    if (n >= 0) {
-      result = n;
-      break;
-    }
-    if (errno != EINTR) {
-      result = -errno;
-      break;
-    }
-    if ((result = woken_why(job)) != 0) break;
-  }
-  disarm_deadline(&t);
-  return result;
+  return msgrcv(c->id, c->msg, c->cap, c->type, c->flags);
+}
+
+static int64_t block_receive(ipck_waiter_job *job, void *p) {
+  return until_done(job, receive_once, p);
 }
 
 /* The Sync variants run the block functions on this thread, which must then
@@ -169,13 +164,15 @@ static napi_value js_msgget(napi_env env, napi_callback_info info) {
   return ipck_i64(env, id);
 }
 
-static send_ctx *make_send(napi_env env, napi_value *argv) {
+/* Args (id, type, data, timeoutNs) of the blocking sends: a copy of the
+ * message to send, and the timeout; NULL if an argument is wrong. */
+static send_ctx *make_send(napi_env env, napi_value *argv, int64_t *timeout_ns) {
   int32_t id = -1;
   int64_t type = 0;
   void *data = NULL;
   size_t len = 0;
   if (!ipck_get_i32(env, argv[0], &id) || !ipck_get_i64(env, argv[1], &type) ||
-      !ipck_get_bytes(env, argv[2], &data, &len))
+      !ipck_get_bytes(env, argv[2], &data, &len) || !ipck_get_i64(env, argv[3], timeout_ns))
     return NULL;
   send_ctx *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
@@ -251,11 +248,8 @@ static napi_value js_msg_send_many(napi_env env, napi_callback_info info) {
 static napi_value js_msg_send_sync(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int64_t timeout_ns = -1;
-  send_ctx *c = make_send(env, argv);
-  if (c == NULL || !ipck_get_i64(env, argv[3], &timeout_ns)) {
-    free_send(c);
-    return ipck_throw_errno(env, EINVAL, "msgsnd");
-  }
+  send_ctx *c = make_send(env, argv, &timeout_ns);
+  if (c == NULL) return ipck_throw_errno(env, EINVAL, "msgsnd");
   int64_t r = run_sync(block_send, c, timeout_ns);
   free_send(c);
   return ipck_waiter_sync_result(env, r, "msgsnd");
@@ -265,11 +259,8 @@ static napi_value js_msg_send_sync(napi_env env, napi_callback_info info) {
 static napi_value js_msg_send_async(napi_env env, napi_callback_info info) {
   IPCK_ARGS(env, info, 4);
   int64_t timeout_ns = -1;
-  send_ctx *c = make_send(env, argv);
-  if (c == NULL || !ipck_get_i64(env, argv[3], &timeout_ns)) {
-    free_send(c);
-    return ipck_throw_errno(env, EINVAL, "msgsnd");
-  }
+  send_ctx *c = make_send(env, argv, &timeout_ns);
+  if (c == NULL) return ipck_throw_errno(env, EINVAL, "msgsnd");
   ipck_wait_spec spec = {block_send, c, free_send, timeout_ns, NULL, "msgsnd"};
   return ipck_waiter_submit(env, &spec);
 }
@@ -438,22 +429,25 @@ static napi_value js_msg_remove(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_mq_sysv(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "MSG_EXCEPT", MSG_EXCEPT);
-  ipck_set_i64(env, c, "MSG_NOERROR", MSG_NOERROR);
-  ipck_set_i64(env, c, "LONG_BYTES", sizeof(long));
-  ipck_set_value(env, exports, "mqSysvConstants", c);
-  return ipck_export(env, exports, "mqSysvGet", js_msgget) &&
-         ipck_export(env, exports, "mqSysvTrySend", js_msg_try_send) &&
-         ipck_export(env, exports, "mqSysvSendMany", js_msg_send_many) &&
-         ipck_export(env, exports, "mqSysvSendSync", js_msg_send_sync) &&
-         ipck_export(env, exports, "mqSysvSendAsync", js_msg_send_async) &&
-         ipck_export(env, exports, "mqSysvTryReceive", js_msg_try_receive) &&
-         ipck_export(env, exports, "mqSysvReceiveMany", js_msg_receive_many) &&
-         ipck_export(env, exports, "mqSysvReceiveSync", js_msg_receive_sync) &&
-         ipck_export(env, exports, "mqSysvReceiveAsync", js_msg_receive_async) &&
-         ipck_export(env, exports, "mqSysvStat", js_msg_stat) &&
-         ipck_export(env, exports, "mqSysvSet", js_msg_set) &&
-         ipck_export(env, exports, "mqSysvRemove", js_msg_remove);
+  const ipck_constant constants[] = {
+    {"MSG_EXCEPT", MSG_EXCEPT},
+    {"MSG_NOERROR", MSG_NOERROR},
+    {"LONG_BYTES", sizeof(long)},
+  };
+  static const ipck_function functions[] = {
+    {"mqSysvGet", js_msgget},
+    {"mqSysvTrySend", js_msg_try_send},
+    {"mqSysvSendMany", js_msg_send_many},
+    {"mqSysvSendSync", js_msg_send_sync},
+    {"mqSysvSendAsync", js_msg_send_async},
+    {"mqSysvTryReceive", js_msg_try_receive},
+    {"mqSysvReceiveMany", js_msg_receive_many},
+    {"mqSysvReceiveSync", js_msg_receive_sync},
+    {"mqSysvReceiveAsync", js_msg_receive_async},
+    {"mqSysvStat", js_msg_stat},
+    {"mqSysvSet", js_msg_set},
+    {"mqSysvRemove", js_msg_remove},
+  };
+  return ipck_export_constants(env, exports, "mqSysvConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

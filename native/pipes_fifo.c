@@ -57,6 +57,9 @@ static napi_value js_fifo_open_async(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_fifo(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "fifoCreate", js_mkfifo) &&
-         ipck_export(env, exports, "fifoOpenAsync", js_fifo_open_async);
+  static const ipck_function functions[] = {
+    {"fifoCreate", js_mkfifo},
+    {"fifoOpenAsync", js_fifo_open_async},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

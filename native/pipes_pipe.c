@@ -97,17 +97,20 @@ static napi_value js_fd_close(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_pipe(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "SOCK_STREAM", SOCK_STREAM);
-  ipck_set_i64(env, c, "SOCK_DGRAM", SOCK_DGRAM);
-  ipck_set_i64(env, c, "SOCK_SEQPACKET", SOCK_SEQPACKET);
-  ipck_set_i64(env, c, "PIPE_BUF", PIPE_BUF);
-  ipck_set_value(env, exports, "pipeConstants", c);
-  return ipck_export(env, exports, "pipeCreate", js_pipe) &&
-         ipck_export(env, exports, "socketpairCreate", js_socketpair) &&
-         ipck_export(env, exports, "fdSetNonBlocking", js_fd_set_nonblocking) &&
-         ipck_export(env, exports, "fdClose", js_fd_close) &&
-         ipck_export(env, exports, "pipeGetCapacity", js_pipe_capacity) &&
-         ipck_export(env, exports, "pipeSetCapacity", js_pipe_set_capacity);
+  const ipck_constant constants[] = {
+    {"SOCK_STREAM", SOCK_STREAM},
+    {"SOCK_DGRAM", SOCK_DGRAM},
+    {"SOCK_SEQPACKET", SOCK_SEQPACKET},
+    {"PIPE_BUF", PIPE_BUF},
+  };
+  static const ipck_function functions[] = {
+    {"pipeCreate", js_pipe},
+    {"socketpairCreate", js_socketpair},
+    {"fdSetNonBlocking", js_fd_set_nonblocking},
+    {"fdClose", js_fd_close},
+    {"pipeGetCapacity", js_pipe_capacity},
+    {"pipeSetCapacity", js_pipe_set_capacity},
+  };
+  return ipck_export_constants(env, exports, "pipeConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

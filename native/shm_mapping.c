@@ -163,7 +163,10 @@ static napi_value js_msync(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_mapping(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "mappingDetach", js_detach) &&
-         ipck_export(env, exports, "mappingAlias", js_alias) &&
-         ipck_export(env, exports, "mappingSync", js_msync);
+  static const ipck_function functions[] = {
+    {"mappingDetach", js_detach},
+    {"mappingAlias", js_alias},
+    {"mappingSync", js_msync},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

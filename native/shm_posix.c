@@ -28,12 +28,7 @@ static napi_value js_shm_open(napi_env env, napi_callback_info info) {
 
 /* shmUnlink(name) */
 static napi_value js_shm_unlink(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 1);
-  char name[NAME_MAX + 2];
-  if (!ipck_get_string(env, argv[0], name, sizeof name))
-    return ipck_throw_errno(env, EINVAL, "shm_unlink");
-  if (shm_unlink(name) != 0) return ipck_throw_errno(env, errno, "shm_unlink");
-  return ipck_undefined(env);
+  return ipck_unlink_name(env, info, shm_unlink, "shm_unlink");
 }
 
 /* memfdCreate(name, flags) -> fd */
@@ -119,25 +114,28 @@ static napi_value js_fd_inspect(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_shm(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "MFD_CLOEXEC", MFD_CLOEXEC);
-  ipck_set_i64(env, c, "MFD_ALLOW_SEALING", MFD_ALLOW_SEALING);
-  ipck_set_i64(env, c, "PAGE_SIZE", sysconf(_SC_PAGESIZE));
-  ipck_set_i64(env, c, "F_SEAL_SEAL", F_SEAL_SEAL);
-  ipck_set_i64(env, c, "F_SEAL_SHRINK", F_SEAL_SHRINK);
-  ipck_set_i64(env, c, "F_SEAL_GROW", F_SEAL_GROW);
-  ipck_set_i64(env, c, "F_SEAL_WRITE", F_SEAL_WRITE);
-  ipck_set_i64(env, c, "F_SEAL_FUTURE_WRITE", F_SEAL_FUTURE_WRITE);
-  /* statfs f_type of tmpfs/shmem (memfds live there) and of the mqueue filesystem. */
-  ipck_set_i64(env, c, "TMPFS_MAGIC", 0x01021994);
-  ipck_set_i64(env, c, "MQUEUE_MAGIC", 0x19800202);
-  ipck_set_value(env, exports, "shmConstants", c);
-  return ipck_export(env, exports, "shmOpen", js_shm_open) &&
-         ipck_export(env, exports, "shmUnlink", js_shm_unlink) &&
-         ipck_export(env, exports, "memfdCreate", js_memfd_create) &&
-         ipck_export(env, exports, "mappingCreate", js_map_fd) &&
-         ipck_export(env, exports, "fdAccessMode", js_fd_access_mode) &&
-         ipck_export(env, exports, "memfdSeal", js_memfd_seal) &&
-         ipck_export(env, exports, "fdInspect", js_fd_inspect);
+  const ipck_constant constants[] = {
+    {"MFD_CLOEXEC", MFD_CLOEXEC},
+    {"MFD_ALLOW_SEALING", MFD_ALLOW_SEALING},
+    {"PAGE_SIZE", sysconf(_SC_PAGESIZE)},
+    {"F_SEAL_SEAL", F_SEAL_SEAL},
+    {"F_SEAL_SHRINK", F_SEAL_SHRINK},
+    {"F_SEAL_GROW", F_SEAL_GROW},
+    {"F_SEAL_WRITE", F_SEAL_WRITE},
+    {"F_SEAL_FUTURE_WRITE", F_SEAL_FUTURE_WRITE},
+    /* statfs f_type of tmpfs/shmem (memfds live there) and of the mqueue filesystem. */
+    {"TMPFS_MAGIC", 0x01021994},
+    {"MQUEUE_MAGIC", 0x19800202},
+  };
+  static const ipck_function functions[] = {
+    {"shmOpen", js_shm_open},
+    {"shmUnlink", js_shm_unlink},
+    {"memfdCreate", js_memfd_create},
+    {"mappingCreate", js_map_fd},
+    {"fdAccessMode", js_fd_access_mode},
+    {"memfdSeal", js_memfd_seal},
+    {"fdInspect", js_fd_inspect},
+  };
+  return ipck_export_constants(env, exports, "shmConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

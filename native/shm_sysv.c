@@ -85,14 +85,17 @@ static napi_value js_shm_remove(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_shm_sysv(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "SHM_DEST", SHM_DEST);
-  ipck_set_i64(env, c, "SHM_LOCKED", SHM_LOCKED);
-  ipck_set_value(env, exports, "shmSysvConstants", c);
-  return ipck_export(env, exports, "shmSysvGet", js_shmget) &&
-         ipck_export(env, exports, "shmSysvAttach", js_shmat) &&
-         ipck_export(env, exports, "shmSysvStat", js_shm_stat) &&
-         ipck_export(env, exports, "shmSysvSet", js_shm_set) &&
-         ipck_export(env, exports, "shmSysvRemove", js_shm_remove);
+  const ipck_constant constants[] = {
+    {"SHM_DEST", SHM_DEST},
+    {"SHM_LOCKED", SHM_LOCKED},
+  };
+  static const ipck_function functions[] = {
+    {"shmSysvGet", js_shmget},
+    {"shmSysvAttach", js_shmat},
+    {"shmSysvStat", js_shm_stat},
+    {"shmSysvSet", js_shm_set},
+    {"shmSysvRemove", js_shm_remove},
+  };
+  return ipck_export_constants(env, exports, "shmSysvConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

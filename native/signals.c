@@ -460,13 +460,16 @@ bool ipck_init_signals(napi_env env, napi_value exports) {
   ipck_set_i64(env, c, "SIGRTMAX", SIGRTMAX);
   ipck_set_i64(env, c, "NSIG", NSIG);
   ipck_set_value(env, exports, "signalConstants", c);
-  return ipck_export(env, exports, "signalMaskThreads", js_signal_mask_threads) &&
-         ipck_export(env, exports, "signalfdCreate", js_signalfd_create) &&
-         ipck_export(env, exports, "signalfdSetMask", js_signalfd_set_mask) &&
-         ipck_export(env, exports, "signalfdRead", js_signalfd_read) &&
-         ipck_export(env, exports, "signalDiscard", js_signal_discard) &&
-         ipck_export(env, exports, "signalPending", js_signal_pending) &&
-         ipck_export(env, exports, "signalSend", js_signal_send) &&
-         ipck_export(env, exports, "pidfdOpen", js_pidfd_open) &&
-         ipck_export(env, exports, "pidfdSend", js_pidfd_send);
+  static const ipck_function functions[] = {
+    {"signalMaskThreads", js_signal_mask_threads},
+    {"signalfdCreate", js_signalfd_create},
+    {"signalfdSetMask", js_signalfd_set_mask},
+    {"signalfdRead", js_signalfd_read},
+    {"signalDiscard", js_signal_discard},
+    {"signalPending", js_signal_pending},
+    {"signalSend", js_signal_send},
+    {"pidfdOpen", js_pidfd_open},
+    {"pidfdSend", js_pidfd_send},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

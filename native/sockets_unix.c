@@ -409,25 +409,28 @@ static napi_value js_shutdown(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_unix(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "SUN_PATH_MAX", SUN_PATH_MAX);
-  ipck_set_i64(env, c, "MAX_FDS", MAX_FDS);
-  ipck_set_i64(env, c, "SHUT_RD", SHUT_RD);
-  ipck_set_i64(env, c, "SHUT_WR", SHUT_WR);
-  ipck_set_i64(env, c, "SHUT_RDWR", SHUT_RDWR);
-  ipck_set_value(env, exports, "unixConstants", c);
-  return ipck_export(env, exports, "unixSocket", js_socket) &&
-         ipck_export(env, exports, "unixBind", js_bind) &&
-         ipck_export(env, exports, "unixReclaim", js_reclaim) &&
-         ipck_export(env, exports, "unixUnlinkIfSame", js_unlink_if_same) &&
-         ipck_export(env, exports, "unixListen", js_listen) &&
-         ipck_export(env, exports, "unixConnect", js_connect) &&
-         ipck_export(env, exports, "unixAccept", js_accept) &&
-         ipck_export(env, exports, "unixSend", js_send) &&
-         ipck_export(env, exports, "unixRecv", js_recv) &&
-         ipck_export(env, exports, "unixPeerCred", js_peer_cred) &&
-         ipck_export(env, exports, "unixName", js_name) &&
-         ipck_export(env, exports, "unixSocketType", js_socket_type) &&
-         ipck_export(env, exports, "unixShutdown", js_shutdown);
+  const ipck_constant constants[] = {
+    {"SUN_PATH_MAX", SUN_PATH_MAX},
+    {"MAX_FDS", MAX_FDS},
+    {"SHUT_RD", SHUT_RD},
+    {"SHUT_WR", SHUT_WR},
+    {"SHUT_RDWR", SHUT_RDWR},
+  };
+  static const ipck_function functions[] = {
+    {"unixSocket", js_socket},
+    {"unixBind", js_bind},
+    {"unixReclaim", js_reclaim},
+    {"unixUnlinkIfSame", js_unlink_if_same},
+    {"unixListen", js_listen},
+    {"unixConnect", js_connect},
+    {"unixAccept", js_accept},
+    {"unixSend", js_send},
+    {"unixRecv", js_recv},
+    {"unixPeerCred", js_peer_cred},
+    {"unixName", js_name},
+    {"unixSocketType", js_socket_type},
+    {"unixShutdown", js_shutdown},
+  };
+  return ipck_export_constants(env, exports, "unixConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

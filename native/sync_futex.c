@@ -103,7 +103,10 @@ static napi_value js_futex_notify(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_futex(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "futexWait", js_futex_wait) &&
-         ipck_export(env, exports, "futexWaitAsync", js_futex_wait_async) &&
-         ipck_export(env, exports, "futexNotify", js_futex_notify);
+  static const ipck_function functions[] = {
+    {"futexWait", js_futex_wait},
+    {"futexWaitAsync", js_futex_wait_async},
+    {"futexNotify", js_futex_notify},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

@@ -352,8 +352,11 @@ static napi_value js_reap(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_futex_uring(napi_env env, napi_value exports) {
-  return ipck_export(env, exports, "futexUringOpen", js_open) &&
-         ipck_export(env, exports, "futexUringWait", js_wait) &&
-         ipck_export(env, exports, "futexUringCancel", js_cancel) &&
-         ipck_export(env, exports, "futexUringReap", js_reap);
+  static const ipck_function functions[] = {
+    {"futexUringOpen", js_open},
+    {"futexUringWait", js_wait},
+    {"futexUringCancel", js_cancel},
+    {"futexUringReap", js_reap},
+  };
+  return ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

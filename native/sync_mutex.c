@@ -250,15 +250,18 @@ static napi_value js_gettid(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_mutex(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "SIZE", MUTEX_SIZE);
-  ipck_set_i64(env, c, "ALIGN", 8);
-  ipck_set_i64(env, c, "robustOffset", node_offset());
-  ipck_set_value(env, exports, "mutexConstants", c);
-  return ipck_export(env, exports, "mutexTryLock", js_try_lock) &&
-         ipck_export(env, exports, "mutexLockSync", js_lock_sync) &&
-         ipck_export(env, exports, "mutexUnlock", js_unlock) &&
-         ipck_export(env, exports, "mutexState", js_state) &&
-         ipck_export(env, exports, "mutexThreadId", js_gettid);
+  const ipck_constant constants[] = {
+    {"SIZE", MUTEX_SIZE},
+    {"ALIGN", 8},
+    {"robustOffset", node_offset()},
+  };
+  static const ipck_function functions[] = {
+    {"mutexTryLock", js_try_lock},
+    {"mutexLockSync", js_lock_sync},
+    {"mutexUnlock", js_unlock},
+    {"mutexState", js_state},
+    {"mutexThreadId", js_gettid},
+  };
+  return ipck_export_constants(env, exports, "mutexConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

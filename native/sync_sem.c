@@ -112,11 +112,7 @@ static napi_value js_sem_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_sem_unlink(napi_env env, napi_callback_info info) {
-  IPCK_ARGS(env, info, 1);
-  char name[NAME_MAX + 2];
-  if (!ipck_get_string(env, argv[0], name, sizeof name)) return ipck_throw_errno(env, EINVAL, "sem_unlink");
-  if (sem_unlink(name) != 0) return ipck_throw_errno(env, errno, "sem_unlink");
-  return ipck_undefined(env);
+  return ipck_unlink_name(env, info, sem_unlink, "sem_unlink");
 }
 
 #define HANDLE_OR_THROW(syscall)                                   \
@@ -189,21 +185,24 @@ static napi_value js_sem_wait_async(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_sem(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "SEM_VALUE_MAX", SEM_VALUE_MAX);
-  ipck_set_i64(env, c, "SIZEOF_SEM_T", sizeof(sem_t));
-  ipck_set_i64(env, c, "ALIGNOF_SEM_T", _Alignof(sem_t));
-  ipck_set_i64(env, c, "O_CREAT", O_CREAT);
-  ipck_set_i64(env, c, "O_EXCL", O_EXCL);
-  ipck_set_value(env, exports, "semConstants", c);
-  return ipck_export(env, exports, "semOpen", js_sem_open) &&
-         ipck_export(env, exports, "semInMemory", js_sem_in_memory) &&
-         ipck_export(env, exports, "semClose", js_sem_close) &&
-         ipck_export(env, exports, "semUnlink", js_sem_unlink) &&
-         ipck_export(env, exports, "semPost", js_sem_post) &&
-         ipck_export(env, exports, "semTryWait", js_sem_try_wait) &&
-         ipck_export(env, exports, "semGetValue", js_sem_get_value) &&
-         ipck_export(env, exports, "semWaitSync", js_sem_wait_sync) &&
-         ipck_export(env, exports, "semWaitAsync", js_sem_wait_async);
+  const ipck_constant constants[] = {
+    {"SEM_VALUE_MAX", SEM_VALUE_MAX},
+    {"SIZEOF_SEM_T", sizeof(sem_t)},
+    {"ALIGNOF_SEM_T", _Alignof(sem_t)},
+    {"O_CREAT", O_CREAT},
+    {"O_EXCL", O_EXCL},
+  };
+  static const ipck_function functions[] = {
+    {"semOpen", js_sem_open},
+    {"semInMemory", js_sem_in_memory},
+    {"semClose", js_sem_close},
+    {"semUnlink", js_sem_unlink},
+    {"semPost", js_sem_post},
+    {"semTryWait", js_sem_try_wait},
+    {"semGetValue", js_sem_get_value},
+    {"semWaitSync", js_sem_wait_sync},
+    {"semWaitAsync", js_sem_wait_async},
+  };
+  return ipck_export_constants(env, exports, "semConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

@@ -234,23 +234,26 @@ static napi_value js_sem_remove(napi_env env, napi_callback_info info) {
 }
 
 bool ipck_init_sem_sysv(napi_env env, napi_value exports) {
-  napi_value c;
-  if (napi_create_object(env, &c) != napi_ok) return false;
-  ipck_set_i64(env, c, "SEM_UNDO", SEM_UNDO);
-  ipck_set_i64(env, c, "IPC_NOWAIT", IPC_NOWAIT);
-  ipck_set_i64(env, c, "SEMVMX", 32767); /* kernel's SEMVMX (linux/sem.h) */
-  ipck_set_value(env, exports, "semSysvConstants", c);
-  return ipck_export(env, exports, "semSysvGet", js_semget) &&
-         ipck_export(env, exports, "semSysvOpSync", js_semop_sync) &&
-         ipck_export(env, exports, "semSysvOpAsync", js_semop_async) &&
-         ipck_export(env, exports, "semSysvGetVal", js_getval) &&
-         ipck_export(env, exports, "semSysvSetVal", js_setval) &&
-         ipck_export(env, exports, "semSysvGetAll", js_getall) &&
-         ipck_export(env, exports, "semSysvSetAll", js_setall) &&
-         ipck_export(env, exports, "semSysvGetPid", js_getpid) &&
-         ipck_export(env, exports, "semSysvGetNcnt", js_getncnt) &&
-         ipck_export(env, exports, "semSysvGetZcnt", js_getzcnt) &&
-         ipck_export(env, exports, "semSysvStat", js_sem_stat) &&
-         ipck_export(env, exports, "semSysvSet", js_sem_set) &&
-         ipck_export(env, exports, "semSysvRemove", js_sem_remove);
+  const ipck_constant constants[] = {
+    {"SEM_UNDO", SEM_UNDO},
+    {"IPC_NOWAIT", IPC_NOWAIT},
+    {"SEMVMX", 32767}, /* kernel's SEMVMX (linux/sem.h) */
+  };
+  static const ipck_function functions[] = {
+    {"semSysvGet", js_semget},
+    {"semSysvOpSync", js_semop_sync},
+    {"semSysvOpAsync", js_semop_async},
+    {"semSysvGetVal", js_getval},
+    {"semSysvSetVal", js_setval},
+    {"semSysvGetAll", js_getall},
+    {"semSysvSetAll", js_setall},
+    {"semSysvGetPid", js_getpid},
+    {"semSysvGetNcnt", js_getncnt},
+    {"semSysvGetZcnt", js_getzcnt},
+    {"semSysvStat", js_sem_stat},
+    {"semSysvSet", js_sem_set},
+    {"semSysvRemove", js_sem_remove},
+  };
+  return ipck_export_constants(env, exports, "semSysvConstants", constants, IPCK_COUNT(constants)) &&
+         ipck_export_functions(env, exports, functions, IPCK_COUNT(functions));
 }

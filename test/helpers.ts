@@ -112,6 +112,34 @@ export function run(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 
+/**
+ * The names or ids of what a test file makes: each is removed once its tests
+ * are done, also when one failed midway (one a test removed itself is skipped).
+ */
+export function removedAfter<T>(remove: (made: T) => void): Set<T> {
+  const made = new Set<T>();
+  after(() => {
+    for (const m of made) {
+      try {
+        remove(m);
+      } catch {
+        /* removed by the test */
+      }
+    }
+  });
+  return made;
+}
+
+/** All a stream gives until it ends, as text. */
+export function collect(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    stream.on('data', (d) => (text += d.toString()));
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+}
+
 export function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }

@@ -32,7 +32,7 @@ export interface RequestOptions {
 
 export type RequestHandler<Request = unknown, Reply = Request> = (request: Request) => Reply | Promise<Reply>;
 
-export interface ChannelSettings<Send, Receive = Send> {
+interface ChannelSettings<Send, Receive = Send> {
   codec: Codec<Send, Receive>;
   maxMessageSize: number;
   highWaterMark: number;

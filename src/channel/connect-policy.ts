@@ -31,7 +31,7 @@ const MAX_MS = 2 ** 31 - 1;
 const DEADLINE_SLACK_MS = 100;
 
 /** options.retry: false/undefined (no retry), true (the defaults) or { attempts?, delay?, maxDelay? }. */
-export function checkRetry(retry: unknown): Retry | null {
+function checkRetry(retry: unknown): Retry | null {
   if (retry === undefined || retry === false) return null;
   if (retry === true) return RETRY_DEFAULTS;
   if (typeof retry !== 'object' || retry === null || Array.isArray(retry)) {
@@ -51,7 +51,7 @@ export function checkRetry(retry: unknown): Retry | null {
  * socket bound to the name, or a stale socket file), ENOENT (no socket file
  * or FIFO yet). Refusals by a listener (EACCES, a handshake) are final.
  */
-export function nobodyListens(e: unknown): boolean {
+function nobodyListens(e: unknown): boolean {
   return e instanceof IpcError && (e.code === 'ECONNREFUSED' || e.code === 'ENOENT');
 }
 

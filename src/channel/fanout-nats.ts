@@ -25,7 +25,7 @@ export const TICK_MS = 500;
 /** Bytes of the header in each NATS message: what maxMessageSize leaves of the server's max_payload. */
 export const FANOUT_HEADER = 13;
 /** Publishers a subscriber keeps a sequence number for; past it, the one heard of first is forgotten (a bound against a flood of ids). */
-export const MAX_PUBLISHERS = 10_000;
+const MAX_PUBLISHERS = 10_000;
 
 export const topicSubject = (topic: string): string => `ipckit-pub.${topic}`;
 

@@ -29,8 +29,11 @@ export { Publisher, Subscriber };
 export type { MessagesLostError, SubscriberEvents } from './fanout-subscriber.js';
 
 /** The schemes publish() and subscribe() take. */
-export const FANOUT_SCHEMES = ['nats'] as const;
+const FANOUT_SCHEMES = ['nats'] as const;
 
+// Exported with the public PublishOptions and SubscribeOptions, which are built on it
+// (@public tells knip, which sees no import of it).
+/** @public */
 export interface FanoutOptions<T = unknown> {
   /** 'raw' | 'json' | 'v8' | 'msgpack' or your own { name, encode, decode }. Default 'json'. Publishers and subscribers of a topic must agree (nothing checks it: a message a subscriber cannot decode is dropped and counted as invalid). */
   codec?: CodecName | Codec<T, any>;

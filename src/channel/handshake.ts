@@ -13,7 +13,7 @@ import { SeqpacketLink, readMessageHello, seqpacketMaxFrame } from './seqpacket.
 import type { ListenerEvents, Settings } from './transport.js';
 
 /** Refuses a listener whose user this side does not trust (local transports: the kernel says who listens). */
-export function checkListener(s: Settings, url: string, peer: PeerCredentials | null): void {
+function checkListener(s: Settings, url: string, peer: PeerCredentials | null): void {
   if (peer && !s.access.allows(peer)) {
     throw Access.refused(url, 'connect', `the listener runs as uid ${peer.uid} (pid ${peer.pid}), which this side's allowUids/allowGids do not allow`);
   }

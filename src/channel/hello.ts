@@ -11,7 +11,7 @@ import { stateError } from '../core/errors.js';
 import { Access } from './access.js';
 
 /** Bumped whenever what travels after the hello changes (3: mq: frames longer than one queue message travel in parts), so that mismatched peers fail at connect(), not mid-stream. */
-export const PROTOCOL_VERSION = 3;
+const PROTOCOL_VERSION = 3;
 /** Largest maxMessageSize either side may announce (1 GiB, as the option's own limit). */
 export const MAX_ANNOUNCED = 1024 * 1024 * 1024;
 
@@ -60,7 +60,7 @@ export function checkHello(value: Record<string, unknown>, transport: string, co
 }
 
 /** The error a connector's connect() rejects with when the listener answered with a refusal. */
-export function refusedBy(url: string, reply: Record<string, unknown>): Error {
+function refusedBy(url: string, reply: Record<string, unknown>): Error {
   const message = typeof reply.message === 'string' ? reply.message.slice(0, 500) : 'no reason given';
   if (reply.error === 'EACCES') return Access.refused(url, 'connect', `the listener refused this process: ${message}`);
   return stateError('ERR_IPCKIT_HANDSHAKE', `${url}: the listener refused the handshake: ${message}`);

@@ -13,7 +13,7 @@ import type { CloseInfo, Link } from './link.js';
  * reading), or answers to the peer's requests pile up (the peer is not
  * reading them). Reading resumes when neither holds.
  */
-export const HELD_BY_INBOX = 1;
+const HELD_BY_INBOX = 1;
 export const HELD_BY_REPLIES = 2;
 
 /** Pauses the link while any reason holds it; resumes it once none does (a closed channel's link is left alone). */

@@ -32,10 +32,14 @@ export type { Codec, CodecName };
 export type { CloseInfo, CloseReason, LoanedView } from './link.js';
 export type { ChannelEvents, ChannelServerEvents } from './events.js';
 export type { RequestOptions, RequestHandler } from './channel.js';
-export type { PeerCredentials, AccessOptions } from './access.js';
 export type { HeartbeatOptions, TlsOptions } from './net-options.js';
 
-/** The options of the network transports (tcp://, tls://); the other transports ignore `heartbeat`. */
+// Exported with the public ConnectOptions and ListenOptions, which extend it (@public
+// tells knip, which sees no import of it).
+/**
+ * The options of the network transports (tcp://, tls://); the other transports ignore `heartbeat`.
+ * @public
+ */
 export interface NetOptions {
   /**
    * tcp://, tls://: a ping frame after `interval` ms without sending, and

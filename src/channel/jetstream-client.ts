@@ -5,14 +5,14 @@
 // One JetStream context per NatsSession: a listener's channels share it.
 import { loadNatsClient, loadOptional, type NatsConnection, type NatsSession } from './nats-client.js';
 
-export const JETSTREAM_PACKAGE = '@nats-io/jetstream';
+const JETSTREAM_PACKAGE = '@nats-io/jetstream';
 
 /** Message headers, as the NATS client makes them. */
-export interface MsgHdrs {
+interface MsgHdrs {
   set(key: string, value: string): void;
 }
 
-export interface JetStreamManager {
+interface JetStreamManager {
   streams: {
     add(config: Record<string, unknown>): Promise<unknown>;
     delete(stream: string): Promise<boolean>;

@@ -29,7 +29,7 @@ import type { Link } from './link.js';
 import { QueueLink, type QueueListener, type QueuePair, type QueueSettings } from './queue-link.js';
 import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezvous.js';
 
-export function mqSocketName(name: string): string {
+function mqSocketName(name: string): string {
   return `ipckit-mq/${name}`;
 }
 

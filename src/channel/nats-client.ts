@@ -8,7 +8,7 @@
 import { IpcError, stateError, timeoutError } from '../core/errors.js';
 import type { NatsSettings } from './nats-options.js';
 
-export const NATS_PACKAGE = '@nats-io/transport-node';
+const NATS_PACKAGE = '@nats-io/transport-node';
 
 export interface NatsMsg {
   readonly subject: string;

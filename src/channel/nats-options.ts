@@ -21,9 +21,9 @@ export interface NatsOptions {
   probeTimeout?: number;
 }
 
-export const NATS_OPTIONS = ['servers', 'tls', 'user', 'pass', 'token', 'name', 'probeInterval', 'probeTimeout'] as const;
-export const DEFAULT_PROBE_INTERVAL_MS = 200;
-export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
+const NATS_OPTIONS = ['servers', 'tls', 'user', 'pass', 'token', 'name', 'probeInterval', 'probeTimeout'] as const;
+const DEFAULT_PROBE_INTERVAL_MS = 200;
+const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 
 /** options.nats, checked; every field as given, the probe timings with their defaults. */
 export interface NatsSettings extends Omit<NatsOptions, 'probeInterval' | 'probeTimeout'> {

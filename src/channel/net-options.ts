@@ -38,13 +38,13 @@ export interface NetSettings {
   tls: TlsOptions | null;
 }
 
-export const HEARTBEAT_DEFAULTS: Heartbeat = { interval: 5000, timeout: 15000 };
+const HEARTBEAT_DEFAULTS: Heartbeat = { interval: 5000, timeout: 15000 };
 const HEARTBEAT_OPTIONS = ['interval', 'timeout'] as const;
 const TLS_OPTIONS = ['key', 'cert', 'ca', 'requestCert', 'rejectUnauthorized', 'servername'] as const;
 const MAX_MS = 2 ** 31 - 1;
 
 /** options.heartbeat: true/undefined (the defaults), false (none), or { interval?, timeout? }. */
-export function checkHeartbeat(value: unknown): Heartbeat | null {
+function checkHeartbeat(value: unknown): Heartbeat | null {
   if (value === undefined || value === true) return HEARTBEAT_DEFAULTS;
   if (value === false) return null;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -67,7 +67,7 @@ function checkPem(value: unknown, what: string): void {
 }
 
 /** options.tls, checked for `side`: a listener needs key and cert. */
-export function checkTls(value: unknown, side: 'connect' | 'listen'): TlsOptions {
+function checkTls(value: unknown, side: 'connect' | 'listen'): TlsOptions {
   if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
     throw typeError('ERR_IPCKIT_INVALID_ARG_TYPE', 'options.tls must be an object such as { key, cert } (listen) or { ca } (connect)');
   }

@@ -6,7 +6,7 @@ import { IpcError, timeoutError } from '../core/errors.js';
 import type { Listener } from './transport.js';
 
 /** Node's net errors as IpcError, naming the channel URL. */
-export function wrapNetError(e: NodeJS.ErrnoException, syscall: string, url: string): Error {
+function wrapNetError(e: NodeJS.ErrnoException, syscall: string, url: string): Error {
   return typeof e.errno === 'number' ? new IpcError(Math.abs(e.errno), e.syscall ?? syscall, { path: url }) : e;
 }
 

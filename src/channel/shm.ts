@@ -49,7 +49,7 @@ import { RingReceiver } from './shm-receiver.js';
 import { RingSenderLink } from './shm-sender.js';
 import { SharedRingWriter, SharedWriterLink } from './shm-shared.js';
 
-export interface ShmListenOptions extends ShmLinkOptions {
+interface ShmListenOptions extends ShmLinkOptions {
   /** One ring all connectors write into, read by one hub (MPSC). Default false: a ring pair per connection. */
   sharedRing?: boolean;
 }
@@ -75,7 +75,7 @@ export interface ShmSettings extends ShmListenOptions {
 const AUTO_SPIN_US = 50;
 const DEFAULT_RING = 4 * 1024 * 1024;
 
-export function socketName(name: string): string {
+function socketName(name: string): string {
   return `ipckit-shm/${name}`;
 }
 
@@ -90,7 +90,7 @@ function spinMicros(spin: ShmLinkOptions['spin']): number {
  * whose faults can raise SIGBUS), sealed against shrinking and growing for
  * good, open read-write, and exactly `size` bytes. Throws a Refusal.
  */
-export function checkRingMemory(fd: number, size: number, what: string): void {
+function checkRingMemory(fd: number, size: number, what: string): void {
   const c = native.shmConstants;
   const info = sys(() => native.fdInspect(fd), { path: what });
   const sealsNeeded = c.F_SEAL_SHRINK | c.F_SEAL_GROW | c.F_SEAL_SEAL;

@@ -30,7 +30,7 @@ import { LocalListener, connectLocal, type LocalListenerEvents } from './rendezv
 const TYPE = 1;
 const BATCH = 64;
 
-export function sysvSocketName(name: string): string {
+function sysvSocketName(name: string): string {
   return `ipckit-sysvmq/${name}`;
 }
 

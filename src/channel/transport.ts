@@ -62,7 +62,7 @@ export interface Listener {
 }
 
 /** The options as given, for a transport's own refusals (after the common checks). */
-export interface GivenOptions extends AccessOptions {
+interface GivenOptions extends AccessOptions {
   zeroCopy?: boolean;
 }
 

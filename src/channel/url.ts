@@ -1,3 +1,3 @@
 // Channel URLs: the transport is a choice in a string. Each transport parses
 // its own part (src/channel/transports/); this is the name the CLI imports.
-export { parseUrl, SCHEMES, type Endpoint } from './transports/index.js';
+export { parseUrl, type Endpoint } from './transports/index.js';

@@ -9,8 +9,8 @@ import { UsageError } from './args.js';
 import { interrupted } from './interrupt.js';
 import { cliMessage, namesAFlag } from './messages.js';
 
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
 
 const debug = process.env.IPCKIT_DEBUG === '1';
 /** The program's name, the prefix of every message. */
@@ -19,7 +19,7 @@ let prefix = 'ipckit';
 let running: Command | undefined;
 
 /** 'ipckit shm create' for the create subcommand of shm. */
-export function commandPath(cmd: Command): string {
+function commandPath(cmd: Command): string {
   const names: string[] = [];
   for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
   return names.join(' ');

@@ -36,11 +36,11 @@ import { fromId as shmFromId, list as sysvShmList } from '../shm/shm-sysv.js';
 import { procNetUnix } from '../sockets/unix-list.js';
 import { connectRefused, unlinkIfSame } from '../sockets/socket-file.js';
 
-export const STALE_KINDS = ['posix-shm', 'sysv-shm', 'posix-sem', 'sysv-sem', 'posix-mq', 'sysv-mq', 'fifo', 'unix-socket'] as const;
+const STALE_KINDS = ['posix-shm', 'sysv-shm', 'posix-sem', 'sysv-sem', 'posix-mq', 'sysv-mq', 'fifo', 'unix-socket'] as const;
 export type StaleKind = (typeof STALE_KINDS)[number];
 
 /** A System V set or queue nobody ever used is stale only once it is this old. */
-export const UNUSED_GRACE_MS = 60_000;
+const UNUSED_GRACE_MS = 60_000;
 
 export interface StaleObject {
   kind: StaleKind;
@@ -317,7 +317,7 @@ const sameObject = (a: StaleObject, b: StaleObject): boolean =>
   a.kind === b.kind && a.name === b.name && a.id === b.id && a.file?.dev === b.file?.dev && a.file?.ino === b.file?.ino;
 
 /** Judges one object again, now: its current reason, or null if it is in use (or gone) by now. */
-export function recheck(object: StaleObject): string | null {
+function recheck(object: StaleObject): string | null {
   const dirs = object.file && (object.kind === 'fifo' || object.kind === 'unix-socket') ? [dirname(object.file.path)] : [];
   const again = findStale({ kinds: [object.kind], dirs }).stale.find((o) => sameObject(o, object));
   return again ? again.reason : null;

@@ -14,7 +14,7 @@ let caught: NodeJS.Signals | null = null;
 let installed = false;
 
 /** 128 + the signal's number. */
-export function signalStatus(signal: NodeJS.Signals): number {
+function signalStatus(signal: NodeJS.Signals): number {
   return 128 + constants.signals[signal];
 }
 

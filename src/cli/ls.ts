@@ -4,7 +4,7 @@
 import { statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { formatKey } from '../core/errors.js';
-import { octal, parseMs, UsageError } from './args.js';
+import { octal, parseMs, TARGET_HELP, UsageError } from './args.js';
 import { formatTable, type Column } from './table.js';
 import { writeStdout } from './io.js';
 import { userName } from './users.js';
@@ -71,6 +71,15 @@ export const lsPaths: string[] = [];
 /** Adds a section to `ipckit ls`; sections print in the order they were added. */
 export function addLsProvider(provider: LsProvider): void {
   if (!providers.some((p) => p.kind === provider.kind)) providers.push(provider);
+}
+
+/**
+ * `ipckit NAME` for a mechanism with POSIX names and System V objects (shm,
+ * sem, mq): the command, its help on targets, and its sections of `ls`.
+ */
+export function targetCommand(program: Command, name: string, description: string, sections: LsProvider[]): Command {
+  for (const provider of sections) addLsProvider(provider);
+  return program.command(name).description(description).addHelpText('after', `\nTargets: ${TARGET_HELP}.`);
 }
 
 /** The kinds `ipckit ls` knows, in section order. */

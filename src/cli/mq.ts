@@ -4,9 +4,9 @@ import type { Command } from 'commander';
 import { IpcError, errno } from '../core/errors.js';
 import * as posix from '../mq/mq-posix.js';
 import { fromId, get, type SysvQueue } from '../mq/mq-sysv.js';
-import { integerOption as integer, modeOption, msOption, octal, parseBytes, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
+import { integerOption as integer, modeOption, msOption, octal, parseBytes, parseTarget, removeEach, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
-import { addLsProvider } from './ls.js';
+import { targetCommand } from './ls.js';
 import { MOUNT_HINT, posixMqProvider, sysvMqProvider } from './mq-ls.js';
 import { formatPairs } from './table.js';
 import { groupName, grp, sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, userName, when, who } from './users.js';
@@ -153,13 +153,7 @@ function rm(texts: string[]): void {
 }
 
 export function register(program: Command): void {
-  addLsProvider(posixMqProvider);
-  addLsProvider(sysvMqProvider);
-
-  const mq = program
-    .command('mq')
-    .description('message queues: POSIX (/name, priorities) and System V (key or id:N, typed messages)')
-    .addHelpText('after', `\nTargets: ${TARGET_HELP}.`);
+  const mq = targetCommand(program, 'mq', 'message queues: POSIX (/name, priorities) and System V (key or id:N, typed messages)', [posixMqProvider, sysvMqProvider]);
 
   mq.command('create')
     .description('create a queue (prints the id of a System V queue)')

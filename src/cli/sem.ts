@@ -5,9 +5,9 @@ import type { Command } from 'commander';
 import { IpcError } from '../core/errors.js';
 import * as posix from '../sync/sem.js';
 import { sysv, type SysvSemaphoreSet } from '../sync/sem-sysv.js';
-import { integerOption as integer, modeOption, msOption, parseTarget, removeEach, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
+import { integerOption as integer, modeOption, msOption, parseTarget, removeEach, UsageError, sysvTarget, type Target } from './args.js';
 import { writeStdout } from './io.js';
-import { addLsProvider } from './ls.js';
+import { targetCommand } from './ls.js';
 import { posixSemProvider, sysvSemProvider } from './sem-ls.js';
 import { formatPairs, formatTable } from './table.js';
 import { sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, when } from './users.js';
@@ -151,13 +151,7 @@ function rm(texts: string[]): void {
 }
 
 export function register(program: Command): void {
-  addLsProvider(posixSemProvider);
-  addLsProvider(sysvSemProvider);
-
-  const sem = program
-    .command('sem')
-    .description('semaphores: POSIX named (/name) and System V sets (key or id:N)')
-    .addHelpText('after', `\nTargets: ${TARGET_HELP}.`);
+  const sem = targetCommand(program, 'sem', 'semaphores: POSIX named (/name) and System V sets (key or id:N)', [posixSemProvider, sysvSemProvider]);
 
   sem
     .command('create')

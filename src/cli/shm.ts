@@ -5,9 +5,9 @@
 import type { Command } from 'commander';
 import * as posix from '../shm/shm.js';
 import { sysv, type SysvSegment } from '../shm/shm-sysv.js';
-import { lengthOption, modeOption, octal, offsetOption, parseTarget, removeEach, sizeOption, TARGET_HELP, UsageError, sysvTarget, type Target } from './args.js';
+import { lengthOption, modeOption, octal, offsetOption, parseTarget, removeEach, sizeOption, UsageError, sysvTarget, type Target } from './args.js';
 import { readStdin, writeStdout } from './io.js';
-import { addLsProvider } from './ls.js';
+import { targetCommand } from './ls.js';
 import { posixShmProvider, sysvShmProvider } from './shm-ls.js';
 import { formatPairs } from './table.js';
 import { groupName, grp, sysvIdentityPairs, sysvOwnerPairs, sysvStatJson, userName, when, who } from './users.js';
@@ -138,13 +138,7 @@ function rm(texts: string[]): void {
 }
 
 export function register(program: Command): void {
-  addLsProvider(posixShmProvider);
-  addLsProvider(sysvShmProvider);
-
-  const shm = program
-    .command('shm')
-    .description('shared memory: POSIX objects (/name) and System V segments (key or id:N)')
-    .addHelpText('after', `\nTargets: ${TARGET_HELP}.`);
+  const shm = targetCommand(program, 'shm', 'shared memory: POSIX objects (/name) and System V segments (key or id:N)', [posixShmProvider, sysvShmProvider]);
 
   shm
     .command('create')

@@ -19,7 +19,7 @@ export interface IpcPermDs {
   seq: number;
 }
 
-export interface ShmidDs extends IpcPermDs {
+interface ShmidDs extends IpcPermDs {
   size: number;
   atime: number;
   dtime: number;
@@ -29,12 +29,12 @@ export interface ShmidDs extends IpcPermDs {
   nattch: number;
 }
 
-export interface NativeWaitHandle {
+interface NativeWaitHandle {
   promise: Promise<number>;
   id: number;
 }
 
-export interface SemidDs extends IpcPermDs {
+interface SemidDs extends IpcPermDs {
   nsems: number;
   otime: number;
   ctime: number;
@@ -240,24 +240,24 @@ export interface Native {
   ownedCount(): number;
 }
 
-export interface MqAttr {
+interface MqAttr {
   flags: number;
   maxmsg: number;
   msgsize: number;
   curmsgs: number;
 }
 
-export interface MqMessage {
+interface MqMessage {
   data: Buffer;
   priority: number;
 }
 
-export interface MsgMessage {
+interface MsgMessage {
   type: number;
   data: Buffer;
 }
 
-export interface MsqidDs extends IpcPermDs {
+interface MsqidDs extends IpcPermDs {
   stime: number;
   rtime: number;
   ctime: number;
@@ -268,7 +268,7 @@ export interface MsqidDs extends IpcPermDs {
   lrpid: number;
 }
 
-export interface ThreadMaskReport {
+interface ThreadMaskReport {
   /** Threads in the process when the last pass ran. */
   threads: number;
   /** Threads whose mask had to be changed (helper signals sent). */

@@ -48,7 +48,7 @@ export function filesIn(dirs: readonly string[], test: (st: Stats) => boolean): 
 }
 
 /** The process ids in /proc now; none if /proc cannot be read. */
-export function processIds(): number[] {
+function processIds(): number[] {
   try {
     return readdirSync('/proc')
       .filter((d) => /^\d+$/.test(d))

@@ -1,7 +1,7 @@
 // System V keys, shared by shared memory, semaphore sets and message queues,
 // and the kernel's tables of all three (/proc/sysvipc).
 import { readFileSync } from 'node:fs';
-import { formatKey, sys, typeError } from './errors.js';
+import { sys, typeError } from './errors.js';
 import { native, type IpcPermDs } from './native.js';
 import { checkInteger, checkMode, checkString, show } from './validate.js';
 
@@ -56,8 +56,6 @@ export function ftok(path: string, projId: number): number {
   checkInteger(projId, 'projId', 1, 255);
   return sys(() => native.sysvFtok(path, projId), { path });
 }
-
-export { formatKey };
 
 /** A System V object's ipc_perm as ipckit shows it: the permission bits of `mode` (without the kernel's flag bits). */
 export function ownershipOf(perm: Omit<IpcPermDs, 'seq'>): SysvOwnership {

@@ -88,7 +88,7 @@ export function checkInteger(value: unknown, what: string, min: number, max: num
 }
 
 /** Largest size a SharedArrayBuffer can describe exactly. */
-export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 
 export function checkSize(value: unknown, what: string, min?: number): number;
 export function checkSize<F>(value: unknown, what: string, min: number, fallback: F): number | F;

@@ -70,7 +70,12 @@ export class MappedFile extends SharedRegion {
   }
 }
 
-/** Maps `path` into memory. */
+// Exported although only `mmap` below uses it: the public mmap.file is typed as
+// this declaration (@public tells knip).
+/**
+ * Maps `path` into memory.
+ * @public
+ */
 export function file(path: string, options?: MmapFileOptions): MappedFile {
   checkString(path, 'path');
   const o = checkOptions(options, 'options', ['shared', 'size', 'offset', 'readOnly', 'create', 'grow', 'mode', 'owned']) as MmapFileOptions;

@@ -168,7 +168,12 @@ export class SysvSegment implements Disposable {
   }
 }
 
-/** Gets (and optionally creates) the segment for `key`; 'private' always creates a new one. */
+// Exported although only `sysv` below uses it: the package's index.d.ts names
+// its type as this module's export (`typeof import(...).get`); @public tells knip.
+/**
+ * Gets (and optionally creates) the segment for `key`; 'private' always creates a new one.
+ * @public
+ */
 export function get(key: SysvKey, options?: SysvShmGetOptions): SysvSegment {
   const k = checkKey(key);
   const o = checkOptions(options, 'options', ['create', 'exclusive', 'size', 'mode', 'owned']) as SysvShmGetOptions;

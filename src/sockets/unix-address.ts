@@ -10,7 +10,7 @@ import { show } from '../core/validate.js';
 export type UnixAddress = string | { abstract: string };
 
 /** sun_path is 108 bytes: 107 for a path plus its NUL, or NUL plus 107 for an abstract name. */
-export const MAX_ADDRESS_BYTES = 107;
+const MAX_ADDRESS_BYTES = 107;
 
 export interface EncodedAddress {
   /** sun_path bytes for the native layer. */

@@ -21,6 +21,9 @@ import { decodeAddress, encodeAddress, type EncodedAddress, type UnixAddress } f
 import { checkBoolean, checkInteger, checkMode, checkOptions, checkOwned, show } from '../core/validate.js';
 
 export type { UnixAddress } from './unix-address.js';
+// Exported with the public listen and connect options that name it (@public tells
+// knip, which sees no import of it).
+/** @public */
 export type UnixSocketType = SocketPairType;
 
 export interface PeerCredentials {
@@ -36,7 +39,7 @@ export function socketLimit(code: string): IpcLimit | undefined {
 }
 
 /** The descriptor behind an ipckit stream/message socket, a net.Socket/Server, or a number. */
-export function fdOf(target: unknown, what = 'socket'): number {
+function fdOf(target: unknown, what = 'socket'): number {
   if (typeof target === 'number') return checkFd(target, what);
   if (typeof target === 'object' && target !== null) {
     const direct = (target as { fd?: unknown }).fd;

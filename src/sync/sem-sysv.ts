@@ -238,7 +238,12 @@ function explain(e: unknown, ctx: IpcErrorContext): unknown {
   return err;
 }
 
-/** Gets (and optionally creates) the set for `key`; 'private' always creates a new one. */
+// Exported although only `sysv` below uses it: the package's index.d.ts names
+// its type as this module's export (`typeof import(...).get`); @public tells knip.
+/**
+ * Gets (and optionally creates) the set for `key`; 'private' always creates a new one.
+ * @public
+ */
 export function get(key: SysvKey, options?: SysvSemGetOptions): SysvSemaphoreSet {
   const k = checkKey(key);
   const o = checkOptions(options, 'options', ['count', 'create', 'exclusive', 'mode', 'owned']) as SysvSemGetOptions;

@@ -8,11 +8,12 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { test } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { channel, type Channel, type CloseInfo } from 'ipckit';
 import { checkFrame } from '../fixtures/kill-frames.js';
 import { startPeer } from '../helpers.js';
-import { mulberry32, openFds } from './shm-fuzz.js';
+import { fuzzSeed, mulberry32, openFds } from './shm-fuzz.js';
 
 export const KILL_TRANSPORTS = ['shm', 'shm-shared', 'unix', 'unix-abstract', 'tcp', 'mq', 'sysvmq', 'unix-seqpacket'] as const;
 export type KillTransport = (typeof KILL_TRANSPORTS)[number];
@@ -213,4 +214,17 @@ export function killCount(fallback: number): number {
   const n = Number(env);
   if (!Number.isInteger(n) || n < 1) throw new Error(`IPCKIT_KILL_RUNS must be a positive integer, got ${env}`);
   return n;
+}
+
+/** One test per transport: `runs` peers (IPCKIT_KILL_RUNS overrides) killed at random points while streaming. */
+export function killTests(defaultRuns: number, timeout: number): void {
+  const seed = fuzzSeed();
+  const runs = killCount(defaultRuns);
+  KILL_TRANSPORTS.forEach((transport, k) => {
+    test(`channel over ${transport}: ${runs} peers killed (SIGKILL) at random points while streaming: peer-lost within 2 s, frames before it in order and whole, nothing leaked`, { timeout }, async (t) => {
+      const s = (seed + k) >>> 0;
+      t.diagnostic(`seed ${s} (IPCKIT_FUZZ_SEED=${seed} replays it)`);
+      assertKillReport(await killRuns(transport, runs, s, (line) => t.diagnostic(line)), runs);
+    });
+  });
 }

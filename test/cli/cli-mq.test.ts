@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { mq } from 'ipckit';
-import { has, namespaceDenied, uniqueKey, uniqueName } from '../helpers.js';
+import { has, namespaceDenied, uniqueKey, uniqueName, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
 const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -48,24 +48,8 @@ async function fails(args: string[], message: RegExp, status = 1): Promise<void>
 
 const json = async <J = any>(args: string[]): Promise<J> => JSON.parse((await ok(args)).toString()) as J;
 
-const names = new Set<string>();
-const ids = new Set<number>();
-after(() => {
-  for (const n of names) {
-    try {
-      mq.unlink(n);
-    } catch {
-      /* gone */
-    }
-  }
-  for (const id of ids) {
-    try {
-      mq.sysv.fromId(id).remove();
-    } catch {
-      /* gone */
-    }
-  }
-});
+const names = removedAfter<string>((n) => mq.unlink(n));
+const ids = removedAfter<number>((id) => mq.sysv.fromId(id).remove());
 
 describe('ipckit mq', () => {
   test('POSIX: create, send with priorities, recv highest first, stat, ls, rm', T, async () => {

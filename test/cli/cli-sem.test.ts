@@ -1,31 +1,15 @@
 // `ipckit sem ...` and the semaphore sections of `ipckit ls`, run as real
 // processes against real kernel objects and checked with the library and ipcs.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { sem } from 'ipckit';
 import { hex, ipckit, ok } from './cli-run.js';
-import { has, run, uniqueKey, uniqueName } from '../helpers.js';
+import { has, run, uniqueKey, uniqueName, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
 
-const names = new Set<string>();
-const ids = new Set<number>();
-after(() => {
-  for (const n of names) {
-    try {
-      sem.unlink(n);
-    } catch {
-      /* removed by the test */
-    }
-  }
-  for (const id of ids) {
-    try {
-      sem.sysv.fromId(id).remove();
-    } catch {
-      /* removed by the test */
-    }
-  }
-});
+const names = removedAfter<string>((n) => sem.unlink(n));
+const ids = removedAfter<number>((id) => sem.sysv.fromId(id).remove());
 
 describe('ipckit sem with POSIX names', () => {
   test('create, post, get, wait, wait --timeout, ls, rm', T, async () => {

@@ -7,9 +7,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { shm } from 'ipckit';
-import { has, run, startPeer, uniqueKey, uniqueName } from '../helpers.js';
+import { has, run, startPeer, uniqueKey, uniqueName, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
 const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -89,29 +89,13 @@ const lsRow = async (match: (r: LsJsonRow) => boolean): Promise<LsJsonRow | unde
   (await json<LsJsonRow[]>(['ls', '--json'])).find(match);
 
 // Everything a test creates is removed here even if the test failed midway.
-const names = new Set<string>();
-const ids = new Set<number>();
+const names = removedAfter<string>((n) => shm.unlink(n));
+const ids = removedAfter<number>((id) => shm.sysv.fromId(id).remove());
 function name(tag: string): string {
   const n = uniqueName(`cli-${tag}`);
   names.add(n);
   return n;
 }
-after(() => {
-  for (const n of names) {
-    try {
-      shm.unlink(n);
-    } catch {
-      /* removed by the test */
-    }
-  }
-  for (const id of ids) {
-    try {
-      shm.sysv.fromId(id).remove();
-    } catch {
-      /* removed by the test */
-    }
-  }
-});
 
 const me = process.getuid!();
 const myName = (() => {

@@ -3,30 +3,20 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { IpcError, mq, unix } from 'ipckit';
-import { floodAndDrain } from './mq-flood.js';
-import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueName, withoutCapabilities } from '../helpers.js';
+import { fillToLimit, floodAndDrain, startWorker } from './mq-kit.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueName, withoutCapabilities, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
 /** Absolute path of a command, so startPeer runs it rather than a fixture. */
 const which = (cmd: string) => run('sh', ['-c', `command -v ${cmd}`]).trim();
-const made = new Set<string>();
+const made = removedAfter<string>((n) => mq.unlink(n));
 function name(tag: string): string {
   const n = uniqueName(tag);
   made.add(n);
   return n;
 }
-after(() => {
-  for (const n of made) {
-    try {
-      mq.unlink(n);
-    } catch {
-      /* already gone */
-    }
-  }
-});
 
 const noCc = !has('cc') && 'no C compiler';
 const procLimit = (file: string) => Number(readFileSync(`/proc/sys/fs/mqueue/${file}`, 'utf8'));
@@ -168,16 +158,10 @@ describe('POSIX message queues', () => {
   test('queues_max is named when it stops a create', { ...T, skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
     const denied = namespaceDenied('-i');
     if (denied) return t.skip(denied);
-    // In a private IPC namespace (so the rest of the machine is untouched) lowered to 3.
-    const ns = startPeer(which('unshare'), ['-i', 'sh', '-c', `echo 3 > /proc/sys/fs/mqueue/queues_max && exec "${process.execPath}" "${fixturesDir}/mq-peer.js"`]);
-    assert.equal((await ns.next<{ ready?: boolean }>()).ready, true);
-    ns.send({ op: 'fill', kind: 'posix', prefix: uniqueName('fill'), max: 10 });
-    const f = await ns.next<{ created: number; error: { code: string; limit: unknown } }>();
+    const f = await fillToLimit('posix', '/proc/sys/fs/mqueue/queues_max', 3, uniqueName('fill'));
     assert.equal(f.created, 3);
     assert.equal(f.error.code, 'ENOSPC');
     assert.deepEqual(f.error.limit, { name: '/proc/sys/fs/mqueue/queues_max', value: 3 });
-    ns.send({ op: 'exit' });
-    await ns.exited;
   });
 
   test('receive() waits without blocking the loop and wakes when another process sends', T, async () => {
@@ -297,7 +281,7 @@ describe('POSIX message queues', () => {
   test('sync variants block a worker thread while the main thread stays free', T, async () => {
     using requests = mq.open(name('worker-req'), { create: true, maxMessages: 2, messageSize: 32 });
     using replies = mq.open(name('worker-rep'), { create: true, maxMessages: 2, messageSize: 32 });
-    const worker = new Worker(
+    const { messages, exited } = await startWorker(
       `(async () => {
          const { mq } = await import('ipckit');
          const { parentPort, workerData } = await import('node:worker_threads');
@@ -310,15 +294,8 @@ describe('POSIX message queues', () => {
          requests.close();
          replies.close();
        })();`,
-      { eval: true, workerData: [requests.name, replies.name] },
+      [requests.name, replies.name],
     );
-    const messages: unknown[] = [];
-    const exited = new Promise<void>((resolve, reject) => {
-      worker.on('message', (m) => messages.push(m));
-      worker.on('error', reject);
-      worker.on('exit', () => resolve());
-    });
-    await new Promise<void>((r) => worker.once('message', () => r()));
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 1);
     await requests.send('ping', { priority: 4 });

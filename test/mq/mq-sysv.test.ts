@@ -1,30 +1,19 @@
 // System V message queues against ipcmk/ipcs/ipcrm, Python's sysv_ipc, C and peer processes.
-import { floodAndDrain } from './mq-flood.js';
+import { fillToLimit, floodAndDrain, startWorker } from './mq-kit.js';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { IpcError, mq } from 'ipckit';
-import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueKey, withoutCapabilities } from '../helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, namespaceDenied, run, startPeer, uniqueKey, withoutCapabilities, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
-/** Absolute path of a command, so startPeer runs it rather than a fixture. */
-const which = (cmd: string) => run('sh', ['-c', `command -v ${cmd}`]).trim();
-const made: number[] = [];
+const made = removedAfter<number>((id) => mq.sysv.fromId(id).remove());
 function track<Q extends { id: number }>(q: Q): Q {
-  made.push(q.id);
+  made.add(q.id);
   return q;
 }
-after(() => {
-  for (const id of made) {
-    try {
-      mq.sysv.fromId(id).remove();
-    } catch {
-      /* already removed */
-    }
-  }
-});
 
 // Debian's python3-sysv-ipc installs for the system Python, not for a pyenv python3 on PATH.
 const PY = '/usr/bin/python3';
@@ -100,7 +89,7 @@ for t in (0, 2, -5, 4, 0):
 
   test('a queue created with ipcmk -Q receives from ipckit; ipcs sees the messages; ipcrm removes it', { ...T, skip: (!has('ipcmk') && 'no ipcmk') || noPy }, () => {
     const id = Number(/(\d+)\s*$/.exec(run('ipcmk', ['-Q', '-p', '0600']).trim())?.[1]);
-    made.push(id);
+    made.add(id);
     using q = mq.sysv.fromId(id);
     q.trySend(7, 'seven');
     q.trySend(8, Buffer.from([0, 1, 2, 255]));
@@ -248,16 +237,10 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
   test('running out of queue ids names /proc/sys/kernel/msgmni', { ...T, skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
     const denied = namespaceDenied('-i');
     if (denied) return t.skip(denied);
-    // In a private IPC namespace with msgmni lowered to 2, so the rest of the machine is untouched.
-    const ns = startPeer(which('unshare'), ['-i', 'sh', '-c', `echo 2 > /proc/sys/kernel/msgmni && exec "${process.execPath}" "${fixturesDir}/mq-peer.js"`]);
-    assert.equal((await ns.next<{ ready?: boolean }>()).ready, true);
-    ns.send({ op: 'fill', kind: 'sysv', prefix: '', max: 10 });
-    const f = await ns.next<{ created: number; error: { code: string; limit: unknown } }>();
+    const f = await fillToLimit('sysv', '/proc/sys/kernel/msgmni', 2, '');
     assert.equal(f.created, 2);
     assert.equal(f.error.code, 'ENOSPC');
     assert.deepEqual(f.error.limit, { name: '/proc/sys/kernel/msgmni', value: 2 });
-    ns.send({ op: 'exit' });
-    await ns.exited;
   });
 
   test('a blocking receive waits on a waiter thread and wakes when another process sends', T, async () => {
@@ -321,7 +304,7 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
 
   test('sync variants work in a worker thread', T, async () => {
     using q = track(mq.sysv.get('private'));
-    const worker = new Worker(
+    const { messages, exited } = await startWorker(
       `(async () => {
          const { mq } = await import('ipckit');
          const { parentPort, workerData } = await import('node:worker_threads');
@@ -331,15 +314,8 @@ print(q.receive(False, 8)[0].hex(), q.receive(False, 7)[0].decode())`,
          q.sendSync(2, 'echo ' + m.data);
          try { q.receiveSync({ type: 1, timeout: 10 }); } catch (e) { parentPort.postMessage(e.code); }
        })();`,
-      { eval: true, workerData: q.id },
+      q.id,
     );
-    const messages: unknown[] = [];
-    const exited = new Promise<void>((resolve, reject) => {
-      worker.on('message', (m) => messages.push(m));
-      worker.on('error', reject);
-      worker.on('exit', () => resolve());
-    });
-    await new Promise<void>((r) => worker.once('message', () => r()));
     await q.send(1, 'ping');
     const echo = await q.receive({ type: 2, timeout: 20_000 });
     await exited;

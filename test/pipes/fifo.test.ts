@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { IpcError, fifo } from 'ipckit';
-import { assertUnknownOption, startPeer } from '../helpers.js';
+import { assertUnknownOption, collect, startPeer } from '../helpers.js';
 
 const T = { timeout: 60_000 };
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-fifo-'));
@@ -18,15 +18,6 @@ function fifoPath(): string {
   return p;
 }
 const openFds = () => readdirSync('/proc/self/fd').length;
-
-function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    stream.on('data', (d) => (text += d.toString()));
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-  });
-}
 
 describe('fifo.create / remove', () => {
   test('mkfifo with the exact mode, whatever the umask', () => {
@@ -88,7 +79,7 @@ describe('fifo.open between unrelated processes', () => {
     const reading = fifo.open(p, 'r', { timeout: 20_000 });
     peer.send({ op: 'fifo-write', path: p, data: 'written by the peer' });
     const r = await reading;
-    assert.equal(await readAll(r), 'written by the peer');
+    assert.equal(await collect(r), 'written by the peer');
     assert.deepEqual(await peer.next(), { wrote: true });
     peer.send({ op: 'exit' });
     await peer.exited;
@@ -124,7 +115,7 @@ describe('fifo.open between unrelated processes', () => {
     const r = await fifo.open(p, 'r', { wait: false });
     const w = await fifo.open(p, 'w');
     w.end('after');
-    assert.equal(await readAll(r), 'after');
+    assert.equal(await collect(r), 'after');
   });
 
   test('a reader with no writer times out; an abort rejects with an AbortError caused by its reason', T, async () => {

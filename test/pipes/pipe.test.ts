@@ -5,18 +5,9 @@ import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { IpcError, pipe, pipeCapacity, popen } from 'ipckit';
-import { assertUnknownOption } from '../helpers.js';
+import { assertUnknownOption, collect } from '../helpers.js';
 
 const T = { timeout: 60_000 };
-
-function collect(stream: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    stream.on('data', (d) => (text += d.toString()));
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-  });
-}
 
 describe('pipe()', () => {
   test('parent -> child: the child reads a real pipe (blocking, as cat expects) until EOF', T, async () => {

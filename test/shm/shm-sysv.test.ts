@@ -3,25 +3,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { IpcError, ftok, shm } from 'ipckit';
-import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueKey, withoutCapabilities } from '../helpers.js';
+import { assertUnknownOption, canDropPrivileges, compileC, fixturesDir, has, run, startPeer, uniqueKey, withoutCapabilities, removedAfter } from '../helpers.js';
 
 const T = { timeout: 60_000 };
-const made: number[] = [];
+const made = removedAfter<number>((id) => shm.sysv.fromId(id).remove());
 function track<S extends { id: number }>(segment: S): S {
-  made.push(segment.id);
+  made.add(segment.id);
   return segment;
 }
-after(() => {
-  for (const id of made) {
-    try {
-      shm.sysv.fromId(id).remove();
-    } catch {
-      /* already removed */
-    }
-  }
-});
 
 /** The row `ipcs -m` prints for a segment id: key, shmid, owner, perms, bytes, nattch. */
 function ipcsRow(id: number): string[] | undefined {
@@ -47,7 +38,7 @@ describe('System V shared memory', () => {
   test('a segment created by ipcmk -M is attached, written by one process and read by another', { ...T, skip: !has('ipcmk') && 'no ipcmk' }, async () => {
     const out = run('ipcmk', ['-M', '8192', '-p', '0600']);
     const id = Number(/(\d+)\s*$/.exec(out.trim())?.[1]);
-    made.push(id);
+    made.add(id);
     using seg = shm.sysv.fromId(id);
     assert.equal(seg.stat().size, 8192);
     const buf = seg.attach();
@@ -226,7 +217,7 @@ describe('System V shared memory: bad input and faults', () => {
     // segment must be created by the other user (nobody) for the check to bite.
     const out = run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'ipcmk', '-M', '4096', '-p', '0600']);
     const id = Number(/(\d+)\s*$/.exec(out.trim())?.[1]);
-    made.push(id);
+    made.add(id);
     const [cmd, args] = withoutCapabilities(process.execPath, [join(fixturesDir, 'shm-peer.js')]);
     const peer = startPeer(cmd, args);
     await peer.next();

@@ -2,29 +2,20 @@
 import assert from 'node:assert/strict';
 import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { IpcError, shm } from 'ipckit';
-import { assertUnknownOption, canDropPrivileges, has, startPeer, uniqueName, withoutCapabilities, fixturesDir } from '../helpers.js';
+import { assertUnknownOption, canDropPrivileges, has, startPeer, uniqueName, withoutCapabilities, fixturesDir, removedAfter } from '../helpers.js';
 import { join } from 'node:path';
 
 const T = { timeout: 60_000 };
-const created = new Set<string>();
+const created = removedAfter<string>((n) => shm.unlink(n));
 function name(tag: string): string {
   const n = uniqueName(tag);
   created.add(n);
   return n;
 }
-after(() => {
-  for (const n of created) {
-    try {
-      shm.unlink(n);
-    } catch {
-      /* already unlinked by the test */
-    }
-  }
-});
 
 describe('POSIX shared memory', () => {
   test('writes are visible both ways between two processes', T, async () => {

@@ -34,6 +34,18 @@ async function request(peer: Peer, cmd: Line): Promise<Line> {
   return line;
 }
 
+/**
+ * Has the peer listen for `signal`, then sends it `op` (which raises the
+ * signal and replies): the signal's line and the reply, in whichever order
+ * they came.
+ */
+async function signalAndReply(peer: Peer, signal: string, op: string): Promise<{ info: Line; reply: Line }> {
+  await request(peer, { op: 'on', signal });
+  peer.send({ op });
+  const lines = [await peer.next<Line>(), await peer.next<Line>()];
+  return { info: lines.find((l) => l.event === 'signal')!, reply: lines.find((l) => l.reply)! };
+}
+
 async function signalPeer(): Promise<Peer & { pid: number }> {
   const peer = startPeer('signal-peer');
   const ready = await peer.next<{ pid: number }>();
@@ -427,11 +439,7 @@ describe('receiving', () => {
   test('SIGCHLD is received with the child pid and Node still sees its children exit', T, async () => {
     const peer = await signalPeer();
     try {
-      await request(peer, { op: 'on', signal: 'SIGCHLD' });
-      peer.send({ op: 'spawn' });
-      const lines = [await peer.next<Line>(), await peer.next<Line>()];
-      const info = lines.find((l) => l.event === 'signal')!;
-      const reply = lines.find((l) => l.reply)!;
+      const { info, reply } = await signalAndReply(peer, 'SIGCHLD', 'spawn');
       assert.equal(reply.code, 0, "child_process saw the child's exit");
       assert.equal(info.pid, reply.pid);
       assert.equal(info.code, 'CLD_EXITED');
@@ -446,11 +454,7 @@ describe('receiving', () => {
   test('worker threads keep working, inherit the mask, can send but not take signals', T, async () => {
     const peer = await signalPeer();
     try {
-      await request(peer, { op: 'on', signal: 'SIGUSR2' });
-      peer.send({ op: 'worker' });
-      const lines = [await peer.next<Line>(), await peer.next<Line>()];
-      const info = lines.find((l) => l.event === 'signal')!;
-      const reply = lines.find((l) => l.reply)!;
+      const { info, reply } = await signalAndReply(peer, 'SIGUSR2', 'worker');
       assert.equal(reply.worker.refused, 'ERR_IPCKIT_NOT_MAIN_THREAD');
       assert.equal(reply.worker.sent, true);
       assert.ok(BigInt(`0x${reply.worker.sigblk}`) & bit(signals.toNumber('SIGUSR2')), 'a new thread starts with the signal blocked');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 import { IpcError, framing, shm, socketpair, unix, type MessageSocket } from 'ipckit';
-import { assertUnknownOption, canDropPrivileges, fixturesDir, has, startPeer, withoutCapabilities } from '../helpers.js';
+import { assertUnknownOption, canDropPrivileges, collect, fixturesDir, has, startPeer, withoutCapabilities } from '../helpers.js';
 
 const T = { timeout: 60_000 };
 const dir = mkdtempSync(join(tmpdir(), 'ipckit-unix-'));
@@ -20,15 +20,6 @@ const openFds = () => readdirSync('/proc/self/fd').length;
 const haveSocat = has('socat');
 const havePython = has('python3');
 const haveFlock = has('flock');
-
-function collect(stream: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    stream.on('data', (d) => (text += d.toString()));
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-  });
-}
 
 /** Starts socat and resolves once it reports that it listens (socat -d -d logs it). */
 async function socatListening(args: string[]): Promise<ChildProcess> {

@@ -21,7 +21,7 @@ import { exchangeHellos, json, parseNatsUrl, peerParts, privateSubject, readJson
 export type JetStreamEndpoint = NatsServer & { scheme: 'jetstream'; name: string };
 
 const SERVER_DEFAULT_PAYLOAD = 1024 * 1024;
-export const jetStreamSubjectOf = (name: string): string => `ipckit-js.${name}`;
+const jetStreamSubjectOf = (name: string): string => `ipckit-js.${name}`;
 
 /** JetStream's error code for a stream whose store could not be made (JSStreamStoreFailedF). */
 const STORE_DIR_FAILED = 10077;

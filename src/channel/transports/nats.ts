@@ -28,7 +28,7 @@ const DEFAULT_PORT = 4222;
 const QUEUE = 'ipckit';
 const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
-export const subjectOf = (name: string): string => `ipckit.${name}`;
+const subjectOf = (name: string): string => `ipckit.${name}`;
 export const privateSubject = (): string => `_IPCKIT.${randomBytes(16).toString('hex')}`;
 
 /** The largest channel frame this side takes: options.maxMessageSize (when given) within what the server carries. */
@@ -209,6 +209,6 @@ export async function serveHellos(session: NatsSession, token: object, subject: 
 }
 
 /** A reply that is not a well-formed hello: the connect fails as a handshake error. */
-export function checkReplyError(url: string, e: unknown): unknown {
+function checkReplyError(url: string, e: unknown): unknown {
   return e instanceof Refusal ? stateError('ERR_IPCKIT_HANDSHAKE', `${url}: ${e.message}`) : e;
 }

@@ -29,7 +29,7 @@ export function parseHostPort(scheme: string, url: string): { host: string; port
 }
 
 /** The URL of a listener on `host` that got `port` (for scheme://host:0). */
-export function boundUrl(scheme: string, host: string, port: number): string {
+function boundUrl(scheme: string, host: string, port: number): string {
   return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 

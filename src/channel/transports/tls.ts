@@ -19,7 +19,7 @@ export type TlsEndpoint = { scheme: 'tls'; host: string; port: number };
  * peer that does not speak TLS) as ERR_IPCKIT_TLS, with OpenSSL's code and
  * what to do about it; the original error is the cause.
  */
-export function tlsError(url: string, e: Error & { code?: string }, side: 'connect' | 'listen'): Error {
+function tlsError(url: string, e: Error & { code?: string }, side: 'connect' | 'listen'): Error {
   const code = e.code ?? 'unknown';
   const cert = /CERT|SIGNATURE|ISSUER|ALTNAME|VERIFY/.test(code);
   const hint =

@@ -68,7 +68,7 @@ export function posixName(names: Names, tag: string): string {
   return `/${names.prefix}${tag}`;
 }
 
-export interface ExitStatus {
+interface ExitStatus {
   code: number | null;
   signal: NodeJS.Signals | null;
 }

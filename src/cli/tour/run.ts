@@ -58,7 +58,7 @@ function sysvKeys(kind: 'msg' | 'sem' | 'shm'): number[] {
 }
 
 /** What of this tour is still there: POSIX names with its prefix, files in its directory, System V objects with its key. */
-export function leftovers(names: Names): string[] {
+function leftovers(names: Names): string[] {
   const found: string[] = [];
   for (const dir of ['/dev/shm', '/dev/mqueue']) {
     for (const f of entries(dir)) if (f.startsWith(names.prefix) || f.startsWith(`sem.${names.prefix}`)) found.push(`${dir}/${f}`);
