@@ -18,12 +18,12 @@ function formatRatio(r: number): string {
 }
 
 /** 'baseline:c-shm' → 'c-shm', for column heads. */
-export function shortName(transport: string): string {
+function shortName(transport: string): string {
   return transport.replace(/^baseline:/, '');
 }
 
 /** Median round trip relative to `reference` at the same size, e.g. "0.04× (27× faster)". */
-export function ratioText(row: BenchRow, rows: readonly BenchRow[], reference = REFERENCE_TRANSPORT): string {
+function ratioText(row: BenchRow, rows: readonly BenchRow[], reference = REFERENCE_TRANSPORT): string {
   if (row.transport === reference) return '1× (reference)';
   const ref = rows.find((r) => r.transport === reference && r.size === row.size);
   if (!ref || !(ref.rttMedianUs > 0) || !(row.rttMedianUs > 0)) return '-';
@@ -47,7 +47,7 @@ export function wakeUpLine(rows: readonly BenchRow[]): string | undefined {
 }
 
 /** The ratio columns this run can fill: one per reference that has rows. */
-export function ratioReferences(rows: readonly BenchRow[]): string[] {
+function ratioReferences(rows: readonly BenchRow[]): string[] {
   return RATIO_REFERENCES.filter((ref) => rows.some((r) => r.transport === ref));
 }
 

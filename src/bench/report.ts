@@ -18,7 +18,7 @@ export interface ReportInput {
   date: Date;
 }
 
-export function escapeHtml(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -56,7 +56,7 @@ function tickLabel(exp: number): string {
 }
 
 /** A horizontal bar chart on a log axis, as an inline <svg>. */
-export function barChart(title: string, unit: string, bars: readonly Bar[]): string {
+function barChart(title: string, unit: string, bars: readonly Bar[]): string {
   const [lo, hi] = decades(bars);
   const x = (v: number) => LABEL_W + (PLOT_W * (Math.log10(v) - lo)) / (hi - lo);
   const width = LABEL_W + PLOT_W + TEXT_W;

@@ -2,13 +2,13 @@
 import type { BenchRow, TrialParams, TrialResult } from './types.js';
 
 /** Nearest-rank percentile of sorted values (p in 0..1). */
-export function percentile(sorted: Float64Array, p: number): number {
+function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length)));
   return sorted[rank - 1];
 }
 
-export function median(sorted: Float64Array): number {
+function median(sorted: Float64Array): number {
   const n = sorted.length;
   if (n === 0) return NaN;
   return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;

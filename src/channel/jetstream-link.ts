@@ -41,22 +41,22 @@ import { CLOSE_GRACE_MS } from './stream.js';
 const KIND_DATA = 0;
 const KIND_CREDIT = 1;
 const KIND_BYE = 2;
-export const JS_HEADER = 7;
+const JS_HEADER = 7;
 /** What maxMessageSize leaves of max_payload: the link header, the frame's longest header, the Nats-Msg-Id header. */
 export const JS_OVERHEAD = JS_HEADER + 5 + 64;
 const CREDIT_LENGTH = JS_HEADER + 24;
 /** Publishes waiting for their PubAck at most: send() waits beyond it. */
-export const MAX_PUBLISHING = 1024;
+const MAX_PUBLISHING = 1024;
 const MAX_PROBES = 64;
 const EMPTY = new Uint8Array(0);
 const ACK = Buffer.from('+ACK');
 const SECOND_NS = 1_000_000_000;
 /** How long the stream keeps a message nobody acked (a side that crashed): then it expires. */
-export const MAX_AGE_S = 3600;
+const MAX_AGE_S = 3600;
 /** How long the stream remembers a Nats-Msg-Id (drops a republished message it still has). */
 const DUPLICATE_WINDOW_S = 120;
 /** How long a consumer nobody reads (its side crashed) stays on the server. */
-export const INACTIVE_S = 3600;
+const INACTIVE_S = 3600;
 /** How long the server waits for an ack before it delivers a message again. */
 const ACK_WAIT_S = 5;
 /** Pause before a failed publish or consumer creation is tried again, doubling up to RETRY_MAX_MS. */

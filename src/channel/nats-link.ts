@@ -37,7 +37,7 @@ const KIND_DATA = 0;
 const KIND_CREDIT = 1;
 const KIND_BYE = 2;
 /** Bytes of the link's header in each NATS message. */
-export const LINK_HEADER = 5;
+const LINK_HEADER = 5;
 /** Link header + the channel frame's longest header: what maxMessageSize leaves of the server's max_payload. */
 export const NATS_OVERHEAD = LINK_HEADER + 5;
 const CREDIT_LENGTH = LINK_HEADER + 16;

@@ -40,7 +40,7 @@ import { Spinner, type SpinOwner } from './shm-spin.js';
 /** How long the hub waits at a paused connection's frame before passing over its frames to serve the others. */
 const SKIP_AFTER_MS = 1;
 /** How long a producer may hold the ring's lock (normally well under a microsecond) before it loses its channel. */
-export const LOCK_STALL_MS = 1000;
+const LOCK_STALL_MS = 1000;
 const LOCK_CHECK_MS = 100;
 
 /** A listener-side connection the hub feeds (HubFedInput). */

@@ -28,11 +28,11 @@ import { ShmLinkBase, type ShmLinkSetup } from './shm-link.js';
 import { RingReceiver } from './shm-receiver.js';
 
 /** SharedRingWriter.write(): the frame is in the ring. */
-export const WRITTEN = 0;
+const WRITTEN = 0;
 /** Another producer holds the ring's lock. */
-export const BUSY = 1;
+const BUSY = 1;
 /** No room for the frame until the listener reads. */
-export const FULL = 2;
+const FULL = 2;
 
 /** A connector's end of a shared ring: writes its frames, tagged with its slot. */
 export class SharedRingWriter {

@@ -26,7 +26,7 @@ import { makeCase, type Flavour } from './channel.js';
 
 const PACKAGE = '@nats-io/transport-node';
 const JETSTREAM_PACKAGE = '@nats-io/jetstream';
-export const NATS_ENV = 'IPCKIT_BENCH_NATS';
+const NATS_ENV = 'IPCKIT_BENCH_NATS';
 /** One-way runs long enough (20 × count messages) to get past the JIT's warm-up, the same for every NATS case. */
 const ONEWAY_FACTOR = 20;
 

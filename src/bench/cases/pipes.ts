@@ -127,7 +127,7 @@ function streamCase(transport: string, description: string, setup: {
   };
 }
 
-export const pipeCase = streamCase('pipe', 'two anonymous pipes (pipe2), one per direction, passed to the echo as fds 3 and 4; net.Socket over each end', {
+const pipeCase = streamCase('pipe', 'two anonymous pipes (pipe2), one per direction, passed to the echo as fds 3 and 4; net.Socket over each end', {
   async driver(ctx) {
     const [toEchoR, toEchoW] = pipe();
     const [fromEchoR, fromEchoW] = pipe();
@@ -145,7 +145,7 @@ export const pipeCase = streamCase('pipe', 'two anonymous pipes (pipe2), one per
 
 const fifoPaths = (workDir: string) => [join(workDir, 'to-echo.fifo'), join(workDir, 'from-echo.fifo')] as const;
 
-export const fifoCase = streamCase('fifo', 'two named pipes (mkfifo) in the trial directory, opened with fifo.open (each side waits for the other)', {
+const fifoCase = streamCase('fifo', 'two named pipes (mkfifo) in the trial directory, opened with fifo.open (each side waits for the other)', {
   async driver(ctx) {
     const [to, from] = fifoPaths(ctx.params.workDir);
     fifo.create(to);
@@ -161,7 +161,7 @@ export const fifoCase = streamCase('fifo', 'two named pipes (mkfifo) in the tria
   },
 });
 
-export const socketpairStream = streamCase('socketpair-stream', 'socketpair(SOCK_STREAM), the echo gets its end as fd 3 (unix.fromFd); net.Socket both sides', {
+const socketpairStream = streamCase('socketpair-stream', 'socketpair(SOCK_STREAM), the echo gets its end as fd 3 (unix.fromFd); net.Socket both sides', {
   async driver(ctx) {
     const [a, b] = socketpair();
     const echo = ctx.startEcho({ fds: [b.fd] });
@@ -175,7 +175,7 @@ export const socketpairStream = streamCase('socketpair-stream', 'socketpair(SOCK
 
 const unixPath = (workDir: string, tag: string) => join(workDir, `${tag}.sock`);
 
-export const unixStream = streamCase('unix-stream', 'unix.listen/unix.connect over a socket file (SOCK_STREAM): UnixServer (net.Server) and UnixStream', {
+const unixStream = streamCase('unix-stream', 'unix.listen/unix.connect over a socket file (SOCK_STREAM): UnixServer (net.Server) and UnixStream', {
   async driver(ctx) {
     const server = await unix.listen(unixPath(ctx.params.workDir, 'stream'));
     const echo = ctx.startEcho();
@@ -188,7 +188,7 @@ export const unixStream = streamCase('unix-stream', 'unix.listen/unix.connect ov
   },
 });
 
-export const tcpCase = streamCase('tcp', 'tcp.listen/tcp.connect on 127.0.0.1 (TCP_NODELAY)', {
+const tcpCase = streamCase('tcp', 'tcp.listen/tcp.connect on 127.0.0.1 (TCP_NODELAY)', {
   async driver(ctx) {
     const server = await tcp.listen(0);
     writeFileSync(join(ctx.params.workDir, 'tcp.port'), String((server.address() as { port: number }).port));
@@ -280,7 +280,7 @@ function messageCase(transport: string, description: string, setup: {
   };
 }
 
-export const socketpairSeqpacket = messageCase('socketpair-seqpacket', 'socketpair(SOCK_SEQPACKET): one message per sendmsg/recvmsg, uv_poll watcher; echo end as fd 3', {
+const socketpairSeqpacket = messageCase('socketpair-seqpacket', 'socketpair(SOCK_SEQPACKET): one message per sendmsg/recvmsg, uv_poll watcher; echo end as fd 3', {
   async driver(ctx) {
     const [a, b] = socketpair({ type: 'seqpacket' });
     const echo = ctx.startEcho({ fds: [b.fd] });
@@ -292,7 +292,7 @@ export const socketpairSeqpacket = messageCase('socketpair-seqpacket', 'socketpa
   },
 });
 
-export const unixSeqpacket = messageCase('unix-seqpacket', 'unix.listen/unix.connect with type seqpacket over a socket file (MessageServer, MessageSocket)', {
+const unixSeqpacket = messageCase('unix-seqpacket', 'unix.listen/unix.connect with type seqpacket over a socket file (MessageServer, MessageSocket)', {
   async driver(ctx) {
     const server = await unix.listen(unixPath(ctx.params.workDir, 'seqpacket'), { type: 'seqpacket' });
     const echo = ctx.startEcho();
@@ -305,7 +305,7 @@ export const unixSeqpacket = messageCase('unix-seqpacket', 'unix.listen/unix.con
   },
 });
 
-export const unixDgram = messageCase('unix-dgram', 'two bound SOCK_DGRAM sockets connected to each other (socket files); sender addresses on every datagram', {
+const unixDgram = messageCase('unix-dgram', 'two bound SOCK_DGRAM sockets connected to each other (socket files); sender addresses on every datagram', {
   async driver(ctx) {
     const here = unixPath(ctx.params.workDir, 'dgram-driver');
     const there = unixPath(ctx.params.workDir, 'dgram-echo');
