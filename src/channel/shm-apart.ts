@@ -15,16 +15,20 @@
 // off that CPU (native ringLeaveCpu: its affinity narrowed and at once
 // restored, so only its position changes). At most once per interval per
 // thread: the words are the peer's to write, and a peer that lies about its
-// CPU costs this side two system calls per interval. The interval starts at
-// MIN_INTERVAL_MS and doubles, up to MAX_INTERVAL_MS, each time the peers
-// meet on one CPU again soon after a move: on a machine with more runnable
-// processes than CPUs the move gains nothing (the other CPU is busy too) and
-// the thread waits there for its turn.
+// CPU costs this side two system calls per interval. The interval is
+// MIN_INTERVAL_MS while moves are quick, and doubles, up to MAX_INTERVAL_MS,
+// after each move that took longer than SLOW_MOVE_MS: the system call returns
+// once the thread runs on its new CPU, so a slow one means that CPU was busy
+// (more runnable processes than CPUs: moving gains nothing, and the event
+// loop stood still while the thread waited for its turn there). On the idle
+// 2-CPU dev VM a move took tens of microseconds, and the peers met on one
+// CPU again within 10-40 ms (the next doorbell).
 import { performance } from 'node:perf_hooks';
 import { native } from '../core/native.js';
 
 const MIN_INTERVAL_MS = 10;
 const MAX_INTERVAL_MS = 1000;
+const SLOW_MOVE_MS = 1;
 /** When this thread last moved, and the wait before it may move again (per thread, as this module's state is per isolate). */
 let lastMove = -Infinity;
 let interval = MIN_INTERVAL_MS;
@@ -39,11 +43,10 @@ export function keepApart(i32: Int32Array, own: number, peer: number, peerSleepi
   if (cpu < 0) return false;
   Atomics.store(i32, own, cpu + 1);
   if (Atomics.load(i32, peer) !== cpu + 1 || Atomics.load(i32, peerSleeping) !== 0) return false;
-  const now = performance.now();
-  const since = now - lastMove;
-  if (since < interval) return false;
-  // Together again within a few intervals of the last move: moving does not last here.
-  interval = since < 4 * interval ? Math.min(MAX_INTERVAL_MS, 2 * interval) : MIN_INTERVAL_MS;
-  lastMove = now;
-  return native.ringLeaveCpu(cpu);
+  const start = performance.now();
+  if (start - lastMove < interval) return false;
+  const moved = native.ringLeaveCpu(cpu);
+  lastMove = performance.now();
+  interval = lastMove - start > SLOW_MOVE_MS ? Math.min(MAX_INTERVAL_MS, 2 * interval) : MIN_INTERVAL_MS;
+  return moved;
 }

@@ -52,8 +52,8 @@ describe('shm: peers kept on different CPUs', () => {
       i32[PEER] = native.ringCpu() + 1;
       if (keepApart(i32, OWN, PEER, PEER_SLEEPING)) moves++;
     }
-    // 50 ms: the first move at once, then 10, 20, 40 ms apart (the wait doubles while moves do not last).
-    assert.ok(moves >= 1 && moves <= 4, `${moves} moves in 50 ms`);
+    // 50 ms: the first move at once, then one per 10 ms at most (longer apart after slow moves).
+    assert.ok(moves >= 1 && moves <= 6, `${moves} moves in 50 ms`);
     assert.equal(allowedCpus(), before);
   });
 });
