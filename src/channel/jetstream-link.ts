@@ -64,6 +64,9 @@ const RETRY_MS = 50;
 const RETRY_MAX_MS = 500;
 /** A publish without its PubAck this long is published again. */
 const ACK_TIMEOUT_MS = 2000;
+/** JetStream's error code for a stream it does not have (JSStreamNotFoundErr), and the tries of a consumer that meets it. */
+const STREAM_NOT_FOUND = 10059;
+const CONSUMER_ATTEMPTS = 4;
 
 /** The stream of a channel and its subjects: one id, a side each ('c' the connector, 'l' the listener). */
 export const streamName = (id: string): string => `IPCKIT_${id}`;
@@ -202,7 +205,7 @@ export class JetStreamLink implements Link, SessionMember {
   async createConsumer(again = false): Promise<void> {
     const { jsm } = this.#ctx;
     if (again) await jsm.consumers.delete(this.#stream, this.#consumer).catch(() => false);
-    await jsm.consumers.add(this.#stream, {
+    const config = {
       durable_name: this.#consumer,
       deliver_subject: this.#deliverSubject,
       filter_subject: this.#inbox,
@@ -211,7 +214,21 @@ export class JetStreamLink implements Link, SessionMember {
       ack_wait: ACK_WAIT_S * SECOND_NS,
       max_ack_pending: 2 * FRAME_WINDOW + MAX_PUBLISHING,
       inactive_threshold: INACTIVE_S * SECOND_NS,
-    });
+    } as const;
+    // nats-server 2.9 has answered "stream not found" to a consumer made a
+    // few milliseconds after the peer's stream was created and acknowledged
+    // (once in about 25 × 16 channels made in a row): tried again, a few
+    // times, a few milliseconds apart; a stream that is really gone still fails.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await jsm.consumers.add(this.#stream, config);
+        break;
+      } catch (e) {
+        // JetStreamApiError: `code` is the API's err_code.
+        if ((e as { code?: unknown })?.code !== STREAM_NOT_FOUND || attempt === CONSUMER_ATTEMPTS) throw e;
+        await new Promise((r) => setTimeout(r, 10 * attempt));
+      }
+    }
     this.#consumerMade = true;
   }
 
