@@ -72,6 +72,32 @@ export class RttRecorder {
   }
 }
 
+/**
+ * The round trips of a byte stream: writes `msg` to `output`, waits until
+ * `input` has delivered as many bytes back, and again, timing each round
+ * with `rtt` until it has them all.
+ */
+export function streamPingPong(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, msg: Buffer, rtt: RttRecorder): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let got = 0;
+    const onData = (chunk: Buffer) => {
+      got += chunk.length;
+      if (got < msg.length) return;
+      got = 0;
+      if (rtt.stop()) {
+        input.off('data', onData);
+        resolve();
+        return;
+      }
+      rtt.start();
+      output.write(msg);
+    };
+    input.on('data', onData);
+    rtt.start();
+    output.write(msg);
+  });
+}
+
 /** Rejects when `child` exits before `promise` settles, so a driver never waits on a dead echo. */
 export function unlessExited<T>(promise: Promise<T>, exited: Promise<void>): Promise<T> {
   return Promise.race([

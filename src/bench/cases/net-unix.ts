@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { payload, RttRecorder, timeOneway, unlessExited } from '../kit.js';
+import { payload, RttRecorder, streamPingPong, timeOneway, unlessExited } from '../kit.js';
 import type { BenchCase, DriverContext, EchoContext, TrialResult } from '../types.js';
 
 const ACK = Buffer.from('k');
@@ -43,27 +43,7 @@ async function driver(ctx: DriverContext): Promise<TrialResult> {
 
   const msg = payload(size);
   const rtt = new RttRecorder(warmup, count);
-  await unlessExited(
-    new Promise<void>((resolve) => {
-      let got = 0;
-      const onData = (chunk: Buffer) => {
-        got += chunk.length;
-        if (got < size) return;
-        got = 0;
-        if (rtt.stop()) {
-          sock.off('data', onData);
-          resolve();
-          return;
-        }
-        rtt.start();
-        sock.write(msg);
-      };
-      sock.on('data', onData);
-      rtt.start();
-      sock.write(msg);
-    }),
-    echo.exited,
-  );
+  await unlessExited(streamPingPong(sock, sock, msg, rtt), echo.exited);
 
   const onewayNs = await timeOneway((n) => stream(sock, msg, n), ctx.params, echo.exited);
 

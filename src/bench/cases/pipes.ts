@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { FdStream, fifo, socketpair, tcp, unix, type MessageSocket } from '../../index.js';
 import { pipe } from '../../pipes/pipe.js';
-import { payload, RttRecorder, unlessExited } from '../kit.js';
+import { payload, RttRecorder, streamPingPong, timeOneway, unlessExited } from '../kit.js';
 import type { BenchCase, DriverContext, EchoContext, EchoHandle, TrialResult } from '../types.js';
 
 const ACK = Buffer.from('k');
@@ -44,34 +44,11 @@ function streamBatch(ends: Ends, msg: Buffer, n: number): Promise<void> {
 }
 
 async function streamDriver(ctx: DriverContext, ends: Ends, echo: EchoHandle): Promise<TrialResult> {
-  const { size, warmup, count, onewayWarmup, onewayCount } = ctx.params;
+  const { size, warmup, count } = ctx.params;
   const msg = payload(size);
   const rtt = new RttRecorder(warmup, count);
-  await unlessExited(
-    new Promise<void>((resolve) => {
-      let got = 0;
-      const onData = (chunk: Buffer) => {
-        got += chunk.length;
-        if (got < size) return;
-        got = 0;
-        if (rtt.stop()) {
-          ends.input.off('data', onData);
-          resolve();
-          return;
-        }
-        rtt.start();
-        ends.output.write(msg);
-      };
-      ends.input.on('data', onData);
-      rtt.start();
-      ends.output.write(msg);
-    }),
-    echo.exited,
-  );
-  await unlessExited(streamBatch(ends, msg, onewayWarmup), echo.exited);
-  const t0 = process.hrtime.bigint();
-  await unlessExited(streamBatch(ends, msg, onewayCount), echo.exited);
-  const onewayNs = Number(process.hrtime.bigint() - t0);
+  await unlessExited(streamPingPong(ends.input, ends.output, msg, rtt), echo.exited);
+  const onewayNs = await timeOneway((n) => streamBatch(ends, msg, n), ctx.params, echo.exited);
   ends.output.end();
   await echo.exited;
   ends.close();
